@@ -1,0 +1,96 @@
+"""Audio file I/O with soundfile: float32 ``(channels, samples)`` arrays at the file's rate."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from curate.atomic import atomic_path
+from curate.errors import StemcurateError
+
+AUDIO_EXTENSIONS = (".wav", ".flac")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says: rate in Hz, channel count, length in samples."""
+
+    sample_rate: int
+    channels: int
+    frames: int
+
+
+def info(path: str | Path) -> AudioInfo:
+    """Header information of a wav/flac file; :class:`StemcurateError` when it can't be opened."""
+    try:
+        i = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise StemcurateError(f"{path}: cannot open audio ({_short(exc)})") from None
+    return AudioInfo(int(i.samplerate), int(i.channels), int(i.frames))
+
+
+def read(path: str | Path, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, int]:
+    """Read samples ``[start, stop)`` of a wav/flac file.
+
+    Returns ``(audio, sample_rate)`` with audio float32 of shape ``(channels, samples)``.
+    Only the requested range is decoded.
+    """
+    try:
+        data, sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise StemcurateError(f"{path}: cannot decode audio ({_short(exc)})") from None
+    return np.ascontiguousarray(data.T), int(sr)
+
+
+def write(path: str | Path, audio: np.ndarray, sample_rate: int, *, subtype: str | None = None) -> Path:
+    """Write ``audio`` ``(channels, samples)`` atomically; format from the extension (wav, flac)."""
+    path = Path(path)
+    audio = np.asarray(audio)
+    if audio.ndim != 2:
+        raise ValueError(f"audio must be (channels, samples), got shape {audio.shape}")
+    fmt = {".wav": "WAV", ".flac": "FLAC"}.get(path.suffix.lower())
+    if fmt is None:
+        raise StemcurateError(f"{path}: unsupported audio extension (use .wav or .flac)")
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), audio.T, sample_rate, subtype=subtype, format=fmt)
+    return path
+
+
+def wav_declared_frames(path: str | Path) -> int | None:
+    """Frames that a RIFF/WAVE header declares in its ``data`` chunk, or None if not a plain WAV.
+
+    libsndfile silently shortens truncated WAV files to the bytes present; comparing this
+    with the decoded length tells that the file was cut.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = None
+            while True:
+                hdr = fh.read(8)
+                if len(hdr) < 8:
+                    return None
+                cid, size = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+                if cid == b"fmt ":
+                    fmt = fh.read(size)
+                    block_align = struct.unpack("<H", fmt[12:14])[0]
+                    fh.seek(size % 2, 1)
+                elif cid == b"data":
+                    if not block_align or size == 0xFFFFFFFF:
+                        return None
+                    return size // block_align
+                else:
+                    fh.seek(size + size % 2, 1)
+    except OSError:
+        return None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,114 @@
+"""``curate``: the command line of the curation side. A thin layer over the library functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from curate.checks import CheckConfig
+from curate.cliutil import err_console, guarded, out_console, parse_list, progress_bar
+from curate.errors import StemcurateError
+from curate.scan import scan
+from curate.synth import synth_dataset
+from sad import SADConfig
+
+app = typer.Typer(
+    name="curate",
+    help="Find mislabeled and bleeding stems in music source-separation datasets.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.command()
+@guarded
+def synth(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the dataset to (MUSDB18-HQ layout).")],
+    tracks: Annotated[int, typer.Option("--tracks", "-n", min=1, help="Train tracks.")] = 12,
+    test_tracks: Annotated[int, typer.Option("--test-tracks", min=0, help="Test tracks.")] = 0,
+    seconds: Annotated[float, typer.Option("--seconds", "-s", min=1.0, help="Length of each track in seconds.")] = 10.0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same files.")] = 0,
+):
+    """Write a synthetic demo dataset whose stems sound like vocals, bass, drums and other."""
+    with progress_bar() as bar:
+        task = bar.add_task("synth", total=tracks + test_tracks, item="")
+        synth_dataset(
+            out_dir, tracks=tracks, test_tracks=test_tracks, seconds=seconds, seed=seed,
+            progress=lambda name: bar.update(task, advance=1, item=name),
+        )
+    out_console.print(f"wrote {tracks} train + {test_tracks} test tracks to {out_dir}")
+
+
+@app.command(name="scan")
+@guarded
+def scan_cmd(
+    data_dir: Annotated[Optional[Path], typer.Argument(help="Dataset root (default: $MUSDB_DIR).", show_default=False)] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Manifest to write.")] = Path("manifest.parquet"),
+    subset: Annotated[str, typer.Option("--subset", help="train or test.")] = "train",
+    stems: Annotated[Optional[str], typer.Option("--stems", help="Comma-separated stems (default vocals,bass,drums,other).")] = None,
+    txt_dir: Annotated[Optional[Path], typer.Option("--txt-dir", help="Also write seed-compatible {stem}_{subset}.txt files here.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit with code 2 when any problem is found.")] = False,
+    sad_window: Annotated[float, typer.Option("--sad-window", help="SAD window, seconds.")] = 6.0,
+    sad_hop: Annotated[float, typer.Option("--sad-hop", help="SAD hop, seconds.")] = 3.0,
+    sad_chunks: Annotated[int, typer.Option("--sad-chunks", help="Sub-chunks per window.")] = 10,
+    sad_quantile: Annotated[float, typer.Option("--sad-quantile", help="Quantile of sub-chunk RMS for the threshold.")] = 0.15,
+    sad_gamma: Annotated[float, typer.Option("--sad-gamma", help="Lowest RMS threshold.")] = 1e-3,
+    sad_min_active: Annotated[float, typer.Option("--sad-min-active", help="Keep a window when more than this fraction of sub-chunks is active.")] = 0.5,
+    silence_db: Annotated[float, typer.Option("--silence-db", help="Stems with peak below this (dBFS) are silent.")] = -70.0,
+    max_residual_db: Annotated[float, typer.Option("--max-residual-db", help="Report mixtures that differ from the stem sum by more than this (dB).")] = -20.0,
+):
+    """Check every file and index the salient fragments of every stem into a Parquet manifest."""
+    try:
+        sad_config = SADConfig(sad_window, sad_hop, sad_chunks, 1e-5, sad_gamma, sad_quantile, sad_min_active)
+    except ValueError as exc:
+        raise StemcurateError(f"SAD options: {exc}") from None
+    with progress_bar() as bar:
+        task = bar.add_task("scan", total=None, item="")
+        result = scan(
+            data_dir, output=output, subset=subset, stems=parse_list(stems, "--stems"),
+            sad_config=sad_config, check_config=CheckConfig(silence_db, max_residual_db), txt_dir=txt_dir,
+            on_start=lambda n: bar.update(task, total=n),
+            on_track=lambda t: bar.update(task, advance=1, item=t.name),
+        )
+    _print_summary(result)
+    if strict and len(result.problems):
+        err_console.print(f"error: {len(result.problems)} problem(s) found and --strict is set; see {result.problems_file}")
+        raise typer.Exit(2)
+
+
+def _print_summary(result) -> None:
+    frag = result.fragments
+    table = Table(title=f"{result.tracks} tracks scanned" + (f" ({result.resumed} resumed)" if result.resumed else ""))
+    table.add_column("stem")
+    table.add_column("fragments", justify="right")
+    table.add_column("tracks", justify="right")
+    table.add_column("hours", justify="right")
+    for stem in result.stems:
+        g = frag[frag["stem"] == stem]
+        hours = float(((g["end"] - g["start"]) / g["sample_rate"]).sum()) / 3600
+        table.add_row(str(stem), str(len(g)), str(g["track"].nunique()), f"{hours:.2f}")
+    out_console.print(table)
+    if len(result.problems):
+        pt = Table(title=f"{len(result.problems)} problem(s)")
+        for col in ("track", "stem", "check", "severity", "detail"):
+            pt.add_column(col)
+        for p in result.problems.head(30).itertuples():
+            pt.add_row(str(p.track), str(p.stem or "-"), p.check, p.severity, p.detail)
+        out_console.print(pt)
+        if len(result.problems) > 30:
+            out_console.print(f"... {len(result.problems) - 30} more")
+    out_console.print(f"manifest: {result.manifest}  ({len(frag)} fragments)")
+    out_console.print(f"problems: {result.problems_file}  ({len(result.problems)} rows)")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Shared plumbing of the ``curate`` and ``pipelines`` command lines."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from curate.errors import StemcurateError
+
+EXIT_BAD_INPUT = 2
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+def guarded(fn):
+    """Turn :class:`StemcurateError` (and interrupted runs) into a one-line message and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StemcurateError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except KeyboardInterrupt:
+            print("interrupted: finished work is kept; run the same command again to resume", file=sys.stderr)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def progress_bar() -> Progress:
+    """A rich progress bar on stderr: description, bar, n/total, elapsed, remaining."""
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[item]}"),
+        console=err_console,
+    )
+
+
+def parse_list(value: str | None, option: str) -> list[str] | None:
+    """``"a,b, c"`` -> ``["a", "b", "c"]``; None stays None; an empty list is a bad-input error."""
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise StemcurateError(f"{option}: empty list")
+    return items

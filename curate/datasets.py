@@ -1,0 +1,219 @@
+"""Discover tracks and stems in MUSDB18 (``.stem.mp4``), MUSDB18-HQ and any folder in that layout.
+
+Layouts under ``ROOT/<subset>/`` (subset ``train`` or ``test``):
+
+* folder layout (MUSDB18-HQ): ``<track>/{mixture,vocals,bass,drums,other}.wav`` (or ``.flac``);
+  any other ``<name>.wav`` in a track folder is a stem called ``<name>`` (guitar, piano, ...).
+* stems layout (MUSDB18): ``<track>.stem.mp4`` files, read through ``musdb``/``stempeg``
+  (needs ``ffmpeg``); streams 0-4 are mixture, drums, bass, other, vocals.
+
+Audio comes back float32 ``(channels, samples)`` at the file's own rate.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from curate import audio as audio_io
+from curate.errors import StemcurateError
+
+DEFAULT_STEMS = ("vocals", "bass", "drums", "other")
+MIXTURE = "mixture"
+SUBSETS = ("train", "test")
+STEM_MP4 = ".stem.mp4"
+MUSDB_STREAMS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
+"""Stream index of each source inside a MUSDB18 ``.stem.mp4`` file (musdb's ``mus.yaml``)."""
+
+
+@dataclass(frozen=True)
+class StemFile:
+    """One source of a track: a wav/flac file, or one stream of a ``.stem.mp4``."""
+
+    name: str
+    path: Path
+    stream: int | None = None
+
+    def relative_to(self, root: Path) -> str:
+        """Path relative to the data root, POSIX separators (as stored in manifests)."""
+        return Path(os.path.relpath(self.path, root)).as_posix()
+
+
+@dataclass
+class Track:
+    """A track of a dataset: its mixture (if present) and stems, by name."""
+
+    name: str
+    subset: str
+    root: Path
+    stems: dict[str, StemFile]
+    mixture: StemFile | None = None
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def is_stem_mp4(self) -> bool:
+        return any(s.stream is not None for s in self.stems.values())
+
+    def source(self, name: str) -> StemFile:
+        if name == MIXTURE and self.mixture is not None:
+            return self.mixture
+        if name not in self.stems:
+            raise StemcurateError(f"track '{self.name}': no stem '{name}' (has {', '.join(self.stems)})")
+        return self.stems[name]
+
+    def load(self, name: str, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, int]:
+        """Samples ``[start, stop)`` of stem ``name`` (or ``mixture``): float32 ``(channels, samples)``, Hz."""
+        return load_source(self.source(name), start, stop)
+
+    def load_all(self, names: list[str] | None = None) -> tuple[dict[str, np.ndarray], int]:
+        """All named stems (default: every stem); an error naming the track when rates or lengths differ."""
+        names = list(self.stems) if names is None else names
+        out, rates = {}, {}
+        for n in names:
+            out[n], rates[n] = self.load(n)
+        if len(set(rates.values())) > 1:
+            detail = ", ".join(f"{n} {r} Hz" for n, r in rates.items())
+            raise StemcurateError(f"track '{self.name}': stems have different sample rates ({detail})")
+        lengths = {n: a.shape[1] for n, a in out.items()}
+        if len(set(lengths.values())) > 1:
+            detail = ", ".join(f"{n} {v}" for n, v in lengths.items())
+            raise StemcurateError(f"track '{self.name}': stems have different lengths in samples ({detail})")
+        return out, next(iter(rates.values())) if rates else 0
+
+
+def load_source(src: StemFile, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, int]:
+    """Read ``[start, stop)`` samples of one source: float32 ``(channels, samples)`` and its rate in Hz."""
+    if src.stream is None:
+        return audio_io.read(src.path, start, stop)
+    full, sr = _decode_stem_mp4(str(src.path), src.stream)
+    return full[:, start:stop], sr
+
+
+def load_segment(root: str | Path, rel_path: str, stem: str, start: int, stop: int) -> tuple[np.ndarray, int]:
+    """Read a manifest row's audio: ``rel_path`` under ``root``; ``stem`` picks the stream of a ``.stem.mp4``."""
+    path = Path(root) / rel_path
+    stream = MUSDB_STREAMS.get(stem) if path.name.endswith(STEM_MP4) else None
+    if path.name.endswith(STEM_MP4) and stream is None:
+        raise StemcurateError(f"{path}: no stream for stem '{stem}' in a MUSDB18 .stem.mp4")
+    return load_source(StemFile(stem, path, stream), start, stop)
+
+
+@functools.lru_cache(maxsize=8)
+def _decode_stem_mp4(path: str, stream: int) -> tuple[np.ndarray, int]:
+    _require_ffmpeg(path)
+    import stempeg
+
+    try:
+        data, sr = stempeg.read_stems(path, stem_id=stream, dtype=np.float32)
+    except Exception as exc:  # stempeg raises bare Exceptions and ffmpeg errors
+        raise StemcurateError(f"{path}: cannot decode stream {stream} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    data = np.asarray(data, dtype=np.float32)
+    if data.ndim == 1:
+        data = data[:, None]
+    return np.ascontiguousarray(data.T), int(sr)
+
+
+def _require_ffmpeg(path) -> None:
+    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+        raise StemcurateError(f"{path}: reading .stem.mp4 needs ffmpeg and ffprobe (apt-get install -y ffmpeg)")
+
+
+def default_root() -> Path | None:
+    """The ``MUSDB_DIR`` environment variable, as musdb and open-unmix use it."""
+    value = os.environ.get("MUSDB_DIR")
+    return Path(value) if value else None
+
+
+def discover(root: str | Path | None = None, *, subset: str = "train") -> list[Track]:
+    """Find all tracks of ``subset`` under ``root`` (default ``$MUSDB_DIR``), sorted by name.
+
+    Every stem file present is listed; selecting stems is the caller's job. Raises
+    :class:`StemcurateError` for a missing/empty root or when no track is found.
+    """
+    if root is None:
+        root = default_root()
+        if root is None:
+            raise StemcurateError("no data folder given and MUSDB_DIR is not set")
+    root = Path(root)
+    if subset not in SUBSETS:
+        raise StemcurateError(f"unknown subset '{subset}' (use {' or '.join(SUBSETS)})")
+    if not root.exists():
+        raise StemcurateError(f"{root}: data folder does not exist")
+    if not root.is_dir():
+        raise StemcurateError(f"{root}: not a folder")
+    if not any(root.iterdir()):
+        raise StemcurateError(f"{root}: data folder is empty")
+    sub = root / subset
+    if not sub.is_dir():
+        raise StemcurateError(
+            f"{root}: no '{subset}' folder (expected {subset}/<track>/{{mixture,vocals,bass,drums,other}}.wav "
+            f"or {subset}/<track>.stem.mp4)"
+        )
+    tracks = _discover_folders(root, sub, subset) + _discover_stem_mp4(root, sub, subset)
+    if not tracks:
+        raise StemcurateError(
+            f"{sub}: no tracks found (expected <track>/{{mixture,vocals,bass,drums,other}}.wav|.flac "
+            f"or <track>.stem.mp4)"
+        )
+    names = [t.name for t in tracks]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise StemcurateError(f"{sub}: track '{dupes[0]}' appears both as a folder and as a .stem.mp4")
+    return sorted(tracks, key=lambda t: t.name)
+
+
+def _discover_folders(root: Path, sub: Path, subset: str) -> list[Track]:
+    tracks = []
+    for folder in sorted(p for p in sub.iterdir() if p.is_dir()):
+        files: dict[str, Path] = {}
+        for f in sorted(folder.iterdir()):
+            ext = f.suffix.lower()
+            if f.is_file() and ext in audio_io.AUDIO_EXTENSIONS and not f.name.startswith("."):
+                # prefer .wav over .flac when both exist
+                if f.stem not in files or ext == ".wav":
+                    files[f.stem] = f
+        if not files:
+            continue
+        mixture = files.pop(MIXTURE, None)
+        stems = {n: StemFile(n, p) for n, p in files.items()}
+        tracks.append(
+            Track(folder.name, subset, root, stems, StemFile(MIXTURE, mixture) if mixture else None)
+        )
+    return tracks
+
+
+def _discover_stem_mp4(root: Path, sub: Path, subset: str) -> list[Track]:
+    files = sorted(p for p in sub.rglob(f"*{STEM_MP4}") if p.is_file())
+    if not files:
+        return []
+    _require_ffmpeg(files[0])
+    import musdb
+
+    try:
+        db = musdb.DB(root=str(root), subsets=subset, is_wav=False)
+    except Exception as exc:
+        raise StemcurateError(f"{root}: musdb cannot read the dataset ({str(exc).splitlines()[0]})") from None
+    tracks = []
+    for mt in db.tracks:
+        path = Path(mt.path)
+        stems = {
+            name: StemFile(name, path, MUSDB_STREAMS[name])
+            for name in mt.sources
+            if name in MUSDB_STREAMS
+        }
+        tracks.append(Track(mt.name, subset, root, stems, StemFile(MIXTURE, path, MUSDB_STREAMS[MIXTURE])))
+    return tracks
+
+
+def available_stems(tracks: list[Track]) -> list[str]:
+    """Stem names present in at least one track, in order of first appearance."""
+    seen: dict[str, None] = {}
+    for t in tracks:
+        for n in t.stems:
+            seen.setdefault(n, None)
+    return list(seen)

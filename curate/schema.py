@@ -1,0 +1,194 @@
+"""The Parquet manifest: the contract between curation and training.
+
+One row per salient fragment of one stem. Positions are in samples at ``sample_rate``; ``path``
+is relative to the data root stored in the file's metadata, so a manifest moves with its data.
+Every other module imports the schema from here; nothing else defines manifest columns.
+
+Columns (nullable ones are filled by the classifier stage of ``curate scan``):
+
+===============  =========  ==========================================================
+track            string     track name (folder name, or file name without .stem.mp4)
+subset           string     ``train`` or ``test``
+stem             string     label of the stem file (vocals, bass, drums, other, ...)
+path             string     stem file relative to the data root (POSIX separators)
+start, end       int64      fragment bounds in samples, ``[start, end)``
+sample_rate      int32      Hz
+channels         int16      channels of the stem file
+rms_db           float32    RMS of the fragment over all channels, dBFS
+quality          float32    0-1, what ``curate filter --threshold`` compares (nullable)
+label_score      float32    probability that the label is right (nullable)
+predicted_stem   string     most likely label for the content (nullable)
+bleed_db         float32    leakage of other stems, dB relative to the fragment (nullable)
+bleed_stem       string     stem that leaks most (nullable)
+reason           string     why a fragment was rejected, human readable (nullable)
+===============  =========  ==========================================================
+
+Extra columns (e.g. ground truth written by ``curate corrupt``) are kept as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate.atomic import atomic_path
+from curate.errors import StemcurateError
+
+MANIFEST_VERSION = 1
+"""Bumped whenever a column changes meaning or type."""
+
+META_KIND = b"stemcurate.kind"
+META_VERSION = b"stemcurate.version"
+META_ROOT = b"stemcurate.data_root"
+META_EXTRA = b"stemcurate.meta"
+
+MANIFEST_SCHEMA = pa.schema(
+    [
+        pa.field("track", pa.string(), nullable=False),
+        pa.field("subset", pa.string(), nullable=False),
+        pa.field("stem", pa.string(), nullable=False),
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("start", pa.int64(), nullable=False),
+        pa.field("end", pa.int64(), nullable=False),
+        pa.field("sample_rate", pa.int32(), nullable=False),
+        pa.field("channels", pa.int16(), nullable=False),
+        pa.field("rms_db", pa.float32(), nullable=False),
+        pa.field("quality", pa.float32()),
+        pa.field("label_score", pa.float32()),
+        pa.field("predicted_stem", pa.string()),
+        pa.field("bleed_db", pa.float32()),
+        pa.field("bleed_stem", pa.string()),
+        pa.field("reason", pa.string()),
+    ]
+)
+
+PROBLEMS_SCHEMA = pa.schema(
+    [
+        pa.field("track", pa.string(), nullable=False),
+        pa.field("subset", pa.string(), nullable=False),
+        pa.field("stem", pa.string()),
+        pa.field("path", pa.string()),
+        pa.field("check", pa.string(), nullable=False),
+        pa.field("severity", pa.string(), nullable=False),
+        pa.field("detail", pa.string(), nullable=False),
+    ]
+)
+"""Rows of ``<manifest>.problems.parquet``: one per problem found by the pre-flight checks."""
+
+REQUIRED_COLUMNS = [f.name for f in MANIFEST_SCHEMA if not f.nullable]
+SCORE_COLUMNS = ["quality", "label_score", "predicted_stem", "bleed_db", "bleed_stem", "reason"]
+
+
+@dataclass
+class Manifest:
+    """A manifest table with the data root it is relative to and free-form metadata."""
+
+    frame: pd.DataFrame
+    root: Path
+    meta: dict = field(default_factory=dict)
+
+    def audio_path(self, row) -> Path:
+        """Absolute path of the stem file of one row (a Series or namedtuple with ``path``)."""
+        return self.root / row.path
+
+    @property
+    def has_scores(self) -> bool:
+        """True when the classifier stage filled ``quality`` for every row."""
+        return len(self.frame) > 0 and bool(self.frame["quality"].notna().all())
+
+
+def empty_frame() -> pd.DataFrame:
+    """A manifest frame with all columns and no rows."""
+    return MANIFEST_SCHEMA.empty_table().to_pandas()
+
+
+def _to_table(frame: pd.DataFrame, schema: pa.Schema, what: str) -> pa.Table:
+    frame = frame.copy()
+    for f in schema:
+        if f.name not in frame.columns:
+            if not f.nullable:
+                raise StemcurateError(f"{what}: missing required column '{f.name}'")
+            frame[f.name] = None
+    extra = [c for c in frame.columns if c not in schema.names]
+    ordered = frame[schema.names + extra].reset_index(drop=True)
+    try:
+        table = pa.Table.from_pandas(ordered, preserve_index=False)
+        fields = list(schema) + [table.schema.field(c) for c in extra]
+        return table.cast(pa.schema(fields))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+        raise StemcurateError(f"{what}: cannot convert to the schema ({exc})") from None
+
+
+def write_manifest(frame: pd.DataFrame, path: str | Path, *, root: str | Path, meta: dict | None = None) -> Path:
+    """Validate ``frame`` against the schema and write it atomically to ``path``.
+
+    ``root`` is the data root that ``path`` columns are relative to (stored absolute).
+    """
+    path = Path(path)
+    table = _to_table(frame, MANIFEST_SCHEMA, str(path))
+    if len(frame) and not (frame["end"] > frame["start"]).all():
+        raise StemcurateError(f"{path}: fragments with end <= start")
+    md = {
+        META_KIND: b"manifest",
+        META_VERSION: str(MANIFEST_VERSION).encode(),
+        META_ROOT: str(Path(root).resolve()).encode(),
+        META_EXTRA: json.dumps(meta or {}, sort_keys=True).encode(),
+    }
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **md})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """Read and validate a manifest; a clear :class:`StemcurateError` when it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise StemcurateError(f"{path}: manifest not found")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise StemcurateError(f"{path}: not a Parquet file ({str(exc).splitlines()[0]})") from None
+    md = table.schema.metadata or {}
+    if md.get(META_KIND) != b"manifest":
+        raise StemcurateError(f"{path}: not a stemcurate manifest (no '{META_KIND.decode()}' metadata)")
+    version = md.get(META_VERSION, b"?").decode()
+    if version != str(MANIFEST_VERSION):
+        raise StemcurateError(
+            f"{path}: manifest version {version}, this stemcurate reads version {MANIFEST_VERSION}; rescan the data"
+        )
+    missing = [n for n in MANIFEST_SCHEMA.names if n not in table.schema.names]
+    if missing:
+        raise StemcurateError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
+    for f in MANIFEST_SCHEMA:
+        if not table.schema.field(f.name).type.equals(f.type):
+            raise StemcurateError(f"{path}: column '{f.name}' has type {table.schema.field(f.name).type}, expected {f.type}")
+    root = Path(md.get(META_ROOT, b".").decode())
+    meta = json.loads(md.get(META_EXTRA, b"{}").decode() or "{}")
+    return Manifest(frame=table.to_pandas(), root=root, meta=meta)
+
+
+def problems_path(manifest_path: str | Path) -> Path:
+    """``out/m.parquet`` -> ``out/m.problems.parquet``."""
+    p = Path(manifest_path)
+    stem = p.name[: -len(".parquet")] if p.name.endswith(".parquet") else p.name
+    return p.with_name(f"{stem}.problems.parquet")
+
+
+def write_problems(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a problems table (see :data:`PROBLEMS_SCHEMA`) atomically."""
+    table = _to_table(frame, PROBLEMS_SCHEMA, str(path))
+    table = table.replace_schema_metadata({META_KIND: b"problems", META_VERSION: str(MANIFEST_VERSION).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
+
+
+def empty_problems() -> pd.DataFrame:
+    """A problems frame with all columns and no rows."""
+    return PROBLEMS_SCHEMA.empty_table().to_pandas()

@@ -1,0 +1,1 @@
+"""Training, evaluation and separation pipelines for BSRNN (``pipelines`` command line)."""
