@@ -292,22 +292,24 @@ def _other(rng, n, sr, beat, progression, scale, timbres) -> np.ndarray:
 
 
 def _apply_gaps(rng, stems: dict, n: int, sr: int, beat: float) -> dict:
-    """Mute whole bars in about half of the stems; never more than ~30% of a stem."""
-    bar = int(round(4 * beat * sr))
-    n_bars = max(1, n // bar)
+    """Mute whole bars (beats in short tracks) in about half of the stems; at most ~30% of a stem."""
+    unit = int(round(4 * beat * sr))
+    if n // unit < 4:
+        unit = int(round(beat * sr))
+    n_units = max(1, n // unit)
     gaps = {}
     for name in stems:
-        if rng.random() < 0.5 or n_bars < 4:
+        if rng.random() < 0.5 or n_units < 4:
             continue
-        k = int(rng.integers(1, max(2, int(0.3 * n_bars)) + 1))
-        bars = sorted(int(b) for b in rng.choice(np.arange(1, n_bars), size=min(k, n_bars - 1), replace=False))
+        k = int(rng.integers(1, max(2, int(0.3 * n_units)) + 1))
+        units = sorted(int(b) for b in rng.choice(np.arange(1, n_units), size=min(k, n_units - 1), replace=False))
         fade = int(0.01 * sr)
-        for b in bars:
-            a, z = b * bar, min(n, (b + 1) * bar)
+        for b in units:
+            a, z = b * unit, min(n, (b + 1) * unit)
             stems[name][:, a:z] = 0.0
             if a >= fade:
                 stems[name][:, a - fade : a] *= np.linspace(1, 0, fade)
-        gaps[name] = [[round(b * bar / sr, 3), round(min(n, (b + 1) * bar) / sr, 3)] for b in bars]
+        gaps[name] = [[round(b * unit / sr, 3), round(min(n, (b + 1) * unit) / sr, 3)] for b in units]
     return gaps
 
 

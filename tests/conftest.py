@@ -1,0 +1,48 @@
+"""Shared fixtures: small generated datasets and the real MUSDB18 excerpt from ../shared."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+MUSDB_SAMPLE = SHARED_DATA / "musdb18-sample"
+MUSDBHQ_SAMPLE = SHARED_DATA / "musdb18hq-sample"
+
+
+def need_shared():
+    if not MUSDB_SAMPLE.is_dir() or not MUSDBHQ_SAMPLE.is_dir():
+        pytest.skip(f"shared test data not found at {SHARED_DATA}")
+    if shutil.which("ffmpeg") is None:
+        pytest.fail("ffmpeg is required for the MUSDB18 .stem.mp4 tests (apt-get install -y ffmpeg)")
+
+
+def write_track(folder: Path, stems: dict[str, np.ndarray], sr: int = 44100, subtype: str = "PCM_16", with_mixture: bool = True, ext: str = "wav") -> None:
+    """Write ``{name: (channels, samples)}`` stems (and their exact-sum mixture) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, x in stems.items():
+        sf.write(folder / f"{name}.{ext}", np.asarray(x).T, sr, subtype=subtype)
+    if with_mixture:
+        mix = sum(np.asarray(x, dtype=np.float64) for x in stems.values())
+        sf.write(folder / f"mixture.{ext}", mix.T, sr, subtype="FLOAT" if subtype == "FLOAT" else subtype)
+
+
+def noise_stems(rng, seconds: float = 7.0, sr: int = 44100, names=("vocals", "bass", "drums", "other")) -> dict[str, np.ndarray]:
+    """Independent quiet noise per stem, float32 (2, samples), safely below clipping when summed."""
+    n = int(seconds * sr)
+    return {k: (0.05 * rng.standard_normal((2, n))).astype(np.float32) for k in names}
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    """A 3-track, 7-second ``curate synth`` dataset (train) plus one test track."""
+    from curate.synth import synth_dataset
+
+    root = tmp_path_factory.mktemp("synth")
+    synth_dataset(root, tracks=3, test_tracks=1, seconds=7.0, seed=3)
+    return root

@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+
+from curate.datasets import DEFAULT_STEMS, available_stems, discover, load_segment
+from curate.errors import StemcurateError
+from tests.conftest import MUSDB_SAMPLE, MUSDBHQ_SAMPLE, need_shared, noise_stems, write_track
+
+
+def test_musdb_stem_mp4_and_hq_layout_agree():
+    need_shared()
+    (mp4,) = discover(MUSDB_SAMPLE, subset="train")
+    (hq,) = discover(MUSDBHQ_SAMPLE, subset="train")
+    assert mp4.name == hq.name == "Music Delta - 80s Rock"
+    assert mp4.is_stem_mp4 and not hq.is_stem_mp4
+    assert sorted(mp4.stems) == sorted(hq.stems) == sorted(DEFAULT_STEMS)
+    for name in ("mixture", *DEFAULT_STEMS):
+        a, ra = mp4.load(name)
+        b, rb = hq.load(name)
+        assert a.dtype == b.dtype == np.float32
+        assert ra == rb == 44100
+        assert a.shape == b.shape and a.shape[0] == 2
+        assert np.abs(a - b).max() < 1e-3, name
+
+
+def test_load_segment_matches_full_read_for_both_layouts():
+    need_shared()
+    for root, rel in ((MUSDB_SAMPLE, "train/Music Delta - 80s Rock.stem.mp4"), (MUSDBHQ_SAMPLE, "train/Music Delta - 80s Rock/bass.wav")):
+        (track,) = discover(root)
+        full, _ = track.load("bass")
+        seg, sr = load_segment(root, rel, "bass", 1000, 5000)
+        assert sr == 44100
+        np.testing.assert_array_equal(seg, full[:, 1000:5000])
+
+
+def test_musdb_dir_env_is_default_root(monkeypatch):
+    need_shared()
+    monkeypatch.setenv("MUSDB_DIR", str(MUSDBHQ_SAMPLE))
+    assert [t.name for t in discover(None)] == ["Music Delta - 80s Rock"]
+    monkeypatch.delenv("MUSDB_DIR")
+    with pytest.raises(StemcurateError, match="MUSDB_DIR"):
+        discover(None)
+
+
+def test_flac_custom_stems_and_mono(tmp_path):
+    rng = np.random.default_rng(0)
+    stems = noise_stems(rng, 2.0, names=("vocals", "guitar", "piano"))
+    stems["guitar"] = stems["guitar"][:1]  # mono stem
+    write_track(tmp_path / "test" / "song", stems, ext="flac", with_mixture=False)
+    (track,) = discover(tmp_path, subset="test")
+    assert track.subset == "test" and track.mixture is None
+    assert available_stems([track]) == ["guitar", "piano", "vocals"]
+    g, sr = track.load("guitar")
+    assert g.shape == (1, 88200) and sr == 44100
+    assert np.abs(g - stems["guitar"]).max() < 1e-4  # 16-bit flac
+
+
+def test_mismatched_lengths_and_rates_name_the_track(tmp_path):
+    rng = np.random.default_rng(0)
+    stems = noise_stems(rng, 1.0)
+    stems["bass"] = stems["bass"][:, :-10]
+    write_track(tmp_path / "train" / "bad song", stems, with_mixture=False)
+    (track,) = discover(tmp_path)
+    with pytest.raises(StemcurateError, match="track 'bad song': stems have different lengths"):
+        track.load_all()
+    import soundfile as sf
+
+    sf.write(tmp_path / "train" / "bad song" / "bass.wav", stems["vocals"].T, 22050)
+    with pytest.raises(StemcurateError, match="track 'bad song': stems have different sample rates"):
+        track.load_all()
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda p: None, "does not exist"),
+        (lambda p: p.mkdir(), "is empty"),
+        (lambda p: (p / "other").mkdir(parents=True), "no 'train' folder"),
+        (lambda p: (p / "train" / "song").mkdir(parents=True), "no tracks found"),
+    ],
+)
+def test_discovery_errors_name_the_path(tmp_path, setup, message):
+    root = tmp_path / "data"
+    setup(root)
+    with pytest.raises(StemcurateError, match=message) as info:
+        discover(root)
+    assert str(root) in str(info.value)
+
+
+def test_unknown_subset(tmp_path):
+    with pytest.raises(StemcurateError, match="unknown subset"):
+        discover(tmp_path, subset="valid")
