@@ -62,7 +62,10 @@ class CheckedTrack:
 
 
 def residual_db(mixture: np.ndarray, stems: list[np.ndarray]) -> float:
-    """Energy of ``mixture - sum(stems)`` relative to the mixture, in dB (-inf for an exact sum)."""
+    """Energy of ``mixture - sum(stems)`` relative to the mixture, in dB (-inf for an exact sum).
+
+    Arrays are ``(channels, samples)``; a mono stem counts in every channel of the mixture.
+    """
     total = np.zeros_like(mixture, dtype=np.float64)
     for s in stems:
         total += s
@@ -140,7 +143,7 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
     if all_ok:
         mix = loaded[MIXTURE]
         stem_arrays = [loaded[n] for n in track.stems]
-        if all(a.shape == mix.shape for a in stem_arrays):
+        if all(a.shape[1] == mix.shape[1] and a.shape[0] in (1, mix.shape[0]) for a in stem_arrays):
             res = residual_db(mix, stem_arrays)
             if res > config.max_residual_db:
                 report(

@@ -66,14 +66,23 @@ def scan_cmd(
         sad_config = SADConfig(sad_window, sad_hop, sad_chunks, 1e-5, sad_gamma, sad_quantile, sad_min_active)
     except ValueError as exc:
         raise StemcurateError(f"SAD options: {exc}") from None
-    with progress_bar() as bar:
-        task = bar.add_task("scan", total=None, item="")
+    bar = progress_bar()
+    task = bar.add_task("scan", total=None, item="", start=False)
+
+    def on_start(n: int) -> None:  # the bar appears once the data folder is known to be good
+        bar.start()
+        bar.start_task(task)
+        bar.update(task, total=n)
+
+    try:
         result = scan(
             data_dir, output=output, subset=subset, stems=parse_list(stems, "--stems"),
             sad_config=sad_config, check_config=CheckConfig(silence_db, max_residual_db), txt_dir=txt_dir,
-            on_start=lambda n: bar.update(task, total=n),
-            on_track=lambda t: bar.update(task, advance=1, item=t.name),
+            on_start=on_start, on_track=lambda t: bar.update(task, advance=1, item=t.name),
         )
+    finally:
+        if bar.live.is_started:
+            bar.stop()
     _print_summary(result)
     if strict and len(result.problems):
         err_console.print(f"error: {len(result.problems)} problem(s) found and --strict is set; see {result.problems_file}")

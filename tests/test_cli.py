@@ -1,0 +1,106 @@
+"""Command-level behaviour: one-line errors with exit code 2, --strict, and the real entry points."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from curate.cli import app
+from tests.conftest import noise_stems, write_track
+
+runner = CliRunner()
+
+
+def _assert_one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    err = result.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: ") and "Traceback" not in result.output + result.stderr
+    for f in fragments:
+        assert f in err
+
+
+def _data(tmp_path, names=("vocals", "bass", "drums", "other")):
+    root = tmp_path / "data"
+    write_track(root / "train" / "song", noise_stems(np.random.default_rng(0), names=names))
+    return root
+
+
+def test_missing_data_dir(tmp_path):
+    missing = tmp_path / "nope"
+    _assert_one_line_error(runner.invoke(app, ["scan", str(missing)]), str(missing), "does not exist")
+
+
+def test_empty_data_dir(tmp_path):
+    (tmp_path / "empty").mkdir()
+    _assert_one_line_error(runner.invoke(app, ["scan", str(tmp_path / "empty")]), "empty")
+
+
+def test_no_tracks_found(tmp_path):
+    (tmp_path / "d" / "train" / "x").mkdir(parents=True)
+    (tmp_path / "d" / "train" / "x" / "notes.txt").write_text("hi")
+    _assert_one_line_error(runner.invoke(app, ["scan", str(tmp_path / "d")]), "no tracks found")
+
+
+def test_unwritable_output(tmp_path):
+    root = _data(tmp_path)
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    out = blocker / "m.parquet"  # parent is a file: cannot be created, even as root
+    _assert_one_line_error(runner.invoke(app, ["scan", str(root), "-o", str(out)]), str(out))
+    _assert_one_line_error(runner.invoke(app, ["scan", str(root), "-o", str(tmp_path)]), "is a folder")
+
+
+def test_unknown_stem(tmp_path):
+    root = _data(tmp_path)
+    _assert_one_line_error(runner.invoke(app, ["scan", str(root), "--stems", "vocals,guitar"]), "unknown stem 'guitar'", str(root))
+
+
+def test_bad_sad_option(tmp_path):
+    root = _data(tmp_path)
+    _assert_one_line_error(runner.invoke(app, ["scan", str(root), "--sad-quantile", "2"]), "SAD options")
+
+
+def test_strict_exits_2_but_writes_outputs(tmp_path):
+    root = _data(tmp_path)
+    stems = noise_stems(np.random.default_rng(1))
+    stems["drums"][:] = 0
+    write_track(root / "train" / "quiet", stems)
+    out = tmp_path / "m.parquet"
+    ok = runner.invoke(app, ["scan", str(root), "-o", str(out)])
+    assert ok.exit_code == 0 and "silent" in ok.stdout
+    strict = runner.invoke(app, ["scan", str(root), "-o", str(out), "--strict"])
+    assert strict.exit_code == 2
+    assert "--strict" in strict.stderr
+    assert len(pd.read_parquet(tmp_path / "m.problems.parquet")) == 1
+
+
+def test_synth_then_scan_through_console_scripts(tmp_path):
+    """The acceptance flow, through the installed entry points in a fresh process."""
+    bindir = Path(sys.executable).parent
+    curate = bindir / "curate"
+    if not curate.exists():
+        pytest.skip("console scripts not installed (pip install -e .)")
+    env = {**os.environ, "COLUMNS": "120"}
+    subprocess.run([curate, "synth", tmp_path / "d", "--tracks", "4", "--seconds", "8", "--seed", "0"], check=True, env=env, capture_output=True)
+    res = subprocess.run([curate, "scan", tmp_path / "d", "-o", tmp_path / "m.parquet"], env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    df = pd.read_parquet(tmp_path / "m.parquet")
+    for col in ["track", "subset", "stem", "path", "start", "end", "sample_rate", "channels", "rms_db",
+                "quality", "label_score", "predicted_stem", "bleed_db", "reason"]:
+        assert col in df.columns
+    assert set(df["stem"]) == {"vocals", "bass", "drums", "other"}
+    bad = subprocess.run([curate, "scan", tmp_path / "missing"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_pipelines_env_runs():
+    from pipelines.cli import app as papp
+
+    r = runner.invoke(papp, ["env"])
+    assert r.exit_code == 0 and "torch" in r.stdout

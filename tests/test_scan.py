@@ -1,0 +1,200 @@
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from curate.checks import CheckConfig, residual_db
+from curate.errors import StemcurateError
+from curate.scan import scan
+from curate.schema import MANIFEST_SCHEMA, read_manifest
+from tests.conftest import MUSDB_SAMPLE, MUSDBHQ_SAMPLE, need_shared, noise_stems, write_track
+
+SR = 44100
+
+
+def _dataset(tmp_path, n_tracks=2, seconds=7.0, seed=0):
+    rng = np.random.default_rng(seed)
+    root = tmp_path / "data"
+    for i in range(n_tracks):
+        write_track(root / "train" / f"song{i}", noise_stems(rng, seconds))
+    return root
+
+
+def _problems(result, check):
+    return result.problems[result.problems["check"] == check]
+
+
+def test_scan_synth_dataset_writes_full_manifest(synth_dir, tmp_path):
+    result = scan(synth_dir, output=tmp_path / "m.parquet", txt_dir=tmp_path / "txt")
+    df = pd.read_parquet(tmp_path / "m.parquet")
+    assert list(df.columns) == MANIFEST_SCHEMA.names
+    assert set(df["stem"]) == {"vocals", "bass", "drums", "other"}
+    assert (df["end"] - df["start"] == 6 * SR).all()
+    assert (df["path"] == "train/" + df["track"] + "/" + df["stem"] + ".wav").all()
+    assert len(result.problems) == 0
+    assert all(v == float("-inf") for v in result.residual_db.values())  # exact sums
+    lines = (tmp_path / "txt" / "vocals_train.txt").read_text().splitlines()
+    voc = df[df["stem"] == "vocals"]
+    assert lines == [f"{r.track}\t{r.start}\t{r.end}" for r in voc.itertuples()]
+    assert not (tmp_path / "m.parquet.parts").exists()
+
+
+def test_rms_db_matches_audio(tmp_path):
+    root = _dataset(tmp_path, 1)
+    result = scan(root, output=tmp_path / "m.parquet")
+    row = result.fragments.iloc[0]
+    x, _ = sf.read(root / row.path, start=row.start, stop=row.end, dtype="float64")
+    assert row.rms_db == pytest.approx(10 * np.log10(np.mean(x**2)), abs=1e-3)
+
+
+def test_musdb_and_hq_give_same_fragments(tmp_path):
+    need_shared()
+    a = scan(MUSDB_SAMPLE, output=tmp_path / "a.parquet").fragments
+    b = scan(MUSDBHQ_SAMPLE, output=tmp_path / "b.parquet").fragments
+    cols = ["track", "subset", "stem", "start", "end", "sample_rate", "channels"]
+    assert len(a) == 4
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    np.testing.assert_allclose(a["rms_db"], b["rms_db"], atol=0.01)
+    assert read_manifest(tmp_path / "a.parquet").meta["residual_db"]["Music Delta - 80s Rock"] == pytest.approx(-31.6, abs=1)
+
+
+def test_truncated_and_silent_files_are_reported_and_skipped(tmp_path):
+    root = _dataset(tmp_path, 3)
+    bass = root / "train/song0/bass.wav"
+    size = os.path.getsize(bass)
+    with open(bass, "r+b") as fh:
+        fh.truncate(size // 2)
+    stems = noise_stems(np.random.default_rng(5))
+    stems["vocals"][:] = 0.0
+    write_track(root / "train/song1", stems)
+    result = scan(root, output=tmp_path / "m.parquet")
+    trunc, silent = _problems(result, "truncated"), _problems(result, "silent")
+    assert trunc[["track", "stem", "severity"]].values.tolist() == [["song0", "bass", "skipped"]]
+    assert "header declares 308700 samples" in trunc["detail"].iloc[0]
+    assert silent[["track", "stem"]].values.tolist() == [["song1", "vocals"]]
+    frags = result.fragments
+    assert not ((frags.track == "song0") & (frags.stem == "bass")).any()
+    assert ((frags.track == "song0") & (frags.stem == "drums")).any()  # the rest of the track is kept
+    assert not ((frags.track == "song1") & (frags.stem == "vocals")).any()
+    assert (frags.track == "song2").sum() == 4
+    on_disk = pd.read_parquet(tmp_path / "m.problems.parquet")
+    assert len(on_disk) == len(result.problems) == 2
+
+
+def test_decode_rate_length_nan_mono_and_residual_checks(tmp_path):
+    rng = np.random.default_rng(1)
+    root = tmp_path / "data"
+    # song0: undecodable drums; song1: other at 22050 Hz; song2: vocals 1000 samples short;
+    # song3: NaN in bass (float wav); song4: mono vocals; song5: mixture that is not the stem sum
+    for i in range(6):
+        write_track(root / "train" / f"song{i}", noise_stems(rng), subtype="FLOAT")
+    (root / "train/song0/drums.wav").write_bytes(b"not audio at all" * 100)
+    x = noise_stems(rng)["other"]
+    sf.write(root / "train/song1/other.wav", x.T, 22050, subtype="FLOAT")
+    v, _ = sf.read(root / "train/song2/vocals.wav", dtype="float32")
+    sf.write(root / "train/song2/vocals.wav", v[:-1000], SR, subtype="FLOAT")
+    b, _ = sf.read(root / "train/song3/bass.wav", dtype="float32")
+    b[100, 0] = np.nan
+    sf.write(root / "train/song3/bass.wav", b, SR, subtype="FLOAT")
+    stems = noise_stems(rng)
+    stems["vocals"] = stems["vocals"][:1]
+    write_track(root / "train/song4", stems, subtype="FLOAT")  # mixture: mono vocals in both channels
+    m, _ = sf.read(root / "train/song5/mixture.wav", dtype="float32")
+    sf.write(root / "train/song5/mixture.wav", m * 2.0, SR, subtype="FLOAT")
+
+    result = scan(root, output=tmp_path / "m.parquet")
+    p = result.problems.set_index("check")
+    assert p.loc["decode", ["track", "stem"]].tolist() == ["song0", "drums"]
+    assert p.loc["sample_rate", ["track", "stem"]].tolist() == ["song1", "other"]
+    assert "22050 Hz" in p.loc["sample_rate", "detail"]
+    assert p.loc["length", ["track", "stem"]].tolist() == ["song2", "vocals"]
+    assert p.loc["non_finite", ["track", "stem", "detail"]].tolist() == ["song3", "bass", "1 NaN/inf samples"]
+    assert p.loc["channels", ["track", "stem", "severity"]].tolist() == ["song4", "vocals", "warning"]
+    assert p.loc["residual", ["track", "severity"]].tolist() == ["song5", "warning"]
+    assert "by -6.0 dB" in p.loc["residual", "detail"]  # error m against a mixture 2m
+    frags = result.fragments
+    mono = frags[(frags.track == "song4") & (frags.stem == "vocals")]
+    assert len(mono) == 1 and mono["channels"].iloc[0] == 1  # mono is accepted and used
+    for track, stem in [("song0", "drums"), ("song1", "other"), ("song2", "vocals"), ("song3", "bass")]:
+        assert not ((frags.track == track) & (frags.stem == stem)).any()
+
+
+def test_residual_db_golden():
+    m = np.ones((2, 100))
+    assert residual_db(m, [0.5 * m, 0.5 * m]) == float("-inf")
+    assert residual_db(m, [0.9 * m]) == pytest.approx(-20.0)
+
+
+def test_custom_stems_and_unknown_stem(tmp_path):
+    rng = np.random.default_rng(2)
+    root = tmp_path / "data"
+    write_track(root / "train/a", noise_stems(rng, names=("vocals", "guitar", "piano")))
+    result = scan(root, output=tmp_path / "m.parquet", stems=["guitar", "piano"])
+    assert sorted(set(result.fragments["stem"])) == ["guitar", "piano"]
+    with pytest.raises(StemcurateError, match="unknown stem 'drums'.*vocals, guitar, piano|unknown stem 'drums'"):
+        scan(root, output=tmp_path / "m.parquet", stems=["drums"])
+
+
+def test_missing_stem_in_one_track_is_reported(tmp_path):
+    root = _dataset(tmp_path, 2)
+    (root / "train/song1/other.wav").unlink()
+    result = scan(root, output=tmp_path / "m.parquet")
+    missing = _problems(result, "missing")
+    assert missing[["track", "stem"]].values.tolist() == [["song1", "other"]]
+
+
+def test_interrupted_scan_resumes_without_recomputing(tmp_path, monkeypatch):
+    root = _dataset(tmp_path, 3)
+    out = tmp_path / "m.parquet"
+    full = scan(root, output=tmp_path / "ref.parquet").fragments
+
+    def boom(track):
+        if track.name == "song1":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        scan(root, output=out, on_track=boom)
+    assert not out.exists()
+    assert len(list((tmp_path / "m.parquet.parts").glob("*.parquet"))) == 2  # song0 and song1 finished
+
+    import curate.scan as scan_mod
+
+    calls = []
+    real = scan_mod.scan_track
+    monkeypatch.setattr(scan_mod, "scan_track", lambda t, *a, **k: calls.append(t.name) or real(t, *a, **k))
+    result = scan(root, output=out)
+    assert calls == ["song2"] and result.resumed == 2
+    pd.testing.assert_frame_equal(result.fragments, full)
+    pd.testing.assert_frame_equal(read_manifest(out).frame, read_manifest(tmp_path / "ref.parquet").frame)
+
+
+def test_changed_settings_discard_old_parts(tmp_path):
+    root = _dataset(tmp_path, 2)
+    out = tmp_path / "m.parquet"
+
+    def boom(track):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        scan(root, output=out, on_track=boom)
+    result = scan(root, output=out, check_config=CheckConfig(silence_db=-60))
+    assert result.resumed == 0
+
+
+def test_failed_write_keeps_previous_manifest(tmp_path, monkeypatch):
+    root = _dataset(tmp_path, 1)
+    out = tmp_path / "m.parquet"
+    scan(root, output=out)
+    before = out.read_bytes()
+    import curate.schema as schema
+
+    def fail(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(schema.pq, "write_table", fail)
+    with pytest.raises(OSError):
+        scan(root, output=out)
+    assert out.read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.parquet")]
