@@ -33,9 +33,9 @@ STAMP=.venv/.stemcurate-installed
 WANT="$(sha1sum pyproject.toml | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
     echo "setup: installing stemcurate and its dependencies into .venv (about 1-2 minutes)" >&2
-    .venv/bin/python -m pip install --quiet --upgrade pip >&2 2>/dev/null || true
     # torch==2.13.0 is pinned in pyproject.toml; pip takes the CPU wheel that lies on disk where there is one.
-    .venv/bin/python -m pip install --quiet -e ".[test]" >&2
+    { .venv/bin/python -m pip install --quiet -e ".[test]" 2>&1; } \
+        | { grep -v -e "is ignored: it is neither a file nor a directory" -e "^ *$" || true; } >&2
     echo "$WANT" > "$STAMP"
 fi
 export PATH="$REPO/.venv/bin:$PATH"

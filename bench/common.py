@@ -1,0 +1,40 @@
+"""Helpers shared by the benchmarks: timing, the closing JSON line, ``--save``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def best_time(fn, repeat: int = 5) -> float:
+    """Smallest wall time of ``repeat`` calls of ``fn`` in seconds (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def commit() -> str:
+    """The current commit hash, with ``-dirty`` when the work tree has changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def finish(name: str, figures: dict, save: bool) -> None:
+    """Print ``figures`` as the last line (one JSON object); with ``save`` also write docs/benchmarks/NAME.json."""
+    if save:
+        out = REPO / "docs" / "benchmarks" / f"{name}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({**figures, "commit": commit()}, indent=1) + "\n")
+    print(json.dumps(figures))
