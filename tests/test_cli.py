@@ -66,18 +66,26 @@ def test_bad_sad_option(tmp_path):
     _assert_one_line_error(runner.invoke(app, ["scan", str(root), "--sad-quantile", "2"]), "SAD options")
 
 
-def test_strict_exits_2_but_writes_outputs(tmp_path):
+def test_truncated_and_silent_scan_to_the_end_and_strict_exits_2(tmp_path):
     root = _data(tmp_path)
     stems = noise_stems(np.random.default_rng(1))
     stems["drums"][:] = 0
     write_track(root / "train" / "quiet", stems)
+    write_track(root / "train" / "cut", noise_stems(np.random.default_rng(2)))
+    other = root / "train" / "cut" / "other.wav"
+    with open(other, "r+b") as fh:
+        fh.truncate(os.path.getsize(other) - 40000)
     out = tmp_path / "m.parquet"
     ok = runner.invoke(app, ["scan", str(root), "-o", str(out)])
-    assert ok.exit_code == 0 and "silent" in ok.stdout
+    assert ok.exit_code == 0 and "silent" in ok.stdout and "truncated" in ok.stdout
+    problems = pd.read_parquet(tmp_path / "m.problems.parquet")
+    assert sorted(map(tuple, problems[["track", "stem", "check"]].values)) == [("cut", "other", "truncated"), ("quiet", "drums", "silent")]
+    frags = pd.read_parquet(out)
+    assert sorted(frags.track.unique()) == ["cut", "quiet", "song"]  # scanned to the end
     strict = runner.invoke(app, ["scan", str(root), "-o", str(out), "--strict"])
     assert strict.exit_code == 2
-    assert "--strict" in strict.stderr
-    assert len(pd.read_parquet(tmp_path / "m.problems.parquet")) == 1
+    assert "--strict" in strict.stderr and "2 problem(s)" in strict.stderr
+    assert len(pd.read_parquet(tmp_path / "m.problems.parquet")) == 2
 
 
 def test_synth_then_scan_through_console_scripts(tmp_path):
