@@ -9,19 +9,13 @@ import typer
 from rich.table import Table
 
 from curate.checks import CheckConfig
-from curate.cliutil import err_console, guarded, out_console, parse_list, progress_bar
+from curate.cliutil import make_app, err_console, guarded, out_console, parse_list, progress_bar
 from curate.errors import StemcurateError
 from curate.scan import scan
 from curate.synth import synth_dataset
 from sad import SADConfig
 
-app = typer.Typer(
-    name="curate",
-    help="Find mislabeled and bleeding stems in music source-separation datasets.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+app = make_app("curate", "Find mislabeled and bleeding stems in music source-separation datasets.")
 
 
 @app.command()

@@ -33,6 +33,11 @@ def guarded(fn):
     return wrapper
 
 
+def make_app(name: str, help: str) -> typer.Typer:
+    """A Typer app with the project's conventions: help on no arguments, plain errors, no completion."""
+    return typer.Typer(name=name, help=help, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+
+
 def progress_bar() -> Progress:
     """A rich progress bar on stderr: description, bar, n/total, elapsed, remaining."""
     return Progress(

@@ -6,15 +6,9 @@ import platform
 
 import typer
 
-from curate.cliutil import guarded, out_console
+from curate.cliutil import make_app, guarded, out_console
 
-app = typer.Typer(
-    name="pipelines",
-    help="Train, evaluate and run Band-Split RNN separators on curated manifests.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+app = make_app("pipelines", "Train, evaluate and run Band-Split RNN separators on curated manifests.")
 
 
 @app.callback()
