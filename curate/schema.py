@@ -80,6 +80,27 @@ PROBLEMS_SCHEMA = pa.schema(
 )
 """Rows of ``<manifest>.problems.parquet``: one per problem found by the pre-flight checks."""
 
+CORRUPTIONS_SCHEMA = pa.schema(
+    [
+        pa.field("track", pa.string(), nullable=False),
+        pa.field("subset", pa.string(), nullable=False),
+        pa.field("stem", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("start", pa.int64(), nullable=False),
+        pa.field("end", pa.int64(), nullable=False),
+        pa.field("source_track", pa.string()),
+        pa.field("source_stem", pa.string()),
+        pa.field("leak_db", pa.float32()),
+        pa.field("delay_ms", pa.float32()),
+        pa.field("filter", pa.string()),
+    ]
+)
+"""Rows of ``corruptions.parquet`` written by ``curate corrupt``: one per corruption of one stem.
+
+``kind`` is swap, replace, partial or bleed; ``[start, end)`` the affected samples; ``source_*``
+where the wrong content comes from; ``leak_db`` the leak level relative to the receiving stem's RMS.
+"""
+
 REQUIRED_COLUMNS = [f.name for f in MANIFEST_SCHEMA if not f.nullable]
 SCORE_COLUMNS = ["quality", "label_score", "predicted_stem", "bleed_db", "bleed_stem", "reason"]
 
@@ -187,6 +208,27 @@ def write_problems(frame: pd.DataFrame, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return Path(path)
+
+
+def write_corruptions(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a corruption truth table (see :data:`CORRUPTIONS_SCHEMA`) atomically."""
+    table = _to_table(frame, CORRUPTIONS_SCHEMA, str(path))
+    table = table.replace_schema_metadata({META_KIND: b"corruptions", META_VERSION: str(MANIFEST_VERSION).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
+
+
+def read_corruptions(path: str | Path) -> pd.DataFrame:
+    """Read ``corruptions.parquet``; a clear error when it is not one."""
+    path = Path(path)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise StemcurateError(f"{path}: cannot read corruption table ({str(exc).splitlines()[0]})") from None
+    if (table.schema.metadata or {}).get(META_KIND) != b"corruptions":
+        raise StemcurateError(f"{path}: not a stemcurate corruption table")
+    return table.to_pandas()
 
 
 def empty_problems() -> pd.DataFrame:
