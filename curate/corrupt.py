@@ -5,8 +5,9 @@ Kinds of corruption (per stem of the corrupted subset):
 * ``swap``: two stems of a track exchange their audio (both labels are wrong);
 * ``replace``: the stem is replaced by another track's stem of another class, level-matched;
 * ``partial``: a time range (3-8 s) of the stem is replaced by another track's stem of another class;
-* ``bleed``: 1-2 other stems of the same track leak in, each ``leak_db`` (-20...-6 dB) relative to
-  the receiving stem's RMS, delayed 0.5-10 ms and filtered (low-, high-, band-pass or none).
+* ``bleed``: 1-2 other stem files of the same track leak in (as they are after the mislabels), each
+  ``leak_db`` (-20...-6 dB) relative to the receiving stem's RMS, delayed 0.5-10 ms and filtered
+  (low-, high-, band-pass or none).
 
 A stem gets a mislabel kind with probability ``mislabel_rate`` and, independently, a leak with
 probability ``bleed_rate``. ``mixture`` is the sum of the corrupted stems. Written as float32 WAV.
@@ -150,6 +151,7 @@ def corrupt_dataset(
                 out[stem][:, a:b] = target[:, a:b] * (1 - ramp) + content * ramp
             rows.append(dict(track=track.name, subset=subset, stem=stem, kind=kind, start=a, end=b, source_track=d_track, source_stem=d_stem))
             done.add(stem)
+        mislabeled = {k: v.copy() for k, v in out.items()}  # leaks copy what the other files hold now
         for stem in labels:
             if rng.random() >= bleed_rate:
                 continue
@@ -162,7 +164,7 @@ def corrupt_dataset(
                 leak_db = float(rng.uniform(-20, -6))
                 delay_ms = float(rng.uniform(0.5, 10))
                 fname, sos = leak_filter(rng, sr)
-                leak = make_leak(_fit(clean[other], n, out[stem].shape[0]), receiver_rms, leak_db, int(round(delay_ms * sr / 1000)), sos)
+                leak = make_leak(_fit(mislabeled[other], n, out[stem].shape[0]), receiver_rms, leak_db, int(round(delay_ms * sr / 1000)), sos)
                 out[stem] = out[stem] + leak
                 rows.append(dict(track=track.name, subset=subset, stem=stem, kind="bleed", start=0, end=n, source_track=track.name,
                                  source_stem=str(other), leak_db=round(leak_db, 2), delay_ms=round(delay_ms, 2), filter=fname))

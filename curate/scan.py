@@ -18,11 +18,32 @@ import numpy as np
 import pandas as pd
 
 from curate.atomic import atomic_path, ensure_writable_dir
+from curate.bleed import BleedConfig, track_bleed
 from curate.checks import CheckConfig, Problem, check_track
+from curate.classify import LabelModelConfig, score_labels
+from curate.embed import make_embedder
+from curate.quality import quality as quality_score
+from curate.spectra import stft
 from curate.datasets import DEFAULT_STEMS, MIXTURE, Track, available_stems, discover
 from curate.errors import StemcurateError
 from curate.schema import MANIFEST_VERSION, REQUIRED_COLUMNS, empty_frame, empty_problems, problems_path, write_manifest, write_problems
 from sad import SADConfig, detect
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """The scoring stage of a scan: embedder, bleed and label model. ``embedder=None``: SAD only."""
+
+    embedder: str | None = "features"
+    panns_checkpoint: str | None = None
+    device: str = "cpu"
+    bleed: BleedConfig = BleedConfig()
+    labels: LabelModelConfig = LabelModelConfig()
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["panns_checkpoint"] = str(self.panns_checkpoint) if self.panns_checkpoint else None
+        return d
 
 
 @dataclass
@@ -37,6 +58,7 @@ class ScanResult:
     stems: list[str]
     resumed: int = 0
     residual_db: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def fragment_rows(track: Track, stem: str, audio: np.ndarray, sample_rate: int, sad_config: SADConfig) -> list[dict]:
@@ -57,24 +79,59 @@ def fragment_rows(track: Track, stem: str, audio: np.ndarray, sample_rate: int, 
     return rows
 
 
-def scan_track(track: Track, stems: list[str], *, sad_config: SADConfig = SADConfig(), check_config: CheckConfig = CheckConfig()) -> tuple[list[dict], list[Problem], float | None]:
-    """Check one track and detect the salient fragments of its requested stems."""
+def scan_track(track: Track, stems: list[str], *, sad_config: SADConfig = SADConfig(), check_config: CheckConfig = CheckConfig(), score: ScoreConfig | None = None) -> tuple[list[dict], list[Problem], float | None, np.ndarray | None]:
+    """Check one track, detect the salient fragments of its requested stems and, with ``score``,
+    embed them and measure their bleed. Returns rows, problems, mixture residual (dB) and the
+    embeddings ``(len(rows), d)`` (None without ``score``)."""
     checked = check_track(track, stems, check_config)
-    rows = []
+    rows, bounds = [], {}
     for stem in stems:
         if stem in checked.audio and stem != MIXTURE:
-            rows.extend(fragment_rows(track, stem, checked.audio[stem], checked.sample_rate, sad_config))
-    return rows, checked.problems, checked.residual_db
+            stem_rows = fragment_rows(track, stem, checked.audio[stem], checked.sample_rate, sad_config)
+            rows.extend(stem_rows)
+            bounds[stem] = np.array([[r["start"], r["end"]] for r in stem_rows], dtype=np.int64).reshape(-1, 2)
+    if score is None or score.embedder is None:
+        return rows, checked.problems, checked.residual_db, None
+    sources = {n: x for n, x in checked.audio.items() if n != MIXTURE}
+    spectra = {n: stft(x, checked.sample_rate) for n, x in sources.items()}
+    embedder = make_embedder(score.embedder, score.panns_checkpoint, score.device)
+    embs, bleed = [], {}
+    if len(spectra) > 1:
+        full_bounds = {n: bounds.get(n, np.zeros((0, 2), np.int64)) for n in spectra}
+        bleed = track_bleed(spectra, full_bounds, score.bleed)
+    for stem, b in bounds.items():
+        if len(b):
+            embs.append(embedder.embed(sources[stem], spectra[stem], b))
+    k = 0
+    for stem, b in bounds.items():
+        db, src, _ = bleed.get(stem, (np.full(len(b), np.nan), [None] * len(b), None))
+        for q in range(len(b)):
+            rows[k + q]["bleed_db"] = float(db[q])
+            rows[k + q]["bleed_stem"] = src[q]
+        k += len(b)
+    emb = np.concatenate(embs).astype(np.float32) if embs else np.zeros((0, 0), np.float32)
+    return rows, checked.problems, checked.residual_db, emb
+
+
+def _scan_track_job(args):
+    track, stems, sad_config, check_config, score = args
+    import torch
+
+    torch.set_num_threads(1)
+    return scan_track(track, stems, sad_config=sad_config, check_config=check_config, score=score)
 
 
 def _part_key(track: Track) -> str:
     return hashlib.sha1(f"{track.subset}/{track.name}".encode()).hexdigest()[:16]
 
 
-def _fingerprint(root: Path, subset: str, stems: list[str], sad_config: SADConfig, check_config: CheckConfig) -> dict:
+def _fingerprint(root: Path, subset: str, stems: list[str], sad_config: SADConfig, check_config: CheckConfig, score: ScoreConfig | None) -> dict:
     return {
         "version": MANIFEST_VERSION, "root": str(root.resolve()), "subset": subset, "stems": stems,
         "sad": sad_config.to_dict(), "checks": check_config.to_dict(),
+        "embedder": None if score is None else score.embedder,
+        "panns": None if score is None else (str(score.panns_checkpoint) if score.panns_checkpoint else None),
+        "bleed": None if score is None else asdict(score.bleed),
     }
 
 
@@ -93,21 +150,26 @@ def _prepare_parts(parts: Path, fingerprint: dict) -> None:
 
 
 def _load_part(parts: Path, key: str):
-    frag_file, prob_file = parts / f"{key}.parquet", parts / f"{key}.json"
+    frag_file, prob_file, emb_file = parts / f"{key}.parquet", parts / f"{key}.json", parts / f"{key}.npy"
     if not (frag_file.exists() and prob_file.exists()):
         return None
     try:
         done = json.loads(prob_file.read_text())
+        emb = np.load(emb_file) if done.get("embeddings") else None
         frame = pd.read_parquet(frag_file)
     except (OSError, ValueError):
         return None
-    return frame, [Problem(**p) for p in done["problems"]], done["residual_db"]
+    return frame, [Problem(**p) for p in done["problems"]], done["residual_db"], emb
 
 
-def _save_part(parts: Path, key: str, rows: list[dict], problems: list[Problem], residual: float | None) -> None:
+def _save_part(parts: Path, key: str, rows: list[dict], problems: list[Problem], residual: float | None, emb: np.ndarray | None) -> None:
+    if emb is not None:
+        with atomic_path(parts / f"{key}.npy") as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, emb)
     with atomic_path(parts / f"{key}.json") as tmp:
-        tmp.write_text(json.dumps({"problems": [asdict(p) for p in problems], "residual_db": residual}))
-    frame = pd.DataFrame(rows, columns=REQUIRED_COLUMNS)
+        tmp.write_text(json.dumps({"problems": [asdict(p) for p in problems], "residual_db": residual, "embeddings": emb is not None}))
+    frame = pd.DataFrame(rows, columns=REQUIRED_COLUMNS + ["bleed_db", "bleed_stem"])
     with atomic_path(parts / f"{key}.parquet") as tmp:  # written last: its presence marks the track done
         frame.to_parquet(tmp, index=False)
 
@@ -146,52 +208,86 @@ def scan(
     stems: list[str] | None = None,
     sad_config: SADConfig = SADConfig(),
     check_config: CheckConfig = CheckConfig(),
+    score: ScoreConfig | None = ScoreConfig(),
+    jobs: int = 1,
     txt_dir: str | Path | None = None,
     on_start: Callable[[int], None] | None = None,
     on_track: Callable[[Track], None] | None = None,
 ) -> ScanResult:
     """Scan ``subset`` of the dataset at ``root`` and write the manifest to ``output``.
 
-    ``on_start(n_tracks)`` and ``on_track(track)`` report progress. Raises
-    :class:`StemcurateError` for bad input (missing/empty root, no tracks, unknown stems,
-    unwritable output).
+    Stage 1 per track (``jobs`` processes): pre-flight checks, SAD, and with ``score`` the
+    fragment embeddings and bleed. Stage 2 over the dataset: the label model, then ``quality``.
+    ``score=None`` stops after SAD (score columns stay empty). ``on_start(n_tracks)`` and
+    ``on_track(track)`` report progress. Raises :class:`StemcurateError` for bad input
+    (missing/empty root, no tracks, unknown stems, unwritable output).
     """
     output = Path(output)
     ensure_writable_dir(output)
     tracks = discover(root, subset=subset)
     root = tracks[0].root
     stems = resolve_stems(tracks, stems, root)
+    if score is not None and score.embedder is not None:
+        make_embedder(score.embedder, score.panns_checkpoint, score.device)  # fail early on a bad model
     parts = output.with_name(output.name + ".parts")
-    _prepare_parts(parts, _fingerprint(root, subset, stems, sad_config, check_config))
+    _prepare_parts(parts, _fingerprint(root, subset, stems, sad_config, check_config, score))
     if on_start:
         on_start(len(tracks))
 
-    frames, problems, residuals, resumed = [], [], {}, 0
+    results: dict[str, tuple] = {}
+    todo = []
     for track in tracks:
-        key = _part_key(track)
-        part = _load_part(parts, key)
+        part = _load_part(parts, _part_key(track))
         if part is None:
-            rows, probs, res = scan_track(track, stems, sad_config=sad_config, check_config=check_config)
-            _save_part(parts, key, rows, probs, res)
-            frame = pd.DataFrame(rows)
+            todo.append(track)
         else:
-            frame, probs, res = part
-            resumed += 1
-        if len(frame):
-            frames.append(frame)
-        problems.extend(probs)
-        residuals[track.name] = res
+            results[track.name] = part
+            if on_track:
+                on_track(track)
+    resumed = len(results)
+
+    def finished(track, out):
+        rows, probs, res, emb = out
+        _save_part(parts, _part_key(track), rows, probs, res, emb)
+        results[track.name] = (pd.DataFrame(rows), probs, res, emb)
         if on_track:
             on_track(track)
 
+    if jobs > 1 and len(todo) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(_scan_track_job, (t, stems, sad_config, check_config, score)): t for t in todo}
+            from concurrent.futures import as_completed
+
+            for fut in as_completed(futures):
+                finished(futures[fut], fut.result())
+    else:
+        for track in todo:
+            finished(track, scan_track(track, stems, sad_config=sad_config, check_config=check_config, score=score))
+
+    frames, embs, problems, residuals = [], [], [], {}
+    for track in tracks:
+        frame, probs, res, emb = results[track.name]
+        if len(frame):
+            frames.append(frame)
+            embs.append(emb)
+        problems.extend(probs)
+        residuals[track.name] = res
     fragments = pd.concat(frames, ignore_index=True) if frames else empty_frame()
     for col in empty_frame().columns:
         if col not in fragments.columns:
             fragments[col] = None
-    fragments = fragments.sort_values(["track", "stem", "start"], kind="stable").reset_index(drop=True)
+    order = fragments.sort_values(["track", "stem", "start"], kind="stable").index.to_numpy()
+    fragments = fragments.loc[order].reset_index(drop=True)
+    warn: list[str] = []
+    if score is not None and score.embedder is not None and len(fragments):
+        emb = np.concatenate(embs)[order]
+        warn += _score(fragments, emb, score)
     problem_frame = pd.DataFrame([asdict(p) for p in problems]) if problems else empty_problems()
     meta = {
         "subset": subset, "stems": stems, "sad": sad_config.to_dict(), "checks": check_config.to_dict(),
+        "score": None if score is None else score.to_dict(),
         "tracks": len(tracks), "residual_db": {k: (None if v is None or not np.isfinite(v) else round(v, 2)) for k, v in residuals.items()},
     }
     prob_path = problems_path(output)
@@ -200,4 +296,18 @@ def scan(
     if txt_dir is not None:
         write_txt_lists(fragments, Path(txt_dir), subset, stems)
     shutil.rmtree(parts, ignore_errors=True)
-    return ScanResult(output, prob_path, fragments, problem_frame, len(tracks), stems, resumed, residuals)
+    return ScanResult(output, prob_path, fragments, problem_frame, len(tracks), stems, resumed, residuals, warn)
+
+
+def _score(fragments: pd.DataFrame, emb: np.ndarray, score: ScoreConfig) -> list[str]:
+    """Fill ``label_score``, ``predicted_stem`` and ``quality`` in place; return warnings."""
+    warn = []
+    n_tracks = fragments["track"].nunique()
+    if n_tracks >= 2 and fragments["stem"].nunique() >= 2:
+        labels = score_labels(fragments, emb, config=score.labels)
+        fragments["label_score"] = labels["label_score"].to_numpy()
+        fragments["predicted_stem"] = labels["predicted_stem"].to_numpy()
+    else:
+        warn.append(f"label scores need fragments of at least 2 tracks and 2 stems (have {n_tracks} track(s)); quality uses bleed only")
+    fragments["quality"] = quality_score(fragments["label_score"].to_numpy(dtype=float), fragments["bleed_db"].to_numpy(dtype=float))
+    return warn

@@ -1,0 +1,125 @@
+"""Detection benchmark: how well does `curate scan` + `curate filter` find corrupted fragments?
+
+Renders a realistic dataset with ../shared/tools/render_multitracks.py (or uses `curate synth`),
+corrupts it with `curate corrupt`, scans it, filters at --threshold, and compares with the truth
+table (see curate/truth.py for what counts as a corrupted fragment).
+
+Usage: python bench/detection.py [--source rendered|synth] [--tracks 16] [--seconds 20]
+       [--mislabel-rate 0.2] [--bleed-rate 0.2] [--seed 0] [--jobs 2] [--threshold 0.7] [--save]
+Prints tables, then one JSON line: {"auroc", "precision", "recall", "recall_by_kind", "scan_x_realtime", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import REPO, finish  # noqa: E402
+from curate.corrupt import corrupt_dataset  # noqa: E402
+from curate.scan import ScoreConfig, scan  # noqa: E402
+from curate.schema import read_corruptions  # noqa: E402
+from curate.synth import synth_dataset  # noqa: E402
+from curate.truth import fragment_truth  # noqa: E402
+
+RENDER = REPO.parent / "shared" / "tools" / "render_multitracks.py"
+
+
+def make_clean(kind: str, out: Path, tracks: int, seconds: float, seed: int) -> None:
+    if kind == "synth":
+        synth_dataset(out, tracks=tracks, seconds=seconds, seed=seed)
+        return
+    if not RENDER.exists():
+        raise SystemExit(f"{RENDER} not found")
+    cmd = [sys.executable, str(RENDER), str(out), "--num-train", str(tracks), "--num-test", "0", "--seconds", str(seconds), "--seed", str(seed)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"render failed (needs fluidsynth fluid-soundfont-gm freedoom and mido):\n{res.stderr[-2000:]}")
+
+
+def evaluate(frame: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> dict:
+    """AUROC of 1 - quality, precision/recall of quality < threshold, recall per kind."""
+    known = truth["corrupted"].notna().to_numpy()
+    y = truth["corrupted"].to_numpy(dtype=bool, na_value=False)[known]
+    q = frame["quality"].to_numpy(dtype=float)[known]
+    flagged = q < threshold
+    tp, fp, fn = int((flagged & y).sum()), int((flagged & ~y).sum()), int((~flagged & y).sum())
+    kinds = truth["corruption_kind"].to_numpy()[known]
+    by_kind = {}
+    for k in ("swap", "replace", "partial", "bleed"):
+        sel = np.array([isinstance(v, str) and k in v.split("+") for v in kinds])
+        if sel.any():
+            by_kind[k] = round(float(flagged[sel].mean()), 3)
+    return {
+        "auroc": round(float(roc_auc_score(y, 1 - q)), 4) if 0 < y.sum() < len(y) else None,
+        "precision": round(tp / max(tp + fp, 1), 3),
+        "recall": round(tp / max(tp + fn, 1), 3),
+        "recall_by_kind": by_kind,
+        "fragments": int(len(frame)), "corrupted": int(y.sum()), "ambiguous": int((~known).sum()),
+        "flagged": int(flagged.sum()), "true_pos": tp, "false_pos": fp,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source", choices=["rendered", "synth"], default="rendered")
+    ap.add_argument("--tracks", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--mislabel-rate", type=float, default=0.2)
+    ap.add_argument("--bleed-rate", type=float, default=0.2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--threshold", type=float, default=0.7)
+    ap.add_argument("--keep", type=Path, help="keep the datasets and manifest in this folder")
+    ap.add_argument("--save", action="store_true", help="write docs/benchmarks/detection[_synth].json")
+    args = ap.parse_args()
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="bench-detection-"))
+    clean, noisy = work / "clean", work / "noisy"
+    t0 = time.perf_counter()
+    if not clean.exists():
+        make_clean(args.source, clean, args.tracks, args.seconds, args.seed)
+    if noisy.exists():
+        shutil.rmtree(noisy)
+    corrupt_dataset(clean, noisy, mislabel_rate=args.mislabel_rate, bleed_rate=args.bleed_rate, seed=args.seed)
+    t1 = time.perf_counter()
+    result = scan(noisy, output=work / "manifest.parquet", score=ScoreConfig(), jobs=args.jobs)
+    scan_s = time.perf_counter() - t1
+    frame = result.fragments
+    audio_s = sum(float(np.sum(v)) for v in [[args.seconds * 4] * result.tracks])
+    truth = fragment_truth(frame, read_corruptions(noisy / "corruptions.parquet"), data_root=noisy)
+    fig = evaluate(frame, truth, args.threshold)
+    fig["scan_x_realtime"] = round(audio_s / scan_s, 1)
+    fig["source"] = args.source
+    fig["threshold"] = args.threshold
+
+    print(f"{args.source}: {result.tracks} tracks x {args.seconds:g} s, mislabel {args.mislabel_rate}, bleed {args.bleed_rate}, seed {args.seed}")
+    print(f"data prep {t1 - t0:.1f} s, scan {scan_s:.1f} s ({fig['scan_x_realtime']}x real time over all stems, {args.jobs} jobs)")
+    print(f"{fig['fragments']} fragments, {fig['corrupted']} corrupted, {fig['ambiguous']} ambiguous (left out)")
+    print(f"{'metric':<22}{'value':>8}")
+    for k in ("auroc", "precision", "recall"):
+        print(f"{k:<22}{fig[k]:>8}")
+    for k, v in fig["recall_by_kind"].items():
+        print(f"{'recall ' + k:<22}{v:>8}")
+    both = pd.concat([frame, truth], axis=1)
+    print("\nper kind (quality quartiles):")
+    print(both.groupby(both["corruption_kind"].fillna("clean"))["quality"].describe()[["count", "25%", "50%", "75%"]].round(3).to_string())
+    if args.keep:
+        both.to_parquet(work / "scored.parquet")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    finish("detection" if args.source == "rendered" else "detection_synth", fig, args.save)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Fragment-level ground truth from ``curate corrupt``'s ``corruptions.parquet``.
+
+A fragment is *corrupted* when its stem was swapped or replaced, when a partial replacement covers
+at least ``min_overlap`` of it, or when its stem received a leak and the leaking stem is active in
+the fragment (within 30 dB of its whole-stem RMS; checked when ``data_root`` is given).
+Fragments that a partial replacement touches by less than ``min_overlap`` are *ambiguous*
+(``corrupted`` is NA) and left out of precision/recall.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from curate.datasets import load_segment
+
+
+def fragment_truth(frame: pd.DataFrame, corruptions: pd.DataFrame, *, data_root=None, min_overlap: float = 0.25) -> pd.DataFrame:
+    """Columns ``corrupted`` (nullable bool) and ``corruption_kind`` for each manifest row."""
+    corrupted = pd.array([False] * len(frame), dtype="boolean")
+    kinds: list[str | None] = [None] * len(frame)
+    by_stem = {k: g for k, g in corruptions.groupby(["track", "stem"])}
+    rms_cache: dict = {}
+
+    def stem_rms(track, stem, path):
+        if (track, stem) not in rms_cache:
+            x, _ = load_segment(data_root, path, stem, 0, None)
+            rms_cache[(track, stem)] = float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+        return rms_cache[(track, stem)]
+
+    for pos, r in enumerate(frame.itertuples()):
+        rows = by_stem.get((r.track, r.stem))
+        if rows is None:
+            continue
+        found, ambiguous = [], False
+        for c in rows.itertuples():
+            overlap = max(0, min(r.end, c.end) - max(r.start, c.start)) / (r.end - r.start)
+            if c.kind in ("swap", "replace"):
+                found.append(c.kind)
+            elif c.kind == "partial":
+                if overlap >= min_overlap:
+                    found.append("partial")
+                elif overlap > 0:
+                    ambiguous = True
+            elif c.kind == "bleed" and overlap > 0:
+                active = True
+                if data_root is not None:
+                    src_path = r.path.rsplit("/", 1)[0] + f"/{c.source_stem}." + r.path.rsplit(".", 1)[-1]
+                    x, _ = load_segment(data_root, src_path, c.source_stem, r.start, r.end)
+                    frag_rms = float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+                    active = frag_rms > stem_rms(r.track, c.source_stem, src_path) * 10 ** (-30 / 20)
+                if active:
+                    found.append("bleed")
+        if found:
+            corrupted[pos] = True
+            kinds[pos] = "+".join(sorted(set(found)))
+        elif ambiguous:
+            corrupted[pos] = pd.NA
+            kinds[pos] = "partial<min_overlap"
+    return pd.DataFrame({"corrupted": corrupted, "corruption_kind": kinds}, index=frame.index)
