@@ -26,6 +26,7 @@ from sklearn.metrics import roc_auc_score
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import REPO, finish  # noqa: E402
+from curate.classify import LabelModelConfig  # noqa: E402
 from curate.corrupt import corrupt_dataset  # noqa: E402
 from curate.scan import ScoreConfig, scan  # noqa: E402
 from curate.schema import read_corruptions  # noqa: E402
@@ -80,6 +81,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--threshold", type=float, default=0.7)
+    ap.add_argument("--model", default="logreg", help="label model classifier: logreg, forest, ensemble")
+    ap.add_argument("--pooling", type=float, default=None, help="label model stem pooling weight (default: the library's)")
+    ap.add_argument("--temperature", type=float, default=None, help="label model temperature (default: the library's)")
+    ap.add_argument("--eps", type=float, default=None, help="label model prior error rate (default: estimated)")
+    ap.add_argument("--foreign-prior", type=float, default=None, help="label model same-class foreign prior")
     ap.add_argument("--keep", type=Path, help="keep the datasets and manifest in this folder")
     ap.add_argument("--save", action="store_true", help="write docs/benchmarks/detection[_synth].json")
     args = ap.parse_args()
@@ -93,7 +99,7 @@ def main() -> None:
         shutil.rmtree(noisy)
     corrupt_dataset(clean, noisy, mislabel_rate=args.mislabel_rate, bleed_rate=args.bleed_rate, seed=args.seed)
     t1 = time.perf_counter()
-    result = scan(noisy, output=work / "manifest.parquet", score=ScoreConfig(), jobs=args.jobs)
+    result = scan(noisy, output=work / "manifest.parquet", score=ScoreConfig(labels=LabelModelConfig(model=args.model, seed=args.seed, **({} if args.pooling is None else {"stem_pooling": args.pooling}), **({} if args.temperature is None else {"temperature": args.temperature}), **({} if args.eps is None else {"prior_error": args.eps}), **({} if args.foreign_prior is None else {"foreign_prior": args.foreign_prior}))), jobs=args.jobs)
     scan_s = time.perf_counter() - t1
     frame = result.fragments
     audio_s = sum(float(np.sum(v)) for v in [[args.seconds * 4] * result.tracks])

@@ -98,6 +98,20 @@ def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, s
     zero = np.r_[0:lo, n_fft - lo + 1 : n_fft]
     kp, kn, kz = pos[phat[pos].argmax()], neg[phat[neg].argmax()], zero[phat[zero].argmax()]
     floor = np.median(phat) + 1e-30
+    r_ij = np.fft.irfft(g, n=n_fft) / lw
+    r_jj = np.fft.irfft(p_j, n=n_fft) / lw
+    col = r_jj[: config.taps].copy()
+    col[0] *= 1.0 + 1e-6  # tiny ridge keeps the Toeplitz system well posed
+
+    def explained(lag: int) -> float:
+        b = r_ij[np.arange(lag - config.pre, lag - config.pre + config.taps) % n_fft]
+        try:
+            return float(np.clip(solve_toeplitz(col, b) @ b / e_i, 0.0, 1.0))
+        except (np.linalg.LinAlgError, ValueError):
+            return 0.0
+
+    # a peak at a negative delay means i leaks into j: no leak of j into i, unless a positive
+    # delay has a peak of its own (leaks both ways)
     best = max(phat[kp], phat[kn], phat[kz])
     if phat[kp] >= 0.5 * best or phat[kp] / floor >= config.peak_full:
         tau = int(kp)
@@ -105,6 +119,7 @@ def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, s
         tau = int(kz if kz <= n_fft // 2 else kz - n_fft)
     else:
         return 0.0, -int(n_fft - kn)
+    frac = explained(tau)
     # evidence that the coherence is a leak path: a sharp whitened cross-correlation peak, or
     # coherent bins whose phases line up on one delay (two instruments on the same notes do neither)
     msc = np.maximum(np.abs(g) ** 2 / (p_i * p_j + 1e-30) - config.msc_bias, 0.0)
@@ -114,19 +129,7 @@ def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, s
         np.clip((phat[tau % n_fft] / floor - config.peak_none) / (config.peak_full - config.peak_none), 0.0, 1.0),
         np.clip((linearity - config.lin_none) / (config.lin_full - config.lin_none), 0.0, 1.0),
     )
-    if gate <= 0:
-        return 0.0, tau
-    r_ij = np.fft.irfft(g, n=n_fft) / lw
-    r_jj = np.fft.irfft(p_j, n=n_fft) / lw
-    col = r_jj[: config.taps].copy()
-    col[0] *= 1.0 + 1e-6  # tiny ridge keeps the Toeplitz system well posed
-    lags = np.arange(tau - config.pre, tau - config.pre + config.taps) % n_fft
-    b = r_ij[lags]
-    try:
-        h = solve_toeplitz(col, b)
-    except (np.linalg.LinAlgError, ValueError):
-        return 0.0, tau
-    return float(gate * np.clip(h @ b / e_i, 0.0, 1.0)), tau
+    return float(gate * frac), tau
 
 
 def track_bleed(spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray], config: BleedConfig = BleedConfig()) -> dict[str, tuple[np.ndarray, list[str | None], np.ndarray]]:

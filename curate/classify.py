@@ -13,8 +13,9 @@
    label should appear once per track. For the fragments of one track that share a window, every
    assignment of true content classes to the stems is scored:
    ``prior(c) * prod_i likelihood_i(c_i)`` with ``prior`` = ``(1 - eps)`` per stem whose content
-   matches its label, ``eps / (K - 1)`` per stem that does not, and ``beta`` per pair of stems with
-   the same content class. Likelihoods are classifier probabilities over class priors, pooled with
+   matches its label, ``eps / (K - 1)`` per stem that does not, times ``rho`` when the assignment
+   permutes the window's labels (a swap of two files is one event, not two independent errors).
+   ``eps``, the noise rate, is estimated from the data by EM unless given. Likelihoods are classifier probabilities over class priors, pooled with
    the stem's other fragments (a whole-stem swap shows everywhere). ``label_score`` is the
    posterior probability that the stem's content is its label, ``predicted_stem`` the most
    probable content. A classifier that hesitates between vocals and other on one stem cannot flip
@@ -29,6 +30,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.ensemble import ExtraTreesClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
@@ -42,14 +44,22 @@ class LabelModelConfig:
     folds: int = 5
     C: float = 0.5
     """Inverse L2 regularisation of the logistic regression."""
+    model: str = "logreg"
+    """logreg, forest (extra trees) or ensemble (mean of both probabilities)."""
     rounds: int = 2
     """1: plain out-of-fold; 2: refit without the doubtful fragments of round 1."""
-    prior_error: float = 0.1
-    """eps: prior probability that a stem's content is not its label."""
-    duplicate_penalty: float = 0.05
-    """beta: prior factor for two stems of one window holding the same class."""
-    stem_pooling: float = 0.5
+    prior_error: float | None = None
+    """eps: prior probability that a stem's content is not its label; None: estimated from the data (EM)."""
+    swap_bonus: float = 30.0
+    """rho: prior factor for assignments that permute the window's labels (a swap is one event, not two errors)."""
+    foreign_prior: float = 0.005
+    """Prior probability that a stem whose class matches its label still comes from another track."""
+    use_alignment: bool = True
+    """Weigh onset alignment with the sibling stems (:mod:`curate.context`)."""
+    stem_pooling: float = 0.2
     """Weight of the stem's mean log-likelihood against the fragment's own."""
+    temperature: float = 1.0
+    """Classifier log-probabilities are divided by this (> 1 trusts the classifier less)."""
     max_joint_stems: int = 6
     """Windows with more stems are scored stem by stem (no joint enumeration)."""
     seed: int = 0
@@ -66,8 +76,25 @@ def relative_features(emb: np.ndarray, tracks: np.ndarray, stems: np.ndarray) ->
     return emb - track_mean.loc[tracks].to_numpy()
 
 
+class _Ensemble:
+    """Mean of the class probabilities of several classifiers fitted on the same data."""
+
+    def __init__(self, members):
+        self.members = members
+
+    def fit(self, X, y):
+        for m in self.members:
+            m.fit(X, y)
+        return self
+
+    def predict_proba(self, X):
+        return np.mean([m.predict_proba(X) for m in self.members], axis=0)
+
+
 def _make_classifier(config: LabelModelConfig):
-    return make_pipeline(StandardScaler(), LogisticRegression(C=config.C, max_iter=3000))
+    logreg = make_pipeline(StandardScaler(), LogisticRegression(C=config.C, max_iter=3000))
+    forest = ExtraTreesClassifier(n_estimators=300, min_samples_leaf=2, max_features="sqrt", n_jobs=1, random_state=config.seed)
+    return {"logreg": logreg, "forest": forest, "ensemble": _Ensemble([logreg, forest])}[config.model]
 
 
 def out_of_fold_proba(X: np.ndarray, labels: np.ndarray, groups: np.ndarray, classes: list[str], *, config: LabelModelConfig = LabelModelConfig(), train_mask: np.ndarray | None = None) -> np.ndarray:
@@ -116,16 +143,19 @@ def confident_issues(proba: np.ndarray, label_idx: np.ndarray, thresholds: np.nd
     return own & reach.any(axis=1)
 
 
-def joint_posterior(frame: pd.DataFrame, proba: np.ndarray, classes: list[str], *, config: LabelModelConfig = LabelModelConfig()) -> np.ndarray:
-    """Posterior over the true content class of every fragment, ``(n, K)``, from joint assignment.
+def joint_posterior(frame: pd.DataFrame, proba: np.ndarray, classes: list[str], *, config: LabelModelConfig = LabelModelConfig(), eps: float | None = None, foreign_llr: np.ndarray | None = None) -> np.ndarray:
+    """Posterior over the true content class of every unit, ``(n, K)``, from joint assignment.
 
-    ``frame`` needs ``track``, ``stem`` and ``start`` (fragments with equal ``track`` and ``start``
+    ``frame`` needs ``track``, ``stem`` and ``start`` (units with equal ``track`` and ``start``
     form one window); ``proba`` are out-of-fold classifier probabilities in the order of ``classes``.
+    ``foreign_llr``: log likelihood ratio (foreign / belongs to the track) per unit; a stem whose
+    content is another class without being part of a swap must come from another track, so
+    those hypotheses are weighted by it.
     """
     k = len(classes)
     idx = {c: j for j, c in enumerate(classes)}
     lab = frame["stem"].map(idx).to_numpy()
-    logp = np.log(np.clip(proba, 1e-6, 1.0))
+    logp = np.log(np.clip(proba, 1e-6, 1.0)) / config.temperature
     prior = np.bincount(lab, minlength=k) / len(lab)
     loglik = logp - np.log(np.maximum(prior, 1e-6))[None]
     # pool with the stem's other fragments
@@ -134,23 +164,31 @@ def joint_posterior(frame: pd.DataFrame, proba: np.ndarray, classes: list[str], 
     w = config.stem_pooling
     loglik = (1 - w) * loglik + w * stem_mean
 
-    eps = config.prior_error
+    llr = np.zeros(len(frame)) if foreign_llr is None else np.asarray(foreign_llr, dtype=float)
+    if foreign_llr is not None:
+        llr = (1 - w) * llr + w * pd.Series(llr).groupby(key.to_numpy()).transform("mean").to_numpy()
+    eps = eps if eps is not None else (config.prior_error if config.prior_error is not None else 0.1)
     log_match, log_mismatch = np.log(1 - eps), np.log(eps / max(k - 1, 1))
-    log_dup = np.log(config.duplicate_penalty)
+    log_swap = np.log(config.swap_bonus)
     post = np.zeros((len(frame), k))
     for _, rows in frame.groupby(["track", "start"], sort=False).indices.items():
         rows = np.asarray(rows)
         m = len(rows)
         if m > config.max_joint_stems:
-            lp = loglik[rows] + np.where(np.arange(k)[None] == lab[rows, None], log_match, log_mismatch)
+            lp = loglik[rows] + np.where(np.arange(k)[None] == lab[rows, None], log_match, log_mismatch + llr[rows, None])
             lp -= lp.max(axis=1, keepdims=True)
             post[rows] = np.exp(lp) / np.exp(lp).sum(axis=1, keepdims=True)
             continue
         hyp = np.array(list(itertools.product(range(k), repeat=m)))  # (H, m)
         score = loglik[rows[None, :], hyp].sum(axis=1)
         score += np.where(hyp == lab[rows][None], log_match, log_mismatch).sum(axis=1)
-        dup = sum((hyp[:, a] == hyp[:, b]).astype(float) for a in range(m) for b in range(a + 1, m)) if m > 1 else 0.0
-        score += log_dup * dup
+        counts = np.zeros((len(hyp), k))
+        for pos in range(m):
+            counts[np.arange(len(hyp)), hyp[:, pos]] += 1
+        is_perm = (counts == np.bincount(lab[rows], minlength=k)[None]).all(axis=1) & (hyp != lab[rows][None]).any(axis=1)
+        score += log_swap * is_perm
+        mismatch = hyp != lab[rows][None]
+        score += np.where(is_perm[:, None], 0.0, mismatch * llr[rows][None]).sum(axis=1)
         weight = np.exp(score - score.max())
         weight /= weight.sum()
         for pos, r in enumerate(rows):
@@ -158,31 +196,72 @@ def joint_posterior(frame: pd.DataFrame, proba: np.ndarray, classes: list[str], 
     return post
 
 
-def score_labels(frame: pd.DataFrame, emb: np.ndarray, *, config: LabelModelConfig = LabelModelConfig()) -> pd.DataFrame:
+def split_units(frame: pd.DataFrame, arrays: dict[str, np.ndarray]) -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndarray]:
+    """Fragments -> units (their two halves, shared by overlapping fragments).
+
+    Returns the unit frame (``track``, ``stem``, ``start``), the unit arrays ``(units, ...)`` taken
+    from ``arrays`` ``(fragments, 2, ...)``, and ``(fragments, 2)`` unit indices of each fragment.
+    """
+    half = ((frame["end"] - frame["start"]) // 2).to_numpy()
+    starts = frame["start"].to_numpy()[:, None] + np.array([0, 1])[None] * half[:, None]
+    keys = pd.DataFrame({
+        "track": np.repeat(frame["track"].to_numpy(), 2),
+        "stem": np.repeat(frame["stem"].to_numpy(), 2),
+        "start": starts.ravel(),
+    })
+    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(keys))
+    first = pd.Series(np.arange(len(codes))).groupby(codes).first().to_numpy()
+    units = keys.iloc[first].reset_index(drop=True)
+    flat = {k: v.reshape((-1,) + v.shape[2:])[first] for k, v in arrays.items()}
+    return units, flat, codes.reshape(-1, 2)
+
+
+def score_labels(frame: pd.DataFrame, emb: np.ndarray, env: np.ndarray | None = None, *, config: LabelModelConfig = LabelModelConfig()) -> pd.DataFrame:
     """``label_score``, ``predicted_stem``, ``cl_issue`` and the classifier probability of every fragment.
 
-    ``frame``: manifest rows (``track``, ``stem``, ``start``) aligned with ``emb`` ``(n, d)``.
+    ``frame``: manifest rows (``track``, ``stem``, ``start``, ``end``); ``emb`` ``(n, 2, d)`` and
+    ``env`` ``(n, 2, frames)``: embeddings and onset envelopes of the two halves of each fragment.
+    Halves are scored as units; a fragment is as good as its worse half.
     """
-    classes = sorted(frame["stem"].unique())
-    labels = frame["stem"].to_numpy()
-    tracks = frame["track"].to_numpy()
-    X = np.concatenate([emb, relative_features(emb, tracks, labels)], axis=1)
+    from curate.context import alignment_z, foreign_log_lr
+
+    frame = frame.reset_index(drop=True)
+    units, arr, unit_of = split_units(frame, {"emb": emb} if env is None else {"emb": emb, "env": env})
+    classes = sorted(units["stem"].unique())
+    labels = units["stem"].to_numpy()
+    tracks = units["track"].to_numpy()
+    x = arr["emb"]
+    X = np.concatenate([x, relative_features(x, tracks, labels)], axis=1)
     lab_idx = np.searchsorted(classes, labels)
-    mask = np.ones(len(frame), bool)
+    llr = None
+    if env is not None and config.use_alignment:
+        z, z_null = alignment_z(units, arr["env"], seed=config.seed)
+        llr = foreign_log_lr(z, z_null)
+    mask = np.ones(len(units), bool)
     for _ in range(max(1, config.rounds)):
         proba = out_of_fold_proba(X, labels, tracks, classes, config=config, train_mask=mask)
-        post = joint_posterior(frame, proba, classes, config=config)
-        ok = post[np.arange(len(frame)), lab_idx]
+        eps = config.prior_error
+        if eps is None:  # EM: the noise rate is the mean posterior probability of a wrong label
+            eps = 0.1
+            for _ in range(5):
+                post = joint_posterior(units, proba, classes, config=config, eps=eps, foreign_llr=llr)
+                eps = float(np.clip(1 - post[np.arange(len(units)), lab_idx].mean(), 0.02, 0.35))
+        post = joint_posterior(units, proba, classes, config=config, eps=eps, foreign_llr=llr)
+        ok = post[np.arange(len(units)), lab_idx]
+        if llr is not None:  # same class, but from another track
+            f = config.foreign_prior
+            ok = ok * (1 - f) / ((1 - f) + f * np.exp(llr))
         mask = ok >= 0.5
         if mask.sum() < 0.5 * len(mask):  # never prune away most of the data
             mask = ok >= np.quantile(ok, 0.5)
     thresholds = confident_thresholds(proba, lab_idx)
+    issues = confident_issues(proba, lab_idx, thresholds)
+    worst = unit_of[np.arange(len(frame)), ok[unit_of].argmin(axis=1)]
     return pd.DataFrame(
         {
-            "label_score": ok.astype(np.float32),
-            "predicted_stem": np.asarray(classes)[post.argmax(axis=1)],
-            "classifier_p": proba[np.arange(len(frame)), lab_idx].astype(np.float32),
-            "cl_issue": confident_issues(proba, lab_idx, thresholds),
-        },
-        index=frame.index,
+            "label_score": ok[worst].astype(np.float32),
+            "predicted_stem": np.asarray(classes)[post[worst].argmax(axis=1)],
+            "classifier_p": proba[worst, lab_idx[worst]].astype(np.float32),
+            "cl_issue": issues[unit_of].any(axis=1),
+        }
     )

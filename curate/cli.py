@@ -11,7 +11,11 @@ from rich.table import Table
 from curate.checks import CheckConfig
 from curate.cliutil import make_app, err_console, guarded, out_console, parse_list, progress_bar
 from curate.errors import StemcurateError
-from curate.scan import scan
+from curate.classify import LabelModelConfig
+from curate.corrupt import corrupt_dataset
+from curate.embed import EMBEDDERS
+from curate.filter import filter_manifest
+from curate.scan import ScoreConfig, scan
 from curate.synth import synth_dataset
 from sad import SADConfig
 
@@ -54,12 +58,29 @@ def scan_cmd(
     sad_min_active: Annotated[float, typer.Option("--sad-min-active", help="Keep a window when more than this fraction of sub-chunks is active.")] = 0.5,
     silence_db: Annotated[float, typer.Option("--silence-db", help="Stems with peak below this (dBFS) are silent.")] = -70.0,
     max_residual_db: Annotated[float, typer.Option("--max-residual-db", help="Report mixtures that differ from the stem sum by more than this (dB).")] = -20.0,
+    embedder: Annotated[str, typer.Option("--embedder", help="features (no weights needed) or panns.")] = "features",
+    panns_checkpoint: Annotated[Optional[Path], typer.Option("--panns-checkpoint", help="Cnn14_mAP=0.431.pth for --embedder panns.")] = None,
+    device: Annotated[str, typer.Option("--device", help="Torch device for model embedders (cpu, cuda).")] = "cpu",
+    no_score: Annotated[bool, typer.Option("--no-score", help="Only checks and SAD: leave the score columns empty.")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Tracks processed in parallel.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the label model.")] = 0,
 ):
     """Check every file and index the salient fragments of every stem into a Parquet manifest."""
     try:
         sad_config = SADConfig(sad_window, sad_hop, sad_chunks, 1e-5, sad_gamma, sad_quantile, sad_min_active)
     except ValueError as exc:
         raise StemcurateError(f"SAD options: {exc}") from None
+    if embedder not in EMBEDDERS:
+        raise StemcurateError(f"--embedder: unknown embedder '{embedder}' (use {' or '.join(EMBEDDERS)})")
+    if embedder == "panns" and not no_score:
+        if panns_checkpoint is None:
+            raise StemcurateError("--embedder panns needs --panns-checkpoint PATH (Cnn14_mAP=0.431.pth)")
+        if not panns_checkpoint.is_file():
+            raise StemcurateError(f"{panns_checkpoint}: PANNs checkpoint not found")
+    score = None if no_score else ScoreConfig(
+        embedder=embedder, panns_checkpoint=str(panns_checkpoint) if panns_checkpoint else None, device=device,
+        labels=LabelModelConfig(seed=seed),
+    )
     bar = progress_bar()
     task = bar.add_task("scan", total=None, item="", start=False)
 
@@ -72,6 +93,7 @@ def scan_cmd(
         result = scan(
             data_dir, output=output, subset=subset, stems=parse_list(stems, "--stems"),
             sad_config=sad_config, check_config=CheckConfig(silence_db, max_residual_db), txt_dir=txt_dir,
+            score=score, jobs=jobs,
             on_start=on_start, on_track=lambda t: bar.update(task, advance=1, item=t.name),
         )
     finally:
@@ -81,6 +103,49 @@ def scan_cmd(
     if strict and len(result.problems):
         err_console.print(f"error: {len(result.problems)} problem(s) found and --strict is set; see {result.problems_file}")
         raise typer.Exit(2)
+
+
+@app.command(name="filter")
+@guarded
+def filter_cmd(
+    manifest: Annotated[Path, typer.Argument(help="Scored manifest from curate scan.")] = Path("manifest.parquet"),
+    threshold: Annotated[float, typer.Option("--threshold", "-t", help="Keep fragments with quality >= this (0-1).")] = 0.7,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Manifest of kept fragments.")] = Path("clean.parquet"),
+    rejected: Annotated[Path, typer.Option("--rejected", help="Manifest of rejected fragments, with reasons.")] = Path("rejected.parquet"),
+):
+    """Split a scanned manifest into clean and rejected fragments, each rejection with a reason."""
+    res = filter_manifest(manifest, threshold=threshold, output=output, rejected=rejected)
+    table = Table(title=f"quality >= {threshold}: kept {len(res.kept)}, rejected {len(res.rejected)}")
+    table.add_column("stem")
+    for col in res.summary.columns:
+        table.add_column(str(col), justify="right")
+    for stem, row in res.summary.iterrows():
+        table.add_row(str(stem), *[str(v) for v in row])
+    out_console.print(table)
+    for r in res.rejected.head(10).itertuples():
+        out_console.print(f"  {r.track} / {r.stem} [{r.start / r.sample_rate:.0f}-{r.end / r.sample_rate:.0f} s]: {r.reason}")
+    if len(res.rejected) > 10:
+        out_console.print(f"  ... {len(res.rejected) - 10} more in {res.rejected_path}")
+    out_console.print(f"clean: {res.output}\nrejected: {res.rejected_path}")
+
+
+@app.command()
+@guarded
+def corrupt(
+    src: Annotated[Path, typer.Argument(help="Clean dataset (MUSDB18-HQ layout).")],
+    dst: Annotated[Path, typer.Argument(help="Folder for the noisy copy (must not exist or be empty).")],
+    mislabel_rate: Annotated[float, typer.Option("--mislabel-rate", help="Probability per stem of a swap, replacement or partial replacement.")] = 0.2,
+    bleed_rate: Annotated[float, typer.Option("--bleed-rate", help="Probability per stem of leaks from other stems.")] = 0.2,
+    subset: Annotated[str, typer.Option("--subset", help="Subset to corrupt; the others are copied.")] = "train",
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+):
+    """Write a label-noise copy of a dataset and its ground truth (DST/corruptions.parquet)."""
+    with progress_bar() as bar:
+        task = bar.add_task("corrupt", total=None, item="")
+        truth = corrupt_dataset(src, dst, mislabel_rate=mislabel_rate, bleed_rate=bleed_rate, seed=seed, subset=subset,
+                                progress=lambda name: bar.update(task, advance=1, item=name))
+    counts = truth["kind"].value_counts().to_dict() if len(truth) else {}
+    out_console.print(f"wrote {dst}; corruptions: {counts or 'none'}; truth: {dst / 'corruptions.parquet'}")
 
 
 def _print_summary(result) -> None:
@@ -104,6 +169,11 @@ def _print_summary(result) -> None:
         out_console.print(pt)
         if len(result.problems) > 30:
             out_console.print(f"... {len(result.problems) - 30} more")
+    for w in result.warnings:
+        err_console.print(f"warning: {w}")
+    if frag["quality"].notna().any():
+        q = frag["quality"].astype(float)
+        out_console.print(f"quality: median {q.median():.2f}, {int((q < 0.7).sum())} of {len(q)} fragments below 0.7")
     out_console.print(f"manifest: {result.manifest}  ({len(frag)} fragments)")
     out_console.print(f"problems: {result.problems_file}  ({len(result.problems)} rows)")
 

@@ -21,6 +21,7 @@ from curate.atomic import atomic_path, ensure_writable_dir
 from curate.bleed import BleedConfig, track_bleed
 from curate.checks import CheckConfig, Problem, check_track
 from curate.classify import LabelModelConfig, score_labels
+from curate.context import onset_envelope, unit_envelopes
 from curate.embed import make_embedder
 from curate.quality import quality as quality_score
 from curate.spectra import stft
@@ -79,10 +80,11 @@ def fragment_rows(track: Track, stem: str, audio: np.ndarray, sample_rate: int, 
     return rows
 
 
-def scan_track(track: Track, stems: list[str], *, sad_config: SADConfig = SADConfig(), check_config: CheckConfig = CheckConfig(), score: ScoreConfig | None = None) -> tuple[list[dict], list[Problem], float | None, np.ndarray | None]:
+def scan_track(track: Track, stems: list[str], *, sad_config: SADConfig = SADConfig(), check_config: CheckConfig = CheckConfig(), score: ScoreConfig | None = None) -> tuple[list[dict], list[Problem], float | None, dict | None]:
     """Check one track, detect the salient fragments of its requested stems and, with ``score``,
     embed them and measure their bleed. Returns rows, problems, mixture residual (dB) and the
-    embeddings ``(len(rows), d)`` (None without ``score``)."""
+    arrays of the fragments' two halves: ``emb`` ``(len(rows), 2, d)`` and onset envelopes
+    ``env`` ``(len(rows), 2, frames)`` (None without ``score``)."""
     checked = check_track(track, stems, check_config)
     rows, bounds = [], {}
     for stem in stems:
@@ -95,13 +97,18 @@ def scan_track(track: Track, stems: list[str], *, sad_config: SADConfig = SADCon
     sources = {n: x for n, x in checked.audio.items() if n != MIXTURE}
     spectra = {n: stft(x, checked.sample_rate) for n, x in sources.items()}
     embedder = make_embedder(score.embedder, score.panns_checkpoint, score.device)
-    embs, bleed = [], {}
+    embs, envs, bleed = [], [], {}
     if len(spectra) > 1:
         full_bounds = {n: bounds.get(n, np.zeros((0, 2), np.int64)) for n in spectra}
         bleed = track_bleed(spectra, full_bounds, score.bleed)
     for stem, b in bounds.items():
         if len(b):
-            embs.append(embedder.embed(sources[stem], spectra[stem], b))
+            half = (b[:, 1] - b[:, 0]) // 2
+            units = np.stack([np.stack([b[:, 0], b[:, 0] + half], 1), np.stack([b[:, 0] + half, b[:, 1]], 1)], 1).reshape(-1, 2)
+            embs.append(embedder.embed(sources[stem], spectra[stem], units).reshape(len(b), 2, -1))
+            length = int(-(-half.max() // spectra[stem].hop))
+            env = unit_envelopes(onset_envelope(spectra[stem]), units, spectra[stem].hop, length)
+            envs.append(env.reshape(len(b), 2, length))
     k = 0
     for stem, b in bounds.items():
         db, src, _ = bleed.get(stem, (np.full(len(b), np.nan), [None] * len(b), None))
@@ -109,8 +116,17 @@ def scan_track(track: Track, stems: list[str], *, sad_config: SADConfig = SADCon
             rows[k + q]["bleed_db"] = float(db[q])
             rows[k + q]["bleed_stem"] = src[q]
         k += len(b)
-    emb = np.concatenate(embs).astype(np.float32) if embs else np.zeros((0, 0), np.float32)
-    return rows, checked.problems, checked.residual_db, emb
+    if not embs:
+        return rows, checked.problems, checked.residual_db, {}
+    return rows, checked.problems, checked.residual_db, {"emb": np.concatenate(embs).astype(np.float32), "env": _pad_concat(envs)}
+
+
+def _pad_concat(arrays: list[np.ndarray]) -> np.ndarray:
+    """Concatenate ``(n_i, ..., L_i)`` arrays along axis 0, zero-padding the last axis to the longest."""
+    if not arrays:
+        return np.zeros((0,), np.float16)
+    length = max(a.shape[-1] for a in arrays)
+    return np.concatenate([np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, length - a.shape[-1])]) for a in arrays])
 
 
 def _scan_track_job(args):
@@ -150,23 +166,23 @@ def _prepare_parts(parts: Path, fingerprint: dict) -> None:
 
 
 def _load_part(parts: Path, key: str):
-    frag_file, prob_file, emb_file = parts / f"{key}.parquet", parts / f"{key}.json", parts / f"{key}.npy"
+    frag_file, prob_file, emb_file = parts / f"{key}.parquet", parts / f"{key}.json", parts / f"{key}.npz"
     if not (frag_file.exists() and prob_file.exists()):
         return None
     try:
         done = json.loads(prob_file.read_text())
-        emb = np.load(emb_file) if done.get("embeddings") else None
+        emb = dict(np.load(emb_file)) if done.get("embeddings") else None
         frame = pd.read_parquet(frag_file)
     except (OSError, ValueError):
         return None
     return frame, [Problem(**p) for p in done["problems"]], done["residual_db"], emb
 
 
-def _save_part(parts: Path, key: str, rows: list[dict], problems: list[Problem], residual: float | None, emb: np.ndarray | None) -> None:
+def _save_part(parts: Path, key: str, rows: list[dict], problems: list[Problem], residual: float | None, emb: dict | None) -> None:
     if emb is not None:
-        with atomic_path(parts / f"{key}.npy") as tmp:
+        with atomic_path(parts / f"{key}.npz") as tmp:
             with open(tmp, "wb") as fh:
-                np.save(fh, emb)
+                np.savez(fh, **emb)
     with atomic_path(parts / f"{key}.json") as tmp:
         tmp.write_text(json.dumps({"problems": [asdict(p) for p in problems], "residual_db": residual, "embeddings": emb is not None}))
     frame = pd.DataFrame(rows, columns=REQUIRED_COLUMNS + ["bleed_db", "bleed_stem"])
@@ -282,8 +298,8 @@ def scan(
     fragments = fragments.loc[order].reset_index(drop=True)
     warn: list[str] = []
     if score is not None and score.embedder is not None and len(fragments):
-        emb = np.concatenate(embs)[order]
-        warn += _score(fragments, emb, score)
+        arrays = {k: _pad_concat([e[k] for e in embs if e and k in e])[order] for k in ("emb", "env")}
+        warn += _score(fragments, arrays["emb"], arrays["env"], score)
     problem_frame = pd.DataFrame([asdict(p) for p in problems]) if problems else empty_problems()
     meta = {
         "subset": subset, "stems": stems, "sad": sad_config.to_dict(), "checks": check_config.to_dict(),
@@ -299,12 +315,12 @@ def scan(
     return ScanResult(output, prob_path, fragments, problem_frame, len(tracks), stems, resumed, residuals, warn)
 
 
-def _score(fragments: pd.DataFrame, emb: np.ndarray, score: ScoreConfig) -> list[str]:
+def _score(fragments: pd.DataFrame, emb: np.ndarray, env: np.ndarray, score: ScoreConfig) -> list[str]:
     """Fill ``label_score``, ``predicted_stem`` and ``quality`` in place; return warnings."""
     warn = []
     n_tracks = fragments["track"].nunique()
     if n_tracks >= 2 and fragments["stem"].nunique() >= 2:
-        labels = score_labels(fragments, emb, config=score.labels)
+        labels = score_labels(fragments, emb, env, config=score.labels)
         fragments["label_score"] = labels["label_score"].to_numpy()
         fragments["predicted_stem"] = labels["predicted_stem"].to_numpy()
     else:

@@ -100,9 +100,10 @@ def _drums(rng, n, sr, beat, bars) -> np.ndarray:
     for bar in range(bars):
         fill = rng.random() < 0.15
         for s in range(16):
-            pos = int(round((bar * 16 + s) * sixteenth * sr))
+            pos = int(round(((bar * 16 + s) * sixteenth + rng.normal(0, 0.003)) * sr))  # human timing
             if pos >= n:
                 break
+            pos = max(0, pos)
             if kick_pat[s]:
                 g = rng.uniform(0.85, 1.0)
                 _place(out[0], pos, g * kick)
@@ -134,10 +135,11 @@ def _bass(rng, n, sr, beat, chord_roots) -> np.ndarray:
         tt = np.arange(dur) / sr
         f0 = _midi_hz(note)
         k = np.arange(1, n_harm + 1)[:, None]
-        tone = np.sum(np.sin(2 * np.pi * f0 * k * tt[None]) / k**1.3 * np.exp(-tt[None] * k * 2.0), axis=0)
+        phases = rng.uniform(0, 2 * np.pi, size=(n_harm, 1))  # a real string never restarts in phase
+        tone = np.sum(np.sin(2 * np.pi * f0 * k * tt[None] + phases) / k**1.3 * np.exp(-tt[None] * k * 2.0), axis=0)
         tone *= _env(dur, int(0.005 * sr), rng.uniform(0.25, 0.6), sr)
         tone[-int(0.01 * sr):] *= np.linspace(1, 0, int(0.01 * sr))
-        _place(out, pos, tone)
+        _place(out, max(0, pos + int(rng.normal(0, 0.004) * sr)), tone)  # human timing
         pos += length
         i += 1
     return np.stack([out, out])
@@ -279,7 +281,7 @@ def _other(rng, n, sr, beat, progression, scale, timbres) -> np.ndarray:
                 ts = tt[:step]
                 k = np.arange(1, 16)[:, None]
                 note = sum(
-                    np.sum(np.sin(2 * np.pi * f * k * ts[None]) * np.exp(-ts[None] * (3 + 4 * k)) / k, axis=0)
+                    np.sum(np.sin(2 * np.pi * f * k * ts[None] + rng.uniform(0, 2 * np.pi, (15, 1))) * np.exp(-ts[None] * (3 + 4 * k)) / k, axis=0)
                     for f in freqs
                 )
                 note *= np.clip((step / sr - ts) / 0.01, 0, 1)

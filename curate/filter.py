@@ -1,0 +1,74 @@
+"""``curate filter``: split a scored manifest into clean and rejected fragments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from curate.atomic import ensure_writable_dir
+from curate.errors import StemcurateError
+from curate.quality import reasons
+from curate.schema import read_manifest, write_manifest
+
+
+@dataclass
+class FilterResult:
+    """Kept and rejected rows (rejected with ``reason``), and where they were written."""
+
+    kept: pd.DataFrame
+    rejected: pd.DataFrame
+    output: Path
+    rejected_path: Path
+    summary: pd.DataFrame
+
+
+def reason_kind(reason: str | None) -> str:
+    """``label``, ``bleed``, ``label+bleed`` or ``other`` for a reason string."""
+    if not isinstance(reason, str):
+        return "kept"
+    kinds = []
+    if "looks like" in reason or "label uncertain" in reason:
+        kinds.append("label")
+    if "bleed at" in reason:
+        kinds.append("bleed")
+    return "+".join(kinds) or "other"
+
+
+def filter_manifest(manifest: str | Path = "manifest.parquet", *, threshold: float = 0.7, output: str | Path = "clean.parquet", rejected: str | Path = "rejected.parquet") -> FilterResult:
+    """Keep fragments with ``quality >= threshold``; give every rejected one a ``reason``.
+
+    Raises :class:`StemcurateError` for a threshold outside 0-1, a manifest without scores, or
+    a result with no fragment kept (nothing is written then).
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise StemcurateError(f"--threshold must be within 0-1, got {threshold}")
+    output, rejected = Path(output), Path(rejected)
+    if output.resolve() == rejected.resolve():
+        raise StemcurateError(f"{output}: clean and rejected outputs must differ")
+    m = read_manifest(manifest)
+    if len(m.frame) == 0:
+        raise StemcurateError(f"{manifest}: manifest has no fragments")
+    if not m.has_scores:
+        raise StemcurateError(f"{manifest}: manifest has no quality scores (scanned with --no-score?); rerun `curate scan` with an embedder")
+    for p in (output, rejected):
+        ensure_writable_dir(p)
+    frame = m.frame.copy()
+    frame["reason"] = reasons(frame, threshold)
+    keep = frame["quality"] >= threshold
+    kept, rej = frame[keep].copy(), frame[~keep].copy()
+    if len(kept) == 0:
+        raise StemcurateError(
+            f"{manifest}: no fragment reaches quality {threshold} (median {frame['quality'].median():.2f}); "
+            "lower --threshold or check the data (curate report)"
+        )
+    kept["reason"] = None
+    meta = {**m.meta, "filter": {"threshold": threshold, "source": str(Path(manifest))}}
+    write_manifest(kept, output, root=m.root, meta=meta)
+    write_manifest(rej, rejected, root=m.root, meta=meta)
+    kinds = rej["reason"].map(reason_kind)
+    summary = pd.DataFrame({"kept": kept.groupby("stem").size()}).join(
+        pd.crosstab(rej["stem"], kinds) if len(rej) else pd.DataFrame(), how="outer"
+    ).fillna(0).astype(int)
+    return FilterResult(kept, rej, output, rejected, summary)

@@ -1,0 +1,122 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from curate.classify import (
+    LabelModelConfig, confident_issues, split_units, confident_thresholds, joint_posterior, out_of_fold_proba, relative_features,
+)
+from curate.datasets import discover
+from curate.scan import ScoreConfig, scan_track
+from curate.synth import synth_dataset
+
+CLASSES = ["bass", "drums", "other", "vocals"]
+
+
+@pytest.fixture(scope="module")
+def synth_embeddings(tmp_path_factory):
+    root = tmp_path_factory.mktemp("syn8")
+    synth_dataset(root, tracks=8, seconds=12, seed=1)
+    rows, embs = [], []
+    for t in discover(root):
+        r, _, _, e = scan_track(t, list(CLASSES), score=ScoreConfig())
+        rows += r
+        embs.append(e["emb"])
+    return pd.DataFrame(rows), np.concatenate(embs)  # (fragments, 2 halves, d)
+
+
+def test_classifier_separates_synth_stems_out_of_fold(synth_embeddings):
+    df, emb = synth_embeddings
+    units, arr, _ = split_units(df, {"emb": emb})
+    x, stems, tracks = arr["emb"], units.stem.to_numpy(), units.track.to_numpy()
+    X = np.concatenate([x, relative_features(x, tracks, stems)], axis=1)
+    proba = out_of_fold_proba(X, stems, tracks, CLASSES)
+    acc = np.mean(np.asarray(CLASSES)[proba.argmax(axis=1)] == stems)
+    assert acc >= 0.95
+    assert len(df) > 60 and set(df.stem) == set(CLASSES)
+
+
+def test_units_are_shared_by_overlapping_fragments():
+    frame = pd.DataFrame({"track": "t", "stem": "bass", "start": [0, 3, 6], "end": [6, 9, 12]})
+    arrays = {"x": np.arange(12).reshape(3, 2, 2)}
+    units, arr, unit_of = split_units(frame, arrays)
+    assert units["start"].tolist() == [0, 3, 6, 9]
+    assert unit_of.tolist() == [[0, 1], [1, 2], [2, 3]]
+    np.testing.assert_array_equal(arr["x"], [[0, 1], [2, 3], [6, 7], [10, 11]])
+
+
+def test_folds_never_share_a_track(monkeypatch):
+    """Every row must be predicted by a model fitted without its track."""
+    import curate.classify as cl
+
+    seen = []
+
+    class Spy:
+        def __init__(self, *a, **k):
+            pass
+
+        def fit(self, X, y):
+            self.rows = set(map(int, X[:, 0]))
+            return self
+
+        def predict_proba(self, X):
+            assert not (set(map(int, X[:, 0])) & self.rows)
+            seen.append(len(X))
+            return np.full((len(X), 2), 0.5)
+
+    monkeypatch.setattr(cl, "_make_classifier", lambda config: Spy())
+    n = 60
+    X = np.arange(n, dtype=float)[:, None]
+    groups = np.repeat(np.arange(12), 5)
+    labels = np.where(np.arange(n) % 2, "a", "b")
+    out_of_fold_proba(X, labels, groups, ["a", "b"])
+    assert sum(seen) == n and len(seen) == 5  # 5 folds, each row predicted once
+
+
+def test_confident_thresholds_hand_computed():
+    proba = np.array([[0.9, 0.1, 0.0], [0.6, 0.4, 0.0], [0.3, 0.7, 0.0], [0.2, 0.8, 0.0], [0.1, 0.2, 0.7], [0.8, 0.1, 0.1]])
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    t = confident_thresholds(proba, labels)
+    np.testing.assert_allclose(t, [0.75, 0.75, 0.4])
+    # row 1: p0=0.6 < 0.75 but no other class reaches its threshold -> no issue
+    # row 5: labelled 2 with p2=0.1 < 0.4 and p0=0.8 >= 0.75 -> issue
+    assert confident_issues(proba, labels, t).tolist() == [False, False, False, False, False, True]
+
+
+def _window(stems, probas, track="t", start=0):
+    frame = pd.DataFrame({"track": track, "start": start, "stem": stems})
+    return frame, np.asarray(probas, dtype=float)
+
+
+def test_joint_assignment_catches_a_swap():
+    # bass and drums files swapped: each looks like the other's label
+    frame, p = _window(
+        ["bass", "drums", "other", "vocals"],
+        [[0.1, 0.8, 0.05, 0.05], [0.85, 0.05, 0.05, 0.05], [0.05, 0.05, 0.85, 0.05], [0.05, 0.05, 0.05, 0.85]],
+    )
+    post = joint_posterior(frame, p, CLASSES, config=LabelModelConfig(stem_pooling=0.0, prior_error=0.1))
+    ok = post[np.arange(4), [0, 1, 2, 3]]
+    assert ok[0] < 0.3 and ok[1] < 0.3 and ok[2] > 0.9 and ok[3] > 0.9
+    assert [CLASSES[k] for k in post.argmax(axis=1)] == ["drums", "bass", "other", "vocals"]
+
+
+def test_siblings_overrule_a_hesitant_classifier():
+    # the vocals stem looks a bit more like "other" on its own, but the real "other" is its sibling
+    frame, p = _window(
+        ["bass", "drums", "other", "vocals"],
+        [[0.9, 0.04, 0.03, 0.03], [0.03, 0.9, 0.04, 0.03], [0.03, 0.03, 0.9, 0.04], [0.03, 0.03, 0.5, 0.44]],
+    )
+    post = joint_posterior(frame, p, CLASSES, config=LabelModelConfig(stem_pooling=0.0, prior_error=0.1))
+    assert post[3, CLASSES.index("vocals")] > 0.9
+    alone = p[3, CLASSES.index("vocals")] / p[3].sum()
+    assert alone < 0.5  # a per-fragment classifier alone would have flagged it
+
+
+def test_replacement_by_another_class_is_flagged():
+    # vocals file holds drums: two drum-like stems, no vocals-like one
+    frame, p = _window(
+        ["bass", "drums", "other", "vocals"],
+        [[0.9, 0.04, 0.03, 0.03], [0.03, 0.9, 0.04, 0.03], [0.03, 0.03, 0.9, 0.04], [0.03, 0.9, 0.04, 0.03]],
+    )
+    post = joint_posterior(frame, p, CLASSES, config=LabelModelConfig(stem_pooling=0.0, prior_error=0.1))
+    ok = post[np.arange(4), [0, 1, 2, 3]]
+    assert ok[3] < 0.5 and ok[1] > 0.9 and ok[0] > 0.9 and ok[2] > 0.9

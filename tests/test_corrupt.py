@@ -1,0 +1,84 @@
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from curate.corrupt import corrupt_dataset
+from curate.errors import StemcurateError
+from curate.schema import read_corruptions
+from curate.truth import fragment_truth
+
+STEMS = ("vocals", "bass", "drums", "other")
+
+
+def _read(path):
+    x, _ = sf.read(path, dtype="float64", always_2d=True)
+    return x.T
+
+
+@pytest.fixture(scope="module")
+def corrupted(synth_dir, tmp_path_factory):
+    dst = tmp_path_factory.mktemp("noisy") / "d"
+    truth = corrupt_dataset(synth_dir, dst, mislabel_rate=0.6, bleed_rate=0.5, seed=4)
+    return synth_dir, dst, truth
+
+
+def test_truth_table_matches_what_was_written(corrupted):
+    src, dst, truth = corrupted
+    assert set(truth["kind"]) >= {"bleed"} and len(truth) >= 4
+    pd.testing.assert_frame_equal(read_corruptions(dst / "corruptions.parquet").reset_index(drop=True), truth.reset_index(drop=True), check_dtype=False)
+    for (track, stem), rows in truth.groupby(["track", "stem"]):
+        out = _read(dst / "train" / track / f"{stem}.wav")
+        clean = _read(src / "train" / track / f"{stem}.wav")
+        kinds = set(rows["kind"])
+        leaks = rows[rows["kind"] == "bleed"]
+        if kinds == {"swap"}:
+            partner = rows["source_stem"].iloc[0]
+            np.testing.assert_allclose(out, _read(src / "train" / track / f"{partner}.wav"), atol=1e-6)
+        elif kinds == {"partial"}:
+            a, b = int(rows["start"].iloc[0]), int(rows["end"].iloc[0])
+            np.testing.assert_allclose(out[:, :a], clean[:, :a], atol=1e-6)
+            np.testing.assert_allclose(out[:, b:], clean[:, b:], atol=1e-6)
+            assert np.abs(out[:, a + 500 : b - 500] - clean[:, a + 500 : b - 500]).max() > 1e-3
+        elif kinds == {"replace"}:
+            assert np.abs(out - clean).max() > 1e-3
+            assert rows["source_track"].iloc[0] != track
+        elif kinds == {"bleed"}:
+            added = out - clean
+            for leak in leaks.itertuples():  # total added energy matches the stated levels
+                assert -20.0 <= leak.leak_db <= -6.0 and 0.5 <= leak.delay_ms <= 10.0
+            expect = 10 * np.log10(np.sum(10 ** (leaks["leak_db"].to_numpy() / 10)))
+            measured = 10 * np.log10(np.mean(added**2) / np.mean(clean**2))
+            assert abs(measured - expect) < 3.0  # independent leaks add in power, give or take their correlation
+
+
+def test_untouched_stems_and_exact_mixture(corrupted):
+    src, dst, truth = corrupted
+    touched = set(zip(truth["track"], truth["stem"]))
+    for folder in (dst / "train").iterdir():
+        stems = {s: _read(folder / f"{s}.wav") for s in STEMS}
+        np.testing.assert_allclose(_read(folder / "mixture.wav"), sum(stems.values()), atol=1e-6)
+        for s in STEMS:
+            if (folder.name, s) not in touched:
+                np.testing.assert_allclose(stems[s], _read(src / "train" / folder.name / f"{s}.wav"), atol=1e-6)
+    assert (dst / "test").is_dir()  # other subsets are copied
+
+
+def test_deterministic_and_bad_rates(synth_dir, tmp_path):
+    a = corrupt_dataset(synth_dir, tmp_path / "a", seed=9)
+    b = corrupt_dataset(synth_dir, tmp_path / "b", seed=9)
+    pd.testing.assert_frame_equal(a, b)
+    with pytest.raises(StemcurateError, match="--mislabel-rate"):
+        corrupt_dataset(synth_dir, tmp_path / "c", mislabel_rate=1.5)
+    with pytest.raises(StemcurateError, match="not empty"):
+        corrupt_dataset(synth_dir, tmp_path / "a")
+
+
+def test_fragment_truth_rules():
+    frame = pd.DataFrame({"track": "t", "stem": ["vocals"] * 3 + ["bass"], "start": [0, 100, 300, 0], "end": [100, 200, 400, 100], "path": "train/t/x.wav"})
+    corr = pd.DataFrame({"track": ["t", "t"], "stem": ["vocals", "bass"], "kind": ["partial", "swap"], "start": [80, 0], "end": [210, 100]})
+    truth = fragment_truth(frame, corr)
+    # 20% overlap: ambiguous; 100%: partial; none: clean; swap: whole stem
+    assert truth["corrupted"].tolist()[1:] == [True, False, True]
+    assert pd.isna(truth["corrupted"].iloc[0])
+    assert truth["corruption_kind"].fillna("clean").tolist() == ["partial<min_overlap", "partial", "clean", "swap"]
