@@ -50,6 +50,8 @@ class LabelModelConfig:
     """1: plain out-of-fold; 2: refit without the doubtful fragments of round 1."""
     prior_error: float | None = None
     """eps: prior probability that a stem's content is not its label; None: estimated from the data (EM)."""
+    max_prior_error: float = 0.2
+    """Upper bound of the EM estimate of eps (a classifier that hesitates must not talk it up)."""
     swap_bonus: float = 30.0
     """rho: prior factor for assignments that permute the window's labels (a swap is one event, not two errors)."""
     foreign_prior: float = 0.005
@@ -245,7 +247,7 @@ def score_labels(frame: pd.DataFrame, emb: np.ndarray, env: np.ndarray | None = 
             eps = 0.1
             for _ in range(5):
                 post = joint_posterior(units, proba, classes, config=config, eps=eps, foreign_llr=llr)
-                eps = float(np.clip(1 - post[np.arange(len(units)), lab_idx].mean(), 0.02, 0.35))
+                eps = float(np.clip(1 - post[np.arange(len(units)), lab_idx].mean(), 0.02, config.max_prior_error))
         post = joint_posterior(units, proba, classes, config=config, eps=eps, foreign_llr=llr)
         ok = post[np.arange(len(units)), lab_idx]
         if llr is not None:  # same class, but from another track

@@ -11,7 +11,9 @@ each fragment's active frames (frames within 50 dB of the stem's loudest):
 * energy shares below 120, 250 and 500 Hz and above 4 kHz;
 * spectral flux mean and std, onset rate (flux peaks per second);
 * stereo width (side / (mid + side) energy) and inter-channel correlation;
-* loudness dynamics (std of frame log-energy) and the active-frame fraction.
+* loudness dynamics (std of frame log-energy) and the active-frame fraction;
+* polyphony (entropy of the pitch-class distribution) and register (lowest partial within 20 dB
+  of the frame's peak, log Hz), mean and std.
 
 No descriptor depends on the absolute level, so gains and fades do not change the label.
 """
@@ -30,7 +32,7 @@ EPS = 1e-10
 
 def _names() -> list[str]:
     names = [f"mel{i:02d}_mean" for i in range(N_MELS)] + [f"mel{i:02d}_std" for i in range(N_MELS)]
-    for k in ("centroid", "bandwidth", "rolloff", "flatness", "percussive", "harmonicity", "spacing", "flux"):
+    for k in ("centroid", "bandwidth", "rolloff", "flatness", "percussive", "harmonicity", "spacing", "flux", "chroma_entropy", "lowest_partial"):
         names += [f"{k}_mean", f"{k}_std"]
     names += ["share_lt120", "share_lt250", "share_lt500", "share_gt4k", "onset_rate", "width", "ch_corr", "energy_std", "active"]
     return names
@@ -77,6 +79,18 @@ def _frame_descriptors(spec: StemSpectrum) -> tuple[np.ndarray, np.ndarray, np.n
     harmonicity = seg.max(axis=0)
     spacing = np.log2((lo + seg.argmax(axis=0)) * df)
 
+    # polyphony: entropy of the frame's pitch-class distribution (one note and its overtones
+    # concentrate on few classes, chords spread); register: lowest partial within 20 dB of the peak
+    semis = 12 * np.log2(np.maximum(f, 1.0) / 440.0)
+    band = (f >= 55.0) & (f <= 2000.0)
+    chroma = np.zeros((12, p.shape[1]), np.float32)
+    np.add.at(chroma, np.round(semis[band]).astype(int) % 12, p[band])
+    cp = chroma / (chroma.sum(axis=0, keepdims=True) + EPS)
+    chroma_entropy = -(cp * np.log(cp + EPS)).sum(axis=0)
+    low = (f >= 25.0) & (f <= 4000.0)
+    strong = p[low] >= 0.01 * p[low].max(axis=0, keepdims=True)
+    lowest_partial = np.log2(f[low][np.argmax(strong, axis=0)] + 20.0)
+
     log_mel_flux = np.log10(mel + EPS * 1e3)
     flux = np.concatenate([[0.0], np.maximum(np.diff(log_mel_flux, axis=1), 0.0).mean(axis=0)]).astype(np.float32)
     local = ndimage.median_filter(flux, size=int(round(spec.sample_rate / spec.hop)), mode="nearest")
@@ -97,7 +111,7 @@ def _frame_descriptors(spec: StemSpectrum) -> tuple[np.ndarray, np.ndarray, np.n
         corr = np.ones_like(total)
 
     paired = np.concatenate(
-        [log_mel, np.stack([np.log2(centroid + 20), np.log2(bandwidth + 20), np.log2(rolloff + 20), flatness, percussive, harmonicity, spacing, flux])]
+        [log_mel, np.stack([np.log2(centroid + 20), np.log2(bandwidth + 20), np.log2(rolloff + 20), flatness, percussive, harmonicity, spacing, flux, chroma_entropy, lowest_partial])]
     ).astype(np.float32)
     single = np.stack(shares + [onset, width, corr]).astype(np.float32)
     return paired, single, np.stack([log_e, active]).astype(np.float32)

@@ -1,8 +1,10 @@
 """Fragment-level ground truth from ``curate corrupt``'s ``corruptions.parquet``.
 
 A fragment is *corrupted* when its stem was swapped or replaced, when a partial replacement covers
-at least ``min_overlap`` of it, or when its stem received a leak and the leaking stem is active in
-the fragment (within 30 dB of its whole-stem RMS; checked when ``data_root`` is given).
+at least ``min_overlap`` of it, or when its stem received a leak that is actually present in it:
+the leak level scaled by how loud the leaking and the receiving stems are in this fragment
+compared with their whole-stem RMS must reach ``min_leak_db`` (checked when ``data_root`` is
+given; a leak whose source is silent in a fragment does not corrupt it).
 Fragments that a partial replacement touches by less than ``min_overlap`` are *ambiguous*
 (``corrupted`` is NA) and left out of precision/recall.
 """
@@ -15,7 +17,7 @@ import pandas as pd
 from curate.datasets import load_segment
 
 
-def fragment_truth(frame: pd.DataFrame, corruptions: pd.DataFrame, *, data_root=None, min_overlap: float = 0.25) -> pd.DataFrame:
+def fragment_truth(frame: pd.DataFrame, corruptions: pd.DataFrame, *, data_root=None, min_overlap: float = 0.25, min_leak_db: float = -25.0) -> pd.DataFrame:
     """Columns ``corrupted`` (nullable bool) and ``corruption_kind`` for each manifest row."""
     corrupted = pd.array([False] * len(frame), dtype="boolean")
     kinds: list[str | None] = [None] * len(frame)
@@ -45,10 +47,14 @@ def fragment_truth(frame: pd.DataFrame, corruptions: pd.DataFrame, *, data_root=
             elif c.kind == "bleed" and overlap > 0:
                 active = True
                 if data_root is not None:
-                    src_path = r.path.rsplit("/", 1)[0] + f"/{c.source_stem}." + r.path.rsplit(".", 1)[-1]
+                    folder, ext = r.path.rsplit("/", 1)[0], r.path.rsplit(".", 1)[-1]
+                    src_path = f"{folder}/{c.source_stem}.{ext}"
                     x, _ = load_segment(data_root, src_path, c.source_stem, r.start, r.end)
-                    frag_rms = float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
-                    active = frag_rms > stem_rms(r.track, c.source_stem, src_path) * 10 ** (-30 / 20)
+                    y, _ = load_segment(data_root, r.path, r.stem, r.start, r.end)
+                    src_rel = float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) / max(stem_rms(r.track, c.source_stem, src_path), 1e-12)
+                    rcv_rel = float(np.sqrt(np.mean(y.astype(np.float64) ** 2))) / max(stem_rms(r.track, r.stem, r.path), 1e-12)
+                    level = c.leak_db + 20 * np.log10(max(src_rel, 1e-9) / max(rcv_rel, 1e-9))
+                    active = level >= min_leak_db
                 if active:
                     found.append("bleed")
         if found:
