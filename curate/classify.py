@@ -58,7 +58,7 @@ class LabelModelConfig:
     """Prior probability that a stem whose class matches its label still comes from another track."""
     use_alignment: bool = True
     """Weigh onset alignment with the sibling stems (:mod:`curate.context`)."""
-    stem_pooling: float = 0.2
+    stem_pooling: float = 0.1
     """Weight of the stem's mean log-likelihood against the fragment's own."""
     temperature: float = 1.0
     """Classifier log-probabilities are divided by this (> 1 trusts the classifier less)."""

@@ -95,7 +95,7 @@ def alignment_z(frame: pd.DataFrame, env: np.ndarray, *, seed: int = 0) -> tuple
     return z, z_null
 
 
-def foreign_log_lr(z: np.ndarray, z_null: np.ndarray, *, cap: float = 8.0) -> np.ndarray:
+def foreign_log_lr(z: np.ndarray, z_null: np.ndarray, *, cap: float = 3.0) -> np.ndarray:
     """log p(z | foreign) - log p(z | aligned) per unit; 0 where ``z`` is NaN."""
     ok = np.isfinite(z)
     out = np.zeros(len(z))
