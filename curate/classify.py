@@ -62,6 +62,8 @@ class LabelModelConfig:
     """Weight of the stem's mean log-likelihood against the fragment's own."""
     temperature: float = 1.0
     """Classifier log-probabilities are divided by this (> 1 trusts the classifier less)."""
+    relative: bool = True
+    """Also give the classifier each embedding relative to its track's average stem."""
     max_joint_stems: int = 6
     """Windows with more stems are scored stem by stem (no joint enumeration)."""
     seed: int = 0
@@ -233,7 +235,7 @@ def score_labels(frame: pd.DataFrame, emb: np.ndarray, env: np.ndarray | None = 
     labels = units["stem"].to_numpy()
     tracks = units["track"].to_numpy()
     x = arr["emb"]
-    X = np.concatenate([x, relative_features(x, tracks, labels)], axis=1)
+    X = np.concatenate([x, relative_features(x, tracks, labels)], axis=1) if config.relative else x
     lab_idx = np.searchsorted(classes, labels)
     llr = None
     if env is not None and config.use_alignment:

@@ -1,0 +1,39 @@
+import numpy as np
+import pandas as pd
+
+from curate.context import alignment_z, foreign_log_lr
+
+
+def _onsets(rng, n=258, rate=0.08):
+    env = np.zeros(n)
+    env[rng.random(n) < rate] = 1.0
+    return env
+
+
+def test_aligned_stems_score_high_and_foreign_ones_low():
+    rng = np.random.default_rng(0)
+    rows, envs = [], []
+    for t in range(12):
+        for w in range(3):
+            beat = _onsets(rng)  # shared onsets of this track and window
+            for s in ("vocals", "bass", "drums", "other"):
+                own = beat * rng.uniform(0.5, 1.0) + 0.3 * _onsets(rng, rate=0.05) + 0.05 * rng.random(len(beat))
+                rows.append((f"t{t}", s, w * 258))
+                envs.append(own)
+    frame = pd.DataFrame(rows, columns=["track", "stem", "start"])
+    env = np.array(envs, dtype=np.float16)
+    foreign = (frame.track == "t3") & (frame.stem == "vocals")
+    env[foreign.to_numpy()] = np.array([_onsets(rng) for _ in range(int(foreign.sum()))], dtype=np.float16)  # another song
+    z, z_null = alignment_z(frame, env, seed=1)
+    assert np.median(z[~foreign.to_numpy()]) > 5
+    assert np.all(z[foreign.to_numpy()] < 3)
+    llr = foreign_log_lr(z, z_null)
+    assert np.all(llr[foreign.to_numpy()] > 0) and np.median(llr[~foreign.to_numpy()]) < 0
+    assert np.abs(llr).max() <= 3.0
+
+
+def test_no_siblings_or_single_track_gives_no_evidence():
+    frame = pd.DataFrame({"track": ["a", "b"], "stem": ["vocals", "vocals"], "start": [0, 0]})
+    z, z_null = alignment_z(frame, np.random.default_rng(0).random((2, 50)).astype(np.float16))
+    assert np.isnan(z).all()
+    assert (foreign_log_lr(z, z_null) == 0).all()
