@@ -4,9 +4,9 @@
     bleed_factor(b) = 1 / (1 + 10 ** ((b - BLEED_MID_DB) / BLEED_SLOPE_DB))
 
 ``label_score`` is the probability that the stem's content is its label (see
-:mod:`curate.classify`; 1 when no classifier ran). ``bleed_factor`` is 0.5 at -23 dB of leakage,
-0.9 at -24.9 dB, 0.99 at -27 dB and 0.1 at -21.1 dB: at ``--threshold 0.7`` a fragment with a
-certain label is rejected from about -23.7 dB of bleed on.
+:mod:`curate.classify`; 1 when no classifier ran). ``bleed_factor`` is 0.5 at -22 dB of leakage,
+0.9 at -23.9 dB, 0.99 at -26 dB and 0.1 at -20.1 dB: at ``--threshold 0.7`` a fragment with a
+certain label is rejected from about -22.7 dB of bleed on (leaks worth removing are -20 dB and up).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-BLEED_MID_DB = -23.0
+BLEED_MID_DB = -22.0
 BLEED_SLOPE_DB = 2.0
 
 

@@ -29,11 +29,11 @@ def _scored(tmp_path, n=8):
 
 
 def test_quality_formula_golden_values():
-    assert bleed_factor(-23.0) == pytest.approx(0.5)
-    assert bleed_factor(-25.0) == pytest.approx(1 / 1.1)
+    assert bleed_factor(-22.0) == pytest.approx(0.5)
+    assert bleed_factor(-24.0) == pytest.approx(1 / 1.1)
     assert bleed_factor(np.nan) == pytest.approx(1.0)
     assert quality(0.8, -80.0) == pytest.approx(0.8, abs=1e-6)
-    assert quality(np.nan, -21.0) == pytest.approx(1 / (1 + 10 ** 1.0), abs=1e-6)
+    assert quality(np.nan, -20.0) == pytest.approx(1 / (1 + 10 ** 1.0), abs=1e-6)
 
 
 def test_every_rejection_has_a_reason(tmp_path):
