@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--foreign-prior", type=float, default=None, help="label model same-class foreign prior")
     ap.add_argument("--no-relative", action="store_true", help="label model without track-relative features")
     ap.add_argument("--swap-bonus", type=float, default=None, help="label model prior factor for swaps")
+    ap.add_argument("--rounds", type=int, default=None, help="label model rounds (2: refit without doubtful units)")
     ap.add_argument("--keep", type=Path, help="keep the datasets and manifest in this folder")
     ap.add_argument("--save", action="store_true", help="write docs/benchmarks/detection[_synth].json")
     args = ap.parse_args()
@@ -111,7 +112,7 @@ def main() -> None:
             shutil.rmtree(noisy)
         corrupt_dataset(clean, noisy, mislabel_rate=args.mislabel_rate, bleed_rate=args.bleed_rate, seed=seed)
         t1 = time.perf_counter()
-        labels = LabelModelConfig(model=args.model, seed=args.seed, **{k: v for k, v in (("stem_pooling", args.pooling), ("temperature", args.temperature), ("prior_error", args.eps), ("foreign_prior", args.foreign_prior), ("relative", False if args.no_relative else None), ("swap_bonus", args.swap_bonus)) if v is not None})
+        labels = LabelModelConfig(model=args.model, seed=args.seed, **{k: v for k, v in (("stem_pooling", args.pooling), ("temperature", args.temperature), ("prior_error", args.eps), ("foreign_prior", args.foreign_prior), ("relative", False if args.no_relative else None), ("swap_bonus", args.swap_bonus), ("rounds", args.rounds)) if v is not None})
         result = scan(noisy, output=work / f"manifest{seed}.parquet", score=ScoreConfig(labels=labels), jobs=args.jobs)
         scan_s = time.perf_counter() - t1
         frame = result.fragments

@@ -46,8 +46,8 @@ class LabelModelConfig:
     """Inverse L2 regularisation of the logistic regression."""
     model: str = "logreg"
     """logreg, forest (extra trees) or ensemble (mean of both probabilities)."""
-    rounds: int = 2
-    """1: plain out-of-fold; 2: refit without the doubtful fragments of round 1."""
+    rounds: int = 3
+    """1: plain out-of-fold; n > 1: refit n - 1 times without the units the previous round found doubtful."""
     prior_error: float | None = None
     """eps: prior probability that a stem's content is not its label; None: estimated from the data (EM)."""
     max_prior_error: float = 0.2
