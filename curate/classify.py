@@ -4,8 +4,8 @@
    the fragment embeddings, trained on the dataset's own, possibly noisy, labels; every fragment is
    predicted by a model that never saw its track (``GroupKFold`` by track, >= 5 folds where there
    are enough tracks). Embeddings are used as they are and relative to their track's average
-   (the mean over the track's stems), so "the lowest stem of this song" is visible too. A second
-   round refits without the fragments the first round found doubtful (confident learning's pruning).
+   (the mean over the track's stems), so "the lowest stem of this song" is visible too. Two more
+   rounds refit without the units the previous round found doubtful (confident learning's pruning).
 2. **Confident-learning thresholds** (Northcutt et al.): ``t_j`` = mean probability of class ``j``
    over the fragments labelled ``j``; a fragment whose own-label probability is below its threshold
    while another class reaches its own is a label issue.
