@@ -201,22 +201,22 @@ def problems_path(manifest_path: str | Path) -> Path:
     return p.with_name(f"{stem}.problems.parquet")
 
 
-def write_problems(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write a problems table (see :data:`PROBLEMS_SCHEMA`) atomically."""
-    table = _to_table(frame, PROBLEMS_SCHEMA, str(path))
-    table = table.replace_schema_metadata({META_KIND: b"problems", META_VERSION: str(MANIFEST_VERSION).encode()})
+def _write_table(frame: pd.DataFrame, schema: pa.Schema, path: str | Path, kind: bytes) -> Path:
+    table = _to_table(frame, schema, str(path))
+    table = table.replace_schema_metadata({META_KIND: kind, META_VERSION: str(MANIFEST_VERSION).encode()})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return Path(path)
+
+
+def write_problems(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a problems table (see :data:`PROBLEMS_SCHEMA`) atomically."""
+    return _write_table(frame, PROBLEMS_SCHEMA, path, b"problems")
 
 
 def write_corruptions(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write a corruption truth table (see :data:`CORRUPTIONS_SCHEMA`) atomically."""
-    table = _to_table(frame, CORRUPTIONS_SCHEMA, str(path))
-    table = table.replace_schema_metadata({META_KIND: b"corruptions", META_VERSION: str(MANIFEST_VERSION).encode()})
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
-    return Path(path)
+    return _write_table(frame, CORRUPTIONS_SCHEMA, path, b"corruptions")
 
 
 def read_corruptions(path: str | Path) -> pd.DataFrame:
