@@ -198,3 +198,10 @@ def test_failed_write_keeps_previous_manifest(tmp_path, monkeypatch):
         scan(root, output=out)
     assert out.read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.parquet")]
+
+
+def test_scores_are_deterministic_and_jobs_do_not_change_them(synth_dir, tmp_path):
+    a = scan(synth_dir, output=tmp_path / "a.parquet").fragments
+    b = scan(synth_dir, output=tmp_path / "b.parquet", jobs=2).fragments
+    assert a["quality"].notna().all() and a["bleed_db"].notna().all()
+    pd.testing.assert_frame_equal(a, b)
