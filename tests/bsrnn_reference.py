@@ -1,0 +1,55 @@
+"""Plain per-band-loop band split and mask estimation, as the public BSRNN implementations write
+them (``nn.ModuleList`` of layer norms and linears), and weight copying into the vectorised layers."""
+
+import torch
+from torch import nn
+
+
+class BandSplitLoop(nn.Module):
+    def __init__(self, bands, per_bin, dim):
+        super().__init__()
+        self.slices = [(s * per_bin, e * per_bin) for s, e in bands]
+        self.norms = nn.ModuleList([nn.LayerNorm(b - a) for a, b in self.slices])
+        self.fcs = nn.ModuleList([nn.Linear(b - a, dim) for a, b in self.slices])
+
+    def forward(self, x):  # (B, T, features) -> (B, T, K, dim)
+        return torch.stack([fc(norm(x[..., a:b])) for (a, b), norm, fc in zip(self.slices, self.norms, self.fcs)], dim=2)
+
+
+class MaskEstimationLoop(nn.Module):
+    def __init__(self, bands, per_bin, dim, hidden):
+        super().__init__()
+        self.widths = [(e - s) * per_bin for s, e in bands]
+        self.mlps = nn.ModuleList([
+            nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, 2 * w), nn.GLU(dim=-1))
+            for w in self.widths
+        ])
+
+    def forward(self, x):  # (B, T, K, dim) -> (B, T, features)
+        return torch.cat([mlp(x[:, :, k]) for k, mlp in enumerate(self.mlps)], dim=-1)
+
+
+@torch.no_grad()
+def copy_band_split(loop: BandSplitLoop, vec) -> None:
+    for k, (norm, fc) in enumerate(zip(loop.norms, loop.fcs)):
+        w = fc.in_features
+        vec.norm_weight[k, :w] = norm.weight
+        vec.norm_bias[k, :w] = norm.bias
+        vec.weight[k, :w] = fc.weight.T
+        vec.bias[k] = fc.bias
+
+
+@torch.no_grad()
+def copy_mask_estimation(loop: MaskEstimationLoop, vec) -> None:
+    width = vec.layout.max_width
+    for k, mlp in enumerate(loop.mlps):
+        norm, l1, _, l2, _ = mlp
+        w = l2.out_features // 2
+        vec.norm_weight[k] = norm.weight
+        vec.norm_bias[k] = norm.bias
+        vec.w1[k] = l1.weight.T
+        vec.b1[k] = l1.bias
+        vec.w2[k, :, :w] = l2.weight[:w].T
+        vec.w2[k, :, width : width + w] = l2.weight[w:].T
+        vec.b2[k, :w] = l2.bias[:w]
+        vec.b2[k, width : width + w] = l2.bias[w:]
