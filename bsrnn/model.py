@@ -1,0 +1,141 @@
+"""The Band-Split RNN (Luo & Yu 2022, arXiv 2209.15174) for one target.
+
+``(batch, channels, samples)`` -> STFT (Hann, ``n_fft`` 2048, hop 512) -> band split (real/imag x
+channels of each band's bins as features, per-band normalisation and linear to ``fc_dim``) ->
+``num_layers`` residual blocks (a BLSTM over time, then a BLSTM over bands; each: layer norm ->
+BLSTM -> linear, plus the input) -> mask estimation (per band: norm -> MLP with Tanh -> linear -> GLU)
+-> complex mask on the spectrogram -> iSTFT. All normalisations act per frame, so any input length
+works. The model saves and rebuilds itself from its hyperparameters (:class:`BSRNNConfig`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bsrnn.bands import BUILTIN_SPECS, band_edges
+from bsrnn.layers import BandSplit, MaskEstimation
+
+SIZES = {
+    "paper": dict(fc_dim=128, rnn_dim=256, num_layers=12, mlp_dim=512),
+    "tiny": dict(fc_dim=32, rnn_dim=32, num_layers=2, mlp_dim=64),
+}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot rebuild a model (message names the file and the problem)."""
+
+
+@dataclass
+class BSRNNConfig:
+    """Hyperparameters that rebuild a model; ``bands`` defaults to the target's built-in spec."""
+
+    target: str = "vocals"
+    sample_rate: int = 44100
+    channels: int = 2
+    n_fft: int = 2048
+    hop: int = 512
+    bands: list = field(default_factory=list)
+    fc_dim: int = 128
+    rnn_dim: int = 256
+    num_layers: int = 12
+    mlp_dim: int = 512
+
+    def __post_init__(self):
+        if not self.bands:
+            if self.target not in BUILTIN_SPECS:
+                raise ValueError(f"no built-in band spec for target '{self.target}'; pass bands=[[end_hz, step_hz], ...]")
+            self.bands = [list(p) for p in BUILTIN_SPECS[self.target]]
+        band_edges(self.bands, self.sample_rate, self.n_fft)  # validates
+
+    @classmethod
+    def preset(cls, size: str, target: str = "vocals", **overrides) -> "BSRNNConfig":
+        """``paper`` (fc 128, rnn 256, 12 layers, mlp 512) or ``tiny`` (for CPU demos and tests)."""
+        if size not in SIZES:
+            raise ValueError(f"unknown model size '{size}' (use {' or '.join(SIZES)})")
+        return cls(target=target, **{**SIZES[size], **overrides})
+
+
+class _Residual(nn.Module):
+    """Layer norm -> BLSTM -> linear, plus the input, over the second-to-last axis of ``(N, L, D)``."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.rnn = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(2 * hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, _ = self.rnn(self.norm(x))
+        return x + self.fc(y)
+
+
+class BSRNN(nn.Module):
+    """One-target Band-Split RNN: ``forward((batch, channels, samples)) -> (batch, channels, samples)``."""
+
+    def __init__(self, config: BSRNNConfig):
+        super().__init__()
+        self.config = config
+        bands = band_edges(config.bands, config.sample_rate, config.n_fft)
+        per_bin = config.channels * 2
+        self.band_split = BandSplit(bands, per_bin, config.fc_dim)
+        self.time_rnns = nn.ModuleList([_Residual(config.fc_dim, config.rnn_dim) for _ in range(config.num_layers)])
+        self.band_rnns = nn.ModuleList([_Residual(config.fc_dim, config.rnn_dim) for _ in range(config.num_layers)])
+        self.mask = MaskEstimation(bands, per_bin, config.fc_dim, config.mlp_dim)
+        self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+
+    @property
+    def n_bands(self) -> int:
+        return self.band_split.layout.n_bands
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        b, c, n = audio.shape
+        cfg = self.config
+        if c != cfg.channels:
+            raise ValueError(f"model expects {cfg.channels} channels, got {c}")
+        spec = torch.stft(audio.reshape(b * c, n), cfg.n_fft, cfg.hop, window=self.window, return_complex=True)
+        f, t = spec.shape[-2:]
+        spec = spec.reshape(b, c, f, t)
+        feats = torch.view_as_real(spec).permute(0, 3, 2, 1, 4).reshape(b, t, f * c * 2)  # (B, T, F*C*2)
+        z = self.band_split(feats)  # (B, T, K, D)
+        k, d = z.shape[2], z.shape[3]
+        for time_rnn, band_rnn in zip(self.time_rnns, self.band_rnns):
+            z = time_rnn(z.permute(0, 2, 1, 3).reshape(b * k, t, d)).reshape(b, k, t, d).permute(0, 2, 1, 3)
+            z = band_rnn(z.reshape(b * t, k, d)).reshape(b, t, k, d)
+        mask = self.mask(z).reshape(b, t, f, c, 2).permute(0, 3, 2, 1, 4)  # (B, C, F, T, 2)
+        est = spec * torch.view_as_complex(mask.contiguous())
+        out = torch.istft(est.reshape(b * c, f, t), cfg.n_fft, cfg.hop, window=self.window, length=n)
+        return out.reshape(b, c, n)
+
+    def save(self, path: str | Path) -> Path:
+        """Write weights and hyperparameters (loadable with ``weights_only=True``)."""
+        path = Path(path)
+        torch.save({"hparams": asdict(self.config), "state_dict": self.state_dict()}, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "BSRNN":
+        """Rebuild a model from :meth:`save` output; :class:`CheckpointError` for anything else."""
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: checkpoint not found")
+        try:
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as exc:  # unpickling errors come in many types
+            raise CheckpointError(f"{path}: not a loadable checkpoint ({type(exc).__name__})") from None
+        if not isinstance(ckpt, dict) or "hparams" not in ckpt or "state_dict" not in ckpt:
+            raise CheckpointError(f"{path}: no 'hparams' and 'state_dict' in the checkpoint")
+        hp = dict(ckpt["hparams"])
+        known = {f.name for f in fields(BSRNNConfig)}
+        unknown, missing = sorted(set(hp) - known), sorted(known - set(hp))
+        if unknown or missing:
+            raise CheckpointError(f"{path}: hyperparameters do not match this BSRNN (unknown: {unknown or 'none'}; missing: {missing or 'none'})")
+        try:
+            model = cls(BSRNNConfig(**hp))
+            model.load_state_dict(ckpt["state_dict"])
+        except (ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{path}: {str(exc).splitlines()[0][:200]}") from None
+        return model.to(map_location).eval()
