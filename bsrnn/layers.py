@@ -1,12 +1,12 @@
-"""Band split and mask estimation for all bands at once (no Python loop over bands).
+"""Band split and mask estimation without a Python loop over bands.
 
 Per-frame spectral features are laid out frequency-major, ``(bins, channels, re/im)`` flattened,
-so every band is one contiguous slice of ``width_k = bins_k * channels * 2`` features. Bands are
-gathered into a ``(batch, time, bands, max_width)`` tensor padded with zeros, normalised over each
-band's own features (a masked layer norm: statistics over the valid features of the frame only, so
-any number of frames works), and mapped with one batched ``einsum`` against per-band weights
-``(bands, max_width, dim)``. Mask estimation runs the same way in reverse and scatters the bands
-back onto the frequency axis.
+so every band is one contiguous slice of ``width_k = bins_k * channels * 2`` features. Bands of
+equal width (most of them: a spec has a handful of distinct widths) form a group; each group is
+gathered into ``(batch, time, bands_in_group, width)`` and mapped with one batched ``einsum``
+against its bands' weights, so the work is that of the per-band layers, without padding, in as
+many kernel calls as there are distinct widths. Layer norms act per band and per frame, so any
+number of frames works. Parameters are stored per group (``bands x width x dim``).
 """
 
 from __future__ import annotations
@@ -17,33 +17,32 @@ import torch
 from torch import nn
 
 
-class _BandLayout(nn.Module):
-    """Index buffers shared by both layers: which flattened feature each (band, slot) reads."""
+def _groups(bands: list[tuple[int, int]], per_bin: int) -> list[tuple[int, list[int]]]:
+    """``[(width, [band indices])]`` for the distinct feature widths, in order of first band."""
+    groups: dict[int, list[int]] = {}
+    for k, (s, e) in enumerate(bands):
+        groups.setdefault((e - s) * per_bin, []).append(k)
+    return list(groups.items())
+
+
+class _Grouped(nn.Module):
+    """Index buffers: for each width group, the flattened feature index of every (band, slot)."""
 
     def __init__(self, bands: list[tuple[int, int]], per_bin: int):
         super().__init__()
-        widths = [(e - s) * per_bin for s, e in bands]
-        self.n_bands, self.max_width, self.n_features = len(bands), max(widths), bands[-1][1] * per_bin
-        slot = torch.arange(self.max_width)
-        start = torch.tensor([s * per_bin for s, _ in bands])
-        width = torch.tensor(widths)
-        mask = slot[None] < width[:, None]  # (K, W)
-        index = torch.where(mask, start[:, None] + slot[None], torch.zeros_like(slot)[None])
-        self.register_buffer("index", index, persistent=False)
-        self.register_buffer("mask", mask, persistent=False)
-        self.register_buffer("width", width, persistent=False)
-        # inverse: flattened feature -> position in the (K * W) band layout
-        inverse = torch.empty(self.n_features, dtype=torch.long)
-        inverse[index[mask]] = torch.nonzero(mask.reshape(-1)).squeeze(1)
-        self.register_buffer("inverse", inverse, persistent=False)
+        self.n_bands = len(bands)
+        self.n_features = bands[-1][1] * per_bin
+        self.groups = _groups(bands, per_bin)
+        order = []
+        for g, (width, members) in enumerate(self.groups):
+            index = torch.stack([torch.arange(bands[k][0] * per_bin, bands[k][0] * per_bin + width) for k in members])
+            self.register_buffer(f"index{g}", index, persistent=False)
+            order.extend(members)
+        # position of band k in the concatenation of the groups
+        self.register_buffer("band_order", torch.argsort(torch.tensor(order)), persistent=False)
 
-    def gather(self, x: torch.Tensor) -> torch.Tensor:
-        """``(..., features)`` -> ``(..., bands, max_width)``, zeros in the padding."""
-        return x[..., self.index] * self.mask
-
-    def scatter(self, y: torch.Tensor) -> torch.Tensor:
-        """``(..., bands, max_width)`` -> ``(..., features)``."""
-        return y.reshape(*y.shape[:-2], -1)[..., self.inverse]
+    def index(self, g: int) -> torch.Tensor:
+        return getattr(self, f"index{g}")
 
 
 class BandSplit(nn.Module):
@@ -51,27 +50,27 @@ class BandSplit(nn.Module):
 
     def __init__(self, bands: list[tuple[int, int]], per_bin: int, dim: int, eps: float = 1e-5):
         super().__init__()
-        self.layout = _BandLayout(bands, per_bin)
-        k, w = self.layout.n_bands, self.layout.max_width
+        self.layout = _Grouped(bands, per_bin)
         self.eps = eps
-        self.norm_weight = nn.Parameter(torch.ones(k, w))
-        self.norm_bias = nn.Parameter(torch.zeros(k, w))
-        self.weight = nn.Parameter(torch.empty(k, w, dim))
-        self.bias = nn.Parameter(torch.empty(k, dim))
-        bound = 1.0 / torch.sqrt(self.layout.width.float())  # nn.Linear's default init, per band
-        with torch.no_grad():
-            self.weight.uniform_(-1, 1).mul_(bound[:, None, None] * self.layout.mask[..., None])
-            self.bias.uniform_(-1, 1).mul_(bound[:, None])
+        self.norm_weight = nn.ParameterList()
+        self.norm_bias = nn.ParameterList()
+        self.weight = nn.ParameterList()
+        self.bias = nn.ParameterList()
+        for width, members in self.layout.groups:
+            n = len(members)
+            bound = 1.0 / math.sqrt(width)  # nn.Linear's default init
+            self.norm_weight.append(nn.Parameter(torch.ones(n, width)))
+            self.norm_bias.append(nn.Parameter(torch.zeros(n, width)))
+            self.weight.append(nn.Parameter(torch.empty(n, width, dim).uniform_(-bound, bound)))
+            self.bias.append(nn.Parameter(torch.empty(n, dim).uniform_(-bound, bound)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xb = self.layout.gather(x)  # (B, T, K, W)
-        mask = self.layout.mask
-        n = self.layout.width.to(x.dtype)[:, None]
-        mean = xb.sum(-1, keepdim=True) / n
-        var = (((xb - mean) * mask) ** 2).sum(-1, keepdim=True) / n
-        xn = (xb - mean) / torch.sqrt(var + self.eps) * self.norm_weight + self.norm_bias
-        xn = xn * mask
-        return torch.einsum("btkw,kwd->btkd", xn, self.weight) + self.bias
+        outs = []
+        for g in range(len(self.layout.groups)):
+            xb = x[..., self.layout.index(g)]  # (B, T, n, w)
+            xn = nn.functional.layer_norm(xb, xb.shape[-1:], eps=self.eps) * self.norm_weight[g] + self.norm_bias[g]
+            outs.append(torch.einsum("btnw,nwd->btnd", xn, self.weight[g]) + self.bias[g])
+        return torch.cat(outs, dim=2)[:, :, self.layout.band_order]
 
 
 class MaskEstimation(nn.Module):
@@ -80,20 +79,32 @@ class MaskEstimation(nn.Module):
 
     def __init__(self, bands: list[tuple[int, int]], per_bin: int, dim: int, hidden: int, eps: float = 1e-5):
         super().__init__()
-        self.layout = _BandLayout(bands, per_bin)
-        k, w = self.layout.n_bands, self.layout.max_width
+        self.layout = _Grouped(bands, per_bin)
         self.eps = eps
+        k = self.layout.n_bands
         self.norm_weight = nn.Parameter(torch.ones(k, dim))
         self.norm_bias = nn.Parameter(torch.zeros(k, dim))
         self.w1 = nn.Parameter(torch.empty(k, dim, hidden).uniform_(-1, 1).mul_(1 / math.sqrt(dim)))
         self.b1 = nn.Parameter(torch.empty(k, hidden).uniform_(-1, 1).mul_(1 / math.sqrt(dim)))
-        self.w2 = nn.Parameter(torch.empty(k, hidden, 2 * w).uniform_(-1, 1).mul_(1 / math.sqrt(hidden)))
-        self.b2 = nn.Parameter(torch.empty(k, 2 * w).uniform_(-1, 1).mul_(1 / math.sqrt(hidden)))
+        self.w2 = nn.ParameterList()
+        self.b2 = nn.ParameterList()
+        for width, members in self.layout.groups:
+            self.w2.append(nn.Parameter(torch.empty(len(members), hidden, 2 * width).uniform_(-1, 1).mul_(1 / math.sqrt(hidden))))
+            self.b2.append(nn.Parameter(torch.empty(len(members), 2 * width).uniform_(-1, 1).mul_(1 / math.sqrt(hidden))))
+        inverse = torch.empty(self.layout.n_features, dtype=torch.long)
+        pos = 0
+        for g, (width, members) in enumerate(self.layout.groups):
+            idx = self.layout.index(g).reshape(-1)
+            inverse[idx] = torch.arange(pos, pos + idx.numel())
+            pos += idx.numel()
+        self.register_buffer("inverse", inverse, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xn = nn.functional.layer_norm(x, x.shape[-1:], eps=self.eps) * self.norm_weight + self.norm_bias
-        h = torch.tanh(torch.einsum("btkd,kdh->btkh", xn, self.w1) + self.b1)
-        y = torch.einsum("btkh,khw->btkw", h, self.w2) + self.b2
-        w = self.layout.max_width
-        out = y[..., :w] * torch.sigmoid(y[..., w:])  # GLU per band
-        return self.layout.scatter(out)
+        h = torch.tanh(torch.einsum("btkd,kdh->btkh", xn, self.w1) + self.b1)  # (B, T, K, H)
+        outs = []
+        for g, (width, members) in enumerate(self.layout.groups):
+            hg = h[:, :, members]
+            y = torch.einsum("btnh,nhw->btnw", hg, self.w2[g]) + self.b2[g]
+            outs.append((y[..., :width] * torch.sigmoid(y[..., width:])).reshape(*y.shape[:2], -1))  # GLU
+        return torch.cat(outs, dim=-1)[..., self.inverse]

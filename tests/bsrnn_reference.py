@@ -29,27 +29,32 @@ class MaskEstimationLoop(nn.Module):
         return torch.cat([mlp(x[:, :, k]) for k, mlp in enumerate(self.mlps)], dim=-1)
 
 
+def _positions(layout):
+    """band index -> (group, position in group) of the vectorised layers' grouped parameters."""
+    return {k: (g, p) for g, (_, members) in enumerate(layout.groups) for p, k in enumerate(members)}
+
+
 @torch.no_grad()
 def copy_band_split(loop: BandSplitLoop, vec) -> None:
+    pos = _positions(vec.layout)
     for k, (norm, fc) in enumerate(zip(loop.norms, loop.fcs)):
-        w = fc.in_features
-        vec.norm_weight[k, :w] = norm.weight
-        vec.norm_bias[k, :w] = norm.bias
-        vec.weight[k, :w] = fc.weight.T
-        vec.bias[k] = fc.bias
+        g, p = pos[k]
+        vec.norm_weight[g][p] = norm.weight
+        vec.norm_bias[g][p] = norm.bias
+        vec.weight[g][p] = fc.weight.T
+        vec.bias[g][p] = fc.bias
 
 
 @torch.no_grad()
 def copy_mask_estimation(loop: MaskEstimationLoop, vec) -> None:
-    width = vec.layout.max_width
+    pos = _positions(vec.layout)
     for k, mlp in enumerate(loop.mlps):
         norm, l1, _, l2, _ = mlp
         w = l2.out_features // 2
+        g, p = pos[k]
         vec.norm_weight[k] = norm.weight
         vec.norm_bias[k] = norm.bias
         vec.w1[k] = l1.weight.T
         vec.b1[k] = l1.bias
-        vec.w2[k, :, :w] = l2.weight[:w].T
-        vec.w2[k, :, width : width + w] = l2.weight[w:].T
-        vec.b2[k, :w] = l2.bias[:w]
-        vec.b2[k, width : width + w] = l2.bias[w:]
+        vec.w2[g][p] = l2.weight.T
+        vec.b2[g][p] = l2.bias
