@@ -26,23 +26,29 @@ def _groups(bands: list[tuple[int, int]], per_bin: int) -> list[tuple[int, list[
 
 
 class _Grouped(nn.Module):
-    """Index buffers: for each width group, the flattened feature index of every (band, slot)."""
+    """Index buffers for the width groups.
+
+    ``perm``: all features reordered group by group, band by band (one gather for all groups;
+    a split then hands each group its block, and both backpropagate without full-size zero fills);
+    ``order``: band indices in group order; ``band_order``: inverse of ``order``.
+    """
 
     def __init__(self, bands: list[tuple[int, int]], per_bin: int):
         super().__init__()
         self.n_bands = len(bands)
         self.n_features = bands[-1][1] * per_bin
         self.groups = _groups(bands, per_bin)
-        order = []
-        for g, (width, members) in enumerate(self.groups):
-            index = torch.stack([torch.arange(bands[k][0] * per_bin, bands[k][0] * per_bin + width) for k in members])
-            self.register_buffer(f"index{g}", index, persistent=False)
+        order, perm = [], []
+        for width, members in self.groups:
             order.extend(members)
-        # position of band k in the concatenation of the groups
+            for k in members:
+                perm.append(torch.arange(bands[k][0] * per_bin, bands[k][0] * per_bin + width))
+        self.sizes = [width * len(members) for width, members in self.groups]
+        self.counts = [len(members) for _, members in self.groups]
+        self.register_buffer("perm", torch.cat(perm), persistent=False)
+        self.register_buffer("inverse_perm", torch.argsort(torch.cat(perm)), persistent=False)
+        self.register_buffer("order", torch.tensor(order), persistent=False)
         self.register_buffer("band_order", torch.argsort(torch.tensor(order)), persistent=False)
-
-    def index(self, g: int) -> torch.Tensor:
-        return getattr(self, f"index{g}")
 
 
 class BandSplit(nn.Module):
@@ -65,17 +71,19 @@ class BandSplit(nn.Module):
             self.bias.append(nn.Parameter(torch.empty(n, dim).uniform_(-bound, bound)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        blocks = x.index_select(-1, self.layout.perm).split(self.layout.sizes, dim=-1)
         outs = []
-        for g in range(len(self.layout.groups)):
-            xb = x[..., self.layout.index(g)]  # (B, T, n, w)
-            xn = nn.functional.layer_norm(xb, xb.shape[-1:], eps=self.eps) * self.norm_weight[g] + self.norm_bias[g]
+        for g, ((width, members), block) in enumerate(zip(self.layout.groups, blocks)):
+            xb = block.unflatten(-1, (len(members), width))  # (B, T, n, w)
+            xn = nn.functional.layer_norm(xb, (width,), eps=self.eps) * self.norm_weight[g] + self.norm_bias[g]
             outs.append(torch.einsum("btnw,nwd->btnd", xn, self.weight[g]) + self.bias[g])
-        return torch.cat(outs, dim=2)[:, :, self.layout.band_order]
+        return torch.cat(outs, dim=2).index_select(2, self.layout.band_order)
 
 
 class MaskEstimation(nn.Module):
     """``(batch, time, bands, dim)`` -> ``(batch, time, features)``: per band layer norm, MLP with
-    Tanh, linear to twice the band width and a GLU."""
+    Tanh, linear to twice the band width and a GLU. Band-axis parameters are stored in group order
+    (``layout.order``)."""
 
     def __init__(self, bands: list[tuple[int, int]], per_bin: int, dim: int, hidden: int, eps: float = 1e-5):
         super().__init__()
@@ -91,20 +99,13 @@ class MaskEstimation(nn.Module):
         for width, members in self.layout.groups:
             self.w2.append(nn.Parameter(torch.empty(len(members), hidden, 2 * width).uniform_(-1, 1).mul_(1 / math.sqrt(hidden))))
             self.b2.append(nn.Parameter(torch.empty(len(members), 2 * width).uniform_(-1, 1).mul_(1 / math.sqrt(hidden))))
-        inverse = torch.empty(self.layout.n_features, dtype=torch.long)
-        pos = 0
-        for g, (width, members) in enumerate(self.layout.groups):
-            idx = self.layout.index(g).reshape(-1)
-            inverse[idx] = torch.arange(pos, pos + idx.numel())
-            pos += idx.numel()
-        self.register_buffer("inverse", inverse, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xn = nn.functional.layer_norm(x, x.shape[-1:], eps=self.eps) * self.norm_weight + self.norm_bias
+        xg = x.index_select(2, self.layout.order)  # bands in group order
+        xn = nn.functional.layer_norm(xg, xg.shape[-1:], eps=self.eps) * self.norm_weight + self.norm_bias
         h = torch.tanh(torch.einsum("btkd,kdh->btkh", xn, self.w1) + self.b1)  # (B, T, K, H)
         outs = []
-        for g, (width, members) in enumerate(self.layout.groups):
-            hg = h[:, :, members]
+        for g, ((width, _), hg) in enumerate(zip(self.layout.groups, h.split(self.layout.counts, dim=2))):
             y = torch.einsum("btnh,nhw->btnw", hg, self.w2[g]) + self.b2[g]
-            outs.append((y[..., :width] * torch.sigmoid(y[..., width:])).reshape(*y.shape[:2], -1))  # GLU
-        return torch.cat(outs, dim=-1)[..., self.inverse]
+            outs.append((y[..., :width] * torch.sigmoid(y[..., width:])).flatten(-2))  # GLU
+        return torch.cat(outs, dim=-1).index_select(-1, self.layout.inverse_perm)

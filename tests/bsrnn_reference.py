@@ -52,9 +52,10 @@ def copy_mask_estimation(loop: MaskEstimationLoop, vec) -> None:
         norm, l1, _, l2, _ = mlp
         w = l2.out_features // 2
         g, p = pos[k]
-        vec.norm_weight[k] = norm.weight
-        vec.norm_bias[k] = norm.bias
-        vec.w1[k] = l1.weight.T
-        vec.b1[k] = l1.bias
+        r = int(vec.layout.band_order[k])  # row of band k in group order
+        vec.norm_weight[r] = norm.weight
+        vec.norm_bias[r] = norm.bias
+        vec.w1[r] = l1.weight.T
+        vec.b1[r] = l1.bias
         vec.w2[g][p] = l2.weight.T
         vec.b2[g][p] = l2.bias
