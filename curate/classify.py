@@ -213,7 +213,7 @@ def split_units(frame: pd.DataFrame, arrays: dict[str, np.ndarray]) -> tuple[pd.
         "stem": np.repeat(frame["stem"].to_numpy(), 2),
         "start": starts.ravel(),
     })
-    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(keys))
+    codes, _ = pd.factorize(pd.MultiIndex.from_frame(keys))
     first = pd.Series(np.arange(len(codes))).groupby(codes).first().to_numpy()
     units = keys.iloc[first].reset_index(drop=True)
     flat = {k: v.reshape((-1,) + v.shape[2:])[first] for k, v in arrays.items()}

@@ -78,7 +78,7 @@ def scan_cmd(
         if not panns_checkpoint.is_file():
             raise StemcurateError(f"{panns_checkpoint}: PANNs checkpoint not found")
     score = None if no_score else ScoreConfig(
-        embedder=embedder, panns_checkpoint=str(panns_checkpoint) if panns_checkpoint else None, device=device,
+        embedder=embedder, panns_checkpoint=panns_checkpoint, device=device,
         labels=LabelModelConfig(seed=seed),
     )
     bar = progress_bar()

@@ -78,7 +78,7 @@ def alignment_z(frame: pd.DataFrame, env: np.ndarray, *, seed: int = 0) -> tuple
     z_null = np.full(n, np.nan)
     if frame["track"].nunique() < 2:
         return z, z_null
-    codes, uniques = pd.factorize(tracks)
+    codes, _ = pd.factorize(tracks)
     for _, rows in frame.groupby(["track", "start"], sort=False).indices.items():
         rows = np.asarray(rows)
         if len(rows) < 2:

@@ -24,18 +24,6 @@ class FilterResult:
     summary: pd.DataFrame
 
 
-def reason_kind(reason: str | None) -> str:
-    """``label``, ``bleed``, ``label+bleed`` or ``other`` for a reason string."""
-    if not isinstance(reason, str):
-        return "kept"
-    kinds = []
-    if "looks like" in reason or "label uncertain" in reason:
-        kinds.append("label")
-    if "bleed at" in reason:
-        kinds.append("bleed")
-    return "+".join(kinds) or "other"
-
-
 def filter_manifest(manifest: str | Path = "manifest.parquet", *, threshold: float = 0.7, output: str | Path = "clean.parquet", rejected: str | Path = "rejected.parquet") -> FilterResult:
     """Keep fragments with ``quality >= threshold``; give every rejected one a ``reason``.
 
@@ -55,7 +43,8 @@ def filter_manifest(manifest: str | Path = "manifest.parquet", *, threshold: flo
     for p in (output, rejected):
         ensure_writable_dir(p)
     frame = m.frame.copy()
-    frame["reason"] = reasons(frame, threshold)
+    why = reasons(frame, threshold)
+    frame["reason"] = why["reason"]
     keep = frame["quality"] >= threshold
     kept, rej = frame[keep].copy(), frame[~keep].copy()
     if len(kept) == 0:
@@ -67,7 +56,7 @@ def filter_manifest(manifest: str | Path = "manifest.parquet", *, threshold: flo
     meta = {**m.meta, "filter": {"threshold": threshold, "source": str(Path(manifest))}}
     write_manifest(kept, output, root=m.root, meta=meta)
     write_manifest(rej, rejected, root=m.root, meta=meta)
-    kinds = rej["reason"].map(reason_kind)
+    kinds = why.loc[rej.index, "kind"]
     summary = pd.DataFrame({"kept": kept.groupby("stem").size()}).join(
         pd.crosstab(rej["stem"], kinds) if len(rej) else pd.DataFrame(), how="outer"
     ).fillna(0).astype(int)

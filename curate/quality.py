@@ -30,30 +30,39 @@ def quality(label_score, bleed_db) -> np.ndarray:
     return (ls * bleed_factor(bleed_db)).astype(np.float32)
 
 
-def reasons(frame: pd.DataFrame, threshold: float) -> pd.Series:
-    """Human-readable reason for each row of ``frame`` whose ``quality`` is below ``threshold``.
+def _blame(label_score: float, bleed_fac: float, threshold: float) -> tuple[bool, bool]:
+    """Which component a rejected fragment's low quality is due to: ``(label, bleed)``."""
+    label = label_score < threshold or (label_score < 1.0 and label_score <= bleed_fac)
+    bleed = bleed_fac < threshold or (bleed_fac < 1.0 and bleed_fac < label_score)
+    return label, bleed
+
+
+def reasons(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Why each row of ``frame`` whose ``quality`` is below ``threshold`` is rejected.
 
     Needs ``stem``, ``quality``, ``label_score``, ``predicted_stem``, ``bleed_db``, ``bleed_stem``.
-    Rows that pass get None.
+    Returns columns ``reason`` (human readable) and ``kind`` (``label``, ``bleed``, ``label+bleed``
+    or ``other``); rows that pass get None in both.
     """
-    out = []
+    texts, kinds = [], []
     for r in frame.itertuples():
         if r.quality >= threshold:
-            out.append(None)
+            texts.append(None)
+            kinds.append(None)
             continue
-        parts = []
         ls = r.label_score if r.label_score == r.label_score else 1.0
-        bf = float(bleed_factor(r.bleed_db))
-        if ls < threshold or (ls < 1.0 and ls <= bf):
+        label, bleed = _blame(ls, float(bleed_factor(r.bleed_db)), threshold)
+        parts = []
+        if label:
             if isinstance(r.predicted_stem, str) and r.predicted_stem != r.stem:
-                p_other = 1.0 - ls
-                parts.append(f"looks like {r.predicted_stem} (p={p_other:.2f})")
+                parts.append(f"looks like {r.predicted_stem} (p={1.0 - ls:.2f})")
             else:
                 parts.append(f"label uncertain (p={ls:.2f})")
-        if bf < threshold or bf < 1.0 and bf < ls:
+        if bleed:
             src = r.bleed_stem if isinstance(r.bleed_stem, str) else "other stems"
             parts.append(f"{src} bleed at {r.bleed_db:.0f} dB")
         if not parts:
             parts.append(f"low quality ({r.quality:.2f})")
-        out.append("; ".join(parts))
-    return pd.Series(out, index=frame.index, dtype=object)
+        texts.append("; ".join(parts))
+        kinds.append("+".join(k for k, on in (("label", label), ("bleed", bleed)) if on) or "other")
+    return pd.DataFrame({"reason": pd.Series(texts, index=frame.index, dtype=object), "kind": pd.Series(kinds, index=frame.index, dtype=object)})

@@ -41,10 +41,12 @@ class ScoreConfig:
     bleed: BleedConfig = BleedConfig()
     labels: LabelModelConfig = LabelModelConfig()
 
+    def __post_init__(self):
+        if self.panns_checkpoint is not None:  # a Path is accepted; stored as str for metadata
+            object.__setattr__(self, "panns_checkpoint", str(self.panns_checkpoint))
+
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["panns_checkpoint"] = str(self.panns_checkpoint) if self.panns_checkpoint else None
-        return d
+        return asdict(self)
 
 
 @dataclass
@@ -146,7 +148,7 @@ def _fingerprint(root: Path, subset: str, stems: list[str], sad_config: SADConfi
         "version": MANIFEST_VERSION, "root": str(root.resolve()), "subset": subset, "stems": stems,
         "sad": sad_config.to_dict(), "checks": check_config.to_dict(),
         "embedder": None if score is None else score.embedder,
-        "panns": None if score is None else (str(score.panns_checkpoint) if score.panns_checkpoint else None),
+        "panns": None if score is None else score.panns_checkpoint,
         "bleed": None if score is None else asdict(score.bleed),
     }
 

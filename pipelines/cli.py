@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import platform
 
-import typer
-
 from curate.cliutil import make_app, guarded, out_console
 
 app = make_app("pipelines", "Train, evaluate and run Band-Split RNN separators on curated manifests.")

@@ -50,7 +50,6 @@ def copy_mask_estimation(loop: MaskEstimationLoop, vec) -> None:
     pos = _positions(vec.layout)
     for k, mlp in enumerate(loop.mlps):
         norm, l1, _, l2, _ = mlp
-        w = l2.out_features // 2
         g, p = pos[k]
         r = int(vec.layout.band_order[k])  # row of band k in group order
         vec.norm_weight[r] = norm.weight

@@ -13,7 +13,6 @@ runner = CliRunner()
 
 
 def _scored(tmp_path, n=8):
-    rng = np.random.default_rng(0)
     df = pd.DataFrame({
         "track": [f"t{i // 4}" for i in range(n)], "subset": "train", "stem": ["vocals", "bass", "drums", "other"] * (n // 4),
         "path": "x.wav", "start": 0, "end": 1000, "sample_rate": 44100, "channels": 2, "rms_db": -20.0,
@@ -54,7 +53,7 @@ def test_every_rejection_has_a_reason(tmp_path):
 
 def test_reasons_are_none_for_kept_rows():
     df = pd.DataFrame({"stem": ["vocals"], "quality": [0.9], "label_score": [0.9], "predicted_stem": ["vocals"], "bleed_db": [-50.0], "bleed_stem": [None]})
-    assert reasons(df, 0.7).tolist() == [None]
+    assert reasons(df, 0.7)["reason"].tolist() == [None]
 
 
 def test_bad_inputs(tmp_path):
