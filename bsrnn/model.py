@@ -91,14 +91,27 @@ class BSRNN(nn.Module):
     def n_bands(self) -> int:
         return self.band_split.layout.n_bands
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+    def stft(self, audio: torch.Tensor) -> torch.Tensor:
+        """``(batch, channels, samples)`` -> complex ``(batch, channels, freqs, frames)`` (the model's STFT)."""
         b, c, n = audio.shape
         cfg = self.config
-        if c != cfg.channels:
-            raise ValueError(f"model expects {cfg.channels} channels, got {c}")
         spec = torch.stft(audio.reshape(b * c, n), cfg.n_fft, cfg.hop, window=self.window, return_complex=True)
+        return spec.reshape(b, c, *spec.shape[-2:])
+
+    def istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
+        """Inverse of :meth:`stft`: complex ``(batch, channels, freqs, frames)`` -> ``(batch, channels, length)``."""
+        b, c, f, t = spec.shape
+        cfg = self.config
+        out = torch.istft(spec.reshape(b * c, f, t), cfg.n_fft, cfg.hop, window=self.window, length=length)
+        return out.reshape(b, c, length)
+
+    def separate_spec(self, audio: torch.Tensor) -> torch.Tensor:
+        """The masked mixture spectrogram: ``(batch, channels, samples)`` -> complex ``(batch, channels, freqs, frames)``."""
+        b, c, n = audio.shape
+        if c != self.config.channels:
+            raise ValueError(f"model expects {self.config.channels} channels, got {c}")
+        spec = self.stft(audio)
         f, t = spec.shape[-2:]
-        spec = spec.reshape(b, c, f, t)
         feats = torch.view_as_real(spec).permute(0, 3, 2, 1, 4).reshape(b, t, f * c * 2)  # (B, T, F*C*2)
         z = self.band_split(feats)  # (B, T, K, D)
         k, d = z.shape[2], z.shape[3]
@@ -106,9 +119,10 @@ class BSRNN(nn.Module):
             z = time_rnn(z.permute(0, 2, 1, 3).reshape(b * k, t, d)).reshape(b, k, t, d).permute(0, 2, 1, 3)
             z = band_rnn(z.reshape(b * t, k, d)).reshape(b, t, k, d)
         mask = self.mask(z).reshape(b, t, f, c, 2).permute(0, 3, 2, 1, 4)  # (B, C, F, T, 2)
-        est = spec * torch.view_as_complex(mask.contiguous())
-        out = torch.istft(est.reshape(b * c, f, t), cfg.n_fft, cfg.hop, window=self.window, length=n)
-        return out.reshape(b, c, n)
+        return spec * torch.view_as_complex(mask.contiguous())
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.istft(self.separate_spec(audio), audio.shape[-1])
 
     def save(self, path: str | Path) -> Path:
         """Write weights and hyperparameters (loadable with ``weights_only=True``)."""

@@ -18,9 +18,11 @@ from curate.datasets import load_segment
 
 
 def fragment_truth(frame: pd.DataFrame, corruptions: pd.DataFrame, *, data_root=None, min_overlap: float = 0.25, min_leak_db: float = -25.0) -> pd.DataFrame:
-    """Columns ``corrupted`` (nullable bool) and ``corruption_kind`` for each manifest row."""
+    """Columns ``corrupted`` (nullable bool), ``corruption_kind`` and ``corruption_source`` (the stems
+    whose content is wrongly in the fragment, comma-separated) for each manifest row."""
     corrupted = pd.array([False] * len(frame), dtype="boolean")
     kinds: list[str | None] = [None] * len(frame)
+    sources: list[str | None] = [None] * len(frame)
     by_stem = {k: g for k, g in corruptions.groupby(["track", "stem"])}
     rms_cache: dict = {}
 
@@ -34,14 +36,16 @@ def fragment_truth(frame: pd.DataFrame, corruptions: pd.DataFrame, *, data_root=
         rows = by_stem.get((r.track, r.stem))
         if rows is None:
             continue
-        found, ambiguous = [], False
+        found, ambiguous, src = [], False, set()
         for c in rows.itertuples():
             overlap = max(0, min(r.end, c.end) - max(r.start, c.start)) / (r.end - r.start)
             if c.kind in ("swap", "replace"):
                 found.append(c.kind)
+                src.add(getattr(c, "source_stem", None))
             elif c.kind == "partial":
                 if overlap >= min_overlap:
                     found.append("partial")
+                    src.add(getattr(c, "source_stem", None))
                 elif overlap > 0:
                     ambiguous = True
             elif c.kind == "bleed" and overlap > 0:
@@ -57,10 +61,12 @@ def fragment_truth(frame: pd.DataFrame, corruptions: pd.DataFrame, *, data_root=
                     active = level >= min_leak_db
                 if active:
                     found.append("bleed")
+                    src.add(getattr(c, "source_stem", None))
         if found:
             corrupted[pos] = True
             kinds[pos] = "+".join(sorted(set(found)))
+            sources[pos] = ",".join(sorted(s for s in src if s))
         elif ambiguous:
             corrupted[pos] = pd.NA
             kinds[pos] = "partial<min_overlap"
-    return pd.DataFrame({"corrupted": corrupted, "corruption_kind": kinds}, index=frame.index)
+    return pd.DataFrame({"corrupted": corrupted, "corruption_kind": kinds, "corruption_source": sources}, index=frame.index)

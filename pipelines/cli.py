@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import platform
+from pathlib import Path
+from typing import Annotated, Optional
 
-from curate.cliutil import make_app, guarded, out_console
+import typer
+
+from curate.cliutil import make_app, guarded, out_console, parse_list
+from curate.errors import StemcurateError
 
 app = make_app("pipelines", "Train, evaluate and run Band-Split RNN separators on curated manifests.")
 
@@ -27,6 +32,85 @@ def env() -> None:
     cuda = torch.cuda.is_available()
     out_console.print(f"cuda       {'yes, ' + str(torch.cuda.device_count()) + ' device(s): ' + torch.cuda.get_device_name(0) if cuda else 'no'}")
     out_console.print(f"cpu        {torch.get_num_threads()} threads")
+
+
+def _devices(value: str) -> int | str:
+    return int(value) if value.isdigit() else value
+
+
+@app.command(name="train")
+@guarded
+def train_cmd(
+    manifest: Annotated[Path, typer.Option("--manifest", "-m", help="Manifest of the fragments to train on (e.g. clean.parquet).")] = Path("clean.parquet"),
+    target: Annotated[str, typer.Option("--target", "-t", help="Stem to separate.")] = "vocals",
+    model: Annotated[str, typer.Option("--model", help="paper, tiny or a YAML file of model hyperparameters.")] = "paper",
+    sets: Annotated[Optional[list[str]], typer.Option("--set", help="key=value override of a model or training setting (repeatable).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Training steps.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", min=1, help="Examples per step.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default runs/<target>).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
+    init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start from this trained model's weights.")] = None,
+    weighting: Annotated[Optional[str], typer.Option("--weighting", help="Per-example loss weights: none, quality or binary.")] = None,
+    truncate: Annotated[Optional[bool], typer.Option("--truncate/--no-truncate", help="Loss truncation.")] = None,
+    truncate_quantile: Annotated[Optional[float], typer.Option("--truncate-quantile", help="Drop examples above the 1-c loss quantile.")] = None,
+    truncate_mode: Annotated[Optional[str], typer.Option("--truncate-mode", help="history or batch.")] = None,
+    truncate_warmup: Annotated[Optional[int], typer.Option("--truncate-warmup", min=0, help="Steps before truncation starts.")] = None,
+    valid_tracks: Annotated[Optional[str], typer.Option("--valid-tracks", help="Comma-separated tracks held back for validation.")] = None,
+    valid_fraction: Annotated[Optional[float], typer.Option("--valid-fraction", help="Fraction of tracks held back when --valid-tracks is not given.")] = None,
+    num_workers: Annotated[Optional[int], typer.Option("--num-workers", min=0, help="Data loader worker processes.")] = None,
+    export_dir: Annotated[Optional[Path], typer.Option("--export-dir", help="Where the best model is exported as <target>/<target>.ckpt (default saved_models).")] = None,
+    accelerator: Annotated[str, typer.Option("--accelerator", help="auto, cpu, gpu, ...")] = "auto",
+    devices: Annotated[str, typer.Option("--devices", help="Number of devices or auto.")] = "auto",
+    strategy: Annotated[str, typer.Option("--strategy", help="auto, ddp, ...")] = "auto",
+    num_nodes: Annotated[int, typer.Option("--num-nodes", min=1, help="Nodes for multi-node DDP.")] = 1,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+):
+    """Train a BSRNN for one target on a curated manifest (noise-robust options: --weighting, --truncate)."""
+    from pipelines.config import model_config, parse_sets, train_config
+    from pipelines.train import load_run_config, train
+
+    out = out or Path("runs") / target
+    if resume:
+        model_cfg, train_cfg, saved = load_run_config(out)
+        if max_steps is not None:
+            from dataclasses import replace
+
+            train_cfg = replace(train_cfg, max_steps=max_steps)
+        manifest = Path(saved["manifest"])
+        export_dir = export_dir or Path(saved.get("export_dir") or "saved_models")
+    else:
+        overrides = parse_sets(sets)
+        if init_from is not None and model == "paper" and not any(k in overrides for k in ("fc_dim", "rnn_dim", "num_layers", "mlp_dim")):
+            from pipelines.train import load_model_weights
+
+            model_cfg = load_model_weights(init_from)[0]  # the checkpoint's own size unless one is asked for
+            if model_cfg.target != target:
+                raise StemcurateError(f"--init-from {init_from}: a '{model_cfg.target}' model, --target is '{target}'")
+        else:
+            model_cfg = model_config(model, target, overrides)
+        train_cfg = train_config(
+            overrides, max_steps=max_steps, batch_size=batch_size, weighting=weighting, truncate=truncate,
+            truncate_quantile=truncate_quantile, truncate_mode=truncate_mode, truncate_warmup=truncate_warmup,
+            valid_tracks=parse_list(valid_tracks, "--valid-tracks"), valid_fraction=valid_fraction,
+            num_workers=num_workers, seed=seed,
+        )
+    result = train(
+        manifest, model=model_cfg, config=train_cfg, out=out, resume=resume, init_from=init_from,
+        accelerator=accelerator, devices=_devices(devices), strategy=strategy, num_nodes=num_nodes,
+        export_dir=export_dir or Path("saved_models"), progress=progress,
+    )
+    if result is None:  # not rank 0
+        return
+    out_console.print(f"steps          {result.global_step}")
+    if result.best_usdr is not None:
+        out_console.print(f"best val uSDR  {result.best_usdr:.2f} dB")
+    if train_cfg.truncate:
+        for name, frac in result.dropped.items():
+            if frac is not None:
+                out_console.print(f"dropped {name:<7}{frac:.1%} of examples (loss truncation)")
+    out_console.print(f"run folder     {result.run_dir}")
+    out_console.print(f"exported model {result.exported}")
 
 
 def main() -> None:

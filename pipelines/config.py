@@ -1,0 +1,157 @@
+"""Training configuration: the model's hyperparameters (:class:`bsrnn.model.BSRNNConfig`) and the
+training-only settings (:class:`TrainConfig`), resolved from ``--model paper|tiny|PATH.yaml`` and
+``--set key=value`` overrides, and saved beside every run as ``config.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from bsrnn.model import SIZES, BSRNNConfig
+from curate.errors import StemcurateError
+
+WEIGHTINGS = ("none", "quality", "binary")
+TRUNCATE_MODES = ("history", "batch")
+
+
+@dataclass
+class TrainConfig:
+    """Training-only settings (they may differ between a run and the checkpoint it starts from)."""
+
+    seed: int = 0
+    # data
+    crop_s: float = 3.0            # training crop, seconds
+    batch_size: int = 4
+    num_workers: int = 0
+    remix_p: float = 0.25          # accompaniment from 1-3 random fragments of other tracks
+    silence_p: float = 0.1         # silent target
+    gain_db: float = 10.0          # uniform random gain per source in [-gain_db, +gain_db]
+    fade_s: float = 0.01           # fade at the edges of kept fragments
+    valid_tracks: list = field(default_factory=list)
+    valid_fraction: float = 0.1    # tracks held back when valid_tracks is empty (0: no validation)
+    valid_crop_s: float = 6.0
+    valid_crops_per_track: int = 4
+    # optimisation (Adam; the seed's schedule: lr * alpha^(warmup - e) while e < warmup, then gamma^(e - warmup),
+    # with e = step // epoch_steps)
+    max_steps: int = 1000
+    lr: float = 1e-3
+    warmup_epochs: int = 10
+    warmup_alpha: float = 0.1
+    decay_gamma: float = 0.98
+    epoch_steps: int = 100
+    grad_clip: float = 5.0
+    ema_decay: float = 0.0         # 0: no EMA of weights
+    val_every: int = 100           # steps between validations / checkpoints
+    # noise robustness
+    weighting: str = "none"        # none | quality | binary
+    binary_threshold: float = 0.7  # binary weighting: quality >= threshold is clean
+    noisy_weight: float = 0.1      # binary weighting: weight of a noisy example before normalisation
+    truncate: bool = False
+    truncate_quantile: float = 0.3  # drop examples whose loss exceeds the (1 - c) quantile
+    truncate_mode: str = "history"  # history (running window of recent losses) | batch
+    truncate_warmup: int = 200      # steps before truncation starts
+    truncate_history: int = 1000    # per-example losses kept for the history quantile
+
+    def __post_init__(self):
+        problems = []
+        if self.weighting not in WEIGHTINGS:
+            problems.append(f"weighting must be one of {', '.join(WEIGHTINGS)} (got '{self.weighting}')")
+        if self.truncate_mode not in TRUNCATE_MODES:
+            problems.append(f"truncate_mode must be history or batch (got '{self.truncate_mode}')")
+        for name in ("remix_p", "silence_p", "valid_fraction", "binary_threshold", "noisy_weight"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                problems.append(f"{name} must be within 0-1 (got {getattr(self, name)})")
+        if not 0.0 < self.truncate_quantile < 1.0:
+            problems.append(f"truncate_quantile must be within (0, 1) (got {self.truncate_quantile})")
+        for name in ("batch_size", "max_steps", "epoch_steps", "val_every", "truncate_history", "valid_crops_per_track"):
+            if int(getattr(self, name)) < 1:
+                problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.crop_s <= 0 or self.valid_crop_s <= 0:
+            problems.append("crop_s and valid_crop_s must be > 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            problems.append(f"ema_decay must be within [0, 1) (got {self.ema_decay})")
+        if problems:
+            raise StemcurateError("training settings: " + "; ".join(problems))
+
+
+MODEL_KEYS = {f.name for f in fields(BSRNNConfig)}
+TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
+
+
+def parse_sets(items: list[str] | None) -> dict:
+    """``["lr=3e-4", "bands=[[1000,100]]"]`` -> ``{"lr": 0.0003, "bands": [[1000, 100]]}`` (values as YAML)."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise StemcurateError(f"--set {item!r}: expected key=value")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise StemcurateError(f"--set {item!r}: value is not valid YAML") from None
+        if isinstance(parsed, str):  # YAML 1.1 reads 3e-4 as a string
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        out[key] = parsed
+    unknown = sorted(set(out) - MODEL_KEYS - TRAIN_KEYS)
+    if unknown:
+        raise StemcurateError(
+            f"--set: unknown key(s) {', '.join(unknown)} (model: {', '.join(sorted(MODEL_KEYS))}; "
+            f"training: {', '.join(sorted(TRAIN_KEYS))})"
+        )
+    return out
+
+
+def model_config(model: str, target: str, overrides: dict | None = None) -> BSRNNConfig:
+    """``paper``/``tiny`` preset or a YAML file of :class:`BSRNNConfig` fields (``size:`` picks a base preset)."""
+    overrides = {k: v for k, v in (overrides or {}).items() if k in MODEL_KEYS}
+    if model in SIZES:
+        base: dict = dict(SIZES[model])
+    else:
+        path = Path(model)
+        if not path.is_file():
+            raise StemcurateError(f"--model {model}: not a preset ({' or '.join(SIZES)}) and no such YAML file")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise StemcurateError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise StemcurateError(f"{path}: expected a mapping of model hyperparameters")
+        size = data.pop("size", None)
+        if size is not None and size not in SIZES:
+            raise StemcurateError(f"{path}: size must be {' or '.join(SIZES)} (got {size!r})")
+        unknown = sorted(set(data) - MODEL_KEYS)
+        if unknown:
+            raise StemcurateError(f"{path}: unknown model hyperparameter(s) {', '.join(unknown)}")
+        base = {**(SIZES[size] if size else {}), **data}
+    args = {"target": target, **base, **overrides}
+    try:
+        return BSRNNConfig(**args)
+    except (TypeError, ValueError) as exc:
+        raise StemcurateError(f"model configuration: {exc}") from None
+
+
+def train_config(overrides: dict | None = None, **explicit) -> TrainConfig:
+    """:class:`TrainConfig` from ``--set`` overrides (training keys) and explicit CLI options (which win)."""
+    args = {k: v for k, v in (overrides or {}).items() if k in TRAIN_KEYS}
+    args.update({k: v for k, v in explicit.items() if v is not None})
+    try:
+        return TrainConfig(**args)
+    except TypeError as exc:
+        raise StemcurateError(f"training settings: {exc}") from None
+
+
+def config_dict(model: BSRNNConfig, train: TrainConfig) -> dict:
+    """The run's resolved configuration as plain data (what ``config.yaml`` holds)."""
+    return {"model": asdict(model), "train": asdict(train)}
+
+
+def model_differences(a: BSRNNConfig, b: BSRNNConfig) -> list[str]:
+    """``["fc_dim: 32 != 128", ...]`` for every model hyperparameter that differs."""
+    da, db = asdict(a), asdict(b)
+    return [f"{k}: {da[k]!r} != {db[k]!r}" for k in da if da[k] != db[k]]

@@ -1,0 +1,95 @@
+"""The Lightning module that trains one BSRNN target with the seed's loss and schedule and the
+noise-robust weighting and truncation of :mod:`pipelines.robust`."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from bsrnn.model import BSRNN, BSRNNConfig
+from pipelines.config import TrainConfig
+from pipelines.metrics import usdr
+from pipelines.robust import LossTruncation, combine, example_weights
+
+
+def lr_multiplier(step: int, cfg: TrainConfig) -> float:
+    """The seed's schedule at global ``step``: ``alpha^(warmup - e)`` while ``e < warmup``, then
+    ``gamma^(e - warmup)``, where ``e = step // epoch_steps``."""
+    e = step // cfg.epoch_steps
+    if e < cfg.warmup_epochs:
+        return cfg.warmup_alpha ** (cfg.warmup_epochs - e)
+    return cfg.decay_gamma ** (e - cfg.warmup_epochs)
+
+
+class SeparationModule(L.LightningModule):
+    """BSRNN + loss (L1 on real and imaginary spectrogram parts + L1 on the waveform, per example),
+    Adam with the seed's warm-up/decay, weighting and loss truncation, validation uSDR."""
+
+    def __init__(self, model: dict, train: dict):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model_config = BSRNNConfig(**model)
+        self.cfg = TrainConfig(**train)
+        self.model = BSRNN(self.model_config)
+        c = self.cfg
+        self.truncation = LossTruncation(c.truncate_quantile, mode=c.truncate_mode, warmup=c.truncate_warmup, history=c.truncate_history) if c.truncate else None
+        self.drop_counts = {"corrupted": [0, 0], "clean": [0, 0]}  # [dropped, seen]
+
+    def example_losses(self, mixture: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, channels, samples)`` mixture and target -> per-example loss ``(batch,)`` and the estimate."""
+        est_spec = self.model.separate_spec(mixture)
+        tgt_spec = self.model.stft(target)
+        est = self.model.istft(est_spec, mixture.shape[-1])
+        dims = tuple(range(1, est_spec.ndim))
+        spec = (est_spec.real - tgt_spec.real).abs().mean(dims) + (est_spec.imag - tgt_spec.imag).abs().mean(dims)
+        wave = (est - target).abs().mean(dim=(1, 2))
+        return spec + wave, est
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        c = self.cfg
+        losses, _ = self.example_losses(batch["mixture"], batch["target"])
+        weights = example_weights(batch["quality"], c.weighting, threshold=c.binary_threshold, noisy_weight=c.noisy_weight)
+        if self.truncation is not None:
+            keep = self.truncation.keep(losses, self.global_step)
+        else:
+            keep = torch.ones_like(losses, dtype=torch.bool)
+        loss = combine(losses, weights.to(losses.device), keep)
+        n = len(losses)
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=n)
+        self.log("train/loss_unweighted", losses.detach().mean(), batch_size=n)
+        self.log("train/dropped", 1.0 - keep.float().mean(), batch_size=n)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"] if self._trainer is not None else c.lr, batch_size=n)
+        flags = batch["corrupted"].to(keep.device)
+        if (flags >= 0).any():
+            for name, value in (("corrupted", 1), ("clean", 0)):
+                sel = flags == value
+                self.drop_counts[name][0] += int((~keep & sel).sum())
+                self.drop_counts[name][1] += int(sel.sum())
+                d, s = self.drop_counts[name]
+                if s:
+                    self.log(f"train/dropped_{name}", d / s, batch_size=n)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        losses, est = self.example_losses(batch["mixture"], batch["target"])
+        n = len(losses)
+        self.log("val/loss", losses.mean(), batch_size=n, sync_dist=True)
+        self.log("val/usdr", usdr(batch["target"], est).mean(), prog_bar=True, batch_size=n, sync_dist=True)
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.parameters(), lr=self.cfg.lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_multiplier(step, self.cfg))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["robustness"] = {
+            "truncation": self.truncation.state_dict() if self.truncation is not None else None,
+            "drop_counts": {k: list(v) for k, v in self.drop_counts.items()},
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("robustness") or {}
+        if self.truncation is not None and state.get("truncation"):
+            self.truncation.load_state_dict(state["truncation"])
+        for k, v in (state.get("drop_counts") or {}).items():
+            self.drop_counts[k] = [int(x) for x in v]

@@ -1,0 +1,71 @@
+"""Noise robustness of the trainer: per-example loss weights and loss truncation.
+
+* :func:`example_weights` turns each example's ``quality`` (the lowest ``quality`` of the
+  fragments it is made of) into a loss weight: ``none`` (all 1), ``quality`` (the score itself) or
+  ``binary`` (1 when ``quality >= threshold``, else ``noisy_weight``); weights are normalised to
+  mean 1 over the batch.
+* :class:`LossTruncation` drops the examples whose loss exceeds the ``1 - c`` quantile, either of
+  a running history of recent per-example losses (Kang & Hashimoto 2020, "loss dropper") or of the
+  batch (as the SDX23 label-noise winner did), after a warm-up.
+* :func:`combine` is the batch loss: ``Σ wᵢ kᵢ lᵢ / Σ wᵢ kᵢ`` with ``kᵢ`` 1 for kept examples.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import torch
+
+
+def example_weights(quality: torch.Tensor, mode: str, *, threshold: float = 0.7, noisy_weight: float = 0.1) -> torch.Tensor:
+    """``(batch,)`` quality in 0-1 -> ``(batch,)`` weights with mean 1 (all ones when they would sum to 0)."""
+    q = quality.detach().float()
+    if mode == "none":
+        w = torch.ones_like(q)
+    elif mode == "quality":
+        w = q.clamp(0.0, 1.0)
+    elif mode == "binary":
+        w = torch.where(q >= threshold, torch.ones_like(q), torch.full_like(q, noisy_weight))
+    else:
+        raise ValueError(f"unknown weighting '{mode}'")
+    total = w.sum()
+    if total <= 0:
+        return torch.ones_like(q)
+    return w * (len(w) / total)
+
+
+def combine(losses: torch.Tensor, weights: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Batch loss ``Σ wᵢ kᵢ lᵢ / Σ wᵢ kᵢ`` from ``(batch,)`` losses, weights and a boolean keep mask."""
+    wk = weights.to(losses.dtype) * keep.to(losses.dtype)
+    return (wk * losses).sum() / wk.sum().clamp_min(1e-12)
+
+
+class LossTruncation:
+    """Drop the examples whose loss exceeds the ``1 - quantile`` quantile (``mode`` history or batch)."""
+
+    def __init__(self, quantile: float = 0.3, *, mode: str = "history", warmup: int = 0, history: int = 1000):
+        if mode not in ("history", "batch"):
+            raise ValueError(f"unknown truncation mode '{mode}'")
+        self.quantile, self.mode, self.warmup = quantile, mode, warmup
+        self.history: deque[float] = deque(maxlen=history)
+
+    def keep(self, losses: torch.Tensor, step: int) -> torch.Tensor:
+        """Boolean ``(batch,)`` mask of the examples to train on at global ``step``; at least one is kept."""
+        values = losses.detach().float().cpu()
+        if self.mode == "history":
+            self.history.extend(values.tolist())
+        if step < self.warmup:
+            return torch.ones(len(values), dtype=torch.bool, device=losses.device)
+        pool = torch.tensor(list(self.history)) if self.mode == "history" else values
+        cutoff = torch.quantile(pool, 1.0 - self.quantile)
+        keep = values <= cutoff
+        if not keep.any():
+            keep[values.argmin()] = True
+        return keep.to(losses.device)
+
+    def state_dict(self) -> dict:
+        return {"history": list(self.history)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history.clear()
+        self.history.extend(float(v) for v in state.get("history", []))

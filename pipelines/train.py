@@ -1,0 +1,239 @@
+"""``pipelines train``: train one BSRNN target on a manifest with Lightning.
+
+Run folder ``out/``: ``config.yaml`` (resolved model + training settings and the manifest),
+``hparams.yaml``, ``checkpoints/last.ckpt`` and ``checkpoints/best.ckpt`` (best validation uSDR),
+``logs/metrics.csv`` (and TensorBoard logs when ``tensorboard`` is installed), ``summary.json``.
+The best model is exported as ``{export_dir}/{target}/{target}.ckpt`` + ``hparams.yaml`` (the
+seed's layout), loadable with :meth:`bsrnn.model.BSRNN.load`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from torch.utils.data import DataLoader
+
+from bsrnn.model import BSRNN, BSRNNConfig, CheckpointError
+from curate.atomic import atomic_path
+from curate.errors import StemcurateError
+from curate.schema import read_manifest
+from pipelines.config import TrainConfig, config_dict, model_differences
+from pipelines.data import FragmentPool, StepSampler, TrainExamples, ValidExamples, fragment_corrupted, manifest_tracks, split_tracks
+
+CONFIG_FILE = "config.yaml"
+LAST, BEST = "last.ckpt", "best.ckpt"
+
+
+@dataclass
+class RunResult:
+    """Where a training run left its outputs, and its figures."""
+
+    run_dir: Path
+    last_checkpoint: Path
+    best_checkpoint: Path
+    exported: Path
+    global_step: int
+    best_usdr: float | None
+    train_tracks: list
+    valid_tracks: list
+    dropped: dict
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def load_run_config(run_dir: str | Path) -> tuple[BSRNNConfig, TrainConfig, dict]:
+    """``(model config, training config, the rest of config.yaml)`` saved in a run folder
+    (the rest holds ``manifest``, ``export_dir``, ``train_tracks``, ``valid_tracks``)."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise StemcurateError(f"{run_dir}: not a training run folder (no {CONFIG_FILE})")
+    try:
+        data = yaml.safe_load(path.read_text())
+        return BSRNNConfig(**data.pop("model")), TrainConfig(**data.pop("train")), data
+    except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        raise StemcurateError(f"{path}: unreadable run configuration ({exc})") from None
+
+
+def load_model_weights(path: str | Path) -> tuple[BSRNNConfig, dict]:
+    """Model config and state dict from an exported ``.ckpt`` or a Lightning checkpoint of this trainer."""
+    path = Path(path)
+    if not path.is_file():
+        raise StemcurateError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors come in many types
+        raise StemcurateError(f"{path}: not a loadable checkpoint ({type(exc).__name__})") from None
+    if isinstance(ckpt, dict) and "hyper_parameters" in ckpt and "state_dict" in ckpt:
+        hp = ckpt["hyper_parameters"].get("model")
+        state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    elif isinstance(ckpt, dict) and "hparams" in ckpt and "state_dict" in ckpt:
+        hp, state = ckpt["hparams"], ckpt["state_dict"]
+    else:
+        raise StemcurateError(f"{path}: not a BSRNN checkpoint (no hyperparameters and state dict)")
+    try:
+        return BSRNNConfig(**hp), state
+    except (TypeError, ValueError) as exc:
+        raise StemcurateError(f"{path}: hyperparameters do not rebuild a BSRNN ({exc})") from None
+
+
+def export_model(checkpoint: str | Path, export_dir: str | Path, extra: dict | None = None) -> Path:
+    """Write ``{export_dir}/{target}/{target}.ckpt`` (weights + model hparams) and ``hparams.yaml``."""
+    cfg, state = load_model_weights(checkpoint)
+    model = BSRNN(cfg)
+    model.load_state_dict(state)
+    folder = Path(export_dir) / cfg.target
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{cfg.target}.ckpt"
+    with atomic_path(out) as tmp:
+        model.save(tmp)
+    _write_text(folder / "hparams.yaml", yaml.safe_dump({"model": asdict(cfg), **(extra or {})}, sort_keys=False))
+    return out
+
+
+def _merge_logs(earlier: pd.DataFrame, metrics_csv: Path) -> None:
+    """Put the rows logged before a resume back in front of the new ones."""
+    new = pd.read_csv(metrics_csv) if metrics_csv.is_file() else earlier.iloc[:0]
+    first = new["step"].min() if len(new) else np.inf
+    merged = pd.concat([earlier[earlier["step"] < first], new], ignore_index=True)
+    with atomic_path(metrics_csv) as tmp:
+        merged.to_csv(tmp, index=False)
+
+
+def _make_datamodule(train_ds, valid_ds, cfg: TrainConfig):
+    import lightning as L
+
+    class ManifestData(L.LightningDataModule):
+        def train_dataloader(self):
+            t = self.trainer
+            sampler = StepSampler(t.global_step, cfg.max_steps, cfg.batch_size, rank=t.global_rank, world=t.world_size)
+            return DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                              persistent_workers=cfg.num_workers > 0)
+
+        def val_dataloader(self):
+            if valid_ds is None or len(valid_ds) == 0:
+                return []
+            return DataLoader(valid_ds, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
+
+    return ManifestData()
+
+
+def train(
+    manifest: str | Path,
+    *,
+    model: BSRNNConfig,
+    config: TrainConfig,
+    out: str | Path,
+    resume: bool = False,
+    init_from: str | Path | None = None,
+    accelerator: str = "auto",
+    devices: int | str = "auto",
+    strategy: str = "auto",
+    num_nodes: int = 1,
+    export_dir: str | Path = "saved_models",
+    progress: bool = True,
+) -> RunResult:
+    """Train ``model.target`` on the fragments of ``manifest``; see the module docstring for outputs.
+
+    ``resume`` continues ``out/checkpoints/last.ckpt`` at its global step (up to ``config.max_steps``);
+    ``init_from`` starts from a trained model's weights (model hyperparameters must match).
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    from pipelines.module import SeparationModule
+
+    run = Path(out)
+    ckpt_dir = run / "checkpoints"
+    last = ckpt_dir / LAST
+    if resume and not last.is_file():
+        raise StemcurateError(f"{run}: nothing to resume (no checkpoints/{LAST})")
+    if not resume and ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
+        raise StemcurateError(f"{run}: already holds a run; use --resume to continue it or another --out")
+    m = read_manifest(manifest)
+    if model.target not in set(m.frame["stem"]):
+        raise StemcurateError(f"{manifest}: no fragments of target '{model.target}' (stems: {', '.join(sorted(set(m.frame['stem'])))})")
+    train_tracks, valid_tracks = split_tracks(manifest_tracks(m), config)
+    truth = fragment_corrupted(m)
+    train_pool = FragmentPool(m, train_tracks, truth=truth)
+    train_ds = TrainExamples(train_pool, model.target, config, sample_rate=model.sample_rate, channels=model.channels,
+                             length=(config.max_steps + 1) * config.batch_size * 1024)
+    valid_ds = ValidExamples(FragmentPool(m, valid_tracks, truth=truth), model.target, config,
+                             sample_rate=model.sample_rate, channels=model.channels) if valid_tracks else None
+
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    module = SeparationModule(asdict(model), asdict(config))
+    if init_from is not None and not resume:
+        init_cfg, state = load_model_weights(init_from)
+        diff = model_differences(model, init_cfg)
+        if diff:
+            raise StemcurateError(f"--init-from {init_from}: model hyperparameters differ from the checkpoint's ({'; '.join(diff)})")
+        module.model.load_state_dict(state)
+
+    run.mkdir(parents=True, exist_ok=True)
+    cfg_data = {**config_dict(model, config), "manifest": str(Path(manifest).resolve()),
+                "init_from": str(init_from) if init_from else None, "export_dir": str(export_dir),
+                "train_tracks": train_tracks, "valid_tracks": valid_tracks}
+    if not resume:
+        _write_text(run / CONFIG_FILE, yaml.safe_dump(cfg_data, sort_keys=False))
+        _write_text(run / "hparams.yaml", yaml.safe_dump(config_dict(model, config), sort_keys=False))
+
+    has_valid = valid_ds is not None and len(valid_ds) > 0
+    callbacks = [ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/usdr" if has_valid else None,
+                                 mode="max", save_top_k=1, save_last=True, enable_version_counter=False,
+                                 every_n_train_steps=None if has_valid else config.val_every)]
+    callbacks[0].CHECKPOINT_NAME_LAST = "last"
+    if config.ema_decay > 0:
+        callbacks.append(EMAWeightAveraging(decay=config.ema_decay))
+    metrics_csv = run / "logs" / "metrics.csv"
+    earlier = pd.read_csv(metrics_csv) if resume and metrics_csv.is_file() else None  # CSVLogger deletes it
+    loggers = [CSVLogger(run, name="logs", version="")]
+    try:
+        import tensorboard  # noqa: F401
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(run, name="tb", version=""))
+    except ImportError:
+        pass
+
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes,
+        max_steps=config.max_steps, max_epochs=-1, gradient_clip_val=config.grad_clip,
+        val_check_interval=config.val_every if has_valid else None, check_val_every_n_epoch=None if has_valid else 1,
+        limit_val_batches=1.0 if has_valid else 0, num_sanity_val_steps=0, callbacks=callbacks, logger=loggers,
+        log_every_n_steps=max(1, min(50, config.val_every // 2)), use_distributed_sampler=False,
+        enable_progress_bar=progress, enable_model_summary=False, default_root_dir=run,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(does not have many workers|num_workers|LeafSpec|isinstance.*treespec|exists and is not empty).*")
+        trainer.fit(module, datamodule=_make_datamodule(train_ds, valid_ds, config), ckpt_path=last if resume else None,
+                    weights_only=True if resume else None)
+    trainer.save_checkpoint(last, weights_only=False)  # every rank takes part; rank 0 writes
+    if trainer.global_rank != 0:
+        return None  # type: ignore[return-value]
+    if earlier is not None:
+        _merge_logs(earlier, metrics_csv)
+    best = ckpt_dir / BEST
+    if not best.is_file():
+        best = last
+    best_score = callbacks[0].best_model_score
+    exported = export_model(best, export_dir, {"train": asdict(config), "run": str(run.resolve())})
+    dropped = {k: (d / s if s else None) for k, (d, s) in module.drop_counts.items()}
+    result = RunResult(run, last, best, exported, int(trainer.global_step),
+                       float(best_score) if best_score is not None else None, train_tracks, valid_tracks, dropped)
+    summary = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()}
+    _write_text(run / "summary.json", json.dumps(summary, indent=2))
+    return result
