@@ -142,11 +142,13 @@ def train(
     num_nodes: int = 1,
     export_dir: str | Path = "saved_models",
     progress: bool = True,
+    callbacks: list | None = None,
 ) -> RunResult:
     """Train ``model.target`` on the fragments of ``manifest``; see the module docstring for outputs.
 
     ``resume`` continues ``out/checkpoints/last.ckpt`` at its global step (up to ``config.max_steps``);
-    ``init_from`` starts from a trained model's weights (model hyperparameters must match).
+    ``init_from`` starts from a trained model's weights (model hyperparameters must match);
+    ``callbacks`` are extra Lightning callbacks.
     """
     import lightning as L
     from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
@@ -190,12 +192,12 @@ def train(
         _write_text(run / "hparams.yaml", yaml.safe_dump(config_dict(model, config), sort_keys=False))
 
     has_valid = valid_ds is not None and len(valid_ds) > 0
-    callbacks = [ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/usdr" if has_valid else None,
+    checkpointing = [ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/usdr" if has_valid else None,
                                  mode="max", save_top_k=1, save_last=True, enable_version_counter=False,
                                  every_n_train_steps=None if has_valid else config.val_every)]
-    callbacks[0].CHECKPOINT_NAME_LAST = "last"
+    checkpointing[0].CHECKPOINT_NAME_LAST = "last"
     if config.ema_decay > 0:
-        callbacks.append(EMAWeightAveraging(decay=config.ema_decay))
+        checkpointing.append(EMAWeightAveraging(decay=config.ema_decay))
     metrics_csv = run / "logs" / "metrics.csv"
     earlier = pd.read_csv(metrics_csv) if resume and metrics_csv.is_file() else None  # CSVLogger deletes it
     loggers = [CSVLogger(run, name="logs", version="")]
@@ -213,7 +215,7 @@ def train(
         accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes,
         max_steps=config.max_steps, max_epochs=-1, gradient_clip_val=config.grad_clip,
         val_check_interval=config.val_every if has_valid else None, check_val_every_n_epoch=None if has_valid else 1,
-        limit_val_batches=1.0 if has_valid else 0, num_sanity_val_steps=0, callbacks=callbacks, logger=loggers,
+        limit_val_batches=1.0 if has_valid else 0, num_sanity_val_steps=0, callbacks=checkpointing + list(callbacks or []), logger=loggers,
         log_every_n_steps=max(1, min(50, config.val_every // 2)), use_distributed_sampler=False,
         enable_progress_bar=progress, enable_model_summary=False, default_root_dir=run,
     )
@@ -229,7 +231,7 @@ def train(
     best = ckpt_dir / BEST
     if not best.is_file():
         best = last
-    best_score = callbacks[0].best_model_score
+    best_score = checkpointing[0].best_model_score
     exported = export_model(best, export_dir, {"train": asdict(config), "run": str(run.resolve())})
     dropped = {k: (d / s if s else None) for k, (d, s) in module.drop_counts.items()}
     result = RunResult(run, last, best, exported, int(trainer.global_step),

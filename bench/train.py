@@ -1,0 +1,72 @@
+"""Training throughput on this machine: examples per second of the real trainer (data loading,
+forward, backward, optimiser step) for the tiny and the paper-size BSRNN.
+
+Usage: python bench/train.py [--save] [--quick]
+A 4-track `curate synth` set is scanned (no scores) and trained on with `pipelines.train.train`
+(batch 4 x 3 s stereo for tiny, 2 x 3 s for paper); the first step (warm-up) is not timed.
+Prints a table, then one JSON line: {"tiny_examples_per_s", "paper_examples_per_s"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import finish  # noqa: E402
+from curate.scan import scan  # noqa: E402
+from curate.synth import synth_dataset  # noqa: E402
+from pipelines.config import model_config, train_config  # noqa: E402
+from pipelines.train import train  # noqa: E402
+
+
+class StepTimer(L.Callback):
+    """Wall time of every training step (batch fetch excluded, the step itself included)."""
+
+    def __init__(self):
+        self.times: list[float] = []
+        self._last = None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        now = time.perf_counter()
+        if self._last is not None:
+            self.times.append(now - self._last)  # includes loading the next batch
+        self._last = now
+
+
+def throughput(manifest: Path, work: Path, size: str, batch: int, steps: int) -> tuple[float, float]:
+    timer = StepTimer()
+    cfg = train_config({}, batch_size=batch, max_steps=steps, valid_fraction=0.0, val_every=10_000, warmup_epochs=0)
+    train(manifest, model=model_config(size, "vocals"), config=cfg, out=work / size, export_dir=work / "exp",
+          progress=False, callbacks=[timer])
+    per_step = sum(timer.times) / len(timer.times)
+    return batch / per_step, per_step
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--save", action="store_true", help="write docs/benchmarks/train.json")
+    ap.add_argument("--quick", action="store_true", help="fewer steps")
+    args = ap.parse_args()
+    torch.set_num_threads(torch.get_num_threads())
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        synth_dataset(work / "data", tracks=4, test_tracks=0, seconds=12.0, seed=0)
+        scan(work / "data", output=work / "m.parquet", score=None)
+        tiny, tiny_step = throughput(work / "m.parquet", work, "tiny", 4, 6 if args.quick else 21)
+        paper, paper_step = throughput(work / "m.parquet", work, "paper", 2, 2 if args.quick else 4)
+    print(f"{'model':<8}{'batch':>6}{'s/step':>10}{'examples/s':>12}   (3 s stereo crops, {torch.get_num_threads()} threads)")
+    print(f"{'tiny':<8}{4:>6}{tiny_step:>10.3f}{tiny:>12.2f}")
+    print(f"{'paper':<8}{2:>6}{paper_step:>10.2f}{paper:>12.3f}")
+    finish("train", {"tiny_examples_per_s": round(tiny, 2), "paper_examples_per_s": round(paper, 4)}, args.save)
+
+
+if __name__ == "__main__":
+    main()
