@@ -5,11 +5,19 @@ batches of frames, and the outputs are recombined by overlap-add with a trapezoi
 fades of ``frame - hop`` samples, at most half a frame) divided by the summed windows. An identity
 model therefore returns its input exactly, at any length (shorter than one frame included), with
 no gain ripple between frames. Only ``batch_size`` frames exist at a time.
+
+The high-level API holds one model per target::
+
+    sep = Separator.from_checkpoint(["saved_models/vocals/vocals.ckpt"], device="cpu")
+    stems = sep(audio, sample_rate)   # {"vocals": (channels, samples) at sep.sample_rate}
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import soxr
 import torch
 from torch import nn
 
@@ -25,22 +33,79 @@ def trapezoid(length: int, fade: int) -> torch.Tensor:
 
 
 class Separator:
-    """Runs a model ``(batch, channels, samples) -> (batch, channels, samples)`` over long audio."""
+    """Runs models ``(batch, channels, samples) -> (batch, channels, samples)`` over long audio.
 
-    def __init__(self, model: nn.Module, *, sample_rate: int = 44100, frame_s: float = 3.0, hop_s: float = 2.5,
-                 batch_size: int = 4, device: str | torch.device | None = None):
+    ``model`` is one model or ``{target: model}``; :meth:`separate` runs the first (or only) one,
+    calling the separator runs them all.
+    """
+
+    def __init__(self, model: nn.Module | dict[str, nn.Module], *, sample_rate: int = 44100, frame_s: float = 3.0,
+                 hop_s: float = 2.5, batch_size: int = 4, device: str | torch.device | None = None):
         if not 0 < hop_s <= frame_s:
             raise ValueError(f"hop ({hop_s} s) must be > 0 and at most the frame ({frame_s} s)")
+        if isinstance(model, dict):
+            if not model:
+                raise ValueError("no models given")
+            self.models = dict(model)
+        else:
+            target = getattr(getattr(model, "config", None), "target", "target")
+            self.models = {target: model}
+        model = next(iter(self.models.values()))
         self.model = model
+        self.sample_rate = sample_rate
+        self.channels = getattr(getattr(model, "config", None), "channels", 2)
         self.frame = int(round(frame_s * sample_rate))
         self.hop = int(round(hop_s * sample_rate))
         self.fade = min(self.frame - self.hop, self.frame // 2)
         self.batch_size = batch_size
         self.device = torch.device(device) if device is not None else next((p.device for p in model.parameters()), torch.device("cpu"))
 
-    @torch.no_grad()
+    @classmethod
+    def from_checkpoint(cls, paths: str | Path | list, *, device: str | torch.device = "cpu", **options) -> "Separator":
+        """Load one exported BSRNN checkpoint or several (one per target; :class:`~bsrnn.model.CheckpointError`
+        for a bad file). ``options``: ``frame_s``, ``hop_s``, ``batch_size``."""
+        from bsrnn.model import BSRNN, CheckpointError
+
+        paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        models: dict[str, nn.Module] = {}
+        for p in paths:
+            m = BSRNN.load(p, map_location=device)
+            if m.config.target in models:
+                raise CheckpointError(f"{p}: a second '{m.config.target}' model")
+            models[m.config.target] = m
+        rates = {m.config.sample_rate for m in models.values()}
+        if len(rates) > 1:
+            raise CheckpointError(f"{', '.join(map(str, paths))}: models with different sample rates {sorted(rates)}")
+        return cls(models, sample_rate=rates.pop(), device=device, **options)
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.models)
+
+    def __call__(self, audio, sample_rate: int) -> dict[str, torch.Tensor]:
+        """``audio`` ``(channels, samples)`` or ``(samples,)`` at ``sample_rate`` Hz -> ``{target: (channels, samples)}``
+        at :attr:`sample_rate` Hz. Mono input is separated as dual mono and returned mono."""
+        x = torch.as_tensor(np.asarray(audio) if not torch.is_tensor(audio) else audio, dtype=torch.float32).cpu()
+        if x.ndim == 1:
+            x = x[None]
+        if x.ndim != 2:
+            raise ValueError(f"audio must be (channels, samples), got shape {tuple(x.shape)}")
+        mono = x.shape[0] == 1 and self.channels == 2
+        if mono:
+            x = x.repeat(2, 1)
+        if x.shape[0] != self.channels:
+            raise ValueError(f"the model takes {self.channels} channels, the audio has {x.shape[0]}")
+        if sample_rate != self.sample_rate:
+            x = torch.from_numpy(np.ascontiguousarray(soxr.resample(x.numpy().T, sample_rate, self.sample_rate).T))
+        out = {t: self._run(m, x) for t, m in self.models.items()}
+        return {t: y.mean(0, keepdim=True) for t, y in out.items()} if mono else out
+
     def separate(self, audio) -> torch.Tensor:
         """``audio`` ``(channels, samples)`` (tensor or array) -> separated ``(channels, samples)`` float32 on the CPU."""
+        return self._run(self.model, audio)
+
+    @torch.no_grad()
+    def _run(self, model: nn.Module, audio) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(audio) if not torch.is_tensor(audio) else audio, dtype=torch.float32)
         if x.ndim != 2:
             raise ValueError(f"audio must be (channels, samples), got shape {tuple(x.shape)}")
@@ -56,7 +121,7 @@ class Separator:
         for first in range(0, n_frames, self.batch_size):
             idx = range(first, min(n_frames, first + self.batch_size))
             batch = torch.stack([padded[:, i * hop : i * hop + frame] for i in idx]).to(self.device)
-            y = self.model(batch).float().cpu()
+            y = model(batch).float().cpu()
             for b, i in enumerate(idx):
                 out[:, i * hop : i * hop + frame] += y[b] * window
                 weight[i * hop : i * hop + frame] += window

@@ -47,14 +47,16 @@ def read(path: str | Path, start: int = 0, stop: int | None = None) -> tuple[np.
 
 
 def write(path: str | Path, audio: np.ndarray, sample_rate: int, *, subtype: str | None = None) -> Path:
-    """Write ``audio`` ``(channels, samples)`` atomically; format from the extension (wav, flac)."""
+    """Write ``audio`` ``(channels, samples)`` atomically; format from the extension (wav, flac, mp3)."""
     path = Path(path)
     audio = np.asarray(audio)
     if audio.ndim != 2:
         raise ValueError(f"audio must be (channels, samples), got shape {audio.shape}")
-    fmt = {".wav": "WAV", ".flac": "FLAC"}.get(path.suffix.lower())
+    fmt = {".wav": "WAV", ".flac": "FLAC", ".mp3": "MP3"}.get(path.suffix.lower())
     if fmt is None:
-        raise StemcurateError(f"{path}: unsupported audio extension (use .wav or .flac)")
+        raise StemcurateError(f"{path}: unsupported audio extension (use .wav, .flac or .mp3)")
+    if fmt == "MP3":
+        subtype = "MPEG_LAYER_III"
     with atomic_path(path) as tmp:
         sf.write(str(tmp), audio.T, sample_rate, subtype=subtype, format=fmt)
     return path

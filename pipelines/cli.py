@@ -113,6 +113,78 @@ def train_cmd(
     out_console.print(f"exported model {result.exported}")
 
 
+@app.command(name="evaluate")
+@guarded
+def evaluate_cmd(
+    source: Annotated[Path, typer.Argument(help="Exported .ckpt, training run folder, or a saved_models folder.")],
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset root (default: the run's data, else $MUSDB_DIR).")] = None,
+    subset: Annotated[str, typer.Option("--subset", help="Subset to evaluate on.")] = "test",
+    targets: Annotated[Optional[str], typer.Option("--targets", help="Comma-separated targets (default: every model found).")] = None,
+    tracks: Annotated[Optional[int], typer.Option("--tracks", "-n", min=1, help="Only the first N tracks (a quick check).")] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda, ...")] = "cpu",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Results file (default RUN/results.parquet or results.parquet).")] = None,
+    frame: Annotated[float, typer.Option("--frame", help="Separation frame, seconds.")] = 3.0,
+    hop: Annotated[float, typer.Option("--hop", help="Separation hop, seconds.")] = 2.5,
+):
+    """Separate a test set and print uSDR (mean ± std) and cSDR (median) per target."""
+    from curate.cliutil import progress_bar
+    from curate.datasets import default_root
+    from pipelines.evaluate import default_data_root, evaluate, load_models, summary_table, write_results
+
+    models, run_dir = load_models(source, parse_list(targets, "--targets"), device=device)
+    root = data or default_data_root(run_dir) or default_root()
+    if root is None:
+        raise StemcurateError("no dataset: pass --data DIR or set MUSDB_DIR")
+    out = output or ((run_dir / "results.parquet") if run_dir else Path("results.parquet"))
+    with progress_bar() as bar:
+        task = bar.add_task("evaluate", total=tracks, item="")
+        results = evaluate(models, root, subset=subset, tracks=tracks, device=device, frame_s=frame, hop_s=hop,
+                           on_track=lambda name: bar.update(task, advance=1, item=name))
+    header = f"models: {source}  data: {root} ({subset}, {results['track'].nunique()} tracks)"
+    path, log = write_results(results, out, header=header)
+    out_console.print(header)
+    out_console.print(summary_table(results))
+    out_console.print(f"results {path}\nlog     {log}")
+
+
+@app.command(name="separate")
+@guarded
+def separate_cmd(
+    input: Annotated[Path, typer.Option("--input", "-i", help="wav/mp3/flac file, or a folder searched recursively.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder: OUT/<song>/<target>.<format>.")] = Path("separated"),
+    targets: Annotated[Optional[list[str]], typer.Option("--target", "-t", help="Target to separate (repeatable; default: all models found).")] = None,
+    checkpoints: Annotated[Optional[list[Path]], typer.Option("--checkpoint", "-c", help="Model checkpoint (repeatable; default saved_models/<target>/<target>.ckpt).")] = None,
+    device: Annotated[str, typer.Option("--device", "-d", help="cpu, cuda, ...")] = "cpu",
+    residual: Annotated[bool, typer.Option("--residual", help="Also write no_<target> (input minus target).")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="wav, flac or mp3.")] = "wav",
+    bits: Annotated[str, typer.Option("--bits", help="16, 24 or float (wav/flac).")] = "float",
+    frame: Annotated[float, typer.Option("--frame", help="Separation frame, seconds.")] = 3.0,
+    hop: Annotated[float, typer.Option("--hop", help="Separation hop, seconds.")] = 2.5,
+):
+    """Separate songs into stems with trained models."""
+    from bsrnn.model import CheckpointError
+    from bsrnn.separator import Separator
+    from curate.cliutil import err_console, progress_bar
+    from pipelines.separate import find_inputs, resolve_checkpoints, separate_files
+
+    targets = [t for item in targets or [] for t in parse_list(item, "--target")] or None
+    inputs = find_inputs(input)
+    files = resolve_checkpoints(targets, checkpoints)
+    try:
+        sep = Separator.from_checkpoint(files, device=device, frame_s=frame, hop_s=hop)
+    except (CheckpointError, ValueError) as exc:
+        raise StemcurateError(str(exc)) from None
+    with progress_bar() as bar:
+        task = bar.add_task("separate", total=len(inputs), item="")
+        report = separate_files(inputs, output, sep, root=input if input.is_dir() else input.parent, fmt=fmt, bits=bits,
+                                residual=residual, on_file=lambda p: bar.update(task, advance=1, item=p.name))
+    for path, why in report.failed:
+        err_console.print(f"skipped {path}: {why}")
+    out_console.print(f"{len(inputs) - len(report.failed)} of {len(inputs)} files separated into {', '.join(sep.targets)}; {len(report.written)} files in {output}")
+    if report.failed and len(report.failed) == len(inputs):
+        raise StemcurateError(f"{input}: no file could be separated")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

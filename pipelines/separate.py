@@ -1,0 +1,137 @@
+"""``pipelines separate``: separate wav/mp3/flac files (or folders of them) into stems.
+
+Outputs ``OUT/<song>/<target>.<format>`` at the model's rate (44.1 kHz), and ``no_<target>``
+(input minus target) with ``residual``. Files that fail to decode are reported and skipped;
+every output is written atomically, so an interrupted run leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from bsrnn.model import CheckpointError
+from bsrnn.separator import Separator
+from curate import audio as audio_io
+from curate.errors import StemcurateError
+
+INPUT_EXTENSIONS = (".wav", ".flac", ".mp3")
+FORMATS = ("wav", "flac", "mp3")
+BITS = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
+
+
+@dataclass
+class SeparationReport:
+    """What :func:`separate_files` wrote and which inputs it skipped (with the reason)."""
+
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def find_inputs(path: str | Path) -> list[Path]:
+    """A wav/mp3/flac file, or the files of those types under a folder (recursive, sorted)."""
+    path = Path(path)
+    if not path.exists():
+        raise StemcurateError(f"{path}: no such file or folder")
+    if path.is_file():
+        if path.suffix.lower() not in INPUT_EXTENSIONS:
+            raise StemcurateError(f"{path}: unsupported file type (use {', '.join(INPUT_EXTENSIONS)})")
+        return [path]
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in INPUT_EXTENSIONS and not p.name.startswith("."))
+    if not files:
+        raise StemcurateError(f"{path}: no {', '.join(INPUT_EXTENSIONS)} files in this folder")
+    return files
+
+
+def resolve_checkpoints(targets: list[str] | None, checkpoints: list[Path] | None, *, models_dir: Path = Path("saved_models")) -> list[Path]:
+    """Checkpoint files for the asked targets: ``-c`` files (or folders holding ``<t>/<t>.ckpt``), else
+    ``saved_models/<target>/<target>.ckpt``; a checkpoint of another target than asked is an error."""
+    from bsrnn.model import BSRNN
+
+    if checkpoints:
+        files = []
+        for c in checkpoints:
+            if c.is_dir():
+                found = sorted(c.glob("*/*.ckpt"))
+                files += [f for f in found if f.stem == f.parent.name and (not targets or f.stem in targets)]
+            else:
+                files.append(c)
+        if not files:
+            raise StemcurateError(f"{', '.join(map(str, checkpoints))}: no <target>/<target>.ckpt checkpoints found")
+    else:
+        if not targets:
+            found = sorted(models_dir.glob("*/*.ckpt"))
+            files = [f for f in found if f.stem == f.parent.name]
+            if not files:
+                raise StemcurateError(f"{models_dir}: no trained models; train one with `pipelines train` or pass -c CKPT")
+        else:
+            files = [models_dir / t / f"{t}.ckpt" for t in targets]
+    for f in files:
+        if not f.is_file():
+            raise StemcurateError(f"{f}: checkpoint not found")
+    if targets:
+        for f in files:
+            try:
+                got = BSRNN.load(f).config.target
+            except CheckpointError as exc:
+                raise StemcurateError(str(exc)) from None
+            if got not in targets:
+                raise StemcurateError(f"{f}: a '{got}' model, asked for {', '.join(targets)}")
+    return files
+
+
+def output_folder(src: Path, root: Path, out_dir: Path) -> Path:
+    """``OUT/<song>`` for a file input, ``OUT/<relative folders>/<song>`` for a file found under a folder."""
+    rel = src.relative_to(root).with_suffix("") if root.is_dir() else Path(src.stem)
+    return out_dir / rel
+
+
+def separate_files(
+    inputs: list[Path], out_dir: str | Path, separator: Separator, *, root: Path | None = None, fmt: str = "wav",
+    bits: str = "float", residual: bool = False, on_file: Callable[[Path], None] | None = None,
+) -> SeparationReport:
+    """Separate each input with every model of ``separator`` and write the stems (see module docstring)."""
+    if fmt not in FORMATS:
+        raise StemcurateError(f"--format {fmt}: use one of {', '.join(FORMATS)}")
+    if bits not in BITS:
+        raise StemcurateError(f"--bits {bits}: use 16, 24 or float")
+    if fmt == "flac" and bits == "float":
+        bits = "24"  # FLAC has no float samples
+    subtype = None if fmt == "mp3" else BITS[bits]
+    out_dir = Path(out_dir)
+    root = Path(root) if root is not None else (inputs[0].parent if len(inputs) == 1 else Path("."))
+    report = SeparationReport()
+    for src in inputs:
+        if on_file:
+            on_file(src)
+        try:
+            data, sr = sf.read(str(src), dtype="float32", always_2d=True)
+        except Exception as exc:  # libsndfile raises several types for broken files
+            report.failed.append((src, f"cannot decode ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})"))
+            continue
+        if data.shape[0] == 0:
+            report.failed.append((src, "no samples"))
+            continue
+        audio = np.ascontiguousarray(data.T)
+        try:
+            stems = separator(audio, sr)
+        except ValueError as exc:
+            report.failed.append((src, str(exc)))
+            continue
+        folder = output_folder(src, root, out_dir)
+        mix = None
+        if residual:
+            import soxr
+
+            mix = audio if sr == separator.sample_rate else np.ascontiguousarray(soxr.resample(audio.T, sr, separator.sample_rate).T)
+        for target, y in stems.items():
+            y = y.numpy()
+            report.written.append(audio_io.write(folder / f"{target}.{fmt}", y, separator.sample_rate, subtype=subtype))
+            if residual:
+                rest = mix[:, : y.shape[1]] - y
+                report.written.append(audio_io.write(folder / f"no_{target}.{fmt}", rest, separator.sample_rate, subtype=subtype))
+    return report

@@ -1,0 +1,122 @@
+"""`pipelines separate`, `pipelines evaluate` and the Separator API with a tiny model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+from bsrnn.model import BSRNN, BSRNNConfig
+from bsrnn.separator import Separator
+from pipelines.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Random tiny vocals and bass models saved as exported checkpoints (saved_models layout)."""
+    root = tmp_path_factory.mktemp("models")
+    for i, target in enumerate(["vocals", "bass"]):
+        torch.manual_seed(i)
+        (root / target).mkdir()
+        BSRNN(BSRNNConfig.preset("tiny", target)).save(root / target / f"{target}.ckpt")
+    return root
+
+
+def _error(res, *needles):
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in res.output, res.output
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_api_dict_resampling_and_mono(models):
+    sep = Separator.from_checkpoint([models / "vocals" / "vocals.ckpt", models / "bass" / "bass.ckpt"])
+    assert sep.targets == ["vocals", "bass"] and sep.sample_rate == 44100
+    out = sep(np.random.default_rng(0).standard_normal((2, 22050)).astype(np.float32) * 0.1, 22050)
+    assert set(out) == {"vocals", "bass"} and out["vocals"].shape == (2, 44100)  # returned at the model's rate
+    mono = sep(torch.randn(30000) * 0.1, 44100)
+    assert mono["bass"].shape == (1, 30000)
+    # dual mono: the mono result is the mean of the stereo separation of the duplicated signal
+    x = torch.randn(1, 30000) * 0.1
+    ref = sep.separate(x.repeat(2, 1)).mean(0, keepdim=True)
+    assert torch.allclose(sep(x, 44100)["vocals"], ref, atol=1e-6)
+
+
+def test_separate_wav_mp3_lengths_rates_and_a_bad_file(models, tmp_path):
+    rng = np.random.default_rng(0)
+    songs = tmp_path / "songs"
+    (songs / "album").mkdir(parents=True)
+    sf.write(songs / "a.wav", 0.1 * rng.standard_normal((44100 * 2 + 17, 2)), 44100)
+    sf.write(songs / "album" / "b.mp3", 0.1 * rng.standard_normal((22050 * 3, 2)), 22050)
+    sf.write(songs / "m.flac", 0.1 * rng.standard_normal(44100), 44100)  # mono
+    (songs / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["separate", "-i", str(songs), "-o", str(out), "-c", str(models), "--residual", "--bits", "16"])
+    assert res.exit_code == 0, res.output
+    assert "broken.wav" in res.output and "3 of 4 files" in res.output
+    a = sf.info(out / "a" / "vocals.wav")
+    assert (a.samplerate, a.frames, a.channels, a.subtype) == (44100, 44100 * 2 + 17, 2, "PCM_16")
+    assert (out / "a" / "no_bass.wav").is_file()
+    b = sf.read(out / "album" / "b" / "bass.wav")[0]
+    mp3_len = sf.info(songs / "album" / "b.mp3").frames
+    assert abs(b.shape[0] - mp3_len * 2) <= 2 and sf.info(out / "album" / "b" / "bass.wav").samplerate == 44100
+    assert sf.info(out / "m" / "vocals.wav").channels == 1
+    # mixture = target + residual
+    mix = sf.read(songs / "a.wav", dtype="float32")[0]
+    v, nv = sf.read(out / "a" / "vocals.wav")[0], sf.read(out / "a" / "no_vocals.wav")[0]
+    assert np.abs(v + nv - mix).max() < 2e-4  # 16-bit rounding of two files
+
+    res = runner.invoke(app, ["separate", "-i", str(songs / "a.wav"), "-o", str(tmp_path / "o2"), "-c", str(models / "bass" / "bass.ckpt"), "--format", "mp3"])
+    assert res.exit_code == 0, res.output
+    assert sf.info(tmp_path / "o2" / "a" / "bass.mp3").samplerate == 44100
+
+
+def test_separate_bad_input(models, tmp_path):
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros((4410, 2)), 44100)
+    out = tmp_path / "out"
+    (out / "a").mkdir(parents=True)
+    (out / "a" / "vocals.wav").write_bytes(b"keep me")
+    _error(runner.invoke(app, ["separate", "-i", str(wav), "-o", str(out), "-t", "bass", "-c", str(models / "vocals" / "vocals.ckpt")]),
+           "vocals.ckpt", "'vocals' model")
+    _error(runner.invoke(app, ["separate", "-i", str(wav), "-o", str(out), "-c", str(tmp_path / "none.ckpt")]), "none.ckpt", "not found")
+    (tmp_path / "empty").mkdir()
+    _error(runner.invoke(app, ["separate", "-i", str(tmp_path / "empty"), "-o", str(out), "-c", str(models)]), "empty", "no .wav")
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    _error(runner.invoke(app, ["separate", "-i", str(wav), "-o", str(out), "-c", str(tmp_path / "junk.ckpt")]), "junk.ckpt")
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(b"ID3 nothing")
+    _error(runner.invoke(app, ["separate", "-i", str(bad), "-o", str(out), "-c", str(models)]), "no file could be separated")
+    assert (out / "a" / "vocals.wav").read_bytes() == b"keep me"
+
+
+def test_evaluate_two_demo_tracks(models, synth_dir, tmp_path):
+    out = tmp_path / "res" / "results.parquet"
+    res = runner.invoke(app, ["evaluate", str(models), "--data", str(synth_dir), "--subset", "train", "--tracks", "2", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    frame = pd.read_parquet(out)
+    assert len(frame) == 4 and set(frame["target"]) == {"vocals", "bass"} and frame["track"].nunique() == 2
+    assert np.isfinite(frame["usdr"]).all() and frame["windows"].gt(0).all()
+    log = (out.parent / "test.log").read_text()
+    assert "uSDR mean" in log and "vocals" in log
+    _error(runner.invoke(app, ["evaluate", str(models), "--data", str(synth_dir), "--targets", "drums"]), "no model for drums")
+    _error(runner.invoke(app, ["evaluate", str(tmp_path / "nothing")]), "nothing")
+
+
+def test_evaluate_matches_direct_computation(models, synth_dir):
+    from curate.datasets import discover, load_source
+    from pipelines.evaluate import evaluate
+
+    sep = Separator.from_checkpoint(models / "vocals" / "vocals.ckpt")
+    frame = evaluate(dict(sep.models), synth_dir, subset="test")
+    track = discover(synth_dir, subset="test")[0]
+    mix, ref = load_source(track.mixture)[0], load_source(track.stems["vocals"])[0]
+    est = sep.separate(mix).numpy()
+    expected = 10 * np.log10(np.square(ref.astype(np.float64)).sum() / np.square(ref.astype(np.float64) - est).sum())
+    assert frame["usdr"].iloc[0] == pytest.approx(expected, abs=1e-3)
