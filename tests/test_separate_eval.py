@@ -120,3 +120,15 @@ def test_evaluate_matches_direct_computation(models, synth_dir):
     est = sep.separate(mix).numpy()
     expected = 10 * np.log10(np.square(ref.astype(np.float64)).sum() / np.square(ref.astype(np.float64) - est).sum())
     assert frame["usdr"].iloc[0] == pytest.approx(expected, abs=1e-3)
+
+
+def test_output_folder_names():
+    from pathlib import Path
+
+    from pipelines.separate import output_folder
+
+    out = Path("OUT")
+    assert output_folder(Path("in/song.mp3"), Path("in"), out) == out / "song"
+    assert output_folder(Path("in/album/song.flac"), Path("in"), out) == out / "album" / "song"
+    assert output_folder(Path("test/track1/mixture.wav"), Path("test/track1"), out) == out / "track1"  # MUSDB18-HQ layout
+    assert output_folder(Path("test/track1/mixture.wav"), Path("test"), out) == out / "track1"
