@@ -87,7 +87,7 @@ def resolve_checkpoints(targets: list[str] | None, checkpoints: list[Path] | Non
 def output_folder(src: Path, root: Path, out_dir: Path) -> Path:
     """``OUT/<song>`` for a file input, ``OUT/<relative folders>/<song>`` for a file found under a folder;
     a ``<track>/mixture.wav`` (MUSDB18-HQ layout) is the song ``<track>``."""
-    rel = src.relative_to(root).with_suffix("") if root.is_dir() else Path(src.stem)
+    rel = src.relative_to(root).with_suffix("") if src.is_relative_to(root) and src != root else Path(src.stem)
     if rel.name == "mixture":
         rel = rel.parent if rel.parent != Path(".") else Path(src.parent.name)
     return out_dir / rel
