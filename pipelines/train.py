@@ -101,6 +101,23 @@ def export_model(checkpoint: str | Path, export_dir: str | Path, extra: dict | N
     return out
 
 
+def _last_checkpoint_callback(path: Path, every: int):
+    import lightning as L
+
+    class LastCheckpoint(L.Callback):
+        """Save ``last.ckpt`` every ``every`` steps and when the (single) epoch ends; listed after the EMA
+        callback, so a checkpoint holds the EMA state of the same step (every rank takes part, rank 0 writes)."""
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if trainer.global_step % every == 0:
+                trainer.save_checkpoint(path, weights_only=False)
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            trainer.save_checkpoint(path, weights_only=False)
+
+    return LastCheckpoint()
+
+
 def _merge_logs(earlier: pd.DataFrame, metrics_csv: Path) -> None:
     """Put the rows logged before a resume back in front of the new ones."""
     new = pd.read_csv(metrics_csv) if metrics_csv.is_file() else earlier.iloc[:0]
@@ -192,12 +209,13 @@ def train(
         _write_text(run / "hparams.yaml", yaml.safe_dump(config_dict(model, config), sort_keys=False))
 
     has_valid = valid_ds is not None and len(valid_ds) > 0
-    checkpointing = [ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/usdr" if has_valid else None,
-                                 mode="max", save_top_k=1, save_last=True, enable_version_counter=False,
-                                 every_n_train_steps=None if has_valid else config.val_every)]
-    checkpointing[0].CHECKPOINT_NAME_LAST = "last"
+    checkpointing: list = []
+    if has_valid:
+        checkpointing.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/usdr", mode="max", save_top_k=1,
+                                             save_last=False, enable_version_counter=False))
     if config.ema_decay > 0:
         checkpointing.append(EMAWeightAveraging(decay=config.ema_decay))
+    checkpointing.append(_last_checkpoint_callback(last, config.val_every))
     metrics_csv = run / "logs" / "metrics.csv"
     earlier = pd.read_csv(metrics_csv) if resume and metrics_csv.is_file() else None  # CSVLogger deletes it
     loggers = [CSVLogger(run, name="logs", version="")]
@@ -223,7 +241,6 @@ def train(
         warnings.filterwarnings("ignore", message=".*(does not have many workers|num_workers|LeafSpec|isinstance.*treespec|exists and is not empty).*")
         trainer.fit(module, datamodule=_make_datamodule(train_ds, valid_ds, config), ckpt_path=last if resume else None,
                     weights_only=True if resume else None)
-    trainer.save_checkpoint(last, weights_only=False)  # every rank takes part; rank 0 writes
     if trainer.global_rank != 0:
         return None  # type: ignore[return-value]
     if earlier is not None:
@@ -231,7 +248,7 @@ def train(
     best = ckpt_dir / BEST
     if not best.is_file():
         best = last
-    best_score = checkpointing[0].best_model_score
+    best_score = checkpointing[0].best_model_score if has_valid else None
     exported = export_model(best, export_dir, {"train": asdict(config), "run": str(run.resolve())})
     dropped = {k: (d / s if s else None) for k, (d, s) in module.drop_counts.items()}
     result = RunResult(run, last, best, exported, int(trainer.global_step),

@@ -132,3 +132,14 @@ def test_output_folder_names():
     assert output_folder(Path("in/album/song.flac"), Path("in"), out) == out / "album" / "song"
     assert output_folder(Path("test/track1/mixture.wav"), Path("test/track1"), out) == out / "track1"  # MUSDB18-HQ layout
     assert output_folder(Path("test/track1/mixture.wav"), Path("test"), out) == out / "track1"
+
+
+def test_evaluate_reads_musdb18_stem_mp4(models, tmp_path):
+    from tests.conftest import MUSDB_SAMPLE, need_shared
+
+    need_shared()
+    out = tmp_path / "r.parquet"
+    res = runner.invoke(app, ["evaluate", str(models / "bass" / "bass.ckpt"), "--data", str(MUSDB_SAMPLE), "--subset", "train", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    frame = pd.read_parquet(out)
+    assert frame["track"].tolist() == ["Music Delta - 80s Rock"] and np.isfinite(frame["usdr"]).all()

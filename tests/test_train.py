@@ -234,3 +234,27 @@ def test_parse_sets():
     assert parse_sets(["lr=3e-4", "bands=[[1000, 100]]", "truncate=true"]) == {"lr": 3e-4, "bands": [[1000, 100]], "truncate": True}
     with pytest.raises(StemcurateError, match="key=value"):
         parse_sets(["lr"])
+
+
+def test_workers_give_the_same_batches(noisy):
+    from torch.utils.data import DataLoader
+
+    m = read_manifest(noisy / "m.parquet")
+    cfg = TrainConfig(crop_s=0.5, batch_size=2)
+    ds = TrainExamples(FragmentPool(m, sorted(set(m.frame["track"]))), "vocals", cfg, sample_rate=44100, channels=2, length=100)
+    sampler = StepSampler(3, 6, 2)
+    plain = [b["mixture"] for b in DataLoader(ds, batch_size=2, sampler=sampler)]
+    workers = [b["mixture"] for b in DataLoader(ds, batch_size=2, sampler=sampler, num_workers=2)]
+    assert len(plain) == 3 and all(torch.equal(a, b) for a, b in zip(plain, workers))
+
+
+def test_ema_run_exports_averaged_weights(noisy, tmp_path):
+    cfg = train_config({}, **FAST, max_steps=3, ema_decay=0.5)
+    r = train(noisy / "m.parquet", model=model_config("tiny", "drums"), config=cfg, out=tmp_path / "run", export_dir=tmp_path / "e", progress=False)
+    assert r.global_step == 3 and r.exported.is_file()
+    last = torch.load(r.last_checkpoint, weights_only=True)
+    averaged, current = last["state_dict"], last["current_model_state"]  # EMA weights, raw weights (for resuming)
+    exported = torch.load(r.exported, weights_only=True)["state_dict"]
+    name = "band_split.norm_weight.0"
+    assert torch.equal(exported[name], averaged["model." + name])
+    assert not torch.equal(averaged["model." + name], current["model." + name])
