@@ -24,6 +24,7 @@ import soxr
 import torch
 
 from curate.errors import StemcurateError
+from curate.safeload import torch_load
 from curate.spectra import StemSpectrum
 
 PANNS_RATE = 32000
@@ -93,12 +94,7 @@ def audioset_labels() -> list[str]:
 def load_cnn14(path: str | Path, device: str = "cpu") -> torch.nn.Module:
     """Cnn14 with the weights of checkpoint ``path`` (a dict with ``model``, or a bare state dict)."""
     path = Path(path)
-    if not path.is_file():
-        raise StemcurateError(f"{path}: PANNs checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
-        raise StemcurateError(f"{path}: not a loadable PyTorch checkpoint ({type(exc).__name__})") from None
+    ckpt = torch_load(path, what="PANNs checkpoint")
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise StemcurateError(f"{path}: checkpoint holds no state dict")

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 import yaml
 from torch.utils.data import DataLoader
 
 from bsrnn.model import BSRNN, BSRNNConfig, CheckpointError
 from curate.atomic import atomic_path
 from curate.errors import StemcurateError
+from curate.safeload import torch_load
 from curate.schema import read_manifest
 from pipelines.config import TrainConfig, config_dict, model_differences
 from pipelines.data import FragmentPool, StepSampler, TrainExamples, ValidExamples, fragment_corrupted, manifest_tracks, split_tracks
@@ -68,12 +68,7 @@ def load_run_config(run_dir: str | Path) -> tuple[BSRNNConfig, TrainConfig, dict
 def load_model_weights(path: str | Path) -> tuple[BSRNNConfig, dict]:
     """Model config and state dict from an exported ``.ckpt`` or a Lightning checkpoint of this trainer."""
     path = Path(path)
-    if not path.is_file():
-        raise StemcurateError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
-        raise StemcurateError(f"{path}: not a loadable checkpoint ({type(exc).__name__})") from None
+    ckpt = torch_load(path)
     if isinstance(ckpt, dict) and "hyper_parameters" in ckpt and "state_dict" in ckpt:
         hp = ckpt["hyper_parameters"].get("model")
         state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}

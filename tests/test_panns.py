@@ -56,7 +56,7 @@ def test_missing_and_wrong_checkpoints(tmp_path, synth_dir):
         load_cnn14(wrong)
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"definitely not a checkpoint")
-    with pytest.raises(StemcurateError, match="not a loadable PyTorch checkpoint"):
+    with pytest.raises(StemcurateError, match="not a loadable PANNs checkpoint"):
         load_cnn14(junk)
     for args, message in [
         (["--panns-checkpoint", str(tmp_path / "nope.pth")], "not found"),
