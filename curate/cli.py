@@ -178,6 +178,22 @@ def _print_summary(result) -> None:
     out_console.print(f"problems: {result.problems_file}  ({len(result.problems)} rows)")
 
 
+@app.command(name="report")
+@guarded
+def report_cmd(
+    manifest: Annotated[Path, typer.Argument(help="Scored manifest.")] = Path("manifest.parquet"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path("curation_report.html"),
+    data: Annotated[Optional[Path], typer.Option("--data", help="Data root (default: the manifest's).")] = None,
+    threshold: Annotated[float, typer.Option("--threshold", "-t", help="Quality threshold to mark (0-1).")] = 0.7,
+    per_stem: Annotated[int, typer.Option("--per-stem", min=1, help="Lowest-quality fragments listed per stem.")] = 20,
+):
+    """Write a self-contained HTML report of what curation kept, rejected and why, with audio."""
+    from reports.curation import curation_report
+
+    path = curation_report(manifest, output, threshold=threshold, data_root=data, per_stem=per_stem)
+    out_console.print(f"curation report: {path}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -13,7 +13,7 @@ from curate.errors import StemcurateError
 
 EXIT_BAD_INPUT = 2
 err_console = Console(stderr=True)
-out_console = Console()
+out_console = Console(soft_wrap=True)  # paths are never broken across lines
 
 
 def guarded(fn):

@@ -185,6 +185,18 @@ def separate_cmd(
         raise StemcurateError(f"{input}: no file could be separated")
 
 
+@app.command(name="report")
+@guarded
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Training run folder.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="HTML file (default RUN_DIR/run_report.html).")] = None,
+):
+    """Write a self-contained HTML report of a training run: curves, truncation, evaluation, settings."""
+    from reports.run import run_report
+
+    out_console.print(f"run report: {run_report(run_dir, output)}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

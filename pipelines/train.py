@@ -229,7 +229,7 @@ def train(
         max_steps=config.max_steps, max_epochs=-1, gradient_clip_val=config.grad_clip,
         val_check_interval=config.val_every if has_valid else None, check_val_every_n_epoch=None if has_valid else 1,
         limit_val_batches=1.0 if has_valid else 0, num_sanity_val_steps=0, callbacks=checkpointing + list(callbacks or []), logger=loggers,
-        log_every_n_steps=max(1, min(50, config.val_every // 2)), use_distributed_sampler=False,
+        log_every_n_steps=max(1, min(10, config.val_every // 2)), use_distributed_sampler=False,
         enable_progress_bar=progress, enable_model_summary=False, default_root_dir=run,
     )
     with warnings.catch_warnings():

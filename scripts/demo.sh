@@ -15,6 +15,8 @@ pipelines train --manifest "$OUT/clean.parquet" --target vocals --model tiny --m
   --out "$OUT/runs/vocals" --export-dir "$OUT/saved_models" --no-progress
 pipelines evaluate "$OUT/runs/vocals"
 pipelines separate -i "$OUT/data/test/synth000-012/mixture.wav" -o "$OUT/separated" -c "$OUT/saved_models/vocals/vocals.ckpt" --residual
+curate report "$OUT/manifest.parquet" -o "$OUT/curation_report.html"
+pipelines report "$OUT/runs/vocals" -o "$OUT/run_report.html"
 echo
 echo "demo outputs:"
 echo "  clean dataset     $OUT/data  (MUSDB18-HQ layout)"
@@ -27,3 +29,5 @@ echo "  training run      $OUT/runs/vocals  (config.yaml, checkpoints/, logs/met
 echo "  trained model     $OUT/saved_models/vocals/vocals.ckpt"
 echo "  evaluation        $OUT/runs/vocals/results.parquet, $OUT/runs/vocals/test.log"
 echo "  separated stems   $OUT/separated/synth000-012/{vocals,no_vocals}.wav"
+echo "  curation report   $OUT/curation_report.html"
+echo "  run report        $OUT/run_report.html"

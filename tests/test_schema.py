@@ -80,3 +80,15 @@ def test_end_before_start_rejected(tmp_path):
 def test_empty_frame_and_problems_path(tmp_path):
     assert list(empty_frame().columns) == MANIFEST_SCHEMA.names
     assert problems_path(tmp_path / "out" / "m.parquet") == tmp_path / "out" / "m.problems.parquet"
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    import os
+
+    from curate.atomic import atomic_path
+
+    with atomic_path(tmp_path / "f.txt") as tmp:
+        tmp.write_text("x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -1,0 +1,146 @@
+"""``curate report``: what curation kept and rejected, why, and (with ground truth) how well.
+
+Sections: counts per stem (kept, rejected by reason kind); histograms of ``quality`` and
+``bleed_db`` per stem with the threshold marked; label vs predicted content; the lowest-quality
+fragments of every stem with an audio player and a spectrogram; and, when the data root holds
+``corruptions.parquet`` from ``curate corrupt``, precision, recall and the ROC curve.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from markupsafe import Markup, escape
+
+from curate.datasets import load_segment
+from curate.errors import StemcurateError
+from curate.quality import BLEED_MID_DB, BLEED_SLOPE_DB, reasons
+from curate.schema import read_corruptions, read_manifest
+from reports import html, plots
+
+
+def _bleed_limit(threshold: float) -> float:
+    """Bleed level (dB) at which a fragment with a certain label falls below ``threshold``."""
+    t = min(max(threshold, 1e-6), 1 - 1e-6)
+    return BLEED_MID_DB + BLEED_SLOPE_DB * np.log10(1 / t - 1)
+
+
+def _truth_section(frame: pd.DataFrame, root: Path, threshold: float) -> str:
+    from curate.truth import fragment_truth
+
+    truth = fragment_truth(frame, read_corruptions(root / "corruptions.parquet"), data_root=root)
+    known = truth["corrupted"].notna().to_numpy()
+    y = truth["corrupted"].to_numpy(dtype=bool, na_value=False)[known]
+    score = 1.0 - frame["quality"].to_numpy(dtype=float)[known]
+    flagged = frame["quality"].to_numpy(dtype=float)[known] < threshold
+    if y.all() or not y.any():
+        return "<h2>Against the ground truth</h2><p class=note>The ground truth has only one class here; no curves.</p>"
+    tp, fp, fn = int((flagged & y).sum()), int((flagged & ~y).sum()), int((~flagged & y).sum())
+    precision = tp / max(1, tp + fp)
+    recall = tp / max(1, tp + fn)
+    from sklearn.metrics import roc_auc_score
+
+    auroc = roc_auc_score(y, score)
+    kinds = truth["corruption_kind"].to_numpy(dtype=object)[known]
+    rows = []
+    for kind in sorted({k for k in kinds[y] if isinstance(k, str)}):
+        sel = y & (kinds == kind)
+        rows.append([kind, int(sel.sum()), f"{(flagged & sel).sum() / max(1, sel.sum()):.2f}"])
+    out = ["<h2>Against the ground truth</h2>",
+           f"<p class=note>From <code>{escape(str(root / 'corruptions.parquet'))}</code> (see <code>curate/truth.py</code> for what counts as a corrupted fragment); {int((~known).sum())} ambiguous fragments left out.</p>",
+           html.cards([("AUROC", f"{auroc:.3f}"), ("precision", f"{precision:.2f}"), ("recall", f"{recall:.2f}"),
+                       ("corrupted fragments", str(int(y.sum()))), ("false alarms", str(fp))]),
+           html.img(plots.roc_pr(y, score, threshold_point=(recall, precision)), "ROC and precision-recall curves"),
+           "<h3>Recall per kind of corruption</h3>", html.table(["kind", "fragments", "recall"], rows, numeric={1, 2})]
+    return "\n".join(out)
+
+
+def _lowest_section(frame: pd.DataFrame, root: Path, per_stem: int, clip_s: float, has_truth: pd.Series | None) -> str:
+    out = ["<h2>Lowest-quality fragments</h2>",
+           f"<p class=note>The {per_stem} fragments of lowest quality per stem; the clip is the middle {clip_s:g} s of the fragment (mono, 22 kHz).</p>"]
+    for stem, g in frame.groupby("stem", sort=False):
+        g = g.sort_values("quality").head(per_stem)
+        header = ["track", "time", "quality", "label p", "content", "bleed", "reason", "listen", "spectrogram"]
+        if has_truth is not None:
+            header.append("truth")
+        rows = []
+        for r in g.itertuples():
+            sr = int(r.sample_rate)
+            mid = (int(r.start) + int(r.end)) // 2
+            half = int(clip_s * sr / 2)
+            a, b = max(int(r.start), mid - half), min(int(r.end), mid + half)
+            try:
+                x, _ = load_segment(root, r.path, r.stem, a, b)
+                player = html.audio_clip(x, sr)
+                spec = html.img(plots.spectrogram(x.mean(axis=0), sr), f"spectrogram of {r.track} {stem}", cls="spec")
+            except StemcurateError:
+                player, spec = "(audio not found)", ""
+            bleed = f"{r.bleed_db:.0f} dB ({r.bleed_stem})" if r.bleed_db == r.bleed_db and isinstance(r.bleed_stem, str) else "—"
+            row = [r.track, f"{html.fmt_time(int(r.start), sr)}–{html.fmt_time(int(r.end), sr)}", f"{r.quality:.2f}",
+                   f"{r.label_score:.2f}" if r.label_score == r.label_score else "—",
+                   r.predicted_stem if isinstance(r.predicted_stem, str) else "—", bleed, r.reason or "kept", player, spec]
+            if has_truth is not None:
+                t = has_truth.get(r.Index)
+                row.append(Markup('<span class="bad">corrupted</span>') if t == "corrupted" else (Markup('<span class="good">clean</span>') if t == "clean" else "—"))
+            rows.append(row)
+        out += [f"<h3>{escape(stem)}</h3>", html.table(header, rows, numeric={2, 3})]
+    return "\n".join(out)
+
+
+def curation_report(manifest: str | Path = "manifest.parquet", output: str | Path = "curation_report.html", *,
+                    threshold: float = 0.7, data_root: str | Path | None = None, per_stem: int = 20, clip_s: float = 4.0) -> Path:
+    """Write the curation report of a scored manifest to ``output`` (one self-contained HTML file)."""
+    if not 0.0 <= threshold <= 1.0:
+        raise StemcurateError(f"--threshold must be within 0-1, got {threshold}")
+    m = read_manifest(manifest)
+    if len(m.frame) == 0:
+        raise StemcurateError(f"{manifest}: manifest has no fragments")
+    if not m.has_scores:
+        raise StemcurateError(f"{manifest}: manifest has no quality scores (scanned with --no-score?); rerun `curate scan`")
+    root = Path(data_root) if data_root is not None else m.root
+    frame = m.frame.copy()
+    why = reasons(frame, threshold)
+    frame["reason"], frame["kind"] = why["reason"], why["kind"]
+    stems = list(dict.fromkeys(frame["stem"]))
+    kept = frame["quality"] >= threshold
+
+    kinds = sorted(k for k in frame["kind"].dropna().unique())
+    rows = []
+    for s in stems:
+        g = frame[frame["stem"] == s]
+        rows.append([s, len(g), int((g["quality"] >= threshold).sum()), *[int((g["kind"] == k).sum()) for k in kinds],
+                     f"{(g['quality'] < threshold).mean():.0%}"])
+    counts = html.table(["stem", "fragments", "kept", *[f"rejected: {k}" for k in kinds], "rejected"], rows, numeric=set(range(1, 4 + len(kinds))))
+    top_reasons = frame.loc[~kept, "reason"].str.replace(r"\(p=[0-9.]+\)|-?\d+ dB", "…", regex=True).value_counts().head(8)
+    reason_table = html.table(["reason (pattern)", "fragments"], [[r, int(n)] for r, n in top_reasons.items()], numeric={1})
+
+    qual = plots.histograms({s: frame.loc[frame["stem"] == s, "quality"].to_numpy() for s in stems}, xlabel="quality",
+                            marker=threshold, marker_label=f"threshold {threshold:g}", bins=np.linspace(0, 1, 21))
+    bleed = plots.histograms({s: frame.loc[frame["stem"] == s, "bleed_db"].to_numpy() for s in stems}, xlabel="bleed, dB re fragment",
+                             marker=_bleed_limit(threshold), marker_label=f"rejected above {_bleed_limit(threshold):.1f} dB")
+    classes = sorted(set(stems) | set(frame["predicted_stem"].dropna()))
+    conf = plots.confusion(frame["stem"].tolist(), frame["predicted_stem"].fillna("?").tolist(), classes)
+
+    truth_html, truth_by_row = "", None
+    if (root / "corruptions.parquet").is_file():
+        truth_html = _truth_section(frame, root, threshold)
+        from curate.truth import fragment_truth
+
+        t = fragment_truth(frame, read_corruptions(root / "corruptions.parquet"), data_root=root)["corrupted"]
+        truth_by_row = pd.Series(np.where(t.isna(), "unknown", np.where(t.fillna(False), "corrupted", "clean")), index=frame.index)
+
+    body = "\n".join([
+        html.cards([("fragments", str(len(frame))), ("kept", str(int(kept.sum()))), ("rejected", str(int((~kept).sum()))),
+                    ("tracks", str(frame["track"].nunique())), ("threshold", f"{threshold:g}")]),
+        "<h2>Kept and rejected per stem</h2>", counts, "<h3>Most common reasons</h3>", reason_table,
+        "<h2>Quality</h2>", str(html.img(qual, "histograms of quality per stem")),
+        "<h2>Bleed</h2>", '<p class="note">Leakage of the other stems of the track into each fragment, in dB relative to the fragment (clean stems read far below -30 dB).</p>',
+        str(html.img(bleed, "histograms of bleed per stem")),
+        "<h2>Label vs predicted content</h2>", str(html.img(conf, "confusion matrix of label and predicted content")),
+        truth_html,
+        _lowest_section(frame, root, per_stem, clip_s, truth_by_row),
+    ])
+    subtitle = f"{manifest} · data {root} · quality = label score × bleed factor · threshold {threshold:g}"
+    return html.write_page(output, html.page("Curation report", subtitle, body))

@@ -1,0 +1,83 @@
+"""``pipelines report``: a training run at a glance: loss and validation uSDR curves, what loss
+truncation dropped, per-track SDR of the evaluation, and the hyperparameters."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from markupsafe import escape
+
+from curate.errors import StemcurateError
+from reports import html, plots
+
+
+def _series(logs: pd.DataFrame, columns: dict[str, str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    out = {}
+    for col, name in columns.items():
+        if col in logs.columns:
+            g = logs[["step", col]].dropna()
+            if len(g):
+                out[name] = (g["step"].to_numpy(), g[col].to_numpy())
+    return out
+
+
+def _smooth(series: dict[str, tuple[np.ndarray, np.ndarray]], window: int = 10) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    out = {}
+    for name, (x, y) in series.items():
+        if len(y) > 2 * window:
+            y = pd.Series(y).rolling(window, min_periods=1).mean().to_numpy()
+            name = f"{name} (mean of {window})"
+        out[name] = (x, y)
+    return out
+
+
+def run_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
+    """Write the report of training run ``run_dir`` (default ``RUN_DIR/run_report.html``)."""
+    from pipelines.evaluate import summary_table
+    from pipelines.train import load_run_config
+
+    run = Path(run_dir)
+    model_cfg, train_cfg, extra = load_run_config(run)
+    output = Path(output) if output is not None else run / "run_report.html"
+    metrics = run / "logs" / "metrics.csv"
+    if not metrics.is_file():
+        raise StemcurateError(f"{run}: no logs/metrics.csv (has the run trained yet?)")
+    logs = pd.read_csv(metrics)
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+
+    parts = [html.cards([("target", model_cfg.target), ("steps", str(summary.get("global_step", int(logs["step"].max()) + 1))),
+                         ("best val uSDR", f"{summary['best_usdr']:.2f} dB" if summary.get("best_usdr") is not None else "—"),
+                         ("weighting", train_cfg.weighting),
+                         ("loss truncation", f"{train_cfg.truncate_mode}, c={train_cfg.truncate_quantile:g}" if train_cfg.truncate else "off")])]
+    loss = _smooth(_series(logs, {"train/loss": "training loss (weighted)", "train/loss_unweighted": "training loss (unweighted)"}))
+    parts += ["<h2>Loss</h2>", str(html.img(plots.curves(loss, xlabel="step", ylabel="L1 spectrogram + waveform"), "training loss curve"))
+              if loss else "<p class=note>No training loss logged.</p>"]
+    val = _series(logs, {"val/usdr": "validation uSDR"})
+    parts += ["<h2>Validation</h2>", str(html.img(plots.curves(val, xlabel="step", ylabel="uSDR, dB"), "validation uSDR curve"))
+              if val else "<p class=note>No validation in this run (no held-back tracks).</p>"]
+    dropped = _smooth(_series(logs, {"train/dropped": "dropped (all examples)", "train/dropped_corrupted": "among corrupted (cumulative)",
+                                      "train/dropped_clean": "among clean (cumulative)"}))
+    if train_cfg.truncate and dropped:
+        parts += ["<h2>Loss truncation</h2>",
+                  f"<p class=note>Examples above the {1 - train_cfg.truncate_quantile:.0%} loss quantile ({train_cfg.truncate_mode}) are dropped after step {train_cfg.truncate_warmup}. "
+                  "The corrupted/clean curves appear when the data carries ground truth from <code>curate corrupt</code>.</p>",
+                  str(html.img(plots.curves(dropped, xlabel="step", ylabel="fraction dropped"), "dropped fraction curve"))]
+    results_path = run / "results.parquet"
+    if results_path.is_file():
+        res = pd.read_parquet(results_path)
+        tracks = list(dict.fromkeys(res["track"]))
+        targets = list(dict.fromkeys(res["target"]))
+        by = {t: res[res["target"] == t].set_index("track").reindex(tracks) for t in targets}
+        parts += ["<h2>Evaluation</h2>", f"<pre>{escape(summary_table(res))}</pre>",
+                  str(html.img(plots.per_track_bars(tracks, {t: by[t]["usdr"].to_numpy() for t in targets}, ylabel="uSDR, dB"), "uSDR per track")),
+                  str(html.img(plots.boxes({t: by[t]["csdr"].to_numpy() for t in targets}, ylabel="cSDR, dB"), "cSDR per target"))]
+    else:
+        parts += ["<h2>Evaluation</h2>", f"<p class=note>Not evaluated yet: <code>pipelines evaluate {escape(str(run))}</code>.</p>"]
+    hp = [[f"model.{k}", json.dumps(v)] for k, v in asdict(model_cfg).items()] + [[f"train.{k}", json.dumps(v)] for k, v in asdict(train_cfg).items()]
+    parts += ["<h2>Hyperparameters</h2>", html.table(["setting", "value"], hp),
+              f"<p class=note>Manifest: <code>{escape(str(extra.get('manifest')))}</code>; {len(extra.get('train_tracks') or [])} training and {len(extra.get('valid_tracks') or [])} validation tracks.</p>"]
+    return html.write_page(output, html.page(f"Training run: {model_cfg.target}", str(run), "\n".join(parts)))
