@@ -63,6 +63,7 @@ def scan_cmd(
     device: Annotated[str, typer.Option("--device", help="Torch device for model embedders (cpu, cuda).")] = "cpu",
     no_score: Annotated[bool, typer.Option("--no-score", help="Only checks and SAD: leave the score columns empty.")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Tracks processed in parallel.")] = 1,
+    separator: Annotated[Optional[list[Path]], typer.Option("--separator", help="Trained BSRNN checkpoint(s) or saved_models folder: add self-separation evidence (second curation round).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the label model.")] = 0,
 ):
     """Check every file and index the salient fragments of every stem into a Parquet manifest."""
@@ -77,9 +78,13 @@ def scan_cmd(
             raise StemcurateError("--embedder panns needs --panns-checkpoint PATH (Cnn14_mAP=0.431.pth)")
         if not panns_checkpoint.is_file():
             raise StemcurateError(f"{panns_checkpoint}: PANNs checkpoint not found")
+    if separator and not no_score:
+        from curate.selfsep import load_separator
+
+        load_separator(separator, device=device)  # fail before scanning when a checkpoint is bad
     score = None if no_score else ScoreConfig(
         embedder=embedder, panns_checkpoint=panns_checkpoint, device=device,
-        labels=LabelModelConfig(seed=seed),
+        labels=LabelModelConfig(seed=seed), separator=tuple(separator) if separator else None,
     )
     bar = progress_bar()
     task = bar.add_task("scan", total=None, item="", start=False)

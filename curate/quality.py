@@ -1,7 +1,11 @@
 """``quality``: one 0-1 score per fragment from label score and bleed, and the reasons for rejecting.
 
-    quality = label_score * bleed_factor(bleed_db)
+    quality = label_score * bleed_factor(bleed_db) * separation_factor(separation_db)
     bleed_factor(b) = 1 / (1 + 10 ** ((b - BLEED_MID_DB) / BLEED_SLOPE_DB))
+    separation_factor(d) = 1 / (1 + 10 ** ((SEPARATION_MID_DB - d) / SEPARATION_SLOPE_DB))
+
+``separation_factor`` is 1 unless ``curate scan --separator`` ran (then 0.5 when the strongest other
+target's model takes 3 dB more of the stem than the labelled target's model, 0.97 at equal energy).
 
 ``label_score`` is the probability that the stem's content is its label (see
 :mod:`curate.classify`; 1 when no classifier ran). ``bleed_factor`` is 0.5 at -22 dB of leakage,
@@ -16,6 +20,8 @@ import pandas as pd
 
 BLEED_MID_DB = -22.0
 BLEED_SLOPE_DB = 2.0
+SEPARATION_MID_DB = -3.0
+SEPARATION_SLOPE_DB = 2.0
 
 
 def bleed_factor(bleed_db) -> np.ndarray:
@@ -24,10 +30,19 @@ def bleed_factor(bleed_db) -> np.ndarray:
     return 1.0 / (1.0 + 10 ** ((b - BLEED_MID_DB) / BLEED_SLOPE_DB))
 
 
-def quality(label_score, bleed_db) -> np.ndarray:
-    """Combined 0-1 score (float32) of label score (NaN counts as 1) and bleed."""
+def separation_factor(separation_db) -> np.ndarray:
+    """0-1 factor for a self-separation score in dB (NaN, no separator, counts as 1)."""
+    d = np.nan_to_num(np.asarray(separation_db, dtype=np.float64), nan=200.0)
+    return 1.0 / (1.0 + 10 ** ((SEPARATION_MID_DB - d) / SEPARATION_SLOPE_DB))
+
+
+def quality(label_score, bleed_db, separation_db=None) -> np.ndarray:
+    """Combined 0-1 score (float32) of label score (NaN counts as 1), bleed and self-separation."""
     ls = np.nan_to_num(np.asarray(label_score, dtype=np.float64), nan=1.0)
-    return (ls * bleed_factor(bleed_db)).astype(np.float32)
+    q = ls * bleed_factor(bleed_db)
+    if separation_db is not None:
+        q = q * separation_factor(separation_db)
+    return q.astype(np.float32)
 
 
 def _blame(label_score: float, bleed_fac: float, threshold: float) -> tuple[bool, bool]:
@@ -61,6 +76,9 @@ def reasons(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
         if bleed:
             src = r.bleed_stem if isinstance(r.bleed_stem, str) else "other stems"
             parts.append(f"{src} bleed at {r.bleed_db:.0f} dB")
+        sep = getattr(r, "separation_db", None)
+        if sep is not None and sep == sep and float(separation_factor(sep)) < threshold:
+            parts.append(f"separator hears another stem ({sep:.0f} dB)")
         if not parts:
             parts.append(f"low quality ({r.quality:.2f})")
         texts.append("; ".join(parts))

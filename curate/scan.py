@@ -40,10 +40,13 @@ class ScoreConfig:
     device: str = "cpu"
     bleed: BleedConfig = BleedConfig()
     labels: LabelModelConfig = LabelModelConfig()
+    separator: tuple | None = None  # trained BSRNN checkpoints (files or saved_models folders): self-separation
 
     def __post_init__(self):
         if self.panns_checkpoint is not None:  # a Path is accepted; stored as str for metadata
             object.__setattr__(self, "panns_checkpoint", str(self.panns_checkpoint))
+        if self.separator is not None:
+            object.__setattr__(self, "separator", tuple(str(p) for p in self.separator))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -302,6 +305,13 @@ def scan(
     if score is not None and score.embedder is not None and len(fragments):
         arrays = {k: _pad_concat([e[k] for e in embs if e and k in e])[order] for k in ("emb", "env")}
         warn += _score(fragments, arrays["emb"], arrays["env"], score)
+        if score.separator:
+            from curate.selfsep import load_separator, separation_db
+
+            sep = load_separator(score.separator, device=score.device)
+            fragments["separation_db"] = separation_db(fragments, root, sep)
+            fragments["quality"] = quality_score(fragments["label_score"].to_numpy(dtype=float), fragments["bleed_db"].to_numpy(dtype=float),
+                                                 fragments["separation_db"].to_numpy(dtype=float))
     problem_frame = pd.DataFrame([asdict(p) for p in problems]) if problems else empty_problems()
     meta = {
         "subset": subset, "stems": stems, "sad": sad_config.to_dict(), "checks": check_config.to_dict(),

@@ -20,6 +20,8 @@ label_score      float32    probability that the label is right (nullable)
 predicted_stem   string     most likely label for the content (nullable)
 bleed_db         float32    leakage of other stems, dB relative to the fragment (nullable)
 bleed_stem       string     stem that leaks most (nullable)
+separation_db    float32    self-separation: labelled target's model output vs the strongest other
+                            target's, dB (``curate scan --separator``; nullable)
 reason           string     why a fragment was rejected, human readable (nullable)
 ===============  =========  ==========================================================
 
@@ -63,6 +65,7 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("predicted_stem", pa.string()),
         pa.field("bleed_db", pa.float32()),
         pa.field("bleed_stem", pa.string()),
+        pa.field("separation_db", pa.float32()),
         pa.field("reason", pa.string()),
     ]
 )
@@ -102,7 +105,7 @@ where the wrong content comes from; ``leak_db`` the leak level relative to the r
 """
 
 REQUIRED_COLUMNS = [f.name for f in MANIFEST_SCHEMA if not f.nullable]
-SCORE_COLUMNS = ["quality", "label_score", "predicted_stem", "bleed_db", "bleed_stem", "reason"]
+SCORE_COLUMNS = ["quality", "label_score", "predicted_stem", "bleed_db", "bleed_stem", "separation_db", "reason"]
 
 
 @dataclass
@@ -183,6 +186,9 @@ def read_manifest(path: str | Path) -> Manifest:
         raise StemcurateError(
             f"{path}: manifest version {version}, this stemcurate reads version {MANIFEST_VERSION}; rescan the data"
         )
+    for f in MANIFEST_SCHEMA:  # nullable columns added after a file was written read as empty
+        if f.nullable and f.name not in table.schema.names:
+            table = table.append_column(f, pa.nulls(len(table), type=f.type))
     missing = [n for n in MANIFEST_SCHEMA.names if n not in table.schema.names]
     if missing:
         raise StemcurateError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
