@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+RENDER = REPO.parent / "shared" / "tools" / "render_multitracks.py"
+
+
+def render(out: Path, *, train: int, test: int = 0, seconds: float = 20.0, seed: int = 0) -> None:
+    """A MUSDB18-HQ-style dataset rendered from MIDI with ``../shared/tools/render_multitracks.py``."""
+    if not RENDER.exists():
+        raise SystemExit(f"{RENDER} not found")
+    cmd = [sys.executable, str(RENDER), str(out), "--num-train", str(train), "--num-test", str(test), "--seconds", str(seconds), "--seed", str(seed)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"render failed (needs fluidsynth fluid-soundfont-gm freedoom and mido):\n{res.stderr[-2000:]}")
 
 
 def best_time(fn, repeat: int = 5) -> float:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, finish  # noqa: E402
+from bench.common import render, REPO, finish  # noqa: E402
 from curate.classify import LabelModelConfig  # noqa: E402
 from curate.corrupt import corrupt_dataset  # noqa: E402
 from curate.scan import ScoreConfig, scan  # noqa: E402
@@ -36,19 +35,11 @@ from curate.schema import read_corruptions  # noqa: E402
 from curate.synth import synth_dataset  # noqa: E402
 from curate.truth import fragment_truth  # noqa: E402
 
-RENDER = REPO.parent / "shared" / "tools" / "render_multitracks.py"
-
-
 def make_clean(kind: str, out: Path, tracks: int, seconds: float, seed: int) -> None:
     if kind == "synth":
         synth_dataset(out, tracks=tracks, seconds=seconds, seed=seed)
-        return
-    if not RENDER.exists():
-        raise SystemExit(f"{RENDER} not found")
-    cmd = [sys.executable, str(RENDER), str(out), "--num-train", str(tracks), "--num-test", "0", "--seconds", str(seconds), "--seed", str(seed)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise SystemExit(f"render failed (needs fluidsynth fluid-soundfont-gm freedoom and mido):\n{res.stderr[-2000:]}")
+    else:
+        render(out, train=tracks, seconds=seconds, seed=seed)
 
 
 def evaluate(frame: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> dict:

@@ -1,0 +1,204 @@
+"""End to end: does curating and training robustly on noisy stems get close to training on clean stems?
+
+Usage: python bench/e2e.py [--quick] [--save] [--seeds 0,1,2] [--steps 150] [--work DIR]
+
+Renders a dataset (../shared/tools/render_multitracks.py: 16 train + 4 test tracks of 20 s),
+corrupts the train split with `curate corrupt` (30 % of stems mislabelled, 30 % with leaks), and
+trains the tiny BSRNN for vocals and bass with the same step budget and seed in six configurations:
+
+  a  clean oracle: every fragment of the clean train split
+  b  noisy: every fragment of the noisy split, no robustness
+  c  noisy with loss truncation only
+  d  curated: `curate filter --threshold 0.7` of the scored noisy scan
+  e  curated + quality weighting + loss truncation
+  f  two rounds: (c)'s models rescan the noisy split (`--separator`), filter 0.7, train as (e)
+
+Every model is evaluated on the clean test split (uSDR mean over tracks, cSDR median). Gap closed =
+(SDR_x - SDR_b) / (SDR_a - SDR_b) per target on mean uSDR over seeds, then averaged over targets.
+Prints a table, then one JSON line: {"sdr", "gap_closed", "best_gap_closed", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import REPO, finish, render  # noqa: E402
+from bsrnn.model import BSRNN  # noqa: E402
+from curate.corrupt import corrupt_dataset  # noqa: E402
+from curate.filter import filter_manifest  # noqa: E402
+from curate.scan import ScoreConfig, scan  # noqa: E402
+from pipelines.config import model_config, train_config  # noqa: E402
+from pipelines.evaluate import evaluate  # noqa: E402
+from pipelines.train import train  # noqa: E402
+
+CONFIGS = {
+    "a": "clean oracle",
+    "b": "noisy, no robustness",
+    "c": "noisy + loss truncation",
+    "d": "curated (filter 0.7)",
+    "e": "curated + weighting + truncation",
+    "f": "two rounds (self-separation rescan)",
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def train_eval(manifest: Path, data: Path, work: Path, name: str, targets: list[str], seed: int, base, **robust) -> dict:
+    """Train every target on ``manifest`` and evaluate on the clean test split; ``{target: (usdr, csdr)}``."""
+    models = {}
+    for t in targets:
+        cfg = replace(base, seed=seed, **robust)
+        out = work / "runs" / f"{name}-{t}-{seed}"
+        shutil.rmtree(out, ignore_errors=True)
+        r = train(manifest, model=model_config("tiny", t), config=cfg, out=out, export_dir=work / "models" / f"{name}-{seed}", progress=False)
+        models[t] = BSRNN.load(r.exported)
+    res = evaluate(models, data, subset="test")
+    return {t: (float(g["usdr"].mean()), float(np.nanmedian(g["csdr"]))) for t, g in res.groupby("target")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1 seed, 8 + 2 tracks of 12 s, 60 steps")
+    ap.add_argument("--save", action="store_true", help="write docs/benchmarks/e2e.json and docs/img/e2e.png")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--targets", default="vocals,bass")
+    ap.add_argument("--configs", default="a,b,c,d,e,f")
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--crop", type=float, default=2.0)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--train-tracks", type=int, default=16)
+    ap.add_argument("--test-tracks", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--mislabel-rate", type=float, default=0.3)
+    ap.add_argument("--bleed-rate", type=float, default=0.3)
+    ap.add_argument("--render-seed", type=int, default=0)
+    ap.add_argument("--work", type=Path, default=None, help="keep data, runs and models here")
+    args = ap.parse_args()
+    if args.quick:
+        args.seeds, args.steps, args.train_tracks, args.test_tracks, args.seconds = "0", 60, 8, 2, 12.0
+    seeds = [int(s) for s in args.seeds.split(",")]
+    targets = args.targets.split(",")
+    configs = args.configs.split(",")
+    t0 = time.perf_counter()
+    tmp = None if args.work else tempfile.TemporaryDirectory()
+    work = args.work or Path(tmp.name)
+    work.mkdir(parents=True, exist_ok=True)
+    clean, noisy = work / "clean", work / "noisy"
+    if not (clean / "test").is_dir():
+        log("rendering")
+        render(clean, train=args.train_tracks, test=args.test_tracks, seconds=args.seconds, seed=args.render_seed)
+    if not (noisy / "corruptions.parquet").is_file():
+        log("corrupting")
+        corrupt_dataset(clean, noisy, mislabel_rate=args.mislabel_rate, bleed_rate=args.bleed_rate, seed=0)
+    manifests = {"clean": work / "clean.parquet", "noisy": work / "noisy.parquet", "curated": work / "curated.parquet"}
+    if not manifests["clean"].is_file():
+        scan(clean, output=manifests["clean"], score=None)
+    if not manifests["noisy"].is_file():
+        log("scanning the noisy split")
+        scan(noisy, output=manifests["noisy"], score=ScoreConfig(), jobs=2)
+    filt = filter_manifest(manifests["noisy"], threshold=0.7, output=manifests["curated"], rejected=work / "rejected.parquet")
+    prep_s = time.perf_counter() - t0
+    base = train_config({}, max_steps=args.steps, batch_size=args.batch, crop_s=args.crop, lr=args.lr, valid_fraction=0.0,
+                        val_every=10_000, warmup_epochs=1, epoch_steps=10, truncate_warmup=max(10, args.steps // 4))
+    trunc = dict(truncate=True, truncate_quantile=0.3, truncate_mode="history")
+    results: dict[str, dict[int, dict]] = {c: {} for c in configs}
+    for seed in seeds:
+        for c in configs:
+            log(f"seed {seed}: {c} ({CONFIGS[c]})")
+            if c == "a":
+                results[c][seed] = train_eval(manifests["clean"], clean, work, c, targets, seed, base)
+            elif c == "b":
+                results[c][seed] = train_eval(manifests["noisy"], clean, work, c, targets, seed, base)
+            elif c == "c":
+                results[c][seed] = train_eval(manifests["noisy"], clean, work, c, targets, seed, base, **trunc)
+            elif c == "d":
+                results[c][seed] = train_eval(manifests["curated"], clean, work, c, targets, seed, base)
+            elif c == "e":
+                results[c][seed] = train_eval(manifests["curated"], clean, work, c, targets, seed, base, weighting="quality", **trunc)
+            elif c == "f":
+                round1 = work / "models" / f"c-{seed}"
+                if not round1.is_dir():
+                    results.setdefault("c", {})[seed] = train_eval(manifests["noisy"], clean, work, "c", targets, seed, base, **trunc)
+                rescan = work / f"rescan-{seed}.parquet"
+                scan(noisy, output=rescan, score=ScoreConfig(separator=(str(round1),)), jobs=2)
+                filter_manifest(rescan, threshold=0.7, output=work / f"curated2-{seed}.parquet", rejected=work / f"rejected2-{seed}.parquet")
+                results[c][seed] = train_eval(work / f"curated2-{seed}.parquet", clean, work, c, targets, seed, base, weighting="quality", **trunc)
+    total_s = time.perf_counter() - t0
+
+    sdr, spread = {}, {}
+    for c in configs:
+        sdr[c], spread[c] = {}, {}
+        for t in targets:
+            u = np.array([results[c][s][t][0] for s in seeds])
+            cs = np.array([results[c][s][t][1] for s in seeds])
+            sdr[c][t] = {"usdr": round(float(u.mean()), 3), "csdr": round(float(cs.mean()), 3)}
+            spread[c][t] = {"usdr_std": round(float(u.std(ddof=1)) if len(u) > 1 else 0.0, 3), "csdr_std": round(float(cs.std(ddof=1)) if len(cs) > 1 else 0.0, 3)}
+    gaps = {t: sdr["a"][t]["usdr"] - sdr["b"][t]["usdr"] for t in targets} if {"a", "b"} <= set(configs) else {}
+    gap_closed = {}
+    for c in configs:
+        if c in ("a", "b") or not gaps:
+            continue
+        per = [(sdr[c][t]["usdr"] - sdr["b"][t]["usdr"]) / gaps[t] for t in targets if abs(gaps[t]) > 1e-9]
+        gap_closed[c] = round(float(np.mean(per)), 3) if per else None
+
+    print(f"{args.train_tracks} train + {args.test_tracks} test rendered tracks of {args.seconds:g} s; corrupt: mislabel {args.mislabel_rate}, "
+          f"bleed {args.bleed_rate}; filter kept {len(filt.kept)} of {len(filt.kept) + len(filt.rejected)} fragments")
+    print(f"tiny BSRNN, {args.steps} steps x {args.batch} x {args.crop:g} s, lr {args.lr:g}, seeds {seeds}; total {total_s / 60:.1f} min (prep {prep_s / 60:.1f})")
+    head = f"{'config':<38}" + "".join(f"{t + ' uSDR':>17}{t + ' cSDR':>17}" for t in targets) + f"{'gap closed':>12}"
+    print(head)
+    for c in configs:
+        cells = "".join(f"{sdr[c][t]['usdr']:>9.2f} ± {spread[c][t]['usdr_std']:<5.2f}{sdr[c][t]['csdr']:>9.2f} ± {spread[c][t]['csdr_std']:<5.2f}" for t in targets)
+        g = gap_closed.get(c)
+        print(f"{c + ' ' + CONFIGS[c]:<38}{cells}{'' if g is None else f'{g:>12.2f}'}")
+    for t, g in gaps.items():
+        std = max(spread["a"][t]["usdr_std"], spread["b"][t]["usdr_std"])
+        note = "" if g >= 1.0 else "  (< 1 dB: the gap-closed figure means little)"
+        print(f"clean - noisy gap, {t}: {g:.2f} dB (largest std {std:.2f} dB){note}")
+    for c, g in gap_closed.items():
+        within = [t for t in targets if abs(sdr[c][t]["usdr"] - sdr["b"][t]["usdr"]) <= max(spread[c][t]["usdr_std"], spread["b"][t]["usdr_std"])]
+        if within:
+            print(f"{c}: difference to b within one std for {', '.join(within)}")
+    valid = [v for v in gap_closed.values() if v is not None]
+    figures = {"sdr": sdr, "sdr_std": spread, "gap_closed": gap_closed, "best_gap_closed": max(valid) if valid else None,
+               "clean_noisy_gap_db": {t: round(g, 3) for t, g in gaps.items()}, "steps": args.steps, "seeds": seeds, "minutes": round(total_s / 60, 1)}
+    if args.save:
+        _plot(sdr, spread, targets, configs, REPO / "docs" / "img" / "e2e.png")
+    finish("e2e", figures, args.save)
+    if tmp is not None:
+        tmp.cleanup()
+
+
+def _plot(sdr, spread, targets, configs, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    x = np.arange(len(configs))
+    w = 0.8 / len(targets)
+    for i, t in enumerate(targets):
+        ax.bar(x + i * w - 0.4 + w / 2, [sdr[c][t]["usdr"] for c in configs], w, yerr=[spread[c][t]["usdr_std"] for c in configs],
+               label=t, capsize=3)
+    ax.set_xticks(x, [f"{c}\n{CONFIGS[c].split(' (')[0]}" for c in configs], fontsize=7)
+    ax.set_ylabel("test uSDR, dB (mean ± std over seeds)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+
+
+if __name__ == "__main__":
+    main()
