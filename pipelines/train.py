@@ -15,6 +15,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pandas as pd
 import yaml
@@ -96,21 +97,19 @@ def export_model(checkpoint: str | Path, export_dir: str | Path, extra: dict | N
     return out
 
 
-def _last_checkpoint_callback(path: Path, every: int):
-    import lightning as L
+class LastCheckpoint(L.Callback):
+    """Save ``last.ckpt`` every ``every`` steps and when the (single) epoch ends; listed after the EMA
+    callback, so a checkpoint holds the EMA state of the same step (every rank takes part, rank 0 writes)."""
 
-    class LastCheckpoint(L.Callback):
-        """Save ``last.ckpt`` every ``every`` steps and when the (single) epoch ends; listed after the EMA
-        callback, so a checkpoint holds the EMA state of the same step (every rank takes part, rank 0 writes)."""
+    def __init__(self, path: Path, every: int):
+        self.path, self.every = path, every
 
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            if trainer.global_step % every == 0:
-                trainer.save_checkpoint(path, weights_only=False)
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step % self.every == 0:
+            trainer.save_checkpoint(self.path, weights_only=False)
 
-        def on_train_epoch_end(self, trainer, pl_module):
-            trainer.save_checkpoint(path, weights_only=False)
-
-    return LastCheckpoint()
+    def on_train_epoch_end(self, trainer, pl_module):
+        trainer.save_checkpoint(self.path, weights_only=False)
 
 
 def _merge_logs(earlier: pd.DataFrame, metrics_csv: Path) -> None:
@@ -122,22 +121,23 @@ def _merge_logs(earlier: pd.DataFrame, metrics_csv: Path) -> None:
         merged.to_csv(tmp, index=False)
 
 
-def _make_datamodule(train_ds, valid_ds, cfg: TrainConfig):
-    import lightning as L
+class ManifestData(L.LightningDataModule):
+    """Loaders whose training sampler starts at the trainer's global step (exact resume) on every rank."""
 
-    class ManifestData(L.LightningDataModule):
-        def train_dataloader(self):
-            t = self.trainer
-            sampler = StepSampler(t.global_step, cfg.max_steps, cfg.batch_size, rank=t.global_rank, world=t.world_size)
-            return DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
-                              persistent_workers=cfg.num_workers > 0)
+    def __init__(self, train_ds, valid_ds, cfg: TrainConfig):
+        super().__init__()
+        self.train_ds, self.valid_ds, self.cfg = train_ds, valid_ds, cfg
 
-        def val_dataloader(self):
-            if valid_ds is None or len(valid_ds) == 0:
-                return []
-            return DataLoader(valid_ds, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
+    def train_dataloader(self):
+        t, cfg = self.trainer, self.cfg
+        sampler = StepSampler(t.global_step, cfg.max_steps, cfg.batch_size, rank=t.global_rank, world=t.world_size)
+        return DataLoader(self.train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                          persistent_workers=cfg.num_workers > 0)
 
-    return ManifestData()
+    def val_dataloader(self):
+        if self.valid_ds is None or len(self.valid_ds) == 0:
+            return []
+        return DataLoader(self.valid_ds, batch_size=self.cfg.batch_size, num_workers=self.cfg.num_workers)
 
 
 def train(
@@ -162,7 +162,6 @@ def train(
     ``init_from`` starts from a trained model's weights (model hyperparameters must match);
     ``callbacks`` are extra Lightning callbacks.
     """
-    import lightning as L
     from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
@@ -210,7 +209,7 @@ def train(
                                              save_last=False, enable_version_counter=False))
     if config.ema_decay > 0:
         checkpointing.append(EMAWeightAveraging(decay=config.ema_decay))
-    checkpointing.append(_last_checkpoint_callback(last, config.val_every))
+    checkpointing.append(LastCheckpoint(last, config.val_every))
     metrics_csv = run / "logs" / "metrics.csv"
     earlier = pd.read_csv(metrics_csv) if resume and metrics_csv.is_file() else None  # CSVLogger deletes it
     loggers = [CSVLogger(run, name="logs", version="")]
@@ -234,7 +233,7 @@ def train(
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(does not have many workers|num_workers|LeafSpec|isinstance.*treespec|exists and is not empty).*")
-        trainer.fit(module, datamodule=_make_datamodule(train_ds, valid_ds, config), ckpt_path=last if resume else None,
+        trainer.fit(module, datamodule=ManifestData(train_ds, valid_ds, config), ckpt_path=last if resume else None,
                     weights_only=True if resume else None)
     if trainer.global_rank != 0:
         return None  # type: ignore[return-value]
