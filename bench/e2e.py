@@ -173,7 +173,8 @@ def main() -> None:
             print(f"{c}: difference to b within one std for {', '.join(within)}")
     valid = [v for v in gap_closed.values() if v is not None]
     figures = {"sdr": sdr, "sdr_std": spread, "gap_closed": gap_closed, "best_gap_closed": max(valid) if valid else None,
-               "clean_noisy_gap_db": {t: round(g, 3) for t, g in gaps.items()}, "steps": args.steps, "seeds": seeds, "minutes": round(total_s / 60, 1)}
+               "clean_noisy_gap_db": {t: round(g, 3) for t, g in gaps.items()},
+               "gap_meaningful": bool(gaps) and all(g >= 1.0 for g in gaps.values()), "steps": args.steps, "seeds": seeds, "minutes": round(total_s / 60, 1)}
     if args.save:
         _plot(sdr, spread, targets, configs, REPO / "docs" / "img" / "e2e.png")
     finish("e2e", figures, args.save)
