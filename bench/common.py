@@ -38,7 +38,8 @@ def commit() -> str:
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True).stdout
-        dirty = [line for line in status.splitlines() if "docs/benchmarks/" not in line]  # earlier --save output
+        # documentation (earlier --save output, docs/, the README) does not change what is measured
+        dirty = [line for line in status.splitlines() if not line[3:].startswith(("docs/", "README.md"))]
         return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
