@@ -10,7 +10,7 @@ import pandas as pd
 from curate.atomic import ensure_writable_dir
 from curate.errors import StemcurateError
 from curate.quality import reasons
-from curate.schema import read_manifest, write_manifest
+from curate.schema import Manifest, read_manifest, write_manifest
 
 
 @dataclass
@@ -24,22 +24,28 @@ class FilterResult:
     summary: pd.DataFrame
 
 
+def read_scored(manifest: str | Path, threshold: float) -> Manifest:
+    """A scored, non-empty manifest and a threshold within 0-1, or a one-line :class:`StemcurateError`."""
+    if not 0.0 <= threshold <= 1.0:
+        raise StemcurateError(f"--threshold must be within 0-1, got {threshold}")
+    m = read_manifest(manifest)
+    if len(m.frame) == 0:
+        raise StemcurateError(f"{manifest}: manifest has no fragments")
+    if not m.has_scores:
+        raise StemcurateError(f"{manifest}: manifest has no quality scores (scanned with --no-score?); rerun `curate scan` with an embedder")
+    return m
+
+
 def filter_manifest(manifest: str | Path = "manifest.parquet", *, threshold: float = 0.7, output: str | Path = "clean.parquet", rejected: str | Path = "rejected.parquet") -> FilterResult:
     """Keep fragments with ``quality >= threshold``; give every rejected one a ``reason``.
 
     Raises :class:`StemcurateError` for a threshold outside 0-1, a manifest without scores, or
     a result with no fragment kept (nothing is written then).
     """
-    if not 0.0 <= threshold <= 1.0:
-        raise StemcurateError(f"--threshold must be within 0-1, got {threshold}")
     output, rejected = Path(output), Path(rejected)
     if output.resolve() == rejected.resolve():
         raise StemcurateError(f"{output}: clean and rejected outputs must differ")
-    m = read_manifest(manifest)
-    if len(m.frame) == 0:
-        raise StemcurateError(f"{manifest}: manifest has no fragments")
-    if not m.has_scores:
-        raise StemcurateError(f"{manifest}: manifest has no quality scores (scanned with --no-score?); rerun `curate scan` with an embedder")
+    m = read_scored(manifest, threshold)
     for p in (output, rejected):
         ensure_writable_dir(p)
     frame = m.frame.copy()

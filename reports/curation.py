@@ -17,7 +17,8 @@ from markupsafe import Markup, escape
 from curate.datasets import load_segment
 from curate.errors import StemcurateError
 from curate.quality import BLEED_MID_DB, BLEED_SLOPE_DB, reasons
-from curate.schema import read_corruptions, read_manifest
+from curate.filter import read_scored
+from curate.schema import read_corruptions
 from reports import html, plots
 
 
@@ -92,13 +93,7 @@ def _lowest_section(frame: pd.DataFrame, root: Path, per_stem: int, clip_s: floa
 def curation_report(manifest: str | Path = "manifest.parquet", output: str | Path = "curation_report.html", *,
                     threshold: float = 0.7, data_root: str | Path | None = None, per_stem: int = 20, clip_s: float = 4.0) -> Path:
     """Write the curation report of a scored manifest to ``output`` (one self-contained HTML file)."""
-    if not 0.0 <= threshold <= 1.0:
-        raise StemcurateError(f"--threshold must be within 0-1, got {threshold}")
-    m = read_manifest(manifest)
-    if len(m.frame) == 0:
-        raise StemcurateError(f"{manifest}: manifest has no fragments")
-    if not m.has_scores:
-        raise StemcurateError(f"{manifest}: manifest has no quality scores (scanned with --no-score?); rerun `curate scan`")
+    m = read_scored(manifest, threshold)
     root = Path(data_root) if data_root is not None else m.root
     frame = m.frame.copy()
     why = reasons(frame, threshold)
