@@ -27,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import render, REPO, finish  # noqa: E402
+from bench.common import finish, render  # noqa: E402
 from curate.classify import LabelModelConfig  # noqa: E402
 from curate.corrupt import corrupt_dataset  # noqa: E402
 from curate.scan import ScoreConfig, scan  # noqa: E402

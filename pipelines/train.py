@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 from torch.utils.data import DataLoader
 
-from bsrnn.model import BSRNN, BSRNNConfig, CheckpointError
+from bsrnn.model import BSRNN, BSRNNConfig
 from curate.atomic import atomic_path
 from curate.errors import StemcurateError
 from curate.safeload import torch_load
