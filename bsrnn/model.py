@@ -29,6 +29,11 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot rebuild a model (message names the file and the problem)."""
 
 
+def saved_model_files(folder: str | Path) -> list[Path]:
+    """The exported models of a ``saved_models``-style folder: ``<target>/<target>.ckpt``, sorted."""
+    return [f for f in sorted(Path(folder).glob("*/*.ckpt")) if f.stem == f.parent.name]
+
+
 @dataclass
 class BSRNNConfig:
     """Hyperparameters that rebuild a model; ``bands`` defaults to the target's built-in spec."""

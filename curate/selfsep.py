@@ -23,13 +23,13 @@ def load_separator(paths, *, device: str = "cpu") -> Separator:
     """A :class:`Separator` with the models of ``paths``: ``.ckpt`` files or folders of ``<target>/<target>.ckpt``."""
     from pathlib import Path
 
-    from bsrnn.model import CheckpointError
+    from bsrnn.model import CheckpointError, saved_model_files
     from curate.errors import StemcurateError
 
     files = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = [f for f in sorted(p.glob("*/*.ckpt")) if f.stem == f.parent.name]
+            found = saved_model_files(p)
             if not found:
                 raise StemcurateError(f"{p}: no <target>/<target>.ckpt models in this folder")
             files += found

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bsrnn.model import BSRNN, CheckpointError
+from bsrnn.model import BSRNN, CheckpointError, saved_model_files
 from bsrnn.separator import Separator
 from curate.atomic import atomic_path
 from curate.datasets import discover, load_source
@@ -42,7 +42,7 @@ def load_models(source: str | Path, targets: list[str] | None = None, *, device:
             exported = source / "checkpoints" / "last.ckpt"
         files = [exported]
     elif source.is_dir():
-        files = [f for f in sorted(source.glob("*/*.ckpt")) if f.stem == f.parent.name]
+        files = saved_model_files(source)
         if not files:
             raise StemcurateError(f"{source}: no checkpoint, run folder or <target>/<target>.ckpt models here")
     else:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from bsrnn.model import CheckpointError
+from bsrnn.model import CheckpointError, saved_model_files
 from bsrnn.separator import Separator
 from curate import audio as audio_io
 from curate.errors import StemcurateError
@@ -56,16 +56,14 @@ def resolve_checkpoints(targets: list[str] | None, checkpoints: list[Path] | Non
         files = []
         for c in checkpoints:
             if c.is_dir():
-                found = sorted(c.glob("*/*.ckpt"))
-                files += [f for f in found if f.stem == f.parent.name and (not targets or f.stem in targets)]
+                files += [f for f in saved_model_files(c) if not targets or f.stem in targets]
             else:
                 files.append(c)
         if not files:
             raise StemcurateError(f"{', '.join(map(str, checkpoints))}: no <target>/<target>.ckpt checkpoints found")
     else:
         if not targets:
-            found = sorted(models_dir.glob("*/*.ckpt"))
-            files = [f for f in found if f.stem == f.parent.name]
+            files = saved_model_files(models_dir)
             if not files:
                 raise StemcurateError(f"{models_dir}: no trained models; train one with `pipelines train` or pass -c CKPT")
         else:
