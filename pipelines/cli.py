@@ -162,18 +162,12 @@ def separate_cmd(
     hop: Annotated[float, typer.Option("--hop", help="Separation hop, seconds.")] = 2.5,
 ):
     """Separate songs into stems with trained models."""
-    from bsrnn.model import CheckpointError
-    from bsrnn.separator import Separator
     from curate.cliutil import err_console, progress_bar
-    from pipelines.separate import find_inputs, resolve_checkpoints, separate_files
+    from pipelines.separate import find_inputs, load_separator, resolve_checkpoints, separate_files
 
     targets = [t for item in targets or [] for t in parse_list(item, "--target")] or None
     inputs = find_inputs(input)
-    files = resolve_checkpoints(targets, checkpoints)
-    try:
-        sep = Separator.from_checkpoint(files, device=device, frame_s=frame, hop_s=hop)
-    except (CheckpointError, ValueError) as exc:
-        raise StemcurateError(str(exc)) from None
+    sep = load_separator(resolve_checkpoints(targets, checkpoints), targets, device=device, frame_s=frame, hop_s=hop)
     with progress_bar() as bar:
         task = bar.add_task("separate", total=len(inputs), item="")
         report = separate_files(inputs, output, sep, root=input if input.is_dir() else input.parent, fmt=fmt, bits=bits,

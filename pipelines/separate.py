@@ -49,9 +49,7 @@ def find_inputs(path: str | Path) -> list[Path]:
 
 def resolve_checkpoints(targets: list[str] | None, checkpoints: list[Path] | None, *, models_dir: Path = Path("saved_models")) -> list[Path]:
     """Checkpoint files for the asked targets: ``-c`` files (or folders holding ``<t>/<t>.ckpt``), else
-    ``saved_models/<target>/<target>.ckpt``; a checkpoint of another target than asked is an error."""
-    from bsrnn.model import BSRNN
-
+    ``saved_models/<target>/<target>.ckpt``. Nothing is loaded here (see :func:`load_separator`)."""
     if checkpoints:
         files = []
         for c in checkpoints:
@@ -71,15 +69,20 @@ def resolve_checkpoints(targets: list[str] | None, checkpoints: list[Path] | Non
     for f in files:
         if not f.is_file():
             raise StemcurateError(f"{f}: checkpoint not found")
+    return files
+
+
+def load_separator(files: list[Path], targets: list[str] | None, *, device: str = "cpu", **options) -> Separator:
+    """Load every checkpoint once; a bad file, or a checkpoint of another target than asked, is an error naming it."""
+    try:
+        sep = Separator.from_checkpoint(files, device=device, **options)
+    except (CheckpointError, ValueError) as exc:
+        raise StemcurateError(str(exc)) from None
     if targets:
-        for f in files:
-            try:
-                got = BSRNN.load(f).config.target
-            except CheckpointError as exc:
-                raise StemcurateError(str(exc)) from None
+        for f, got in zip(files, sep.targets):  # from_checkpoint keeps the order of the files
             if got not in targets:
                 raise StemcurateError(f"{f}: a '{got}' model, asked for {', '.join(targets)}")
-    return files
+    return sep
 
 
 def output_folder(src: Path, root: Path, out_dir: Path) -> Path:
