@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from bsrnn.model import BSRNN, CheckpointError, saved_model_files
 from bsrnn.separator import Separator
 from curate.atomic import atomic_path
 from curate.datasets import discover, load_source
 from curate.errors import StemcurateError
-from pipelines.metrics import csdr_windows
+from pipelines.metrics import csdr_windows, usdr
 
 
 def load_models(source: str | Path, targets: list[str] | None = None, *, device: str = "cpu") -> tuple[dict[str, BSRNN], Path | None]:
@@ -80,8 +81,9 @@ def evaluate(
         missing = [t for t in models if t not in track.stems]
         if missing:
             raise StemcurateError(f"track '{track.name}': no {', '.join(missing)} stem to compare with")
-        refs = {t: load_source(track.stems[t])[0] for t in models}
-        rate = load_source(track.stems[next(iter(models))], 0, 1)[1]
+        loaded = {t: load_source(track.stems[t]) for t in models}
+        refs = {t: audio for t, (audio, _) in loaded.items()}
+        rate = next(iter(loaded.values()))[1]
         wrong = [t for t, m in models.items() if m.config.sample_rate != rate]
         if wrong:
             raise StemcurateError(f"track '{track.name}': {rate} Hz, the {wrong[0]} model expects {models[wrong[0]].config.sample_rate} Hz")
@@ -96,11 +98,10 @@ def evaluate(
         ref = np.stack([refs[t][:, :n].T for t in models])
         est = np.stack([ests[t][:, :n].T for t in models])
         windows = csdr_windows(ref, est, win=rate, hop=rate)
+        track_usdr = usdr(torch.from_numpy(ref), torch.from_numpy(est))  # (targets,)
         for j, t in enumerate(models):
-            s, e = ref[j].astype(np.float64), est[j].astype(np.float64)
-            usdr = 10 * np.log10((np.square(s).sum() + 1e-7) / (np.square(s - e).sum() + 1e-7))
             ok = windows[j][~np.isnan(windows[j])]
-            rows.append(dict(track=track.name, target=t, usdr=float(usdr), csdr=float(np.median(ok)) if ok.size else float("nan"),
+            rows.append(dict(track=track.name, target=t, usdr=float(track_usdr[j]), csdr=float(np.median(ok)) if ok.size else float("nan"),
                              windows=int(ok.size), seconds=seconds / len(models)))
     return pd.DataFrame(rows, columns=["track", "target", "usdr", "csdr", "windows", "seconds"])
 
