@@ -28,10 +28,7 @@ def _bleed_limit(threshold: float) -> float:
     return BLEED_MID_DB + BLEED_SLOPE_DB * np.log10(1 / t - 1)
 
 
-def _truth_section(frame: pd.DataFrame, root: Path, threshold: float) -> str:
-    from curate.truth import fragment_truth
-
-    truth = fragment_truth(frame, read_corruptions(root / "corruptions.parquet"), data_root=root)
+def _truth_section(frame: pd.DataFrame, truth: pd.DataFrame, root: Path, threshold: float) -> str:
     known = truth["corrupted"].notna().to_numpy()
     y = truth["corrupted"].to_numpy(dtype=bool, na_value=False)[known]
     score = 1.0 - frame["quality"].to_numpy(dtype=float)[known]
@@ -120,10 +117,11 @@ def curation_report(manifest: str | Path = "manifest.parquet", output: str | Pat
 
     truth_html, truth_by_row = "", None
     if (root / "corruptions.parquet").is_file():
-        truth_html = _truth_section(frame, root, threshold)
         from curate.truth import fragment_truth
 
-        t = fragment_truth(frame, read_corruptions(root / "corruptions.parquet"), data_root=root)["corrupted"]
+        truth = fragment_truth(frame, read_corruptions(root / "corruptions.parquet"), data_root=root)
+        truth_html = _truth_section(frame, truth, root, threshold)
+        t = truth["corrupted"]
         truth_by_row = pd.Series(np.where(t.isna(), "unknown", np.where(t.fillna(False), "corrupted", "clean")), index=frame.index)
 
     body = "\n".join([
