@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curate.atomic import atomic_path, ensure_writable_dir
+from curate.atomic import atomic_path, ensure_writable_dir, write_text
 from curate.bleed import BleedConfig, track_bleed
 from curate.checks import CheckConfig, Problem, check_track
 from curate.classify import LabelModelConfig, score_labels
@@ -188,8 +188,7 @@ def _save_part(parts: Path, key: str, rows: list[dict], problems: list[Problem],
         with atomic_path(parts / f"{key}.npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **emb)
-    with atomic_path(parts / f"{key}.json") as tmp:
-        tmp.write_text(json.dumps({"problems": [asdict(p) for p in problems], "residual_db": residual, "embeddings": emb is not None}))
+    write_text(parts / f"{key}.json", json.dumps({"problems": [asdict(p) for p in problems], "residual_db": residual, "embeddings": emb is not None}))
     frame = pd.DataFrame(rows, columns=REQUIRED_COLUMNS + ["bleed_db", "bleed_stem"])
     with atomic_path(parts / f"{key}.parquet") as tmp:  # written last: its presence marks the track done
         frame.to_parquet(tmp, index=False)
@@ -215,8 +214,7 @@ def write_txt_lists(frame: pd.DataFrame, txt_dir: Path, subset: str, stems: list
     for stem in stems:
         path = Path(txt_dir) / f"{stem}_{subset}.txt"
         sel = frame[frame["stem"] == stem]
-        with atomic_path(path) as tmp:
-            tmp.write_text("".join(f"{r.track}\t{r.start}\t{r.end}\n" for r in sel.itertuples()))
+        write_text(path, "".join(f"{r.track}\t{r.start}\t{r.end}\n" for r in sel.itertuples()))
         out.append(path)
     return out
 
@@ -304,14 +302,7 @@ def scan(
     warn: list[str] = []
     if score is not None and score.embedder is not None and len(fragments):
         arrays = {k: _pad_concat([e[k] for e in embs if e and k in e])[order] for k in ("emb", "env")}
-        warn += _score(fragments, arrays["emb"], arrays["env"], score)
-        if score.separator:
-            from curate.selfsep import load_separator, separation_db
-
-            sep = load_separator(score.separator, device=score.device)
-            fragments["separation_db"] = separation_db(fragments, root, sep)
-            fragments["quality"] = quality_score(fragments["label_score"].to_numpy(dtype=float), fragments["bleed_db"].to_numpy(dtype=float),
-                                                 fragments["separation_db"].to_numpy(dtype=float))
+        warn += _score(fragments, arrays["emb"], arrays["env"], score, root)
     problem_frame = pd.DataFrame([asdict(p) for p in problems]) if problems else empty_problems()
     meta = {
         "subset": subset, "stems": stems, "sad": sad_config.to_dict(), "checks": check_config.to_dict(),
@@ -327,8 +318,9 @@ def scan(
     return ScanResult(output, prob_path, fragments, problem_frame, len(tracks), stems, resumed, residuals, warn)
 
 
-def _score(fragments: pd.DataFrame, emb: np.ndarray, env: np.ndarray, score: ScoreConfig) -> list[str]:
-    """Fill ``label_score``, ``predicted_stem`` and ``quality`` in place; return warnings."""
+def _score(fragments: pd.DataFrame, emb: np.ndarray, env: np.ndarray, score: ScoreConfig, root: Path) -> list[str]:
+    """Fill ``label_score``, ``predicted_stem``, ``separation_db`` (with ``score.separator``) and ``quality``
+    in place; return warnings."""
     warn = []
     n_tracks = fragments["track"].nunique()
     if n_tracks >= 2 and fragments["stem"].nunique() >= 2:
@@ -337,5 +329,10 @@ def _score(fragments: pd.DataFrame, emb: np.ndarray, env: np.ndarray, score: Sco
         fragments["predicted_stem"] = labels["predicted_stem"].to_numpy()
     else:
         warn.append(f"label scores need fragments of at least 2 tracks and 2 stems (have {n_tracks} track(s)); quality uses bleed only")
-    fragments["quality"] = quality_score(fragments["label_score"].to_numpy(dtype=float), fragments["bleed_db"].to_numpy(dtype=float))
+    if score.separator:
+        from curate.selfsep import load_separator, separation_db
+
+        fragments["separation_db"] = separation_db(fragments, root, load_separator(score.separator, device=score.device))
+    fragments["quality"] = quality_score(fragments["label_score"].to_numpy(dtype=float), fragments["bleed_db"].to_numpy(dtype=float),
+                                         fragments["separation_db"].to_numpy(dtype=float))
     return warn

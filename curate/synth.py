@@ -24,7 +24,7 @@ import numpy as np
 from scipy import signal
 
 from curate import audio as audio_io
-from curate.atomic import atomic_path
+from curate.atomic import write_text
 from curate.datasets import DEFAULT_STEMS
 
 SAMPLE_RATE = 44100
@@ -371,6 +371,5 @@ def synth_dataset(out_dir: str | Path, *, tracks: int = 12, test_tracks: int = 0
         if progress:
             progress(name)
     meta = {"seed": seed, "seconds": seconds, "sample_rate": sample_rate, "tracks": [p.__dict__ for p in plans]}
-    with atomic_path(out_dir / "synth.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=1, default=list))
+    write_text(out_dir / "synth.json", json.dumps(meta, indent=1, default=list))
     return plans

@@ -10,8 +10,6 @@ indexed is not used for targets nor for accompaniment. Example ``i`` depends onl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 import soxr
@@ -67,14 +65,6 @@ def split_tracks(tracks: list[str], cfg: TrainConfig) -> tuple[list[str], list[s
     if not train:
         raise StemcurateError("no training tracks left after holding back the validation tracks")
     return train, valid
-
-
-@dataclass
-class _Row:
-    track: str
-    stem: str
-    start: int
-    end: int
 
 
 class FragmentPool:

@@ -19,7 +19,7 @@ import torch
 
 from bsrnn.model import BSRNN, CheckpointError, saved_model_files
 from bsrnn.separator import Separator
-from curate.atomic import atomic_path
+from curate.atomic import atomic_path, write_text
 from curate.datasets import discover, load_source
 from curate.errors import StemcurateError
 from pipelines.metrics import csdr_windows, usdr
@@ -123,8 +123,7 @@ def write_results(results: pd.DataFrame, path: str | Path, *, header: str = "") 
     log = path.parent / "test.log"
     body = [header, summary_table(results), "", "per track:"]
     body += [f"{r.track:<30}{r.target:<10} uSDR {r.usdr:7.2f}  cSDR {r.csdr:7.2f}" for r in results.itertuples()]
-    with atomic_path(log) as tmp:
-        Path(tmp).write_text("\n".join(b for b in body if b is not None) + "\n")
+    write_text(log, "\n".join(b for b in body if b is not None) + "\n")
     return path, log
 
 

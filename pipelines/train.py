@@ -22,7 +22,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 from bsrnn.model import BSRNN, BSRNNConfig
-from curate.atomic import atomic_path
+from curate.atomic import atomic_path, write_text
 from curate.errors import StemcurateError
 from curate.safeload import torch_load
 from curate.schema import read_manifest
@@ -46,11 +46,6 @@ class RunResult:
     train_tracks: list
     valid_tracks: list
     dropped: dict
-
-
-def _write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
 
 
 def load_run_config(run_dir: str | Path) -> tuple[BSRNNConfig, TrainConfig, dict]:
@@ -93,7 +88,7 @@ def export_model(checkpoint: str | Path, export_dir: str | Path, extra: dict | N
     out = folder / f"{cfg.target}.ckpt"
     with atomic_path(out) as tmp:
         model.save(tmp)
-    _write_text(folder / "hparams.yaml", yaml.safe_dump({"model": asdict(cfg), **(extra or {})}, sort_keys=False))
+    write_text(folder / "hparams.yaml", yaml.safe_dump({"model": asdict(cfg), **(extra or {})}, sort_keys=False))
     return out
 
 
@@ -199,8 +194,8 @@ def train(
                 "init_from": str(init_from) if init_from else None, "export_dir": str(export_dir),
                 "train_tracks": train_tracks, "valid_tracks": valid_tracks}
     if not resume:
-        _write_text(run / CONFIG_FILE, yaml.safe_dump(cfg_data, sort_keys=False))
-        _write_text(run / "hparams.yaml", yaml.safe_dump(config_dict(model, config), sort_keys=False))
+        write_text(run / CONFIG_FILE, yaml.safe_dump(cfg_data, sort_keys=False))
+        write_text(run / "hparams.yaml", yaml.safe_dump(config_dict(model, config), sort_keys=False))
 
     has_valid = valid_ds is not None and len(valid_ds) > 0
     checkpointing: list = []
@@ -248,5 +243,5 @@ def train(
     result = RunResult(run, last, best, exported, int(trainer.global_step),
                        float(best_score) if best_score is not None else None, train_tracks, valid_tracks, dropped)
     summary = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()}
-    _write_text(run / "summary.json", json.dumps(summary, indent=2))
+    write_text(run / "summary.json", json.dumps(summary, indent=2))
     return result

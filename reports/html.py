@@ -12,7 +12,7 @@ import soundfile as sf
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from curate.atomic import atomic_path
+from curate.atomic import write_text
 
 _ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"]))
 
@@ -24,10 +24,7 @@ def page(title: str, subtitle: str, body: str) -> str:
 
 def write_page(path: str | Path, html: str) -> Path:
     """Write the page atomically."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(html, encoding="utf-8")
-    return path
+    return write_text(path, html)
 
 
 def table(header: list[str], rows: list[list], *, numeric: set[int] | None = None) -> str:
