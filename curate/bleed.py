@@ -6,10 +6,12 @@ and a candidate source ``j``, over the STFT frames of one fragment:
 1. the cross-spectrum ``G(f) = sum_t X_i X_j*`` gives, after PHAT whitening, a generalised
    cross-correlation whose peak is the delay of ``j`` inside ``i``. Independent sources show no
    peak; a leak shows one at its (positive) propagation delay. A peak at a negative delay means
-   ``i`` leaks into ``j``, not the other way round, and counts as no leak into ``i``;
+   ``i`` leaks into ``j``, not the other way round, and counts as no leak into ``i`` (unless a
+   positive delay has a significant peak of its own: leaks both ways);
 2. the evidence that the coherence is a leak path is graded 0-1 from that peak's height and from
-   the phase linearity of the coherent bins (their phases line up on one delay for a filtered copy,
-   not for two instruments that merely play the same notes in sync);
+   the phase linearity of the coherent bins at that delay (their phases line up on the leak's
+   delay for a filtered copy, not for two instruments that merely play the same notes in sync;
+   measured at the chosen delay only, so that the reverse leak's linearity cannot pass the gate);
 3. a Wiener FIR filter of ``taps`` taps placed around that delay predicts ``i`` from ``j``
    (normal equations from the Welch auto/cross-correlations, lag-window corrected); the predicted
    energy over the energy of ``i``, times the evidence grade, is the leak fraction of ``j`` in ``i``.
@@ -48,6 +50,9 @@ class BleedConfig:
     lin_none: float = 0.80
     lin_full: float = 0.88
     """Phase linearity of the coherent bins (0-1): no leak evidence below, full above."""
+    reverse_ratio: float = 0.1
+    """A positive-delay peak below half the strongest (reverse) one still counts as a leak (both ways)
+    when it is significant on its own (``peak_full``) and at least this fraction of the strongest."""
     msc_bias: float = 0.008
     """Coherence that independent stems show over a few hundred frames, subtracted per bin."""
 
@@ -113,7 +118,7 @@ def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, s
     # a peak at a negative delay means i leaks into j: no leak of j into i, unless a positive
     # delay has a peak of its own (leaks both ways)
     best = max(phat[kp], phat[kn], phat[kz])
-    if phat[kp] >= 0.5 * best or phat[kp] / floor >= config.peak_full:
+    if phat[kp] >= 0.5 * best or (phat[kp] / floor >= config.peak_full and phat[kp] >= config.reverse_ratio * best):
         tau = int(kp)
     elif phat[kz] >= best:
         tau = int(kz if kz <= n_fft // 2 else kz - n_fft)
@@ -124,7 +129,8 @@ def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, s
     # coherent bins whose phases line up on one delay (two instruments on the same notes do neither)
     msc = np.maximum(np.abs(g) ** 2 / (p_i * p_j + 1e-30) - config.msc_bias, 0.0)
     lin_curve = np.abs(np.fft.irfft(msc * g / (np.abs(g) + 1e-30), n=n_fft)) * n_fft / (2 * msc.sum() + 1e-30)
-    linearity = float(lin_curve[np.r_[0 : hi + 1, n_fft - hi : n_fft]].max()) if msc.sum() > 0 else 0.0
+    near = np.arange(tau - config.pre, tau + config.pre + 1) % n_fft  # at the chosen delay, not the reverse one
+    linearity = float(lin_curve[near].max()) if msc.sum() > 0 else 0.0
     gate = max(
         np.clip((phat[tau % n_fft] / floor - config.peak_none) / (config.peak_full - config.peak_none), 0.0, 1.0),
         np.clip((linearity - config.lin_none) / (config.lin_full - config.lin_none), 0.0, 1.0),
