@@ -133,6 +133,33 @@ def test_examples_are_deterministic_and_only_use_manifest_audio(noisy):
     assert "drums" not in reads and "vocals" in reads
 
 
+
+@pytest.mark.parametrize("fill", [True, False])
+def test_rejected_accompaniment_is_filled_from_other_tracks(noisy, fill):
+    """A track whose bass and other were all rejected still gets a full accompaniment (from other
+    tracks' kept bass and other) when fill_missing is on, and none of them when it is off."""
+    m = read_manifest(noisy / "m.parquet")
+    tracks = sorted(set(m.frame["track"]))
+    lone = tracks[0]
+    frame = m.frame[~((m.frame["track"] == lone) & m.frame["stem"].isin(["bass", "other"]))]
+    frame = frame[(frame["stem"] != "vocals") | (frame["track"] == lone)]  # every example targets the lone track
+    pool = FragmentPool(replace(m, frame=frame), tracks)
+    cfg = TrainConfig(seed=0, crop_s=1.0, remix_p=0.0, silence_p=0.0, fill_missing=fill)
+    ds = TrainExamples(pool, "vocals", cfg, sample_rate=44100, channels=2, length=100)
+    reads = []
+    orig = pool.read
+    pool.read = lambda t, s, *args, **kw: (reads.append((t, s)), orig(t, s, *args, **kw))[1]
+    for i in range(20):
+        ds[i]
+    borrowed = {s for t, s in reads if t != lone}
+    own = {s for t, s in reads if t == lone}
+    assert "drums" in own and "vocals" in own
+    if fill:
+        assert borrowed == {"bass", "other"}
+    else:
+        assert borrowed == set()
+
+
 def test_split_tracks():
     tracks = [f"t{i}" for i in range(10)]
     train_, valid = split_tracks(tracks, TrainConfig(valid_fraction=0.2, seed=1))
