@@ -4,8 +4,10 @@
    the fragment embeddings, trained on the dataset's own, possibly noisy, labels; every fragment is
    predicted by a model that never saw its track (``GroupKFold`` by track, >= 5 folds where there
    are enough tracks). Embeddings are used as they are and relative to their track's average
-   (the mean over the track's stems), so "the lowest stem of this song" is visible too. Two more
-   rounds refit without the units the previous round found doubtful (confident learning's pruning).
+   (the mean over the track's stems), so "the lowest stem of this song" is visible too; a second
+   classifier on the embeddings alone is combined with it as a product of experts (the track's
+   average is skewed when a sibling was replaced). Two more rounds refit without the units the
+   previous round found doubtful (confident learning's pruning).
 2. **Confident-learning thresholds** (Northcutt et al.): ``t_j`` = mean probability of class ``j``
    over the fragments labelled ``j``; a fragment whose own-label probability is below its threshold
    while another class reaches its own is a label issue.
@@ -64,6 +66,11 @@ class LabelModelConfig:
     """Classifier log-probabilities are divided by this (> 1 trusts the classifier less)."""
     relative: bool = True
     """Also give the classifier each embedding relative to its track's average stem."""
+    absolute_weight: float = 0.5
+    """With ``relative``: weight of a second classifier on the embeddings alone, combined with the
+    first as a weighted product of experts. The track's average is itself corrupted when a sibling
+    was replaced (a track with two vocals and no drums makes every stem look more percussive
+    relative to it); the absolute classifier is not misled by that."""
     max_joint_stems: int = 6
     """Windows with more stems are scored stem by stem (no joint enumeration)."""
     seed: int = 0
@@ -130,6 +137,13 @@ def out_of_fold_proba(X: np.ndarray, labels: np.ndarray, groups: np.ndarray, cla
         p[:, present] = clf.predict_proba(X[pred_rows])
         proba[pred_rows] = p / p.sum(axis=1, keepdims=True)
     return proba
+
+
+def product_of_experts(probas: list[np.ndarray], weights: list[float]) -> np.ndarray:
+    """Normalised weighted geometric mean of class probabilities ``(n, K)`` (each clipped at 1e-6)."""
+    lp = sum(w * np.log(np.clip(p, 1e-6, 1.0)) for p, w in zip(probas, weights))
+    p = np.exp(lp - lp.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
 
 
 def confident_thresholds(proba: np.ndarray, label_idx: np.ndarray) -> np.ndarray:
@@ -244,6 +258,9 @@ def score_labels(frame: pd.DataFrame, emb: np.ndarray, env: np.ndarray | None = 
     mask = np.ones(len(units), bool)
     for _ in range(max(1, config.rounds)):
         proba = out_of_fold_proba(X, labels, tracks, classes, config=config, train_mask=mask)
+        if config.relative and config.absolute_weight > 0:
+            absolute = out_of_fold_proba(x, labels, tracks, classes, config=config, train_mask=mask)
+            proba = product_of_experts([proba, absolute], [1 - config.absolute_weight, config.absolute_weight])
         eps = config.prior_error
         if eps is None:  # EM: the noise rate is the mean posterior probability of a wrong label
             eps = 0.1

@@ -120,3 +120,14 @@ def test_replacement_by_another_class_is_flagged():
     post = joint_posterior(frame, p, CLASSES, config=LabelModelConfig(stem_pooling=0.0, prior_error=0.1))
     ok = post[np.arange(4), [0, 1, 2, 3]]
     assert ok[3] < 0.5 and ok[1] > 0.9 and ok[0] > 0.9 and ok[2] > 0.9
+
+
+def test_product_of_experts_golden():
+    from curate.classify import product_of_experts
+
+    a = np.array([[0.8, 0.2], [0.5, 0.5]])
+    b = np.array([[0.5, 0.5], [0.9, 0.1]])
+    p = product_of_experts([a, b], [0.5, 0.5])
+    np.testing.assert_allclose(p[0], [2 / 3, 1 / 3], atol=1e-9)  # sqrt(.4) : sqrt(.1) = 2 : 1
+    np.testing.assert_allclose(p[1], [0.75, 0.25], atol=1e-9)  # sqrt(.45) : sqrt(.05) = 3 : 1
+    np.testing.assert_allclose(product_of_experts([a, b], [1.0, 0.0]), a, atol=1e-12)
