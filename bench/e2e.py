@@ -14,7 +14,8 @@ trains the tiny BSRNN for vocals and bass with the same step budget and seed in 
   f  two rounds: (c)'s models rescan the noisy split (`--separator`), filter 0.7, train as (e)
 
 Every model is evaluated on the clean test split (uSDR mean over tracks, cSDR median). Gap closed =
-(SDR_x - SDR_b) / (SDR_a - SDR_b) per target on mean uSDR over seeds, then averaged over targets.
+(SDR_x - SDR_b) / (SDR_a - SDR_b) per target on mean uSDR over seeds, then averaged over the targets
+whose clean-noisy gap is at least 1 dB (None when there is none; every target's value is printed).
 Prints a table, then one JSON line: {"sdr", "gap_closed", "best_gap_closed", ...}.
 """
 
@@ -24,6 +25,7 @@ import argparse
 import shutil
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -147,11 +149,13 @@ def main() -> None:
             sdr[c][t] = {"usdr": round(float(u.mean()), 3), "csdr": round(float(cs.mean()), 3)}
             spread[c][t] = {"usdr_std": round(float(u.std(ddof=1)) if len(u) > 1 else 0.0, 3), "csdr_std": round(float(cs.std(ddof=1)) if len(cs) > 1 else 0.0, 3)}
     gaps = {t: sdr["a"][t]["usdr"] - sdr["b"][t]["usdr"] for t in targets} if {"a", "b"} <= set(configs) else {}
-    gap_closed = {}
+    gap_closed, gap_closed_by_target = {}, {}
+    meaningful = [t for t in targets if gaps.get(t, 0.0) >= 1.0]  # only a clean-noisy gap of >= 1 dB says anything
     for c in configs:
         if c in ("a", "b") or not gaps:
             continue
-        per = [(sdr[c][t]["usdr"] - sdr["b"][t]["usdr"]) / gaps[t] for t in targets if abs(gaps[t]) > 1e-9]
+        gap_closed_by_target[c] = {t: round((sdr[c][t]["usdr"] - sdr["b"][t]["usdr"]) / gaps[t], 3) for t in targets if abs(gaps[t]) > 1e-9}
+        per = [gap_closed_by_target[c][t] for t in meaningful]
         gap_closed[c] = round(float(np.mean(per)), 3) if per else None
 
     print(f"{args.train_tracks} train + {args.test_tracks} test rendered tracks of {args.seconds:g} s; corrupt: mislabel {args.mislabel_rate}, "
@@ -163,6 +167,8 @@ def main() -> None:
         cells = "".join(f"{sdr[c][t]['usdr']:>9.2f} ± {spread[c][t]['usdr_std']:<5.2f}{sdr[c][t]['csdr']:>9.2f} ± {spread[c][t]['csdr_std']:<5.2f}" for t in targets)
         g = gap_closed.get(c)
         print(f"{c + ' ' + CONFIGS[c]:<38}{cells}{'' if g is None else f'{g:>12.2f}'}")
+    for c, per in gap_closed_by_target.items():
+        print(f"gap closed by {c}: " + ", ".join(f"{t} {v:.2f}" for t, v in per.items()))
     for t, g in gaps.items():
         std = max(spread["a"][t]["usdr_std"], spread["b"][t]["usdr_std"])
         note = "" if g >= 1.0 else "  (< 1 dB: the gap-closed figure means little)"
@@ -173,6 +179,7 @@ def main() -> None:
             print(f"{c}: difference to b within one std for {', '.join(within)}")
     valid = [v for v in gap_closed.values() if v is not None]
     figures = {"sdr": sdr, "sdr_std": spread, "gap_closed": gap_closed, "best_gap_closed": max(valid) if valid else None,
+               "gap_closed_by_target": gap_closed_by_target, "gap_closed_targets": meaningful,
                "clean_noisy_gap_db": {t: round(g, 3) for t, g in gaps.items()},
                "gap_meaningful": bool(gaps) and all(g >= 1.0 for g in gaps.values()), "steps": args.steps, "seeds": seeds, "minutes": round(total_s / 60, 1)}
     if args.save:
@@ -188,13 +195,13 @@ def _plot(sdr, spread, targets, configs, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    fig, ax = plt.subplots(figsize=(8, 3.6))
     x = np.arange(len(configs))
     w = 0.8 / len(targets)
     for i, t in enumerate(targets):
         ax.bar(x + i * w - 0.4 + w / 2, [sdr[c][t]["usdr"] for c in configs], w, yerr=[spread[c][t]["usdr_std"] for c in configs],
                label=t, capsize=3)
-    ax.set_xticks(x, [f"{c}\n{CONFIGS[c].split(' (')[0]}" for c in configs], fontsize=7)
+    ax.set_xticks(x, [f"{c}\n" + textwrap.fill(CONFIGS[c].split(" (")[0], 13) for c in configs], fontsize=7)
     ax.set_ylabel("test uSDR, dB (mean ± std over seeds)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
