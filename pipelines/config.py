@@ -27,7 +27,7 @@ class TrainConfig:
     num_workers: int = 0
     remix_p: float = 0.25          # accompaniment from 1-3 random fragments of other tracks
     silence_p: float = 0.1         # silent target
-    fill_missing: bool = True      # accompaniment stem rejected over the window: same stem of another track
+    fill_missing: bool = False     # accompaniment stem with nothing kept in the track: same stem of another track
     gain_db: float = 10.0          # uniform random gain per source in [-gain_db, +gain_db]
     fade_s: float = 0.01           # fade at the edges of kept fragments
     valid_tracks: list = field(default_factory=list)

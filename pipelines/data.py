@@ -2,10 +2,11 @@
 
 For a target stem, an example is a random crop around one of the target's fragments; the
 accompaniment is the same track's other stems over the same window (or, with probability
-``remix_p``, 1-3 random non-target fragments of other tracks); an accompaniment stem that has no
-kept fragment over at least half the window is taken from another track (``fill_missing``: without
-it, a curated set whose rejected stems leave gaps teaches the model that mixtures are mostly
-target); every source gets a random gain;
+``remix_p``, 1-3 random non-target fragments of other tracks); an accompaniment stem of which the
+track has no kept fragment at all (curation rejected the whole stem) is taken from another track
+(``fill_missing``, off by default: the examples then look like full mixtures, but at short CPU
+budgets the easier gapped examples trained better; see docs/benchmarks.md); every source gets a
+random gain;
 with probability ``silence_p`` the target is silent. Each source is read lazily and multiplied by
 the mask of its stem's kept fragments (with short fades), so audio that curation rejected or never
 indexed is not used for targets nor for accompaniment. Example ``i`` depends only on ``(seed, i)``.
@@ -101,15 +102,6 @@ class FragmentPool:
         if stem is not None:
             return np.flatnonzero(s == stem)
         return np.flatnonzero(s != exclude_stem)
-
-    def covers(self, track: str, stem: str, start: int, length: int, *, fraction: float = 0.5) -> bool:
-        """Whether kept fragments of ``track/stem`` cover at least ``fraction`` of ``[start, start + length)``."""
-        idx = self.by_source.get((track, stem))
-        if idx is None:
-            return False
-        s = np.clip(self.starts[idx], start, start + length)
-        e = np.clip(self.ends[idx], start, start + length)
-        return _mask(s - start, e - start, length, 0).sum() >= fraction * length
 
     def read(self, track: str, stem: str, start: int, length: int, *, sample_rate: int, channels: int, fade_s: float,
              target: str | None = None):
@@ -242,10 +234,10 @@ class TrainExamples(Dataset):
         gains = 10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db, size=1 + len(sources)) / 20)
         read = dict(sample_rate=self.sample_rate, channels=self.channels, fade_s=cfg.fade_s, target=self.target)
         out_len = round(cfg.crop_s * self.sample_rate)
-        if cfg.fill_missing:  # a stem with nothing kept over this window: the same stem from another track
+        if cfg.fill_missing:  # a stem with nothing kept in this track: the same stem from another track
             for k, (t, s, st, ln) in enumerate(sources):
                 rows, cum = self.fill.get(s, (None, None))
-                if t == track and rows is not None and rows.size and not p.covers(t, s, st, ln):
+                if t == track and rows is not None and rows.size and (t, s) not in p.by_source:
                     frow = _weighted_pick(rng, rows, cum)
                     fst, fn = self._window(rng, frow)
                     sources[k] = (p.frame["track"].iat[frow], s, fst, fn)
