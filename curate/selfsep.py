@@ -11,6 +11,7 @@ with the models, filter, retrain.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,25 +21,11 @@ from curate.datasets import load_segment
 
 
 def load_separator(paths, *, device: str = "cpu") -> Separator:
-    """A :class:`Separator` with the models of ``paths``: ``.ckpt`` files or folders of ``<target>/<target>.ckpt``."""
-    from pathlib import Path
+    """A :class:`Separator` with the models of ``paths``: ``.ckpt`` files or folders of ``<target>/<target>.ckpt``
+    (resolved and loaded as ``pipelines separate -c`` does)."""
+    from pipelines.separate import load_separator as load, resolve_checkpoints
 
-    from bsrnn.model import CheckpointError, saved_model_files
-    from curate.errors import StemcurateError
-
-    files = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = saved_model_files(p)
-            if not found:
-                raise StemcurateError(f"{p}: no <target>/<target>.ckpt models in this folder")
-            files += found
-        else:
-            files.append(p)
-    try:
-        return Separator.from_checkpoint(files, device=device)
-    except (CheckpointError, ValueError) as exc:
-        raise StemcurateError(f"--separator: {exc}") from None
+    return load(resolve_checkpoints(None, [Path(p) for p in paths]), None, device=device)
 
 
 def separation_db(fragments: pd.DataFrame, root, separator: Separator, *, on_stem: Callable[[str], None] | None = None) -> np.ndarray:

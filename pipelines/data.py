@@ -235,10 +235,9 @@ class TrainExamples(Dataset):
         read = dict(sample_rate=self.sample_rate, channels=self.channels, fade_s=cfg.fade_s, target=self.target)
         out_len = round(cfg.crop_s * self.sample_rate)
         if cfg.fill_missing:  # a stem with nothing kept in this track: the same stem from another track
-            for k, (t, s, st, ln) in enumerate(sources):
-                rows, cum = self.fill.get(s, (None, None))
-                if t == track and rows is not None and rows.size and (t, s) not in p.by_source:
-                    frow = _weighted_pick(rng, rows, cum)
+            for k, (t, s, _, _) in enumerate(sources):
+                if t == track and (t, s) not in p.by_source:  # same-track sources are the stems of self.fill
+                    frow = _weighted_pick(rng, *self.fill[s])
                     fst, fn = self._window(rng, frow)
                     sources[k] = (p.frame["track"].iat[frow], s, fst, fn)
         tgt, quality, flag = p.read(track, self.target, start, n, **read)
