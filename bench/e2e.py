@@ -42,9 +42,9 @@ from bsrnn.model import BSRNN  # noqa: E402
 from curate.corrupt import corrupt_dataset  # noqa: E402
 from curate.filter import filter_manifest  # noqa: E402
 from curate.scan import ScoreConfig, scan  # noqa: E402
-from curate.schema import read_corruptions, read_manifest, write_manifest  # noqa: E402
-from curate.truth import fragment_truth  # noqa: E402
+from curate.schema import read_manifest, write_manifest  # noqa: E402
 from pipelines.config import model_config, train_config  # noqa: E402
+from pipelines.data import fragment_corrupted  # noqa: E402
 from pipelines.evaluate import evaluate  # noqa: E402
 from pipelines.train import train  # noqa: E402
 
@@ -64,13 +64,19 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def truth_filter(noisy_manifest: Path, data: Path, out: Path) -> int:
-    """Write the fragments of ``noisy_manifest`` that ``data/corruptions.parquet`` says are clean; how many."""
+def truth_filter(noisy_manifest: Path, out: Path) -> int:
+    """Write the fragments of ``noisy_manifest`` that its data root's ``corruptions.parquet`` says are
+    clean (unknown ones are left out); how many."""
     m = read_manifest(noisy_manifest)
-    truth = fragment_truth(m.frame, read_corruptions(data / "corruptions.parquet"), data_root=data)
-    clean = m.frame[(truth["corrupted"] == False).fillna(False).to_numpy()]  # noqa: E712 (nullable: unknown is not clean)
-    write_manifest(clean, out, root=m.root, meta=m.meta)
-    return len(clean)
+    flags, _ = fragment_corrupted(m)
+    write_manifest(m.frame[flags == 0], out, root=m.root, meta=m.meta)
+    return int((flags == 0).sum())
+
+
+def train_settings(steps: int, *, batch: int = 4, crop: float = 2.0, lr: float = 3e-3):
+    """The benchmark's :class:`TrainConfig`: no validation, one 10-step warm-up epoch, truncation after a quarter."""
+    return train_config({}, max_steps=steps, batch_size=batch, crop_s=crop, lr=lr, valid_fraction=0.0, val_every=10_000,
+                        warmup_epochs=1, epoch_steps=10, truncate_warmup=max(10, steps // 4))
 
 
 def train_eval(manifest: Path, data: Path, work: Path, name: str, targets: list[str], seed: int, base, *, run: dict, **robust) -> dict:
@@ -133,13 +139,12 @@ def main() -> None:
         scan(noisy, output=manifests["noisy"], score=ScoreConfig(), jobs=2)
     filt = filter_manifest(manifests["noisy"], threshold=0.7, output=manifests["curated"], rejected=work / "rejected.parquet")
     prep_s = time.perf_counter() - t0
-    base = train_config({}, max_steps=args.steps, batch_size=args.batch, crop_s=args.crop, lr=args.lr, valid_fraction=0.0,
-                        val_every=10_000, warmup_epochs=1, epoch_steps=10, truncate_warmup=max(10, args.steps // 4))
+    base = train_settings(args.steps, batch=args.batch, crop=args.crop, lr=args.lr)
     trunc = dict(truncate=True, truncate_quantile=0.3, truncate_mode="history")
     results: dict[str, dict[int, dict]] = {c: {} for c in configs}
     run = {"accelerator": args.accelerator, "device": args.device}
     if "o" in configs and not manifests["truth"].is_file():
-        truth_filter(manifests["noisy"], noisy, manifests["truth"])
+        truth_filter(manifests["noisy"], manifests["truth"])
     plan = {  # configuration -> (manifest, robustness)
         "a": (manifests["clean"], {}), "b": (manifests["noisy"], {}), "c": (manifests["noisy"], trunc),
         "d": (manifests["curated"], {}), "e": (manifests["curated"], {"weighting": "quality", **trunc}),

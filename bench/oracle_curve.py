@@ -17,6 +17,7 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -25,9 +26,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import finish, render  # noqa: E402
+from bench.e2e import train_settings  # noqa: E402
 from curate.datasets import discover, load_source  # noqa: E402
 from curate.scan import scan  # noqa: E402
-from pipelines.config import model_config, train_config  # noqa: E402
+from pipelines.config import model_config  # noqa: E402
 from pipelines.evaluate import evaluate  # noqa: E402
 from pipelines.metrics import usdr  # noqa: E402
 from pipelines.train import train  # noqa: E402
@@ -85,8 +87,7 @@ def main() -> None:
     manifest = work / "clean.parquet"
     if not manifest.is_file():
         scan(clean, output=manifest, score=None)
-    cfg = train_config({}, max_steps=at[-1], batch_size=4, crop_s=2.0, lr=3e-3, valid_fraction=0.0, val_every=10_000,
-                       warmup_epochs=1, epoch_steps=10, seed=args.seed)
+    cfg = replace(train_settings(at[-1]), seed=args.seed)
     curves, mix = {}, {}
     for t in targets:
         cb = EvalAt(at, clean, t, args.device)
