@@ -12,14 +12,77 @@ REPO = Path(__file__).resolve().parents[1]
 RENDER = REPO.parent / "shared" / "tools" / "render_multitracks.py"
 
 
-def render(out: Path, *, train: int, test: int = 0, seconds: float = 20.0, seed: int = 0) -> None:
-    """A MUSDB18-HQ-style dataset rendered from MIDI with ``../shared/tools/render_multitracks.py``."""
+def render(out: Path, *, train: int, test: int = 0, seconds: float = 20.0, seed: int = 0, level: str = "rendered") -> None:
+    """A MUSDB18-HQ-style dataset rendered from MIDI with ``../shared/tools/render_multitracks.py``.
+
+    ``level="equal"`` then re-mixes every track with :func:`relevel` (stems at equal loudness);
+    ``"rendered"`` keeps the renderer's levels.
+    """
+    if level not in ("rendered", "equal"):
+        raise SystemExit(f"unknown level {level!r} (rendered, equal)")
     if not RENDER.exists():
         raise SystemExit(f"{RENDER} not found")
     cmd = [sys.executable, str(RENDER), str(out), "--num-train", str(train), "--num-test", str(test), "--seconds", str(seconds), "--seed", str(seed)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise SystemExit(f"render failed (needs fluidsynth fluid-soundfont-gm freedoom and mido):\n{res.stderr[-2000:]}")
+    if level == "equal":
+        for track in sorted(p for p in out.glob("*/*") if (p / "mixture.wav").is_file()):
+            relevel(track, seed=seed)
+
+
+def active_power(x, sample_rate: int, *, frame_s: float = 0.5, floor_db: float = -40.0) -> float:
+    """Mean power of ``x`` ``(channels, samples)`` over its active frames: those within ``floor_db`` dB of the loudest frame."""
+    import numpy as np
+
+    n = max(1, int(frame_s * sample_rate))
+    m = x.shape[-1] // n
+    if m == 0:
+        return float(np.mean(x**2))
+    p = np.mean(x[:, : m * n].reshape(x.shape[0], m, n) ** 2, axis=(0, 2))
+    top = float(p.max())
+    return float(p[p >= top * 10 ** (floor_db / 10)].mean()) if top > 0 else 0.0
+
+
+STEMS = ("vocals", "bass", "drums", "other")
+
+
+def relevel(track: Path, *, seed: int = 0, jitter_db: float = 3.0, peak_db: float = -1.0) -> dict[str, float]:
+    """Re-mix one rendered track so that its stems are about equally loud, as in produced music.
+
+    The renderer keeps the MIDI files' channel volumes, which put the vocal line 10-21 dB under the
+    rest of the mix in some songs (a real MUSDB18 excerpt: -1.6 dB). Each stem of ``track`` is scaled
+    so that its power over its active frames is the same, times a random ``+-jitter_db`` dB (seeded by
+    ``seed`` and the track's name); the stems are then scaled together so that the loudest of the
+    mixture and stems peaks at ``peak_db`` dBFS, quantised to 16 bits, and the mixture rewritten as
+    their exact sum. Returns each stem's gain in dB.
+    """
+    import zlib
+
+    import numpy as np
+    import soundfile as sf
+
+    rng = np.random.default_rng([seed, zlib.crc32(track.name.encode())])
+    stems, sr = {}, None
+    for s in STEMS:
+        x, sr = sf.read(track / f"{s}.wav", dtype="float64", always_2d=True)
+        stems[s] = x.T
+    gains = {}
+    for s, x in stems.items():
+        p = active_power(x, sr)
+        gains[s] = (-10 * np.log10(p) if p > 0 else 0.0) + rng.uniform(-jitter_db, jitter_db)
+        stems[s] = x * 10 ** (gains[s] / 20)
+    mix = sum(stems.values())
+    peak = max(np.abs(mix).max(), *(np.abs(x).max() for x in stems.values()))
+    scale = 10 ** (peak_db / 20) / peak * 32767
+    ints = {s: np.round(x * scale).astype(np.int32) for s, x in stems.items()}
+    mix_i = sum(ints.values())
+    if np.abs(mix_i).max() > 32767:  # cannot happen with peak_db < -0.01 and four stems; checked, not assumed
+        raise RuntimeError(f"{track}: re-levelled mixture clips")
+    for s, x in {**ints, "mixture": mix_i}.items():
+        sf.write(track / f"{s}.wav", x.T.astype(np.int16), sr, subtype="PCM_16")
+    db_scale = 20 * np.log10(scale / 32767)
+    return {s: round(float(g + db_scale), 2) for s, g in gains.items()}
 
 
 def best_time(fn, repeat: int = 5) -> float:

@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--targets", default="vocals,bass")
     ap.add_argument("--at", default="100,250,500,1000,2000", help="steps at which to evaluate (the last is the run's length)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--level", default="equal", choices=("equal", "rendered"), help="as bench/e2e.py --level")
     ap.add_argument("--work", type=Path, default=None, help="keep (or reuse) the rendered data and runs here")
     ap.add_argument("--accelerator", default="auto")
     ap.add_argument("--device", default="cpu", help="torch device for evaluation")
@@ -83,7 +84,7 @@ def main() -> None:
     work = args.work or Path(tmp.name)
     clean = work / "clean"
     if not (clean / "test").is_dir():
-        render(clean, train=16, test=4, seconds=20.0, seed=0)
+        render(clean, train=16, test=4, seconds=20.0, seed=0, level=args.level)
     manifest = work / "clean.parquet"
     if not manifest.is_file():
         scan(clean, output=manifest, score=None)
