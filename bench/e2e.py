@@ -75,10 +75,10 @@ def truth_filter(noisy_manifest: Path, out: Path) -> int:
     return int((flags == 0).sum())
 
 
-def train_settings(steps: int, *, batch: int = 4, crop: float = 2.0, lr: float = 3e-3):
+def train_settings(steps: int, *, batch: int = 4, crop: float = 2.0, lr: float = 3e-3, fill_missing: bool = False):
     """The benchmark's :class:`TrainConfig`: no validation, one 10-step warm-up epoch, truncation after a quarter."""
     return train_config({}, max_steps=steps, batch_size=batch, crop_s=crop, lr=lr, valid_fraction=0.0, val_every=10_000,
-                        warmup_epochs=1, epoch_steps=10, truncate_warmup=max(10, steps // 4))
+                        warmup_epochs=1, epoch_steps=10, truncate_warmup=max(10, steps // 4), fill_missing=fill_missing)
 
 
 def train_eval(manifest: Path, data: Path, work: Path, name: str, targets: list[str], seed: int, base, *, run: dict, **robust) -> dict:
@@ -106,6 +106,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--crop", type=float, default=2.0)
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--fill-missing", action="store_true", help="TrainConfig.fill_missing: take rejected accompaniment stems from other tracks")
     ap.add_argument("--train-tracks", type=int, default=16)
     ap.add_argument("--test-tracks", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=20.0)
@@ -143,7 +144,7 @@ def main() -> None:
         scan(noisy, output=manifests["noisy"], score=ScoreConfig(), jobs=2)
     filt = filter_manifest(manifests["noisy"], threshold=0.7, output=manifests["curated"], rejected=work / "rejected.parquet")
     prep_s = time.perf_counter() - t0
-    base = train_settings(args.steps, batch=args.batch, crop=args.crop, lr=args.lr)
+    base = train_settings(args.steps, batch=args.batch, crop=args.crop, lr=args.lr, fill_missing=args.fill_missing)
     trunc = dict(truncate=True, truncate_quantile=0.3, truncate_mode="history")
     results: dict[str, dict[int, dict]] = {c: {} for c in configs}
     run = {"accelerator": args.accelerator, "device": args.device}
