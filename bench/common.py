@@ -10,6 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RENDER = REPO.parent / "shared" / "tools" / "render_multitracks.py"
+LEVELS = ("equal", "rendered")  # render(level=...): re-mixed with relevel, or as the renderer wrote them
 
 
 def render(out: Path, *, train: int, test: int = 0, seconds: float = 20.0, seed: int = 0, level: str = "rendered") -> None:
@@ -18,8 +19,8 @@ def render(out: Path, *, train: int, test: int = 0, seconds: float = 20.0, seed:
     ``level="equal"`` then re-mixes every track with :func:`relevel` (stems at equal loudness);
     ``"rendered"`` keeps the renderer's levels.
     """
-    if level not in ("rendered", "equal"):
-        raise SystemExit(f"unknown level {level!r} (rendered, equal)")
+    if level not in LEVELS:
+        raise SystemExit(f"unknown level {level!r} ({', '.join(LEVELS)})")
     if not RENDER.exists():
         raise SystemExit(f"{RENDER} not found")
     cmd = [sys.executable, str(RENDER), str(out), "--num-train", str(train), "--num-test", str(test), "--seconds", str(seconds), "--seed", str(seed)]
@@ -44,9 +45,6 @@ def active_power(x, sample_rate: int, *, frame_s: float = 0.5, floor_db: float =
     return float(p[p >= top * 10 ** (floor_db / 10)].mean()) if top > 0 else 0.0
 
 
-STEMS = ("vocals", "bass", "drums", "other")
-
-
 def relevel(track: Path, *, seed: int = 0, jitter_db: float = 3.0, peak_db: float = -1.0) -> dict[str, float]:
     """Re-mix one rendered track so that its stems are about equally loud, as in produced music.
 
@@ -60,13 +58,15 @@ def relevel(track: Path, *, seed: int = 0, jitter_db: float = 3.0, peak_db: floa
     import zlib
 
     import numpy as np
-    import soundfile as sf
+
+    from curate import audio
+    from curate.datasets import DEFAULT_STEMS, MIXTURE
 
     rng = np.random.default_rng([seed, zlib.crc32(track.name.encode())])
     stems, sr = {}, None
-    for s in STEMS:
-        x, sr = sf.read(track / f"{s}.wav", dtype="float64", always_2d=True)
-        stems[s] = x.T
+    for s in DEFAULT_STEMS:
+        x, sr = audio.read(track / f"{s}.wav")  # float32 holds 16-bit samples exactly
+        stems[s] = x.astype(np.float64)
     gains = {}
     for s, x in stems.items():
         p = active_power(x, sr)
@@ -79,8 +79,8 @@ def relevel(track: Path, *, seed: int = 0, jitter_db: float = 3.0, peak_db: floa
     mix_i = sum(ints.values())
     if np.abs(mix_i).max() > 32767:  # cannot happen with peak_db < -0.01 and four stems; checked, not assumed
         raise RuntimeError(f"{track}: re-levelled mixture clips")
-    for s, x in {**ints, "mixture": mix_i}.items():
-        sf.write(track / f"{s}.wav", x.T.astype(np.int16), sr, subtype="PCM_16")
+    for s, x in {**ints, MIXTURE: mix_i}.items():
+        audio.write(track / f"{s}.wav", x.astype(np.int16), sr, subtype="PCM_16")  # atomic: a killed run leaves no torn file
     db_scale = 20 * np.log10(scale / 32767)
     return {s: round(float(g + db_scale), 2) for s, g in gains.items()}
 

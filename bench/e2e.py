@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, finish, render  # noqa: E402
+from bench.common import LEVELS, REPO, finish, render  # noqa: E402
 from bsrnn.model import BSRNN  # noqa: E402
 from curate.corrupt import corrupt_dataset  # noqa: E402
 from curate.filter import filter_manifest  # noqa: E402
@@ -113,7 +113,7 @@ def main() -> None:
     ap.add_argument("--mislabel-rate", type=float, default=0.3)
     ap.add_argument("--bleed-rate", type=float, default=0.3)
     ap.add_argument("--render-seed", type=int, default=0)
-    ap.add_argument("--level", default="equal", choices=("equal", "rendered"),
+    ap.add_argument("--level", default="equal", choices=LEVELS,
                     help="re-mix the rendered stems at about equal loudness (bench.common.relevel), or keep the renderer's levels")
     ap.add_argument("--work", type=Path, default=None, help="keep data, runs and models here")
     ap.add_argument("--accelerator", default="auto", help="Lightning accelerator for training (auto, cpu, gpu)")

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import finish, render  # noqa: E402
+from bench.common import LEVELS, finish, render  # noqa: E402
 from bench.e2e import train_settings  # noqa: E402
 from curate.datasets import discover, load_source  # noqa: E402
 from curate.scan import scan  # noqa: E402
@@ -72,7 +72,7 @@ def main() -> None:
     ap.add_argument("--targets", default="vocals,bass")
     ap.add_argument("--at", default="100,250,500,1000,2000", help="steps at which to evaluate (the last is the run's length)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--level", default="equal", choices=("equal", "rendered"), help="as bench/e2e.py --level")
+    ap.add_argument("--level", default="equal", choices=LEVELS, help="as bench/e2e.py --level")
     ap.add_argument("--work", type=Path, default=None, help="keep (or reuse) the rendered data and runs here")
     ap.add_argument("--accelerator", default="auto")
     ap.add_argument("--device", default="cpu", help="torch device for evaluation")

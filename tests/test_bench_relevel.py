@@ -3,7 +3,8 @@
 import numpy as np
 import soundfile as sf
 
-from bench.common import STEMS, active_power, relevel
+from bench.common import active_power, relevel
+from curate.datasets import DEFAULT_STEMS as STEMS
 
 SR = 8000
 
