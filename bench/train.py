@@ -1,10 +1,11 @@
 """Training throughput on this machine: examples per second of the real trainer (data loading,
 forward, backward, optimiser step) for the tiny and the paper-size BSRNN.
 
-Usage: python bench/train.py [--save] [--quick]
+Usage: python bench/train.py [--save] [--quick] [--accelerator gpu]
 A 4-track `curate synth` set is scanned (no scores) and trained on with `pipelines.train.train`
 (batch 4 x 3 s stereo for tiny, 2 x 3 s for paper); the first step (warm-up) is not timed.
-Prints a table, then one JSON line: {"tiny_examples_per_s", "paper_examples_per_s"}.
+Prints a table, then one JSON line: {"tiny_examples_per_s", "paper_examples_per_s"} (with ``--accelerator
+gpu``: also "device"; ``--save`` then writes docs/benchmarks/train_gpu.json).
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ class StepTimer(L.Callback):
         self._last = now
 
 
-def throughput(manifest: Path, work: Path, size: str, batch: int, steps: int) -> tuple[float, float]:
+def throughput(manifest: Path, work: Path, size: str, batch: int, steps: int, accelerator: str = "cpu") -> tuple[float, float]:
     timer = StepTimer()
-    cfg = train_config({}, batch_size=batch, max_steps=steps, valid_fraction=0.0, val_every=10_000, warmup_epochs=0)
-    train(manifest, model=model_config(size, "vocals"), config=cfg, out=work / size, export_dir=work / "exp",
-          progress=False, callbacks=[timer])
+    cfg = train_config({}, batch_size=batch, max_steps=steps, valid_fraction=0.0, val_every=10_000, warmup_epochs=0,
+                       num_workers=0 if accelerator == "cpu" else 4)
+    train(manifest, model=model_config(size, "vocals"), config=cfg, out=work / f"{size}-{batch}", export_dir=work / "exp",
+          accelerator=accelerator, devices=1, progress=False, callbacks=[timer])
     per_step = sum(timer.times) / len(timer.times)
     return batch / per_step, per_step
 
@@ -54,18 +56,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--save", action="store_true", help="write docs/benchmarks/train.json")
     ap.add_argument("--quick", action="store_true", help="fewer steps")
+    ap.add_argument("--accelerator", default="cpu", help="cpu or gpu (then larger batches and more steps)")
     args = ap.parse_args()
+    gpu = args.accelerator != "cpu"
     torch.set_num_threads(torch.get_num_threads())
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         synth_dataset(work / "data", tracks=4, test_tracks=0, seconds=12.0, seed=0)
         scan(work / "data", output=work / "m.parquet", score=None)
-        tiny, tiny_step = throughput(work / "m.parquet", work, "tiny", 4, 6 if args.quick else 21)
-        paper, paper_step = throughput(work / "m.parquet", work, "paper", 2, 2 if args.quick else 4)
-    print(f"{'model':<8}{'batch':>6}{'s/step':>10}{'examples/s':>12}   (3 s stereo crops, {torch.get_num_threads()} threads)")
-    print(f"{'tiny':<8}{4:>6}{tiny_step:>10.3f}{tiny:>12.2f}")
-    print(f"{'paper':<8}{2:>6}{paper_step:>10.2f}{paper:>12.3f}")
-    finish("train", {"tiny_examples_per_s": round(tiny, 2), "paper_examples_per_s": round(paper, 4)}, args.save)
+        tb, pb = (16, 8) if gpu else (4, 2)
+        tiny, tiny_step = throughput(work / "m.parquet", work, "tiny", tb, (6 if args.quick else 21) * (3 if gpu else 1), args.accelerator)
+        paper, paper_step = throughput(work / "m.parquet", work, "paper", pb, (2 if args.quick else 4) * (5 if gpu else 1), args.accelerator)
+    device = torch.cuda.get_device_name(0) if gpu and torch.cuda.is_available() else f"cpu, {torch.get_num_threads()} threads"
+    print(f"{'model':<8}{'batch':>6}{'s/step':>10}{'examples/s':>12}   (3 s stereo crops, {device})")
+    print(f"{'tiny':<8}{tb:>6}{tiny_step:>10.3f}{tiny:>12.2f}")
+    print(f"{'paper':<8}{pb:>6}{paper_step:>10.2f}{paper:>12.3f}")
+    figures = {"tiny_examples_per_s": round(tiny, 2), "paper_examples_per_s": round(paper, 4)}
+    finish("train_gpu" if gpu else "train", {**figures, "device": device} if gpu else figures, args.save)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ class Separator:
     """Runs models ``(batch, channels, samples) -> (batch, channels, samples)`` over long audio.
 
     ``model`` is one model or ``{target: model}``; :meth:`separate` runs the first (or only) one,
-    calling the separator runs them all.
+    calling the separator runs them all. ``device``: where the models run (they are moved there);
+    None keeps them where their parameters are. Results always come back on the CPU.
     """
 
     def __init__(self, model: nn.Module | dict[str, nn.Module], *, sample_rate: int = 44100, frame_s: float = 3.0,
@@ -59,6 +60,9 @@ class Separator:
         self.fade = min(self.frame - self.hop, self.frame // 2)
         self.batch_size = batch_size
         self.device = torch.device(device) if device is not None else next((p.device for p in model.parameters()), torch.device("cpu"))
+        if device is not None:  # a model built or loaded on the CPU runs where the batches go
+            for m in self.models.values():
+                m.to(self.device)
 
     @classmethod
     def from_checkpoint(cls, paths: str | Path | list, *, device: str | torch.device = "cpu", **options) -> "Separator":
