@@ -1,7 +1,7 @@
 """End to end: does curating and training robustly on noisy stems get close to training on clean stems?
 
 Usage: python bench/e2e.py [--quick] [--save] [--seeds 0,1,2] [--steps 150] [--configs a,b,c,d,e,f,o] [--work DIR]
-                         [--accelerator gpu --device cuda] [--level equal|rendered]
+                         [--accelerator gpu --device cuda] [--level equal|rendered] [--repair]
 
 Renders a dataset (../shared/tools/render_multitracks.py: 16 train + 4 test tracks of 20 s),
 re-mixes every track with its stems at about equal loudness (``--level equal``, the default; see
@@ -17,6 +17,13 @@ no model at this budget beats a silent estimate), corrupts the train split with 
   f  two rounds: (c)'s models rescan the noisy split (`--separator`), filter 0.7, train as (e)
   o  reference, not a method: the noisy split's fragments that the ground truth says are clean (a
      perfect filter), the most that any filter can give at this corruption rate; `--configs` adds it
+  u  reference, not a method: the clean train split less the audio that the corruption replaced (a
+     perfect repair: every stem's own content that the noisy split still holds, mended), the most
+     that any curation of the noisy split can give; `--configs` adds it
+
+With ``--repair``, curation (d, e, f) first mends the noisy split (`curate repair`: swapped files
+trade labels, leaks are subtracted), then rescans the repaired copy and filters that; a, b, c and o
+are unchanged.
 
 Every model is evaluated on the clean test split (uSDR mean over tracks, cSDR median). Gap closed =
 (SDR_x - SDR_b) / (SDR_a - SDR_b) per target on mean uSDR over seeds, then averaged over the targets
@@ -43,8 +50,9 @@ from bench.common import LEVELS, REPO, finish, render  # noqa: E402
 from bsrnn.model import BSRNN  # noqa: E402
 from curate.corrupt import corrupt_dataset  # noqa: E402
 from curate.filter import filter_manifest  # noqa: E402
+from curate.repair import repair_dataset  # noqa: E402
 from curate.scan import ScoreConfig, scan  # noqa: E402
-from curate.schema import read_manifest, write_manifest  # noqa: E402
+from curate.schema import read_corruptions, read_manifest, write_manifest  # noqa: E402
 from pipelines.config import model_config, train_config  # noqa: E402
 from pipelines.data import fragment_corrupted  # noqa: E402
 from pipelines.evaluate import evaluate  # noqa: E402
@@ -58,6 +66,7 @@ CONFIGS = {
     "e": "curated + weighting + truncation",
     "f": "two rounds (self-separation rescan)",
     "o": "reference: perfect filter (truth)",
+    "u": "reference: perfect repair (truth)",
 }
 METHODS = ("c", "d", "e", "f")  # what best_gap_closed is taken over (o is a reference)
 
@@ -73,6 +82,22 @@ def truth_filter(noisy_manifest: Path, out: Path) -> int:
     flags, _ = fragment_corrupted(m)
     write_manifest(m.frame[flags == 0], out, root=m.root, meta=m.meta)
     return int((flags == 0).sum())
+
+
+def mended_reference(clean_manifest: Path, corruptions: Path, out: Path) -> int:
+    """Write the fragments of ``clean_manifest`` whose audio the corruption did not replace (kinds
+    ``replace`` and ``partial`` remove a stem's own content from the noisy split; swaps and leaks
+    leave it there); how many."""
+    m = read_manifest(clean_manifest)
+    truth = read_corruptions(corruptions)
+    gone = truth[truth["kind"].isin(["replace", "partial"])]
+    f = m.frame
+    drop = np.zeros(len(f), dtype=bool)
+    for r in gone.itertuples():
+        drop |= ((f["subset"] == r.subset) & (f["track"] == r.track) & (f["stem"] == r.stem)
+                 & (f["start"] < r.end) & (f["end"] > r.start)).to_numpy()
+    write_manifest(f[~drop], out, root=m.root, meta=m.meta)
+    return int((~drop).sum())
 
 
 def train_settings(steps: int, *, batch: int = 4, crop: float = 2.0, lr: float = 3e-3, fill_missing: bool = False):
@@ -106,6 +131,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--crop", type=float, default=2.0)
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--repair", action="store_true", help="curate repair the noisy split before the curated configurations scan and filter it")
     ap.add_argument("--fill-missing", action="store_true", help="TrainConfig.fill_missing: take rejected accompaniment stems from other tracks")
     ap.add_argument("--train-tracks", type=int, default=16)
     ap.add_argument("--test-tracks", type=int, default=4)
@@ -142,7 +168,18 @@ def main() -> None:
     if not manifests["noisy"].is_file():
         log("scanning the noisy split")
         scan(noisy, output=manifests["noisy"], score=ScoreConfig(), jobs=2)
-    filt = filter_manifest(manifests["noisy"], threshold=0.7, output=manifests["curated"], rejected=work / "rejected.parquet")
+    curated_from, curated_data = manifests["noisy"], noisy  # what the curated configurations scan and filter
+    if args.repair:
+        repaired, curated_from = work / "repaired", work / "repaired.parquet"
+        if not (repaired / "repairs.parquet").is_file():
+            log("repairing the noisy split")
+            shutil.rmtree(repaired, ignore_errors=True)
+            repair_dataset(read_manifest(manifests["noisy"]), repaired)
+        if not curated_from.is_file():
+            scan(repaired, output=curated_from, score=ScoreConfig(), jobs=2)
+        curated_data = repaired
+        manifests["curated"] = work / "curated-repaired.parquet"
+    filt = filter_manifest(curated_from, threshold=0.7, output=manifests["curated"], rejected=work / "rejected.parquet")
     prep_s = time.perf_counter() - t0
     base = train_settings(args.steps, batch=args.batch, crop=args.crop, lr=args.lr, fill_missing=args.fill_missing)
     trunc = dict(truncate=True, truncate_quantile=0.3, truncate_mode="history")
@@ -150,10 +187,13 @@ def main() -> None:
     run = {"accelerator": args.accelerator, "device": args.device}
     if "o" in configs and not manifests["truth"].is_file():
         truth_filter(manifests["noisy"], manifests["truth"])
+    manifests["mended"] = work / "truth-mended.parquet"
+    if "u" in configs and not manifests["mended"].is_file():
+        mended_reference(manifests["clean"], noisy / "corruptions.parquet", manifests["mended"])
     plan = {  # configuration -> (manifest, robustness)
         "a": (manifests["clean"], {}), "b": (manifests["noisy"], {}), "c": (manifests["noisy"], trunc),
         "d": (manifests["curated"], {}), "e": (manifests["curated"], {"weighting": "quality", **trunc}),
-        "o": (manifests["truth"], {}),
+        "o": (manifests["truth"], {}), "u": (manifests["mended"], {}),
     }
     for seed in seeds:
         for c in configs:
@@ -165,8 +205,8 @@ def main() -> None:
             round1 = work / "models" / f"c-{seed}"
             if not round1.is_dir():
                 results.setdefault("c", {})[seed] = train_eval(manifests["noisy"], clean, work, "c", targets, seed, base, run=run, **trunc)
-            rescan = work / f"rescan-{seed}.parquet"
-            scan(noisy, output=rescan, score=ScoreConfig(separator=(str(round1),), device=args.device), jobs=2)
+            rescan = work / f"rescan{'-repaired' if args.repair else ''}-{seed}.parquet"
+            scan(curated_data, output=rescan, score=ScoreConfig(separator=(str(round1),), device=args.device), jobs=2)
             filter_manifest(rescan, threshold=0.7, output=work / f"curated2-{seed}.parquet", rejected=work / f"rejected2-{seed}.parquet")
             results[c][seed] = train_eval(work / f"curated2-{seed}.parquet", clean, work, c, targets, seed, base, run=run,
                                           weighting="quality", **trunc)
@@ -191,7 +231,7 @@ def main() -> None:
         gap_closed[c] = round(float(np.mean(per)), 3) if per else None
 
     print(f"{args.train_tracks} train + {args.test_tracks} test rendered tracks of {args.seconds:g} s; corrupt: mislabel {args.mislabel_rate}, "
-          f"bleed {args.bleed_rate}; filter kept {len(filt.kept)} of {len(filt.kept) + len(filt.rejected)} fragments")
+          f"bleed {args.bleed_rate}; {'repaired, then ' if args.repair else ''}filter kept {len(filt.kept)} of {len(filt.kept) + len(filt.rejected)} fragments")
     print(f"tiny BSRNN, {args.steps} steps x {args.batch} x {args.crop:g} s, lr {args.lr:g}, seeds {seeds}; total {total_s / 60:.1f} min (prep {prep_s / 60:.1f})")
     head = f"{'config':<38}" + "".join(f"{t + ' uSDR':>17}{t + ' cSDR':>17}" for t in targets) + f"{'gap closed':>12}"
     print(head)
@@ -213,7 +253,8 @@ def main() -> None:
     figures = {"sdr": sdr, "sdr_std": spread, "gap_closed": gap_closed, "best_gap_closed": max(valid) if valid else None,
                "gap_closed_by_target": gap_closed_by_target, "gap_closed_targets": meaningful,
                "clean_noisy_gap_db": {t: round(g, 3) for t, g in gaps.items()},
-               "gap_meaningful": bool(gaps) and all(g >= 1.0 for g in gaps.values()), "steps": args.steps, "seeds": seeds, "minutes": round(total_s / 60, 1)}
+               "gap_meaningful": bool(gaps) and all(g >= 1.0 for g in gaps.values()), "steps": args.steps, "seeds": seeds, "minutes": round(total_s / 60, 1),
+               "repair": args.repair, "kept_fragments": len(filt.kept)}
     if args.save:
         _plot(sdr, spread, targets, configs, REPO / "docs" / "img" / "e2e.png")
     finish("e2e", figures, args.save)

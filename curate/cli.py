@@ -15,6 +15,7 @@ from curate.classify import LabelModelConfig
 from curate.corrupt import corrupt_dataset
 from curate.embed import EMBEDDERS
 from curate.filter import filter_manifest
+from curate.repair import RepairConfig, repair_dataset
 from curate.scan import ScoreConfig, scan
 from curate.synth import synth_dataset
 from sad import SADConfig
@@ -151,6 +152,28 @@ def corrupt(
                                 progress=lambda name: bar.update(task, advance=1, item=name))
     counts = truth["kind"].value_counts().to_dict() if len(truth) else {}
     out_console.print(f"wrote {dst}; corruptions: {counts or 'none'}; truth: {dst / 'corruptions.parquet'}")
+
+
+@app.command()
+@guarded
+def repair(
+    manifest: Annotated[Path, typer.Argument(help="Scored manifest from curate scan.")],
+    dst: Annotated[Path, typer.Argument(help="Folder for the repaired copy (must not exist or be empty).")],
+    leak_min_db: Annotated[float, typer.Option("--leak-min-db", help="Subtract leaks from this level up (dB re the stem).")] = RepairConfig.leak_min_db,
+    no_relabel: Annotated[bool, typer.Option("--no-relabel", help="Do not trade the labels of swapped files.")] = False,
+):
+    """Write a copy of the dataset with swapped files relabelled and leaks subtracted (DST/repairs.parquet);
+    rescan and filter it: what cannot be mended is still rejected there."""
+    from curate.schema import read_manifest
+
+    cfg = RepairConfig(leak_min_db=leak_min_db, swap_max_label_score=0.0 if no_relabel else RepairConfig.swap_max_label_score)
+    m = read_manifest(manifest)
+    with progress_bar() as bar:
+        task = bar.add_task("repair", total=int(m.frame["track"].nunique()), item="")
+        table = repair_dataset(m, dst, config=cfg, progress=lambda name: bar.update(task, advance=1, item=name))
+    counts = table["action"].value_counts().to_dict() if len(table) else {}
+    out_console.print(f"wrote {dst}; actions: {counts or 'none'}; log: {dst / 'repairs.parquet'}")
+    out_console.print(f"next: curate scan {dst} -o repaired.parquet && curate filter repaired.parquet")
 
 
 def _print_summary(result) -> None:

@@ -104,6 +104,26 @@ CORRUPTIONS_SCHEMA = pa.schema(
 where the wrong content comes from; ``leak_db`` the leak level relative to the receiving stem's RMS.
 """
 
+REPAIRS_SCHEMA = pa.schema(
+    [
+        pa.field("track", pa.string(), nullable=False),
+        pa.field("subset", pa.string(), nullable=False),
+        pa.field("stem", pa.string(), nullable=False),
+        pa.field("action", pa.string(), nullable=False),
+        pa.field("new_stem", pa.string()),
+        pa.field("source_stem", pa.string()),
+        pa.field("leak_db", pa.float32()),
+        pa.field("removed_db", pa.float32()),
+    ]
+)
+"""Rows of ``repairs.parquet`` written by ``curate repair``: one per action on one stem file.
+
+``action`` is ``relabel`` (the file ``stem`` is written as ``new_stem``), ``leak`` (a FIR-filtered
+copy of ``source_stem`` was subtracted; ``leak_db`` the measured leak, ``removed_db`` the energy
+removed, both in dB relative to the file's energy before the repair) or ``leak kept`` (measured,
+not subtracted: see :mod:`curate.repair`).
+"""
+
 REQUIRED_COLUMNS = [f.name for f in MANIFEST_SCHEMA if not f.nullable]
 SCORE_COLUMNS = ["quality", "label_score", "predicted_stem", "bleed_db", "bleed_stem", "separation_db", "reason"]
 
@@ -223,6 +243,11 @@ def write_problems(frame: pd.DataFrame, path: str | Path) -> Path:
 def write_corruptions(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write a corruption truth table (see :data:`CORRUPTIONS_SCHEMA`) atomically."""
     return _write_table(frame, CORRUPTIONS_SCHEMA, path, b"corruptions")
+
+
+def write_repairs(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a repairs table (see :data:`REPAIRS_SCHEMA`) atomically."""
+    return _write_table(frame, REPAIRS_SCHEMA, path, b"repairs")
 
 
 def read_corruptions(path: str | Path) -> pd.DataFrame:

@@ -1,0 +1,217 @@
+"""``curate repair``: mend what curation can prove instead of throwing it away.
+
+Rejecting a corrupted stem loses its track for that target. Two corruptions leave the right audio
+in the dataset, and the structure of a track says how to get it back:
+
+* **Swapped files.** Within a track each label should appear once. When two files of a track each
+  hold the other's label (the scan's ``predicted_stem``, by duration over the file's fragments,
+  with the file's mean ``label_score`` below ``swap_max_label_score``), the two files trade labels.
+  Only such 2-cycles are mended: a file that looks like a label whose own file looks right (a
+  replaced stem, or a classifier error) is left for the filter to reject, and longer cycles are
+  left too (a 3-cycle is as often a swap plus a replacement as a real rotation).
+* **Leaks.** A leak is a filtered, delayed copy of another file of the same track. For every file,
+  the leak fraction of every sibling over the whole file and over ``window_s`` windows comes from
+  :func:`curate.bleed.track_bleed` (the scan's leak model, with its evidence gate); where the
+  strongest reaches ``leak_min_db``, a least-squares FIR
+  filter (``taps`` taps from ``-pre`` samples, shared by the channels) predicts the file from that
+  sibling, and the prediction is subtracted, strongest leak first, when it removes no more than the
+  leak model measured (plus ``max_excess_db``). A long filter can also predict a file's own content
+  from a sibling that plays the same notes, or that holds a copy of this file when leaks go both
+  ways (then the whole-file measure is the reference); such a leak is kept (``leak kept``) for the
+  filter to judge.
+
+The repaired subsets are written as float32 WAV in the MUSDB18-HQ layout (``mixture`` the sum of
+the repaired stems); other subsets are copied. ``DST/repairs.parquet`` lists every action (see
+:data:`curate.schema.REPAIRS_SCHEMA`). Rescan the result (``curate scan DST``) and filter it: what
+could not be mended is still rejected there.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.linalg import solve_toeplitz
+from scipy.signal import fftconvolve
+
+from curate import audio as audio_io
+from curate.bleed import BleedConfig, track_bleed
+from curate.datasets import MIXTURE, discover
+from curate.errors import StemcurateError
+from curate.schema import Manifest, write_repairs
+from curate.spectra import stft
+
+
+@dataclass(frozen=True)
+class RepairConfig:
+    """When to trade labels and subtract leaks."""
+
+    swap_max_label_score: float = 0.5
+    """A file's label is doubted when the mean ``label_score`` of its fragments is below this."""
+    swap_min_share: float = 0.6
+    """The share of a file's scored duration that must agree on its ``predicted_stem``."""
+    leak_min_db: float = -30.0
+    """Leaks from this level (whole file, dB re the file's energy) up are subtracted."""
+    taps: int = 1024
+    """FIR length of the leak path in samples (23 ms at 44.1 kHz: delay plus the filter's tail)."""
+    window_s: float = 4.0
+    """Leaks are measured over the whole file and over windows of this length (the strongest counts:
+    a leak of a sparse part shows in the windows where it plays)."""
+    max_excess_db: float = 1.5
+    """A subtraction that would remove more than the measured leak plus this is not made."""
+    pre: int = 8
+    """Taps before zero delay (a zero-delay copy). Kept short: a leak the other way round (the
+    sibling holding a copy of this file) sits at negative lags, and a filter reaching there would
+    predict this file from that copy and subtract its own content."""
+
+
+def file_labels(frame: pd.DataFrame, *, config: RepairConfig = RepairConfig()) -> pd.DataFrame:
+    """Per stem file of a scored manifest: ``track, subset, stem, predicted, share, label_score`` (duration-weighted)."""
+    rows = []
+    for (subset, track, stem), g in frame.groupby(["subset", "track", "stem"], sort=True):
+        dur = (g["end"] - g["start"]).to_numpy(np.float64)
+        pred = g["predicted_stem"].fillna(stem).to_numpy()
+        ls = g["label_score"].astype("float64").to_numpy()
+        by = pd.Series(dur).groupby(pred).sum()
+        top = str(by.idxmax())
+        ok = np.isfinite(ls)
+        score = float(np.average(ls[ok], weights=dur[ok])) if ok.any() and dur[ok].sum() > 0 else 1.0
+        rows.append(dict(track=track, subset=subset, stem=stem, predicted=top, share=float(by.max() / max(dur.sum(), 1e-9)),
+                         label_score=score))
+    return pd.DataFrame(rows, columns=["track", "subset", "stem", "predicted", "share", "label_score"])
+
+
+def swapped_pairs(files: pd.DataFrame, *, config: RepairConfig = RepairConfig()) -> list[tuple[str, str, str, str]]:
+    """``(subset, track, stem_a, stem_b)`` for every pair of files of a track that hold each other's label."""
+    doubted = files[(files["predicted"] != files["stem"]) & (files["share"] >= config.swap_min_share)
+                    & (files["label_score"] < config.swap_max_label_score)]
+    out = []
+    for (subset, track), g in doubted.groupby(["subset", "track"], sort=True):
+        pred = dict(zip(g["stem"], g["predicted"]))
+        for a, b in pred.items():
+            if a < b and pred.get(b) == a:
+                out.append((subset, track, a, b))
+    return out
+
+
+def fit_leak(receiver: np.ndarray, source: np.ndarray, *, taps: int = 1024, pre: int = 8) -> np.ndarray:
+    """The part of ``receiver`` that a FIR filter of ``source`` predicts, ``(channels, samples)`` float64.
+
+    Least squares over lags ``[-pre, taps - pre)`` with one filter for all channels (normal
+    equations from the full-length auto- and cross-correlations; a tiny ridge keeps them posed).
+    """
+    y = receiver.astype(np.float64)
+    x = source.astype(np.float64)
+    if x.shape[0] != y.shape[0]:
+        x = np.repeat(x.mean(0, keepdims=True), y.shape[0], axis=0)
+    n = y.shape[1]
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    fx, fy = np.fft.rfft(x, size), np.fft.rfft(y, size)
+    r_xx = np.fft.irfft((fx * np.conj(fx)).sum(0), size)
+    r_yx = np.fft.irfft((fy * np.conj(fx)).sum(0), size)  # r_yx[k] = sum_n y[n] x[n - k]
+    if r_xx[0] <= 0:
+        return np.zeros_like(y)
+    col = r_xx[:taps].copy()
+    col[0] *= 1.0 + 1e-6
+    lags = np.arange(-pre, taps - pre)
+    h = solve_toeplitz(col, r_yx[lags % size])
+    pred = np.stack([fftconvolve(c, h)[pre : pre + n] for c in x])  # sum_i h_i x[n - (i - pre)]
+    return pred
+
+
+def repair_track(stems: dict[str, np.ndarray], sample_rate: int, *, config: RepairConfig = RepairConfig(),
+                 bleed: BleedConfig = BleedConfig()) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Subtract the leaks between the files of one track: ``(repaired stems, actions)``.
+
+    ``stems``: ``{name: (channels, samples)}`` of one length. Leak sources are measured on the
+    files as given (a leak copies what the sibling file holds), subtracted strongest first.
+    """
+    names = list(stems)
+    n = next(iter(stems.values())).shape[1]
+    spectra = {s: stft(stems[s], sample_rate) for s in names}
+    win = int(config.window_s * sample_rate)
+    bounds = np.array([[0, n]] + [[a, min(n, a + win)] for a in range(0, max(1, n - win // 2), win)])
+    fractions = track_bleed(spectra, {s: bounds for s in names}, bleed)
+    out = {s: stems[s].astype(np.float64) for s in names}
+    actions = []
+    floor = 10 ** (config.leak_min_db / 10)
+    def strongest(i: str, j: str) -> tuple[float, float]:  # leak of j in i: (whole file, strongest of file and windows)
+        f = fractions[i][2][:, [o for o in names if o != i].index(j)]
+        return float(f[0]), float(f.max())
+
+    for s in names:
+        others = [o for o in names if o != s]
+        frac = np.array([strongest(s, o)[1] for o in others])
+        energy = float(np.square(out[s]).sum())
+        for k in np.argsort(-frac):
+            if frac[k] < floor:
+                break
+            src = others[int(k)]
+            leak = fit_leak(out[s], stems[src], taps=config.taps, pre=config.pre)
+            removed_db = 10 * np.log10(max(float(np.square(leak).sum()), 1e-30) / max(energy, 1e-30))
+            measured_db = 10 * np.log10(frac[k])
+            # a filter that removes much more than the leak model measured is predicting this file's
+            # own content (siblings that play the same notes; a sibling that holds a copy of this file
+            # when leaks go both ways, then measured over the whole file only): keep the leak
+            whole = strongest(s, src)[0]
+            mutual = strongest(src, s)[1] >= floor
+            reference = 10 * np.log10(max(whole if mutual else frac[k], 1e-30))
+            kept = removed_db > reference + config.max_excess_db
+            if not kept:
+                out[s] = out[s] - leak
+            actions.append(dict(stem=s, action="leak kept" if kept else "leak", new_stem=None, source_stem=src,
+                                leak_db=measured_db, removed_db=None if kept else removed_db))
+    return {s: out[s].astype(np.float32) for s in names}, actions
+
+
+def repair_dataset(manifest: Manifest, dst: str | Path, *, config: RepairConfig = RepairConfig(),
+                   progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Write a repaired copy of ``manifest``'s dataset to ``dst``; returns the actions (also ``dst/repairs.parquet``).
+
+    ``manifest`` must be scored (``curate scan`` with the classifier). Subsets of the manifest are
+    repaired, the data root's other subsets copied. Each track's files are read whole.
+    """
+    frame = manifest.frame
+    if not manifest.has_scores:
+        raise StemcurateError("the manifest has no scores: run `curate scan` with the classifier first")
+    dst = Path(dst)
+    if dst.resolve() == Path(manifest.root).resolve():
+        raise StemcurateError(f"{dst}: the repaired copy must not overwrite the dataset it is made from")
+    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
+        raise StemcurateError(f"{dst}: output folder exists and is not empty")
+    pairs = swapped_pairs(file_labels(frame, config=config), config=config)
+    relabel: dict[tuple[str, str], dict[str, str]] = {}
+    for subset, track, a, b in pairs:
+        relabel.setdefault((subset, track), {}).update({a: b, b: a})
+    rows = []
+    subsets = sorted(set(frame["subset"]))
+    for subset in subsets:
+        for track in discover(manifest.root, subset=subset):
+            if track.name not in set(frame.loc[frame["subset"] == subset, "track"]):
+                continue
+            stems, sr = track.load_all()
+            fixed, actions = repair_track(stems, sr, config=config)
+            moves = relabel.get((subset, track.name), {})
+            for a, b in sorted(moves.items()):
+                actions.append(dict(stem=a, action="relabel", new_stem=b, source_stem=None, leak_db=None, removed_db=None))
+            fixed = {moves.get(s, s): x for s, x in fixed.items()}
+            folder = dst / subset / track.name
+            folder.mkdir(parents=True, exist_ok=True)
+            for stem, x in fixed.items():
+                audio_io.write(folder / f"{stem}.wav", x, sr, subtype="FLOAT")
+            mix = np.sum(list(fixed.values()), axis=0, dtype=np.float32)
+            audio_io.write(folder / f"{MIXTURE}.wav", mix, sr, subtype="FLOAT")
+            rows += [dict(track=track.name, subset=subset, **a) for a in actions]
+            if progress:
+                progress(track.name)
+    root = Path(manifest.root)
+    for other in ("train", "test"):
+        if other not in subsets and (root / other).is_dir() and not (dst / other).exists():
+            shutil.copytree(root / other, dst / other)
+    table = pd.DataFrame(rows, columns=["track", "subset", "stem", "action", "new_stem", "source_stem", "leak_db", "removed_db"])
+    write_repairs(table, dst / "repairs.parquet")
+    return table

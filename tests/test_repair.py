@@ -1,0 +1,134 @@
+"""``curate repair``: swapped files trade labels, leaks are subtracted, nothing else changes."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import signal
+from typer.testing import CliRunner
+
+from curate import audio
+from curate.cli import app
+from curate.corrupt import make_leak
+from curate.errors import StemcurateError
+from curate.repair import RepairConfig, file_labels, fit_leak, repair_dataset, swapped_pairs
+from curate.scan import scan
+from curate.schema import read_manifest, write_manifest
+
+runner = CliRunner()
+SR = 44100
+
+
+def _snr(ref: np.ndarray, est: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / max(np.sum((ref - est).astype(np.float64) ** 2), 1e-30)))
+
+
+def test_fit_leak_recovers_a_filtered_delayed_copy():
+    rng = np.random.default_rng(0)
+    n = 5 * SR
+    receiver = 0.1 * rng.standard_normal((2, n))
+    source = 0.1 * rng.standard_normal((2, n))
+    sos = signal.butter(2, 1500, "low", fs=SR, output="sos")
+    leak = make_leak(source, 0.1, -8.0, 200, sos)
+    pred = fit_leak(receiver + leak, source)
+    # a least-squares filter also fits chance correlation: about taps / (channels x samples) of the
+    # receiver's energy, -26 dB here, -18 dB relative to the leak
+    assert _snr(leak, pred) > 15
+    assert _snr(receiver, receiver + leak - pred) > 23  # the receiver is what is left (from 8 dB)
+    assert _snr(receiver, receiver - fit_leak(receiver, source)) > 23  # an independent source predicts ~nothing
+
+
+def _files(rows):
+    return pd.DataFrame(rows, columns=["track", "subset", "stem", "predicted", "share", "label_score"])
+
+
+def test_only_two_cycles_of_doubted_files_are_swaps():
+    f = _files([
+        ("a", "train", "vocals", "other", 1.0, 0.05), ("a", "train", "other", "vocals", 0.8, 0.1),  # a swap
+        ("a", "train", "bass", "bass", 1.0, 0.9), ("a", "train", "drums", "drums", 1.0, 0.9),
+        ("b", "train", "vocals", "drums", 1.0, 0.05), ("b", "train", "drums", "drums", 1.0, 0.9),  # a replacement
+        ("c", "train", "vocals", "bass", 1.0, 0.05), ("c", "train", "bass", "other", 1.0, 0.05), ("c", "train", "other", "vocals", 1.0, 0.05),
+        ("d", "train", "vocals", "other", 1.0, 0.05), ("d", "train", "other", "vocals", 1.0, 0.8),  # other's label is not doubted
+        ("e", "train", "vocals", "other", 0.5, 0.05), ("e", "train", "other", "vocals", 1.0, 0.05),  # vocals file undecided
+    ])
+    assert swapped_pairs(f) == [("train", "a", "other", "vocals")]
+    assert swapped_pairs(f, config=RepairConfig(swap_max_label_score=0.0)) == []
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory):
+    """4 synth tracks; track 0 has vocals and other swapped, track 1 a drums leak in bass (-8 dB, 3 ms,
+    low-passed), track 2 a vocals file that looks like drums while drums look right. Scored by hand."""
+    from curate.synth import synth_dataset
+
+    base = tmp_path_factory.mktemp("repair")
+    synth_dataset(base / "clean", tracks=4, test_tracks=1, seconds=6.0, seed=2)
+    shutil.copytree(base / "clean", base / "noisy")
+    tracks = sorted(p.name for p in (base / "clean" / "train").iterdir())
+    t0, t1 = (base / "noisy" / "train" / tracks[i] for i in (0, 1))
+    v, o = audio.read(t0 / "vocals.wav")[0], audio.read(t0 / "other.wav")[0]
+    audio.write(t0 / "vocals.wav", o, SR, subtype="FLOAT")
+    audio.write(t0 / "other.wav", v, SR, subtype="FLOAT")
+    bass, drums = audio.read(t1 / "bass.wav")[0], audio.read(t1 / "drums.wav")[0]
+    rms = float(np.sqrt(np.mean(bass.astype(np.float64) ** 2)))
+    leak = make_leak(drums, rms, -8.0, int(0.003 * SR), signal.butter(2, 2500, "low", fs=SR, output="sos"))
+    audio.write(t1 / "bass.wav", (bass + leak).astype(np.float32), SR, subtype="FLOAT")
+    scan(base / "noisy", output=base / "raw.parquet", score=None)
+    m = read_manifest(base / "raw.parquet")
+    f = m.frame.copy()
+    f["quality"], f["label_score"], f["predicted_stem"] = 0.9, 0.9, f["stem"]
+    for track, stem, pred in ((tracks[0], "vocals", "other"), (tracks[0], "other", "vocals"), (tracks[2], "vocals", "drums")):
+        sel = (f["track"] == track) & (f["stem"] == stem)
+        f.loc[sel, ["quality", "label_score", "predicted_stem"]] = [0.05, 0.05, pred]
+    write_manifest(f, base / "scored.parquet", root=m.root)
+    return base, tracks
+
+
+def test_repair_dataset(damaged, tmp_path):
+    base, tracks = damaged
+    m = read_manifest(base / "scored.parquet")
+    files = file_labels(m.frame)
+    assert len(files) == 4 * len(tracks) and swapped_pairs(files) == [("train", tracks[0], "other", "vocals")]
+    table = repair_dataset(m, tmp_path / "fixed")
+    acts = table[table["action"] != "leak kept"]
+    relabel = acts[acts["action"] == "relabel"]
+    assert set(zip(relabel["track"], relabel["stem"], relabel["new_stem"])) == {(tracks[0], "vocals", "other"), (tracks[0], "other", "vocals")}
+    leaks = acts[acts["action"] == "leak"]
+    assert (tracks[1], "bass", "drums") in set(zip(leaks["track"], leaks["stem"], leaks["source_stem"]))
+    hit = leaks[(leaks["track"] == tracks[1]) & (leaks["stem"] == "bass")].iloc[0]
+    assert -11 < hit["leak_db"] < -5 and abs(hit["removed_db"] - -8.0) < 1.5
+    for t in tracks:
+        fixed = {s: audio.read(tmp_path / "fixed" / "train" / t / f"{s}.wav")[0] for s in ("vocals", "bass", "drums", "other")}
+        for s, x in fixed.items():
+            clean = audio.read(base / "clean" / "train" / t / f"{s}.wav")[0]
+            noisy = audio.read(base / "noisy" / "train" / t / f"{s}.wav")[0]
+            source = {"vocals": "other", "other": "vocals"}.get(s, s) if t == tracks[0] else s
+            removed = leaks.loc[(leaks["track"] == t) & (leaks["stem"] == source), "removed_db"]
+            if t == tracks[1] and s == "bass":
+                assert _snr(clean, noisy) < 10 and _snr(clean, x) > 20, (_snr(clean, noisy), _snr(clean, x))
+            elif len(removed):  # the leak model saw a leak in a clean file: no more changed than it measured
+                assert _snr(clean, x) > -10 * np.log10(np.sum(10 ** (removed / 10))) - 1.0, (t, s, _snr(clean, x))
+            else:  # the swap undone, everything else as it was
+                assert _snr(clean, x) > 60, (t, s, _snr(clean, x))
+        mix = audio.read(tmp_path / "fixed" / "train" / t / "mixture.wav")[0]
+        assert np.allclose(mix, sum(fixed.values()), atol=1e-6)
+    assert (tmp_path / "fixed" / "test").is_dir()  # other subsets are copied
+    assert len(pd.read_parquet(tmp_path / "fixed" / "repairs.parquet")) == len(table)
+    with pytest.raises(StemcurateError, match="not empty"):
+        repair_dataset(m, tmp_path / "fixed")
+    with pytest.raises(StemcurateError, match="must not overwrite"):
+        repair_dataset(m, base / "noisy")
+
+
+def test_cli(damaged, tmp_path):
+    base, tracks = damaged
+    res = runner.invoke(app, ["repair", str(base / "scored.parquet"), str(tmp_path / "out"), "--no-relabel"])
+    assert res.exit_code == 0, res.output
+    log = pd.read_parquet(tmp_path / "out" / "repairs.parquet")
+    assert "relabel" not in set(log["action"]) and "leak" in set(log["action"])
+    res = runner.invoke(app, ["repair", str(base / "raw.parquet"), str(tmp_path / "x")])  # no scores
+    assert res.exit_code == 2 and "no scores" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "x").exists()
