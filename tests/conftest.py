@@ -38,6 +38,19 @@ def noise_stems(rng, seconds: float = 7.0, sr: int = 44100, names=("vocals", "ba
     return {k: (0.05 * rng.standard_normal((2, n))).astype(np.float32) for k in names}
 
 
+def random_models(folder: Path, targets=("vocals", "bass")) -> Path:
+    """Random tiny BSRNNs saved in the ``saved_models`` layout (``folder/<target>/<target>.ckpt``), seeded by position."""
+    import torch
+
+    from bsrnn.model import BSRNN, BSRNNConfig
+
+    for i, t in enumerate(targets):
+        torch.manual_seed(i)
+        (folder / t).mkdir(parents=True, exist_ok=True)
+        BSRNN(BSRNNConfig.preset("tiny", t)).save(folder / t / f"{t}.ckpt")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory) -> Path:
     """A 3-track, 7-second ``curate synth`` dataset (train) plus one test track."""

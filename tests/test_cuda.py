@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from bsrnn.model import BSRNN, BSRNNConfig
 from bsrnn.separator import Separator
+from tests.conftest import random_models
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 runner = CliRunner()
@@ -90,11 +91,7 @@ def test_cli_on_cuda(synth_dir, tmp_path):
     from curate.cli import app as curate_app
     from pipelines.cli import app
 
-    models = tmp_path / "saved_models"
-    for i, t in enumerate(["vocals", "bass"]):
-        torch.manual_seed(i)
-        (models / t).mkdir(parents=True)
-        BSRNN(BSRNNConfig.preset("tiny", t)).save(models / t / f"{t}.ckpt")
+    models = random_models(tmp_path / "saved_models")
     res = runner.invoke(app, ["env"])
     assert res.exit_code == 0 and "cuda       yes" in res.output, res.output
     mix = next(synth_dir.glob("test/*/mixture.wav"))

@@ -8,13 +8,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from bsrnn.model import BSRNN, BSRNNConfig
 from bsrnn.separator import Separator
 from curate.cli import app
 from curate.quality import quality, reasons, separation_factor
 from curate.schema import read_manifest
 from curate.selfsep import separation_db
-from tests.conftest import write_track
+from tests.conftest import random_models, write_track
 
 runner = CliRunner()
 
@@ -55,11 +54,7 @@ def test_quality_folds_separation_in():
 
 
 def test_scan_with_separator(synth_dir, tmp_path):
-    models = tmp_path / "saved_models"
-    for i, t in enumerate(["vocals", "bass"]):
-        torch.manual_seed(i)
-        (models / t).mkdir(parents=True)
-        BSRNN(BSRNNConfig.preset("tiny", t)).save(models / t / f"{t}.ckpt")
+    models = random_models(tmp_path / "saved_models")
     out = tmp_path / "m.parquet"
     res = runner.invoke(app, ["scan", str(synth_dir), "-o", str(out), "--separator", str(models)])
     assert res.exit_code == 0, res.output

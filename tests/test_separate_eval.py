@@ -9,9 +9,9 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from bsrnn.model import BSRNN, BSRNNConfig
 from bsrnn.separator import Separator
 from pipelines.cli import app
+from tests.conftest import random_models
 
 runner = CliRunner()
 
@@ -19,12 +19,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """Random tiny vocals and bass models saved as exported checkpoints (saved_models layout)."""
-    root = tmp_path_factory.mktemp("models")
-    for i, target in enumerate(["vocals", "bass"]):
-        torch.manual_seed(i)
-        (root / target).mkdir()
-        BSRNN(BSRNNConfig.preset("tiny", target)).save(root / target / f"{target}.ckpt")
-    return root
+    return random_models(tmp_path_factory.mktemp("models"))
 
 
 def _error(res, *needles):
