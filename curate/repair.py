@@ -172,8 +172,9 @@ def repair_dataset(manifest: Manifest, dst: str | Path, *, config: RepairConfig 
                    progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Write a repaired copy of ``manifest``'s dataset to ``dst``; returns the actions (also ``dst/repairs.parquet``).
 
-    ``manifest`` must be scored (``curate scan`` with the classifier). Subsets of the manifest are
-    repaired, the data root's other subsets copied. Each track's files are read whole.
+    ``manifest`` must be scored (``curate scan`` with the classifier). The manifest's tracks are
+    repaired (a track of its subsets without fragments in it is left out), the data root's other
+    subsets copied. Each track's files are read whole.
     """
     frame = manifest.frame
     if not manifest.has_scores:
