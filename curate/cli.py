@@ -166,7 +166,7 @@ def repair(
     rescan and filter it: what cannot be mended is still rejected there."""
     from curate.schema import read_manifest
 
-    cfg = RepairConfig(leak_min_db=leak_min_db, swap_max_label_score=0.0 if no_relabel else RepairConfig.swap_max_label_score)
+    cfg = RepairConfig(leak_min_db=leak_min_db, relabel=not no_relabel)
     m = read_manifest(manifest)
     with progress_bar() as bar:
         task = bar.add_task("repair", total=int(m.frame["track"].nunique()), item="")

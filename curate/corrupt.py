@@ -17,7 +17,6 @@ stems without a row are clean. Other subsets are copied unchanged.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import pandas as pd
 from scipy import signal
 
 from curate import audio as audio_io
-from curate.datasets import MIXTURE, Track, discover
+from curate.datasets import MIXTURE, Track, copy_subsets, discover
 from curate.errors import StemcurateError
 from curate.schema import write_corruptions
 
@@ -190,9 +189,7 @@ def corrupt_dataset(
         audio_io.write(folder / f"{MIXTURE}.wav", mix, sr, subtype="FLOAT")
         if progress:
             progress(track.name)
-    for other_subset in ("train", "test"):
-        if other_subset != subset and (src / other_subset).is_dir():
-            shutil.copytree(src / other_subset, dst / other_subset)
+    copy_subsets(src, dst, skip={subset})
     truth = pd.DataFrame(rows)
     write_corruptions(truth, dst / "corruptions.parquet")
     return truth

@@ -210,6 +210,15 @@ def _discover_stem_mp4(root: Path, sub: Path, subset: str) -> list[Track]:
     return tracks
 
 
+def copy_subsets(src: str | Path, dst: str | Path, *, skip) -> None:
+    """Copy the subsets of ``src`` that are not in ``skip`` (and not yet in ``dst``) unchanged, for a
+    copy of a dataset that rewrites only some subsets (``curate corrupt``, ``curate repair``)."""
+    src, dst = Path(src), Path(dst)
+    for subset in SUBSETS:
+        if subset not in skip and (src / subset).is_dir() and not (dst / subset).exists():
+            shutil.copytree(src / subset, dst / subset)
+
+
 def available_stems(tracks: list[Track]) -> list[str]:
     """Stem names present in at least one track, in order of first appearance."""
     seen: dict[str, None] = {}

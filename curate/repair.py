@@ -28,7 +28,6 @@ could not be mended is still rejected there.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from scipy.signal import fftconvolve
 
 from curate import audio as audio_io
 from curate.bleed import BleedConfig, track_bleed
-from curate.datasets import MIXTURE, discover
+from curate.datasets import MIXTURE, copy_subsets, discover
 from curate.errors import StemcurateError
 from curate.schema import Manifest, write_repairs
 from curate.spectra import stft
@@ -50,6 +49,8 @@ from curate.spectra import stft
 class RepairConfig:
     """When to trade labels and subtract leaks."""
 
+    relabel: bool = True
+    """Trade the labels of swapped files (``curate repair --no-relabel``: leaks only)."""
     swap_max_label_score: float = 0.5
     """A file's label is doubted when the mean ``label_score`` of its fragments is below this."""
     swap_min_share: float = 0.6
@@ -69,7 +70,7 @@ class RepairConfig:
     predict this file from that copy and subtract its own content."""
 
 
-def file_labels(frame: pd.DataFrame, *, config: RepairConfig = RepairConfig()) -> pd.DataFrame:
+def file_labels(frame: pd.DataFrame) -> pd.DataFrame:
     """Per stem file of a scored manifest: ``track, subset, stem, predicted, share, label_score`` (duration-weighted)."""
     rows = []
     for (subset, track, stem), g in frame.groupby(["subset", "track", "stem"], sort=True):
@@ -119,8 +120,7 @@ def fit_leak(receiver: np.ndarray, source: np.ndarray, *, taps: int = 1024, pre:
     col[0] *= 1.0 + 1e-6
     lags = np.arange(-pre, taps - pre)
     h = solve_toeplitz(col, r_yx[lags % size])
-    pred = np.stack([fftconvolve(c, h)[pre : pre + n] for c in x])  # sum_i h_i x[n - (i - pre)]
-    return pred
+    return np.stack([fftconvolve(c, h)[pre : pre + n] for c in x])  # sum_i h_i x[n - (i - pre)]
 
 
 def repair_track(stems: dict[str, np.ndarray], sample_rate: int, *, config: RepairConfig = RepairConfig(),
@@ -139,13 +139,12 @@ def repair_track(stems: dict[str, np.ndarray], sample_rate: int, *, config: Repa
     out = {s: stems[s].astype(np.float64) for s in names}
     actions = []
     floor = 10 ** (config.leak_min_db / 10)
-    def strongest(i: str, j: str) -> tuple[float, float]:  # leak of j in i: (whole file, strongest of file and windows)
-        f = fractions[i][2][:, [o for o in names if o != i].index(j)]
-        return float(f[0]), float(f.max())
-
+    # leak of j in i: over the whole file, and the strongest of the file and its windows
+    whole = {i: dict(zip([o for o in names if o != i], fractions[i][2][0])) for i in names}
+    peak = {i: dict(zip([o for o in names if o != i], fractions[i][2].max(axis=0))) for i in names}
     for s in names:
         others = [o for o in names if o != s]
-        frac = np.array([strongest(s, o)[1] for o in others])
+        frac = np.array([peak[s][o] for o in others])
         energy = float(np.square(out[s]).sum())
         for k in np.argsort(-frac):
             if frac[k] < floor:
@@ -157,9 +156,8 @@ def repair_track(stems: dict[str, np.ndarray], sample_rate: int, *, config: Repa
             # a filter that removes much more than the leak model measured is predicting this file's
             # own content (siblings that play the same notes; a sibling that holds a copy of this file
             # when leaks go both ways, then measured over the whole file only): keep the leak
-            whole = strongest(s, src)[0]
-            mutual = strongest(src, s)[1] >= floor
-            reference = 10 * np.log10(max(whole if mutual else frac[k], 1e-30))
+            mutual = peak[src][s] >= floor
+            reference = 10 * np.log10(max(whole[s][src] if mutual else frac[k], 1e-30))
             kept = removed_db > reference + config.max_excess_db
             if not kept:
                 out[s] = out[s] - leak
@@ -184,15 +182,16 @@ def repair_dataset(manifest: Manifest, dst: str | Path, *, config: RepairConfig 
         raise StemcurateError(f"{dst}: the repaired copy must not overwrite the dataset it is made from")
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         raise StemcurateError(f"{dst}: output folder exists and is not empty")
-    pairs = swapped_pairs(file_labels(frame, config=config), config=config)
+    pairs = swapped_pairs(file_labels(frame), config=config) if config.relabel else []
     relabel: dict[tuple[str, str], dict[str, str]] = {}
     for subset, track, a, b in pairs:
         relabel.setdefault((subset, track), {}).update({a: b, b: a})
     rows = []
     subsets = sorted(set(frame["subset"]))
     for subset in subsets:
+        scanned = set(frame.loc[frame["subset"] == subset, "track"])
         for track in discover(manifest.root, subset=subset):
-            if track.name not in set(frame.loc[frame["subset"] == subset, "track"]):
+            if track.name not in scanned:
                 continue
             stems, sr = track.load_all()
             fixed, actions = repair_track(stems, sr, config=config)
@@ -209,10 +208,7 @@ def repair_dataset(manifest: Manifest, dst: str | Path, *, config: RepairConfig 
             rows += [dict(track=track.name, subset=subset, **a) for a in actions]
             if progress:
                 progress(track.name)
-    root = Path(manifest.root)
-    for other in ("train", "test"):
-        if other not in subsets and (root / other).is_dir() and not (dst / other).exists():
-            shutil.copytree(root / other, dst / other)
+    copy_subsets(manifest.root, dst, skip=set(subsets))
     table = pd.DataFrame(rows, columns=["track", "subset", "stem", "action", "new_stem", "source_stem", "leak_db", "removed_db"])
     write_repairs(table, dst / "repairs.parquet")
     return table
