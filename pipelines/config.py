@@ -14,6 +14,7 @@ from curate.errors import StemcurateError
 
 WEIGHTINGS = ("none", "quality", "binary")
 TRUNCATE_MODES = ("history", "batch")
+TRUNCATE_ON = ("relative", "absolute")
 
 
 @dataclass
@@ -54,6 +55,7 @@ class TrainConfig:
     truncate_mode: str = "history"  # history (running window of recent losses) | batch
     truncate_warmup: int = 200      # steps before truncation starts
     truncate_history: int = 1000    # per-example losses kept for the history quantile
+    truncate_on: str = "relative"   # relative (loss over a silent estimate's loss: level-free) | absolute
 
     def __post_init__(self):
         problems = []
@@ -61,6 +63,8 @@ class TrainConfig:
             problems.append(f"weighting must be one of {', '.join(WEIGHTINGS)} (got '{self.weighting}')")
         if self.truncate_mode not in TRUNCATE_MODES:
             problems.append(f"truncate_mode must be history or batch (got '{self.truncate_mode}')")
+        if self.truncate_on not in TRUNCATE_ON:
+            problems.append(f"truncate_on must be relative or absolute (got '{self.truncate_on}')")
         for name in ("remix_p", "silence_p", "valid_fraction", "binary_threshold", "noisy_weight"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 problems.append(f"{name} must be within 0-1 (got {getattr(self, name)})")

@@ -9,7 +9,7 @@ import torch
 from bsrnn.model import BSRNN, BSRNNConfig
 from pipelines.config import TrainConfig
 from pipelines.metrics import usdr
-from pipelines.robust import LossTruncation, combine, example_weights
+from pipelines.robust import LossTruncation, combine, example_weights, relative_losses
 
 
 def lr_multiplier(step: int, cfg: TrainConfig) -> float:
@@ -35,22 +35,32 @@ class SeparationModule(L.LightningModule):
         self.truncation = LossTruncation(c.truncate_quantile, mode=c.truncate_mode, warmup=c.truncate_warmup, history=c.truncate_history) if c.truncate else None
         self.drop_counts = {"corrupted": [0, 0], "clean": [0, 0]}  # [dropped, seen]
 
+    def _l1(self, spec: torch.Tensor, wave: torch.Tensor) -> torch.Tensor:
+        """The loss of an error ``spec`` (complex spectrogram) and ``wave`` ``(batch, channels, samples)``, per example."""
+        dims = tuple(range(1, spec.ndim))
+        return spec.real.abs().mean(dims) + spec.imag.abs().mean(dims) + wave.abs().mean(dim=(1, 2))
+
     def example_losses(self, mixture: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(batch, channels, samples)`` mixture and target -> per-example loss ``(batch,)`` and the estimate."""
         est_spec = self.model.separate_spec(mixture)
-        tgt_spec = self.model.stft(target)
         est = self.model.istft(est_spec, mixture.shape[-1])
-        dims = tuple(range(1, est_spec.ndim))
-        spec = (est_spec.real - tgt_spec.real).abs().mean(dims) + (est_spec.imag - tgt_spec.imag).abs().mean(dims)
-        wave = (est - target).abs().mean(dim=(1, 2))
-        return spec + wave, est
+        return self._l1(est_spec - self.model.stft(target), est - target), est
+
+    def truncation_scores(self, losses: torch.Tensor, mixture: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """What loss truncation ranks: ``losses`` as they are (``truncate_on="absolute"``) or relative to
+        the losses of silent estimates of the target and the mixture (:func:`pipelines.robust.relative_losses`)."""
+        if self.cfg.truncate_on == "absolute":
+            return losses
+        with torch.no_grad():
+            scale = lambda x: self._l1(self.model.stft(x), x)  # noqa: E731
+            return relative_losses(losses.detach(), scale(target), scale(mixture))
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         c = self.cfg
         losses, _ = self.example_losses(batch["mixture"], batch["target"])
         weights = example_weights(batch["quality"], c.weighting, threshold=c.binary_threshold, noisy_weight=c.noisy_weight)
         if self.truncation is not None:
-            keep = self.truncation.keep(losses, self.global_step)
+            keep = self.truncation.keep(self.truncation_scores(losses, batch["mixture"], batch["target"]), self.global_step)
         else:
             keep = torch.ones_like(losses, dtype=torch.bool)
         loss = combine(losses, weights.to(losses.device), keep)

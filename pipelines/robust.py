@@ -7,6 +7,12 @@
 * :class:`LossTruncation` drops the examples whose loss exceeds the ``1 - c`` quantile, either of
   a running history of recent per-example losses (Kang & Hashimoto 2020, "loss dropper") or of the
   batch (as the SDX23 label-noise winner did), after a warm-up.
+  Examples are ranked by their loss relative to the loss of a silent estimate
+  (:func:`relative_losses`, ``truncate_on="relative"``, the default): the L1 loss grows with an
+  example's level, and with per-stem gain augmentation the loudest clean targets would otherwise be
+  the ones dropped, which teaches the model to under-estimate (measured: a truncated vocals model
+  fell to about a silent estimate). An example whose target is not what the model hears in the
+  mixture scores above 1 at any level; ``absolute`` ranks the raw losses.
 * :func:`combine` is the batch loss: ``Σ wᵢ kᵢ lᵢ / Σ wᵢ kᵢ`` with ``kᵢ`` 1 for kept examples.
 """
 
@@ -32,6 +38,17 @@ def example_weights(quality: torch.Tensor, mode: str, *, threshold: float = 0.7,
     if total <= 0:
         return torch.ones_like(q)
     return w * (len(w) / total)
+
+
+RELATIVE_FLOOR = 0.1
+"""Share of the mixture's silent-estimate loss added to the target's, so that crops with a silent
+target (their loss is the model's leakage) are ranked against the mixture instead of against 0."""
+
+
+def relative_losses(losses: torch.Tensor, target_scale: torch.Tensor, mixture_scale: torch.Tensor, *, floor: float = RELATIVE_FLOOR) -> torch.Tensor:
+    """``(batch,)`` losses over ``target_scale + floor * mixture_scale``, where a scale is the loss of a
+    silent estimate of that signal: unchanged when an example's mixture and target are scaled together."""
+    return losses / (target_scale + floor * mixture_scale).clamp_min(1e-12)
 
 
 def combine(losses: torch.Tensor, weights: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
