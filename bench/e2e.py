@@ -1,9 +1,10 @@
 """End to end: does curating and training robustly on noisy stems get close to training on clean stems?
 
-Usage: python bench/e2e.py [--quick] [--save] [--seeds 0,1,2] [--steps 150] [--configs a,b,c,d,e,f,o] [--work DIR]
+Usage: python bench/e2e.py [--quick] [--save] [--seeds 0,1,2] [--steps 200] [--configs a,b,c,d,e,f,o] [--work DIR]
                          [--accelerator gpu --device cuda] [--level equal|rendered] [--repair]
 
-Renders a dataset (../shared/tools/render_multitracks.py: 16 train + 4 test tracks of 20 s),
+Renders a dataset (../shared/tools/render_multitracks.py: 32 train + 4 test tracks of 40 s, every usable
+song of the renderer's 36),
 re-mixes every track with its stems at about equal loudness (``--level equal``, the default; see
 bench.common.relevel: as rendered, the vocal line of some songs sits 10-21 dB under the rest, where
 no model at this budget beats a silent estimate), corrupts the train split with `curate corrupt` (30 % of stems mislabelled,
@@ -34,15 +35,17 @@ Prints a table, then one JSON line: {"sdr", "gap_closed", "best_gap_closed", ...
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
 import textwrap
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -106,16 +109,47 @@ def train_settings(steps: int, *, batch: int = 4, crop: float = 2.0, lr: float =
                         warmup_epochs=1, epoch_steps=10, truncate_warmup=max(10, steps // 4), fill_missing=fill_missing)
 
 
+def manifest_digest(manifest: Path) -> str:
+    """Hash of what training reads from a manifest: every fragment's place and quality."""
+    f = read_manifest(manifest).frame[["subset", "track", "stem", "start", "end", "quality"]]
+    return f"{int(pd.util.hash_pandas_object(f, index=False).sum()) & (2**64 - 1):016x}"
+
+
+def _used(train: dict) -> dict:
+    """Training settings less the loss-truncation ones when truncation is off (they change nothing then)."""
+    return train if train.get("truncate") else {k: v for k, v in train.items() if not k.startswith("truncate_")}
+
+
+def cached_model(export: Path, cfg, digest: str) -> BSRNN | None:
+    """The model exported to ``export`` by an earlier run of this benchmark with the same training
+    settings on the same fragments (``bench.json`` beside it), or None: the benchmark resumes."""
+    side = export / "bench.json"
+    if not side.is_file():
+        return None
+    done = json.loads(side.read_text())
+    if _used(done.get("train", {})) != _used(json.loads(json.dumps(asdict(cfg)))) or done.get("manifest") != digest:
+        return None
+    return BSRNN.load(export / f"{export.name}.ckpt")
+
+
 def train_eval(manifest: Path, data: Path, work: Path, name: str, targets: list[str], seed: int, base, *, run: dict, **robust) -> dict:
-    """Train every target on ``manifest`` and evaluate on the clean test split; ``{target: (usdr, csdr)}``."""
+    """Train every target on ``manifest`` (or reuse a finished identical run) and evaluate on the
+    clean test split; ``{target: (usdr, csdr)}``."""
     models = {}
+    digest = manifest_digest(manifest)
     for t in targets:
         cfg = replace(base, seed=seed, **robust)
+        export_dir = work / "models" / f"{name}-{seed}"
+        models[t] = cached_model(export_dir / t, cfg, digest)
+        if models[t] is not None:
+            log(f"  {t}: reusing {export_dir / t}")
+            continue
         out = work / "runs" / f"{name}-{t}-{seed}"
         shutil.rmtree(out, ignore_errors=True)
-        r = train(manifest, model=model_config("tiny", t), config=cfg, out=out, export_dir=work / "models" / f"{name}-{seed}",
+        r = train(manifest, model=model_config("tiny", t), config=cfg, out=out, export_dir=export_dir,
                   accelerator=run["accelerator"], progress=False)
         models[t] = BSRNN.load(r.exported)
+        (export_dir / t / "bench.json").write_text(json.dumps({"train": asdict(cfg), "manifest": digest}))
     res = evaluate(models, data, subset="test", device=run["device"])
     return {t: (float(g["usdr"].mean()), float(np.nanmedian(g["csdr"]))) for t, g in res.groupby("target")}
 
@@ -127,15 +161,15 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--targets", default="vocals,bass")
     ap.add_argument("--configs", default="a,b,c,d,e,f")
-    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--crop", type=float, default=2.0)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--repair", action="store_true", help="curate repair the noisy split before the curated configurations scan and filter it")
     ap.add_argument("--fill-missing", action="store_true", help="TrainConfig.fill_missing: take rejected accompaniment stems from other tracks")
-    ap.add_argument("--train-tracks", type=int, default=16)
+    ap.add_argument("--train-tracks", type=int, default=32)
     ap.add_argument("--test-tracks", type=int, default=4)
-    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--seconds", type=float, default=40.0)
     ap.add_argument("--mislabel-rate", type=float, default=0.3)
     ap.add_argument("--bleed-rate", type=float, default=0.3)
     ap.add_argument("--render-seed", type=int, default=0)
@@ -203,7 +237,7 @@ def main() -> None:
                 results[c][seed] = train_eval(manifest, clean, work, c, targets, seed, base, run=run, **robust)
                 continue
             round1 = work / "models" / f"c-{seed}"
-            if not round1.is_dir():
+            if seed not in results.get("c", {}):  # trains (c), or checks that its models match these settings
                 results.setdefault("c", {})[seed] = train_eval(manifests["noisy"], clean, work, "c", targets, seed, base, run=run, **trunc)
             rescan = work / f"rescan{'-repaired' if args.repair else ''}-{seed}.parquet"
             scan(curated_data, output=rescan, score=ScoreConfig(separator=(str(round1),), device=args.device), jobs=2)
