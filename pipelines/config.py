@@ -56,6 +56,7 @@ class TrainConfig:
     truncate_warmup: int = 200      # steps before truncation starts
     truncate_history: int = 1000    # per-example losses kept for the history quantile
     truncate_on: str = "relative"   # relative (loss over a silent estimate's loss: level-free) | absolute
+    truncate_level_band_db: float = 3.0  # history mode: compare with examples whose target-to-mixture level is this close (0: all)
 
     def __post_init__(self):
         problems = []

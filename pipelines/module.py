@@ -32,7 +32,8 @@ class SeparationModule(L.LightningModule):
         self.cfg = TrainConfig(**train)
         self.model = BSRNN(self.model_config)
         c = self.cfg
-        self.truncation = LossTruncation(c.truncate_quantile, mode=c.truncate_mode, warmup=c.truncate_warmup, history=c.truncate_history) if c.truncate else None
+        self.truncation = LossTruncation(c.truncate_quantile, mode=c.truncate_mode, warmup=c.truncate_warmup, history=c.truncate_history,
+                                         band_db=c.truncate_level_band_db) if c.truncate else None
         self.drop_counts = {"corrupted": [0, 0], "clean": [0, 0]}  # [dropped, seen]
 
     def _l1(self, spec: torch.Tensor, wave: torch.Tensor) -> torch.Tensor:
@@ -46,21 +47,26 @@ class SeparationModule(L.LightningModule):
         est = self.model.istft(est_spec, mixture.shape[-1])
         return self._l1(est_spec - self.model.stft(target), est - target), est
 
-    def truncation_scores(self, losses: torch.Tensor, mixture: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """What loss truncation ranks: ``losses`` as they are (``truncate_on="absolute"``) or relative to
-        the losses of silent estimates of the target and the mixture (:func:`pipelines.robust.relative_losses`)."""
-        if self.cfg.truncate_on == "absolute":
-            return losses
+    def truncation_scores(self, losses: torch.Tensor, mixture: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What loss truncation ranks, ``(batch,)``: ``losses`` as they are (``truncate_on="absolute"``) or
+        relative to the losses of silent estimates of the target and the mixture
+        (:func:`pipelines.robust.relative_losses`); and each example's target-to-mixture level in dB
+        (the ratio of those silent-estimate losses), which truncation compares like with like by."""
         with torch.no_grad():
             scale = lambda x: self._l1(self.model.stft(x), x)  # noqa: E731
-            return relative_losses(losses.detach(), scale(target), scale(mixture))
+            t, m = scale(target), scale(mixture)
+            level = 20 * torch.log10((t + 1e-4 * m).clamp_min(1e-12) / m.clamp_min(1e-12))
+            if self.cfg.truncate_on == "absolute":
+                return losses, level
+            return relative_losses(losses.detach(), t, m), level
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         c = self.cfg
         losses, _ = self.example_losses(batch["mixture"], batch["target"])
         weights = example_weights(batch["quality"], c.weighting, threshold=c.binary_threshold, noisy_weight=c.noisy_weight)
         if self.truncation is not None:
-            keep = self.truncation.keep(self.truncation_scores(losses, batch["mixture"], batch["target"]), self.global_step)
+            scores, levels = self.truncation_scores(losses, batch["mixture"], batch["target"])
+            keep = self.truncation.keep(scores, self.global_step, levels)
         else:
             keep = torch.ones_like(losses, dtype=torch.bool)
         loss = combine(losses, weights.to(losses.device), keep)

@@ -58,31 +58,63 @@ def combine(losses: torch.Tensor, weights: torch.Tensor, keep: torch.Tensor) -> 
 
 
 class LossTruncation:
-    """Drop the examples whose loss exceeds the ``1 - quantile`` quantile (``mode`` history or batch)."""
+    """Drop the examples whose loss exceeds the ``1 - quantile`` quantile (``mode`` history or batch).
 
-    def __init__(self, quantile: float = 0.3, *, mode: str = "history", warmup: int = 0, history: int = 1000):
+    With ``levels`` (history mode), each example is compared only with the history entries whose
+    level is within ``band_db`` of its own (at least the ``min_pool`` nearest): the loss of a quiet
+    target is compared with that of other quiet targets, so truncation drops the worst examples of
+    every level instead of all examples of one level, which would bias the model's output level.
+    """
+
+    def __init__(self, quantile: float = 0.3, *, mode: str = "history", warmup: int = 0, history: int = 1000,
+                 band_db: float = 0.0, min_pool: int = 32):
         if mode not in ("history", "batch"):
             raise ValueError(f"unknown truncation mode '{mode}'")
         self.quantile, self.mode, self.warmup = quantile, mode, warmup
+        self.band_db, self.min_pool = band_db, min_pool
         self.history: deque[float] = deque(maxlen=history)
+        self.levels: deque[float] = deque(maxlen=history)
 
-    def keep(self, losses: torch.Tensor, step: int) -> torch.Tensor:
-        """Boolean ``(batch,)`` mask of the examples to train on at global ``step``; at least one is kept."""
+    def keep(self, losses: torch.Tensor, step: int, levels: torch.Tensor | None = None) -> torch.Tensor:
+        """Boolean ``(batch,)`` mask of the examples to train on at global ``step``; at least one is kept.
+        ``levels``: ``(batch,)`` level of each example in dB (used in history mode when ``band_db > 0``)."""
         values = losses.detach().float().cpu()
+        lv = None if levels is None else levels.detach().float().cpu()
         if self.mode == "history":
             self.history.extend(values.tolist())
+            self.levels.extend((lv if lv is not None else torch.full_like(values, float("nan"))).tolist())
         if step < self.warmup:
             return torch.ones(len(values), dtype=torch.bool, device=losses.device)
-        pool = torch.tensor(list(self.history)) if self.mode == "history" else values
-        cutoff = torch.quantile(pool, 1.0 - self.quantile)
-        keep = values <= cutoff
+        if self.mode == "history" and self.band_db > 0 and lv is not None:
+            keep = values <= self._cutoffs(lv)
+        else:
+            pool = torch.tensor(list(self.history)) if self.mode == "history" else values
+            keep = values <= torch.quantile(pool, 1.0 - self.quantile)
         if not keep.any():
             keep[values.argmin()] = True
         return keep.to(losses.device)
 
+    def _cutoffs(self, levels: torch.Tensor) -> torch.Tensor:
+        """The ``1 - quantile`` quantile of the history entries within ``band_db`` of each level."""
+        hist, hl = torch.tensor(list(self.history)), torch.tensor(list(self.levels))
+        known = ~torch.isnan(hl)
+        hist, hl = hist[known], hl[known]
+        if len(hist) == 0:
+            return torch.full((len(levels),), float(torch.quantile(torch.tensor(list(self.history)), 1.0 - self.quantile)))
+        out = torch.empty(len(levels))
+        for i, level in enumerate(levels):
+            dist = (hl - level).abs()
+            near = dist <= self.band_db
+            if int(near.sum()) < self.min_pool:
+                near = dist <= dist.kthvalue(min(self.min_pool, len(dist))).values
+            out[i] = torch.quantile(hist[near], 1.0 - self.quantile)
+        return out
+
     def state_dict(self) -> dict:
-        return {"history": list(self.history)}
+        return {"history": list(self.history), "levels": list(self.levels)}
 
     def load_state_dict(self, state: dict) -> None:
         self.history.clear()
         self.history.extend(float(v) for v in state.get("history", []))
+        self.levels.clear()
+        self.levels.extend(float(v) for v in state.get("levels", [float("nan")] * len(self.history)))

@@ -92,6 +92,29 @@ def test_truncation_batch_and_history():
     assert LossTruncation(0.9, mode="batch").keep(torch.tensor([3.0, 3.0]), step=0).any()  # never drops all
 
 
+def test_truncation_by_level_drops_the_worst_of_every_level():
+    """Quiet targets have higher relative losses than loud ones; compared like with like, each level
+    loses its own worst examples instead of the quiet ones losing everything."""
+    gen = torch.Generator().manual_seed(0)
+    quiet = 2.0 + torch.rand(200, generator=gen)  # levels around -20 dB
+    loud = 0.5 + torch.rand(200, generator=gen)   # levels around 0 dB
+    scores = torch.cat([quiet, loud])
+    levels = torch.cat([torch.full((200,), -20.0), torch.full((200,), 0.0)]) + torch.rand(400, generator=gen)
+    flat = LossTruncation(0.3, mode="history", history=400)
+    banded = LossTruncation(0.3, mode="history", history=400, band_db=3.0)
+    for t in (flat, banded):
+        t.keep(scores, step=0, levels=levels)
+    q_flat = flat.keep(scores, step=1, levels=levels)
+    q_band = banded.keep(scores, step=1, levels=levels)
+    assert (~q_flat[:200]).float().mean() > 0.55 and (~q_flat[200:]).float().mean() == 0  # all dropped examples are quiet
+    for part in (slice(0, 200), slice(200, 400)):  # about 30 % of each level
+        assert 0.2 < float((~q_band[part]).float().mean()) < 0.4
+    assert bool(q_band[quiet.argmax()]) is False and bool(q_band[200 + loud.argmax()]) is False
+    banded2 = LossTruncation(0.3, mode="history", history=400, band_db=3.0)
+    banded2.load_state_dict(banded.state_dict())
+    assert torch.equal(banded2.keep(scores, step=1, levels=levels), banded.keep(scores, step=1, levels=levels))
+
+
 def test_truncation_ranks_losses_free_of_the_example_level():
     """The same example 20 dB louder has a 10x larger loss, and the same relative one; a target that
     is not in the mixture ranks above the mixture's own part at either level."""
@@ -109,8 +132,9 @@ def test_truncation_ranks_losses_free_of_the_example_level():
     ab = SeparationModule(cfg, TrainConfig(truncate=True, truncate_on="absolute").__dict__)
     with torch.no_grad():
         losses, est = rel.example_losses(mixture, target)
-        scores = rel.truncation_scores(losses, mixture, target)
-        assert torch.equal(ab.truncation_scores(losses, mixture, target), losses)
+        scores, levels = rel.truncation_scores(losses, mixture, target)
+        assert torch.equal(ab.truncation_scores(losses, mixture, target)[0], losses)
+        assert torch.allclose(levels[1], levels[0], atol=1e-3) and float(levels[0]) < 0  # the target is part of the mixture
         silent = rel._l1(rel.model.stft(target), target)  # the loss of a zero estimate
     assert float(losses[1] / losses[0]) == pytest.approx(10.0, rel=1e-3)
     assert float(scores[1] / scores[0]) == pytest.approx(1.0, rel=1e-3)
