@@ -52,7 +52,7 @@ def run_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
     parts = [html.cards([("target", model_cfg.target), ("steps", str(summary.get("global_step", int(logs["step"].max()) + 1))),
                          ("best val uSDR", f"{summary['best_usdr']:.2f} dB" if summary.get("best_usdr") is not None else "—"),
                          ("weighting", train_cfg.weighting),
-                         ("loss truncation", f"{train_cfg.truncate_mode}, c={train_cfg.truncate_quantile:g}" if train_cfg.truncate else "off")])]
+                         ("loss truncation", f"{train_cfg.truncate_mode}, c={train_cfg.truncate_quantile:g}, {train_cfg.truncate_on} loss" if train_cfg.truncate else "off")])]
     loss = _smooth(_series(logs, {"train/loss": "training loss (weighted)", "train/loss_unweighted": "training loss (unweighted)"}))
     parts += ["<h2>Loss</h2>", str(html.img(plots.curves(loss, xlabel="step", ylabel="L1 spectrogram + waveform"), "training loss curve"))
               if loss else "<p class=note>No training loss logged.</p>"]
@@ -63,7 +63,7 @@ def run_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
                                       "train/dropped_clean": "among clean (cumulative)"}))
     if train_cfg.truncate and dropped:
         parts += ["<h2>Loss truncation</h2>",
-                  f"<p class=note>Examples above the {1 - train_cfg.truncate_quantile:.0%} loss quantile ({train_cfg.truncate_mode}) are dropped after step {train_cfg.truncate_warmup}. "
+                  f"<p class=note>Examples above the {1 - train_cfg.truncate_quantile:.0%} loss quantile ({train_cfg.truncate_mode}, {'loss relative to a silent estimate' if train_cfg.truncate_on == 'relative' else 'raw loss'}) are dropped after step {train_cfg.truncate_warmup}. "
                   "The corrupted/clean curves appear when the data carries ground truth from <code>curate corrupt</code>.</p>",
                   str(html.img(plots.curves(dropped, xlabel="step", ylabel="fraction dropped"), "dropped fraction curve"))]
     results_path = run / "results.parquet"
