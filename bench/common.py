@@ -27,9 +27,38 @@ def render(out: Path, *, train: int, test: int = 0, seconds: float = 20.0, seed:
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise SystemExit(f"render failed (needs fluidsynth fluid-soundfont-gm freedoom and mido):\n{res.stderr[-2000:]}")
+    short = test - len(list((out / "test").glob("*/mixture.wav")))
+    if short > 0:  # fewer songs have an excerpt this long than asked for: the rest of the test split at 20 s
+        _top_up(out / "test", short, seed=seed)
     if level == "equal":
         for track in sorted(p for p in out.glob("*/*") if (p / "mixture.wav").is_file()):
             relevel(track, seed=seed)
+
+
+def _usable_songs(seconds: float) -> list[str]:
+    """Names of the songs the renderer can take an excerpt of ``seconds`` from."""
+    res = subprocess.run([sys.executable, str(RENDER), "/nonexistent", "--list", "--seconds", str(seconds)], capture_output=True, text=True, check=True)
+    return [line.strip().split("  (")[0] for line in res.stdout.splitlines()[1:] if line.startswith("  ")]
+
+
+def _top_up(folder: Path, count: int, *, seed: int, seconds: float = 20.0) -> None:
+    """Render ``count`` more songs of ``seconds`` into ``folder``, taken from the usable songs that no
+    subset next to it holds yet (in the renderer's listing order; an error when there are too few)."""
+    taken = {p.name for p in folder.parent.glob("*/*")}
+    spare = [s for s in _usable_songs(seconds) if s not in taken][:count]
+    if len(spare) < count:
+        raise SystemExit(f"the renderer has only {len(spare)} more songs for {folder}, {count} wanted")
+    import shutil
+    import tempfile
+
+    for song in spare:
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, str(RENDER), tmp, "--num-train", "0", "--num-test", "1", "--seconds", str(seconds), "--seed", str(seed), "--songs", song]
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            got = Path(tmp) / "test" / song
+            if res.returncode != 0 or not got.is_dir():
+                raise SystemExit(f"render of {song} failed:\n{res.stderr[-2000:]}")
+            shutil.move(str(got), str(folder / song))
 
 
 def active_power(x, sample_rate: int, *, frame_s: float = 0.5, floor_db: float = -40.0) -> float:
