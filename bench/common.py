@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,9 +50,6 @@ def _top_up(folder: Path, count: int, *, seed: int, seconds: float = 20.0) -> No
     spare = [s for s in _usable_songs(seconds) if s not in taken][:count]
     if len(spare) < count:
         raise SystemExit(f"the renderer has only {len(spare)} more songs for {folder}, {count} wanted")
-    import shutil
-    import tempfile
-
     for song in spare:
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, str(RENDER), tmp, "--num-train", "0", "--num-test", "1", "--seconds", str(seconds), "--seed", str(seed), "--songs", song]

@@ -41,20 +41,28 @@ class SeparationModule(L.LightningModule):
         dims = tuple(range(1, spec.ndim))
         return spec.real.abs().mean(dims) + spec.imag.abs().mean(dims) + wave.abs().mean(dim=(1, 2))
 
-    def example_losses(self, mixture: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(batch, channels, samples)`` mixture and target -> per-example loss ``(batch,)`` and the estimate."""
+    def _losses(self, mixture: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`example_losses` plus the target's spectrogram, which truncation reuses."""
         est_spec = self.model.separate_spec(mixture)
         est = self.model.istft(est_spec, mixture.shape[-1])
-        return self._l1(est_spec - self.model.stft(target), est - target), est
+        target_spec = self.model.stft(target)
+        return self._l1(est_spec - target_spec, est - target), est, target_spec
 
-    def truncation_scores(self, losses: torch.Tensor, mixture: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def example_losses(self, mixture: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, channels, samples)`` mixture and target -> per-example loss ``(batch,)`` and the estimate."""
+        losses, est, _ = self._losses(mixture, target)
+        return losses, est
+
+    def truncation_scores(self, losses: torch.Tensor, mixture: torch.Tensor, target: torch.Tensor, *,
+                          target_spec: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """What loss truncation ranks, ``(batch,)``: ``losses`` as they are (``truncate_on="absolute"``) or
         relative to the losses of silent estimates of the target and the mixture
         (:func:`pipelines.robust.relative_losses`); and each example's target-to-mixture level in dB
-        (the ratio of those silent-estimate losses), which truncation compares like with like by."""
+        (the ratio of those silent-estimate losses), which truncation compares like with like by.
+        ``target_spec``: the target's spectrogram when the caller has it already."""
         with torch.no_grad():
-            scale = lambda x: self._l1(self.model.stft(x), x)  # noqa: E731
-            t, m = scale(target), scale(mixture)
+            scale = lambda x, spec=None: self._l1(self.model.stft(x) if spec is None else spec.detach(), x)  # noqa: E731
+            t, m = scale(target, target_spec), scale(mixture)
             level = 20 * torch.log10((t + 1e-4 * m).clamp_min(1e-12) / m.clamp_min(1e-12))
             if self.cfg.truncate_on == "absolute":
                 return losses, level
@@ -62,10 +70,10 @@ class SeparationModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         c = self.cfg
-        losses, _ = self.example_losses(batch["mixture"], batch["target"])
+        losses, _, target_spec = self._losses(batch["mixture"], batch["target"])
         weights = example_weights(batch["quality"], c.weighting, threshold=c.binary_threshold, noisy_weight=c.noisy_weight)
         if self.truncation is not None:
-            scores, levels = self.truncation_scores(losses, batch["mixture"], batch["target"])
+            scores, levels = self.truncation_scores(losses, batch["mixture"], batch["target"], target_spec=target_spec)
             keep = self.truncation.keep(scores, self.global_step, levels)
         else:
             keep = torch.ones_like(losses, dtype=torch.bool)

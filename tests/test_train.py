@@ -133,6 +133,10 @@ def test_truncation_ranks_losses_free_of_the_example_level():
     with torch.no_grad():
         losses, est = rel.example_losses(mixture, target)
         scores, levels = rel.truncation_scores(losses, mixture, target)
+        losses2, _, target_spec = rel._losses(mixture, target)  # what training_step hands over
+        assert torch.equal(losses2, losses)
+        reused = rel.truncation_scores(losses, mixture, target, target_spec=target_spec)
+        assert torch.equal(reused[0], scores) and torch.equal(reused[1], levels)
         assert torch.equal(ab.truncation_scores(losses, mixture, target)[0], losses)
         assert torch.allclose(levels[1], levels[0], atol=1e-3) and float(levels[0]) < 0  # the target is part of the mixture
         silent = rel._l1(rel.model.stft(target), target)  # the loss of a zero estimate
