@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import shutil
 import sys
 import tempfile
@@ -52,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -140,8 +140,6 @@ def cached_model(export: Path, cfg, digest: str) -> BSRNN | None:
 
 def _worker_init(threads: int) -> None:
     """A training worker process: ``threads`` torch threads, so that the workers share the cores."""
-    import torch
-
     torch.set_num_threads(threads)
 
 
@@ -247,7 +245,7 @@ def main() -> None:
     results: dict[str, dict[int, dict]] = {c: {} for c in configs}
     pool = None
     if args.jobs > 1:
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        threads = max(1, torch.get_num_threads() // args.jobs)  # this process's threads (OMP_NUM_THREADS, or the cores) shared out
         pool = ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init, initargs=(threads,))
     run = {"accelerator": args.accelerator, "device": args.device, "pool": pool}
     spent = {c: 0.0 for c in configs}  # seconds per configuration (f: its rescans and, when trained here, round one)
