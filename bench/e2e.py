@@ -266,16 +266,15 @@ def main() -> None:
             if c != "f":
                 manifest, robust = plan[c]
                 results[c][seed] = train_eval(manifest, clean, work, c, targets, seed, base, run=run, **robust)
-                spent[c] += time.perf_counter() - t_c
-                continue
-            round1 = work / "models" / f"c-{seed}"
-            if seed not in results.get("c", {}):  # trains (c), or checks that its models match these settings
-                results.setdefault("c", {})[seed] = train_eval(manifests["noisy"], clean, work, "c", targets, seed, base, run=run, **trunc)
-            rescan = work / f"rescan{'-repaired' if args.repair else ''}-{seed}.parquet"
-            scan(curated_data, output=rescan, score=ScoreConfig(separator=(str(round1),), device=args.device), jobs=2)
-            filter_manifest(rescan, threshold=0.7, output=work / f"curated2-{seed}.parquet", rejected=work / f"rejected2-{seed}.parquet")
-            results[c][seed] = train_eval(work / f"curated2-{seed}.parquet", clean, work, c, targets, seed, base, run=run,
-                                          weighting="quality", **curated_trunc)
+            else:
+                round1 = work / "models" / f"c-{seed}"
+                if seed not in results.get("c", {}):  # trains (c), or checks that its models match these settings
+                    results.setdefault("c", {})[seed] = train_eval(manifests["noisy"], clean, work, "c", targets, seed, base, run=run, **trunc)
+                rescan = work / f"rescan{'-repaired' if args.repair else ''}-{seed}.parquet"
+                scan(curated_data, output=rescan, score=ScoreConfig(separator=(str(round1),), device=args.device), jobs=2)
+                filter_manifest(rescan, threshold=0.7, output=work / f"curated2-{seed}.parquet", rejected=work / f"rejected2-{seed}.parquet")
+                results[c][seed] = train_eval(work / f"curated2-{seed}.parquet", clean, work, c, targets, seed, base, run=run,
+                                              weighting="quality", **curated_trunc)
             spent[c] += time.perf_counter() - t_c
     if pool is not None:
         pool.shutdown()

@@ -61,8 +61,8 @@ class SeparationModule(L.LightningModule):
         (the ratio of those silent-estimate losses), which truncation compares like with like by.
         ``target_spec``: the target's spectrogram when the caller has it already."""
         with torch.no_grad():
-            scale = lambda x, spec=None: self._l1(self.model.stft(x) if spec is None else spec.detach(), x)  # noqa: E731
-            t, m = scale(target, target_spec), scale(mixture)
+            spec = self.model.stft(target) if target_spec is None else target_spec.detach()
+            t, m = self._l1(spec, target), self._l1(self.model.stft(mixture), mixture)  # losses of silent estimates
             level = 20 * torch.log10((t + 1e-4 * m).clamp_min(1e-12) / m.clamp_min(1e-12))
             if self.cfg.truncate_on == "absolute":
                 return losses, level

@@ -85,22 +85,23 @@ class LossTruncation:
             self.levels.extend((lv if lv is not None else torch.full_like(values, float("nan"))).tolist())
         if step < self.warmup:
             return torch.ones(len(values), dtype=torch.bool, device=losses.device)
-        if self.mode == "history" and self.band_db > 0 and lv is not None:
-            keep = values <= self._cutoffs(lv)
-        else:
+        cutoff = self._cutoffs(lv) if self.mode == "history" and self.band_db > 0 and lv is not None else None
+        if cutoff is None:
             pool = torch.tensor(list(self.history)) if self.mode == "history" else values
-            keep = values <= torch.quantile(pool, 1.0 - self.quantile)
+            cutoff = torch.quantile(pool, 1.0 - self.quantile)
+        keep = values <= cutoff
         if not keep.any():
             keep[values.argmin()] = True
         return keep.to(losses.device)
 
-    def _cutoffs(self, levels: torch.Tensor) -> torch.Tensor:
-        """The ``1 - quantile`` quantile of the history entries within ``band_db`` of each level."""
+    def _cutoffs(self, levels: torch.Tensor) -> torch.Tensor | None:
+        """The ``1 - quantile`` quantile of the history entries within ``band_db`` of each level; None
+        when no history entry has a level."""
         hist, hl = torch.tensor(list(self.history)), torch.tensor(list(self.levels))
         known = ~torch.isnan(hl)
         hist, hl = hist[known], hl[known]
         if len(hist) == 0:
-            return torch.full((len(levels),), float(torch.quantile(torch.tensor(list(self.history)), 1.0 - self.quantile)))
+            return None
         out = torch.empty(len(levels))
         for i, level in enumerate(levels):
             dist = (hl - level).abs()
