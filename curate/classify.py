@@ -73,6 +73,10 @@ class LabelModelConfig:
     relative to it); the absolute classifier is not misled by that."""
     max_joint_stems: int = 6
     """Windows with more stems are scored stem by stem (no joint enumeration)."""
+    reference_weight: float = 4.0
+    """Weight of each reference-pool unit in the classifier fits: ``min(1, reference_weight / n)`` for a
+    dataset of ``n`` tracks. A small dataset leans on the pool; a large one mostly teaches itself (a
+    pool unlike the dataset's music would otherwise pull its decision boundaries)."""
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -85,6 +89,62 @@ def relative_features(emb: np.ndarray, tracks: np.ndarray, stems: np.ndarray) ->
     stem_mean = df.groupby([tracks, stems]).mean()
     track_mean = stem_mean.groupby(level=0).mean()
     return emb - track_mean.loc[tracks].to_numpy()
+
+
+@dataclass
+class ReferenceUnits:
+    """Clean, correctly labelled units that join every classifier fit and are never scored.
+
+    ``units``: one row per unit with ``track`` and ``stem`` (its label); ``emb``: ``(units, d)``, from
+    the same embedder as the dataset. See :mod:`curate.reference`.
+    """
+
+    units: pd.DataFrame
+    emb: np.ndarray
+    source: str = "reference"
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+    def restrict(self, classes: list[str]) -> "ReferenceUnits":
+        """Only the units whose label is one of ``classes``."""
+        keep = self.units["stem"].isin(classes).to_numpy()
+        return ReferenceUnits(self.units[keep].reset_index(drop=True), self.emb[keep], self.source)
+
+
+@dataclass
+class LabelScores:
+    """What the label model found: per fragment, and per unit for benchmarks and reports."""
+
+    fragments: pd.DataFrame
+    """``label_score``, ``predicted_stem``, ``classifier_p``, ``cl_issue`` per fragment (input order)."""
+    units: pd.DataFrame
+    """``track``, ``stem``, ``start`` per unit (half fragment)."""
+    classes: list[str]
+    first_proba: np.ndarray
+    """``(units, K)`` out-of-fold probabilities of the first round (every unit may teach the model)."""
+    proba: np.ndarray
+    """``(units, K)`` out-of-fold probabilities of the last round."""
+    posterior: np.ndarray
+    """``(units, K)`` joint-assignment posterior over the true content class."""
+    eps: float
+    """The noise rate the model used (EM estimate unless given)."""
+    reference_units: int = 0
+    dataset_share: float = 1.0
+    """Share of the classifier's training weight that came from the dataset itself (the rest: the reference pool)."""
+
+
+def _fit(clf, X, y, w):
+    """``clf.fit`` with per-row weights routed to the estimator (or every ensemble member)."""
+    if w is None:
+        return clf.fit(X, y)
+    if isinstance(clf, _Ensemble):
+        for m in clf.members:
+            _fit(m, X, y, w)
+        return clf
+    if hasattr(clf, "steps"):
+        return clf.fit(X, y, **{f"{clf.steps[-1][0]}__sample_weight": w})
+    return clf.fit(X, y, sample_weight=w)
 
 
 class _Ensemble:
@@ -103,36 +163,55 @@ class _Ensemble:
 
 
 def _make_classifier(config: LabelModelConfig):
-    logreg = make_pipeline(StandardScaler(), LogisticRegression(C=config.C, max_iter=3000))
+    # warm_start: a refit of the same fold (the next round, without the doubtful units) starts from the last solution
+    logreg = make_pipeline(StandardScaler(), LogisticRegression(C=config.C, max_iter=300, warm_start=True))
     forest = ExtraTreesClassifier(n_estimators=300, min_samples_leaf=2, max_features="sqrt", n_jobs=1, random_state=config.seed)
     return {"logreg": logreg, "forest": forest, "ensemble": _Ensemble([logreg, forest])}[config.model]
 
 
-def out_of_fold_proba(X: np.ndarray, labels: np.ndarray, groups: np.ndarray, classes: list[str], *, config: LabelModelConfig = LabelModelConfig(), train_mask: np.ndarray | None = None) -> np.ndarray:
+def out_of_fold_proba(X: np.ndarray, labels: np.ndarray, groups: np.ndarray, classes: list[str], *, config: LabelModelConfig = LabelModelConfig(), train_mask: np.ndarray | None = None, reference: tuple[np.ndarray, np.ndarray, float] | None = None, models: dict | None = None) -> np.ndarray:
     """Class probabilities ``(n, K)`` for every row from models that never saw its group (track).
 
     ``train_mask`` restricts which rows may be used for fitting (all rows are predicted).
-    Folds: ``min(config.folds, n_groups)``; needs at least 2 groups.
+    ``reference``: ``(X_ref, labels_ref, weight)``, rows that join every fit with that weight and are
+    never predicted. ``models``: a dict that keeps each fold's classifier between calls on the same rows
+    (refits start from the last solution). Folds: ``min(config.folds, n_groups)``; needs at least 2 groups, or one group
+    and reference rows (then the reference alone teaches the model). Raises ``ValueError`` otherwise.
     """
     groups = np.asarray(groups)
     n_groups = len(np.unique(groups))
-    if n_groups < 2:
-        raise ValueError("out-of-fold prediction needs fragments from at least 2 tracks")
+    has_ref = reference is not None and len(reference[0]) > 0
+    if n_groups < 2 and not has_ref:
+        raise ValueError("out-of-fold prediction needs fragments from at least 2 tracks (or a reference pool)")
     train_mask = np.ones(len(X), bool) if train_mask is None else train_mask
     idx = {c: k for k, c in enumerate(classes)}
     y = np.array([idx[v] for v in labels])
     proba = np.zeros((len(X), len(classes)))
     prior = np.bincount(y, minlength=len(classes)) / len(y)
-    for fit_rows, pred_rows in GroupKFold(n_splits=min(config.folds, n_groups)).split(X, y, groups):
+    if n_groups >= 2:
+        splits = GroupKFold(n_splits=min(config.folds, n_groups)).split(X, y, groups)
+    else:
+        splits = [(np.zeros(0, np.int64), np.arange(len(X)))]
+    if has_ref:
+        x_ref, y_ref = reference[0], np.array([idx[v] for v in reference[1]])
+    for fold, (fit_rows, pred_rows) in enumerate(splits):
         fit_rows = fit_rows[train_mask[fit_rows]]
-        present = np.unique(y[fit_rows])
+        xf, yf, wf = X[fit_rows], y[fit_rows], None
+        if has_ref:
+            xf, yf = np.concatenate([xf, x_ref]), np.concatenate([yf, y_ref])
+            wf = np.concatenate([np.ones(len(fit_rows)), np.full(len(y_ref), float(reference[2]))])
+        present = np.unique(yf)
         if len(present) < 2:
             proba[pred_rows] = prior
             continue
-        clf = _make_classifier(config)
+        clf = models.get((fold, tuple(present))) if models is not None else None
+        if clf is None:
+            clf = _make_classifier(config)
+            if models is not None:
+                models[(fold, tuple(present))] = clf
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            clf.fit(X[fit_rows], y[fit_rows])
+            _fit(clf, xf, yf, wf)
         p = np.full((len(pred_rows), len(classes)), 1e-4)
         p[:, present] = clf.predict_proba(X[pred_rows])
         proba[pred_rows] = p / p.sum(axis=1, keepdims=True)
@@ -234,12 +313,14 @@ def split_units(frame: pd.DataFrame, arrays: dict[str, np.ndarray]) -> tuple[pd.
     return units, flat, codes.reshape(-1, 2)
 
 
-def score_labels(frame: pd.DataFrame, emb: np.ndarray, env: np.ndarray | None = None, *, config: LabelModelConfig = LabelModelConfig()) -> pd.DataFrame:
-    """``label_score``, ``predicted_stem``, ``cl_issue`` and the classifier probability of every fragment.
+def score_labels(frame: pd.DataFrame, emb: np.ndarray, env: np.ndarray | None = None, *, config: LabelModelConfig = LabelModelConfig(), reference: ReferenceUnits | None = None) -> LabelScores:
+    """Label scores of every fragment, and the unit-level model behind them (:class:`LabelScores`).
 
     ``frame``: manifest rows (``track``, ``stem``, ``start``, ``end``); ``emb`` ``(n, 2, d)`` and
     ``env`` ``(n, 2, frames)``: embeddings and onset envelopes of the two halves of each fragment.
-    Halves are scored as units; a fragment is as good as its worse half.
+    Halves are scored as units; a fragment is as good as its worse half. ``reference``: a clean pool
+    (same embedder) that joins every fit (see :class:`ReferenceUnits`), so that a dataset of one or a
+    few tracks still gets label scores. Raises ``ValueError`` with fewer than 2 tracks and no pool.
     """
     from curate.context import alignment_z, foreign_log_lr
 
@@ -251,16 +332,31 @@ def score_labels(frame: pd.DataFrame, emb: np.ndarray, env: np.ndarray | None = 
     x = arr["emb"]
     X = np.concatenate([x, relative_features(x, tracks, labels)], axis=1) if config.relative else x
     lab_idx = np.searchsorted(classes, labels)
+    ref_abs = ref_rel = None
+    n_tracks = len(np.unique(tracks))
+    ref_w = 0.0
+    if reference is not None:
+        reference = reference.restrict(classes)
+    if reference is not None and len(reference):
+        if reference.emb.shape[1] != x.shape[1]:
+            raise ValueError(f"reference pool embeddings have {reference.emb.shape[1]} dimensions, the dataset's {x.shape[1]}")
+        ref_w = min(1.0, config.reference_weight / n_tracks)
+        r_lab, r_tr = reference.units["stem"].to_numpy(), reference.units["track"].to_numpy()
+        ref_abs = (reference.emb, r_lab, ref_w)
+        ref_rel = (np.concatenate([reference.emb, relative_features(reference.emb, r_tr, r_lab)], axis=1), r_lab, ref_w) if config.relative else ref_abs
     llr = None
     if env is not None and config.use_alignment:
         z, z_null = alignment_z(units, arr["env"], seed=config.seed)
         llr = foreign_log_lr(z, z_null)
     mask = np.ones(len(units), bool)
+    first = None
+    models_rel, models_abs = {}, {}
     for _ in range(max(1, config.rounds)):
-        proba = out_of_fold_proba(X, labels, tracks, classes, config=config, train_mask=mask)
+        proba = out_of_fold_proba(X, labels, tracks, classes, config=config, train_mask=mask, reference=ref_rel, models=models_rel)
         if config.relative and config.absolute_weight > 0:
-            absolute = out_of_fold_proba(x, labels, tracks, classes, config=config, train_mask=mask)
+            absolute = out_of_fold_proba(x, labels, tracks, classes, config=config, train_mask=mask, reference=ref_abs, models=models_abs)
             proba = product_of_experts([proba, absolute], [1 - config.absolute_weight, config.absolute_weight])
+        first = proba if first is None else first
         eps = config.prior_error
         if eps is None:  # EM: the noise rate is the mean posterior probability of a wrong label
             eps = 0.1
@@ -278,7 +374,7 @@ def score_labels(frame: pd.DataFrame, emb: np.ndarray, env: np.ndarray | None = 
     thresholds = confident_thresholds(proba, lab_idx)
     issues = confident_issues(proba, lab_idx, thresholds)
     worst = unit_of[np.arange(len(frame)), ok[unit_of].argmin(axis=1)]
-    return pd.DataFrame(
+    fragments = pd.DataFrame(
         {
             "label_score": ok[worst].astype(np.float32),
             "predicted_stem": np.asarray(classes)[post[worst].argmax(axis=1)],
@@ -286,3 +382,7 @@ def score_labels(frame: pd.DataFrame, emb: np.ndarray, env: np.ndarray | None = 
             "cl_issue": issues[unit_of].any(axis=1),
         }
     )
+    n_ref = 0 if ref_abs is None else len(ref_abs[0])
+    share = len(units) * (n_tracks - 1) / max(n_tracks, 1)  # a unit's fits see the other tracks' units
+    share = share / (share + n_ref * ref_w) if share + n_ref * ref_w > 0 else 0.0
+    return LabelScores(fragments, units, list(classes), first, proba, post, float(eps), n_ref, float(share))

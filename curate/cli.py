@@ -13,7 +13,7 @@ from curate.cliutil import make_app, err_console, guarded, out_console, parse_li
 from curate.errors import StemcurateError
 from curate.classify import LabelModelConfig
 from curate.corrupt import corrupt_dataset
-from curate.embed import EMBEDDERS
+from curate.embed import DEFAULT_EMBEDDER, EMBEDDERS
 from curate.filter import filter_manifest
 from curate.repair import RepairConfig, repair_dataset
 from curate.scan import ScoreConfig, scan
@@ -59,8 +59,11 @@ def scan_cmd(
     sad_min_active: Annotated[float, typer.Option("--sad-min-active", help="Keep a window when more than this fraction of sub-chunks is active.")] = 0.5,
     silence_db: Annotated[float, typer.Option("--silence-db", help="Stems with peak below this (dBFS) are silent.")] = -70.0,
     max_residual_db: Annotated[float, typer.Option("--max-residual-db", help="Report mixtures that differ from the stem sum by more than this (dB).")] = -20.0,
-    embedder: Annotated[str, typer.Option("--embedder", help="features (no weights needed) or panns.")] = "features",
+    embedder: Annotated[str, typer.Option("--embedder", help="musicnn (shipped pretrained tagger), features (descriptors), features+musicnn, or panns.")] = DEFAULT_EMBEDDER,
     panns_checkpoint: Annotated[Optional[Path], typer.Option("--panns-checkpoint", help="Cnn14_mAP=0.431.pth for --embedder panns.")] = None,
+    musicnn_weights: Annotated[Optional[Path], typer.Option("--musicnn-weights", help="Another MTT_musicnn safetensors file than the shipped one.")] = None,
+    reference: Annotated[Optional[list[Path]], typer.Option("--reference", help="Folder of trusted clean stems (any layout scan reads) that teaches the label model; repeatable.")] = None,
+    no_reference_pool: Annotated[bool, typer.Option("--no-reference-pool", help="Leave out the shipped curate-synth reference pool.")] = False,
     device: Annotated[str, typer.Option("--device", help="Torch device for model embedders (cpu, cuda).")] = "cpu",
     no_score: Annotated[bool, typer.Option("--no-score", help="Only checks and SAD: leave the score columns empty.")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Tracks processed in parallel.")] = 1,
@@ -73,7 +76,14 @@ def scan_cmd(
     except ValueError as exc:
         raise StemcurateError(f"SAD options: {exc}") from None
     if embedder not in EMBEDDERS:
-        raise StemcurateError(f"--embedder: unknown embedder '{embedder}' (use {' or '.join(EMBEDDERS)})")
+        raise StemcurateError(f"--embedder: unknown embedder '{embedder}' (use {', '.join(EMBEDDERS)})")
+    if "musicnn" in embedder and not no_score:
+        from curate.musicnn import WEIGHTS, load_musicnn
+
+        load_musicnn(musicnn_weights or WEIGHTS)  # fail before scanning when the weights are bad
+    for folder in reference or ():
+        if not folder.is_dir():
+            raise StemcurateError(f"{folder}: --reference folder not found")
     if embedder == "panns" and not no_score:
         if panns_checkpoint is None:
             raise StemcurateError("--embedder panns needs --panns-checkpoint PATH (Cnn14_mAP=0.431.pth)")
@@ -84,8 +94,9 @@ def scan_cmd(
 
         load_separator(separator, device=device)  # fail before scanning when a checkpoint is bad
     score = None if no_score else ScoreConfig(
-        embedder=embedder, panns_checkpoint=panns_checkpoint, device=device,
+        embedder=embedder, panns_checkpoint=panns_checkpoint, musicnn_weights=musicnn_weights, device=device,
         labels=LabelModelConfig(seed=seed), separator=tuple(separator) if separator else None,
+        reference_pool=not no_reference_pool, reference=tuple(reference) if reference else None,
     )
     bar = progress_bar()
     task = bar.add_task("scan", total=None, item="", start=False)

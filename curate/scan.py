@@ -20,9 +20,9 @@ import pandas as pd
 from curate.atomic import atomic_path, ensure_writable_dir, write_text
 from curate.bleed import BleedConfig, track_bleed
 from curate.checks import CheckConfig, Problem, check_track
-from curate.classify import LabelModelConfig, score_labels
+from curate.classify import LabelModelConfig, LabelScores, score_labels
 from curate.context import onset_envelope, unit_envelopes
-from curate.embed import make_embedder
+from curate.embed import DEFAULT_EMBEDDER, make_embedder
 from curate.quality import quality as quality_score
 from curate.spectra import stft
 from curate.datasets import DEFAULT_STEMS, MIXTURE, Track, available_stems, discover
@@ -35,18 +35,30 @@ from sad import SADConfig, detect
 class ScoreConfig:
     """The scoring stage of a scan: embedder, bleed and label model. ``embedder=None``: SAD only."""
 
-    embedder: str | None = "features"
+    embedder: str | None = DEFAULT_EMBEDDER
     panns_checkpoint: str | None = None
+    musicnn_weights: str | None = None
+    """Another MTT_musicnn weight file (safetensors) than the shipped one."""
     device: str = "cpu"
     bleed: BleedConfig = BleedConfig()
     labels: LabelModelConfig = LabelModelConfig()
     separator: tuple | None = None  # trained BSRNN checkpoints (files or saved_models folders): self-separation
+    reference_pool: bool = True
+    """Let the shipped ``curate synth`` pool join the label model's fits (:mod:`curate.reference`)."""
+    reference: tuple | None = None
+    """Folders of the user's trusted clean stems that join the pool."""
 
     def __post_init__(self):
-        if self.panns_checkpoint is not None:  # a Path is accepted; stored as str for metadata
-            object.__setattr__(self, "panns_checkpoint", str(self.panns_checkpoint))
-        if self.separator is not None:
-            object.__setattr__(self, "separator", tuple(str(p) for p in self.separator))
+        for name in ("panns_checkpoint", "musicnn_weights"):  # a Path is accepted; stored as str for metadata
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, str(getattr(self, name)))
+        for name in ("separator", "reference"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(str(p) for p in getattr(self, name)))
+
+    def make_embedder(self):
+        """The embedder of these settings (loaded once per process)."""
+        return make_embedder(self.embedder, self.panns_checkpoint, self.device, self.musicnn_weights)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,6 +77,8 @@ class ScanResult:
     resumed: int = 0
     residual_db: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    labels: LabelScores | None = None
+    """The label model behind ``label_score`` (None without scores or without enough data)."""
 
 
 def fragment_rows(track: Track, stem: str, audio: np.ndarray, sample_rate: int, sad_config: SADConfig) -> list[dict]:
@@ -101,7 +115,7 @@ def scan_track(track: Track, stems: list[str], *, sad_config: SADConfig = SADCon
         return rows, checked.problems, checked.residual_db, None
     sources = {n: x for n, x in checked.audio.items() if n != MIXTURE}
     spectra = {n: stft(x, checked.sample_rate) for n, x in sources.items()}
-    embedder = make_embedder(score.embedder, score.panns_checkpoint, score.device)
+    embedder = score.make_embedder()
     embs, envs, bleed = [], [], {}
     if len(spectra) > 1:
         full_bounds = {n: bounds.get(n, np.zeros((0, 2), np.int64)) for n in spectra}
@@ -152,6 +166,7 @@ def _fingerprint(root: Path, subset: str, stems: list[str], sad_config: SADConfi
         "sad": sad_config.to_dict(), "checks": check_config.to_dict(),
         "embedder": None if score is None else score.embedder,
         "panns": None if score is None else score.panns_checkpoint,
+        "musicnn": None if score is None else score.musicnn_weights,
         "bleed": None if score is None else asdict(score.bleed),
     }
 
@@ -247,7 +262,7 @@ def scan(
     root = tracks[0].root
     stems = resolve_stems(tracks, stems, root)
     if score is not None and score.embedder is not None:
-        make_embedder(score.embedder, score.panns_checkpoint, score.device)  # fail early on a bad model
+        score.make_embedder()  # fail early on a bad model
     parts = output.with_name(output.name + ".parts")
     _prepare_parts(parts, _fingerprint(root, subset, stems, sad_config, check_config, score))
     if on_start:
@@ -300,13 +315,17 @@ def scan(
     order = fragments.sort_values(["track", "stem", "start"], kind="stable").index.to_numpy()
     fragments = fragments.loc[order].reset_index(drop=True)
     warn: list[str] = []
+    labels = None
     if score is not None and score.embedder is not None and len(fragments):
         arrays = {k: _pad_concat([e[k] for e in embs if e and k in e])[order] for k in ("emb", "env")}
-        warn += _score(fragments, arrays["emb"], arrays["env"], score, root)
+        labels = _score(fragments, arrays["emb"], arrays["env"], score, root, stems, warn)
     problem_frame = pd.DataFrame([asdict(p) for p in problems]) if problems else empty_problems()
     meta = {
         "subset": subset, "stems": stems, "sad": sad_config.to_dict(), "checks": check_config.to_dict(),
         "score": None if score is None else score.to_dict(),
+        "label_model": None if labels is None else {
+            "reference_units": labels.reference_units, "dataset_share": round(labels.dataset_share, 4), "noise_rate": round(labels.eps, 4),
+        },
         "tracks": len(tracks), "residual_db": {k: (None if v is None or not np.isfinite(v) else round(v, 2)) for k, v in residuals.items()},
     }
     prob_path = problems_path(output)
@@ -315,24 +334,34 @@ def scan(
     if txt_dir is not None:
         write_txt_lists(fragments, Path(txt_dir), subset, stems)
     shutil.rmtree(parts, ignore_errors=True)
-    return ScanResult(output, prob_path, fragments, problem_frame, len(tracks), stems, resumed, residuals, warn)
+    return ScanResult(output, prob_path, fragments, problem_frame, len(tracks), stems, resumed, residuals, warn, labels)
 
 
-def _score(fragments: pd.DataFrame, emb: np.ndarray, env: np.ndarray, score: ScoreConfig, root: Path) -> list[str]:
+def _score(fragments: pd.DataFrame, emb: np.ndarray, env: np.ndarray, score: ScoreConfig, root: Path, stems: list[str], warn: list[str]) -> LabelScores | None:
     """Fill ``label_score``, ``predicted_stem``, ``separation_db`` (with ``score.separator``) and ``quality``
-    in place; return warnings."""
-    warn = []
+    in place; append warnings to ``warn``; return the label model's details."""
+    from curate.reference import reference_pool
+
     n_tracks = fragments["track"].nunique()
-    if n_tracks >= 2 and fragments["stem"].nunique() >= 2:
-        labels = score_labels(fragments, emb, env, config=score.labels)
-        fragments["label_score"] = labels["label_score"].to_numpy()
-        fragments["predicted_stem"] = labels["predicted_stem"].to_numpy()
+    labels = None
+    pool = None
+    if fragments["stem"].nunique() >= 2:
+        pool = reference_pool(score.embedder, synth=score.reference_pool, dirs=score.reference or (), stems=stems, device=score.device,
+                              panns_checkpoint=score.panns_checkpoint, musicnn_weights=score.musicnn_weights)
+    if fragments["stem"].nunique() >= 2 and (n_tracks >= 2 or (pool is not None and len(pool.restrict(stems)))):
+        labels = score_labels(fragments, emb, env, config=score.labels, reference=pool)
+        fragments["label_score"] = labels.fragments["label_score"].to_numpy()
+        fragments["predicted_stem"] = labels.fragments["predicted_stem"].to_numpy()
+        if labels.dataset_share < 0.5:
+            warn.append(f"label model: {100 * labels.dataset_share:.0f} % of its training came from this dataset ({n_tracks} track(s)), "
+                        f"the rest from the reference pool ({labels.reference_units} units)")
     else:
-        warn.append(f"label scores need fragments of at least 2 tracks and 2 stems (have {n_tracks} track(s)); quality uses bleed only")
+        warn.append(f"label scores need fragments of at least 2 stems and 2 tracks or a reference pool (have {n_tracks} track(s)); "
+                    "quality uses bleed only")
     if score.separator:
         from curate.selfsep import load_separator, separation_db
 
         fragments["separation_db"] = separation_db(fragments, root, load_separator(score.separator, device=score.device))
     fragments["quality"] = quality_score(fragments["label_score"].to_numpy(dtype=float), fragments["bleed_db"].to_numpy(dtype=float),
                                          fragments["separation_db"].to_numpy(dtype=float))
-    return warn
+    return labels
