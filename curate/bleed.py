@@ -17,7 +17,20 @@ and a candidate source ``j``, over the STFT frames of one fragment:
    energy over the energy of ``i``, times the evidence grade, is the leak fraction of ``j`` in ``i``.
 
 A short filter can model a leak path (delay, coloration) but not two different instruments that
-merely play the same notes, which per-bin coherence would mistake for a leak. ``bleed_db`` is
+merely play the same notes, which per-bin coherence would mistake for a leak. And a leak path is one
+filter through the fragment: the frames are cut into blocks of at most ``block_s`` (1.5 s), the filter
+is fitted on the even blocks and scored on the odd ones and vice versa, and only the energy it
+predicts on frames it was not fitted on counts. Parts that play along (a bass locked to the kick, a
+keyboard doubling the bass line) fit a filter by chance on some frames that predicts little on the
+others: on the 94 real MUSDB18 excerpts, clean fragments read as leaking above -22.7 dB went from 39
+to 10 of 376, while 106 of 108 injected leaks are still found (rendered songs: 68 of 74, was 69).
+A note held across a block boundary still fits (its two pieces are one waveform). And a leak path is one
+filter through the fragment: the frames are cut into blocks of at most ``block_s`` (1.5 s), the filter
+is fitted on the even blocks and scored on the odd ones and vice versa, and only the energy it
+predicts on frames it was not fitted on counts. Parts that play along (a bass locked to the kick, a
+keyboard doubling the bass line) fit a filter by chance on some frames that predicts little on the
+others: on the 94 real MUSDB18 excerpts, clean fragments read as leaking above -22.7 dB went from 39
+to 10 of 376, while 106 of 108 injected leaks are still found (rendered songs: 68 of 74, was 69). ``bleed_db`` is
 ``10 log10(sum_j fraction_j)`` (-80 dB floor) and ``bleed_stem`` the ``j`` with the largest fraction.
 """
 
@@ -55,6 +68,11 @@ class BleedConfig:
     when it is significant on its own (``peak_full``) and at least this fraction of the strongest."""
     msc_bias: float = 0.008
     """Coherence that independent stems show over a few hundred frames, subtracted per bin."""
+    block_s: float = 1.5
+    """Cross-validation blocks: a fragment's frames are cut into blocks of at most this length, and the
+    filter fitted on the even blocks is scored on the odd ones and vice versa."""
+    cross_validate: bool = True
+    """Count only the leak that a filter fitted on one half of the fragment predicts in the other half."""
 
 
 def _lag_window(n_fft: int) -> np.ndarray:
@@ -86,9 +104,43 @@ def _cell_sums(specs: list[np.ndarray], edges: np.ndarray) -> tuple[np.ndarray, 
     return power, cross
 
 
-def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, sample_rate: int, config: BleedConfig = BleedConfig(), lag_window: np.ndarray | None = None) -> tuple[float, int]:
+def _explained(col: np.ndarray, r_ij: np.ndarray, lag: int, config: BleedConfig, n_fft: int, e_i: float, test=None) -> float:
+    """Share of ``i``'s energy that the Wiener filter around ``lag`` removes: fitted on the correlations
+    ``col`` (of ``j``) and ``r_ij``, scored on the same ones, or on those of ``test`` = ``(col, r_ij, e_i)``."""
+    idx = np.arange(lag - config.pre, lag - config.pre + config.taps) % n_fft
+    b = r_ij[idx]
+    try:
+        h = solve_toeplitz(col, b)
+    except (np.linalg.LinAlgError, ValueError):
+        return 0.0
+    if test is None:
+        return float(np.clip(h @ b / e_i, 0.0, 1.0))
+    t_col, t_rij, t_e = test
+    if t_e <= 0:
+        return 0.0
+    # ||x_i||^2 - ||x_i - h * x_j||^2 on the held-out frames: 2 h.r_ij - h' R_jj h
+    from scipy.linalg import matmul_toeplitz
+
+    gain = 2 * h @ t_rij[idx] - h @ matmul_toeplitz(t_col, h)
+    return float(np.clip(gain / t_e, 0.0, 1.0))
+
+
+def _correlations(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, lw: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Lag-window corrected ``(r_jj[:n_fft], r_ij, e_i)`` from summed spectra."""
+    r_ij = np.fft.irfft(g, n=n_fft) / lw
+    r_jj = np.fft.irfft(p_j, n=n_fft) / lw
+    e_i = float(np.fft.irfft(p_i, n=n_fft)[0])
+    return r_jj, r_ij, e_i
+
+
+def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, sample_rate: int, config: BleedConfig = BleedConfig(), lag_window: np.ndarray | None = None, halves: tuple | None = None) -> tuple[float, int]:
     """Leak of ``j`` in ``i`` from summed spectra: cross ``g`` = sum X_i X_j* ``(F,)``, powers ``p_j``, ``p_i`` ``(F,)``.
 
+    ``halves``: the same three sums over two disjoint halves of the frames, ``((g_a, pj_a, pi_a),
+    (g_b, pj_b, pi_b))``; with ``config.cross_validate`` the fraction is the smaller of the in-sample
+    one and the mean of each half's filter scored on the other half. A leak path is one linear filter
+    through the fragment; two parts that play along (same notes, locked to the kick) fit a filter by
+    chance on some frames that predicts little on others.
     Returns ``(fraction of i's energy predicted from j, delay in samples)``; 0 when the
     coherence points the other way (``i`` leaking into ``j``).
     """
@@ -103,17 +155,14 @@ def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, s
     zero = np.r_[0:lo, n_fft - lo + 1 : n_fft]
     kp, kn, kz = pos[phat[pos].argmax()], neg[phat[neg].argmax()], zero[phat[zero].argmax()]
     floor = np.median(phat) + 1e-30
-    r_ij = np.fft.irfft(g, n=n_fft) / lw
-    r_jj = np.fft.irfft(p_j, n=n_fft) / lw
-    col = r_jj[: config.taps].copy()
-    col[0] *= 1.0 + 1e-6  # tiny ridge keeps the Toeplitz system well posed
+    r_jj, r_ij, _ = _correlations(g, p_j, p_i, n_fft, lw)
 
-    def explained(lag: int) -> float:
-        b = r_ij[np.arange(lag - config.pre, lag - config.pre + config.taps) % n_fft]
-        try:
-            return float(np.clip(solve_toeplitz(col, b) @ b / e_i, 0.0, 1.0))
-        except (np.linalg.LinAlgError, ValueError):
-            return 0.0
+    def column(r):
+        col = r[: config.taps].copy()
+        col[0] *= 1.0 + 1e-6  # tiny ridge keeps the Toeplitz system well posed
+        return col
+
+    col = column(r_jj)
 
     # a peak at a negative delay means i leaks into j: no leak of j into i, unless a positive
     # delay has a peak of its own (leaks both ways)
@@ -124,7 +173,14 @@ def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, s
         tau = int(kz if kz <= n_fft // 2 else kz - n_fft)
     else:
         return 0.0, -int(n_fft - kn)
-    frac = explained(tau)
+    frac = _explained(col, r_ij, tau, config, n_fft, e_i)
+    if config.cross_validate and halves is not None and frac > 0:
+        parts = [_correlations(*h, n_fft, lw) for h in halves]
+        if all(p[2] > 0 and p[0][0] > 0 for p in parts):
+            (ja, ia, ea), (jb, ib, eb) = parts
+            cv = 0.5 * (_explained(column(ja), ia, tau, config, n_fft, ea, test=(jb[: config.taps], ib, eb))
+                        + _explained(column(jb), ib, tau, config, n_fft, eb, test=(ja[: config.taps], ia, ea)))
+            frac = min(frac, cv)
     # evidence that the coherence is a leak path: a sharp whitened cross-correlation peak, or
     # coherent bins whose phases line up on one delay (two instruments on the same notes do neither)
     msc = np.maximum(np.abs(g) ** 2 / (p_i * p_j + 1e-30) - config.msc_bias, 0.0)
@@ -138,6 +194,15 @@ def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, s
     return float(gate * frac), tau
 
 
+def _blocks(edges: np.ndarray, block: int) -> np.ndarray:
+    """``edges`` with extra edges so that no cell is longer than ``block`` frames (cells split evenly)."""
+    out = [edges[:1]]
+    for a, b in zip(edges[:-1], edges[1:]):
+        n = max(1, int(np.ceil((b - a) / block)))
+        out.append(np.round(np.linspace(a, b, n + 1)[1:]).astype(np.int64))
+    return np.unique(np.concatenate(out))
+
+
 def track_bleed(spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray], config: BleedConfig = BleedConfig()) -> dict[str, tuple[np.ndarray, list[str | None], np.ndarray]]:
     """Bleed of every fragment of every stem of one track.
 
@@ -149,12 +214,22 @@ def track_bleed(spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray],
     n_fft, hop, sr = first.n_fft, first.hop, first.sample_rate
     fbs = {s: frame_bounds(bounds[s], hop, spectra[s].frames) for s in names}
     edges = np.unique(np.concatenate([fb.ravel() for fb in fbs.values()] + [np.zeros(1, np.int64)]))
+    edges = _blocks(edges, max(1, int(round(config.block_s * sr / hop))))
     specs = [spectra[s].spec for s in names]
     if any(sp.shape[0] != specs[0].shape[0] for sp in specs):  # mono and stereo: compare on the mono sum
         specs = [sp.mean(axis=0, keepdims=True) for sp in specs]
     power, cross = _cell_sums(specs, edges)
-    csum_p = np.concatenate([np.zeros(power.shape[:-1] + (1,)), np.cumsum(power, -1)], -1)
-    csum_x = np.concatenate([np.zeros(cross.shape[:-1] + (1,), complex), np.cumsum(cross, -1)], -1)
+    odd = (np.arange(power.shape[-1]) % 2).astype(bool)  # cells alternate between the two halves
+
+    def csum(x, sel=None):
+        if sel is not None:
+            x = np.where(sel, x, 0)
+        return np.concatenate([np.zeros(x.shape[:-1] + (1,), x.dtype), np.cumsum(x, -1)], -1)
+
+    sums = [(csum(power), csum(cross))]
+    if config.cross_validate:
+        sums += [(csum(power, ~odd), csum(cross, ~odd)), (csum(power, odd), csum(cross, odd))]
+    del power, cross
     lw = _lag_window(n_fft)
     out = {}
     for i, s in enumerate(names):
@@ -163,11 +238,11 @@ def track_bleed(spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray],
         others = [j for j in range(len(names)) if j != i]
         frac = np.zeros((len(fb), len(others)))
         for q, (a, b) in enumerate(pos):
-            p_i = csum_p[i, :, b] - csum_p[i, :, a]
             for k, j in enumerate(others):
-                g = csum_x[i, j, :, b] - csum_x[i, j, :, a]
-                p_j = csum_p[j, :, b] - csum_p[j, :, a]
-                frac[q, k], _ = leak_fraction(g, p_j, p_i, n_fft, sr, config, lw)
+                # (cross X_i X_j*, power of j, power of i) over the fragment's cells, all of them or one half
+                part = [(cx[i, j, :, b] - cx[i, j, :, a], cp[j, :, b] - cp[j, :, a], cp[i, :, b] - cp[i, :, a]) for cp, cx in sums]
+                halves = tuple(part[1:]) if len(part) == 3 and b - a >= 2 else None
+                frac[q, k], _ = leak_fraction(*part[0], n_fft, sr, config, lw, halves=halves)
         total = frac.sum(axis=1)
         db = np.maximum(10 * np.log10(np.maximum(total, 1e-30)), FLOOR_DB)
         stem = [names[others[int(r.argmax())]] if r.max() > 0 else None for r in frac]
