@@ -1,15 +1,22 @@
 """Detection benchmark: how well does `curate scan` + `curate filter` find corrupted fragments?
 
-Renders a realistic dataset with ../shared/tools/render_multitracks.py (or uses `curate synth`),
-corrupts it with `curate corrupt`, scans it, filters at --threshold, and compares with the truth
-table (see curate/truth.py for what counts as a corrupted fragment).
+Data (--data): ``rendered`` songs (../shared/tools/render_multitracks.py), ``synth`` (`curate synth`),
+or ``real``: the 94 real MUSDB18 excerpts of ../shared/data/musdb18-7s/train (6.8 s each, decoded
+once to WAV; a default scan gives one 6-s fragment, two 3-s units, per stem: nothing is looped).
+Each run scans the clean data once (per-unit out-of-fold accuracy of the label model's classifier,
+clean false-rejection rate with every rejection and its reason), then, per corruption seed, a
+`curate corrupt` copy (see curate/truth.py for what counts as a corrupted fragment): AUROC of
+1 - quality, precision and recall of quality < --threshold, recall per kind. Side by side on the same
+out-of-fold probabilities, on label corruptions alone (leak-only fragments left out):
+`cleanlab.filter.find_label_issues` (filter_by='both', a benchmark-only peer) on the first and on
+the last round's probabilities, against ``label_score < threshold``.
 
-Usage: python bench/detection.py [--source rendered|synth] [--tracks 16] [--seconds 20]
+Usage: python bench/detection.py [--data rendered|synth|real] [--tracks 16] [--seconds 20]
        [--mislabel-rate 0.2] [--bleed-rate 0.2] [--seed 0] [--corrupt-seeds 0,1,2] [--jobs 2]
-       [--threshold 0.7] [--save]
-Each corruption seed gives an independent noisy copy of the same clean data; AUROC is averaged,
-precision and recall are pooled over all copies.
-Prints tables, then one JSON line: {"auroc", "precision", "recall", "recall_by_kind", "scan_x_realtime", ...}.
+       [--threshold 0.7] [--embedder NAME] [--keep DIR] [--save]
+AUROC is averaged over the corruption seeds, precision and recall are pooled over all copies.
+Prints tables, then one JSON line: {"auroc", "precision", "recall", "recall_by_kind", "unit_accuracy",
+"unit_accuracy_by_class", "clean_false_rejection", "x_realtime", ...}.
 """
 
 from __future__ import annotations
@@ -27,19 +34,68 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import finish, render  # noqa: E402
-from curate.classify import LabelModelConfig  # noqa: E402
+from bench.common import REPO, finish, render  # noqa: E402
+from curate import audio  # noqa: E402
+from curate.classify import LabelModelConfig, split_units  # noqa: E402
 from curate.corrupt import corrupt_dataset  # noqa: E402
+from curate.datasets import discover  # noqa: E402
+from curate.embed import DEFAULT_EMBEDDER, EMBEDDERS  # noqa: E402
+from curate.quality import reasons  # noqa: E402
 from curate.scan import ScoreConfig, scan  # noqa: E402
 from curate.schema import read_corruptions  # noqa: E402
 from curate.synth import synth_dataset  # noqa: E402
 from curate.truth import fragment_truth  # noqa: E402
 
+REAL = REPO.parent / "shared" / "data" / "musdb18-7s"
+LABEL_KINDS = ("swap", "replace", "partial")
+
+
+def decode_real(out: Path, limit: int | None = None) -> None:
+    """The real MUSDB18 excerpts as WAV folders (``out/train/<track>/<stem>.wav``, 16-bit)."""
+    tracks = discover(REAL, subset="train")[:limit]
+    for t in tracks:
+        stems, sr = t.load_all()
+        for name, x in stems.items():
+            audio.write(out / "train" / t.name / f"{name}.wav", x, sr, subtype="PCM_16")
+
+
 def make_clean(kind: str, out: Path, tracks: int, seconds: float, seed: int) -> None:
     if kind == "synth":
         synth_dataset(out, tracks=tracks, seconds=seconds, seed=seed)
+    elif kind == "real":
+        decode_real(out, limit=tracks)
     else:
         render(out, train=tracks, seconds=seconds, seed=seed)
+
+
+def unit_accuracy(result) -> tuple[float, dict]:
+    """Share of units whose first-round out-of-fold prediction is their label, overall and per class."""
+    lab = result.labels
+    truth = lab.units["stem"].to_numpy()
+    pred = np.asarray(lab.classes)[lab.first_proba.argmax(axis=1)]
+    by = {c: round(float(np.mean(pred[truth == c] == c)), 3) for c in lab.classes}
+    return round(float(np.mean(pred == truth)), 3), by
+
+
+def label_issue_flags(result, threshold: float) -> dict[str, np.ndarray]:
+    """Per fragment: flagged by ``label_score < threshold`` and by cleanlab on the first and last round's
+    out-of-fold probabilities (a fragment is flagged when either of its units is)."""
+    from cleanlab.filter import find_label_issues
+
+    lab = result.labels
+    frame = result.fragments
+    _, _, unit_of = split_units(frame, {})
+    y = np.searchsorted(lab.classes, lab.units["stem"].to_numpy())
+    out = {"label_score": frame["label_score"].to_numpy(dtype=float) < threshold}
+    for name, proba in (("cleanlab_first", lab.first_proba), ("cleanlab_last", lab.proba)):
+        issues = find_label_issues(y, proba, filter_by="both")
+        out[name] = issues[unit_of].any(axis=1)
+    return out
+
+
+def pr(flags: np.ndarray, y: np.ndarray) -> dict:
+    tp, fp, fn = int((flags & y).sum()), int((flags & ~y).sum()), int((~flags & y).sum())
+    return {"precision": round(tp / max(tp + fp, 1), 3), "recall": round(tp / max(tp + fn, 1), 3), "flagged": int(flags.sum())}
 
 
 def evaluate(frame: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> dict:
@@ -67,82 +123,138 @@ def evaluate(frame: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> dict
     }
 
 
+def stem_seconds(root: Path) -> float:
+    """Seconds of audio over all stems (not the mixture) of the train subset."""
+    total = 0.0
+    for t in discover(root, subset="train"):
+        for name in t.stems:
+            if name != "mixture":
+                i = audio.info(t.source(name).path)
+                total += i.frames / i.sample_rate
+    return total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--source", choices=["rendered", "synth"], default="rendered")
-    ap.add_argument("--tracks", type=int, default=16)
-    ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--mislabel-rate", type=float, default=0.2)
-    ap.add_argument("--bleed-rate", type=float, default=0.2)
+    ap.add_argument("--data", "--source", dest="data", choices=["rendered", "synth", "real"], default="rendered")
+    ap.add_argument("--tracks", type=int, default=None, help="tracks (default: 16; real: all 94)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="seconds per track (rendered, synth)")
+    ap.add_argument("--mislabel-rate", type=float, default=None, help="default 0.2 (real: 0.3)")
+    ap.add_argument("--bleed-rate", type=float, default=None, help="default 0.2 (real: 0.3)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the rendering and the label model")
     ap.add_argument("--corrupt-seeds", type=lambda v: [int(x) for x in v.split(",")], default=[0, 1, 2], help="comma-separated corruption seeds")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--threshold", type=float, default=0.7)
+    ap.add_argument("--embedder", choices=EMBEDDERS, default=DEFAULT_EMBEDDER)
+    ap.add_argument("--no-reference-pool", action="store_true", help="leave out the shipped reference pool")
     ap.add_argument("--model", default="logreg", help="label model classifier: logreg, forest, ensemble")
-    ap.add_argument("--pooling", type=float, default=None, help="label model stem pooling weight (default: the library's)")
-    ap.add_argument("--temperature", type=float, default=None, help="label model temperature (default: the library's)")
-    ap.add_argument("--eps", type=float, default=None, help="label model prior error rate (default: estimated)")
-    ap.add_argument("--foreign-prior", type=float, default=None, help="label model same-class foreign prior")
-    ap.add_argument("--no-relative", action="store_true", help="label model without track-relative features")
-    ap.add_argument("--swap-bonus", type=float, default=None, help="label model prior factor for swaps")
-    ap.add_argument("--rounds", type=int, default=None, help="label model rounds (2: refit without doubtful units)")
-    ap.add_argument("--keep", type=Path, help="keep the datasets and manifest in this folder")
-    ap.add_argument("--save", action="store_true", help="write docs/benchmarks/detection[_synth].json")
+    ap.add_argument("--rounds", type=int, default=None, help="label model rounds (default: the library's)")
+    ap.add_argument("--keep", type=Path, help="keep the datasets and manifests in this folder (and reuse the clean data)")
+    ap.add_argument("--save", action="store_true", help="write docs/benchmarks/detection[_synth|_real].json")
     args = ap.parse_args()
+    real = args.data == "real"
+    tracks = args.tracks or (94 if real else 16)
+    mislabel = args.mislabel_rate if args.mislabel_rate is not None else (0.3 if real else 0.2)
+    bleed = args.bleed_rate if args.bleed_rate is not None else (0.3 if real else 0.2)
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-detection-"))
     clean = work / "clean"
     t0 = time.perf_counter()
     if not clean.exists():
-        make_clean(args.source, clean, args.tracks, args.seconds, args.seed)
+        make_clean(args.data, clean, tracks, args.seconds, args.seed)
     prep = time.perf_counter() - t0
+    labels = LabelModelConfig(model=args.model, seed=args.seed, **({"rounds": args.rounds} if args.rounds else {}))
+    score = ScoreConfig(embedder=args.embedder, labels=labels, reference_pool=not args.no_reference_pool)
+    audio_s = stem_seconds(clean)
+
+    # the clean data: classifier accuracy and false rejections
+    t1 = time.perf_counter()
+    clean_scan = scan(clean, output=work / "manifest_clean.parquet", score=score, jobs=args.jobs)
+    scan_s = time.perf_counter() - t1
+    acc, acc_by = unit_accuracy(clean_scan)
+    cf = clean_scan.fragments
+    why = reasons(cf, args.threshold)
+    rejected = cf["quality"].to_numpy(dtype=float) < args.threshold
+    rej = cf.loc[rejected, ["track", "stem", "quality"]].assign(reason=why.loc[rejected, "reason"].to_numpy())
+    fig_clean = {
+        "unit_accuracy": acc, "unit_accuracy_by_class": acc_by,
+        "clean_false_rejection": round(float(rejected.mean()), 4), "clean_fragments": int(len(cf)), "clean_rejected": int(rejected.sum()),
+        "x_realtime": round(audio_s / scan_s, 1),
+    }
+    print(f"clean scan: {len(cf)} fragments, {clean_scan.labels.units.shape[0]} units, {audio_s:.0f} s of stems in {scan_s:.1f} s "
+          f"({fig_clean['x_realtime']}x real time, {args.jobs} jobs, embedder {args.embedder})")
+    print(f"unit accuracy (out of fold, first round) {acc}: " + ", ".join(f"{k} {v}" for k, v in acc_by.items()))
+    print(f"false rejections at {args.threshold}: {int(rejected.sum())} of {len(cf)} ({100 * rejected.mean():.1f} %)")
+    if len(rej):
+        print(rej.sort_values(["track", "stem"]).to_string(index=False))
+
     runs, scored = [], []
     for seed in args.corrupt_seeds:
         noisy = work / f"noisy{seed}"
         if noisy.exists():
             shutil.rmtree(noisy)
-        corrupt_dataset(clean, noisy, mislabel_rate=args.mislabel_rate, bleed_rate=args.bleed_rate, seed=seed)
-        t1 = time.perf_counter()
-        labels = LabelModelConfig(model=args.model, seed=args.seed, **{k: v for k, v in (("stem_pooling", args.pooling), ("temperature", args.temperature), ("prior_error", args.eps), ("foreign_prior", args.foreign_prior), ("relative", False if args.no_relative else None), ("swap_bonus", args.swap_bonus), ("rounds", args.rounds)) if v is not None})
-        result = scan(noisy, output=work / f"manifest{seed}.parquet", score=ScoreConfig(labels=labels), jobs=args.jobs)
-        scan_s = time.perf_counter() - t1
+        corrupt_dataset(clean, noisy, mislabel_rate=mislabel, bleed_rate=bleed, seed=seed)
+        result = scan(noisy, output=work / f"manifest{seed}.parquet", score=score, jobs=args.jobs)
         frame = result.fragments
         truth = fragment_truth(frame, read_corruptions(noisy / "corruptions.parquet"), data_root=noisy)
         fig = evaluate(frame, truth, args.threshold)
-        fig["scan_x_realtime"] = round(result.tracks * 4 * args.seconds / scan_s, 1)
         runs.append(fig)
         both = pd.concat([frame, truth], axis=1)
         both["corrupt_seed"] = seed
+        for name, flags in label_issue_flags(result, args.threshold).items():
+            both[f"flag_{name}"] = flags
         scored.append(both)
         print(f"corruption seed {seed}: auroc {fig['auroc']}, precision {fig['precision']}, recall {fig['recall']}, by kind {fig['recall_by_kind']}, counts {fig['count_by_kind']}")
     both = pd.concat(scored, ignore_index=True)
     pooled = evaluate(both, both[["corrupted", "corruption_kind"]], args.threshold)
+
+    # label corruptions alone: leak-only fragments left out
+    kinds = both["corruption_kind"].fillna("")
+    has_label = kinds.map(lambda v: any(k in v.split("+") for k in LABEL_KINDS)).to_numpy()
+    leak_only = both["corrupted"].fillna(False).to_numpy(bool) & ~has_label
+    sel = both["corrupted"].notna().to_numpy() & ~leak_only
+    y_label = has_label[sel]
+    label_side = {}
+    for name in ("label_score", "cleanlab_first", "cleanlab_last"):
+        label_side[name] = pr(both[f"flag_{name}"].to_numpy(bool)[sel], y_label)
+    label_side["label_score"]["auroc"] = round(float(roc_auc_score(y_label, 1 - both["label_score"].to_numpy(float)[sel])), 4)
+
     fig = {
         "auroc": round(float(np.mean([r["auroc"] for r in runs])), 4),
         "precision": pooled["precision"], "recall": pooled["recall"],
         "recall_by_kind": pooled["recall_by_kind"], "count_by_kind": pooled["count_by_kind"],
-        "scan_x_realtime": round(float(np.mean([r["scan_x_realtime"] for r in runs])), 1),
+        **fig_clean,
+        "label_only": label_side,
         "per_seed": [{k: r[k] for k in ("auroc", "precision", "recall", "recall_by_kind")} for r in runs],
-        "source": args.source, "tracks": args.tracks, "seconds": args.seconds, "threshold": args.threshold,
+        "data": args.data, "tracks": tracks, "seconds": None if real else args.seconds, "threshold": args.threshold,
+        "embedder": args.embedder, "reference_pool": not args.no_reference_pool,
+        "mislabel_rate": mislabel, "bleed_rate": bleed,
         "corrupt_seeds": args.corrupt_seeds, "fragments": pooled["fragments"], "corrupted": pooled["corrupted"],
         "false_pos": pooled["false_pos"], "true_pos": pooled["true_pos"],
     }
-    print(f"\n{args.source}: {args.tracks} tracks x {args.seconds:g} s (prepared in {prep:.0f} s), mislabel {args.mislabel_rate}, bleed {args.bleed_rate}, corruption seeds {args.corrupt_seeds}")
-    print(f"scan: {fig['scan_x_realtime']}x real time over all stems ({args.jobs} jobs)")
+    print(f"\n{args.data}: {tracks} tracks (prepared in {prep:.0f} s), mislabel {mislabel}, bleed {bleed}, corruption seeds {args.corrupt_seeds}")
     print(f"{pooled['fragments']} fragments, {pooled['corrupted']} corrupted, {pooled['ambiguous']} ambiguous (left out)")
-    print(f"{'metric':<22}{'value':>8}")
-    print(f"{'auroc (mean of seeds)':<22}{fig['auroc']:>8}")
+    print(f"{'metric':<30}{'value':>8}")
+    print(f"{'auroc (mean of seeds)':<30}{fig['auroc']:>8}")
     for k in ("precision", "recall"):
-        print(f"{k + ' (pooled)':<22}{fig[k]:>8}")
+        print(f"{k + ' (pooled)':<30}{fig[k]:>8}")
     for k, v in fig["recall_by_kind"].items():
-        print(f"{'recall ' + k:<22}{v:>8}   (n={fig['count_by_kind'][k]})")
+        print(f"{'recall ' + k:<30}{v:>8}   (n={fig['count_by_kind'][k]})")
+    print(f"{'unit accuracy (clean)':<30}{acc:>8}")
+    print(f"{'clean false rejection':<30}{fig['clean_false_rejection']:>8}")
+    print(f"{'x real time (clean scan)':<30}{fig['x_realtime']:>8}")
+    print(f"\nlabel corruptions alone ({int(sel.sum())} fragments, {int(y_label.sum())} mislabelled), threshold {args.threshold}:")
+    print(f"{'rule':<34}{'precision':>10}{'recall':>8}{'flagged':>9}")
+    for name, v in label_side.items():
+        print(f"{name:<34}{v['precision']:>10}{v['recall']:>8}{v['flagged']:>9}")
     print("\nquality quartiles per kind:")
     print(both.groupby(both["corruption_kind"].fillna("clean"))["quality"].describe()[["count", "25%", "50%", "75%"]].round(3).to_string())
     if args.keep:
         both.to_parquet(work / "scored.parquet")
+        rej.to_parquet(work / "clean_rejected.parquet")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    finish("detection" if args.source == "rendered" else "detection_synth", fig, args.save)
+    finish({"rendered": "detection", "synth": "detection_synth", "real": "detection_real"}[args.data], fig, args.save)
 
 
 if __name__ == "__main__":
