@@ -76,13 +76,13 @@ def test_truncated_and_silent_scan_to_the_end_and_strict_exits_2(tmp_path):
     with open(other, "r+b") as fh:
         fh.truncate(os.path.getsize(other) - 40000)
     out = tmp_path / "m.parquet"
-    ok = runner.invoke(app, ["scan", str(root), "-o", str(out)])
+    ok = runner.invoke(app, ["scan", str(root), "-o", str(out), "--embedder", "features"])
     assert ok.exit_code == 0 and "silent" in ok.stdout and "truncated" in ok.stdout
     problems = pd.read_parquet(tmp_path / "m.problems.parquet")
     assert sorted(map(tuple, problems[["track", "stem", "check"]].values)) == [("cut", "other", "truncated"), ("quiet", "drums", "silent")]
     frags = pd.read_parquet(out)
     assert sorted(frags.track.unique()) == ["cut", "quiet", "song"]  # scanned to the end
-    strict = runner.invoke(app, ["scan", str(root), "-o", str(out), "--strict"])
+    strict = runner.invoke(app, ["scan", str(root), "-o", str(out), "--strict", "--embedder", "features"])
     assert strict.exit_code == 2
     assert "--strict" in strict.stderr and "2 problem(s)" in strict.stderr
     assert len(pd.read_parquet(tmp_path / "m.problems.parquet")) == 2

@@ -7,9 +7,12 @@ import soundfile as sf
 
 from curate.checks import CheckConfig, residual_db
 from curate.errors import StemcurateError
-from curate.scan import scan
+from curate.scan import ScoreConfig, scan
 from curate.schema import MANIFEST_SCHEMA, read_manifest
 from tests.conftest import MUSDB_SAMPLE, MUSDBHQ_SAMPLE, need_shared, noise_stems, write_track
+
+# tests of checks and resuming, where the embedder does not matter, use the fast descriptors
+FAST = ScoreConfig(embedder="features")
 
 SR = 44100
 
@@ -69,7 +72,7 @@ def test_truncated_and_silent_files_are_reported_and_skipped(tmp_path):
     stems = noise_stems(np.random.default_rng(5))
     stems["vocals"][:] = 0.0
     write_track(root / "train/song1", stems)
-    result = scan(root, output=tmp_path / "m.parquet")
+    result = scan(root, output=tmp_path / "m.parquet", score=FAST)
     trunc, silent = _problems(result, "truncated"), _problems(result, "silent")
     assert trunc[["track", "stem", "severity"]].values.tolist() == [["song0", "bass", "skipped"]]
     assert "header declares 308700 samples" in trunc["detail"].iloc[0]
@@ -104,7 +107,7 @@ def test_decode_rate_length_nan_mono_and_residual_checks(tmp_path):
     m, _ = sf.read(root / "train/song5/mixture.wav", dtype="float32")
     sf.write(root / "train/song5/mixture.wav", m * 2.0, SR, subtype="FLOAT")
 
-    result = scan(root, output=tmp_path / "m.parquet")
+    result = scan(root, output=tmp_path / "m.parquet", score=FAST)
     p = result.problems.set_index("check")
     assert p.loc["decode", ["track", "stem"]].tolist() == ["song0", "drums"]
     assert p.loc["sample_rate", ["track", "stem"]].tolist() == ["song1", "other"]
@@ -140,7 +143,7 @@ def test_custom_stems_and_unknown_stem(tmp_path):
 def test_missing_stem_in_one_track_is_reported(tmp_path):
     root = _dataset(tmp_path, 2)
     (root / "train/song1/other.wav").unlink()
-    result = scan(root, output=tmp_path / "m.parquet")
+    result = scan(root, output=tmp_path / "m.parquet", score=FAST)
     missing = _problems(result, "missing")
     assert missing[["track", "stem"]].values.tolist() == [["song1", "other"]]
 
@@ -148,14 +151,14 @@ def test_missing_stem_in_one_track_is_reported(tmp_path):
 def test_interrupted_scan_resumes_without_recomputing(tmp_path, monkeypatch):
     root = _dataset(tmp_path, 3)
     out = tmp_path / "m.parquet"
-    full = scan(root, output=tmp_path / "ref.parquet").fragments
+    full = scan(root, output=tmp_path / "ref.parquet", score=FAST).fragments
 
     def boom(track):
         if track.name == "song1":
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        scan(root, output=out, on_track=boom)
+        scan(root, output=out, score=FAST, on_track=boom)
     assert not out.exists()
     assert len(list((tmp_path / "m.parquet.parts").glob("*.parquet"))) == 2  # song0 and song1 finished
 
@@ -164,7 +167,7 @@ def test_interrupted_scan_resumes_without_recomputing(tmp_path, monkeypatch):
     calls = []
     real = scan_mod.scan_track
     monkeypatch.setattr(scan_mod, "scan_track", lambda t, *a, **k: calls.append(t.name) or real(t, *a, **k))
-    result = scan(root, output=out)
+    result = scan(root, output=out, score=FAST)
     assert calls == ["song2"] and result.resumed == 2
     pd.testing.assert_frame_equal(result.fragments, full)
     pd.testing.assert_frame_equal(read_manifest(out).frame, read_manifest(tmp_path / "ref.parquet").frame)
@@ -178,8 +181,8 @@ def test_changed_settings_discard_old_parts(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        scan(root, output=out, on_track=boom)
-    result = scan(root, output=out, check_config=CheckConfig(silence_db=-60))
+        scan(root, output=out, score=FAST, on_track=boom)
+    result = scan(root, output=out, score=FAST, check_config=CheckConfig(silence_db=-60))
     assert result.resumed == 0
 
 
