@@ -150,7 +150,7 @@ def main() -> None:
     ap.add_argument("--model", default="logreg", help="label model classifier: logreg, forest, ensemble")
     ap.add_argument("--rounds", type=int, default=None, help="label model rounds (default: the library's)")
     ap.add_argument("--keep", type=Path, help="keep the datasets and manifests in this folder (and reuse the clean data)")
-    ap.add_argument("--save", action="store_true", help="write docs/benchmarks/detection[_synth|_real].json")
+    ap.add_argument("--save", action="store_true", help="write docs/benchmarks/detection[_synth|_real][_mM_bB].json (_mM_bB: other than the default rates)")
     args = ap.parse_args()
     real = args.data == "real"
     tracks = args.tracks or (94 if real else 16)
@@ -254,7 +254,10 @@ def main() -> None:
         rej.to_parquet(work / "clean_rejected.parquet")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    finish({"rendered": "detection", "synth": "detection_synth", "real": "detection_real"}[args.data], fig, args.save)
+    name = {"rendered": "detection", "synth": "detection_synth", "real": "detection_real"}[args.data]
+    if (mislabel, bleed) != ((0.3, 0.3) if real else (0.2, 0.2)):  # other rates: a file of their own
+        name += f"_m{round(100 * mislabel)}_b{round(100 * bleed)}"
+    finish(name, fig, args.save)
 
 
 if __name__ == "__main__":
