@@ -129,9 +129,10 @@ def filter_cmd(
     threshold: Annotated[float, typer.Option("--threshold", "-t", help="Keep fragments with quality >= this (0-1).")] = 0.7,
     output: Annotated[Path, typer.Option("--output", "-o", help="Manifest of kept fragments.")] = Path("clean.parquet"),
     rejected: Annotated[Path, typer.Option("--rejected", help="Manifest of rejected fragments, with reasons.")] = Path("rejected.parquet"),
+    bleed_db: Annotated[Optional[float], typer.Option("--bleed-db", help="Bleed bound, dB re the fragment: keep fragments with a certain label up to this much bleed (default about -22.7 at threshold 0.7).")] = None,
 ):
     """Split a scanned manifest into clean and rejected fragments, each rejection with a reason."""
-    res = filter_manifest(manifest, threshold=threshold, output=output, rejected=rejected)
+    res = filter_manifest(manifest, threshold=threshold, output=output, rejected=rejected, bleed_db=bleed_db)
     table = Table(title=f"quality >= {threshold}: kept {len(res.kept)}, rejected {len(res.rejected)}")
     table.add_column("stem")
     for col in res.summary.columns:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from curate.atomic import ensure_writable_dir
 from curate.errors import StemcurateError
-from curate.quality import reasons
+from curate.quality import BLEED_MID_DB, bleed_mid_for, quality, reasons
 from curate.schema import Manifest, read_manifest, write_manifest
 
 
@@ -36,11 +37,14 @@ def read_scored(manifest: str | Path, threshold: float) -> Manifest:
     return m
 
 
-def filter_manifest(manifest: str | Path = "manifest.parquet", *, threshold: float = 0.7, output: str | Path = "clean.parquet", rejected: str | Path = "rejected.parquet") -> FilterResult:
+def filter_manifest(manifest: str | Path = "manifest.parquet", *, threshold: float = 0.7, output: str | Path = "clean.parquet", rejected: str | Path = "rejected.parquet", bleed_db: float | None = None) -> FilterResult:
     """Keep fragments with ``quality >= threshold``; give every rejected one a ``reason``.
 
-    Raises :class:`StemcurateError` for a threshold outside 0-1, a manifest without scores, or
-    a result with no fragment kept (nothing is written then).
+    ``bleed_db``: the bleed bound in dB re the fragment; ``quality`` is recomputed so that a fragment
+    with a certain label is kept up to that much bleed (default: about -22.7 dB at threshold 0.7).
+    Raises :class:`StemcurateError` for a threshold outside 0-1 (0-1 exclusive with ``bleed_db``),
+    a non-finite bound, a manifest without scores, or a result with no fragment kept (nothing is
+    written then).
     """
     output, rejected = Path(output), Path(rejected)
     if output.resolve() == rejected.resolve():
@@ -49,7 +53,16 @@ def filter_manifest(manifest: str | Path = "manifest.parquet", *, threshold: flo
     for p in (output, rejected):
         ensure_writable_dir(p)
     frame = m.frame.copy()
-    why = reasons(frame, threshold)
+    mid = BLEED_MID_DB
+    if bleed_db is not None:
+        if not np.isfinite(bleed_db) or bleed_db > 0:
+            raise StemcurateError(f"--bleed-db must be a level in dB at or below 0, got {bleed_db}")
+        try:
+            mid = bleed_mid_for(bleed_db, threshold)
+        except ValueError as exc:
+            raise StemcurateError(f"--bleed-db: {exc}") from None
+        frame["quality"] = quality(frame["label_score"], frame["bleed_db"], frame["separation_db"], bleed_mid_db=mid)
+    why = reasons(frame, threshold, bleed_mid_db=mid)
     frame["reason"] = why["reason"]
     keep = frame["quality"] >= threshold
     kept, rej = frame[keep].copy(), frame[~keep].copy()
@@ -59,7 +72,7 @@ def filter_manifest(manifest: str | Path = "manifest.parquet", *, threshold: flo
             "lower --threshold or check the data (curate report)"
         )
     kept["reason"] = None
-    meta = {**m.meta, "filter": {"threshold": threshold, "source": str(Path(manifest))}}
+    meta = {**m.meta, "filter": {"threshold": threshold, "bleed_db": bleed_db, "source": str(Path(manifest))}}
     write_manifest(kept, output, root=m.root, meta=meta)
     write_manifest(rej, rejected, root=m.root, meta=meta)
     kinds = why.loc[rej.index, "kind"]

@@ -11,6 +11,8 @@ target's model takes 3 dB more of the stem than the labelled target's model, 0.9
 :mod:`curate.classify`; 1 when no classifier ran). ``bleed_factor`` is 0.5 at -22 dB of leakage,
 0.9 at -23.9 dB, 0.99 at -26 dB and 0.1 at -20.1 dB: at ``--threshold 0.7`` a fragment with a
 certain label is rejected from about -22.7 dB of bleed on (leaks worth removing are -20 dB and up).
+``curate filter --bleed-db B`` moves that bound to ``B`` (the midpoint follows, see :func:`bleed_mid_for`):
+live multitracks carry real microphone bleed, and a user may choose to keep it.
 """
 
 from __future__ import annotations
@@ -24,10 +26,17 @@ SEPARATION_MID_DB = -3.0
 SEPARATION_SLOPE_DB = 2.0
 
 
-def bleed_factor(bleed_db) -> np.ndarray:
-    """0-1 factor for a bleed level in dB relative to the fragment (NaN counts as no bleed)."""
+def bleed_factor(bleed_db, *, mid_db: float = BLEED_MID_DB) -> np.ndarray:
+    """0-1 factor for a bleed level in dB relative to the fragment (NaN counts as no bleed); 0.5 at ``mid_db``."""
     b = np.nan_to_num(np.asarray(bleed_db, dtype=np.float64), nan=-200.0)
-    return 1.0 / (1.0 + 10 ** ((b - BLEED_MID_DB) / BLEED_SLOPE_DB))
+    return 1.0 / (1.0 + 10 ** ((b - mid_db) / BLEED_SLOPE_DB))
+
+
+def bleed_mid_for(bound_db: float, threshold: float) -> float:
+    """The midpoint (dB) at which a fragment with a certain label passes ``threshold`` up to ``bound_db`` of bleed."""
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"a bleed bound needs a threshold strictly between 0 and 1, got {threshold}")
+    return float(bound_db - BLEED_SLOPE_DB * np.log10(1.0 / threshold - 1.0))
 
 
 def separation_factor(separation_db) -> np.ndarray:
@@ -36,10 +45,10 @@ def separation_factor(separation_db) -> np.ndarray:
     return 1.0 / (1.0 + 10 ** ((SEPARATION_MID_DB - d) / SEPARATION_SLOPE_DB))
 
 
-def quality(label_score, bleed_db, separation_db=None) -> np.ndarray:
+def quality(label_score, bleed_db, separation_db=None, *, bleed_mid_db: float = BLEED_MID_DB) -> np.ndarray:
     """Combined 0-1 score (float32) of label score (NaN counts as 1), bleed and self-separation."""
     ls = np.nan_to_num(np.asarray(label_score, dtype=np.float64), nan=1.0)
-    q = ls * bleed_factor(bleed_db)
+    q = ls * bleed_factor(bleed_db, mid_db=bleed_mid_db)
     if separation_db is not None:
         q = q * separation_factor(separation_db)
     return q.astype(np.float32)
@@ -52,7 +61,7 @@ def _blame(label_score: float, bleed_fac: float, threshold: float) -> tuple[bool
     return label, bleed
 
 
-def reasons(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
+def reasons(frame: pd.DataFrame, threshold: float, *, bleed_mid_db: float = BLEED_MID_DB) -> pd.DataFrame:
     """Why each row of ``frame`` whose ``quality`` is below ``threshold`` is rejected.
 
     Needs ``stem``, ``quality``, ``label_score``, ``predicted_stem``, ``bleed_db``, ``bleed_stem``.
@@ -66,7 +75,7 @@ def reasons(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
             kinds.append(None)
             continue
         ls = r.label_score if r.label_score == r.label_score else 1.0
-        label, bleed = _blame(ls, float(bleed_factor(r.bleed_db)), threshold)
+        label, bleed = _blame(ls, float(bleed_factor(r.bleed_db, mid_db=bleed_mid_db)), threshold)
         parts = []
         if label:
             if isinstance(r.predicted_stem, str) and r.predicted_stem != r.stem:

@@ -87,3 +87,29 @@ def test_cli_unscored_manifest_and_default_paths(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     assert (tmp_path / "clean.parquet").exists() and (tmp_path / "rejected.parquet").exists()
     assert "looks like drums" in r.stdout
+
+
+def test_bleed_bound_moves_the_bleed_cut(tmp_path):
+    from curate.quality import bleed_mid_for
+
+    # at the bound, a certain label sits exactly on the threshold; the default bound is about -22.7 dB
+    assert quality(1.0, -15.0, bleed_mid_db=bleed_mid_for(-15.0, 0.7)) == pytest.approx(0.7, abs=1e-6)
+    assert bleed_mid_for(-22.7359, 0.7) == pytest.approx(-22.0, abs=1e-3)
+    path, df = _scored(tmp_path)  # 'other' of t0 leaks at -12 dB, 'other' of t1 at -22 dB
+    out = dict(output=tmp_path / "c.parquet", rejected=tmp_path / "r.parquet")
+    default = filter_manifest(path, threshold=0.7, **out)
+    assert {("t0", "other"), ("t1", "other")} <= set(zip(default.rejected.track, default.rejected.stem))
+    loose = filter_manifest(path, threshold=0.7, bleed_db=-18.0, **out)
+    kept = set(zip(loose.kept.track, loose.kept.stem))
+    assert ("t1", "other") in kept and ("t0", "other") not in kept
+    assert "drums bleed at -12 dB" in loose.rejected.set_index(["track", "stem"]).loc[("t0", "other"), "reason"]
+    assert read_manifest(tmp_path / "c.parquet").meta["filter"]["bleed_db"] == -18.0
+    strict = filter_manifest(path, threshold=0.7, bleed_db=-38.0, **out)  # t1 vocals reads other at -35 dB
+    assert set(zip(default.kept.track, default.kept.stem)) - set(zip(strict.kept.track, strict.kept.stem)) == {("t1", "vocals")}
+    for bad in (float("nan"), 3.0):
+        with pytest.raises(StemcurateError, match="--bleed-db"):
+            filter_manifest(path, threshold=0.7, bleed_db=bad, **out)
+    res = runner.invoke(app, ["filter", str(path), "--bleed-db", "-18", "-o", str(tmp_path / "c2.parquet"), "--rejected", str(tmp_path / "r2.parquet")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["filter", str(path), "--bleed-db", "-18", "--threshold", "1.0"])
+    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1
