@@ -149,6 +149,7 @@ def main() -> None:
     ap.add_argument("--no-reference-pool", action="store_true", help="leave out the shipped reference pool")
     ap.add_argument("--model", default="logreg", help="label model classifier: logreg, forest, ensemble")
     ap.add_argument("--rounds", type=int, default=None, help="label model rounds (default: the library's)")
+    ap.add_argument("--max-eps", type=float, default=None, help="label model cap of the EM noise rate (default: the library's)")
     ap.add_argument("--keep", type=Path, help="keep the datasets and manifests in this folder (and reuse the clean data)")
     ap.add_argument("--save", action="store_true", help="write docs/benchmarks/detection[_synth|_real][_mM_bB].json (_mM_bB: other than the default rates)")
     args = ap.parse_args()
@@ -163,7 +164,8 @@ def main() -> None:
     if not clean.exists():
         make_clean(args.data, clean, tracks, args.seconds, args.seed)
     prep = time.perf_counter() - t0
-    labels = LabelModelConfig(model=args.model, seed=args.seed, **({"rounds": args.rounds} if args.rounds else {}))
+    overrides = {k: v for k, v in (("rounds", args.rounds), ("max_prior_error", args.max_eps)) if v is not None}
+    labels = LabelModelConfig(model=args.model, seed=args.seed, **overrides)
     score = ScoreConfig(embedder=args.embedder, labels=labels, reference_pool=not args.no_reference_pool)
     audio_s = stem_seconds(clean)
 
