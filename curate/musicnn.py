@@ -208,8 +208,8 @@ class MusicnnEmbedder:
     """Pooled musicnn features (1506-d) and the penultimate layer (200-d) per fragment: ``(n, 1706)``.
 
     The stem is mixed to mono and resampled to 16 kHz once; the convolutional front and mid end run
-    once over the whole stem (in chunks with context), and each fragment pools the frames whose
-    centres fall inside it, so overlapping fragments cost nothing extra.
+    once over each stretch of fragments (in chunks with context), and each fragment pools the frames
+    whose centres fall inside it, so overlapping fragments cost nothing extra.
     """
 
     name = "musicnn"
@@ -220,35 +220,60 @@ class MusicnnEmbedder:
         self.chunk_frames = chunk_frames
 
     @torch.inference_mode()
-    def stem_features(self, audio: np.ndarray, sample_rate: int) -> torch.Tensor:
-        """``(753, frames)`` features of the whole stem ``audio`` ``(channels, samples)`` at 16 kHz hop 256."""
+    def stem_features(self, audio: np.ndarray, sample_rate: int, ranges: np.ndarray | None = None) -> torch.Tensor:
+        """``(753, frames)`` features of the stem ``audio`` ``(channels, samples)`` at 16 kHz hop 256.
+
+        ``ranges``: ``(k, 2)`` frame ranges ``[a, b)`` to compute (others stay 0); each range is computed
+        as one input, zero-padded at its edges like the original model's patches, in chunks that
+        overlap by the receptive field (so the chunk size does not change the result). Default: all.
+        """
         mono = np.asarray(audio, dtype=np.float32).mean(axis=0)
         if sample_rate != SAMPLE_RATE:
             mono = soxr.resample(mono, sample_rate, SAMPLE_RATE).astype(np.float32)
         spec = log_mel(torch.from_numpy(np.ascontiguousarray(mono)).to(self.device))
         n, step = len(spec), self.chunk_frames
-        out = []
-        for a in range(0, n, step):
-            lo, hi = max(0, a - _CONTEXT), min(n, a + step + _CONTEXT)
-            feats = self.model.frame_features(spec[None, lo:hi])[0]
-            out.append(feats[:, a - lo : a - lo + min(step, n - a)])
-        return torch.cat(out, dim=1)
+        ranges = np.array([[0, n]]) if ranges is None else np.clip(np.asarray(ranges, dtype=np.int64).reshape(-1, 2), 0, n)
+        out = torch.zeros((753, n), device=spec.device)
+        for r0, r1 in ranges:
+            seg = spec[r0:r1]
+            for a in range(0, r1 - r0, step):
+                lo, hi = max(0, a - _CONTEXT), min(r1 - r0, a + step + _CONTEXT)
+                feats = self.model.frame_features(seg[None, lo:hi])[0]
+                out[:, r0 + a : r0 + a + min(step, r1 - r0 - a)] = feats[:, a - lo : a - lo + min(step, r1 - r0 - a)]
+        return out
 
     @torch.inference_mode()
     def embed(self, audio: np.ndarray, spectrum: StemSpectrum, bounds: np.ndarray) -> np.ndarray:
         """``(n, 1706)`` float32 for the fragments ``bounds`` ``(n, 2)`` (samples at ``spectrum.sample_rate``)
-        of one stem ``audio`` ``(channels, samples)``: ``[pooled (1506), penultimate (200)]``."""
+        of one stem ``audio`` ``(channels, samples)``: ``[pooled (1506), penultimate (200)]``.
+
+        The network runs over the fragments' frames only (overlapping fragments merged into one
+        range), so audio that SAD dropped costs nothing."""
         bounds = np.asarray(bounds, dtype=np.int64).reshape(-1, 2)
         if len(bounds) == 0:
             return np.zeros((0, POOLED_DIM + PENULTIMATE_DIM), np.float32)
-        feats = self.stem_features(audio, spectrum.sample_rate)
-        n = feats.shape[1]
         scale = SAMPLE_RATE / spectrum.sample_rate
+        n = 1 + int(round(audio.shape[-1] * scale)) // HOP
         first = np.clip(np.ceil(bounds[:, 0] * scale / HOP).astype(np.int64), 0, n - 1)
         last = np.clip(np.ceil(bounds[:, 1] * scale / HOP).astype(np.int64), first + 1, n)
+        feats = self.stem_features(audio, spectrum.sample_rate, _merge(np.stack([first, last], axis=1)))
+        last = np.minimum(last, feats.shape[1])
+        first = np.minimum(first, last - 1)
         pooled = torch.stack([self.model.pool(feats[None, :, a:b])[0] for a, b in zip(first, last)])
         penultimate, _ = self.model.head(pooled)
         return torch.cat([pooled, penultimate], dim=1).cpu().numpy().astype(np.float32)
+
+
+def _merge(ranges: np.ndarray) -> np.ndarray:
+    """Overlapping or touching ``[a, b)`` ranges ``(k, 2)`` merged, sorted."""
+    r = ranges[np.argsort(ranges[:, 0], kind="stable")]
+    out = [list(r[0])]
+    for a, b in r[1:]:
+        if a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return np.array(out, dtype=np.int64)
 
 
 @functools.lru_cache(maxsize=2)
