@@ -247,8 +247,9 @@ class MusicnnEmbedder:
         """``(n, 1706)`` float32 for the fragments ``bounds`` ``(n, 2)`` (samples at ``spectrum.sample_rate``)
         of one stem ``audio`` ``(channels, samples)``: ``[pooled (1506), penultimate (200)]``.
 
-        The network runs over the fragments' frames only (overlapping fragments merged into one
-        range), so audio that SAD dropped costs nothing."""
+        The network runs over the fragments' frames and the receptive field around them only
+        (overlapping fragments merged into one stretch), so audio that SAD dropped costs nothing and
+        a fragment's features are those of the whole stem."""
         bounds = np.asarray(bounds, dtype=np.int64).reshape(-1, 2)
         if len(bounds) == 0:
             return np.zeros((0, POOLED_DIM + PENULTIMATE_DIM), np.float32)
@@ -256,7 +257,7 @@ class MusicnnEmbedder:
         n = 1 + int(round(audio.shape[-1] * scale)) // HOP
         first = np.clip(np.ceil(bounds[:, 0] * scale / HOP).astype(np.int64), 0, n - 1)
         last = np.clip(np.ceil(bounds[:, 1] * scale / HOP).astype(np.int64), first + 1, n)
-        feats = self.stem_features(audio, spectrum.sample_rate, _merge(np.stack([first, last], axis=1)))
+        feats = self.stem_features(audio, spectrum.sample_rate, _merge(np.stack([first, last], axis=1), gap=2 * _CONTEXT, pad=_CONTEXT, n=n))
         last = np.minimum(last, feats.shape[1])
         first = np.minimum(first, last - 1)
         pooled = torch.stack([self.model.pool(feats[None, :, a:b])[0] for a, b in zip(first, last)])
@@ -264,12 +265,15 @@ class MusicnnEmbedder:
         return torch.cat([pooled, penultimate], dim=1).cpu().numpy().astype(np.float32)
 
 
-def _merge(ranges: np.ndarray) -> np.ndarray:
-    """Overlapping or touching ``[a, b)`` ranges ``(k, 2)`` merged, sorted."""
-    r = ranges[np.argsort(ranges[:, 0], kind="stable")]
+def _merge(ranges: np.ndarray, *, gap: int = 0, pad: int = 0, n: int | None = None) -> np.ndarray:
+    """``[a, b)`` ranges ``(k, 2)`` widened by ``pad`` on each side (within ``[0, n)``), then merged where
+    they overlap or lie less than ``gap`` apart; sorted."""
+    r = ranges[np.argsort(ranges[:, 0], kind="stable")].copy()
+    r[:, 0] = np.maximum(r[:, 0] - pad, 0)
+    r[:, 1] = r[:, 1] + pad if n is None else np.minimum(r[:, 1] + pad, n)
     out = [list(r[0])]
     for a, b in r[1:]:
-        if a <= out[-1][1]:
+        if a <= out[-1][1] + gap:
             out[-1][1] = max(out[-1][1], b)
         else:
             out.append([a, b])

@@ -134,3 +134,19 @@ def test_shipped_weights_are_float16_and_small():
     with safe_open(str(WEIGHTS), "pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
     assert (WEIGHTS.parent / "MUSICNN_LICENSE.md").read_text().startswith("Copyright (c) Music Technology Group")
+
+
+def test_fragment_embeddings_equal_the_whole_stem_computation():
+    """The network runs only around the fragments (with its receptive field), yet each fragment's
+    embedding is what the whole stem's features give."""
+    rng = np.random.default_rng(1)
+    audio = (0.1 * rng.standard_normal((2, 44100 * 12))).astype(np.float32)
+    bounds = np.array([[0, 44100 * 2], [44100 * 9, 44100 * 11]])  # 7 s apart: computed as two stretches
+    emb = MusicnnEmbedder()
+    got = emb.embed(audio, stft(audio, 44100), bounds)
+    full = emb.stem_features(audio, 44100)
+    frames = [(0, int(np.ceil(2 * 16000 / 256))), (int(np.ceil(9 * 16000 / 256)), int(np.ceil(11 * 16000 / 256)))]
+    with torch.inference_mode():
+        pooled = torch.stack([emb.model.pool(full[None, :, a:b])[0] for a, b in frames])
+        want = torch.cat([pooled, emb.model.head(pooled)[0]], dim=1).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
