@@ -115,3 +115,22 @@ def test_built_pools_are_cached(tmp_path, monkeypatch):
     np.testing.assert_allclose(again.emb, first.emb, rtol=1e-3, atol=1e-3)  # stored as float16
     with pytest.raises(BaseException, match="rebuilt"):  # other settings: another key
         cached_synth_pool("features", pool=SynthPool(tracks=2, seconds=7.0, seed=4), folder=tmp_path)
+
+
+def test_reference_option_through_the_cli(tmp_path, synth_dir):
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+    from curate.schema import read_manifest
+
+    runner = CliRunner()
+    missing = tmp_path / "nope"
+    res = runner.invoke(app, ["scan", str(synth_dir), "-o", str(tmp_path / "m.parquet"), "--reference", str(missing)])
+    assert res.exit_code == 2 and str(missing) in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    synth_dataset(tmp_path / "trusted", tracks=2, seconds=7, seed=9)
+    res = runner.invoke(app, ["scan", str(synth_dir), "-o", str(tmp_path / "m.parquet"), "--embedder", "features",
+                              "--reference", str(tmp_path / "trusted"), "--no-reference-pool"])
+    assert res.exit_code == 0, res.output
+    meta = read_manifest(tmp_path / "m.parquet").meta
+    assert 0 < meta["label_model"]["reference_units"] < len(load_pool("features"))
+    assert 0 < meta["label_model"]["dataset_share"] < 1
