@@ -24,13 +24,7 @@ predicts on frames it was not fitted on counts. Parts that play along (a bass lo
 keyboard doubling the bass line) fit a filter by chance on some frames that predicts little on the
 others: on the 94 real MUSDB18 excerpts, clean fragments read as leaking above -22.7 dB went from 39
 to 10 of 376, while 106 of 108 injected leaks are still found (rendered songs: 68 of 74, was 69).
-A note held across a block boundary still fits (its two pieces are one waveform). And a leak path is one
-filter through the fragment: the frames are cut into blocks of at most ``block_s`` (1.5 s), the filter
-is fitted on the even blocks and scored on the odd ones and vice versa, and only the energy it
-predicts on frames it was not fitted on counts. Parts that play along (a bass locked to the kick, a
-keyboard doubling the bass line) fit a filter by chance on some frames that predicts little on the
-others: on the 94 real MUSDB18 excerpts, clean fragments read as leaking above -22.7 dB went from 39
-to 10 of 376, while 106 of 108 injected leaks are still found (rendered songs: 68 of 74, was 69). ``bleed_db`` is
+A note held across a block boundary still fits (its two pieces are one waveform). ``bleed_db`` is
 ``10 log10(sum_j fraction_j)`` (-80 dB floor) and ``bleed_stem`` the ``j`` with the largest fraction.
 """
 
@@ -39,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import solve_toeplitz
+from scipy.linalg import matmul_toeplitz, solve_toeplitz
 
 from curate.spectra import StemSpectrum, frame_bounds
 
@@ -119,10 +113,15 @@ def _explained(col: np.ndarray, r_ij: np.ndarray, lag: int, config: BleedConfig,
     if t_e <= 0:
         return 0.0
     # ||x_i||^2 - ||x_i - h * x_j||^2 on the held-out frames: 2 h.r_ij - h' R_jj h
-    from scipy.linalg import matmul_toeplitz
-
     gain = 2 * h @ t_rij[idx] - h @ matmul_toeplitz(t_col, h)
     return float(np.clip(gain / t_e, 0.0, 1.0))
+
+
+def _toeplitz_column(r_jj: np.ndarray, taps: int) -> np.ndarray:
+    """First ``taps`` lags of ``j``'s autocorrelation, with a tiny ridge that keeps the Toeplitz system well posed."""
+    col = r_jj[:taps].copy()
+    col[0] *= 1.0 + 1e-6
+    return col
 
 
 def _correlations(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, lw: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -156,13 +155,7 @@ def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, s
     kp, kn, kz = pos[phat[pos].argmax()], neg[phat[neg].argmax()], zero[phat[zero].argmax()]
     floor = np.median(phat) + 1e-30
     r_jj, r_ij, _ = _correlations(g, p_j, p_i, n_fft, lw)
-
-    def column(r):
-        col = r[: config.taps].copy()
-        col[0] *= 1.0 + 1e-6  # tiny ridge keeps the Toeplitz system well posed
-        return col
-
-    col = column(r_jj)
+    col = _toeplitz_column(r_jj, config.taps)
 
     # a peak at a negative delay means i leaks into j: no leak of j into i, unless a positive
     # delay has a peak of its own (leaks both ways)
@@ -178,8 +171,8 @@ def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, s
         parts = [_correlations(*h, n_fft, lw) for h in halves]
         if all(p[2] > 0 and p[0][0] > 0 for p in parts):
             (ja, ia, ea), (jb, ib, eb) = parts
-            cv = 0.5 * (_explained(column(ja), ia, tau, config, n_fft, ea, test=(jb[: config.taps], ib, eb))
-                        + _explained(column(jb), ib, tau, config, n_fft, eb, test=(ja[: config.taps], ia, ea)))
+            cv = 0.5 * (_explained(_toeplitz_column(ja, config.taps), ia, tau, config, n_fft, ea, test=(jb[: config.taps], ib, eb))
+                        + _explained(_toeplitz_column(jb, config.taps), ib, tau, config, n_fft, eb, test=(ja[: config.taps], ia, ea)))
             frac = min(frac, cv)
     # evidence that the coherence is a leak path: a sharp whitened cross-correlation peak, or
     # coherent bins whose phases line up on one delay (two instruments on the same notes do neither)

@@ -77,10 +77,6 @@ def scan_cmd(
         raise StemcurateError(f"SAD options: {exc}") from None
     if embedder not in EMBEDDERS:
         raise StemcurateError(f"--embedder: unknown embedder '{embedder}' (use {', '.join(EMBEDDERS)})")
-    if "musicnn" in embedder and not no_score:
-        from curate.musicnn import WEIGHTS, load_musicnn
-
-        load_musicnn(musicnn_weights or WEIGHTS)  # fail before scanning when the weights are bad
     for folder in reference or ():
         if not folder.is_dir():
             raise StemcurateError(f"{folder}: --reference folder not found")

@@ -24,7 +24,6 @@ cast to float16 (which overflows to inf on loud stems).
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +48,9 @@ MTT_TAGS = (
     "classic", "choir", "voice", "new age", "dance", "male voice", "female vocal", "beats", "harp", "cello",
     "no voice", "weird", "country", "metal", "female voice", "choral",
 )
-POOLED_DIM = 1506
+FRAME_DIM = 753
+"""Features per frame after the mid end (561 front end + 3 x 64 mid end)."""
+POOLED_DIM = 2 * FRAME_DIM
 PENULTIMATE_DIM = 200
 _BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization's default
 _CONTEXT = 80  # frames of context on each side when a long input is processed in chunks (receptive field +-76)
@@ -233,7 +234,7 @@ class MusicnnEmbedder:
         spec = log_mel(torch.from_numpy(np.ascontiguousarray(mono)).to(self.device))
         n, step = len(spec), self.chunk_frames
         ranges = np.array([[0, n]]) if ranges is None else np.clip(np.asarray(ranges, dtype=np.int64).reshape(-1, 2), 0, n)
-        out = torch.zeros((753, n), device=spec.device)
+        out = torch.zeros((FRAME_DIM, n), device=spec.device)
         for r0, r1 in ranges:
             seg = spec[r0:r1]
             for a in range(0, r1 - r0, step):
@@ -278,9 +279,3 @@ def _merge(ranges: np.ndarray, *, gap: int = 0, pad: int = 0, n: int | None = No
         else:
             out.append([a, b])
     return np.array(out, dtype=np.int64)
-
-
-@functools.lru_cache(maxsize=2)
-def musicnn_embedder(device: str = "cpu") -> MusicnnEmbedder:
-    """The shipped model, loaded once per process and device."""
-    return MusicnnEmbedder(device=device)

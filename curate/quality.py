@@ -32,11 +32,17 @@ def bleed_factor(bleed_db, *, mid_db: float = BLEED_MID_DB) -> np.ndarray:
     return 1.0 / (1.0 + 10 ** ((b - mid_db) / BLEED_SLOPE_DB))
 
 
+def bleed_bound(threshold: float, *, mid_db: float = BLEED_MID_DB) -> float:
+    """The bleed level (dB) up to which a fragment with a certain label keeps ``quality >= threshold`` (0-1 exclusive)."""
+    return float(mid_db + BLEED_SLOPE_DB * np.log10(1.0 / threshold - 1.0))
+
+
 def bleed_mid_for(bound_db: float, threshold: float) -> float:
-    """The midpoint (dB) at which a fragment with a certain label passes ``threshold`` up to ``bound_db`` of bleed."""
+    """The midpoint (dB) at which a fragment with a certain label passes ``threshold`` up to ``bound_db`` of bleed
+    (the inverse of :func:`bleed_bound`)."""
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"a bleed bound needs a threshold strictly between 0 and 1, got {threshold}")
-    return float(bound_db - BLEED_SLOPE_DB * np.log10(1.0 / threshold - 1.0))
+    return float(bound_db - bleed_bound(threshold, mid_db=0.0))
 
 
 def separation_factor(separation_db) -> np.ndarray:

@@ -355,12 +355,12 @@ def _score(fragments: pd.DataFrame, emb: np.ndarray, env: np.ndarray, score: Sco
     from curate.reference import reference_pool
 
     n_tracks = fragments["track"].nunique()
-    labels = None
-    pool = None
-    if fragments["stem"].nunique() >= 2:
+    labels = pool = None
+    two_stems = fragments["stem"].nunique() >= 2
+    if two_stems:
         pool = reference_pool(score.embedder, synth=score.reference_pool, dirs=score.reference or (), stems=stems, device=score.device,
                               panns_checkpoint=score.panns_checkpoint, musicnn_weights=score.musicnn_weights)
-    if fragments["stem"].nunique() >= 2 and (n_tracks >= 2 or (pool is not None and len(pool.restrict(stems)))):
+    if two_stems and (n_tracks >= 2 or (pool is not None and len(pool.restrict(stems)))):
         labels = score_labels(fragments, emb, env, config=score.labels, reference=pool)
         fragments["label_score"] = labels.fragments["label_score"].to_numpy()
         fragments["predicted_stem"] = labels.fragments["predicted_stem"].to_numpy()

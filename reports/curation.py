@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 
 from curate.datasets import load_segment
 from curate.errors import StemcurateError
-from curate.quality import BLEED_MID_DB, BLEED_SLOPE_DB, reasons
+from curate.quality import bleed_bound, reasons
 from curate.filter import read_scored
 from curate.schema import read_corruptions
 from reports import html, plots
@@ -24,8 +24,7 @@ from reports import html, plots
 
 def _bleed_limit(threshold: float) -> float:
     """Bleed level (dB) at which a fragment with a certain label falls below ``threshold``."""
-    t = min(max(threshold, 1e-6), 1 - 1e-6)
-    return BLEED_MID_DB + BLEED_SLOPE_DB * np.log10(1 / t - 1)
+    return bleed_bound(min(max(threshold, 1e-6), 1 - 1e-6))
 
 
 def _bleed_sources(frame: pd.DataFrame, limit: float, floor_db: float = -30.0) -> str:
