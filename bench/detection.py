@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import REPO, finish, render  # noqa: E402
 from curate import audio  # noqa: E402
 from curate.classify import LabelModelConfig, split_units  # noqa: E402
-from curate.corrupt import corrupt_dataset  # noqa: E402
+from curate.corrupt import LEAK_KINDS, MISLABEL_KINDS, corrupt_dataset  # noqa: E402
 from curate.datasets import discover  # noqa: E402
 from curate.embed import DEFAULT_EMBEDDER, EMBEDDERS  # noqa: E402
 from curate.quality import reasons  # noqa: E402
@@ -107,7 +107,7 @@ def evaluate(frame: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> dict
     tp, fp, fn = int((flagged & y).sum()), int((flagged & ~y).sum()), int((~flagged & y).sum())
     kinds = truth["corruption_kind"].to_numpy()[known]
     by_kind, count_by_kind = {}, {}
-    for k in ("swap", "replace", "partial", "bleed"):
+    for k in MISLABEL_KINDS + LEAK_KINDS:
         sel = np.array([isinstance(v, str) and k in v.split("+") for v in kinds])
         if sel.any():
             by_kind[k] = round(float(flagged[sel].mean()), 3)

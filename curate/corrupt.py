@@ -5,12 +5,19 @@ Kinds of corruption (per stem of the corrupted subset):
 * ``swap``: two stems of a track exchange their audio (both labels are wrong);
 * ``replace``: the stem is replaced by another track's stem of another class, level-matched;
 * ``partial``: a time range (3-8 s) of the stem is replaced by another track's stem of another class;
-* ``bleed``: 1-2 other stem files of the same track leak in (as they are after the mislabels), each
-  ``leak_db`` (-20...-6 dB) relative to the receiving stem's RMS, delayed 0.5-10 ms and filtered
-  (low-, high-, band-pass or none).
+Kinds of leak (the other stem files of the same track as they are after the mislabels leak in; each
+``leak_db`` relative to the receiving stem's RMS):
 
-A stem gets a mislabel kind with probability ``mislabel_rate`` and, independently, a leak with
-probability ``bleed_rate``. ``mixture`` is the sum of the corrupted stems. Written as float32 WAV.
+* ``bleed``: a microphone hearing another source: 1-2 siblings, each -20...-6 dB, delayed 0.5-10 ms
+  and filtered (low-, high-, band-pass or none);
+* ``room``: a microphone in a room with the whole band: every sibling at once, each with its own
+  distance (delay 1-20 ms), one air/off-axis low-pass (1.5-8 kHz) and a reverb tail (exponentially
+  decaying noise, RT60 0.2-0.8 s, direct-to-reverberant ratio 0-10 dB); -18...-6 dB in all;
+* ``console``: electrical crosstalk on a desk or an interface: 1-2 siblings at zero delay, flat or
+  rising with frequency (high-pass 1-5 kHz), each -24...-10 dB. Zero delay gives no direction.
+
+A stem gets a mislabel kind with probability ``mislabel_rate`` and, independently, a leak of one of
+the three kinds (equally likely) with probability ``bleed_rate``. ``mixture`` is the sum of the corrupted stems. Written as float32 WAV.
 ``DST/corruptions.parquet`` has one row per corruption (see :data:`curate.schema.CORRUPTIONS_SCHEMA`);
 stems without a row are clean. Other subsets are copied unchanged.
 """
@@ -30,6 +37,7 @@ from curate.errors import StemcurateError
 from curate.schema import write_corruptions
 
 MISLABEL_KINDS = ("swap", "replace", "partial")
+LEAK_KINDS = ("bleed", "room", "console")
 
 
 def _rms(x: np.ndarray) -> float:
@@ -73,9 +81,24 @@ def leak_filter(rng: np.random.Generator, sr: int) -> tuple[str, np.ndarray | No
     return "none", None
 
 
-def make_leak(source: np.ndarray, target_rms: float, leak_db: float, delay: int, sos: np.ndarray | None) -> np.ndarray:
-    """``source`` (c, n) filtered, delayed by ``delay`` samples and scaled to ``leak_db`` re ``target_rms``."""
-    x = signal.sosfilt(sos, source, axis=1) if sos is not None else source.astype(np.float64)
+def room_response(rng: np.random.Generator, sr: int, channels: int, rt60_s: float, drr_db: float) -> np.ndarray:
+    """Impulse response ``(channels, samples)`` of a room: a unit direct path, then exponentially decaying
+    noise (independent per channel) reaching -60 dB after ``rt60_s`` seconds, whose energy is ``drr_db``
+    below the direct path's."""
+    n = max(2, int(rt60_s * sr))
+    t = np.arange(1, n) / sr
+    tail = rng.standard_normal((channels, n - 1)) * 10 ** (-3 * t / rt60_s)
+    tail *= 10 ** (-drr_db / 20) / np.sqrt(np.sum(tail**2, axis=1, keepdims=True))
+    return np.concatenate([np.ones((channels, 1)), tail], axis=1)
+
+
+def make_leak(source: np.ndarray, target_rms: float, leak_db: float, delay: int, sos: np.ndarray | None, ir: np.ndarray | None = None) -> np.ndarray:
+    """``source`` (c, n) convolved with ``ir`` (c, m) (a room, None: none), filtered, delayed by ``delay``
+    samples and scaled to ``leak_db`` re ``target_rms``."""
+    x = source.astype(np.float64)
+    if ir is not None:
+        x = signal.fftconvolve(x, ir, axes=1)[:, : x.shape[1]]
+    x = signal.sosfilt(sos, x, axis=1) if sos is not None else x
     x = np.concatenate([np.zeros((x.shape[0], delay)), x[:, : x.shape[1] - delay]], axis=1)
     r = _rms(x)
     return x * (target_rms * 10 ** (leak_db / 20) / r) if r > 0 else x
@@ -169,18 +192,9 @@ def corrupt_dataset(
             if rng.random() >= bleed_rate:
                 continue
             others = [s for s in labels if s != stem]
-            if not others:
-                continue
-            chosen = rng.choice(others, size=min(len(others), int(rng.integers(1, 3))), replace=False)
-            receiver_rms = _rms(out[stem])
-            for other in chosen:
-                leak_db = float(rng.uniform(-20, -6))
-                delay_ms = float(rng.uniform(0.5, 10))
-                fname, sos = leak_filter(rng, sr)
-                leak = make_leak(_fit(mislabeled[other], n, out[stem].shape[0]), receiver_rms, leak_db, int(round(delay_ms * sr / 1000)), sos)
-                out[stem] = out[stem] + leak
-                rows.append(dict(track=track.name, subset=subset, stem=stem, kind="bleed", start=0, end=n, source_track=track.name,
-                                 source_stem=str(other), leak_db=round(leak_db, 2), delay_ms=round(delay_ms, 2), filter=fname))
+            if others:
+                rows += _add_leak(rng, out, stem, others, mislabeled, sr, n, LEAK_KINDS[int(rng.integers(len(LEAK_KINDS)))],
+                                  track=track.name, subset=subset)
         folder = dst / subset / track.name
         folder.mkdir(parents=True, exist_ok=True)
         for stem, x in out.items():
@@ -193,3 +207,39 @@ def corrupt_dataset(
     truth = pd.DataFrame(rows)
     write_corruptions(truth, dst / "corruptions.parquet")
     return truth
+
+
+def _add_leak(rng: np.random.Generator, out: dict[str, np.ndarray], stem: str, others: list[str], sources: dict[str, np.ndarray],
+              sr: int, n: int, kind: str, **where) -> list[dict]:
+    """Add one leak of ``kind`` (see the module docstring) from ``sources`` into ``out[stem]``; its truth rows."""
+    receiver_rms = _rms(out[stem])
+    channels = out[stem].shape[0]
+    if kind == "room":
+        chosen = list(others)
+        total_db = float(rng.uniform(-18, -6))
+        share = rng.dirichlet(np.ones(len(chosen)))
+        fc, rt60, drr = float(rng.uniform(1500, 8000)), float(rng.uniform(0.2, 0.8)), float(rng.uniform(0, 10))
+        sos = signal.butter(2, fc, "low", fs=sr, output="sos")
+        fname = f"room lowpass {int(fc)} Hz, RT60 {rt60:.2f} s, DRR {drr:.1f} dB"
+        plan = [(o, total_db + 10 * np.log10(w), float(rng.uniform(1, 20)), fname, sos, room_response(rng, sr, channels, rt60, drr))
+                for o, w in zip(chosen, share)]
+    else:
+        chosen = rng.choice(others, size=min(len(others), int(rng.integers(1, 3))), replace=False)
+        plan = []
+        for o in chosen:
+            if kind == "console":
+                fc = float(rng.uniform(1000, 5000))
+                flat = rng.random() < 0.5
+                sos = None if flat else signal.butter(1, fc, "high", fs=sr, output="sos")
+                plan.append((str(o), float(rng.uniform(-24, -10)), 0.0, "console flat" if flat else f"console highpass {int(fc)} Hz", sos, None))
+            else:
+                leak_db, delay_ms = float(rng.uniform(-20, -6)), float(rng.uniform(0.5, 10))
+                fname, sos = leak_filter(rng, sr)
+                plan.append((str(o), leak_db, delay_ms, fname, sos, None))
+    rows = []
+    for other, leak_db, delay_ms, fname, sos, ir in plan:
+        leak = make_leak(_fit(sources[other], n, channels), receiver_rms, leak_db, int(round(delay_ms * sr / 1000)), sos, ir)
+        out[stem] = out[stem] + leak
+        rows.append(dict(where, stem=stem, kind=kind, start=0, end=n, source_track=where["track"], source_stem=str(other),
+                         leak_db=round(leak_db, 2), delay_ms=round(delay_ms, 2), filter=fname))
+    return rows

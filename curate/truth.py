@@ -4,7 +4,8 @@ A fragment is *corrupted* when its stem was swapped or replaced, when a partial 
 at least ``min_overlap`` of it, or when its stem received a leak that is actually present in it:
 the leak level scaled by how loud the leaking and the receiving stems are in this fragment
 compared with their whole-stem RMS must reach ``min_leak_db`` (checked when ``data_root`` is
-given; a leak whose source is silent in a fragment does not corrupt it).
+given; a leak whose source is silent in a fragment does not corrupt it). The siblings of one leak
+(a ``room`` leak has several) add up in power.
 Fragments that a partial replacement touches by less than ``min_overlap`` are *ambiguous*
 (``corrupted`` is NA) and left out of precision/recall.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from curate.corrupt import LEAK_KINDS
 from curate.datasets import load_segment
 
 
@@ -37,6 +39,7 @@ def fragment_truth(frame: pd.DataFrame, corruptions: pd.DataFrame, *, data_root=
         if rows is None:
             continue
         found, ambiguous, src = [], False, set()
+        leaks: dict[str, list[tuple[float, str | None]]] = {}  # per leak kind: (level in dB, source stem)
         for c in rows.itertuples():
             overlap = max(0, min(r.end, c.end) - max(r.start, c.start)) / (r.end - r.start)
             if c.kind in ("swap", "replace"):
@@ -48,8 +51,8 @@ def fragment_truth(frame: pd.DataFrame, corruptions: pd.DataFrame, *, data_root=
                     src.add(getattr(c, "source_stem", None))
                 elif overlap > 0:
                     ambiguous = True
-            elif c.kind == "bleed" and overlap > 0:
-                active = True
+            elif c.kind in LEAK_KINDS and overlap > 0:
+                level = c.leak_db
                 if data_root is not None:
                     folder, ext = r.path.rsplit("/", 1)[0], r.path.rsplit(".", 1)[-1]
                     src_path = f"{folder}/{c.source_stem}.{ext}"
@@ -58,10 +61,12 @@ def fragment_truth(frame: pd.DataFrame, corruptions: pd.DataFrame, *, data_root=
                     src_rel = float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) / max(stem_rms(r.track, c.source_stem, src_path), 1e-12)
                     rcv_rel = float(np.sqrt(np.mean(y.astype(np.float64) ** 2))) / max(stem_rms(r.track, r.stem, r.path), 1e-12)
                     level = c.leak_db + 20 * np.log10(max(src_rel, 1e-9) / max(rcv_rel, 1e-9))
-                    active = level >= min_leak_db
-                if active:
-                    found.append("bleed")
-                    src.add(getattr(c, "source_stem", None))
+                leaks.setdefault(c.kind, []).append((float(level), getattr(c, "source_stem", None)))
+        for kind, parts in leaks.items():  # the siblings of one leak add up in power
+            levels = np.array([lv for lv, _ in parts])
+            if data_root is None or 10 * np.log10(np.sum(10 ** (levels / 10))) >= min_leak_db:
+                found.append(kind)
+                src |= {s for lv, s in parts if lv >= min_leak_db - 10}
         if found:
             corrupted[pos] = True
             kinds[pos] = "+".join(sorted(set(found)))

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from curate.corrupt import corrupt_dataset
+from curate.corrupt import LEAK_KINDS, corrupt_dataset, room_response
 from curate.errors import StemcurateError
 from curate.schema import read_corruptions
 from curate.truth import fragment_truth
@@ -25,13 +25,13 @@ def corrupted(synth_dir, tmp_path_factory):
 
 def test_truth_table_matches_what_was_written(corrupted):
     src, dst, truth = corrupted
-    assert set(truth["kind"]) >= {"bleed"} and len(truth) >= 4
+    assert set(truth["kind"]) >= set(LEAK_KINDS) and len(truth) >= 4
     pd.testing.assert_frame_equal(read_corruptions(dst / "corruptions.parquet").reset_index(drop=True), truth.reset_index(drop=True), check_dtype=False)
     for (track, stem), rows in truth.groupby(["track", "stem"]):
         out = _read(dst / "train" / track / f"{stem}.wav")
         clean = _read(src / "train" / track / f"{stem}.wav")
         kinds = set(rows["kind"])
-        leaks = rows[rows["kind"] == "bleed"]
+        leaks = rows[rows["kind"].isin(LEAK_KINDS)]
         if kinds == {"swap"}:
             partner = rows["source_stem"].iloc[0]
             np.testing.assert_allclose(out, _read(src / "train" / track / f"{partner}.wav"), atol=1e-6)
@@ -43,10 +43,22 @@ def test_truth_table_matches_what_was_written(corrupted):
         elif kinds == {"replace"}:
             assert np.abs(out - clean).max() > 1e-3
             assert rows["source_track"].iloc[0] != track
-        elif kinds == {"bleed"}:
+        elif len(kinds) == 1 and kinds <= set(LEAK_KINDS):
             added = out - clean
-            for leak in leaks.itertuples():  # total added energy matches the stated levels
-                assert -20.0 <= leak.leak_db <= -6.0 and 0.5 <= leak.delay_ms <= 10.0
+            kind = kinds.pop()
+            for leak in leaks.itertuples():  # each kind's ranges
+                if kind == "bleed":
+                    assert -20.0 <= leak.leak_db <= -6.0 and 0.5 <= leak.delay_ms <= 10.0
+                elif kind == "console":
+                    assert -24.0 <= leak.leak_db <= -10.0 and leak.delay_ms == 0.0 and leak.filter.startswith("console")
+                else:
+                    assert 1.0 <= leak.delay_ms <= 20.0 and "RT60" in leak.filter
+            if kind == "room":  # every sibling at once, -18...-6 dB in all
+                assert set(leaks["source_stem"]) == set(STEMS) - {stem}
+                assert -18.0 - 0.1 <= 10 * np.log10(np.sum(10 ** (leaks["leak_db"].to_numpy() / 10))) <= -6.0 + 0.1
+            else:
+                assert 1 <= len(leaks) <= 2
+            # total added energy matches the stated levels
             expect = 10 * np.log10(np.sum(10 ** (leaks["leak_db"].to_numpy() / 10)))
             measured = 10 * np.log10(np.mean(added**2) / np.mean(clean**2))
             assert abs(measured - expect) < 3.0  # independent leaks add in power, give or take their correlation
@@ -82,3 +94,14 @@ def test_fragment_truth_rules():
     assert truth["corrupted"].tolist()[1:] == [True, False, True]
     assert pd.isna(truth["corrupted"].iloc[0])
     assert truth["corruption_kind"].fillna("clean").tolist() == ["partial<min_overlap", "partial", "clean", "swap"]
+
+
+def test_room_response_decay_and_direct_to_reverberant_ratio():
+    sr = 8000
+    ir = room_response(np.random.default_rng(0), sr, 2, rt60_s=0.5, drr_db=6.0)
+    assert ir.shape == (2, 4000) and np.all(ir[:, 0] == 1.0)
+    tail = ir[:, 1:]
+    np.testing.assert_allclose(10 * np.log10(np.sum(tail**2, axis=1)), -6.0, atol=1e-9)  # energy re the direct path
+    early, late = np.mean(tail[:, :400] ** 2), np.mean(tail[:, 1600:2000] ** 2)  # 0.2 s apart: 60 dB per 0.5 s
+    assert abs(10 * np.log10(early / late) - 24.0) < 2.0
+    assert abs(np.corrcoef(tail[0], tail[1])[0, 1]) < 0.1  # the two channels hear different reflections
