@@ -347,7 +347,7 @@ def score_labels(frame: pd.DataFrame, emb: np.ndarray, env: np.ndarray | None = 
     llr = None
     if env is not None and config.use_alignment:
         z, z_null = alignment_z(units, arr["env"], seed=config.seed)
-        llr = foreign_log_lr(z, z_null)
+        llr = foreign_log_lr(z, z_null, groups=labels)
     mask = np.ones(len(units), bool)
     first = None
     models_rel, models_abs = {}, {}

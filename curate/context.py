@@ -14,7 +14,11 @@ For every unit (a half fragment, 3 s) of stem ``i``:
 
 ``z`` of foreign content follows the null (drawn the same way from other tracks); ``z`` of the
 dataset's stems is mostly that of aligned ones. The log likelihood ratio foreign/aligned comes
-from a normal fit of each (robust for the dataset, whose few foreign units are outliers).
+from a normal fit of each (robust for the dataset, whose few foreign units are outliers), per stem
+label: a sung line, a pad or a legato part aligns with its siblings less than drums do, and against
+a fit pooled over all stems 37 % of the clean vocal units of the 94 real MUSDB18 excerpts read as
+foreign (log ratio above 1); fitted per stem, none do, and foreign drums, bass and other units
+(envelopes of other tracks) read as foreign more often (0.53 / 0.23 / 0.43 -> 0.84 / 0.46 / 0.57).
 """
 
 from __future__ import annotations
@@ -95,16 +99,34 @@ def alignment_z(frame: pd.DataFrame, env: np.ndarray, *, seed: int = 0) -> tuple
     return z, z_null
 
 
-def foreign_log_lr(z: np.ndarray, z_null: np.ndarray, *, cap: float = 3.0) -> np.ndarray:
-    """log p(z | foreign) - log p(z | aligned) per unit; 0 where ``z`` is NaN."""
-    ok = np.isfinite(z)
+def foreign_log_lr(z: np.ndarray, z_null: np.ndarray, *, groups: np.ndarray | None = None, cap: float = 3.0, min_group: int = 8) -> np.ndarray:
+    """log p(z | foreign) - log p(z | aligned) per unit; 0 where ``z`` is NaN.
+
+    ``groups`` (e.g. the stem labels): the aligned and foreign distributions are fitted per group with
+    at least ``min_group`` units (a sung line or a pad aligns less with its siblings than drums do; one
+    pooled fit reads them as foreign), on all units otherwise.
+    """
     out = np.zeros(len(z))
-    if ok.sum() < 4 or np.isfinite(z_null).sum() < 4:
+    if groups is None:
+        groups = np.zeros(len(z), dtype=np.int64)
+    pooled = np.ones(len(z), bool)
+    for g in np.unique(groups):
+        sel = groups == g
+        fit = sel if np.isfinite(z[sel]).sum() >= min_group and np.isfinite(z_null[sel]).sum() >= min_group else pooled
+        out[sel] = _log_lr(z[sel], z[fit], z_null[fit], cap)
+    return out
+
+
+def _log_lr(z: np.ndarray, z_fit: np.ndarray, null_fit: np.ndarray, cap: float) -> np.ndarray:
+    """The foreign/aligned log likelihood ratio of ``z``, with the two normal fits made on ``z_fit`` and ``null_fit``."""
+    ok, fit_ok = np.isfinite(z), np.isfinite(z_fit)
+    out = np.zeros(len(z))
+    if fit_ok.sum() < 4 or np.isfinite(null_fit).sum() < 4:
         return out
-    zn = z_null[np.isfinite(z_null)]
+    zn = null_fit[np.isfinite(null_fit)]
     mu_f, sd_f = zn.mean(), max(zn.std(), 0.3)
-    med = np.median(z[ok])
-    sd_a = max(1.4826 * np.median(np.abs(z[ok] - med)), 0.5)
+    med = np.median(z_fit[fit_ok])
+    sd_a = max(1.4826 * np.median(np.abs(z_fit[fit_ok] - med)), 0.5)
     mu_a = max(med, mu_f + 1.0)  # aligned stems are at least as aligned as chance
     lf = -0.5 * ((z[ok] - mu_f) / sd_f) ** 2 - np.log(sd_f)
     la = -0.5 * ((z[ok] - mu_a) / sd_a) ** 2 - np.log(sd_a)
