@@ -22,6 +22,7 @@ Prints tables, then one JSON line: {"auroc", "precision", "recall", "recall_by_k
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import tempfile
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import REPO, finish, render  # noqa: E402
 from curate import audio  # noqa: E402
+from curate.bleed import BleedConfig  # noqa: E402
 from curate.classify import LabelModelConfig, split_units  # noqa: E402
 from curate.corrupt import LEAK_KINDS, MISLABEL_KINDS, corrupt_dataset  # noqa: E402
 from curate.datasets import discover  # noqa: E402
@@ -123,6 +125,19 @@ def evaluate(frame: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> dict
     }
 
 
+def bleed_config(settings: list[str]) -> BleedConfig:
+    """:class:`BleedConfig` with ``FIELD=VALUE`` settings (numbers, true/false)."""
+    fields = {f.name: f.type for f in dataclasses.fields(BleedConfig)}
+    values = {}
+    for item in settings:
+        name, _, raw = item.partition("=")
+        if name not in fields or not raw:
+            raise SystemExit(f"--bleed {item}: expected FIELD=VALUE with FIELD one of {', '.join(fields)}")
+        kind = fields[name]
+        values[name] = raw.lower() == "true" if kind == "bool" else int(raw) if kind == "int" else float(raw)
+    return BleedConfig(**values)
+
+
 def stem_seconds(root: Path) -> float:
     """Seconds of audio over all stems (not the mixture) of the train subset."""
     total = 0.0
@@ -150,6 +165,8 @@ def main() -> None:
     ap.add_argument("--model", default="logreg", help="label model classifier: logreg, forest, ensemble")
     ap.add_argument("--rounds", type=int, default=None, help="label model rounds (default: the library's)")
     ap.add_argument("--max-eps", type=float, default=None, help="label model cap of the EM noise rate (default: the library's)")
+    ap.add_argument("--bleed", action="append", default=[], metavar="FIELD=VALUE",
+                    help="leak model setting other than the library's (repeatable), e.g. late_frames=false")
     ap.add_argument("--keep", type=Path, help="keep the datasets and manifests in this folder (and reuse the clean data)")
     ap.add_argument("--save", action="store_true", help="write docs/benchmarks/detection[_synth|_real][_mM_bB].json (_mM_bB: other than the default rates)")
     args = ap.parse_args()
@@ -166,7 +183,7 @@ def main() -> None:
     prep = time.perf_counter() - t0
     overrides = {k: v for k, v in (("rounds", args.rounds), ("max_prior_error", args.max_eps)) if v is not None}
     labels = LabelModelConfig(model=args.model, seed=args.seed, **overrides)
-    score = ScoreConfig(embedder=args.embedder, labels=labels, reference_pool=not args.no_reference_pool)
+    score = ScoreConfig(embedder=args.embedder, labels=labels, reference_pool=not args.no_reference_pool, bleed=bleed_config(args.bleed))
     audio_s = stem_seconds(clean)
 
     # the clean data: classifier accuracy and false rejections
@@ -229,7 +246,7 @@ def main() -> None:
         "label_only": label_side,
         "per_seed": [{k: r[k] for k in ("auroc", "precision", "recall", "recall_by_kind")} for r in runs],
         "data": args.data, "tracks": tracks, "seconds": None if real else args.seconds, "threshold": args.threshold,
-        "embedder": args.embedder, "reference_pool": not args.no_reference_pool,
+        "embedder": args.embedder, "reference_pool": not args.no_reference_pool, "bleed": args.bleed,
         "mislabel_rate": mislabel, "bleed_rate": bleed,
         "corrupt_seeds": args.corrupt_seeds, "fragments": pooled["fragments"], "corrupted": pooled["corrupted"],
         "false_pos": pooled["false_pos"], "true_pos": pooled["true_pos"],
@@ -259,6 +276,8 @@ def main() -> None:
     name = {"rendered": "detection", "synth": "detection_synth", "real": "detection_real"}[args.data]
     if (mislabel, bleed) != ((0.3, 0.3) if real else (0.2, 0.2)):  # other rates: a file of their own
         name += f"_m{round(100 * mislabel)}_b{round(100 * bleed)}"
+    if args.bleed:  # an ablation never replaces the default figures
+        name += "_ablation"
     finish(name, fig, args.save)
 
 
