@@ -92,8 +92,10 @@ class BleedConfig:
     reverse path is taken out (see :func:`leak_fraction`)."""
     resolve_direction: bool = True
     """When ``j`` reads as leaking into ``i`` and ``i`` into ``j`` through one path (mirrored delays: a
-    zero-delay path has no direction), only the reading in which the shared content is the smaller share
-    of its stem counts: a leak is a part of its receiver, while its source holds it whole."""
+    zero-delay path has no direction), only one reading counts, as a leak into the stem that (1) holds the
+    shared content as the smaller share (a leak is a part of its receiver, its source holds it whole) and
+    (2) is never much quieter than the leak would make it (see :func:`floor_violation`); the two log
+    ratios are added."""
 
 
 def _lag_window(n_fft: int) -> np.ndarray:
@@ -280,6 +282,35 @@ def _without_path(delay: int, g, p_j, p_i, late, n_fft: int, hop: int, lw: np.nd
     return away((g, p_j, p_i)), away
 
 
+def _band_edges(n_bins: int, n_bands: int = 16) -> np.ndarray:
+    """Bin edges of ``n_bands`` log-spaced bands over ``n_bins`` STFT bins (the first from bin 0)."""
+    edges = np.unique(np.round(np.geomspace(2, n_bins, n_bands + 1)).astype(np.int64))
+    edges[0] = 0
+    return edges
+
+
+def _band_energy(spec: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Energy per band and frame ``(bands, frames)`` of an STFT ``(channels, bins, frames)``."""
+    power = np.einsum("cft,cft->ft", spec, np.conj(spec)).real
+    return np.add.reduceat(power, edges[:-1], axis=0)
+
+
+def floor_violation(recv: np.ndarray, src: np.ndarray, g: np.ndarray, p_src: np.ndarray, edges: np.ndarray) -> float:
+    """How often a stem is quieter than the leak it would hold: ``0-1``.
+
+    If ``src`` leaks into ``recv``, the leak (``src``'s energy per band and frame times the band's leak
+    gain, estimated from the cross-spectrum ``g`` and ``src``'s power ``p_src`` ``(F,)`` over the same
+    frames) is a floor under ``recv``'s energy: a receiver is never much quieter than its leak. Returns
+    the share of the leak's energy in band-frames where ``recv`` holds less than a quarter of it.
+    ``recv``, ``src``: ``(bands, frames)`` from :func:`_band_energy`.
+    """
+    flow = np.add.reduceat(np.abs(g) ** 2 / (p_src + 1e-30), edges[:-1])
+    gain = flow / (np.add.reduceat(p_src, edges[:-1]) + 1e-30)
+    leak = gain[:, None] * src
+    total = leak.sum()
+    return float(np.sum(leak * (recv < 0.25 * leak)) / total) if total > 0 else 0.0
+
+
 def one_path(tau: int, tau_back: int, config: BleedConfig) -> bool:
     """Whether the delays (samples) of ``j`` in ``i`` and of ``i`` in ``j`` are one path seen from both ends."""
     return abs(tau + tau_back) <= config.pre
@@ -322,6 +353,8 @@ def track_bleed(spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray],
         sums += [(csum(power, sel), csum(cross, sel), csum(late, sel)) for sel in (~odd, odd)]
     del power, cross, late
     lw = _lag_window(n_fft)
+    band_edges = _band_edges(specs[0].shape[1])
+    bands = [_band_energy(sp, band_edges) for sp in specs] if config.resolve_direction else []
     out = {}
     for i, s in enumerate(names):
         fb = fbs[s]
@@ -341,8 +374,12 @@ def track_bleed(spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray],
                     back = [(np.conj(g), p_i, p_j, lt[::-1]) for g, p_j, p_i, lt in part]
                     f_back, tau_back = leak_fraction(*back[0][:3], n_fft, sr, config, lw, halves=tuple(back[1:]) if halves else None,
                                                      late=back[0][3] if late is not None else None, hop=hop)
-                    if 0 < f_back < frac[q, k] and one_path(tau, tau_back, config):
-                        frac[q, k] = 0.0  # one path seen from both ends: i is its source, not its receiver
+                    if f_back > 0 and one_path(tau, tau_back, config):
+                        fa, fz = fb[q]  # one path seen from both ends: which stem receives it?
+                        fwd = floor_violation(bands[i][:, fa:fz], bands[j][:, fa:fz], part[0][0], part[0][1], band_edges)
+                        rev = floor_violation(bands[j][:, fa:fz], bands[i][:, fa:fz], np.conj(part[0][0]), part[0][2], band_edges)
+                        if np.log(f_back / frac[q, k]) + np.log((rev + 1e-3) / (fwd + 1e-3)) < 0:
+                            frac[q, k] = 0.0  # i is its source, not its receiver
         total = frac.sum(axis=1)
         db = np.maximum(10 * np.log10(np.maximum(total, 1e-30)), FLOOR_DB)
         stem = [names[others[int(r.argmax())]] if r.max() > 0 else None for r in frac]

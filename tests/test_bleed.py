@@ -205,3 +205,23 @@ def test_no_source_reads_as_leaking_on_real_stems():
                 assert (out[dst][0] > -16).all(), (src, dst)
                 flags[step] += int((out[src][0] > -22.7).any())
     assert flags[True] <= 1 and flags[False] >= 4  # of 12 (bass into drums: bass reads -22.4 dB the other way)
+
+
+def test_floor_violation_tells_the_receiver_from_the_source():
+    """A stem that holds a leak is never much quieter than the leak; the leak's source, read as a
+    receiver the other way round, is (where it pauses while the real receiver plays)."""
+    from curate.bleed import _band_edges, _band_energy, floor_violation
+
+    rng = np.random.default_rng(0)
+    f, t = 1025, 400
+    frame = np.arange(t) % 100
+    src = (rng.standard_normal((2, f, t)) + 1j * rng.standard_normal((2, f, t))) * np.where((frame >= 25) & (frame < 50), 0.0, 1.0)
+    own = (rng.standard_normal((2, f, t)) + 1j * rng.standard_normal((2, f, t))) * np.where(frame < 50, 1.0, 0.0)
+    recv = own + 0.3 * src  # frames 50-99: the leak alone; 25-49: recv's own part alone
+    edges = _band_edges(f)
+    e_r, e_s = _band_energy(recv, edges), _band_energy(src, edges)
+    g = np.einsum("cft,cft->f", recv, np.conj(src))
+    p_s = np.einsum("cft,cft->f", src, np.conj(src)).real
+    p_r = np.einsum("cft,cft->f", recv, np.conj(recv)).real
+    assert floor_violation(e_r, e_s, g, p_s, edges) < 0.02  # src into recv: recv always holds its leak
+    assert floor_violation(e_s, e_r, np.conj(g), p_r, edges) > 0.2  # recv into src: src is often far quieter
