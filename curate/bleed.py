@@ -98,6 +98,19 @@ class BleedConfig:
     ratios are added."""
 
 
+    def __post_init__(self):
+        checks = [
+            (self.taps >= 1 and 0 <= self.pre < self.taps, f"taps must be 1 or more and pre within 0-taps, got {self.taps}, {self.pre}"),
+            (0 <= self.min_delay_ms < self.max_delay_ms, f"need 0 <= min_delay_ms < max_delay_ms, got {self.min_delay_ms}, {self.max_delay_ms}"),
+            (self.peak_none < self.peak_full, f"peak_none must be below peak_full, got {self.peak_none}, {self.peak_full}"),
+            (self.lin_none < self.lin_full, f"lin_none must be below lin_full, got {self.lin_none}, {self.lin_full}"),
+            (self.block_s > 0, f"block_s must be positive, got {self.block_s}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"BleedConfig: {message}")
+
+
 def _lag_window(n_fft: int) -> np.ndarray:
     """Hann-window autocorrelation normalised to 1 at lag 0, on the circular lag axis ``(n_fft,)``."""
     w = np.hanning(n_fft + 1)[:-1]
@@ -328,12 +341,27 @@ def _blocks(edges: np.ndarray, block: int) -> np.ndarray:
 def track_bleed(spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray], config: BleedConfig = BleedConfig()) -> dict[str, tuple[np.ndarray, list[str | None], np.ndarray]]:
     """Bleed of every fragment of every stem of one track.
 
-    ``spectra``: STFT per stem (same rate and length); ``bounds``: ``(n, 2)`` sample bounds per stem.
-    Returns per stem ``(bleed_db (n,), bleed_stem list, fractions (n, other stems))``.
+    ``spectra``: STFT per stem (same rate, size and length); ``bounds``: ``(n, 2)`` sample bounds per stem.
+    Returns per stem ``(bleed_db (n,), bleed_stem list, fractions (n, other stems))``; ``bleed_db`` is at
+    most 0 dB. A single stem has no leak (-80 dB). Raises ``ValueError`` for stems of different STFT
+    size, rate or length, non-finite values, or missing or mis-shaped bounds.
     """
     names = list(spectra)
+    missing = [s for s in names if s not in bounds]
+    if missing:
+        raise ValueError(f"track_bleed: no bounds for {', '.join(missing)}")
+    if len(names) < 2:  # no sibling, no leak
+        return {s: (np.full(len(bounds[s]), FLOOR_DB, np.float32), [None] * len(bounds[s]), np.zeros((len(bounds[s]), 0))) for s in names}
     first = spectra[names[0]]
     n_fft, hop, sr = first.n_fft, first.hop, first.sample_rate
+    for s in names:
+        sp = spectra[s]
+        if (sp.n_fft, sp.hop, sp.sample_rate, sp.frames) != (n_fft, hop, sr, first.frames):
+            raise ValueError(f"track_bleed: stem {s} has another STFT size, rate or length than {names[0]}")
+        if not np.isfinite(sp.spec).all():
+            raise ValueError(f"track_bleed: stem {s} has non-finite values (NaN or inf)")
+        if np.ndim(bounds[s]) != 2 or np.shape(bounds[s])[1] != 2:
+            raise ValueError(f"track_bleed: bounds of {s} must be (n, 2) sample bounds, got shape {np.shape(bounds[s])}")
     fbs = {s: frame_bounds(bounds[s], hop, spectra[s].frames) for s in names}
     edges = np.unique(np.concatenate([fb.ravel() for fb in fbs.values()] + [np.zeros(1, np.int64)]))
     edges = _blocks(edges, max(1, int(round(config.block_s * sr / hop))))
@@ -380,7 +408,7 @@ def track_bleed(spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray],
                         rev = floor_violation(bands[j][:, fa:fz], bands[i][:, fa:fz], np.conj(part[0][0]), part[0][2], band_edges)
                         if np.log(f_back / frac[q, k]) + np.log((rev + 1e-3) / (fwd + 1e-3)) < 0:
                             frac[q, k] = 0.0  # i is its source, not its receiver
-        total = frac.sum(axis=1)
+        total = np.minimum(frac.sum(axis=1), 1.0)  # several sources cannot hold more than all of i
         db = np.maximum(10 * np.log10(np.maximum(total, 1e-30)), FLOOR_DB)
         stem = [names[others[int(r.argmax())]] if r.max() > 0 else None for r in frac]
         out[s] = (db.astype(np.float32), stem, frac)

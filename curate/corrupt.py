@@ -4,9 +4,12 @@ Kinds of corruption (per stem of the corrupted subset):
 
 * ``swap``: two stems of a track exchange their audio (both labels are wrong);
 * ``replace``: the stem is replaced by another track's stem of another class, level-matched;
-* ``partial``: a time range (3-8 s) of the stem is replaced by another track's stem of another class;
+* ``partial``: a time range (3-8 s) of the stem is replaced by another track's stem of another class
+  (on a one-track dataset the donor is the track itself).
+
 Kinds of leak (the other stem files of the same track as they are after the mislabels leak in; each
-``leak_db`` relative to the receiving stem's RMS):
+row's ``leak_db`` is one sibling's level relative to the receiving stem's RMS; a ``room`` leak's level
+in all is the power sum of its rows):
 
 * ``bleed``: a microphone hearing another source: 1-2 siblings, each -20...-6 dB, delayed 0.5-10 ms
   and filtered (low-, high-, band-pass or none);
@@ -16,14 +19,19 @@ Kinds of leak (the other stem files of the same track as they are after the misl
 * ``console``: electrical crosstalk on a desk or an interface: 1-2 siblings at zero delay, flat or
   rising with frequency (high-pass 1-5 kHz), each -24...-10 dB. Zero delay gives no direction.
 
-A stem gets a mislabel kind with probability ``mislabel_rate`` and, independently, a leak of one of
-the three kinds (equally likely) with probability ``bleed_rate``. ``mixture`` is the sum of the corrupted stems. Written as float32 WAV.
+A stem gets a mislabel kind with probability ``mislabel_rate`` (a swap corrupts its partner too, so
+the share of mislabelled stems is higher than the rate) and, independently, a leak of one of the
+three kinds (equally likely) with probability ``bleed_rate``. Stems of RMS below 1e-4 are neither
+corrupted nor used as a source. Non-finite samples are an error. ``mixture`` is the sum of the corrupted stems (a mono stem in every channel). Written as float32 WAV,
+into a hidden ``.DST.partial`` folder beside ``DST`` that is renamed to ``DST`` once complete.
 ``DST/corruptions.parquet`` has one row per corruption (see :data:`curate.schema.CORRUPTIONS_SCHEMA`);
 stems without a row are clean. Other subsets are copied unchanged.
 """
 
 from __future__ import annotations
 
+import functools
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,6 +107,7 @@ def make_leak(source: np.ndarray, target_rms: float, leak_db: float, delay: int,
     if ir is not None:
         x = signal.fftconvolve(x, ir, axes=1)[:, : x.shape[1]]
     x = signal.sosfilt(sos, x, axis=1) if sos is not None else x
+    delay = min(delay, x.shape[1])
     x = np.concatenate([np.zeros((x.shape[0], delay)), x[:, : x.shape[1] - delay]], axis=1)
     r = _rms(x)
     return x * (target_rms * 10 ** (leak_db / 20) / r) if r > 0 else x
@@ -118,12 +127,38 @@ def corrupt_dataset(
     for name, rate in (("--mislabel-rate", mislabel_rate), ("--bleed-rate", bleed_rate)):
         if not 0.0 <= rate <= 1.0:
             raise StemcurateError(f"{name} must be within 0-1, got {rate}")
+    if seed < 0:
+        raise StemcurateError(f"--seed must be 0 or more, got {seed}")
     src, dst = Path(src), Path(dst)
-    if dst.exists() and any(dst.iterdir()):
-        raise StemcurateError(f"{dst}: output folder exists and is not empty")
     if dst.resolve() == src.resolve():
         raise StemcurateError(f"{dst}: output must differ from the source")
+    if src.resolve() in dst.resolve().parents:
+        raise StemcurateError(f"{dst}: output must not be inside the source {src}")
+    if dst.exists() and not dst.is_dir():
+        raise StemcurateError(f"{dst}: output exists and is not a folder")
+    if dst.exists() and any(dst.iterdir()):
+        raise StemcurateError(f"{dst}: output folder exists and is not empty")
     tracks = discover(src, subset=subset)
+    # written beside DST and renamed into place at the end: an error or an interrupt leaves no half copy
+    work = dst.parent / f".{dst.name}.partial"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    try:
+        truth = _corrupt_tracks(src, work, tracks, mislabel_rate=mislabel_rate, bleed_rate=bleed_rate, seed=seed, subset=subset,
+                                progress=progress)
+        if dst.exists():
+            dst.rmdir()
+        work.rename(dst)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return truth
+
+
+def _corrupt_tracks(src: Path, dst: Path, tracks: list[Track], *, mislabel_rate: float, bleed_rate: float, seed: int, subset: str,
+                    progress: Callable[[str], None] | None) -> pd.DataFrame:
+    """The body of :func:`corrupt_dataset`: write every track's corrupted copy and the truth table into ``dst``."""
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
     cache: dict[str, tuple[dict[str, np.ndarray], int]] = {}
@@ -133,6 +168,9 @@ def corrupt_dataset(
             if len(cache) > 4:
                 cache.pop(next(iter(cache)))
             stems, sr = t.load_all()
+            for k, v in stems.items():
+                if not np.isfinite(v).all():
+                    raise StemcurateError(f"{t.source(k).path}: non-finite samples (NaN or inf)")
             cache[t.name] = ({k: v.astype(np.float64) for k, v in stems.items()}, sr)
         return cache[t.name]
 
@@ -199,7 +237,7 @@ def corrupt_dataset(
         folder.mkdir(parents=True, exist_ok=True)
         for stem, x in out.items():
             audio_io.write(folder / f"{stem}.wav", x.astype(np.float32), sr, subtype="FLOAT")
-        mix = np.sum([x.astype(np.float32) for x in out.values()], axis=0, dtype=np.float32)
+        mix = functools.reduce(np.add, [x.astype(np.float32) for x in out.values()])  # a mono stem goes to every channel
         audio_io.write(folder / f"{MIXTURE}.wav", mix, sr, subtype="FLOAT")
         if progress:
             progress(track.name)

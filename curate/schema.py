@@ -100,8 +100,10 @@ CORRUPTIONS_SCHEMA = pa.schema(
 )
 """Rows of ``corruptions.parquet`` written by ``curate corrupt``: one per corruption of one stem.
 
-``kind`` is swap, replace, partial or bleed; ``[start, end)`` the affected samples; ``source_*``
-where the wrong content comes from; ``leak_db`` the leak level relative to the receiving stem's RMS.
+``kind`` is swap, replace, partial, or a leak kind: bleed, room or console (see :mod:`curate.corrupt`);
+``[start, end)`` the affected samples; ``source_*`` where the wrong content comes from; ``leak_db`` the
+level of one source's leak relative to the receiving stem's RMS (a room leak has a row per source: its
+level in all is their power sum).
 """
 
 REPAIRS_SCHEMA = pa.schema(

@@ -225,3 +225,30 @@ def test_floor_violation_tells_the_receiver_from_the_source():
     p_r = np.einsum("cft,cft->f", recv, np.conj(recv)).real
     assert floor_violation(e_r, e_s, g, p_s, edges) < 0.02  # src into recv: recv always holds its leak
     assert floor_violation(e_s, e_r, np.conj(g), p_r, edges) > 0.2  # recv into src: src is often far quieter
+
+
+def test_bad_input_is_a_clear_error_and_bleed_stays_at_most_0_db():
+    from curate.bleed import BleedConfig
+
+    stems = _stems(1)
+    spectra = {k: stft(v.astype(np.float32), SR) for k, v in stems.items()}
+    bounds = {k: np.array([[0, 6 * SR]]) for k in stems}
+    one = track_bleed({"vocals": spectra["vocals"]}, {"vocals": bounds["vocals"]})
+    assert one["vocals"][0].tolist() == [-80.0] and one["vocals"][1] == [None]
+    with pytest.raises(ValueError, match="no bounds for other"):
+        track_bleed(spectra, {k: v for k, v in bounds.items() if k != "other"})
+    short = dict(spectra, bass=stft(stems["bass"][:, : 5 * SR].astype(np.float32), SR))
+    with pytest.raises(ValueError, match="stem bass has another"):
+        track_bleed(short, bounds)
+    bad = stems["drums"].astype(np.float32).copy()
+    bad[0, 100] = np.nan
+    with pytest.raises(ValueError, match="stem drums has non-finite"):
+        track_bleed(dict(spectra, drums=stft(bad, SR)), bounds)
+    with pytest.raises(ValueError, match=r"\(n, 2\)"):
+        track_bleed(spectra, dict(bounds, vocals=np.array([0, 6 * SR])))
+    for bad_config in (dict(taps=0), dict(max_delay_ms=0.1, min_delay_ms=0.25), dict(peak_none=10, peak_full=10)):
+        with pytest.raises(ValueError, match="BleedConfig"):
+            BleedConfig(**bad_config)
+    copies = {"a": stems["vocals"], "b": stems["vocals"] * 0.5, "c": stems["vocals"] * 0.25}  # each predicts all of the others
+    out = track_bleed({k: stft(v.astype(np.float32), SR) for k, v in copies.items()}, {k: bounds["vocals"] for k in copies})
+    assert all((v[0] <= 0).all() for v in out.values())

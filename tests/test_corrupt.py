@@ -105,3 +105,42 @@ def test_room_response_decay_and_direct_to_reverberant_ratio():
     early, late = np.mean(tail[:, :400] ** 2), np.mean(tail[:, 1600:2000] ** 2)  # 0.2 s apart: 60 dB per 0.5 s
     assert abs(10 * np.log10(early / late) - 24.0) < 2.0
     assert abs(np.corrcoef(tail[0], tail[1])[0, 1]) < 0.1  # the two channels hear different reflections
+
+
+def test_bad_destinations_and_seed(synth_dir, tmp_path):
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(synth_dir, src)
+    with pytest.raises(StemcurateError, match="inside the source"):
+        corrupt_dataset(src, src / "test" / "out")
+    with pytest.raises(StemcurateError, match="differ from the source"):
+        corrupt_dataset(src, src)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(StemcurateError, match="not a folder"):
+        corrupt_dataset(src, tmp_path / "afile")
+    with pytest.raises(StemcurateError, match="--seed"):
+        corrupt_dataset(src, tmp_path / "o", seed=-1)
+    assert sorted(p.name for p in (src / "test").iterdir()) == sorted(p.name for p in (synth_dir / "test").iterdir())
+
+
+def test_an_error_leaves_no_half_copy_and_mono_stems_are_mixed(synth_dir, tmp_path):
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(synth_dir, src)
+    tracks = sorted((src / "train").iterdir())
+    x = _read(tracks[0] / "bass.wav")
+    sf.write(tracks[0] / "bass.wav", x.mean(axis=0), 44100, subtype="FLOAT")  # mono
+    y = _read(tracks[-1] / "drums.wav")
+    y[0, 1000] = np.nan
+    sf.write(tracks[-1] / "drums.wav", y.T, 44100, subtype="FLOAT")
+    dst = tmp_path / "out"
+    with pytest.raises(StemcurateError, match="drums.wav: non-finite"):
+        corrupt_dataset(src, dst, bleed_rate=1.0)
+    assert not dst.exists() and not list(tmp_path.glob(".out*"))  # nothing half-written, and a rerun is not refused
+    sf.write(tracks[-1] / "drums.wav", np.nan_to_num(y).T, 44100, subtype="FLOAT")
+    corrupt_dataset(src, dst, bleed_rate=1.0)
+    out = dst / "train" / tracks[0].name
+    stems = {s: _read(out / f"{s}.wav") for s in STEMS}
+    np.testing.assert_allclose(_read(out / "mixture.wav"), sum(stems.values()), atol=1e-6)  # the mono bass in both channels
