@@ -99,9 +99,28 @@ def fragment_rows(track: Track, stem: str, audio: np.ndarray, sample_rate: int, 
     return rows
 
 
+def _siblings(track: Track, loaded: dict[str, np.ndarray], sample_rate: int) -> dict[str, np.ndarray]:
+    """The track's other stems, not requested (``--stems``) but needed as the possible sources of a leak:
+    those that decode at the same rate, are at least as long (cut to the same length) and finite."""
+    if not loaded:
+        return {}
+    length = next(iter(loaded.values())).shape[-1]
+    out = {}
+    for name in track.stems:
+        if name in loaded or name == MIXTURE:
+            continue
+        try:
+            x, sr = track.load(name)
+        except StemcurateError:
+            continue
+        if sr == sample_rate and x.shape[-1] >= length and np.isfinite(x).all():
+            out[name] = x[:, :length]
+    return out
+
+
 def scan_track(track: Track, stems: list[str], *, sad_config: SADConfig = SADConfig(), check_config: CheckConfig = CheckConfig(), score: ScoreConfig | None = None) -> tuple[list[dict], list[Problem], float | None, dict | None]:
     """Check one track, detect the salient fragments of its requested stems and, with ``score``,
-    embed them and measure their bleed. Returns rows, problems, mixture residual (dB) and the
+    embed them and measure their bleed (from every stem of the track, requested or not). Returns rows, problems, mixture residual (dB) and the
     arrays of the fragments' two halves: ``emb`` ``(len(rows), 2, d)`` and onset envelopes
     ``env`` ``(len(rows), 2, frames)`` (None without ``score``)."""
     checked = check_track(track, stems, check_config)
@@ -114,6 +133,7 @@ def scan_track(track: Track, stems: list[str], *, sad_config: SADConfig = SADCon
     if score is None or score.embedder is None:
         return rows, checked.problems, checked.residual_db, None
     sources = {n: x for n, x in checked.audio.items() if n != MIXTURE}
+    sources.update(_siblings(track, sources, checked.sample_rate))
     spectra = {n: stft(x, checked.sample_rate) for n, x in sources.items()}
     embedder = score.make_embedder()
     embs, envs, bleed = [], [], {}

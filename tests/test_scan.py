@@ -208,3 +208,27 @@ def test_scores_are_deterministic_and_jobs_do_not_change_them(synth_dir, tmp_pat
     b = scan(synth_dir, output=tmp_path / "b.parquet", jobs=2).fragments
     assert a["quality"].notna().all() and a["bleed_db"].notna().all()
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_bleed_of_the_requested_stems_comes_from_every_stem_of_the_track(synth_dir, tmp_path):
+    """`--stems vocals` scores only the vocals, but a leak into them can come from any sibling: the
+    siblings are read for the leak model (before, a vocals-only scan measured no bleed at all)."""
+    from curate.corrupt import make_leak
+    from curate.datasets import discover
+    from curate.scan import scan_track
+
+    folder = next((synth_dir / "train").iterdir())
+    dst = tmp_path / "train" / folder.name
+    dst.mkdir(parents=True)
+    stems = {}
+    for f in folder.iterdir():
+        x, sr = sf.read(f, always_2d=True)
+        stems[f.stem] = x.T
+    rms = np.sqrt(np.mean(stems["vocals"] ** 2))
+    stems["vocals"] = stems["vocals"] + make_leak(stems["drums"], rms, -10.0, int(0.004 * sr), None)
+    for name, x in stems.items():
+        if name != "mixture":
+            sf.write(dst / f"{name}.wav", x.T, sr, subtype="FLOAT")
+    track = discover(tmp_path)[0]
+    rows, _, _, _ = scan_track(track, ["vocals"], score=ScoreConfig(embedder="features"))
+    assert rows and all(r["bleed_db"] > -16 and r["bleed_stem"] == "drums" for r in rows)
