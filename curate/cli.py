@@ -144,7 +144,7 @@ def filter_cmd(
 
 
 @app.command()
-@guarded
+@guarded(interrupted="nothing was written (the partial copy is removed); run the command again")
 def corrupt(
     src: Annotated[Path, typer.Argument(help="Clean dataset (MUSDB18-HQ layout).")],
     dst: Annotated[Path, typer.Argument(help="Folder for the noisy copy (must not exist or be empty).")],

@@ -16,8 +16,14 @@ err_console = Console(stderr=True)
 out_console = Console(soft_wrap=True)  # paths are never broken across lines
 
 
-def guarded(fn):
-    """Turn :class:`StemcurateError` (and interrupted runs) into a one-line message and exit code 2."""
+RESUMABLE = "finished work is kept; run the same command again to resume"
+
+
+def guarded(fn=None, *, interrupted: str = RESUMABLE):
+    """Turn :class:`StemcurateError` into a one-line message and exit code 2, and an interrupt into
+    ``interrupted: <interrupted>`` and exit code 130. Use as ``@guarded`` or ``@guarded(interrupted=...)``."""
+    if fn is None:
+        return functools.partial(guarded, interrupted=interrupted)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -27,7 +33,7 @@ def guarded(fn):
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except KeyboardInterrupt:
-            print("interrupted: finished work is kept; run the same command again to resume", file=sys.stderr)
+            print(f"interrupted: {interrupted}", file=sys.stderr)
             raise typer.Exit(130) from None
 
     return wrapper

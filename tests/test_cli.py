@@ -112,3 +112,24 @@ def test_pipelines_env_runs():
 
     r = runner.invoke(papp, ["env"])
     assert r.exit_code == 0 and "torch" in r.stdout
+
+
+def test_interrupted_corrupt_says_nothing_was_written(synth_dir, tmp_path, monkeypatch):
+    """An interrupt of `curate corrupt` removes its partial copy, and the message says so (other
+    commands keep their finished work and resume)."""
+    import curate.corrupt
+
+    real_write = curate.corrupt.audio_io.write
+    calls = []
+
+    def write_then_interrupt(*args, **kwargs):
+        real_write(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(curate.corrupt.audio_io, "write", write_then_interrupt)
+    result = runner.invoke(app, ["corrupt", str(synth_dir), str(tmp_path / "out")])
+    assert result.exit_code == 130
+    assert "interrupted: nothing was written" in result.stderr
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
