@@ -1,9 +1,10 @@
-"""Atomic file output: write to a temporary file beside the target, then rename."""
+"""Atomic output: write to a temporary file (or folder) beside the target, then rename."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden folder ``.NAME.partial`` beside ``path`` to fill; on success rename it to ``path``
+    (which must not exist, or be an empty folder). On any exception (an interrupt too) the partial folder
+    is removed: no half-written copy is left behind, and a rerun is not refused."""
+    path = Path(path)
+    work = path.parent / f".{path.name}.partial"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    try:
+        yield work
+        if path.exists():
+            path.rmdir()
+        work.rename(path)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
         raise
 
 

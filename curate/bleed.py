@@ -31,16 +31,17 @@ to 10 of 376, while 106 of 108 injected leaks are still found (rendered songs: 6
 A note held across a block boundary still fits (its two pieces are one waveform).
 
 A leak seen from both ends (``j`` reads as leaking into ``i`` and ``i`` into ``j`` through one path,
-at mirrored delays or at zero delay, where the delay gives no direction) counts once, as a leak into the
-stem of which the shared content is the smaller share: a leak is a part of its receiver, while its
-source holds it whole (right for 61 of 73 zero-delay leaks that read both ways on real stems).
+at mirrored delays or at zero delay, where the delay gives no direction) counts once, in the stem that
+receives it by two asymmetries added as log ratios: the shared content is the smaller share of the
+receiver (a leak is a part of its receiver, its source holds it whole), and the receiver is never much
+quieter, per band and frame, than the leak it holds (:func:`floor_violation`).
 
 Measured on the 94 real excerpts with leaks only (half the stems, the ``bleed``, ``room`` and
-``console`` kinds of :mod:`curate.corrupt`, seed 11): clean stems read as leaking 58 -> 21 of 182, with
-0.97 / 0.96 / 0.72 of the delayed, room and console leaks found (were 0.97 / 0.88 / 0.91: the console
-leaks whose shares point the wrong way are read as leaks into their source). On 16 rendered songs:
-clean stems read as leaking 26 -> 6 of 174, room leaks found 0.91 -> 1.0. Clean fragments of the
-clean real set read as leaking: 10 -> 4 of 376 (two coherent parts that each read as the other's leak).
+``console`` kinds of :mod:`curate.corrupt`, seed 11): clean stems read as leaking 58 -> 14 of 182, with
+0.99 / 0.96 / 0.83 of the delayed, room and console leaks found (were 0.97 / 0.88 / 0.91: zero delay
+gives no direction, and some console leaks are read as leaks into their source). On 16 rendered songs:
+clean stems read as leaking 26 -> 3 of 174, room leaks found 0.91 -> 1.0, console 0.90 (was 0.90).
+Clean fragments of the clean real set read as leaking: 10 -> 5 of 376.
 
 ``bleed_db`` is ``10 log10(sum_j fraction_j)`` (-80 dB floor) and ``bleed_stem`` the ``j`` with the
 largest fraction.
@@ -97,7 +98,6 @@ class BleedConfig:
     (2) is never much quieter than the leak would make it (see :func:`floor_violation`); the two log
     ratios are added."""
 
-
     def __post_init__(self):
         checks = [
             (self.taps >= 1 and 0 <= self.pre < self.taps, f"taps must be 1 or more and pre within 0-taps, got {self.taps}, {self.pre}"),
@@ -120,10 +120,10 @@ def _lag_window(n_fft: int) -> np.ndarray:
     return np.concatenate([ww[: half + 1], ww[1:half][::-1]])
 
 
-def _cell_sums(specs: list[np.ndarray], edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cell_sums(specs: list[np.ndarray], edges: np.ndarray, *, with_late: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per cell between consecutive ``edges``: power per stem ``(S, F, cells)``, cross-spectra
     ``(S, S, F, cells)`` of the same frames and ``late`` cross-spectra ``(S, S, F, cells)`` of frames one
-    hop apart (``late[i, j]`` sums ``X_i[t] X_j[t - 1]*``: ``j`` one hop earlier)."""
+    hop apart (``late[i, j]`` sums ``X_i[t] X_j[t - 1]*``: ``j`` one hop earlier; zeros unless ``with_late``)."""
     n_s, n_f = len(specs), specs[0].shape[1]
     n_c = len(edges) - 1
     power = np.zeros((n_s, n_f, n_c))
@@ -140,7 +140,7 @@ def _cell_sums(specs: list[np.ndarray], edges: np.ndarray) -> tuple[np.ndarray, 
         for i in range(n_s):
             power[i, :, c] = np.einsum("cft,cft->f", blk[i], np.conj(blk[i])).real
             for j in range(n_s):
-                if j != i and b > a1:
+                if with_late and j != i and b > a1:
                     late[i, j, :, c] = np.einsum("cft,cft->f", now[i], np.conj(before[j]))
             for j in range(i + 1, n_s):
                 g = np.einsum("cft,cft->f", blk[i], np.conj(blk[j]))
@@ -187,6 +187,11 @@ def _whitened(g: np.ndarray, n_fft: int) -> np.ndarray:
     """PHAT-whitened cross-correlation ``(n_fft,)`` on the circular lag axis, over its median."""
     c = np.abs(np.fft.irfft(g / (np.abs(g) + 1e-30), n=n_fft))
     return c / (np.median(c) + 1e-30)
+
+
+def _late_shift(late: tuple | None, delay: int, hop: int) -> int:
+    """``hop`` when ``delay`` (samples) is measured on the cross-spectra of frames one hop apart, else 0."""
+    return hop if late is not None and delay > hop // 2 else 0
 
 
 def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, sample_rate: int, config: BleedConfig = BleedConfig(), lag_window: np.ndarray | None = None, halves: tuple | None = None, late: tuple | None = None, hop: int = 0, explain_away: bool = True) -> tuple[float, int]:
@@ -237,11 +242,10 @@ def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, s
         tau = int(kz if kz <= n_fft // 2 else kz - n_fft)
     else:
         return 0.0, -int(n_fft - kn)
-    far = late is not None and tau > hop // 2
-    shift = hop if far else 0
+    shift = _late_shift(late, tau, hop)
 
     def cross(sums):  # the cross-spectrum the delay is measured on
-        return sums[3][0] if far else sums[0]
+        return sums[3][0] if shift else sums[0]
 
     def corr(sums):
         r_jj, r_ij, e = _correlations(cross(sums), sums[1], sums[2], n_fft, lw)
@@ -275,10 +279,9 @@ def _without_path(delay: int, g, p_j, p_i, late, n_fft: int, hop: int, lw: np.nd
     path of ``i`` into ``j``): ``(g', p_j', p_i)`` and a function that applies the same filter to the
     sums of part of the frames. The filter's response multiplies each frame (a short filter). None when
     the filter cannot be fitted."""
-    far = late is not None and delay > hop // 2
-    shift = hop if far else 0
-    r_ii = np.fft.irfft(p_i, n=n_fft) / lw
-    r_ji = np.roll(np.fft.irfft(late[1] if far else np.conj(g), n=n_fft) / lw, shift)
+    shift = _late_shift(late, delay, hop)
+    r_ii, r_ji, _ = _correlations(late[1] if shift else np.conj(g), p_i, p_j, n_fft, lw)
+    r_ji = np.roll(r_ji, shift)
     idx = np.arange(delay - config.pre, delay - config.pre + config.taps) % n_fft
     try:
         h = solve_toeplitz(_toeplitz_column(r_ii, config.taps), r_ji[idx])
@@ -368,7 +371,7 @@ def track_bleed(spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray],
     specs = [spectra[s].spec for s in names]
     if any(sp.shape[0] != specs[0].shape[0] for sp in specs):  # mono and stereo: compare on the mono sum
         specs = [sp.mean(axis=0, keepdims=True) for sp in specs]
-    power, cross, late = _cell_sums(specs, edges)
+    power, cross, late = _cell_sums(specs, edges, with_late=config.late_frames)
     odd = (np.arange(power.shape[-1]) % 2).astype(bool)  # cells alternate between the two halves
 
     def csum(x, sel=None):

@@ -22,8 +22,10 @@ in all is the power sum of its rows):
 A stem gets a mislabel kind with probability ``mislabel_rate`` (a swap corrupts its partner too, so
 the share of mislabelled stems is higher than the rate) and, independently, a leak of one of the
 three kinds (equally likely) with probability ``bleed_rate``. Stems of RMS below 1e-4 are neither
-corrupted nor used as a source. Non-finite samples are an error. ``mixture`` is the sum of the corrupted stems (a mono stem in every channel). Written as float32 WAV,
-into a hidden ``.DST.partial`` folder beside ``DST`` that is renamed to ``DST`` once complete.
+corrupted nor used as a source. Non-finite samples are an error. ``mixture`` is the sum of the
+corrupted stems (a mono stem in every channel). Written as float32 WAV, into a hidden
+``.DST.partial`` folder beside ``DST`` that is renamed to ``DST`` once complete
+(:func:`curate.atomic.atomic_dir`).
 ``DST/corruptions.parquet`` has one row per corruption (see :data:`curate.schema.CORRUPTIONS_SCHEMA`);
 stems without a row are clean. Other subsets are copied unchanged.
 """
@@ -31,7 +33,6 @@ stems without a row are clean. Other subsets are copied unchanged.
 from __future__ import annotations
 
 import functools
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,6 +41,7 @@ import pandas as pd
 from scipy import signal
 
 from curate import audio as audio_io
+from curate.atomic import atomic_dir
 from curate.datasets import MIXTURE, Track, copy_subsets, discover
 from curate.errors import StemcurateError
 from curate.schema import write_corruptions
@@ -139,21 +141,9 @@ def corrupt_dataset(
     if dst.exists() and any(dst.iterdir()):
         raise StemcurateError(f"{dst}: output folder exists and is not empty")
     tracks = discover(src, subset=subset)
-    # written beside DST and renamed into place at the end: an error or an interrupt leaves no half copy
-    work = dst.parent / f".{dst.name}.partial"
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    try:
-        truth = _corrupt_tracks(src, work, tracks, mislabel_rate=mislabel_rate, bleed_rate=bleed_rate, seed=seed, subset=subset,
-                                progress=progress)
-        if dst.exists():
-            dst.rmdir()
-        work.rename(dst)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return truth
+    with atomic_dir(dst) as work:
+        return _corrupt_tracks(src, work, tracks, mislabel_rate=mislabel_rate, bleed_rate=bleed_rate, seed=seed, subset=subset,
+                               progress=progress)
 
 
 def _corrupt_tracks(src: Path, dst: Path, tracks: list[Track], *, mislabel_rate: float, bleed_rate: float, seed: int, subset: str,

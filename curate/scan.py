@@ -120,9 +120,9 @@ def _siblings(track: Track, loaded: dict[str, np.ndarray], sample_rate: int) -> 
 
 def scan_track(track: Track, stems: list[str], *, sad_config: SADConfig = SADConfig(), check_config: CheckConfig = CheckConfig(), score: ScoreConfig | None = None) -> tuple[list[dict], list[Problem], float | None, dict | None]:
     """Check one track, detect the salient fragments of its requested stems and, with ``score``,
-    embed them and measure their bleed (from every stem of the track, requested or not). Returns rows, problems, mixture residual (dB) and the
-    arrays of the fragments' two halves: ``emb`` ``(len(rows), 2, d)`` and onset envelopes
-    ``env`` ``(len(rows), 2, frames)`` (None without ``score``)."""
+    embed them and measure their bleed (from every stem of the track, requested or not). Returns
+    rows, problems, mixture residual (dB) and the arrays of the fragments' two halves: ``emb``
+    ``(len(rows), 2, d)`` and onset envelopes ``env`` ``(len(rows), 2, frames)`` (None without ``score``)."""
     checked = check_track(track, stems, check_config)
     rows, bounds = [], {}
     for stem in stems:
