@@ -34,7 +34,10 @@ A leak seen from both ends (``j`` reads as leaking into ``i`` and ``i`` into ``j
 at mirrored delays or at zero delay, where the delay gives no direction) counts once, in the stem that
 receives it by two asymmetries added as log ratios: the shared content is the smaller share of the
 receiver (a leak is a part of its receiver, its source holds it whole), and the receiver is never much
-quieter, per band and frame, than the leak it holds (:func:`floor_violation`).
+quieter, per band and frame, than the leak it holds (:func:`floor_violation`; the leak is the source
+through the leak model's own filter: a per-band gain read from the cross-spectrum also counted the
+chance coherence of parts on the same notes, and on rendered songs a keyboard's console leak into a
+bass was read as a -3 dB bass leak into the keyboard).
 
 Measured on the 94 real excerpts with leaks only (half the stems, the ``bleed``, ``room`` and
 ``console`` kinds of :mod:`curate.corrupt`, seed 11): clean stems read as leaking 58 -> 14 of 182, with
@@ -274,22 +277,31 @@ def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, s
     return float(gate * frac), tau
 
 
+def _path_response(delay: int, g, p_j, p_i, late, n_fft: int, hop: int, lw: np.ndarray, config: BleedConfig) -> np.ndarray | None:
+    """Frequency response ``(F,)`` of the leak path of ``j`` into ``i``: the Wiener filter of ``config.taps``
+    taps around ``delay`` samples that predicts ``i`` from ``j`` (measured on the frames one hop apart
+    when the delay is long, see :func:`_late_shift`). None when the filter cannot be fitted."""
+    shift = _late_shift(late, delay, hop)
+    r_jj, r_ij, _ = _correlations(late[0] if shift else g, p_j, p_i, n_fft, lw)
+    r_ij = np.roll(r_ij, shift)
+    idx = np.arange(delay - config.pre, delay - config.pre + config.taps) % n_fft
+    try:
+        h = solve_toeplitz(_toeplitz_column(r_jj, config.taps), r_ij[idx])
+    except (np.linalg.LinAlgError, ValueError):
+        return None
+    impulse = np.zeros(n_fft)
+    np.add.at(impulse, idx, h)
+    return np.fft.rfft(impulse)
+
+
 def _without_path(delay: int, g, p_j, p_i, late, n_fft: int, hop: int, lw: np.ndarray, config: BleedConfig):
     """Sums of ``i`` and of ``j`` less the Wiener prediction of ``j`` from ``i`` around ``delay`` samples (the
     path of ``i`` into ``j``): ``(g', p_j', p_i)`` and a function that applies the same filter to the
     sums of part of the frames. The filter's response multiplies each frame (a short filter). None when
     the filter cannot be fitted."""
-    shift = _late_shift(late, delay, hop)
-    r_ii, r_ji, _ = _correlations(late[1] if shift else np.conj(g), p_i, p_j, n_fft, lw)
-    r_ji = np.roll(r_ji, shift)
-    idx = np.arange(delay - config.pre, delay - config.pre + config.taps) % n_fft
-    try:
-        h = solve_toeplitz(_toeplitz_column(r_ii, config.taps), r_ji[idx])
-    except (np.linalg.LinAlgError, ValueError):
+    resp = _path_response(delay, np.conj(g), p_i, p_j, None if late is None else late[::-1], n_fft, hop, lw, config)
+    if resp is None:
         return None
-    impulse = np.zeros(n_fft)
-    np.add.at(impulse, idx, h)
-    resp = np.fft.rfft(impulse)
 
     def away(sums):  # X_j - H X_i in place of X_j
         g_, pj_, pi_ = sums[:3]
@@ -305,24 +317,26 @@ def _band_edges(n_bins: int, n_bands: int = 16) -> np.ndarray:
     return edges
 
 
-def _band_energy(spec: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Energy per band and frame ``(bands, frames)`` of an STFT ``(channels, bins, frames)``."""
-    power = np.einsum("cft,cft->ft", spec, np.conj(spec)).real
+def _band_energy(power: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Energy per band and frame ``(bands, frames)`` from the power per bin and frame ``(F, frames)``."""
     return np.add.reduceat(power, edges[:-1], axis=0)
 
 
-def floor_violation(recv: np.ndarray, src: np.ndarray, g: np.ndarray, p_src: np.ndarray, edges: np.ndarray) -> float:
+def floor_violation(recv: np.ndarray, src_power: np.ndarray, response: np.ndarray | None, edges: np.ndarray) -> float:
     """How often a stem is quieter than the leak it would hold: ``0-1``.
 
-    If ``src`` leaks into ``recv``, the leak (``src``'s energy per band and frame times the band's leak
-    gain, estimated from the cross-spectrum ``g`` and ``src``'s power ``p_src`` ``(F,)`` over the same
-    frames) is a floor under ``recv``'s energy: a receiver is never much quieter than its leak. Returns
-    the share of the leak's energy in band-frames where ``recv`` holds less than a quarter of it.
-    ``recv``, ``src``: ``(bands, frames)`` from :func:`_band_energy`.
+    If ``src`` leaks into ``recv`` through the path ``response`` ``(F,)`` (the leak model's filter, from
+    :func:`_path_response`), the leak, ``|response|^2`` times ``src``'s power per bin and frame
+    ``src_power`` ``(F, frames)`` summed per band, is a floor under ``recv``'s energy per band and frame
+    ``recv`` ``(bands, frames)`` (:func:`_band_energy`): a receiver is never much quieter than its leak.
+    Returns the share of the leak's energy in band-frames where ``recv`` holds less than a quarter of it
+    (0 without a response). The filter, not a per-band gain, is the leak: a per-band gain read from the
+    cross-spectrum also counts the chance coherence of two parts in a band where the receiver is loud (a
+    bass and a keyboard on the same notes), and the source then looks like a leak where the bass pauses.
     """
-    flow = np.add.reduceat(np.abs(g) ** 2 / (p_src + 1e-30), edges[:-1])
-    gain = flow / (np.add.reduceat(p_src, edges[:-1]) + 1e-30)
-    leak = gain[:, None] * src
+    if response is None:
+        return 0.0
+    leak = _band_energy((np.abs(response) ** 2)[:, None] * src_power, edges)
     total = leak.sum()
     return float(np.sum(leak * (recv < 0.25 * leak)) / total) if total > 0 else 0.0
 
@@ -385,7 +399,8 @@ def track_bleed(spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray],
     del power, cross, late
     lw = _lag_window(n_fft)
     band_edges = _band_edges(specs[0].shape[1])
-    bands = [_band_energy(sp, band_edges) for sp in specs] if config.resolve_direction else []
+    powers = [np.einsum("cft,cft->ft", sp, np.conj(sp)).real.astype(np.float32) for sp in specs] if config.resolve_direction else []
+    bands = [_band_energy(p, band_edges) for p in powers]
     out = {}
     for i, s in enumerate(names):
         fb = fbs[s]
@@ -407,8 +422,10 @@ def track_bleed(spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray],
                                                      late=back[0][3] if late is not None else None, hop=hop)
                     if f_back > 0 and one_path(tau, tau_back, config):
                         fa, fz = fb[q]  # one path seen from both ends: which stem receives it?
-                        fwd = floor_violation(bands[i][:, fa:fz], bands[j][:, fa:fz], part[0][0], part[0][1], band_edges)
-                        rev = floor_violation(bands[j][:, fa:fz], bands[i][:, fa:fz], np.conj(part[0][0]), part[0][2], band_edges)
+                        paths = [_path_response(d, *p[0][:3], p[0][3] if late is not None else None, n_fft, hop, lw, config)
+                                 for d, p in ((tau, part), (tau_back, back))]
+                        fwd = floor_violation(bands[i][:, fa:fz], powers[j][:, fa:fz], paths[0], band_edges)
+                        rev = floor_violation(bands[j][:, fa:fz], powers[i][:, fa:fz], paths[1], band_edges)
                         if np.log(f_back / frac[q, k]) + np.log((rev + 1e-3) / (fwd + 1e-3)) < 0:
                             frac[q, k] = 0.0  # i is its source, not its receiver
         total = np.minimum(frac.sum(axis=1), 1.0)  # several sources cannot hold more than all of i

@@ -52,8 +52,12 @@ class LabelModelConfig:
     """1: plain out-of-fold; n > 1: refit n - 1 times without the units the previous round found doubtful."""
     prior_error: float | None = None
     """eps: prior probability that a stem's content is not its label; None: estimated from the data (EM)."""
-    max_prior_error: float = 0.2
-    """Upper bound of the EM estimate of eps (a classifier that hesitates must not talk it up)."""
+    max_prior_error: float = 0.5
+    """Upper bound of the EM estimate of eps. Above a half, most labels would be wrong and the labels
+    would not say which class is which. (It was 0.2, so that a hesitant classifier could not talk the
+    rate up; but then a dataset with a third of its stems wrong kept a prior that held on to wrong labels.
+    On the 94 real excerpts with 30 % of the stems mislabelled, EM now reads 0.31-0.32 and recall at
+    0.7 goes 0.919 -> 0.928 (AUROC 0.958 -> 0.960); on the clean set it stays at its 0.02 floor.)"""
     swap_bonus: float = 30.0
     """rho: prior factor for assignments that permute the window's labels (a swap is one event, not two errors)."""
     foreign_prior: float = 0.005

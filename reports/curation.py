@@ -1,7 +1,8 @@
 """``curate report``: what curation kept and rejected, why, and (with ground truth) how well.
 
 Sections: counts per stem (kept, rejected by reason kind); histograms of ``quality`` and
-``bleed_db`` per stem with the threshold marked; label vs predicted content; the lowest-quality
+``bleed_db`` per stem with the threshold marked; label vs predicted content, with the share of the
+label model's training that came from the dataset itself; the lowest-quality
 fragments of every stem with an audio player and a spectrogram; and, when the data root holds
 ``corruptions.parquet`` from ``curate corrupt``, precision, recall and the ROC curve.
 """
@@ -25,6 +26,25 @@ from reports import html, plots
 def _bleed_limit(threshold: float) -> float:
     """Bleed level (dB) at which a fragment with a certain label falls below ``threshold``."""
     return bleed_bound(min(max(threshold, 1e-6), 1 - 1e-6))
+
+
+def _label_model_note(meta: dict) -> str:
+    """What the label model learned from: this dataset's share of its training, the reference pool, and
+    the noise rate it estimated (from the scan's manifest metadata)."""
+    lm = meta.get("label_model")
+    if not lm:
+        return '<p class="note">No label model in this manifest: labels were not scored (too few tracks or stems, or no embedder); quality uses bleed only.</p>'
+    share, ref, eps = lm.get("dataset_share"), lm.get("reference_units"), lm.get("noise_rate")
+    parts = []
+    if share is not None:
+        parts.append(f"{100 * share:.0f} % of the label model's training came from this dataset's own fragments"
+                     + (f", the rest from the reference pool ({ref} clean units that are never scored)" if ref else ""))
+    if eps is not None:
+        parts.append(f"it estimates that {100 * eps:.0f} % of the stems are not what their label says")
+    text = "; ".join(parts) + "."
+    if share is not None and share < 0.5:
+        text += " With so little of its own data, the label scores rest mostly on the pretrained embedding and the reference pool."
+    return f'<p class="note">{escape(text[:1].upper() + text[1:])}</p>'
 
 
 def _bleed_sources(frame: pd.DataFrame, limit: float, floor_db: float = -30.0) -> str:
@@ -149,7 +169,7 @@ def curation_report(manifest: str | Path = "manifest.parquet", output: str | Pat
         'are flagged. To keep a known level of bleed, choose the bound knowingly: <code>curate filter --bleed-db B</code> keeps '
         'fragments with a certain label up to B dB.</p>',
         _bleed_sources(frame, _bleed_limit(threshold)),
-        "<h2>Label vs predicted content</h2>", str(html.img(conf, "confusion matrix of label and predicted content")),
+        "<h2>Label vs predicted content</h2>", _label_model_note(m.meta), str(html.img(conf, "confusion matrix of label and predicted content")),
         truth_html,
         _lowest_section(frame, root, per_stem, clip_s, truth_by_row),
     ])

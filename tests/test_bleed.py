@@ -207,24 +207,77 @@ def test_no_source_reads_as_leaking_on_real_stems():
     assert flags[True] <= 1 and flags[False] >= 4  # of 12 (bass into drums: bass reads -22.4 dB the other way)
 
 
+def _sums(recv, src):
+    """Cross-spectrum, powers per bin and powers per bin and frame of two STFTs ``(channels, F, frames)``."""
+    g = np.einsum("cft,cft->f", recv, np.conj(src))
+    p_r, p_s = (np.einsum("cft,cft->f", x, np.conj(x)).real for x in (recv, src))
+    pw_r, pw_s = (np.einsum("cft,cft->ft", x, np.conj(x)).real for x in (recv, src))
+    return g, p_r, p_s, pw_r, pw_s
+
+
+def test_path_response_is_the_leak_filter():
+    """The leak model's filter, read back from the summed spectra, is the filter the leak went through."""
+    from curate.bleed import BleedConfig, _lag_window, _path_response
+
+    rng = np.random.default_rng(1)
+    f, t, n_fft = 1025, 300, 2048
+    src = rng.standard_normal((2, f, t)) + 1j * rng.standard_normal((2, f, t))
+    taps = np.zeros(n_fft)
+    taps[:4] = [0.5, 0.3, -0.2, 0.1]
+    true = np.fft.rfft(taps)
+    recv = src * true[None, :, None]
+    g, p_r, p_s, _, _ = _sums(recv, src)
+    resp = _path_response(0, g, p_s, p_r, None, n_fft, 512, _lag_window(n_fft), BleedConfig())
+    assert np.max(np.abs(resp - true)) < 0.02
+
+
 def test_floor_violation_tells_the_receiver_from_the_source():
     """A stem that holds a leak is never much quieter than the leak; the leak's source, read as a
     receiver the other way round, is (where it pauses while the real receiver plays)."""
-    from curate.bleed import _band_edges, _band_energy, floor_violation
+    from curate.bleed import BleedConfig, _band_edges, _band_energy, _lag_window, _path_response, floor_violation
 
     rng = np.random.default_rng(0)
-    f, t = 1025, 400
+    f, t, n_fft = 1025, 400, 2048
     frame = np.arange(t) % 100
     src = (rng.standard_normal((2, f, t)) + 1j * rng.standard_normal((2, f, t))) * np.where((frame >= 25) & (frame < 50), 0.0, 1.0)
     own = (rng.standard_normal((2, f, t)) + 1j * rng.standard_normal((2, f, t))) * np.where(frame < 50, 1.0, 0.0)
     recv = own + 0.3 * src  # frames 50-99: the leak alone; 25-49: recv's own part alone
     edges = _band_edges(f)
-    e_r, e_s = _band_energy(recv, edges), _band_energy(src, edges)
-    g = np.einsum("cft,cft->f", recv, np.conj(src))
-    p_s = np.einsum("cft,cft->f", src, np.conj(src)).real
-    p_r = np.einsum("cft,cft->f", recv, np.conj(recv)).real
-    assert floor_violation(e_r, e_s, g, p_s, edges) < 0.02  # src into recv: recv always holds its leak
-    assert floor_violation(e_s, e_r, np.conj(g), p_r, edges) > 0.2  # recv into src: src is often far quieter
+    g, p_r, p_s, pw_r, pw_s = _sums(recv, src)
+    lw = _lag_window(n_fft)
+    into_recv = _path_response(0, g, p_s, p_r, None, n_fft, 512, lw, BleedConfig())
+    into_src = _path_response(0, np.conj(g), p_r, p_s, None, n_fft, 512, lw, BleedConfig())
+    assert floor_violation(_band_energy(pw_r, edges), pw_s, into_recv, edges) < 0.02  # src into recv: recv always holds its leak
+    assert floor_violation(_band_energy(pw_s, edges), pw_r, into_src, edges) > 0.2  # recv into src: src is often far quieter
+    assert floor_violation(_band_energy(pw_r, edges), pw_s, None, edges) == 0.0
+
+
+def test_floor_violation_reads_the_leak_path_not_chance_coherence():
+    """A bass that pauses, a keyboard on the same notes (coherent in the low band, with phases per bin
+    that no short filter follows) and a console leak of the keyboard's highs into the bass: the leak it
+    holds is the leak path's output, so the bass is not 'quieter than its leak' where it pauses. A
+    per-band gain read from the cross-spectrum (the earlier rule) put a quarter of the leak there
+    (0.27 here) and, on a rendered song, read the keyboard as the receiver of a -3 dB bass leak."""
+    from curate.bleed import BleedConfig, _band_edges, _band_energy, _lag_window, _path_response, floor_violation
+
+    rng = np.random.default_rng(0)
+    f, t, n_fft = 1025, 400, 2048
+
+    def noise():
+        return rng.standard_normal((2, f, t)) + 1j * rng.standard_normal((2, f, t))
+
+    plays = (np.arange(t) % 100) < 60
+    low, high = (np.arange(f) < 40)[None, :, None], (np.arange(f) >= 300)[None, :, None]
+    src = noise()
+    own = (10 * noise() + 3 * src * np.exp(2j * np.pi * rng.random(f))[None, :, None]) * low * plays
+    recv = own + 0.3 * src * high
+    g, p_r, p_s, pw_r, pw_s = _sums(recv, src)
+    edges = _band_edges(f)
+    path = _path_response(0, g, p_s, p_r, None, n_fft, 512, _lag_window(n_fft), BleedConfig())
+    assert floor_violation(_band_energy(pw_r, edges), pw_s, path, edges) < 0.05
+    flow = np.add.reduceat(np.abs(g) ** 2 / p_s, edges[:-1]) / np.add.reduceat(p_s, edges[:-1])  # the per-band gain
+    per_band = flow[:, None] * _band_energy(pw_s, edges)
+    assert np.sum(per_band * (_band_energy(pw_r, edges) < 0.25 * per_band)) / per_band.sum() > 0.2
 
 
 def test_bad_input_is_a_clear_error_and_bleed_stays_at_most_0_db():

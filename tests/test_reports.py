@@ -80,7 +80,7 @@ def scored(tmp_path_factory):
                                  label_score=0.1 if bad and s % 2 else 0.97, predicted_stem="other" if bad and s % 2 else stem,
                                  bleed_db=-12.0 if bad and not s % 2 else -45.0, bleed_stem="bass", reason=None))
     manifest = root / "manifest.parquet"
-    write_manifest(pd.DataFrame(rows), manifest, root=root)
+    write_manifest(pd.DataFrame(rows), manifest, root=root, meta={"label_model": {"reference_units": 480, "dataset_share": 0.25, "noise_rate": 0.31}})
     write_corruptions(pd.DataFrame([dict(track="track0", subset="train", stem="vocals", kind="bleed", start=0, end=6 * 44100,
                                          source_track="track0", source_stem="bass", leak_db=-10.0, delay_ms=1.0, filter="none"),
                                     dict(track="track1", subset="train", stem="drums", kind="swap", start=0, end=6 * 44100,
@@ -95,6 +95,15 @@ def test_curation_report_in_a_browser(scored, tmp_path):
     assert str(out) in res.output
     _open(out, tmp_path, ["Curation report", "Kept and rejected per stem", "Quality", "Bleed", "Label vs predicted content",
                           "Against the ground truth", "Lowest-quality fragments"], min_images=4 + 12, min_audio=12)  # 4 plots + a spectrogram per listed fragment
+
+
+def test_curation_report_says_what_the_label_model_learned_from(scored, tmp_path):
+    from reports.curation import curation_report
+
+    page = curation_report(scored / "manifest.parquet", tmp_path / "r.html", per_stem=1).read_text()
+    assert "25 % of the label model&#39;s training came from this dataset" in page
+    assert "reference pool (480 clean units" in page and "31 % of the stems" in page
+    assert "rest mostly on the pretrained embedding" in page  # under half its own data
 
 
 def test_curation_report_bad_input(scored, tmp_path):
