@@ -20,7 +20,9 @@ import torch
 from bsrnn.model import BSRNN, CheckpointError, saved_model_files
 from bsrnn.separator import Separator
 from curate.atomic import atomic_path, write_text
-from curate.datasets import discover, load_source
+from curate.checks import CheckConfig
+from curate.conform import common_length, to_channels
+from curate.datasets import MIXTURE, discover, load_source
 from curate.errors import StemcurateError
 from pipelines.metrics import csdr_windows, usdr
 
@@ -69,7 +71,16 @@ def evaluate(
     models: dict[str, BSRNN], data_root: str | Path, *, subset: str = "test", tracks: int | None = None,
     device: str = "cpu", frame_s: float = 3.0, hop_s: float = 2.5, on_track: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
-    """One row per track and target: ``track, target, usdr, csdr, windows, seconds`` (dB, s)."""
+    """One row per track and target: ``track, target, usdr, csdr, windows, seconds, silent`` (dB, s).
+
+    Each track is read by the rules of :mod:`curate.conform`: files whose lengths differ by up to a
+    second are cut to the shortest (more is an error naming the track); without a mixture file the
+    mixture is the sum of the stems. A track with a mono file is scored in mono (the estimate and
+    the references averaged over channels); a file with more than two channels keeps its first two.
+    A target whose reference is silent (peak below -70 dBFS) has no uSDR or cSDR (NaN, ``silent``)
+    and is left out of the joint cSDR of the other targets.
+    Raises :class:`StemcurateError` naming the track for a missing target stem, different sample
+    rates, or a rate the models were not trained at."""
     found = discover(data_root, subset=subset)
     if tracks is not None:
         found = found[:tracks]
@@ -81,38 +92,64 @@ def evaluate(
         missing = [t for t in models if t not in track.stems]
         if missing:
             raise StemcurateError(f"track '{track.name}': no {', '.join(missing)} stem to compare with")
-        loaded = {t: load_source(track.stems[t]) for t in models}
-        refs = {t: audio for t, (audio, _) in loaded.items()}
-        rate = next(iter(loaded.values()))[1]
+        names = list(track.stems) + ([MIXTURE] if track.mixture is not None else [])
+        loaded = {n: load_source(track.source(n)) for n in (names if track.mixture is None else [*models, MIXTURE])}
+        rates = {n: r for n, (_, r) in loaded.items()}
+        rate = rates[next(iter(models))]
+        if len(set(rates.values())) > 1:
+            detail = ", ".join(f"{n} {r} Hz" for n, r in rates.items())
+            raise StemcurateError(f"track '{track.name}': files have different sample rates ({detail})")
         wrong = [t for t, m in models.items() if m.config.sample_rate != rate]
         if wrong:
             raise StemcurateError(f"track '{track.name}': {rate} Hz, the {wrong[0]} model expects {models[wrong[0]].config.sample_rate} Hz")
-        if track.mixture is not None:
-            mix = load_source(track.mixture)[0]
-        else:
-            mix = sum(load_source(s)[0] for s in track.stems.values())
+        n = common_length({k: a.shape[1] for k, (a, _) in loaded.items()}, rate, where=f"track '{track.name}'")
+        audio = {k: a[:, :n] for k, (a, _) in loaded.items()}
+        mono = any(a.shape[0] == 1 for a in audio.values())  # one mono file: the track is scored in mono
+        channels = 1 if mono else 2
+        mix = audio[MIXTURE] if MIXTURE in audio else sum(to_channels(a, channels) for a in audio.values())
         t0 = time.perf_counter()
-        ests = {t: sep.separate(mix).numpy() for t, sep in seps.items()}
+        ests = {t: sep.separate(to_channels(mix, sep.channels)).numpy() for t, sep in seps.items()}  # mono as dual mono
         seconds = time.perf_counter() - t0
-        n = min(mix.shape[1], *(r.shape[1] for r in refs.values()))
-        ref = np.stack([refs[t][:, :n].T for t in models])
-        est = np.stack([ests[t][:, :n].T for t in models])
-        windows = csdr_windows(ref, est, win=rate, hop=rate)
-        track_usdr = usdr(torch.from_numpy(ref), torch.from_numpy(est))  # (targets,)
-        for j, t in enumerate(models):
-            ok = windows[j][~np.isnan(windows[j])]
-            rows.append(dict(track=track.name, target=t, usdr=float(track_usdr[j]), csdr=float(np.median(ok)) if ok.size else float("nan"),
-                             windows=int(ok.size), seconds=seconds / len(models)))
-    return pd.DataFrame(rows, columns=["track", "target", "usdr", "csdr", "windows", "seconds"])
+        refs = {t: to_channels(audio[t], channels) for t in models}
+        ests = {t: to_channels(e[:, :n], channels) for t, e in ests.items()}
+        silent = [t for t in models if _silent(refs[t])]
+        scored = [t for t in models if t not in silent]
+        windows = {}
+        if scored:  # evaluated together, as museval does; a silent reference would make every window NaN
+            ref = np.stack([refs[t].T for t in scored])
+            est = np.stack([ests[t].T for t in scored])
+            windows = dict(zip(scored, csdr_windows(ref, est, win=rate, hop=rate)))
+        for t in models:
+            ok = windows[t][~np.isnan(windows[t])] if t in windows else np.zeros(0)
+            track_usdr = float(usdr(torch.from_numpy(refs[t]), torch.from_numpy(ests[t]))) if t in windows else float("nan")
+            rows.append(dict(track=track.name, target=t, usdr=track_usdr, csdr=float(np.median(ok)) if ok.size else float("nan"),
+                             windows=int(ok.size), seconds=seconds / len(models), silent=t in silent))
+    return pd.DataFrame(rows, columns=["track", "target", "usdr", "csdr", "windows", "seconds", "silent"])
+
+
+def _silent(x: np.ndarray) -> bool:
+    """A reference whose peak is below the scan's silence level: nothing to score against."""
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    return peak == 0 or 20 * np.log10(peak) < CheckConfig().silence_db
 
 
 def summary_table(results: pd.DataFrame) -> str:
-    """Per target: tracks, uSDR mean ± std, cSDR median (over tracks), as aligned text."""
+    """Per target: tracks scored, uSDR mean ± std, cSDR median (over tracks), as aligned text.
+
+    Tracks whose reference is silent (``silent``) have no uSDR or cSDR and are left out of both, as
+    museval leaves out silent windows; a line under the table says how many."""
     lines = [f"{'target':<10}{'tracks':>7}{'uSDR mean ± std':>20}{'cSDR median':>14}"]
+    notes = []
     for target, g in results.groupby("target", sort=False):
-        std = g["usdr"].std(ddof=0) if len(g) > 1 else 0.0
-        lines.append(f"{target:<10}{len(g):>7}{g['usdr'].mean():>12.2f} ± {std:<5.2f}{np.nanmedian(g['csdr']) if g['csdr'].notna().any() else float('nan'):>14.2f}")
-    return "\n".join(lines)
+        silent = g["silent"].astype(bool) if "silent" in g else pd.Series(False, index=g.index)
+        u = g.loc[~silent, "usdr"].dropna()
+        c = g.loc[~silent, "csdr"].dropna()
+        std = u.std(ddof=0) if len(u) > 1 else 0.0
+        mean = u.mean() if len(u) else float("nan")
+        lines.append(f"{target:<10}{len(u):>7}{mean:>12.2f} ± {std:<5.2f}{np.median(c) if len(c) else float('nan'):>14.2f}")
+        if silent.any():
+            notes.append(f"{target}: {int(silent.sum())} track(s) left out, silent reference ({', '.join(g.loc[silent, 'track'])})")
+    return "\n".join(lines + notes)
 
 
 def write_results(results: pd.DataFrame, path: str | Path, *, header: str = "") -> tuple[Path, Path]:

@@ -138,3 +138,73 @@ def test_evaluate_reads_musdb18_stem_mp4(models, tmp_path):
     assert res.exit_code == 0, res.output
     frame = pd.read_parquet(out)
     assert frame["track"].tolist() == ["Music Delta - 80s Rock"] and np.isfinite(frame["usdr"]).all()
+
+
+def _eval(models, root, tmp_path):
+    out = tmp_path / "r" / "results.parquet"
+    res = runner.invoke(app, ["evaluate", str(models), "--data", str(root), "--subset", "test", "-o", str(out)])
+    return res, out
+
+
+def test_evaluate_mono_tracks_and_a_mono_stem(models, tmp_path):
+    """Issue 20, case 1: a test track of mono files, and one whose vocals.wav alone is mono, are
+    scored in mono (the estimate averaged over channels) instead of a traceback."""
+    from tests.conftest import noise_stems, write_track
+
+    rng = np.random.default_rng(3)
+    stems = noise_stems(rng, seconds=3.0)
+    write_track(tmp_path / "d" / "test" / "all mono", {k: v[:1] for k, v in stems.items()})
+    write_track(tmp_path / "d" / "test" / "mono vocals", dict(stems, vocals=stems["vocals"][:1]))
+    res, out = _eval(models, tmp_path / "d", tmp_path)
+    assert res.exit_code == 0, res.output
+    frame = pd.read_parquet(out)
+    assert len(frame) == 4 and np.isfinite(frame["usdr"]).all() and np.isfinite(frame["csdr"]).all()
+
+
+def test_evaluate_leaves_out_a_silent_reference_and_says_so(models, tmp_path):
+    """Issue 20, case 2: an instrumental track (all-zero vocals.wav) has no vocals uSDR or cSDR; it is
+    left out of the summary (it read -108 dB and halved the mean), the log says so, and the bass of the
+    same track is still scored."""
+    from tests.conftest import noise_stems, write_track
+
+    rng = np.random.default_rng(4)
+    write_track(tmp_path / "d" / "test" / "song", noise_stems(rng, seconds=3.0))
+    write_track(tmp_path / "d" / "test" / "instrumental", dict(noise_stems(rng, seconds=3.0), vocals=np.zeros((2, 3 * 44100), np.float32)))
+    res, out = _eval(models, tmp_path / "d", tmp_path)
+    assert res.exit_code == 0, res.output
+    frame = pd.read_parquet(out).set_index(["track", "target"])
+    assert np.isnan(frame.loc[("instrumental", "vocals"), "usdr"]) and frame.loc[("instrumental", "vocals"), "silent"]
+    assert np.isfinite(frame.loc[("instrumental", "bass"), ["usdr", "csdr"]].astype(float)).all()
+    vocals_mean = float(frame.loc[("song", "vocals"), "usdr"])
+    assert f"vocals          1{vocals_mean:>12.2f}" in res.output
+    assert "vocals: 1 track(s) left out, silent reference (instrumental)" in (out.parent / "test.log").read_text()
+
+
+def test_evaluate_without_mixture_reads_stems_up_to_the_shortest(models, tmp_path):
+    """Issue 20, case 4: no mixture.wav and a drums.wav 1000 samples longer: read up to the shortest
+    (it crashed on a broadcast); lengths further apart than a second are a one-line error naming the track."""
+    from tests.conftest import noise_stems, write_track
+
+    rng = np.random.default_rng(5)
+    stems = noise_stems(rng, seconds=3.0)
+    write_track(tmp_path / "d" / "test" / "t", dict(stems, drums=np.pad(stems["drums"], ((0, 0), (0, 1000)))), with_mixture=False)
+    res, out = _eval(models, tmp_path / "d", tmp_path)
+    assert res.exit_code == 0, res.output
+    assert np.isfinite(pd.read_parquet(out)["usdr"]).all()
+    before = out.read_bytes()
+    write_track(tmp_path / "e" / "test" / "far apart", dict(stems, drums=np.pad(stems["drums"], ((0, 0), (0, 2 * 44100)))), with_mixture=False)
+    res, out = _eval(models, tmp_path / "e", tmp_path)
+    _error(res, "far apart", "differ in length by 2.00 s")
+    assert out.read_bytes() == before  # the earlier results are untouched
+
+
+def test_evaluate_six_channel_stem_keeps_its_first_two(models, tmp_path):
+    """Issue 20, case 3 (evaluate): a 6-channel other.wav is read as its front left and right."""
+    from tests.conftest import noise_stems, write_track
+
+    rng = np.random.default_rng(6)
+    stems = noise_stems(rng, seconds=3.0)
+    write_track(tmp_path / "d" / "test" / "surround", dict(stems, other=np.concatenate([stems["other"]] * 3)), with_mixture=False)
+    res, out = _eval(models, tmp_path / "d", tmp_path)
+    assert res.exit_code == 0, res.output
+    assert np.isfinite(pd.read_parquet(out)["usdr"]).all()

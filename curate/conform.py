@@ -1,0 +1,52 @@
+"""One rule for the channels and lengths of a track's files, for every reader of a track.
+
+Readers (``curate scan``, ``pipelines train``, ``pipelines evaluate``, ``pipelines separate``,
+``curate repair``, ``curate report``) apply the same two rules, so that what the scan accepts the
+others read the same way:
+
+* **Channels** (:func:`to_channels`): a mono file is used as dual mono; a file with more channels
+  than needed keeps its first ones (the front left and right of a 5.1 WAV, demucs' rule); a stereo
+  file read for one channel is averaged.
+* **Lengths** (:func:`common_length`): stems of one track whose lengths differ by at most
+  :data:`LENGTH_TOLERANCE_S` (exports with different tails, codec padding) are read up to the
+  shortest; a larger difference is an error naming the track and the lengths (the files do not
+  line up, and trimming would hide it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from curate.errors import StemcurateError
+
+LENGTH_TOLERANCE_S = 1.0
+"""Largest length difference, in seconds, between the stems of one track that is read up to the shortest."""
+
+
+def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
+    """``x`` ``(c, samples)`` -> ``(channels, samples)``: mono repeated, extra channels dropped (the
+    first ``channels`` kept), several channels averaged into one when ``channels`` is 1."""
+    if x.ndim != 2:
+        raise ValueError(f"audio must be (channels, samples), got shape {x.shape}")
+    c = x.shape[0]
+    if c == channels:
+        return x
+    if c == 1:
+        return np.repeat(x, channels, axis=0)
+    if channels == 1:
+        return x.mean(axis=0, keepdims=True)
+    return x[:channels]
+
+
+def common_length(lengths: dict[str, int], sample_rate: int, *, where: str, tolerance_s: float = LENGTH_TOLERANCE_S) -> int:
+    """The length (samples) every file of a track is read to: the shortest of ``lengths`` (per file
+    name). Raises :class:`StemcurateError` naming ``where`` when they differ by more than
+    ``tolerance_s`` seconds at ``sample_rate`` Hz."""
+    if not lengths:
+        raise StemcurateError(f"{where}: no audio files")
+    shortest, longest = min(lengths.values()), max(lengths.values())
+    if longest - shortest > tolerance_s * sample_rate:
+        detail = ", ".join(f"{n} {v}" for n, v in lengths.items())
+        raise StemcurateError(f"{where}: files differ in length by {(longest - shortest) / sample_rate:.2f} s "
+                              f"(more than {tolerance_s:g} s; samples: {detail})")
+    return shortest
