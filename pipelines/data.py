@@ -20,6 +20,7 @@ import soxr
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from curate.conform import to_channels
 from curate.datasets import load_segment
 from curate.errors import StemcurateError
 from curate.schema import Manifest, read_corruptions
@@ -127,7 +128,7 @@ class FragmentPool:
         audio = np.zeros((x.shape[0], length), dtype=np.float32)
         audio[:, lo - start : lo - start + x.shape[1]] = x[:, : length - (lo - start)]
         audio *= _mask(self.starts[hit] - start, self.ends[hit] - start, length, int(fade_s * file_rate))
-        audio = _to_channels(audio, channels, path)
+        audio = to_channels(audio, channels)  # the scan's rule: mono repeated, the first channels kept
         if file_rate != sample_rate:
             out_len = round(length * sample_rate / file_rate)
             audio = soxr.resample(audio.T, file_rate, sample_rate).T
@@ -162,14 +163,6 @@ def _mask(starts: np.ndarray, ends: np.ndarray, length: int, fade: int) -> np.nd
             if e0 < length:
                 m[e - f : e] = ramp[::-1]
     return m
-
-
-def _to_channels(x: np.ndarray, channels: int, path: str) -> np.ndarray:
-    if x.shape[0] == channels:
-        return x
-    if x.shape[0] == 1:
-        return np.repeat(x, channels, axis=0)
-    raise StemcurateError(f"{path}: {x.shape[0]} channels, the model takes {channels}")
 
 
 def _fix_length(x: np.ndarray, n: int) -> np.ndarray:

@@ -349,3 +349,25 @@ def test_ema_run_exports_averaged_weights(noisy, tmp_path):
     name = "band_split.norm_weight.0"
     assert torch.equal(exported[name], averaged["model." + name])
     assert not torch.equal(averaged["model." + name], current["model." + name])
+
+
+def test_a_six_channel_stem_that_the_scan_kept_trains(tmp_path):
+    """Issue 20, case 3: the scan keeps a 6-channel other.wav (with a warning); training reads it by the
+    same rule (its first two channels) instead of stopping mid-run."""
+    from curate.scan import scan
+    from tests.conftest import noise_stems, write_track
+
+    rng = np.random.default_rng(0)
+    for t in range(2):
+        stems = noise_stems(rng, seconds=7.0)
+        if t == 0:
+            stems["other"] = np.concatenate([stems["other"]] * 3)
+        write_track(tmp_path / "d" / "train" / f"t{t}", stems, with_mixture=False)
+    res = scan(tmp_path / "d", output=tmp_path / "m.parquet", score=None)
+    assert any(p.check == "channels" and "6 channels" in p.detail for p in res.problems.itertuples())
+    m = read_manifest(tmp_path / "m.parquet")
+    assert ((m.frame["track"] == "t0") & (m.frame["stem"] == "other")).any()
+    ds = TrainExamples(FragmentPool(m, ["t0", "t1"]), "vocals", TrainConfig(seed=1, crop_s=1.0), sample_rate=44100, channels=2, length=40)
+    for i in range(40):
+        item = ds[i]
+        assert item["mixture"].shape == (2, 44100) and torch.isfinite(item["mixture"]).all()
