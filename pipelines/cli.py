@@ -158,6 +158,7 @@ def separate_cmd(
     residual: Annotated[bool, typer.Option("--residual", help="Also write no_<target> (input minus target).")] = False,
     fmt: Annotated[str, typer.Option("--format", help="wav, flac or mp3.")] = "wav",
     bits: Annotated[str, typer.Option("--bits", help="16, 24 or float (wav/flac).")] = "float",
+    clip_mode: Annotated[str, typer.Option("--clip-mode", help="Samples beyond full scale: rescale (the file, to just below full scale), clamp, or none.")] = "rescale",
     frame: Annotated[float, typer.Option("--frame", help="Separation frame, seconds.")] = 3.0,
     hop: Annotated[float, typer.Option("--hop", help="Separation hop, seconds.")] = 2.5,
 ):
@@ -171,10 +172,15 @@ def separate_cmd(
     with progress_bar() as bar:
         task = bar.add_task("separate", total=len(inputs), item="")
         report = separate_files(inputs, output, sep, root=input if input.is_dir() else input.parent, fmt=fmt, bits=bits,
-                                residual=residual, on_file=lambda p: bar.update(task, advance=1, item=p.name))
+                                residual=residual, clip_mode=clip_mode, on_file=lambda p: bar.update(task, advance=1, item=p.name))
     for path, why in report.failed:
-        err_console.print(f"skipped {path}: {why}")
-    out_console.print(f"{len(inputs) - len(report.failed)} of {len(inputs)} files separated into {', '.join(sep.targets)}; {len(report.written)} files in {output}")
+        err_console.print(f"skipped {path}: {why}", markup=False)
+    for path, folder in report.renamed:
+        out_console.print(f"{path} -> {folder} (another input has the same name)", markup=False)
+    for path, action, peak in report.clipped:
+        out_console.print(f"{path}: peak {peak:.3f} above full scale, {action}", markup=False)
+    out_console.print(f"{report.separated} of {len(inputs)} files separated into {', '.join(sep.targets)}; {len(report.written)} files in {output}",
+                      markup=False)
     if report.failed and len(report.failed) == len(inputs):
         raise StemcurateError(f"{input}: no file could be separated")
 

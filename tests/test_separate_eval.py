@@ -10,6 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from bsrnn.separator import Separator
+from curate.errors import StemcurateError
 from pipelines.cli import app
 from tests.conftest import random_models
 
@@ -208,3 +209,63 @@ def test_evaluate_six_channel_stem_keeps_its_first_two(models, tmp_path):
     res, out = _eval(models, tmp_path / "d", tmp_path)
     assert res.exit_code == 0, res.output
     assert np.isfinite(pd.read_parquet(out)["usdr"]).all()
+
+
+def test_separate_refuses_nan_input_and_writes_nothing(models, tmp_path):
+    """Issue 20, case 10: a float song with NaN frames was separated into 71 % NaN output; it is now
+    skipped, named, with the count of bad samples."""
+    rng = np.random.default_rng(1)
+    x = (0.1 * rng.standard_normal((44100 * 3, 2))).astype(np.float32)
+    x[2 * 44100 : 2 * 44100 + 10] = np.nan
+    song = tmp_path / "in" / "nan song.wav"
+    song.parent.mkdir()
+    sf.write(song, x, 44100, subtype="FLOAT")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["separate", "-i", str(song), "-o", str(out), "-c", str(models)])
+    _error(res, "no file could be separated")
+    assert "nan song.wav: 20 NaN/inf samples" in " ".join(res.output.split()) and not out.exists()
+
+
+def test_separate_two_inputs_with_one_name_keep_both(models, tmp_path):
+    """Issue 20, case 11: in/demo.wav and in/demo.mp3 wrote one folder, the second overwrote the first,
+    and the count said 2 of 2. Each now gets its own folder and the output says so."""
+    rng = np.random.default_rng(2)
+    songs = tmp_path / "in"
+    songs.mkdir()
+    sf.write(songs / "demo.wav", 0.1 * rng.standard_normal((44100 * 2, 2)), 44100)
+    sf.write(songs / "demo.mp3", 0.1 * rng.standard_normal((44100 * 2, 2)), 44100)
+    out = tmp_path / "sep"
+    res = runner.invoke(app, ["separate", "-i", str(songs), "-o", str(out), "-c", str(models)])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "2 of 2 files separated" in text and "4 files in" in text and "another input has the same name" in text
+    a, b = sf.read(out / "demo_wav" / "vocals.wav")[0], sf.read(out / "demo_mp3" / "vocals.wav")[0]
+    assert a.shape[1] == b.shape[1] == 2 and not np.allclose(a[: len(b)], b[: len(a)])
+    assert sorted(p.name for p in out.iterdir()) == ["demo_mp3", "demo_wav"]
+
+
+def test_clip_mode_rescale_clamp_none(tmp_path):
+    """Issue 20, case 12: output above full scale was written as is (16 bits saturated silently). With
+    a stand-in model that doubles its input: rescale keeps the waveform's shape below full scale,
+    clamp cuts it, none leaves float samples above 1; each is reported."""
+    from pipelines.separate import separate_files
+
+    class Loud:
+        sample_rate, targets = 44100, ["vocals"]
+
+        def __call__(self, audio, sr):
+            return {"vocals": torch.from_numpy(2.0 * audio)}
+
+    song = tmp_path / "loud.wav"
+    x = np.tile(np.array([[0.9, -0.9], [0.3, -0.3]], np.float32), (1000, 1))
+    sf.write(song, x, 44100, subtype="FLOAT")
+    got = {}
+    for mode in ("rescale", "clamp", "none"):
+        rep = separate_files([song], tmp_path / mode, Loud(), clip_mode=mode)
+        got[mode] = sf.read(tmp_path / mode / "loud" / "vocals.wav", dtype="float32")[0]
+        assert rep.separated == 1 and len(rep.clipped) == 1 and rep.clipped[0][2] == pytest.approx(1.8)
+    assert np.abs(got["rescale"]).max() < 1 and np.allclose(got["rescale"], 2 * x / (1.01 * 1.8), atol=1e-6)
+    assert np.abs(got["clamp"]).max() == 1.0 and np.allclose(got["clamp"][1], [0.6, -0.6])
+    assert np.abs(got["none"]).max() == pytest.approx(1.8)
+    with pytest.raises(StemcurateError, match="--clip-mode"):
+        separate_files([song], tmp_path / "x", Loud(), clip_mode="soft")
