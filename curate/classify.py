@@ -258,6 +258,10 @@ def joint_posterior(frame: pd.DataFrame, proba: np.ndarray, classes: list[str], 
     lab = frame["stem"].map(idx).to_numpy()
     logp = np.log(np.clip(proba, 1e-6, 1.0)) / config.temperature
     prior = np.bincount(lab, minlength=k) / len(lab)
+    if (prior == 0).any() and len(proba):
+        # classes that only the reference pool holds (a scan of one stem): the labels do not give the
+        # classifier's class prior; its mean prediction does (and with one unit, cancels its evidence)
+        prior = proba.mean(axis=0)
     loglik = logp - np.log(np.maximum(prior, 1e-6))[None]
     # pool with the stem's other fragments
     key = frame["track"].astype(str) + "\x00" + frame["stem"].astype(str)
@@ -330,7 +334,9 @@ def score_labels(frame: pd.DataFrame, emb: np.ndarray, env: np.ndarray | None = 
 
     frame = frame.reset_index(drop=True)
     units, arr, unit_of = split_units(frame, {"emb": emb} if env is None else {"emb": emb, "env": env})
-    classes = sorted(units["stem"].unique())
+    # every class the dataset or the pool knows: a stem scanned alone (--stems vocals) can still hold drums
+    pool_classes = set(reference.units["stem"]) if reference is not None and len(reference) else set()
+    classes = sorted(set(units["stem"]) | pool_classes)
     labels = units["stem"].to_numpy()
     tracks = units["track"].to_numpy()
     x = arr["emb"]

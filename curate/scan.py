@@ -137,7 +137,7 @@ def scan_track(track: Track, stems: list[str], *, sad_config: SADConfig = SADCon
     spectra = {n: stft(x, checked.sample_rate) for n, x in sources.items()}
     embedder = score.make_embedder()
     embs, envs, bleed = [], [], {}
-    if len(spectra) > 1:
+    if spectra:  # a stem without siblings reads the floor (-80 dB: no leak), not NaN
         full_bounds = {n: bounds.get(n, np.zeros((0, 2), np.int64)) for n in spectra}
         bleed = track_bleed(spectra, full_bounds, score.bleed)
     for stem, b in bounds.items():
@@ -293,10 +293,15 @@ def scan(
     tracks = discover(root, subset=subset)
     root = tracks[0].root
     stems = resolve_stems(tracks, stems, root)
+    scanned = stems
     if score is not None and score.embedder is not None:
         score.make_embedder()  # fail early on a bad model
+        # the label model reads the track's other standard stems too, unscored: a stem scanned alone
+        # (--stems vocals) has no sibling to tell "holds drums" from "holds its label" otherwise
+        present = available_stems(tracks)
+        scanned = stems + [s for s in DEFAULT_STEMS if s in present and s not in stems]
     parts = output.with_name(output.name + ".parts")
-    _prepare_parts(parts, _fingerprint(root, subset, stems, sad_config, check_config, score))
+    _prepare_parts(parts, _fingerprint(root, subset, scanned, sad_config, check_config, score))
     if on_start:
         on_start(len(tracks))
 
@@ -323,14 +328,14 @@ def scan(
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
-            futures = {pool.submit(_scan_track_job, (t, stems, sad_config, check_config, score)): t for t in todo}
+            futures = {pool.submit(_scan_track_job, (t, scanned, sad_config, check_config, score)): t for t in todo}
             from concurrent.futures import as_completed
 
             for fut in as_completed(futures):
                 finished(futures[fut], fut.result())
     else:
         for track in todo:
-            finished(track, scan_track(track, stems, sad_config=sad_config, check_config=check_config, score=score))
+            finished(track, scan_track(track, scanned, sad_config=sad_config, check_config=check_config, score=score))
 
     frames, embs, problems, residuals = [], [], [], {}
     for track in tracks:
@@ -350,7 +355,10 @@ def scan(
     labels = None
     if score is not None and score.embedder is not None and len(fragments):
         arrays = {k: _pad_concat([e[k] for e in embs if e and k in e])[order] for k in ("emb", "env")}
-        labels = _score(fragments, arrays["emb"], arrays["env"], score, root, stems, warn)
+        labels = _score(fragments, arrays["emb"], arrays["env"], score, root, scanned, warn)
+    if scanned != stems:  # the context stems leave the manifest and the problems
+        fragments = fragments[fragments["stem"].isin(stems)].reset_index(drop=True)
+        problems = [p for p in problems if p.stem is None or p.stem in stems or p.stem == MIXTURE]
     problem_frame = pd.DataFrame([asdict(p) for p in problems]) if problems else empty_problems()
     meta = {
         "subset": subset, "stems": stems, "sad": sad_config.to_dict(), "checks": check_config.to_dict(),
@@ -375,12 +383,11 @@ def _score(fragments: pd.DataFrame, emb: np.ndarray, env: np.ndarray, score: Sco
     from curate.reference import reference_pool
 
     n_tracks = fragments["track"].nunique()
-    labels = pool = None
-    two_stems = fragments["stem"].nunique() >= 2
-    if two_stems:
-        pool = reference_pool(score.embedder, synth=score.reference_pool, dirs=score.reference or (), stems=stems, device=score.device,
-                              panns_checkpoint=score.panns_checkpoint, musicnn_weights=score.musicnn_weights)
-    if two_stems and (n_tracks >= 2 or (pool is not None and len(pool.restrict(stems)))):
+    labels = None
+    pool = reference_pool(score.embedder, synth=score.reference_pool, dirs=score.reference or (), stems=stems, device=score.device,
+                          panns_checkpoint=score.panns_checkpoint, musicnn_weights=score.musicnn_weights)
+    classes = set(fragments["stem"]) | (set(pool.units["stem"]) if pool is not None and len(pool) else set())
+    if len(classes) >= 2 and (n_tracks >= 2 or (pool is not None and len(pool))):
         labels = score_labels(fragments, emb, env, config=score.labels, reference=pool)
         fragments["label_score"] = labels.fragments["label_score"].to_numpy()
         fragments["predicted_stem"] = labels.fragments["predicted_stem"].to_numpy()
@@ -388,8 +395,8 @@ def _score(fragments: pd.DataFrame, emb: np.ndarray, env: np.ndarray, score: Sco
             warn.append(f"label model: {100 * labels.dataset_share:.0f} % of its training came from this dataset ({n_tracks} track(s)), "
                         f"the rest from the reference pool ({labels.reference_units} units)")
     else:
-        warn.append(f"label scores need fragments of at least 2 stems and 2 tracks or a reference pool (have {n_tracks} track(s)); "
-                    "quality uses bleed only")
+        warn.append(f"label scores need 2 classes (stems scanned or in the reference pool) and 2 tracks or a reference pool "
+                    f"(have {n_tracks} track(s), classes {', '.join(sorted(classes)) or 'none'}); quality uses bleed only")
     if score.separator:
         from curate.selfsep import load_separator, separation_db
 

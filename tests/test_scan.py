@@ -232,3 +232,34 @@ def test_bleed_of_the_requested_stems_comes_from_every_stem_of_the_track(synth_d
     track = discover(tmp_path)[0]
     rows, _, _, _ = scan_track(track, ["vocals"], score=ScoreConfig(embedder="features"))
     assert rows and all(r["bleed_db"] > -16 and r["bleed_stem"] == "drums" for r in rows)
+
+
+def test_a_stem_scanned_alone_gets_label_scores_from_its_siblings(synth_dir, tmp_path):
+    """`--stems vocals` gave no label scores at all (one class in the data), so a vocals.wav that
+    holds drums was kept at quality 1. The label model now reads the track's other stems as
+    unscored context: the swapped vocals read low, the clean ones high, and only vocals rows and
+    problems are written."""
+    import shutil
+
+    data = tmp_path / "d"
+    shutil.copytree(synth_dir / "train", data / "train")
+    swapped = sorted((data / "train").iterdir())[0]
+    (swapped / "vocals.wav").rename(swapped / "tmp.wav")
+    (swapped / "drums.wav").rename(swapped / "vocals.wav")
+    (swapped / "tmp.wav").rename(swapped / "drums.wav")
+    res = scan(data, output=tmp_path / "m.parquet", stems=["vocals"])
+    f = res.fragments
+    assert set(f["stem"]) == {"vocals"} and f["label_score"].notna().all()
+    assert set(res.problems["stem"].dropna()) <= {"vocals", "mixture"}
+    assert (f.loc[f["track"] == swapped.name, "label_score"] < 0.5).all()
+    assert (f.loc[f["track"] != swapped.name, "label_score"] > 0.7).all()
+    assert read_manifest(tmp_path / "m.parquet").meta["stems"] == ["vocals"]
+
+
+def test_a_stem_without_siblings_reads_the_bleed_floor_not_nan(tmp_path):
+    """A track that holds only vocals.wav: no sibling, no leak, -80 dB as everywhere else (it was NaN)."""
+    rng = np.random.default_rng(0)
+    write_track(tmp_path / "train" / "full", noise_stems(rng), with_mixture=False)
+    write_track(tmp_path / "train" / "alone", {"vocals": noise_stems(rng)["vocals"]}, with_mixture=False)
+    f = scan(tmp_path, output=tmp_path / "m.parquet", score=ScoreConfig(embedder="features")).fragments
+    assert f["bleed_db"].notna().all() and (f.loc[f["track"] == "alone", "bleed_db"] == -80.0).all()
