@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from curate.atomic import ensure_writable_dir
+from curate.bleed import FLOOR_DB
 from curate.errors import StemcurateError
 from curate.quality import BLEED_MID_DB, bleed_mid_for, quality, reasons
 from curate.schema import Manifest, read_manifest, write_manifest
@@ -43,20 +44,25 @@ def filter_manifest(manifest: str | Path = "manifest.parquet", *, threshold: flo
     ``bleed_db``: the bleed bound in dB re the fragment; ``quality`` is recomputed so that a fragment
     with a certain label is kept up to that much bleed (default: about -22.7 dB at threshold 0.7).
     Raises :class:`StemcurateError` for a threshold outside 0-1 (0-1 exclusive with ``bleed_db``),
-    a non-finite bound, a manifest without scores, or a result with no fragment kept (nothing is
+    a bound outside -80 dB (the scan's floor, no leak measured) to 0 dB, ``output`` or ``rejected``
+    naming the manifest itself, a manifest without scores, or a result with no fragment kept (nothing is
     written then).
     """
     output, rejected = Path(output), Path(rejected)
     if output.resolve() == rejected.resolve():
         raise StemcurateError(f"{output}: clean and rejected outputs must differ")
+    for p in (output, rejected):
+        if p.resolve() == Path(manifest).resolve():
+            raise StemcurateError(f"{p}: is the manifest being filtered; write the result to another file")
     m = read_scored(manifest, threshold)
     for p in (output, rejected):
         ensure_writable_dir(p)
     frame = m.frame.copy()
     mid = BLEED_MID_DB
     if bleed_db is not None:
-        if not np.isfinite(bleed_db) or bleed_db > 0:
-            raise StemcurateError(f"--bleed-db must be a level in dB at or below 0, got {bleed_db}")
+        if not np.isfinite(bleed_db) or bleed_db > 0 or bleed_db <= FLOOR_DB:
+            raise StemcurateError(f"--bleed-db must be a level in dB between {FLOOR_DB:g} (the scan's floor: no leak measured) "
+                                  f"and 0, got {bleed_db}")
         try:
             mid = bleed_mid_for(bleed_db, threshold)
         except ValueError as exc:

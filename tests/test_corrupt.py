@@ -124,6 +124,14 @@ def test_bad_destinations_and_seed(synth_dir, tmp_path):
     assert sorted(p.name for p in (src / "test").iterdir()) == sorted(p.name for p in (synth_dir / "test").iterdir())
 
 
+def test_nothing_drawn_gives_an_exact_copy_and_an_empty_truth(synth_dir, tmp_path):
+    """Rates of 0 (or a small dataset at low rates) draw no corruption: that was an internal error
+    about a missing 'track' column and no output; it is a copy with an empty truth table."""
+    truth = corrupt_dataset(synth_dir, tmp_path / "o", mislabel_rate=0.0, bleed_rate=0.0)
+    assert len(truth) == 0 and len(read_corruptions(tmp_path / "o" / "corruptions.parquet")) == 0
+    assert sorted(p.name for p in (tmp_path / "o" / "train").iterdir()) == sorted(p.name for p in (synth_dir / "train").iterdir())
+
+
 def test_an_error_leaves_no_half_copy_and_mono_stems_are_mixed(synth_dir, tmp_path):
     import shutil
 

@@ -67,6 +67,14 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(StemcurateError, match="no fragment reaches"):
         filter_manifest(path, threshold=1.0, output=tmp_path / "c.parquet", rejected=tmp_path / "r.parquet")
     assert not (tmp_path / "c.parquet").exists()  # nothing half-written
+    before = path.read_bytes()
+    for clash in (dict(output=path), dict(rejected=path)):  # the manifest itself was overwritten
+        with pytest.raises(StemcurateError, match="is the manifest being filtered"):
+            filter_manifest(path, **{"output": tmp_path / "c.parquet", "rejected": tmp_path / "r.parquet", **clash})
+    assert path.read_bytes() == before
+    for floor in (-80.0, -200.0):  # at or below the scan's floor every fragment reads as bleeding
+        with pytest.raises(StemcurateError, match="between -80"):
+            filter_manifest(path, bleed_db=floor, output=tmp_path / "c.parquet", rejected=tmp_path / "r.parquet")
 
 
 @pytest.mark.parametrize("args, message", [(["--threshold", "-0.1"], "within 0-1"), (["--threshold", "2"], "within 0-1")])
