@@ -5,7 +5,8 @@ track); ``warning`` problems are reported and the audio is still used.
 
 Checks: ``missing`` (a requested stem has no file), ``decode`` (the file does not decode fully),
 ``truncated`` (a WAV header declares more samples than the file holds), ``sample_rate``,
-``length`` (stems of one track differ), ``channels`` (mono or more than two), ``non_finite``
+``length`` (files of one track differ: up to a second apart they are read to the shortest, a
+warning; further apart the odd ones are skipped), ``channels`` (mono or more than two), ``non_finite``
 (NaN/inf samples), ``silent`` (peak below ``silence_db``), ``residual`` (mixture minus the sum
 of the stems, in dB relative to the mixture, above ``max_residual_db``).
 """
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from curate import audio as audio_io
+from curate.conform import common_length
 from curate.datasets import MIXTURE, Track
 from curate.errors import StemcurateError
 
@@ -114,22 +116,31 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
         if x.shape[0] == 1:
             report(name, rel[name], "channels", WARNING, "mono file, used as one channel")
         elif x.shape[0] > 2:
-            report(name, rel[name], "channels", WARNING, f"{x.shape[0]} channels")
+            report(name, rel[name], "channels", WARNING, f"{x.shape[0]} channels, the first two are used")
         loaded[name], rates[name] = x, sr
 
-    # rate and length: compare with the mixture, else with the most common value
-    for key, values, unit in (
-        ("sample_rate", rates, "Hz"),
-        ("length", {n: a.shape[1] for n, a in loaded.items()}, "samples"),
-    ):
+    # rate, then length: compare with the mixture, else with the most common value. Lengths up to
+    # LENGTH_TOLERANCE_S apart are read to the shortest (curate.conform, the rule of every reader)
+    for key, unit in (("sample_rate", "Hz"), ("length", "samples")):
+        values = dict(rates) if key == "sample_rate" else {n: a.shape[1] for n, a in loaded.items()}
         if len(set(values.values())) <= 1:
             continue
         ref = values.get(MIXTURE, Counter(values.values()).most_common(1)[0][0])
+        shortest = None
+        if key == "length":
+            try:
+                shortest = common_length(values, next(iter(rates.values())), where=f"track '{track.name}'")
+            except StemcurateError:
+                pass
         for name, v in list(values.items()):
-            if v != ref:
+            if v != ref and shortest is not None:
+                report(name, rel[name], key, WARNING, f"{v} {unit}, the track's other files have {ref} {unit}; all read to {shortest} {unit}")
+            elif v != ref:
                 report(name, rel[name], key, ERROR, f"{v} {unit}, the track's other files have {ref} {unit}")
                 loaded.pop(name, None)
                 rates.pop(name, None)
+        if shortest is not None:
+            loaded = {name: a[:, :shortest] for name, a in loaded.items()}
 
     for name, x in loaded.items():
         peak = float(np.abs(x).max()) if x.size else 0.0

@@ -71,7 +71,8 @@ class Track:
         return load_source(self.source(name), start, stop)
 
     def load_all(self, names: list[str] | None = None) -> tuple[dict[str, np.ndarray], int]:
-        """All named stems (default: every stem); an error naming the track when rates or lengths differ."""
+        """All named stems (default: every stem), read to the shortest when their lengths are up to a second
+        apart (:mod:`curate.conform`); an error naming the track when rates differ or lengths differ more."""
         names = list(self.stems) if names is None else names
         out, rates = {}, {}
         for n in names:
@@ -79,11 +80,13 @@ class Track:
         if len(set(rates.values())) > 1:
             detail = ", ".join(f"{n} {r} Hz" for n, r in rates.items())
             raise StemcurateError(f"track '{self.name}': stems have different sample rates ({detail})")
-        lengths = {n: a.shape[1] for n, a in out.items()}
-        if len(set(lengths.values())) > 1:
-            detail = ", ".join(f"{n} {v}" for n, v in lengths.items())
-            raise StemcurateError(f"track '{self.name}': stems have different lengths in samples ({detail})")
-        return out, next(iter(rates.values())) if rates else 0
+        if not out:
+            return out, 0
+        from curate.conform import common_length
+
+        rate = next(iter(rates.values()))
+        n = common_length({k: a.shape[1] for k, a in out.items()}, rate, where=f"track '{self.name}'")
+        return {k: a[:, :n] for k, a in out.items()}, rate
 
 
 def load_source(src: StemFile, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, int]:

@@ -112,7 +112,8 @@ def test_decode_rate_length_nan_mono_and_residual_checks(tmp_path):
     assert p.loc["decode", ["track", "stem"]].tolist() == ["song0", "drums"]
     assert p.loc["sample_rate", ["track", "stem"]].tolist() == ["song1", "other"]
     assert "22050 Hz" in p.loc["sample_rate", "detail"]
-    assert p.loc["length", ["track", "stem"]].tolist() == ["song2", "vocals"]
+    assert p.loc["length", ["track", "stem", "severity"]].tolist() == ["song2", "vocals", "warning"]  # 1000 samples: read to the shortest
+    assert "all read to 307700 samples" in p.loc["length", "detail"]
     assert p.loc["non_finite", ["track", "stem", "detail"]].tolist() == ["song3", "bass", "1 NaN/inf samples"]
     assert p.loc["channels", ["track", "stem", "severity"]].tolist() == ["song4", "vocals", "warning"]
     assert p.loc["residual", ["track", "severity"]].tolist() == ["song5", "warning"]
@@ -120,8 +121,20 @@ def test_decode_rate_length_nan_mono_and_residual_checks(tmp_path):
     frags = result.fragments
     mono = frags[(frags.track == "song4") & (frags.stem == "vocals")]
     assert len(mono) == 1 and mono["channels"].iloc[0] == 1  # mono is accepted and used
-    for track, stem in [("song0", "drums"), ("song1", "other"), ("song2", "vocals"), ("song3", "bass")]:
+    for track, stem in [("song0", "drums"), ("song1", "other"), ("song3", "bass")]:
         assert not ((frags.track == track) & (frags.stem == stem)).any()
+    assert (frags.loc[frags.track == "song2", "end"] <= 7 * SR - 1000).all() and (frags.track == "song2").sum() >= 4
+
+
+def test_files_more_than_a_second_apart_are_skipped(tmp_path):
+    rng = np.random.default_rng(2)
+    stems = noise_stems(rng)
+    stems["vocals"] = stems["vocals"][:, : -2 * SR]
+    write_track(tmp_path / "train" / "s", stems, with_mixture=False)
+    res = scan(tmp_path, output=tmp_path / "m.parquet", score=None)
+    p = res.problems.set_index("check")
+    assert p.loc["length", ["stem", "severity"]].tolist() == ["vocals", "skipped"]
+    assert "vocals" not in set(res.fragments["stem"])
 
 
 def test_residual_db_golden():
