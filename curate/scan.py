@@ -19,7 +19,7 @@ import pandas as pd
 
 from curate.atomic import atomic_path, ensure_writable_dir, write_text
 from curate.bleed import BleedConfig, track_bleed
-from curate.checks import CheckConfig, Problem, check_track
+from curate.checks import WARNING, CheckConfig, Problem, check_track
 from curate.classify import LabelModelConfig, LabelScores, score_labels
 from curate.context import onset_envelope, unit_envelopes
 from curate.embed import DEFAULT_EMBEDDER, make_embedder
@@ -118,6 +118,15 @@ def _siblings(track: Track, loaded: dict[str, np.ndarray], sample_rate: int) -> 
     return out
 
 
+def _no_fragments(track: Track, stem: str, seconds: float, sad_config: SADConfig) -> Problem:
+    """The problem row of a stem that yields no fragment: too short for the detection window, or never active enough."""
+    if seconds < sad_config.window_s:
+        why = f"{seconds:.1f} s, shorter than the {sad_config.window_s:g}-s detection window (try --sad-window {max(seconds / 2, 0.5):.1f})"
+    else:
+        why = f"no {sad_config.window_s:g}-s window is active enough (quiet or sparse throughout; see --sad-window, --sad-min-active)"
+    return Problem(track.name, track.subset, stem, track.source(stem).relative_to(track.root), "no_fragments", WARNING, f"no fragment: {why}")
+
+
 def scan_track(track: Track, stems: list[str], *, sad_config: SADConfig = SADConfig(), check_config: CheckConfig = CheckConfig(), score: ScoreConfig | None = None) -> tuple[list[dict], list[Problem], float | None, dict | None]:
     """Check one track, detect the salient fragments of its requested stems and, with ``score``,
     embed them and measure their bleed (from every stem of the track, requested or not). Returns
@@ -128,6 +137,8 @@ def scan_track(track: Track, stems: list[str], *, sad_config: SADConfig = SADCon
     for stem in stems:
         if stem in checked.audio and stem != MIXTURE:
             stem_rows = fragment_rows(track, stem, checked.audio[stem], checked.sample_rate, sad_config)
+            if not stem_rows:
+                checked.problems.append(_no_fragments(track, stem, checked.audio[stem].shape[1] / checked.sample_rate, sad_config))
             rows.extend(stem_rows)
             bounds[stem] = np.array([[r["start"], r["end"]] for r in stem_rows], dtype=np.int64).reshape(-1, 2)
     if score is None or score.embedder is None:

@@ -170,6 +170,8 @@ def train(
     if not resume and ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
         raise StemcurateError(f"{run}: already holds a run; use --resume to continue it or another --out")
     m = read_manifest(manifest)
+    if m.frame.empty:
+        raise StemcurateError(f"{manifest}: manifest has no fragments (see the scan's problems file: tracks shorter than the detection window?)")
     if model.target not in set(m.frame["stem"]):
         raise StemcurateError(f"{manifest}: no fragments of target '{model.target}' (stems: {', '.join(sorted(set(m.frame['stem'])))})")
     train_tracks, valid_tracks = split_tracks(manifest_tracks(m), config)

@@ -276,3 +276,30 @@ def test_a_stem_without_siblings_reads_the_bleed_floor_not_nan(tmp_path):
     write_track(tmp_path / "train" / "alone", {"vocals": noise_stems(rng)["vocals"]}, with_mixture=False)
     f = scan(tmp_path, output=tmp_path / "m.parquet", score=ScoreConfig(embedder="features")).fragments
     assert f["bleed_db"].notna().all() and (f.loc[f["track"] == "alone", "bleed_db"] == -80.0).all()
+
+
+def test_tracks_shorter_than_the_window_are_reported_and_strict_fails(tmp_path):
+    """Issue 20, case 8: four 5-s tracks (the window is 6 s) gave 0 fragments, 0 problems and exit 0
+    under --strict. Each stem now gets a problem row with the reason and a hint, --strict exits 2,
+    and filter and train refuse the empty manifest in one line."""
+    from typer.testing import CliRunner
+
+    from curate.cli import app as curate_app
+    from pipelines.cli import app as pipelines_app
+
+    rng = np.random.default_rng(0)
+    for t in range(4):
+        write_track(tmp_path / "d" / "train" / f"t{t}", noise_stems(rng, seconds=5.0))
+    runner = CliRunner()
+    m = tmp_path / "m.parquet"
+    res = runner.invoke(curate_app, ["scan", str(tmp_path / "d"), "-o", str(m), "--no-score", "--strict"])
+    assert res.exit_code == 2, res.output
+    p = pd.read_parquet(tmp_path / "m.problems.parquet")
+    assert len(p) == 16 and set(p["check"]) == {"no_fragments"}
+    assert p["detail"].str.contains("5.0 s, shorter than the 6-s detection window").all() and p["detail"].str.contains("--sad-window").all()
+    res = runner.invoke(curate_app, ["filter", str(m), "-o", str(tmp_path / "c.parquet"), "--rejected", str(tmp_path / "r.parquet")])
+    assert res.exit_code == 2 and "no fragments" in res.output
+    res = runner.invoke(pipelines_app, ["train", "-m", str(m), "--model", "tiny", "--out", str(tmp_path / "run")])
+    assert res.exit_code == 2 and "manifest has no fragments" in res.output
+    res = runner.invoke(curate_app, ["scan", str(tmp_path / "d"), "-o", str(m), "--no-score", "--sad-window", "2.5", "--sad-hop", "1.25"])
+    assert res.exit_code == 0 and len(read_manifest(m).frame) > 0
