@@ -170,9 +170,37 @@ def discover(root: str | Path | None = None, *, subset: str = "train") -> list[T
     return sorted(tracks, key=lambda t: t.name)
 
 
+def _hidden(p: Path) -> bool:
+    """Hidden files and folders (``.DS_Store``, macOS ``._name`` AppleDouble files, ``.git``) are never tracks."""
+    return p.name.startswith(".")
+
+
+def not_tracks(root: str | Path, *, subset: str = "train") -> list[tuple[Path, str]]:
+    """Entries of ``root/subset`` that :func:`discover` does not read as tracks, with why: a folder with
+    no audio of its own but tracks inside (nested: move them up to ``subset/``), other folders and
+    files. Hidden entries are left out (ignored everywhere)."""
+    sub = Path(root) / subset
+    out = []
+    if not sub.is_dir():
+        return out
+    for p in sorted(sub.iterdir()):
+        if _hidden(p) or (p.is_file() and p.name.endswith(STEM_MP4)):
+            continue
+        if p.is_dir():
+            if any(f.is_file() and f.suffix.lower() in audio_io.AUDIO_EXTENSIONS and not _hidden(f) for f in p.iterdir()):
+                continue
+            nested = [f for f in p.rglob("*") if f.is_file() and not any(x.startswith(".") for x in f.relative_to(p).parts)
+                      and (f.name.endswith(STEM_MP4) or f.suffix.lower() in audio_io.AUDIO_EXTENSIONS)]
+            why = f"nested: holds {len(nested)} audio file(s) in sub-folders; tracks must sit directly in {subset}/" if nested else "a folder without audio files"
+            out.append((p, why))
+        else:
+            out.append((p, "not a track (tracks are folders of stems or .stem.mp4 files)"))
+    return out
+
+
 def _discover_folders(root: Path, sub: Path, subset: str) -> list[Track]:
     tracks = []
-    for folder in sorted(p for p in sub.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in sub.iterdir() if p.is_dir() and not _hidden(p)):
         files: dict[str, Path] = {}
         for f in sorted(folder.iterdir()):
             ext = f.suffix.lower()
@@ -191,26 +219,14 @@ def _discover_folders(root: Path, sub: Path, subset: str) -> list[Track]:
 
 
 def _discover_stem_mp4(root: Path, sub: Path, subset: str) -> list[Track]:
-    files = sorted(p for p in sub.rglob(f"*{STEM_MP4}") if p.is_file())
+    """``<track>.stem.mp4`` files directly in ``sub`` (not hidden), with MUSDB18's stream order."""
+    files = sorted(p for p in sub.glob(f"*{STEM_MP4}") if p.is_file() and not _hidden(p))
     if not files:
         return []
     _require_ffmpeg(files[0])
-    import musdb
-
-    try:
-        db = musdb.DB(root=str(root), subsets=subset, is_wav=False)
-    except Exception as exc:
-        raise StemcurateError(f"{root}: musdb cannot read the dataset ({str(exc).splitlines()[0]})") from None
-    tracks = []
-    for mt in db.tracks:
-        path = Path(mt.path)
-        stems = {
-            name: StemFile(name, path, MUSDB_STREAMS[name])
-            for name in mt.sources
-            if name in MUSDB_STREAMS
-        }
-        tracks.append(Track(mt.name, subset, root, stems, StemFile(MIXTURE, path, MUSDB_STREAMS[MIXTURE])))
-    return tracks
+    stems = [n for n in DEFAULT_STEMS if n in MUSDB_STREAMS]
+    return [Track(p.name[: -len(STEM_MP4)], subset, root, {n: StemFile(n, p, MUSDB_STREAMS[n]) for n in stems},
+                  StemFile(MIXTURE, p, MUSDB_STREAMS[MIXTURE])) for p in files]
 
 
 def copy_subsets(src: str | Path, dst: str | Path, *, skip) -> None:

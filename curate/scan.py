@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,7 +26,7 @@ from curate.context import onset_envelope, unit_envelopes
 from curate.embed import DEFAULT_EMBEDDER, make_embedder
 from curate.quality import quality as quality_score
 from curate.spectra import stft
-from curate.datasets import DEFAULT_STEMS, MIXTURE, Track, available_stems, discover
+from curate.datasets import DEFAULT_STEMS, MIXTURE, Track, available_stems, discover, not_tracks
 from curate.errors import StemcurateError
 from curate.schema import MANIFEST_VERSION, REQUIRED_COLUMNS, empty_frame, empty_problems, problems_path, write_manifest, write_problems
 from sad import SADConfig, detect
@@ -370,6 +371,8 @@ def scan(
     if scanned != stems:  # the context stems leave the manifest and the problems
         fragments = fragments[fragments["stem"].isin(stems)].reset_index(drop=True)
         problems = [p for p in problems if p.stem is None or p.stem in stems or p.stem == MIXTURE]
+    problems += [Problem(entry.name, subset, None, Path(os.path.relpath(entry, root)).as_posix(), "not_a_track", "skipped", why)
+                 for entry, why in not_tracks(root, subset=subset)]
     problem_frame = pd.DataFrame([asdict(p) for p in problems]) if problems else empty_problems()
     meta = {
         "subset": subset, "stems": stems, "sad": sad_config.to_dict(), "checks": check_config.to_dict(),

@@ -92,3 +92,35 @@ def test_discovery_errors_name_the_path(tmp_path, setup, message):
 def test_unknown_subset(tmp_path):
     with pytest.raises(StemcurateError, match="unknown subset"):
         discover(tmp_path, subset="valid")
+
+
+def test_hidden_and_nested_entries(tmp_path):
+    """Issue 20, case 5: a macOS ``._<name>.stem.mp4`` beside a MUSDB18 track refused the whole dataset,
+    and a track in ``train/extra/`` was reported as four missing stems under a path that does not exist.
+    Hidden files and folders are ignored in both layouts; a nested track and a stray file are reported
+    with their real paths."""
+    import shutil
+
+    from tests.conftest import MUSDB_SAMPLE, need_shared
+
+    need_shared()
+    src = next((MUSDB_SAMPLE / "train").glob("*.stem.mp4"))
+    train = tmp_path / "train"
+    (train / "extra").mkdir(parents=True)
+    shutil.copy(src, train / src.name)
+    shutil.copy(src, train / "extra" / "nested song.stem.mp4")
+    (train / f"._{src.name}").write_bytes(b"\x00\x05\x16\x07AppleDouble junk")
+    write_track(train / "._hidden folder", noise_stems(np.random.default_rng(0), 1.0))
+    (train / "notes.txt").write_text("liner notes")
+    tracks = discover(tmp_path)
+    assert [t.name for t in tracks] == [src.name[: -len(".stem.mp4")]]
+    assert set(tracks[0].stems) == {"vocals", "bass", "drums", "other"} and tracks[0].mixture.stream == 0
+    from curate.datasets import not_tracks
+    from curate.scan import scan
+
+    found = {p.name: why for p, why in not_tracks(tmp_path)}
+    assert set(found) == {"extra", "notes.txt"} and "nested" in found["extra"]
+    res = scan(tmp_path, output=tmp_path / "m.parquet", score=None)
+    p = res.problems[res.problems["check"] == "not_a_track"]
+    assert sorted(p["path"]) == ["train/extra", "train/notes.txt"] and len(res.fragments) > 0
+    assert not res.problems["path"].fillna("").str.contains("hidden|\\._", regex=True).any()
