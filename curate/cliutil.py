@@ -12,8 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from curate.errors import StemcurateError
 
 EXIT_BAD_INPUT = 2
-err_console = Console(stderr=True)
-out_console = Console(soft_wrap=True)  # paths are never broken across lines
+err_console = Console(stderr=True, markup=False)  # file and track names print literally ('[live]' is not markup)
+out_console = Console(soft_wrap=True, markup=False)  # paths are never broken across lines
 
 
 RESUMABLE = "finished work is kept; run the same command again to resume"
@@ -48,7 +48,7 @@ def progress_bar() -> Progress:
     """A rich progress bar on stderr: description, bar, n/total, elapsed, remaining."""
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[item]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[item]}", markup=False),
         console=err_console,
     )
 

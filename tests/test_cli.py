@@ -133,3 +133,28 @@ def test_interrupted_corrupt_says_nothing_was_written(synth_dir, tmp_path, monke
     assert result.exit_code == 130
     assert "interrupted: nothing was written" in result.stderr
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_names_with_brackets_print_literally(tmp_path):
+    """Issue 20, case 6: console output read user strings as rich markup: 'track 0 [demo]' printed as
+    'track 0', 'broken song [remastered].wav' as 'broken song .wav'. Names now print as they are."""
+    from pipelines.cli import app as pipelines_app
+    from tests.conftest import random_models
+
+    rng = np.random.default_rng(0)
+    stems = noise_stems(rng, seconds=7.0)
+    stems["bass"] = np.zeros_like(stems["bass"])  # a silent stem: a problem row naming the track
+    write_track(tmp_path / "d" / "train" / "track 0 [demo]", stems)
+    res = runner.invoke(app, ["scan", str(tmp_path / "d"), "-o", str(tmp_path / "m.parquet"), "--no-score"])
+    assert res.exit_code == 0, res.output
+    assert "track 0 [demo]" in res.output
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    (songs / "broken song [remastered].wav").write_bytes(b"RIFF....WAVEjunk")
+    import soundfile as sf
+
+    sf.write(songs / "good song [live].wav", 0.1 * rng.standard_normal((44100, 2)), 44100)
+    res = runner.invoke(pipelines_app, ["separate", "-i", str(songs), "-o", str(tmp_path / "sep"), "-c", str(random_models(tmp_path / "models"))])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "broken song [remastered].wav" in text and (tmp_path / "sep" / "good song [live]" / "vocals.wav").is_file()
