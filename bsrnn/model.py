@@ -135,9 +135,18 @@ class BSRNN(nn.Module):
         torch.save({"hparams": asdict(self.config), "state_dict": self.state_dict()}, path)
         return path
 
+    @staticmethod
+    def check_finite(state: dict, path: str | Path) -> None:
+        """:class:`CheckpointError` naming ``path`` when a weight tensor of ``state`` holds NaN or inf
+        (a diverged run): such a model writes NaN audio."""
+        bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise CheckpointError(f"{path}: {len(bad)} of {len(state)} weight tensors hold NaN/inf (a diverged run?), e.g. {bad[0]}")
+
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "BSRNN":
-        """Rebuild a model from :meth:`save` output; :class:`CheckpointError` for anything else."""
+        """Rebuild a model from :meth:`save` output; :class:`CheckpointError` for anything else, and
+        for non-finite weights."""
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"{path}: checkpoint not found")
@@ -152,6 +161,7 @@ class BSRNN(nn.Module):
         unknown, missing = sorted(set(hp) - known), sorted(known - set(hp))
         if unknown or missing:
             raise CheckpointError(f"{path}: hyperparameters do not match this BSRNN (unknown: {unknown or 'none'}; missing: {missing or 'none'})")
+        cls.check_finite(ckpt["state_dict"], path)
         try:
             model = cls(BSRNNConfig(**hp))
             model.load_state_dict(ckpt["state_dict"])

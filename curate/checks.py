@@ -6,7 +6,8 @@ track); ``warning`` problems are reported and the audio is still used.
 Checks: ``missing`` (a requested stem has no file), ``decode`` (the file does not decode fully),
 ``truncated`` (a WAV header declares more samples than the file holds), ``sample_rate``,
 ``length`` (files of one track differ: up to a second apart they are read to the shortest, a
-warning; further apart the odd ones are skipped), ``channels`` (mono or more than two), ``non_finite``
+warning; further apart the odd ones are skipped), ``level`` (a peak far above full scale: a corrupt
+float file), ``channels`` (mono or more than two), ``non_finite``
 (NaN/inf samples), ``silent`` (peak below ``silence_db``), ``residual`` (mixture minus the sum
 of the stems, in dB relative to the mixture, above ``max_residual_db``).
 """
@@ -34,6 +35,8 @@ class CheckConfig:
     """A stem whose peak is below this (dBFS) is silent."""
     max_residual_db: float = -20.0
     """Mixture residual above this (dB re mixture) is reported. MUSDB18's AAC reads about -32 dB."""
+    max_peak_db: float = 40.0
+    """A file whose peak is above this (dBFS; 100x full scale) holds impossible values (a corrupt float file)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,6 +115,10 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
         if not np.isfinite(x).all():
             bad = int(np.size(x) - np.isfinite(x).sum())
             report(name, rel[name], "non_finite", ERROR, f"{bad} NaN/inf samples")
+            continue
+        peak = float(np.abs(x).max()) if x.size else 0.0
+        if peak > 10 ** (config.max_peak_db / 20):
+            report(name, rel[name], "level", ERROR, f"peak {20 * np.log10(peak):+.0f} dBFS, far above full scale (a corrupt float file?)")
             continue
         if x.shape[0] == 1:
             report(name, rel[name], "channels", WARNING, "mono file, used as one channel")

@@ -105,7 +105,7 @@ def scan_cmd(
     try:
         result = scan(
             data_dir, output=output, subset=subset, stems=parse_list(stems, "--stems"),
-            sad_config=sad_config, check_config=CheckConfig(silence_db, max_residual_db), txt_dir=txt_dir,
+            sad_config=sad_config, check_config=CheckConfig(silence_db=silence_db, max_residual_db=max_residual_db), txt_dir=txt_dir,
             score=score, jobs=jobs,
             on_start=on_start, on_track=lambda t: bar.update(task, advance=1, item=t.name),
         )

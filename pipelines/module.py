@@ -7,6 +7,7 @@ import lightning as L
 import torch
 
 from bsrnn.model import BSRNN, BSRNNConfig
+from curate.errors import StemcurateError
 from pipelines.config import TrainConfig
 from pipelines.metrics import usdr
 from pipelines.robust import LossTruncation, combine, example_weights, relative_losses
@@ -68,6 +69,12 @@ class SeparationModule(L.LightningModule):
                 return losses, level
             return relative_losses(losses.detach(), t, m), level
 
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Stop on a non-finite gradient (clipping would turn it into NaN weights)."""
+        for name, p in self.named_parameters():
+            if p.grad is not None and not torch.isfinite(p.grad).all():
+                raise StemcurateError(f"step {self.global_step}: the gradient of {name} is NaN/inf; stopped before it reaches the weights")
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         c = self.cfg
         losses, _, target_spec = self._losses(batch["mixture"], batch["target"])
@@ -78,6 +85,9 @@ class SeparationModule(L.LightningModule):
         else:
             keep = torch.ones_like(losses, dtype=torch.bool)
         loss = combine(losses, weights.to(losses.device), keep)
+        if not torch.isfinite(loss):
+            raise StemcurateError(f"step {self.global_step}: the training loss is {loss.item()} (NaN/inf); stopped before it reaches the "
+                                  "weights. Check the audio levels of the manifest's files (curate scan flags impossible levels)")
         n = len(losses)
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=n)
         self.log("train/loss_unweighted", losses.detach().mean(), batch_size=n)

@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 from torch.utils.data import DataLoader
 
-from bsrnn.model import BSRNN, BSRNNConfig
+from bsrnn.model import BSRNN, BSRNNConfig, CheckpointError
 from curate.atomic import atomic_path, write_text
 from curate.errors import StemcurateError
 from curate.safeload import torch_load
@@ -62,7 +62,8 @@ def load_run_config(run_dir: str | Path) -> tuple[BSRNNConfig, TrainConfig, dict
 
 
 def load_model_weights(path: str | Path) -> tuple[BSRNNConfig, dict]:
-    """Model config and state dict from an exported ``.ckpt`` or a Lightning checkpoint of this trainer."""
+    """Model config and state dict from an exported ``.ckpt`` or a Lightning checkpoint of this trainer;
+    :class:`StemcurateError` for anything else or non-finite weights (export and evaluate use it)."""
     path = Path(path)
     ckpt = torch_load(path)
     if isinstance(ckpt, dict) and "hyper_parameters" in ckpt and "state_dict" in ckpt:
@@ -72,6 +73,10 @@ def load_model_weights(path: str | Path) -> tuple[BSRNNConfig, dict]:
         hp, state = ckpt["hparams"], ckpt["state_dict"]
     else:
         raise StemcurateError(f"{path}: not a BSRNN checkpoint (no hyperparameters and state dict)")
+    try:
+        BSRNN.check_finite(state, path)
+    except CheckpointError as exc:
+        raise StemcurateError(str(exc)) from None
     try:
         return BSRNNConfig(**hp), state
     except (TypeError, ValueError) as exc:

@@ -371,3 +371,50 @@ def test_a_six_channel_stem_that_the_scan_kept_trains(tmp_path):
     for i in range(40):
         item = ds[i]
         assert item["mixture"].shape == (2, 44100) and torch.isfinite(item["mixture"]).all()
+
+
+def test_absurd_levels_are_caught_at_every_layer(tmp_path):
+    """Issue 20, case 9: 50 ms of values near 1e29 in a float other.wav was kept by the scan (rms +554 dB),
+    trained into NaN weights with exit 0, exported, and separated into NaN. Now: the scan skips the
+    file ('level'); a run that still meets such audio stops with an error before the weights change
+    and exports nothing; a checkpoint with non-finite weights is refused by export and loading."""
+    import soundfile as sf
+
+    from bsrnn.model import BSRNN, CheckpointError
+    from curate.scan import scan
+    from pipelines.train import export_model
+    from tests.conftest import noise_stems, write_track
+
+    rng = np.random.default_rng(0)
+    for t in range(3):
+        write_track(tmp_path / "d" / "train" / f"t{t}", noise_stems(rng, seconds=7.0), subtype="FLOAT")
+    other = tmp_path / "d" / "train" / "t0" / "other.wav"
+    x, sr = sf.read(other, dtype="float32")
+    bad = x.copy()
+    bad[44100 : 44100 + 2205] = 1e29
+    sf.write(other, bad, sr, subtype="FLOAT")
+    res = scan(tmp_path / "d", output=tmp_path / "m.parquet", score=None)
+    p = res.problems.set_index("check")
+    assert p.loc["level", ["track", "stem", "severity"]].tolist() == ["t0", "other", "skipped"] and "+" in p.loc["level", "detail"]
+    assert not ((res.fragments["track"] == "t0") & (res.fragments["stem"] == "other")).any()
+
+    sf.write(other, x, sr, subtype="FLOAT")  # scanned clean, corrupted afterwards: training meets it
+    scan(tmp_path / "d", output=tmp_path / "m.parquet", score=None)
+    for t in range(3):
+        f = tmp_path / "d" / "train" / f"t{t}" / "vocals.wav"
+        v, _ = sf.read(f, dtype="float32")
+        v[:] = 1e30
+        sf.write(f, v, sr, subtype="FLOAT")
+    cfg = train_config({}, **FAST, max_steps=3)
+    with pytest.raises(StemcurateError, match=r"step \d+: the (training loss|gradient)"):
+        train(tmp_path / "m.parquet", model=model_config("tiny", "vocals"), config=cfg, out=tmp_path / "run", export_dir=tmp_path / "exp", progress=False)
+    assert not (tmp_path / "exp" / "vocals" / "vocals.ckpt").exists()
+
+    model = BSRNN(model_config("tiny", "vocals"))
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    model.save(tmp_path / "nan.ckpt")
+    with pytest.raises(CheckpointError, match="NaN/inf"):
+        BSRNN.load(tmp_path / "nan.ckpt")
+    with pytest.raises(StemcurateError, match="NaN/inf"):
+        export_model(tmp_path / "nan.ckpt", tmp_path / "exp2")
