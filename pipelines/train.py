@@ -83,6 +83,39 @@ def load_model_weights(path: str | Path) -> tuple[BSRNNConfig, dict]:
         raise StemcurateError(f"{path}: hyperparameters do not rebuild a BSRNN ({exc})") from None
 
 
+RESUME_MAY_CHANGE = ("max_steps", "num_workers", "val_every")
+"""Settings a resumed run may change (a longer run, other loader workers, another validation interval)."""
+
+
+def manifest_digest(m) -> str:
+    """SHA-1 of what the run learns from: every fragment's track, stem, file, bounds and quality."""
+    import hashlib
+
+    cols = [c for c in ("track", "stem", "path", "start", "end", "quality") if c in m.frame.columns]
+    return hashlib.sha1(m.frame[cols].to_csv(index=False).encode()).hexdigest()
+
+
+def _check_resume(run: Path, now: dict) -> None:
+    """:class:`StemcurateError` when the manifest's fragments, the tracks or the settings differ from those the
+    run started with (``config.yaml``); only :data:`RESUME_MAY_CHANGE` may."""
+    try:
+        before = yaml.safe_load((run / CONFIG_FILE).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        raise StemcurateError(f"{run}: cannot resume: {CONFIG_FILE} is missing or unreadable") from None
+    now = yaml.safe_load(yaml.safe_dump(now, sort_keys=False))  # compared as config.yaml holds it
+    changes = []
+    if before.get("manifest_digest") not in (None, now["manifest_digest"]):
+        changes.append("the manifest's fragments (re-scanned or filtered since)")
+    for key in ("train_tracks", "valid_tracks"):
+        if before.get(key) is not None and before[key] != now[key]:
+            changes.append(key.replace("_", " "))
+    for part in ("model", "train"):
+        old, new = before.get(part) or {}, now[part]
+        changes += [f"{part}.{k}: {old[k]!r} -> {new[k]!r}" for k in new if k in old and old[k] != new[k] and k not in RESUME_MAY_CHANGE]
+    if changes:
+        raise StemcurateError(f"{run}: cannot resume, changed since the run started: {'; '.join(changes)} (train into another --out)")
+
+
 def export_model(checkpoint: str | Path, export_dir: str | Path, extra: dict | None = None) -> Path:
     """Write ``{export_dir}/{target}/{target}.ckpt`` (weights + model hparams) and ``hparams.yaml``."""
     cfg, state = load_model_weights(checkpoint)
@@ -197,10 +230,12 @@ def train(
         module.model.load_state_dict(state)
 
     run.mkdir(parents=True, exist_ok=True)
-    cfg_data = {**config_dict(model, config), "manifest": str(Path(manifest).resolve()),
+    cfg_data = {**config_dict(model, config), "manifest": str(Path(manifest).resolve()), "manifest_digest": manifest_digest(m),
                 "init_from": str(init_from) if init_from else None, "export_dir": str(export_dir),
                 "train_tracks": train_tracks, "valid_tracks": valid_tracks}
-    if not resume:
+    if resume:
+        _check_resume(run, cfg_data)
+    else:
         write_text(run / CONFIG_FILE, yaml.safe_dump(cfg_data, sort_keys=False))
         write_text(run / "hparams.yaml", yaml.safe_dump(config_dict(model, config), sort_keys=False))
 

@@ -418,3 +418,27 @@ def test_absurd_levels_are_caught_at_every_layer(tmp_path):
         BSRNN.load(tmp_path / "nan.ckpt")
     with pytest.raises(StemcurateError, match="NaN/inf"):
         export_model(tmp_path / "nan.ckpt", tmp_path / "exp2")
+
+
+def test_resume_refuses_a_changed_manifest_or_settings(noisy, tmp_path):
+    """Issue 20, case 7: a run resumed after the manifest was re-scanned from other tracks trained on
+    them without a word, and config.yaml still listed the old tracks. Resume now compares the
+    manifest's fragments, the tracks and the settings with config.yaml and refuses (a longer
+    --max-steps is allowed)."""
+    from curate.schema import write_manifest
+
+    mcfg = model_config("tiny", "vocals")
+    cfg = train_config({}, **FAST, max_steps=3)
+    man = tmp_path / "m.parquet"
+    m = read_manifest(noisy / "m.parquet")
+    write_manifest(m.frame, man, root=m.root, meta=m.meta)
+    train(man, model=mcfg, config=cfg, out=tmp_path / "run", export_dir=tmp_path / "e", progress=False)
+    kept = m.frame[m.frame["track"] != sorted(set(m.frame["track"]))[0]]  # re-scanned without one track
+    write_manifest(kept, man, root=m.root, meta=m.meta)
+    with pytest.raises(StemcurateError, match="cannot resume.*manifest's fragments"):
+        train(man, model=mcfg, config=replace(cfg, max_steps=5), out=tmp_path / "run", resume=True, export_dir=tmp_path / "e", progress=False)
+    write_manifest(m.frame, man, root=m.root, meta=m.meta)
+    with pytest.raises(StemcurateError, match=r"train.lr: 0.001 -> 0.01"):
+        train(man, model=mcfg, config=replace(cfg, max_steps=5, lr=1e-2), out=tmp_path / "run", resume=True, export_dir=tmp_path / "e", progress=False)
+    r = train(man, model=mcfg, config=replace(cfg, max_steps=5), out=tmp_path / "run", resume=True, export_dir=tmp_path / "e", progress=False)
+    assert r.global_step == 5
