@@ -27,6 +27,12 @@ from curate.errors import StemcurateError
 ERROR, WARNING = "skipped", "warning"
 
 
+def peak_dbfs(x: np.ndarray) -> float:
+    """Peak level of ``x`` in dBFS (-inf for silence or no samples)."""
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    return 20 * np.log10(peak) if peak > 0 else float("-inf")
+
+
 @dataclass(frozen=True)
 class CheckConfig:
     """Thresholds of the pre-flight checks."""
@@ -116,9 +122,8 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
             bad = int(np.size(x) - np.isfinite(x).sum())
             report(name, rel[name], "non_finite", ERROR, f"{bad} NaN/inf samples")
             continue
-        peak = float(np.abs(x).max()) if x.size else 0.0
-        if peak > 10 ** (config.max_peak_db / 20):
-            report(name, rel[name], "level", ERROR, f"peak {20 * np.log10(peak):+.0f} dBFS, far above full scale (a corrupt float file?)")
+        if peak_dbfs(x) > config.max_peak_db:
+            report(name, rel[name], "level", ERROR, f"peak {peak_dbfs(x):+.0f} dBFS, far above full scale (a corrupt float file?)")
             continue
         if x.shape[0] == 1:
             report(name, rel[name], "channels", WARNING, "mono file, used as one channel")
@@ -150,10 +155,9 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
             loaded = {name: a[:, :shortest] for name, a in loaded.items()}
 
     for name, x in loaded.items():
-        peak = float(np.abs(x).max()) if x.size else 0.0
-        peak_db = 20 * np.log10(peak) if peak > 0 else float("-inf")
+        peak_db = peak_dbfs(x)
         if peak_db < config.silence_db:
-            what = "all zeros" if peak == 0 else f"peak {peak_db:.1f} dBFS"
+            what = "all zeros" if peak_db == float("-inf") else f"peak {peak_db:.1f} dBFS"
             report(name, rel[name], "silent", WARNING if name == MIXTURE else ERROR, f"silent ({what})")
 
     res = None

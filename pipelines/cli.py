@@ -173,14 +173,13 @@ def separate_cmd(
         task = bar.add_task("separate", total=len(inputs), item="")
         report = separate_files(inputs, output, sep, root=input if input.is_dir() else input.parent, fmt=fmt, bits=bits,
                                 residual=residual, clip_mode=clip_mode, on_file=lambda p: bar.update(task, advance=1, item=p.name))
-    for path, why in report.failed:
-        err_console.print(f"skipped {path}: {why}", markup=False)
+    for path, why in report.failed:  # the consoles print names literally (no rich markup)
+        err_console.print(f"skipped {path}: {why}")
     for path, folder in report.renamed:
-        out_console.print(f"{path} -> {folder} (another input has the same name)", markup=False)
+        out_console.print(f"{path} -> {folder} (another input has the same name)")
     for path, action, peak in report.clipped:
-        out_console.print(f"{path}: peak {peak:.3f} above full scale, {action}", markup=False)
-    out_console.print(f"{report.separated} of {len(inputs)} files separated into {', '.join(sep.targets)}; {len(report.written)} files in {output}",
-                      markup=False)
+        out_console.print(f"{path}: peak {peak:.3f} above full scale, {action}")
+    out_console.print(f"{report.separated} of {len(inputs)} files separated into {', '.join(sep.targets)}; {len(report.written)} files in {output}")
     if report.failed and len(report.failed) == len(inputs):
         raise StemcurateError(f"{input}: no file could be separated")
 

@@ -20,9 +20,9 @@ import torch
 from bsrnn.model import BSRNN, CheckpointError, saved_model_files
 from bsrnn.separator import Separator
 from curate.atomic import atomic_path, write_text
-from curate.checks import CheckConfig
-from curate.conform import common_length, to_channels
-from curate.datasets import MIXTURE, discover, load_source
+from curate.checks import CheckConfig, peak_dbfs
+from curate.conform import to_channels
+from curate.datasets import MIXTURE, discover
 from curate.errors import StemcurateError
 from pipelines.metrics import csdr_windows, usdr
 
@@ -92,18 +92,12 @@ def evaluate(
         missing = [t for t in models if t not in track.stems]
         if missing:
             raise StemcurateError(f"track '{track.name}': no {', '.join(missing)} stem to compare with")
-        names = list(track.stems) + ([MIXTURE] if track.mixture is not None else [])
-        loaded = {n: load_source(track.source(n)) for n in (names if track.mixture is None else [*models, MIXTURE])}
-        rates = {n: r for n, (_, r) in loaded.items()}
-        rate = rates[next(iter(models))]
-        if len(set(rates.values())) > 1:
-            detail = ", ".join(f"{n} {r} Hz" for n, r in rates.items())
-            raise StemcurateError(f"track '{track.name}': files have different sample rates ({detail})")
+        # the targets and the mixture, or every stem to sum when there is no mixture file; read to the shortest
+        audio, rate = track.load_all([*models, MIXTURE] if track.mixture is not None else None)
+        n = next(iter(audio.values())).shape[1]
         wrong = [t for t, m in models.items() if m.config.sample_rate != rate]
         if wrong:
             raise StemcurateError(f"track '{track.name}': {rate} Hz, the {wrong[0]} model expects {models[wrong[0]].config.sample_rate} Hz")
-        n = common_length({k: a.shape[1] for k, (a, _) in loaded.items()}, rate, where=f"track '{track.name}'")
-        audio = {k: a[:, :n] for k, (a, _) in loaded.items()}
         mono = any(a.shape[0] == 1 for a in audio.values())  # one mono file: the track is scored in mono
         channels = 1 if mono else 2
         mix = audio[MIXTURE] if MIXTURE in audio else sum(to_channels(a, channels) for a in audio.values())
@@ -129,8 +123,7 @@ def evaluate(
 
 def _silent(x: np.ndarray) -> bool:
     """A reference whose peak is below the scan's silence level: nothing to score against."""
-    peak = float(np.abs(x).max()) if x.size else 0.0
-    return peak == 0 or 20 * np.log10(peak) < CheckConfig().silence_db
+    return peak_dbfs(x) < CheckConfig().silence_db
 
 
 def summary_table(results: pd.DataFrame) -> str:
