@@ -145,26 +145,49 @@ class BSRNN(nn.Module):
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "BSRNN":
-        """Rebuild a model from :meth:`save` output; :class:`CheckpointError` for anything else, and
-        for non-finite weights."""
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: checkpoint not found")
+        """Rebuild a model from an exported checkpoint (:meth:`save`) or a Lightning checkpoint of
+        ``pipelines train`` (see :func:`read_checkpoint`); :class:`CheckpointError` for anything else."""
+        cfg, state = read_checkpoint(path, map_location=map_location)
         try:
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as exc:  # unpickling errors come in many types
-            raise CheckpointError(f"{path}: not a loadable checkpoint ({type(exc).__name__})") from None
-        if not isinstance(ckpt, dict) or "hparams" not in ckpt or "state_dict" not in ckpt:
-            raise CheckpointError(f"{path}: no 'hparams' and 'state_dict' in the checkpoint")
-        hp = dict(ckpt["hparams"])
-        known = {f.name for f in fields(BSRNNConfig)}
-        unknown, missing = sorted(set(hp) - known), sorted(known - set(hp))
-        if unknown or missing:
-            raise CheckpointError(f"{path}: hyperparameters do not match this BSRNN (unknown: {unknown or 'none'}; missing: {missing or 'none'})")
-        cls.check_finite(ckpt["state_dict"], path)
-        try:
-            model = cls(BSRNNConfig(**hp))
-            model.load_state_dict(ckpt["state_dict"])
+            model = cls(cfg)
+            model.load_state_dict(state)
         except (ValueError, RuntimeError) as exc:
             raise CheckpointError(f"{path}: {str(exc).splitlines()[0][:200]}") from None
         return model.to(map_location).eval()
+
+
+def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> tuple[BSRNNConfig, dict]:
+    """Hyperparameters and weights of one model file, without executing pickled code (``weights_only``).
+
+    Two layouts are models: an exported checkpoint ``{"hparams", "state_dict"}`` (:meth:`BSRNN.save`,
+    ``saved_models/<target>/<target>.ckpt``) and a Lightning checkpoint written by ``pipelines train``
+    (``run/checkpoints/best.ckpt`` or ``last.ckpt``: ``hyper_parameters["model"]`` and the ``model.``
+    weights of ``state_dict``, which hold the EMA weights when EMA is on). :class:`CheckpointError`,
+    naming the file, when it is missing, not loadable, another layout, has other hyperparameters
+    than :class:`BSRNNConfig`, or holds NaN/inf weights.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # unpickling errors come in many types
+        raise CheckpointError(f"{path}: not a loadable checkpoint ({type(exc).__name__})") from None
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("hyper_parameters"), dict) and isinstance(ckpt.get("state_dict"), dict):
+        hp = ckpt["hyper_parameters"].get("model")
+        state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    elif isinstance(ckpt, dict) and "hparams" in ckpt and isinstance(ckpt.get("state_dict"), dict):
+        hp, state = ckpt["hparams"], ckpt["state_dict"]
+    else:
+        raise CheckpointError(f"{path}: not a BSRNN checkpoint (no hyperparameters and state dict)")
+    if not isinstance(hp, dict):
+        raise CheckpointError(f"{path}: not a BSRNN checkpoint (no model hyperparameters)")
+    known = {f.name for f in fields(BSRNNConfig)}
+    unknown, missing = sorted(set(hp) - known), sorted(known - set(hp))
+    if unknown or missing:
+        raise CheckpointError(f"{path}: hyperparameters do not match this BSRNN (unknown: {unknown or 'none'}; missing: {missing or 'none'})")
+    BSRNN.check_finite(state, path)
+    try:
+        return BSRNNConfig(**hp), state
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: hyperparameters do not rebuild a BSRNN ({str(exc).splitlines()[0][:200]})") from None

@@ -66,8 +66,9 @@ class Separator:
 
     @classmethod
     def from_checkpoint(cls, paths: str | Path | list, *, device: str | torch.device = "cpu", **options) -> "Separator":
-        """Load one exported BSRNN checkpoint or several (one per target; :class:`~bsrnn.model.CheckpointError`
-        for a bad file). ``options``: ``frame_s``, ``hop_s``, ``batch_size``."""
+        """Load one BSRNN checkpoint or several, one per target, exported or Lightning
+        (:func:`~bsrnn.model.read_checkpoint`; :class:`~bsrnn.model.CheckpointError` for a bad file).
+        ``options``: ``frame_s``, ``hop_s``, ``batch_size``."""
         from bsrnn.model import BSRNN, CheckpointError
 
         paths = [paths] if isinstance(paths, (str, Path)) else list(paths)

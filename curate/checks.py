@@ -20,17 +20,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from curate import audio as audio_io
-from curate.conform import common_length
+from curate.conform import MAX_PEAK_DB, common_length, peak_dbfs, sample_problem
 from curate.datasets import MIXTURE, Track
 from curate.errors import StemcurateError
 
 ERROR, WARNING = "skipped", "warning"
-
-
-def peak_dbfs(x: np.ndarray) -> float:
-    """Peak level of ``x`` in dBFS (-inf for silence or no samples)."""
-    peak = float(np.abs(x).max()) if x.size else 0.0
-    return 20 * np.log10(peak) if peak > 0 else float("-inf")
 
 
 @dataclass(frozen=True)
@@ -41,7 +35,7 @@ class CheckConfig:
     """A stem whose peak is below this (dBFS) is silent."""
     max_residual_db: float = -20.0
     """Mixture residual above this (dB re mixture) is reported. MUSDB18's AAC reads about -32 dB."""
-    max_peak_db: float = 40.0
+    max_peak_db: float = MAX_PEAK_DB
     """A file whose peak is above this (dBFS; 100x full scale) holds impossible values (a corrupt float file)."""
 
     def to_dict(self) -> dict:
@@ -70,6 +64,9 @@ class CheckedTrack:
     sample_rate: int
     problems: list[Problem]
     residual_db: float | None
+    context: dict[str, np.ndarray] | None = None
+    """The track's other stems (not requested) that passed every check, at the same rate and length:
+    the possible sources of a leak into the requested ones."""
 
 
 def residual_db(mixture: np.ndarray, stems: list[np.ndarray]) -> float:
@@ -118,12 +115,9 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
             if declared is not None and declared > x.shape[1]:
                 report(name, rel[name], "truncated", ERROR, f"header declares {declared} samples, file holds {x.shape[1]}")
                 continue
-        if not np.isfinite(x).all():
-            bad = int(np.size(x) - np.isfinite(x).sum())
-            report(name, rel[name], "non_finite", ERROR, f"{bad} NaN/inf samples")
-            continue
-        if peak_dbfs(x) > config.max_peak_db:
-            report(name, rel[name], "level", ERROR, f"peak {peak_dbfs(x):+.0f} dBFS, far above full scale (a corrupt float file?)")
+        unusable = sample_problem(x, max_peak_db=config.max_peak_db)
+        if unusable:
+            report(name, rel[name], unusable[0], ERROR, unusable[1])
             continue
         if x.shape[0] == 1:
             report(name, rel[name], "channels", WARNING, "mono file, used as one channel")
@@ -175,5 +169,6 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
 
     skipped = {p.stem for p in problems if p.severity == ERROR}
     usable = {n: x for n, x in loaded.items() if n not in skipped and (n in stems or n == MIXTURE)}
+    context = {n: x for n, x in loaded.items() if n not in skipped and n not in stems and n != MIXTURE}
     sr = next(iter(rates.values())) if rates else 0
-    return CheckedTrack(usable, sr, problems, res)
+    return CheckedTrack(usable, sr, problems, res, context)

@@ -67,7 +67,7 @@ def scan_cmd(
     device: Annotated[str, typer.Option("--device", help="Torch device for model embedders (cpu, cuda).")] = "cpu",
     no_score: Annotated[bool, typer.Option("--no-score", help="Only checks and SAD: leave the score columns empty.")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Tracks processed in parallel.")] = 1,
-    separator: Annotated[Optional[list[Path]], typer.Option("--separator", help="Trained BSRNN checkpoint(s) or saved_models folder: add self-separation evidence (second curation round).")] = None,
+    separator: Annotated[Optional[list[Path]], typer.Option("--separator", help="Trained BSRNN models (exported .ckpt, Lightning checkpoint, run folder or saved_models folder; repeatable): add self-separation evidence (second curation round).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the label model.")] = 0,
 ):
     """Check every file and index the salient fragments of every stem into a Parquet manifest."""
@@ -163,7 +163,7 @@ def corrupt(
 
 
 @app.command()
-@guarded
+@guarded(interrupted="nothing was written (the partial copy is removed); run the command again")
 def repair(
     manifest: Annotated[Path, typer.Argument(help="Scored manifest from curate scan.")],
     dst: Annotated[Path, typer.Argument(help="Folder for the repaired copy (must not exist or be empty).")],
@@ -180,6 +180,8 @@ def repair(
         task = bar.add_task("repair", total=int(m.frame["track"].nunique()), item="")
         table = repair_dataset(m, dst, config=cfg, progress=lambda name: bar.update(task, advance=1, item=name))
     counts = table["action"].value_counts().to_dict() if len(table) else {}
+    for r in table[table["action"] == "not repaired"].itertuples():
+        err_console.print(f"not repaired (copied as it is): {r.detail}")
     out_console.print(f"wrote {dst}; actions: {counts or 'none'}; log: {dst / 'repairs.parquet'}")
     out_console.print(f"next: curate scan {dst} -o repaired.parquet && curate filter repaired.parquet")
 

@@ -1,8 +1,14 @@
-"""One rule for the channels and lengths of a track's files, for every reader of a track.
+"""One rule for the samples, channels and lengths of a track's files, for every reader of a track.
 
 Readers (``curate scan``, ``pipelines train``, ``pipelines evaluate``, ``pipelines separate``,
-``curate repair``, ``curate report``) apply the same two rules, so that what the scan accepts the
-others read the same way:
+``curate repair``, ``curate corrupt``, ``curate report``) apply the same rules, so that what the
+scan accepts the others read the same way:
+
+* **Samples** (:func:`sample_problem`): a file with NaN or infinite samples, or with a peak far
+  above full scale (:data:`MAX_PEAK_DB`, a corrupt float file), is not audio anyone can use: the
+  scan reports and skips it, ``separate`` skips it, ``evaluate`` leaves its track out, ``repair``
+  copies its track unchanged, ``corrupt`` refuses it (:meth:`curate.datasets.Track.load_all`
+  raises an error naming the file).
 
 * **Channels** (:func:`to_channels`): a mono file is used as dual mono; a file with more channels
   than needed keeps its first ones (the front left and right of a 5.1 WAV, demucs' rule); a stereo
@@ -21,6 +27,27 @@ from curate.errors import StemcurateError
 
 LENGTH_TOLERANCE_S = 1.0
 """Largest length difference, in seconds, between the stems of one track that is read up to the shortest."""
+
+MAX_PEAK_DB = 40.0
+"""A file whose peak is above this (dBFS; 100x full scale) holds impossible values (a corrupt float file)."""
+
+
+def peak_dbfs(x: np.ndarray) -> float:
+    """Peak level of ``x`` in dBFS (-inf for silence or no samples)."""
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    return 20 * np.log10(peak) if peak > 0 else float("-inf")
+
+
+def sample_problem(x: np.ndarray, *, max_peak_db: float = MAX_PEAK_DB) -> tuple[str, str] | None:
+    """``(check, detail)`` when the samples of ``x`` cannot be used: ``non_finite`` (NaN/inf samples)
+    or ``level`` (a peak above ``max_peak_db`` dBFS); None when they can."""
+    bad = int(x.size - np.isfinite(x).sum())
+    if bad:
+        return "non_finite", f"{bad} NaN/inf samples"
+    peak = peak_dbfs(x)
+    if peak > max_peak_db:
+        return "level", f"peak {peak:+.0f} dBFS, far above full scale (a corrupt float file?)"
+    return None
 
 
 def to_channels(x: np.ndarray, channels: int) -> np.ndarray:

@@ -157,10 +157,7 @@ def _corrupt_tracks(src: Path, dst: Path, tracks: list[Track], *, mislabel_rate:
         if t.name not in cache:
             if len(cache) > 4:
                 cache.pop(next(iter(cache)))
-            stems, sr = t.load_all()
-            for k, v in stems.items():
-                if not np.isfinite(v).all():
-                    raise StemcurateError(f"{t.source(k).path}: non-finite samples (NaN or inf)")
+            stems, sr = t.load_all()  # an error naming a file with NaN/inf or absurd samples
             cache[t.name] = ({k: v.astype(np.float64) for k, v in stems.items()}, sr)
         return cache[t.name]
 

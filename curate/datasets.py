@@ -72,18 +72,23 @@ class Track:
 
     def load_all(self, names: list[str] | None = None) -> tuple[dict[str, np.ndarray], int]:
         """All named stems (default: every stem), read to the shortest when their lengths are up to a second
-        apart (:mod:`curate.conform`); an error naming the track when rates differ or lengths differ more."""
+        apart (:mod:`curate.conform`). :class:`StemcurateError` naming the file for one that does not
+        decode or holds unusable samples (NaN/inf, far above full scale), naming the track when rates
+        differ or lengths differ more."""
+        from curate.conform import common_length, sample_problem
+
         names = list(self.stems) if names is None else names
         out, rates = {}, {}
         for n in names:
             out[n], rates[n] = self.load(n)
+            unusable = sample_problem(out[n])
+            if unusable:
+                raise StemcurateError(f"{self.source(n).path}: {unusable[1]}")
         if len(set(rates.values())) > 1:
             detail = ", ".join(f"{n} {r} Hz" for n, r in rates.items())
             raise StemcurateError(f"track '{self.name}': stems have different sample rates ({detail})")
         if not out:
             return out, 0
-        from curate.conform import common_length
-
         rate = next(iter(rates.values()))
         n = common_length({k: a.shape[1] for k, a in out.items()}, rate, where=f"track '{self.name}'")
         return {k: a[:, :n] for k, a in out.items()}, rate
@@ -236,6 +241,17 @@ def copy_subsets(src: str | Path, dst: str | Path, *, skip) -> None:
     for subset in SUBSETS:
         if subset not in skip and (src / subset).is_dir() and not (dst / subset).exists():
             shutil.copytree(src / subset, dst / subset)
+
+
+def copy_track(track: Track, dst_subset: str | Path) -> None:
+    """Copy a track's files unchanged into ``dst_subset`` (a subset folder of another data root): a
+    folder track as ``dst_subset/<name>/``, a ``.stem.mp4`` as the same file."""
+    dst_subset = Path(dst_subset)
+    files = {track.source(n).path for n in [*track.stems, *([MIXTURE] if track.mixture is not None else [])]}
+    for f in sorted(files):
+        target = dst_subset / f.name if f.name.endswith(STEM_MP4) else dst_subset / track.name / f.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, target)
 
 
 def available_stems(tracks: list[Track]) -> list[str]:

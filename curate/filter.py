@@ -11,6 +11,7 @@ import pandas as pd
 from curate.atomic import ensure_writable_dir
 from curate.bleed import FLOOR_DB
 from curate.errors import StemcurateError
+from curate.outputs import check_output
 from curate.quality import BLEED_MID_DB, bleed_mid_for, quality, reasons
 from curate.schema import Manifest, read_manifest, write_manifest
 
@@ -54,6 +55,7 @@ def filter_manifest(manifest: str | Path = "manifest.parquet", *, threshold: flo
     for p in (output, rejected):
         if p.resolve() == Path(manifest).resolve():
             raise StemcurateError(f"{p}: is the manifest being filtered; write the result to another file")
+        check_output(p, "manifest")
     m = read_scored(manifest, threshold)
     for p in (output, rejected):
         ensure_writable_dir(p)

@@ -21,7 +21,11 @@ in the dataset, and the structure of a track says how to get it back:
   filter to judge.
 
 The repaired subsets are written as float32 WAV in the MUSDB18-HQ layout (``mixture`` the sum of
-the repaired stems); other subsets are copied. ``DST/repairs.parquet`` lists every action (see
+the repaired stems); other subsets are copied. A track with a file no reader can use (it does not
+decode, holds NaN/inf or impossible levels, or does not line up: :mod:`curate.conform`) is copied
+unchanged and logged ``not repaired`` with the file and the problem; the rescan reports it again.
+Files are written with the channels every reader uses (:mod:`curate.conform`): a mono file among
+stereo ones as dual mono, a file with more than two channels as its first two. ``DST/repairs.parquet`` lists every action (see
 :data:`curate.schema.REPAIRS_SCHEMA`). Rescan the result (``curate scan DST``) and filter it: what
 could not be mended is still rejected there.
 """
@@ -38,8 +42,10 @@ from scipy.linalg import solve_toeplitz
 from scipy.signal import fftconvolve
 
 from curate import audio as audio_io
+from curate.atomic import atomic_dir
 from curate.bleed import BleedConfig, track_bleed
-from curate.datasets import MIXTURE, copy_subsets, discover
+from curate.conform import to_channels
+from curate.datasets import MIXTURE, copy_subsets, copy_track, discover
 from curate.errors import StemcurateError
 from curate.schema import Manifest, write_repairs
 from curate.spectra import stft
@@ -186,29 +192,39 @@ def repair_dataset(manifest: Manifest, dst: str | Path, *, config: RepairConfig 
     relabel: dict[tuple[str, str], dict[str, str]] = {}
     for subset, track, a, b in pairs:
         relabel.setdefault((subset, track), {}).update({a: b, b: a})
-    rows = []
-    subsets = sorted(set(frame["subset"]))
-    for subset in subsets:
-        scanned = set(frame.loc[frame["subset"] == subset, "track"])
-        for track in discover(manifest.root, subset=subset):
-            if track.name not in scanned:
-                continue
-            stems, sr = track.load_all()
-            fixed, actions = repair_track(stems, sr, config=config)
-            moves = relabel.get((subset, track.name), {})
-            for a, b in sorted(moves.items()):
-                actions.append(dict(stem=a, action="relabel", new_stem=b, source_stem=None, leak_db=None, removed_db=None))
-            fixed = {moves.get(s, s): x for s, x in fixed.items()}
-            folder = dst / subset / track.name
-            folder.mkdir(parents=True, exist_ok=True)
-            for stem, x in fixed.items():
-                audio_io.write(folder / f"{stem}.wav", x, sr, subtype="FLOAT")
-            mix = np.sum(list(fixed.values()), axis=0, dtype=np.float32)
-            audio_io.write(folder / f"{MIXTURE}.wav", mix, sr, subtype="FLOAT")
-            rows += [dict(track=track.name, subset=subset, **a) for a in actions]
-            if progress:
-                progress(track.name)
-    copy_subsets(manifest.root, dst, skip=set(subsets))
-    table = pd.DataFrame(rows, columns=["track", "subset", "stem", "action", "new_stem", "source_stem", "leak_db", "removed_db"])
-    write_repairs(table, dst / "repairs.parquet")
-    return table
+    with atomic_dir(dst) as work:  # an interrupted repair leaves no half-written copy
+        rows = []
+        subsets = sorted(set(frame["subset"]))
+        for subset in subsets:
+            scanned = set(frame.loc[frame["subset"] == subset, "track"])
+            for track in discover(manifest.root, subset=subset):
+                if track.name not in scanned:
+                    continue
+                try:
+                    stems, sr = track.load_all()
+                except StemcurateError as exc:  # a file no reader can use: the track as it is, and why
+                    copy_track(track, work / subset)
+                    rows.append(dict(track=track.name, subset=subset, stem="-", action="not repaired", detail=str(exc)))
+                    if progress:
+                        progress(track.name)
+                    continue
+                channels = 2 if any(x.shape[0] > 1 for x in stems.values()) else 1  # curate.conform's rule
+                stems = {k: to_channels(x, channels) for k, x in stems.items()}
+                fixed, actions = repair_track(stems, sr, config=config)
+                moves = relabel.get((subset, track.name), {})
+                for a, b in sorted(moves.items()):
+                    actions.append(dict(stem=a, action="relabel", new_stem=b, source_stem=None, leak_db=None, removed_db=None))
+                fixed = {moves.get(s, s): x for s, x in fixed.items()}
+                folder = work / subset / track.name
+                folder.mkdir(parents=True, exist_ok=True)
+                for stem, x in fixed.items():
+                    audio_io.write(folder / f"{stem}.wav", x, sr, subtype="FLOAT")
+                mix = np.sum(list(fixed.values()), axis=0, dtype=np.float32)
+                audio_io.write(folder / f"{MIXTURE}.wav", mix, sr, subtype="FLOAT")
+                rows += [dict(track=track.name, subset=subset, **a) for a in actions]
+                if progress:
+                    progress(track.name)
+        copy_subsets(manifest.root, work, skip=set(subsets))
+        table = pd.DataFrame(rows, columns=["track", "subset", "stem", "action", "new_stem", "source_stem", "leak_db", "removed_db", "detail"])
+        write_repairs(table, work / "repairs.parquet")
+        return table

@@ -28,6 +28,7 @@ from curate.quality import quality as quality_score
 from curate.spectra import stft
 from curate.datasets import DEFAULT_STEMS, MIXTURE, Track, available_stems, discover, not_tracks
 from curate.errors import StemcurateError
+from curate.outputs import check_output
 from curate.schema import MANIFEST_VERSION, REQUIRED_COLUMNS, empty_frame, empty_problems, problems_path, write_manifest, write_problems
 from sad import SADConfig, detect
 
@@ -100,25 +101,6 @@ def fragment_rows(track: Track, stem: str, audio: np.ndarray, sample_rate: int, 
     return rows
 
 
-def _siblings(track: Track, loaded: dict[str, np.ndarray], sample_rate: int) -> dict[str, np.ndarray]:
-    """The track's other stems, not requested (``--stems``) but needed as the possible sources of a leak:
-    those that decode at the same rate, are at least as long (cut to the same length) and finite."""
-    if not loaded:
-        return {}
-    length = next(iter(loaded.values())).shape[-1]
-    out = {}
-    for name in track.stems:
-        if name in loaded or name == MIXTURE:
-            continue
-        try:
-            x, sr = track.load(name)
-        except StemcurateError:
-            continue
-        if sr == sample_rate and x.shape[-1] >= length and np.isfinite(x).all():
-            out[name] = x[:, :length]
-    return out
-
-
 def _no_fragments(track: Track, stem: str, seconds: float, sad_config: SADConfig) -> Problem:
     """The problem row of a stem that yields no fragment: too short for the detection window, or never active enough."""
     if seconds < sad_config.window_s:
@@ -145,7 +127,8 @@ def scan_track(track: Track, stems: list[str], *, sad_config: SADConfig = SADCon
     if score is None or score.embedder is None:
         return rows, checked.problems, checked.residual_db, None
     sources = {n: x for n, x in checked.audio.items() if n != MIXTURE}
-    sources.update(_siblings(track, sources, checked.sample_rate))
+    if sources:  # the other stems that passed the same checks: possible sources of a leak
+        sources.update(checked.context or {})
     spectra = {n: stft(x, checked.sample_rate) for n, x in sources.items()}
     embedder = score.make_embedder()
     embs, envs, bleed = [], [], {}
@@ -302,16 +285,23 @@ def scan(
     """
     output = Path(output)
     ensure_writable_dir(output)
+    check_output(output, "manifest")
+    check_output(problems_path(output), "problems")
     tracks = discover(root, subset=subset)
     root = tracks[0].root
     stems = resolve_stems(tracks, stems, root)
-    scanned = stems
+    scanned, reference = stems, None
     if score is not None and score.embedder is not None:
         score.make_embedder()  # fail early on a bad model
         # the label model reads the track's other standard stems too, unscored: a stem scanned alone
         # (--stems vocals) has no sibling to tell "holds drums" from "holds its label" otherwise
         present = available_stems(tracks)
         scanned = stems + [s for s in DEFAULT_STEMS if s in present and s not in stems]
+        from curate.reference import reference_pool
+
+        # before any track is scanned: a --reference folder without tracks fails now, not after the scan
+        reference = reference_pool(score.embedder, synth=score.reference_pool, dirs=score.reference or (), stems=scanned, device=score.device,
+                                   panns_checkpoint=score.panns_checkpoint, musicnn_weights=score.musicnn_weights)
     parts = output.with_name(output.name + ".parts")
     _prepare_parts(parts, _fingerprint(root, subset, scanned, sad_config, check_config, score))
     if on_start:
@@ -339,8 +329,8 @@ def scan(
     if jobs > 1 and len(todo) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
-            futures = {pool.submit(_scan_track_job, (t, scanned, sad_config, check_config, score)): t for t in todo}
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as workers:
+            futures = {workers.submit(_scan_track_job, (t, scanned, sad_config, check_config, score)): t for t in todo}
             from concurrent.futures import as_completed
 
             for fut in as_completed(futures):
@@ -367,7 +357,7 @@ def scan(
     labels = None
     if score is not None and score.embedder is not None and len(fragments):
         arrays = {k: _pad_concat([e[k] for e in embs if e and k in e])[order] for k in ("emb", "env")}
-        labels = _score(fragments, arrays["emb"], arrays["env"], score, root, scanned, warn)
+        labels = _score(fragments, arrays["emb"], arrays["env"], score, root, reference, warn)
     if scanned != stems:  # the context stems leave the manifest and the problems
         fragments = fragments[fragments["stem"].isin(stems)].reset_index(drop=True)
         problems = [p for p in problems if p.stem is None or p.stem in stems or p.stem == MIXTURE]
@@ -391,15 +381,12 @@ def scan(
     return ScanResult(output, prob_path, fragments, problem_frame, len(tracks), stems, resumed, residuals, warn, labels)
 
 
-def _score(fragments: pd.DataFrame, emb: np.ndarray, env: np.ndarray, score: ScoreConfig, root: Path, stems: list[str], warn: list[str]) -> LabelScores | None:
+def _score(fragments: pd.DataFrame, emb: np.ndarray, env: np.ndarray, score: ScoreConfig, root: Path, pool, warn: list[str]) -> LabelScores | None:
     """Fill ``label_score``, ``predicted_stem``, ``separation_db`` (with ``score.separator``) and ``quality``
-    in place; append warnings to ``warn``; return the label model's details."""
-    from curate.reference import reference_pool
-
+    in place, with the reference ``pool`` (:func:`curate.reference.reference_pool`, or None); append
+    warnings to ``warn``; return the label model's details."""
     n_tracks = fragments["track"].nunique()
     labels = None
-    pool = reference_pool(score.embedder, synth=score.reference_pool, dirs=score.reference or (), stems=stems, device=score.device,
-                          panns_checkpoint=score.panns_checkpoint, musicnn_weights=score.musicnn_weights)
     classes = set(fragments["stem"]) | (set(pool.units["stem"]) if pool is not None and len(pool) else set())
     if len(classes) >= 2 and (n_tracks >= 2 or (pool is not None and len(pool))):
         labels = score_labels(fragments, emb, env, config=score.labels, reference=pool)

@@ -116,14 +116,16 @@ REPAIRS_SCHEMA = pa.schema(
         pa.field("source_stem", pa.string()),
         pa.field("leak_db", pa.float32()),
         pa.field("removed_db", pa.float32()),
+        pa.field("detail", pa.string()),
     ]
 )
 """Rows of ``repairs.parquet`` written by ``curate repair``: one per action on one stem file.
 
 ``action`` is ``relabel`` (the file ``stem`` is written as ``new_stem``), ``leak`` (a FIR-filtered
 copy of ``source_stem`` was subtracted; ``leak_db`` the measured leak, ``removed_db`` the energy
-removed, both in dB relative to the file's energy before the repair) or ``leak kept`` (measured,
-not subtracted: see :mod:`curate.repair`).
+removed, both in dB relative to the file's energy before the repair), ``leak kept`` (measured,
+not subtracted: see :mod:`curate.repair`) or ``not repaired`` (the track has a file no reader can
+use, named in ``detail`` with the problem; the track is copied unchanged, ``stem`` is ``-``).
 """
 
 REQUIRED_COLUMNS = [f.name for f in MANIFEST_SCHEMA if not f.nullable]

@@ -21,11 +21,12 @@ from curate.datasets import load_segment
 
 
 def load_separator(paths, *, device: str = "cpu") -> Separator:
-    """A :class:`Separator` with the models of ``paths``: ``.ckpt`` files or folders of ``<target>/<target>.ckpt``
-    (resolved and loaded as ``pipelines separate -c`` does)."""
-    from pipelines.separate import load_separator as load, resolve_checkpoints
+    """A :class:`Separator` with the models of ``paths``: any model source of :mod:`pipelines.models`
+    (exported ``.ckpt``, Lightning checkpoint, training run folder, ``saved_models`` folder), loaded
+    as ``pipelines separate -c`` does."""
+    from pipelines.separate import load_separator as load
 
-    return load(resolve_checkpoints(None, [Path(p) for p in paths]), None, device=device)
+    return load([Path(p) for p in paths], None, device=device)
 
 
 def separation_db(fragments: pd.DataFrame, root, separator: Separator, *, on_stem: Callable[[str], None] | None = None) -> np.ndarray:

@@ -26,6 +26,7 @@ from scipy import signal
 from curate import audio as audio_io
 from curate.atomic import write_text
 from curate.datasets import DEFAULT_STEMS
+from curate.errors import StemcurateError
 
 SAMPLE_RATE = 44100
 VOWELS = {  # formant centre frequencies (Hz) and bandwidths (Hz), F1-F4
@@ -355,8 +356,15 @@ def synth_dataset(out_dir: str | Path, *, tracks: int = 12, test_tracks: int = 0
 
     Deterministic for a given ``seed``: track ``i`` uses its own generator seeded by ``(seed, i)``.
     ``progress`` is called with each finished track's name. Returns the plans (also in ``synth.json``).
+    ``out_dir`` must be new, empty, or an earlier ``curate synth`` output (it has ``synth.json``): synthetic
+    tracks are never mixed into another dataset (:class:`StemcurateError`).
     """
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise StemcurateError(f"{out_dir}: exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "synth.json").is_file():
+        raise StemcurateError(f"{out_dir}: not empty and not a curate synth dataset (no synth.json); "
+                              "synthetic tracks are not mixed into other data, choose a new folder")
     plans = []
     jobs = [("train", i) for i in range(tracks)] + [("test", tracks + i) for i in range(test_tracks)]
     for subset, i in jobs:

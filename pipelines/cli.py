@@ -49,7 +49,7 @@ def train_cmd(
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", min=1, help="Examples per step.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default runs/<target>).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
-    init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start from this trained model's weights.")] = None,
+    init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start from this trained model's weights (exported .ckpt, Lightning checkpoint, run folder or saved_models folder).")] = None,
     weighting: Annotated[Optional[str], typer.Option("--weighting", help="Per-example loss weights: none, quality or binary.")] = None,
     truncate: Annotated[Optional[bool], typer.Option("--truncate/--no-truncate", help="Loss truncation.")] = None,
     truncate_quantile: Annotated[Optional[float], typer.Option("--truncate-quantile", help="Drop examples above the 1-c loss quantile.")] = None,
@@ -82,11 +82,9 @@ def train_cmd(
     else:
         overrides = parse_sets(sets)
         if init_from is not None and model == "paper" and not any(k in overrides for k in ("fc_dim", "rnn_dim", "num_layers", "mlp_dim")):
-            from pipelines.train import load_model_weights
+            from pipelines.models import load_models
 
-            model_cfg = load_model_weights(init_from)[0]  # the checkpoint's own size unless one is asked for
-            if model_cfg.target != target:
-                raise StemcurateError(f"--init-from {init_from}: a '{model_cfg.target}' model, --target is '{target}'")
+            model_cfg = load_models(init_from, [target])[target][1].config  # the checkpoint's own size unless one is asked for
         else:
             model_cfg = model_config(model, target, overrides)
         train_cfg = train_config(
@@ -116,7 +114,7 @@ def train_cmd(
 @app.command(name="evaluate")
 @guarded
 def evaluate_cmd(
-    source: Annotated[Path, typer.Argument(help="Exported .ckpt, training run folder, or a saved_models folder.")],
+    sources: Annotated[list[Path], typer.Argument(help="Models: exported .ckpt, Lightning checkpoint, training run folder or saved_models folder (one or more).")],
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset root (default: the run's data, else $MUSDB_DIR).")] = None,
     subset: Annotated[str, typer.Option("--subset", help="Subset to evaluate on.")] = "test",
     targets: Annotated[Optional[str], typer.Option("--targets", help="Comma-separated targets (default: every model found).")] = None,
@@ -129,18 +127,19 @@ def evaluate_cmd(
     """Separate a test set and print uSDR (mean ± std) and cSDR (median) per target."""
     from curate.cliutil import progress_bar
     from curate.datasets import default_root
-    from pipelines.evaluate import default_data_root, evaluate, load_models, summary_table, write_results
+    from pipelines.evaluate import default_data_root, evaluate, load_models, results_paths, summary_table, write_results
 
-    models, run_dir = load_models(source, parse_list(targets, "--targets"), device=device)
+    models, run_dir = load_models(sources, parse_list(targets, "--targets"), device=device)
     root = data or default_data_root(run_dir) or default_root()
     if root is None:
         raise StemcurateError("no dataset: pass --data DIR or set MUSDB_DIR")
     out = output or ((run_dir / "results.parquet") if run_dir else Path("results.parquet"))
+    results_paths(out, inputs=[*sources, root])  # refuse a manifest, a model or another file as the output before any work
     with progress_bar() as bar:
         task = bar.add_task("evaluate", total=tracks, item="")
         results = evaluate(models, root, subset=subset, tracks=tracks, device=device, frame_s=frame, hop_s=hop,
                            on_track=lambda name: bar.update(task, advance=1, item=name))
-    header = f"models: {source}  data: {root} ({subset}, {results['track'].nunique()} tracks)"
+    header = f"models: {', '.join(map(str, sources))}  data: {root} ({subset}, {results['track'].nunique()} tracks)"
     path, log = write_results(results, out, header=header)
     out_console.print(header)
     out_console.print(summary_table(results))
@@ -153,7 +152,7 @@ def separate_cmd(
     input: Annotated[Path, typer.Option("--input", "-i", help="wav/mp3/flac file, or a folder searched recursively.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder: OUT/<song>/<target>.<format>.")] = Path("separated"),
     targets: Annotated[Optional[list[str]], typer.Option("--target", "-t", help="Target to separate (repeatable; default: all models found).")] = None,
-    checkpoints: Annotated[Optional[list[Path]], typer.Option("--checkpoint", "-c", help="Model checkpoint (repeatable; default saved_models/<target>/<target>.ckpt).")] = None,
+    checkpoints: Annotated[Optional[list[Path]], typer.Option("--checkpoint", "-c", help="Model: exported .ckpt, Lightning checkpoint, training run folder or saved_models folder (repeatable; default saved_models).")] = None,
     device: Annotated[str, typer.Option("--device", "-d", help="cpu, cuda, ...")] = "cpu",
     residual: Annotated[bool, typer.Option("--residual", help="Also write no_<target> (input minus target).")] = False,
     fmt: Annotated[str, typer.Option("--format", help="wav, flac or mp3.")] = "wav",
@@ -164,11 +163,13 @@ def separate_cmd(
 ):
     """Separate songs into stems with trained models."""
     from curate.cliutil import err_console, progress_bar
-    from pipelines.separate import find_inputs, load_separator, resolve_checkpoints, separate_files
+    from pipelines.separate import find_inputs, load_separator, separate_files
 
     targets = [t for item in targets or [] for t in parse_list(item, "--target")] or None
-    inputs = find_inputs(input)
-    sep = load_separator(resolve_checkpoints(targets, checkpoints), targets, device=device, frame_s=frame, hop_s=hop)
+    if output.exists() and not output.is_dir():
+        raise StemcurateError(f"{output}: exists and is not a folder (--output is the folder the stems go to)")
+    inputs = find_inputs(input, exclude=output)
+    sep = load_separator(checkpoints, targets, device=device, frame_s=frame, hop_s=hop)
     with progress_bar() as bar:
         task = bar.add_task("separate", total=len(inputs), item="")
         report = separate_files(inputs, output, sep, root=input if input.is_dir() else input.parent, fmt=fmt, bits=bits,
@@ -177,6 +178,8 @@ def separate_cmd(
         err_console.print(f"skipped {path}: {why}")
     for path, folder in report.renamed:
         out_console.print(f"{path} -> {folder} (another input has the same name)")
+    for path, channels in report.channels:
+        out_console.print(f"{path}: {channels} channels, the first {sep.channels} separated")
     for path, action, peak in report.clipped:
         out_console.print(f"{path}: peak {peak:.3f} above full scale, {action}")
     out_console.print(f"{report.separated} of {len(inputs)} files separated into {', '.join(sep.targets)}; {len(report.written)} files in {output}")

@@ -123,9 +123,13 @@ def model_config(model: str, target: str, overrides: dict | None = None) -> BSRN
         if not path.is_file():
             raise StemcurateError(f"--model {model}: not a preset ({' or '.join(SIZES)}) and no such YAML file")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise StemcurateError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise StemcurateError(f"{path}: not a YAML text file ({str(exc).splitlines()[0][:120]})") from None
+        except OSError as exc:
+            raise StemcurateError(f"{path}: cannot read ({exc.strerror})") from None
+        if data is None:
+            raise StemcurateError(f"{path}: empty; expected a mapping of model hyperparameters (e.g. size: tiny)")
         if not isinstance(data, dict):
             raise StemcurateError(f"{path}: expected a mapping of model hyperparameters")
         size = data.pop("size", None)

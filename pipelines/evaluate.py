@@ -17,53 +17,28 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bsrnn.model import BSRNN, CheckpointError, saved_model_files
+from bsrnn.model import BSRNN
 from bsrnn.separator import Separator
 from curate.atomic import atomic_path, write_text
-from curate.checks import CheckConfig, peak_dbfs
-from curate.conform import to_channels
+from curate.checks import CheckConfig
+from curate.conform import peak_dbfs, to_channels
 from curate.datasets import MIXTURE, discover
 from curate.errors import StemcurateError
+from curate.outputs import LOG_HEADER, check_output
 from pipelines.metrics import csdr_windows, usdr
 
 
-def load_models(source: str | Path, targets: list[str] | None = None, *, device: str = "cpu") -> tuple[dict[str, BSRNN], Path | None]:
-    """Models from an exported ``.ckpt``, a training run folder, or a ``saved_models``-style folder.
+def load_models(sources: list[str | Path] | str | Path, targets: list[str] | None = None, *,
+                device: str = "cpu") -> tuple[dict[str, BSRNN], Path | None]:
+    """``({target: model}, run folder or None)`` from model sources (:mod:`pipelines.models`: exported
+    ``.ckpt``, Lightning checkpoint, training run folder, ``saved_models`` folder). The run folder is
+    the one source when it is a run (``config.yaml``): its data and results location are the defaults."""
+    from pipelines.models import load_models as load
+    from pipelines.train import CONFIG_FILE
 
-    Returns ``({target: model}, run folder or None)``; ``targets`` picks among them.
-    """
-    from pipelines.train import CONFIG_FILE, load_model_weights
-
-    source = Path(source)
-    run_dir = None
-    if source.is_file():
-        files = [source]
-    elif (source / CONFIG_FILE).is_file():
-        run_dir = source
-        exported = source / "checkpoints" / "best.ckpt"
-        if not exported.is_file():
-            exported = source / "checkpoints" / "last.ckpt"
-        files = [exported]
-    elif source.is_dir():
-        files = saved_model_files(source)
-        if not files:
-            raise StemcurateError(f"{source}: no checkpoint, run folder or <target>/<target>.ckpt models here")
-    else:
-        raise StemcurateError(f"{source}: no such checkpoint or folder")
-    models: dict[str, BSRNN] = {}
-    for f in files:
-        try:
-            cfg, state = load_model_weights(f)
-            model = BSRNN(cfg)
-            model.load_state_dict(state)
-        except (CheckpointError, RuntimeError) as exc:
-            raise StemcurateError(f"{f}: {str(exc).splitlines()[0][:200]}") from None
-        models[cfg.target] = model.to(device).eval()
-    if targets:
-        missing = [t for t in targets if t not in models]
-        if missing:
-            raise StemcurateError(f"{source}: no model for {', '.join(missing)} (has {', '.join(models)})")
-        models = {t: models[t] for t in targets}
+    sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    models = {t: m for t, (_, m) in load(sources, targets, device=device).items()}
+    run_dir = Path(sources[0]) if len(sources) == 1 and (Path(sources[0]) / CONFIG_FILE).is_file() else None
     return models, run_dir
 
 
@@ -71,16 +46,17 @@ def evaluate(
     models: dict[str, BSRNN], data_root: str | Path, *, subset: str = "test", tracks: int | None = None,
     device: str = "cpu", frame_s: float = 3.0, hop_s: float = 2.5, on_track: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
-    """One row per track and target: ``track, target, usdr, csdr, windows, seconds, silent`` (dB, s).
+    """One row per track and target: ``track, target, usdr, csdr, windows, seconds, silent, left_out`` (dB, s).
 
     Each track is read by the rules of :mod:`curate.conform`: files whose lengths differ by up to a
-    second are cut to the shortest (more is an error naming the track); without a mixture file the
-    mixture is the sum of the stems. A track with a mono file is scored in mono (the estimate and
-    the references averaged over channels); a file with more than two channels keeps its first two.
-    A target whose reference is silent (peak below -70 dBFS) has no uSDR or cSDR (NaN, ``silent``)
-    and is left out of the joint cSDR of the other targets.
-    Raises :class:`StemcurateError` naming the track for a missing target stem, different sample
-    rates, or a rate the models were not trained at."""
+    second are cut to the shortest; without a mixture file the mixture is the sum of the stems. A
+    track with a mono file is scored in mono (the estimate and the references averaged over
+    channels); a file with more than two channels keeps its first two. A target whose reference is
+    silent (peak below -70 dBFS) has no uSDR or cSDR (NaN, ``silent``, ``left_out`` "silent
+    reference") and is left out of the joint cSDR of the other targets. A track that cannot be scored
+    (no file for a target, a file that does not decode or holds NaN/inf or impossible levels, files
+    that do not line up, another rate than the models') has NaN scores and ``left_out`` says why.
+    Raises :class:`StemcurateError` when no track at all could be scored."""
     found = discover(data_root, subset=subset)
     if tracks is not None:
         found = found[:tracks]
@@ -89,36 +65,56 @@ def evaluate(
     for track in found:
         if on_track:
             on_track(track.name)
-        missing = [t for t in models if t not in track.stems]
-        if missing:
-            raise StemcurateError(f"track '{track.name}': no {', '.join(missing)} stem to compare with")
-        # the targets and the mixture, or every stem to sum when there is no mixture file; read to the shortest
-        audio, rate = track.load_all([*models, MIXTURE] if track.mixture is not None else None)
-        n = next(iter(audio.values())).shape[1]
-        wrong = [t for t, m in models.items() if m.config.sample_rate != rate]
-        if wrong:
-            raise StemcurateError(f"track '{track.name}': {rate} Hz, the {wrong[0]} model expects {models[wrong[0]].config.sample_rate} Hz")
-        mono = any(a.shape[0] == 1 for a in audio.values())  # one mono file: the track is scored in mono
-        channels = 1 if mono else 2
-        mix = audio[MIXTURE] if MIXTURE in audio else sum(to_channels(a, channels) for a in audio.values())
-        t0 = time.perf_counter()
-        ests = {t: sep.separate(to_channels(mix, sep.channels)).numpy() for t, sep in seps.items()}  # mono as dual mono
-        seconds = time.perf_counter() - t0
-        refs = {t: to_channels(audio[t], channels) for t in models}
-        ests = {t: to_channels(e[:, :n], channels) for t, e in ests.items()}
-        silent = [t for t in models if _silent(refs[t])]
-        scored = [t for t in models if t not in silent]
-        windows = {}
-        if scored:  # evaluated together, as museval does; a silent reference would make every window NaN
-            ref = np.stack([refs[t].T for t in scored])
-            est = np.stack([ests[t].T for t in scored])
-            windows = dict(zip(scored, csdr_windows(ref, est, win=rate, hop=rate)))
-        for t in models:
-            ok = windows[t][~np.isnan(windows[t])] if t in windows else np.zeros(0)
-            track_usdr = float(usdr(torch.from_numpy(refs[t]), torch.from_numpy(ests[t]))) if t in windows else float("nan")
-            rows.append(dict(track=track.name, target=t, usdr=track_usdr, csdr=float(np.median(ok)) if ok.size else float("nan"),
-                             windows=int(ok.size), seconds=seconds / len(models), silent=t in silent))
-    return pd.DataFrame(rows, columns=["track", "target", "usdr", "csdr", "windows", "seconds", "silent"])
+        try:
+            rows += _score_track(track, models, seps)
+        except StemcurateError as exc:
+            rows += [dict(track=track.name, target=t, usdr=np.nan, csdr=np.nan, windows=0, seconds=0.0, silent=False,
+                          left_out=str(exc)) for t in models]
+    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    if len(frame) and frame["left_out"].notna().all() and not frame["silent"].any():
+        raise StemcurateError(f"{data_root}: no {subset} track could be scored (first: {frame['left_out'].iloc[0]})")
+    return frame
+
+
+RESULT_COLUMNS = ["track", "target", "usdr", "csdr", "windows", "seconds", "silent", "left_out"]
+
+
+def _score_track(track, models: dict[str, BSRNN], seps: dict[str, Separator]) -> list[dict]:
+    """The rows of one track; :class:`StemcurateError` naming the track or file when it cannot be scored."""
+    missing = [t for t in models if t not in track.stems]
+    if missing:
+        raise StemcurateError(f"track '{track.name}': no {', '.join(missing)} stem to compare with")
+    # the targets and the mixture, or every stem to sum when there is no mixture file; read to the shortest
+    audio, rate = track.load_all([*models, MIXTURE] if track.mixture is not None else None)
+    n = next(iter(audio.values())).shape[1]
+    if n == 0:
+        raise StemcurateError(f"track '{track.name}': no samples")
+    wrong = [t for t, m in models.items() if m.config.sample_rate != rate]
+    if wrong:
+        raise StemcurateError(f"track '{track.name}': {rate} Hz, the {wrong[0]} model expects {models[wrong[0]].config.sample_rate} Hz")
+    mono = any(a.shape[0] == 1 for a in audio.values())  # one mono file: the track is scored in mono
+    channels = 1 if mono else 2
+    mix = audio[MIXTURE] if MIXTURE in audio else sum(to_channels(a, channels) for a in audio.values())
+    t0 = time.perf_counter()
+    ests = {t: sep.separate(to_channels(mix, sep.channels)).numpy() for t, sep in seps.items()}  # mono as dual mono
+    seconds = time.perf_counter() - t0
+    refs = {t: to_channels(audio[t], channels) for t in models}
+    ests = {t: to_channels(e[:, :n], channels) for t, e in ests.items()}
+    silent = [t for t in models if _silent(refs[t])]
+    scored = [t for t in models if t not in silent]
+    windows = {}
+    if scored:  # evaluated together, as museval does; a silent reference would make every window NaN
+        ref = np.stack([refs[t].T for t in scored])
+        est = np.stack([ests[t].T for t in scored])
+        windows = dict(zip(scored, csdr_windows(ref, est, win=rate, hop=rate)))
+    rows = []
+    for t in models:
+        ok = windows[t][~np.isnan(windows[t])] if t in windows else np.zeros(0)
+        track_usdr = float(usdr(torch.from_numpy(refs[t]), torch.from_numpy(ests[t]))) if t in windows else float("nan")
+        rows.append(dict(track=track.name, target=t, usdr=track_usdr, csdr=float(np.median(ok)) if ok.size else float("nan"),
+                         windows=int(ok.size), seconds=seconds / len(models), silent=t in silent,
+                         left_out="silent reference" if t in silent else None))
+    return rows
 
 
 def _silent(x: np.ndarray) -> bool:
@@ -130,7 +126,8 @@ def summary_table(results: pd.DataFrame) -> str:
     """Per target: tracks scored, uSDR mean ± std, cSDR median (over tracks), as aligned text.
 
     Tracks whose reference is silent (``silent``) have no uSDR or cSDR and are left out of both, as
-    museval leaves out silent windows; a line under the table says how many."""
+    museval leaves out silent windows; so are tracks that could not be scored (``left_out``). Lines
+    under the table say how many, which, and why."""
     lines = [f"{'target':<10}{'tracks':>7}{'uSDR mean ± std':>20}{'cSDR median':>14}"]
     notes = []
     for target, g in results.groupby("target", sort=False):
@@ -142,17 +139,36 @@ def summary_table(results: pd.DataFrame) -> str:
         lines.append(f"{target:<10}{len(u):>7}{mean:>12.2f} ± {std:<5.2f}{np.median(c) if len(c) else float('nan'):>14.2f}")
         if silent.any():
             notes.append(f"{target}: {int(silent.sum())} track(s) left out, silent reference ({', '.join(g.loc[silent, 'track'])})")
+    if "left_out" in results:
+        unread = results[results["left_out"].notna() & ~results["silent"].astype(bool)].drop_duplicates("track")
+        notes += [f"left out, cannot be scored: {r.left_out}" for r in unread.itertuples()]
     return "\n".join(lines + notes)
 
 
-def write_results(results: pd.DataFrame, path: str | Path, *, header: str = "") -> tuple[Path, Path]:
-    """Write the per-track results (Parquet) and ``test.log`` beside them, atomically."""
+def results_paths(path: str | Path, *, inputs=()) -> tuple[Path, Path]:
+    """The results file and its text log (``test.log`` beside ``results.parquet``, else ``<name>.log``),
+    checked before any work: each may be new or an earlier evaluation's, never an input or another
+    kind of file (:func:`curate.outputs.check_output`)."""
     path = Path(path)
+    log = path.parent / "test.log" if path.name == "results.parquet" else path.with_suffix(".log")
+    return check_output(path, "results", inputs=inputs), check_output(log, "evaluation log", inputs=inputs)
+
+
+def write_results(results: pd.DataFrame, path: str | Path, *, header: str = "") -> tuple[Path, Path]:
+    """Write the per-track results (Parquet, kind ``results``) and their log (:func:`results_paths`), atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curate.schema import META_KIND
+
+    path, log = results_paths(path)
+    table = pa.Table.from_pandas(results, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KIND: b"results"})
     with atomic_path(path) as tmp:
-        results.to_parquet(tmp, index=False)
-    log = path.parent / "test.log"
-    body = [header, summary_table(results), "", "per track:"]
-    body += [f"{r.track:<30}{r.target:<10} uSDR {r.usdr:7.2f}  cSDR {r.csdr:7.2f}" for r in results.itertuples()]
+        pq.write_table(table, tmp)
+    body = [LOG_HEADER, header, summary_table(results), "", "per track:"]
+    body += [f"{r.track:<30}{r.target:<10} uSDR {r.usdr:7.2f}  cSDR {r.csdr:7.2f}" + (f"  left out: {r.left_out}" if getattr(r, "left_out", None) else "")
+             for r in results.itertuples()]
     write_text(log, "\n".join(b for b in body if b is not None) + "\n")
     return path, log
 

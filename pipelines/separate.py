@@ -1,9 +1,10 @@
 """``pipelines separate``: separate wav/mp3/flac files (or folders of them) into stems.
 
 Outputs ``OUT/<song>/<target>.<format>`` at the model's rate (44.1 kHz), and ``no_<target>``
-(input minus target) with ``residual``. Files that fail to decode, or hold NaN or infinite samples,
-are reported and skipped; every output is written atomically, so an interrupted run leaves no
-half-written file. Two inputs that would share an output folder (``song.wav`` and ``song.mp3``)
+(input minus target) with ``residual``. Files that fail to decode, hold NaN or infinite samples or
+impossible levels (:mod:`curate.conform`), are reported and skipped; a file with more channels
+than the models take has its first ones separated (front left and right of a 5.1 file) and is
+listed; every output is written atomically, so an interrupted run leaves no half-written file. Two inputs that would share an output folder (``song.wav`` and ``song.mp3``)
 get their extension in the folder name (``OUT/song_wav``, ``OUT/song_mp3``), and the report lists
 them. Samples beyond full scale are handled by ``clip_mode`` (as demucs does): ``rescale`` (the
 file is scaled so that its peak is just below full scale), ``clamp`` (cut at ±1) or ``none`` (float
@@ -19,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from bsrnn.model import CheckpointError, saved_model_files
 from bsrnn.separator import Separator
 from curate import audio as audio_io
+from curate.conform import sample_problem, to_channels
 from curate.errors import StemcurateError
 
 INPUT_EXTENSIONS = (".wav", ".flac", ".mp3")
@@ -40,11 +41,15 @@ class SeparationReport:
     """Inputs whose output folder carries their extension, since another input shares their name."""
     clipped: list[tuple[Path, str, float]] = field(default_factory=list)
     """Outputs whose peak was above full scale: (file, what was done, peak before)."""
+    channels: list[tuple[Path, int]] = field(default_factory=list)
+    """Inputs with more channels than the models take: (file, its channels); their first ones were separated."""
     separated: int = 0
 
 
-def find_inputs(path: str | Path) -> list[Path]:
-    """A wav/mp3/flac file, or the files of those types under a folder (recursive, sorted)."""
+def find_inputs(path: str | Path, *, exclude: str | Path | None = None) -> list[Path]:
+    """A wav/mp3/flac file, or the files of those types under a folder (recursive, sorted). Hidden files
+    and folders (``.name``) are left out, and so is the folder ``exclude`` (the output folder, when it
+    lies inside the input folder: earlier results are not separated again)."""
     path = Path(path)
     if not path.exists():
         raise StemcurateError(f"{path}: no such file or folder")
@@ -52,48 +57,36 @@ def find_inputs(path: str | Path) -> list[Path]:
         if path.suffix.lower() not in INPUT_EXTENSIONS:
             raise StemcurateError(f"{path}: unsupported file type (use {', '.join(INPUT_EXTENSIONS)})")
         return [path]
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in INPUT_EXTENSIONS and not p.name.startswith("."))
+    skip = Path(exclude).resolve() if exclude is not None else None
+
+    def wanted(p: Path) -> bool:
+        if not p.is_file() or p.suffix.lower() not in INPUT_EXTENSIONS:
+            return False
+        if any(part.startswith(".") for part in p.relative_to(path).parts):
+            return False
+        return skip is None or not p.resolve().is_relative_to(skip)
+
+    files = sorted(p for p in path.rglob("*") if wanted(p))
     if not files:
         raise StemcurateError(f"{path}: no {', '.join(INPUT_EXTENSIONS)} files in this folder")
     return files
 
 
-def resolve_checkpoints(targets: list[str] | None, checkpoints: list[Path] | None, *, models_dir: Path = Path("saved_models")) -> list[Path]:
-    """Checkpoint files for the asked targets: ``-c`` files (or folders holding ``<t>/<t>.ckpt``), else
-    ``saved_models/<target>/<target>.ckpt``. Nothing is loaded here (see :func:`load_separator`)."""
-    if checkpoints:
-        files = []
-        for c in checkpoints:
-            if c.is_dir():
-                files += [f for f in saved_model_files(c) if not targets or f.stem in targets]
-            else:
-                files.append(c)
-        if not files:
-            raise StemcurateError(f"{', '.join(map(str, checkpoints))}: no <target>/<target>.ckpt checkpoints found")
-    else:
-        if not targets:
-            files = saved_model_files(models_dir)
-            if not files:
-                raise StemcurateError(f"{models_dir}: no trained models; train one with `pipelines train` or pass -c CKPT")
-        else:
-            files = [models_dir / t / f"{t}.ckpt" for t in targets]
-    for f in files:
-        if not f.is_file():
-            raise StemcurateError(f"{f}: checkpoint not found")
-    return files
+def load_separator(sources: list[Path] | None, targets: list[str] | None, *, device: str = "cpu", **options) -> Separator:
+    """A :class:`Separator` with the models the sources name (:mod:`pipelines.models`; none: ``saved_models``),
+    only ``targets`` when given. ``options``: ``frame_s``, ``hop_s``, ``batch_size``. Every problem
+    (no model, a bad file, another target than asked, models of different rates) is a
+    :class:`StemcurateError` naming the path."""
+    from pipelines.models import load_models
 
-
-def load_separator(files: list[Path], targets: list[str] | None, *, device: str = "cpu", **options) -> Separator:
-    """Load every checkpoint once; a bad file, or a checkpoint of another target than asked, is an error naming it."""
+    loaded = load_models(sources, targets, device=device)
+    rates = {m.config.sample_rate for _, m in loaded.values()}
+    if len(rates) > 1:
+        raise StemcurateError(f"{', '.join(str(f) for f, _ in loaded.values())}: models with different sample rates {sorted(rates)}")
     try:
-        sep = Separator.from_checkpoint(files, device=device, **options)
-    except (CheckpointError, ValueError) as exc:
-        raise StemcurateError(str(exc)) from None
-    if targets:
-        for f, got in zip(files, sep.targets):  # from_checkpoint keeps the order of the files
-            if got not in targets:
-                raise StemcurateError(f"{f}: a '{got}' model, asked for {', '.join(targets)}")
-    return sep
+        return Separator({t: m for t, (_, m) in loaded.items()}, sample_rate=rates.pop(), device=device, **options)
+    except ValueError as exc:
+        raise StemcurateError(f"--frame/--hop: {exc}") from None
 
 
 def output_folder(src: Path, root: Path, out_dir: Path) -> Path:
@@ -163,11 +156,14 @@ def separate_files(
         if data.shape[0] == 0:
             report.failed.append((src, "no samples"))
             continue
-        bad = int(data.size - np.isfinite(data).sum())
-        if bad:
-            report.failed.append((src, f"{bad} NaN/inf samples"))
+        unusable = sample_problem(data)  # the scan's rule: NaN/inf samples, impossible levels
+        if unusable:
+            report.failed.append((src, unusable[1]))
             continue
         audio = np.ascontiguousarray(data.T)
+        if audio.shape[0] > separator.channels:  # curate.conform's rule: the first channels (front L/R of a 5.1 file)
+            report.channels.append((src, audio.shape[0]))
+            audio = np.ascontiguousarray(to_channels(audio, separator.channels))
         try:
             stems = separator(audio, sr)
         except ValueError as exc:

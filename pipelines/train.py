@@ -1,10 +1,12 @@
 """``pipelines train``: train one BSRNN target on a manifest with Lightning.
 
 Run folder ``out/``: ``config.yaml`` (resolved model + training settings and the manifest),
-``hparams.yaml``, ``checkpoints/last.ckpt`` and ``checkpoints/best.ckpt`` (best validation uSDR),
-``logs/metrics.csv`` (and TensorBoard logs when ``tensorboard`` is installed), ``summary.json``.
+``hparams.yaml``, ``checkpoints/last.ckpt`` and ``checkpoints/best.ckpt`` (best validation uSDR; only
+with validation tracks), ``logs/metrics.csv`` and ``logs/hparams.yaml`` (``tb/`` when ``tensorboard``
+is installed), ``summary.json``; nothing else.
 The best model is exported as ``{export_dir}/{target}/{target}.ckpt`` + ``hparams.yaml`` (the
-seed's layout), loadable with :meth:`bsrnn.model.BSRNN.load`.
+seed's layout), loadable with :meth:`bsrnn.model.BSRNN.load`. Which paths other commands take as a model:
+:mod:`pipelines.models`.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ import pandas as pd
 import yaml
 from torch.utils.data import DataLoader
 
-from bsrnn.model import BSRNN, BSRNNConfig, CheckpointError
+from bsrnn.model import BSRNN, BSRNNConfig
 from curate.atomic import atomic_path, write_text
 from curate.errors import StemcurateError
-from curate.safeload import torch_load
 from curate.schema import read_manifest
 from pipelines.config import TrainConfig, config_dict, model_differences
+from pipelines.models import load_models, read_model
 from pipelines.data import FragmentPool, StepSampler, TrainExamples, ValidExamples, fragment_corrupted, manifest_tracks, split_tracks
 
 CONFIG_FILE = "config.yaml"
@@ -57,30 +59,8 @@ def load_run_config(run_dir: str | Path) -> tuple[BSRNNConfig, TrainConfig, dict
     try:
         data = yaml.safe_load(path.read_text())
         return BSRNNConfig(**data.pop("model")), TrainConfig(**data.pop("train")), data
-    except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+    except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
         raise StemcurateError(f"{path}: unreadable run configuration ({exc})") from None
-
-
-def load_model_weights(path: str | Path) -> tuple[BSRNNConfig, dict]:
-    """Model config and state dict from an exported ``.ckpt`` or a Lightning checkpoint of this trainer;
-    :class:`StemcurateError` for anything else or non-finite weights (export and evaluate use it)."""
-    path = Path(path)
-    ckpt = torch_load(path)
-    if isinstance(ckpt, dict) and "hyper_parameters" in ckpt and "state_dict" in ckpt:
-        hp = ckpt["hyper_parameters"].get("model")
-        state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    elif isinstance(ckpt, dict) and "hparams" in ckpt and "state_dict" in ckpt:
-        hp, state = ckpt["hparams"], ckpt["state_dict"]
-    else:
-        raise StemcurateError(f"{path}: not a BSRNN checkpoint (no hyperparameters and state dict)")
-    try:
-        BSRNN.check_finite(state, path)
-    except CheckpointError as exc:
-        raise StemcurateError(str(exc)) from None
-    try:
-        return BSRNNConfig(**hp), state
-    except (TypeError, ValueError) as exc:
-        raise StemcurateError(f"{path}: hyperparameters do not rebuild a BSRNN ({exc})") from None
 
 
 RESUME_MAY_CHANGE = ("max_steps", "num_workers", "val_every")
@@ -116,9 +96,23 @@ def _check_resume(run: Path, now: dict) -> None:
         raise StemcurateError(f"{run}: cannot resume, changed since the run started: {'; '.join(changes)} (train into another --out)")
 
 
+def _check_export(path: Path, run: Path) -> None:
+    """Refuse, before training, to export over a model that another run exported (or of unknown origin):
+    an earlier model is never replaced without a word; the same run (a resume) may replace its own."""
+    if not path.exists():
+        return
+    try:
+        origin = (yaml.safe_load((path.parent / "hparams.yaml").read_text()) or {}).get("run")
+    except (OSError, yaml.YAMLError, AttributeError):
+        origin = None
+    if origin != str(run.resolve()):
+        raise StemcurateError(f"{path}: holds a model exported by {'run ' + str(origin) if origin else 'another run'}; "
+                              "pass another --export-dir (or remove it) so that it is not replaced")
+
+
 def export_model(checkpoint: str | Path, export_dir: str | Path, extra: dict | None = None) -> Path:
     """Write ``{export_dir}/{target}/{target}.ckpt`` (weights + model hparams) and ``hparams.yaml``."""
-    cfg, state = load_model_weights(checkpoint)
+    cfg, state = read_model(checkpoint)
     model = BSRNN(cfg)
     model.load_state_dict(state)
     folder = Path(export_dir) / cfg.target
@@ -192,7 +186,8 @@ def train(
     """Train ``model.target`` on the fragments of ``manifest``; see the module docstring for outputs.
 
     ``resume`` continues ``out/checkpoints/last.ckpt`` at its global step (up to ``config.max_steps``);
-    ``init_from`` starts from a trained model's weights (model hyperparameters must match);
+    ``init_from`` starts from a trained model's weights (any model source of :mod:`pipelines.models`
+    holding a ``model.target`` model; model hyperparameters must match);
     ``callbacks`` are extra Lightning callbacks.
     """
     from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
@@ -207,6 +202,7 @@ def train(
         raise StemcurateError(f"{run}: nothing to resume (no checkpoints/{LAST})")
     if not resume and ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
         raise StemcurateError(f"{run}: already holds a run; use --resume to continue it or another --out")
+    _check_export(Path(export_dir) / model.target / f"{model.target}.ckpt", run)
     m = read_manifest(manifest)
     if m.frame.empty:
         raise StemcurateError(f"{manifest}: manifest has no fragments (see the scan's problems file: tracks shorter than the detection window?)")
@@ -223,7 +219,8 @@ def train(
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = SeparationModule(asdict(model), asdict(config))
     if init_from is not None and not resume:
-        init_cfg, state = load_model_weights(init_from)
+        _, init_model = load_models(init_from, [model.target])[model.target]
+        init_cfg, state = init_model.config, init_model.state_dict()
         diff = model_differences(model, init_cfg)
         if diff:
             raise StemcurateError(f"--init-from {init_from}: model hyperparameters differ from the checkpoint's ({'; '.join(diff)})")
@@ -264,7 +261,9 @@ def train(
         accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes,
         max_steps=config.max_steps, max_epochs=-1, gradient_clip_val=config.grad_clip,
         val_check_interval=config.val_every if has_valid else None, check_val_every_n_epoch=None if has_valid else 1,
-        limit_val_batches=1.0 if has_valid else 0, num_sanity_val_steps=0, callbacks=checkpointing + list(callbacks or []), logger=loggers,
+        limit_val_batches=1.0 if has_valid else 0, num_sanity_val_steps=0,
+        callbacks=checkpointing + list(callbacks or []), logger=loggers,
+        enable_checkpointing=has_valid,  # without validation, no default checkpoint under logs/ (LastCheckpoint writes last.ckpt)
         log_every_n_steps=max(1, min(10, config.val_every // 2)), use_distributed_sampler=False,
         enable_progress_bar=progress, enable_model_summary=False, default_root_dir=run,
     )

@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 
 from curate.datasets import load_segment
 from curate.errors import StemcurateError
+from curate.outputs import check_output
 from curate.quality import bleed_bound, reasons
 from curate.filter import read_scored
 from curate.schema import read_corruptions
@@ -122,9 +123,18 @@ def _lowest_section(frame: pd.DataFrame, root: Path, per_stem: int, clip_s: floa
 
 def curation_report(manifest: str | Path = "manifest.parquet", output: str | Path = "curation_report.html", *,
                     threshold: float = 0.7, data_root: str | Path | None = None, per_stem: int = 20, clip_s: float = 4.0) -> Path:
-    """Write the curation report of a scored manifest to ``output`` (one self-contained HTML file)."""
+    """Write the curation report of a scored manifest to ``output`` (one self-contained HTML file).
+    :class:`StemcurateError` for a manifest without scores, or an ``output`` that is not a report
+    (:func:`curate.outputs.check_output`: the manifest itself, another kind of file), and for a data
+    folder (``data_root``, default the manifest's) that is missing or holds none of its files."""
+    check_output(output, "report", inputs=[manifest])
     m = read_scored(manifest, threshold)
     root = Path(data_root) if data_root is not None else m.root
+    if not root.is_dir():
+        raise StemcurateError(f"{root}: data folder not found" + ("" if data_root is not None else " (moved since the scan? pass --data DIR)"))
+    files = m.frame["path"].drop_duplicates()
+    if len(files) and not any((root / p).is_file() for p in files):
+        raise StemcurateError(f"{root}: none of the manifest's {len(files)} files is here (is it the folder that was scanned? --data)")
     frame = m.frame.copy()
     why = reasons(frame, threshold)
     frame["reason"], frame["kind"] = why["reason"], why["kind"]

@@ -12,6 +12,7 @@ import pandas as pd
 from markupsafe import escape
 
 from curate.errors import StemcurateError
+from curate.outputs import check_output
 from reports import html, plots
 
 
@@ -42,7 +43,7 @@ def run_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
 
     run = Path(run_dir)
     model_cfg, train_cfg, extra = load_run_config(run)
-    output = Path(output) if output is not None else run / "run_report.html"
+    output = check_output(Path(output) if output is not None else run / "run_report.html", "report", inputs=[run])
     metrics = run / "logs" / "metrics.csv"
     if not metrics.is_file():
         raise StemcurateError(f"{run}: no logs/metrics.csv (has the run trained yet?)")

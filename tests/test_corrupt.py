@@ -144,7 +144,7 @@ def test_an_error_leaves_no_half_copy_and_mono_stems_are_mixed(synth_dir, tmp_pa
     y[0, 1000] = np.nan
     sf.write(tracks[-1] / "drums.wav", y.T, 44100, subtype="FLOAT")
     dst = tmp_path / "out"
-    with pytest.raises(StemcurateError, match="drums.wav: non-finite"):
+    with pytest.raises(StemcurateError, match="drums.wav: 1 NaN/inf samples"):
         corrupt_dataset(src, dst, bleed_rate=1.0)
     assert not dst.exists() and not list(tmp_path.glob(".out*"))  # nothing half-written, and a rerun is not refused
     sf.write(tracks[-1] / "drums.wav", np.nan_to_num(y).T, 44100, subtype="FLOAT")

@@ -251,7 +251,7 @@ def test_clip_mode_rescale_clamp_none(tmp_path):
     from pipelines.separate import separate_files
 
     class Loud:
-        sample_rate, targets = 44100, ["vocals"]
+        sample_rate, targets, channels = 44100, ["vocals"], 2
 
         def __call__(self, audio, sr):
             return {"vocals": torch.from_numpy(2.0 * audio)}

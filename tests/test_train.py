@@ -17,7 +17,8 @@ from pipelines.config import TrainConfig, model_config, parse_sets, train_config
 from pipelines.data import FragmentPool, StepSampler, TrainExamples, _mask, fragment_corrupted, split_tracks
 from pipelines.module import SeparationModule, lr_multiplier
 from pipelines.robust import LossTruncation, combine, example_weights, relative_losses
-from pipelines.train import load_model_weights, train
+from pipelines.models import read_model
+from pipelines.train import train
 
 runner = CliRunner()
 FAST = dict(batch_size=4, crop_s=1.0, valid_crop_s=1.5, val_every=5, warmup_epochs=0, valid_fraction=0.0)
@@ -249,7 +250,7 @@ def test_short_run_lowers_the_loss(noisy, tmp_path):
     before = loss_of(mcfg, SeparationModule(mcfg.__dict__, cfg.__dict__).model.state_dict())
     r = train(noisy / "clean.parquet", model=mcfg, config=cfg, out=tmp_path / "run", export_dir=tmp_path / "exp", progress=False)
     assert r.global_step == 40
-    after_cfg, state = load_model_weights(r.exported)
+    after_cfg, state = read_model(r.exported)
     after = loss_of(after_cfg, state)
     assert after < 0.8 * before, (before, after)
     logs = pd.read_csv(tmp_path / "run" / "logs" / "metrics.csv")
@@ -442,3 +443,54 @@ def test_resume_refuses_a_changed_manifest_or_settings(noisy, tmp_path):
         train(man, model=mcfg, config=replace(cfg, max_steps=5, lr=1e-2), out=tmp_path / "run", resume=True, export_dir=tmp_path / "e", progress=False)
     r = train(man, model=mcfg, config=replace(cfg, max_steps=5), out=tmp_path / "run", resume=True, export_dir=tmp_path / "e", progress=False)
     assert r.global_step == 5
+
+
+def test_every_command_takes_the_same_model_paths(noisy, tmp_path):
+    """Issue 20, case 13: a run without validation writes only the documented files, and its Lightning
+    checkpoint, its run folder, the exported file and its saved_models folder are one model to
+    `separate -c`, `evaluate`, `--init-from` and the Python API."""
+    import soundfile as sf
+
+    from bsrnn.model import BSRNN
+    from pipelines.models import load_models
+
+    cfg = train_config({}, **FAST, max_steps=3)
+    r = train(noisy / "m.parquet", model=model_config("tiny", "vocals"), config=cfg, out=tmp_path / "run", export_dir=tmp_path / "e", progress=False)
+    written = sorted(str(p.relative_to(r.run_dir)) for p in r.run_dir.rglob("*") if p.is_file() and not p.parts[-2] == "tb")
+    assert written == ["checkpoints/last.ckpt", "config.yaml", "hparams.yaml", "logs/hparams.yaml", "logs/metrics.csv", "summary.json"]
+
+    forms = [r.run_dir, r.last_checkpoint, tmp_path / "e", tmp_path / "e" / "vocals", r.exported]
+    ref = BSRNN.load(r.exported).state_dict()
+    for form in forms:
+        (f, m), = load_models(form, ["vocals"]).values()
+        assert all(torch.equal(ref[k], v) for k, v in m.state_dict().items()), form
+    lightning = BSRNN.load(r.last_checkpoint).state_dict()  # the API reads the Lightning layout too
+    assert all(torch.equal(ref[k], v) for k, v in lightning.items())
+
+    song = tmp_path / "song.wav"
+    sf.write(song, 0.1 * np.random.default_rng(0).standard_normal((44100, 2)), 44100)
+    outs = []
+    for i, form in enumerate(forms):
+        res = runner.invoke(app, ["separate", "-i", str(song), "-o", str(tmp_path / f"sep{i}"), "-c", str(form)])
+        assert res.exit_code == 0, (form, res.output)
+        outs.append(sf.read(tmp_path / f"sep{i}" / "song" / "vocals.wav")[0])
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    usdr = []
+    for i, form in enumerate((r.last_checkpoint, r.exported)):
+        res = runner.invoke(app, ["evaluate", str(form), "--data", str(noisy / "clean"), "--subset", "train", "-n", "1",
+                                  "-o", str(tmp_path / f"res{i}.parquet")])
+        assert res.exit_code == 0, (form, res.output)
+        usdr.append(pd.read_parquet(tmp_path / f"res{i}.parquet")["usdr"].tolist())
+    assert usdr[0] == usdr[1]
+    r2 = train(noisy / "m.parquet", model=model_config("tiny", "vocals"), config=cfg, out=tmp_path / "run2", init_from=r.run_dir,
+               export_dir=tmp_path / "e2", progress=False)
+    assert r2.global_step == 3
+    res = runner.invoke(app, ["train", "-m", str(noisy / "m.parquet"), "--target", "drums", "--init-from", str(r.last_checkpoint),
+                              "-o", str(tmp_path / "run3"), "--no-progress"])
+    assert res.exit_code == 2 and "a 'vocals' model, asked for drums" in res.output and str(r.last_checkpoint) in res.output, res.output
+    (tmp_path / "e" / "bass").mkdir()
+    (tmp_path / "e" / "bass" / "bass.ckpt").write_bytes(b"not a checkpoint")
+    res = runner.invoke(app, ["separate", "-i", str(song), "-o", str(tmp_path / "sepx"), "-c", str(tmp_path / "e")])
+    assert res.exit_code == 2 and "bass.ckpt: not a loadable checkpoint" in res.output, res.output
+    res = runner.invoke(app, ["separate", "-i", str(song), "-o", str(tmp_path / "sepy"), "-c", str(r.exported), "-c", str(r.run_dir)])
+    assert res.exit_code == 2 and "a second 'vocals' model" in res.output, res.output
