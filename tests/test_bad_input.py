@@ -1,0 +1,373 @@
+"""Every command through the shared kinds of bad input (issue 20).
+
+The promise, in ``curate``, ``pipelines`` and the Python API alike: bad input gets a one-line error
+naming the file and the problem and exit code 2, or a documented, reported handling; never a
+traceback, never NaN written as a result, never an existing output lost. Three walks:
+
+* **paths**: every path argument of every command given a missing path, an empty file or folder, a
+  folder for a file (and a file for a folder), a file of garbage, and names with spaces, brackets
+  and non-ASCII letters;
+* **files in a dataset**: one track per kind of bad audio (not audio, zero-length, mono, six
+  channels, NaN, inf, absurd level, another rate, another length), hidden files and folders, odd
+  track names, through scan, filter, report, repair, corrupt, train, evaluate and separate;
+* **outputs**: every output path pointed at an input, at another kind of file, or at an earlier
+  output; what was there before is byte-for-byte unchanged whenever the command refuses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from curate.cli import app as curate_app
+from pipelines.cli import app as pipelines_app
+from tests.conftest import noise_stems, random_models, write_track
+
+runner = CliRunner()
+SR = 44100
+ODD = "odd [live] ñame"  # spaces, brackets (rich markup) and a non-ASCII letter
+
+
+def run(app, *args):
+    res = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "400"})
+    assert "Traceback" not in res.output, res.output
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return res
+
+
+def one_line_error(res, *names):
+    """Exit 2 and exactly one ``error:`` line that names every one of ``names``."""
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, res.output
+    for n in names:
+        assert str(n) in lines[0], (n, lines[0])
+    return lines[0]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------- a dataset with every kind of bad file
+
+BAD_TRACKS = {
+    # track: (file, the scan's check on it, readers that cannot use the track)
+    "nonaudio": ("vocals.wav", "decode"),
+    "zerolen": ("vocals.wav", "length"),
+    "mono": ("vocals.wav", "channels"),
+    "sixch": ("other.wav", "channels"),
+    "nan": ("vocals.wav", "non_finite"),
+    "inf": ("bass.wav", "non_finite"),
+    "absurd": ("other.wav", "level"),
+    "rate": ("drums.wav", "sample_rate"),
+    "length": ("drums.wav", "length"),
+}
+UNUSABLE = {"nonaudio", "zerolen", "nan", "inf", "absurd", "rate", "length"}
+"""Tracks with a file no reader can use (the others are read by documented rules: mono, first two channels)."""
+
+
+def _bad_track(folder: Path, kind: str, rng) -> None:
+    st = noise_stems(rng, 7.0)
+    write_track(folder, st, subtype="FLOAT", with_mixture=kind != "length")
+    if kind == "nonaudio":
+        (folder / "vocals.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + bytes(64))
+    elif kind == "zerolen":
+        sf.write(folder / "vocals.wav", np.zeros((0, 2)), SR)
+    elif kind == "mono":
+        for name, x in {**st, "mixture": sum(st.values())}.items():
+            sf.write(folder / f"{name}.wav", x[0], SR, subtype="FLOAT")
+    elif kind == "sixch":
+        sf.write(folder / "other.wav", np.tile(st["other"].T, (1, 3)), SR, subtype="FLOAT")
+    elif kind in ("nan", "inf", "absurd"):
+        stem = {"nan": "vocals", "inf": "bass", "absurd": "other"}[kind]
+        x = st[stem].T.copy()
+        x[2 * SR : 2 * SR + 2205] = {"nan": np.nan, "inf": np.inf, "absurd": 1e29}[kind]
+        sf.write(folder / f"{stem}.wav", x, SR, subtype="FLOAT")
+    elif kind == "rate":
+        sf.write(folder / "drums.wav", st["drums"].T[::2], SR // 2, subtype="FLOAT")
+    elif kind == "length":
+        sf.write(folder / "drums.wav", np.concatenate([st["drums"].T, st["drums"].T[: 2 * SR]]), SR, subtype="FLOAT")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """``data/{train,test}``: two good tracks (one with an odd name), one track per bad kind, hidden
+    files and a hidden track; tiny random models; a scored scan of the train subset."""
+    base = tmp_path_factory.mktemp("bad")
+    rng = np.random.default_rng(0)
+    for subset in ("train", "test"):
+        sub = base / "data" / subset
+        write_track(sub / "good", noise_stems(rng, 7.0), subtype="FLOAT")
+        write_track(sub / ODD, noise_stems(rng, 7.0), subtype="FLOAT")
+        for kind in BAD_TRACKS:
+            _bad_track(sub / kind, kind, rng)
+        (sub / "good" / "._vocals.wav").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+        (sub / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+        write_track(sub / ".hidden track", noise_stems(rng, 7.0))
+    models = random_models(base / "models")
+    res = run(curate_app, "scan", base / "data", "--embedder", "features", "--no-reference-pool", "-o", base / "scored.parquet")
+    assert res.exit_code == 0, res.output
+    return base
+
+
+# ---------------------------------------------------------------- paths
+
+
+def _paths(tmp: Path, expects: str, suffix: str) -> dict[str, Path]:
+    """One bad path per kind for an argument that ``expects`` a file (with ``suffix``) or a folder."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    out = {"missing": tmp / f"no such {ODD}{suffix if expects == 'file' else ''}"}
+    if expects == "file":
+        (tmp / f"empty {ODD}{suffix}").write_bytes(b"")
+        (tmp / f"garbage {ODD}{suffix}").write_bytes(np.random.default_rng(1).bytes(300))
+        (tmp / f"folder {ODD}{suffix}").mkdir()
+        out.update(empty=tmp / f"empty {ODD}{suffix}", garbage=tmp / f"garbage {ODD}{suffix}", wrong_type=tmp / f"folder {ODD}{suffix}")
+    else:
+        (tmp / f"empty {ODD}").mkdir()
+        (tmp / f"garbage {ODD}").mkdir()
+        (tmp / f"garbage {ODD}" / "notes.txt").write_text("not a dataset, a model or a run")
+        (tmp / f"file {ODD}").write_bytes(b"a file, not a folder")
+        out.update(empty=tmp / f"empty {ODD}", garbage=tmp / f"garbage {ODD}", wrong_type=tmp / f"file {ODD}")
+    return out
+
+
+# (app, argument builder given the world and the bad path, what the argument expects, a file suffix)
+PATH_ARGS = {
+    "curate scan DATA": (curate_app, lambda w, p, o: ["scan", p, "--no-score", "-o", o / "m.parquet"], "folder", ""),
+    "curate scan --reference": (curate_app, lambda w, p, o: ["scan", w / "data", "--embedder", "features", "--reference", p, "-o", o / "m.parquet"], "folder", ""),
+    "curate scan --separator": (curate_app, lambda w, p, o: ["scan", w / "data", "--embedder", "features", "--separator", p, "-o", o / "m.parquet"], "model", ".ckpt"),
+    "curate scan --musicnn-weights": (curate_app, lambda w, p, o: ["scan", w / "data", "--musicnn-weights", p, "-o", o / "m.parquet"], "file", ".safetensors"),
+    "curate filter MANIFEST": (curate_app, lambda w, p, o: ["filter", p, "-o", o / "c.parquet", "--rejected", o / "r.parquet"], "file", ".parquet"),
+    "curate report MANIFEST": (curate_app, lambda w, p, o: ["report", p, "-o", o / "r.html"], "file", ".parquet"),
+    "curate report --data": (curate_app, lambda w, p, o: ["report", w / "scored.parquet", "--data", p, "-o", o / "r.html"], "folder", ""),
+    "curate repair MANIFEST": (curate_app, lambda w, p, o: ["repair", p, o / "repaired"], "file", ".parquet"),
+    "curate corrupt SRC": (curate_app, lambda w, p, o: ["corrupt", p, o / "noisy"], "folder", ""),
+    "pipelines train --manifest": (pipelines_app, lambda w, p, o: ["train", "-m", p, "--model", "tiny", "-o", o / "run", "--export-dir", o / "e"], "file", ".parquet"),
+    "pipelines train --init-from": (pipelines_app, lambda w, p, o: ["train", "-m", w / "scored.parquet", "--init-from", p, "-o", o / "run", "--export-dir", o / "e"], "model", ".ckpt"),
+    "pipelines train --model": (pipelines_app, lambda w, p, o: ["train", "-m", w / "scored.parquet", "--model", p, "-o", o / "run", "--export-dir", o / "e"], "file", ".yaml"),
+    "pipelines train --resume": (pipelines_app, lambda w, p, o: ["train", "--resume", "-o", p], "folder", ""),
+    "pipelines evaluate MODEL": (pipelines_app, lambda w, p, o: ["evaluate", p, "--data", w / "data", "-o", o / "res.parquet"], "model", ".ckpt"),
+    "pipelines evaluate --data": (pipelines_app, lambda w, p, o: ["evaluate", w / "models", "--data", p, "-o", o / "res.parquet"], "folder", ""),
+    "pipelines separate --input": (pipelines_app, lambda w, p, o: ["separate", "-i", p, "-o", o / "sep", "-c", w / "models"], "input", ".wav"),
+    "pipelines separate --checkpoint": (pipelines_app, lambda w, p, o: ["separate", "-i", w / "data" / "test" / "good" / "mixture.wav", "-o", o / "sep", "-c", p], "model", ".ckpt"),
+    "pipelines report RUN": (pipelines_app, lambda w, p, o: ["report", p, "-o", o / "run.html"], "folder", ""),
+}
+
+
+@pytest.mark.parametrize("arg, kind", [(a, k) for a, (_, _, expects, _) in PATH_ARGS.items()
+                                       for k in ("missing", "empty", "garbage", "wrong_type")
+                                       if not (expects in ("model", "input") and k == "wrong_type")])  # those may be either
+def test_every_path_argument_refuses_bad_paths_in_one_line(world, tmp_path, arg, kind):
+    app, build, expects, suffix = PATH_ARGS[arg]
+    for form in ("file", "folder") if expects in ("model", "input") else (expects,):
+        bad = _paths(tmp_path / form, form, suffix)[kind]
+        before = sorted(p.name for p in world.iterdir())
+        out = tmp_path / f"out-{form}"
+        res = run(app, *build(world, bad, out))
+        one_line_error(res, bad)
+        assert sorted(p.name for p in world.iterdir()) == before  # nothing written beside the inputs
+        assert not out.exists() or not any(p.is_file() for p in out.rglob("*")), "an output was written"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files without read permission")
+def test_unreadable_files_are_one_line_errors(world, tmp_path):
+    manifest = tmp_path / "m.parquet"
+    manifest.write_bytes((world / "scored.parquet").read_bytes())
+    manifest.chmod(0)
+    try:
+        one_line_error(run(curate_app, "filter", manifest, "-o", tmp_path / "c.parquet", "--rejected", tmp_path / "r.parquet"), manifest)
+    finally:
+        manifest.chmod(0o644)
+
+
+# ---------------------------------------------------------------- bad files in a dataset
+
+
+def test_scan_reports_every_bad_file_by_its_real_path_and_ignores_hidden_ones(world):
+    problems = pd.read_parquet(world / "scored.problems.parquet")
+    manifest = pd.read_parquet(world / "scored.parquet")
+    for track, (file, check) in BAD_TRACKS.items():
+        rows = problems[(problems["track"] == track) & (problems["check"] == check)]
+        assert len(rows), (track, check, problems[problems["track"] == track])
+        assert any(p and p.endswith(f"{track}/{file}") and (world / "data" / p).is_file() for p in rows["path"]), rows
+    assert not any(".hidden" in t or t.startswith("._") for t in manifest["track"])
+    assert not problems["path"].dropna().str.contains("/._|.DS_Store|.hidden", regex=True).any()
+    assert ODD in set(manifest["track"]) and "good" in set(manifest["track"])
+    # unusable files are skipped; mono and six-channel files are read by the documented rule
+    for track in ("nan", "inf", "absurd", "nonaudio", "zerolen"):
+        file = BAD_TRACKS[track][0]
+        assert not ((manifest["track"] == track) & (manifest["stem"] == file[:-4])).any(), track
+    assert set(manifest.loc[manifest["track"] == "mono", "channels"]) == {1}
+    six = manifest[manifest["track"] == "sixch"]
+    assert set(six.loc[six["stem"] == "other", "channels"]) == {6} and set(six.loc[six["stem"] != "other", "channels"]) == {2}  # as in the file
+    # nothing non-finite was written as a result
+    for col in ("quality", "label_score", "bleed_db", "rms_db"):
+        assert np.isfinite(manifest[col].astype(float)).all(), col
+
+
+def test_scan_prints_odd_names_literally_and_strict_exits_2(tmp_path):
+    rng = np.random.default_rng(2)
+    write_track(tmp_path / "data" / "train" / ODD, noise_stems(rng, 7.0))
+    write_track(tmp_path / "data" / "train" / "good", noise_stems(rng, 7.0))
+    (tmp_path / "data" / "train" / ODD / "bass.wav").write_bytes(b"not audio")
+    res = run(curate_app, "scan", tmp_path / "data", "--no-score", "--strict", "-o", tmp_path / "m.parquet")
+    assert res.exit_code == 2 and "problem(s) found and --strict" in res.output
+    assert f"{ODD}/bass.wav" in res.output and f"│ {ODD}" in res.output, res.output
+
+
+def test_filter_and_report_on_a_dataset_with_bad_files(world, tmp_path):
+    res = run(curate_app, "filter", world / "scored.parquet", "-o", tmp_path / "c.parquet", "--rejected", tmp_path / "r.parquet", "-t", "0.05")
+    assert res.exit_code == 0, res.output
+    res = run(curate_app, "report", world / "scored.parquet", "-o", tmp_path / "r.html")
+    assert res.exit_code == 0, res.output
+    import re
+
+    html = re.sub(r"data:[^\"]+", "", (tmp_path / "r.html").read_text())  # embedded audio and images
+    assert "odd [live] ñame" in html and "NaN" not in html and "nan dB" not in html
+
+
+def test_repair_copies_tracks_it_cannot_read_and_says_why(world, tmp_path):
+    dst = tmp_path / "repaired"
+    res = run(curate_app, "repair", world / "scored.parquet", dst)
+    assert res.exit_code == 0, res.output
+    log = pd.read_parquet(dst / "repairs.parquet")
+    not_repaired = log[log["action"] == "not repaired"]
+    assert set(not_repaired["track"]) == UNUSABLE, not_repaired
+    for track in UNUSABLE:  # copied byte for byte, and the problem named with its file
+        file = BAD_TRACKS[track][0]
+        detail = not_repaired.loc[not_repaired["track"] == track, "detail"].iloc[0]
+        assert file in detail or f"track '{track}'" in detail, detail
+        assert digest(dst / "train" / track / file) == digest(world / "data" / "train" / track / file)
+    for track in ("good", ODD, "mono", "sixch"):  # repaired: finite, at most two channels, the track's length
+        for stem in ("vocals", "bass", "drums", "other", "mixture"):
+            x, sr = sf.read(dst / "train" / track / f"{stem}.wav", always_2d=True)
+            assert sr == SR and x.shape == (7 * SR, 1 if track == "mono" else 2) and np.isfinite(x).all(), (track, stem)
+    assert not (dst / "train" / ".hidden track").exists()
+
+
+def test_corrupt_refuses_a_bad_file_and_leaves_nothing(world, tmp_path):
+    res = run(curate_app, "corrupt", world / "data", tmp_path / "noisy")
+    line = one_line_error(res)
+    assert any(f"{t}/{BAD_TRACKS[t][0]}" in line or f"track '{t}'" in line for t in UNUSABLE), line
+    assert not (tmp_path / "noisy").exists() and not any(p.name.startswith(".noisy") for p in tmp_path.iterdir())
+
+
+def test_train_on_the_kept_fragments_of_mono_and_six_channel_files(world, tmp_path):
+    res = run(pipelines_app, "train", "-m", world / "scored.parquet", "--target", "bass", "--model", "tiny", "--max-steps", "2", "-b", "2",
+              "--set", "crop_s=1", "--set", "valid_fraction=0", "-o", tmp_path / "run", "--export-dir", tmp_path / "e", "--no-progress")
+    assert res.exit_code == 0, res.output
+    from bsrnn.model import read_checkpoint
+
+    _, state = read_checkpoint(tmp_path / "e" / "bass" / "bass.ckpt")
+    assert all(np.isfinite(v.numpy()).all() for v in state.values())
+
+
+def test_evaluate_leaves_out_the_tracks_it_cannot_score_and_names_them(world, tmp_path):
+    out = tmp_path / "res.parquet"
+    res = run(pipelines_app, "evaluate", world / "models", "--data", world / "data", "-o", out)
+    assert res.exit_code == 0, res.output
+    r = pd.read_parquet(out)
+    assert set(r["track"]) == {"good", ODD, *BAD_TRACKS}  # hidden tracks are not tracks
+    left = set(r.loc[r["left_out"].notna(), "track"])
+    # evaluate reads the targets (vocals, bass) and the mixture: a bad other.wav (absurd) or drums.wav
+    # (rate) beside a good mixture does not stop it; without a mixture (length) every stem is read
+    assert left == UNUSABLE - {"absurd", "rate"}, left
+    scored = r[r["left_out"].isna()]
+    assert np.isfinite(scored[["usdr", "csdr"]].to_numpy()).all()
+    text = res.output.replace("\n", " ")
+    for track in left:
+        assert track in text, track
+    assert "left out" in (tmp_path / "res.log").read_text()
+
+
+def test_separate_skips_unusable_files_and_separates_the_rest(world, tmp_path):
+    songs = tmp_path / "songs"  # one song per kind of bad file, an odd name, hidden files and folders
+    for track in ("nonaudio", "zerolen", "nan", "inf", "absurd", "mono", "sixch"):
+        (songs / track).mkdir(parents=True)
+        (songs / track / BAD_TRACKS[track][0]).write_bytes((world / "data" / "test" / track / BAD_TRACKS[track][0]).read_bytes())
+    (songs / f"{ODD}.wav").write_bytes((world / "data" / "test" / ODD / "mixture.wav").read_bytes())
+    (songs / "._x.wav").write_bytes(b"\x00\x05\x16\x07")
+    (songs / ".hidden").mkdir()
+    (songs / ".hidden" / "y.wav").write_bytes((world / "data" / "test" / "good" / "vocals.wav").read_bytes())
+    out = tmp_path / "sep"
+    res = run(pipelines_app, "separate", "-i", songs, "-o", out, "-c", world / "models" / "vocals")
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    for track in ("nonaudio", "zerolen", "nan", "inf", "absurd"):  # each skipped, named by its real path
+        path = str(songs / track / BAD_TRACKS[track][0])
+        assert any(line.startswith(f"skipped {path}: ") for line in lines), (track, res.output)
+    assert f"{songs / 'sixch' / 'other.wav'}: 6 channels, the first 2 separated" in lines
+    assert "3 of 8 files separated into vocals; 3 files in" in res.output
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav"))
+    assert written == ["mono/vocals/vocals.wav", f"{ODD}/vocals.wav", "sixch/other/vocals.wav"], written
+    for name, channels in zip(written, (1, 2, 2)):
+        x, sr = sf.read(out / name, always_2d=True)
+        assert sr == SR and x.shape == (7 * SR, channels) and np.isfinite(x).all(), name
+
+
+# ---------------------------------------------------------------- output collisions
+
+
+def test_outputs_never_replace_an_input_or_another_kind_of_file(world, tmp_path):
+    manifest = tmp_path / "m.parquet"
+    manifest.write_bytes((world / "scored.parquet").read_bytes())
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    page = tmp_path / "page.html"
+    page.write_text("<html>my own page</html>")
+    keep = {p: digest(p) for p in (manifest, notes, page)}
+    refused = [
+        (curate_app, ["scan", world / "data", "--no-score", "-o", notes], notes),
+        (curate_app, ["scan", world / "data", "--no-score", "-o", page], page),
+        (curate_app, ["filter", manifest, "-o", manifest], manifest),
+        (curate_app, ["filter", manifest, "-o", tmp_path / "c.parquet", "--rejected", notes], notes),
+        (curate_app, ["report", manifest, "-o", manifest], manifest),
+        (curate_app, ["report", manifest, "-o", page], page),
+        (curate_app, ["synth", world / "data", "-n", "1", "-s", "1"], world / "data"),
+        (curate_app, ["corrupt", world / "data", world / "data"], world / "data"),
+        (curate_app, ["repair", manifest, world / "data"], world / "data"),
+        (pipelines_app, ["evaluate", world / "models", "--data", world / "data", "-o", manifest], manifest),
+        (pipelines_app, ["evaluate", world / "models", "--data", world / "data", "-o", notes], notes),
+        (pipelines_app, ["separate", "-i", world / "data" / "test" / "good" / "mixture.wav", "-o", notes, "-c", world / "models"], notes),
+        # an exported model of unknown origin is not replaced by a new run's
+        (pipelines_app, ["train", "-m", manifest, "--target", "vocals", "--model", "tiny", "--max-steps", "1",
+                         "-o", tmp_path / "run", "--export-dir", world / "models"], world / "models" / "vocals" / "vocals.ckpt"),
+    ]
+    before = {p: digest(p) for p in (world / "models").rglob("*.ckpt")}
+    for app, args, path in refused:
+        one_line_error(run(app, *args), path)
+    assert {p: digest(p) for p in keep} == keep
+    assert {p: digest(p) for p in (world / "models").rglob("*.ckpt")} == before
+    assert not (world / "data" / "synth.json").exists() and not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_earlier_outputs_of_the_same_kind_are_replaced(world, tmp_path):
+    """The positive side of the rule: a re-scan, a re-filter, a re-report, a re-evaluation."""
+    for _ in range(2):
+        assert run(curate_app, "scan", world / "data", "--no-score", "-o", tmp_path / "m.parquet").exit_code == 0
+        assert run(curate_app, "filter", world / "scored.parquet", "-o", tmp_path / "c.parquet", "--rejected", tmp_path / "r.parquet",
+                   "-t", "0.05").exit_code == 0
+        assert run(curate_app, "report", world / "scored.parquet", "-o", tmp_path / "r.html").exit_code == 0
+        res = run(pipelines_app, "evaluate", world / "models", "--data", world / "data", "-n", "1", "-o", tmp_path / "results.parquet")
+        assert res.exit_code == 0, res.output
+    assert (tmp_path / "test.log").read_text().startswith("# stemcurate evaluation log")
+
+
+def test_separate_into_a_folder_inside_its_input_does_not_separate_its_own_results(world, tmp_path):
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    (songs / "a.wav").write_bytes((world / "data" / "test" / "good" / "mixture.wav").read_bytes())
+    (songs / ".b.wav").write_bytes((world / "data" / "test" / "good" / "mixture.wav").read_bytes())  # hidden: not an input
+    for _ in range(2):
+        res = run(pipelines_app, "separate", "-i", songs, "-o", songs / "separated", "-c", world / "models")
+        assert res.exit_code == 0 and "1 of 1 files separated" in res.output, res.output
+    assert sorted(p.relative_to(songs).as_posix() for p in songs.rglob("*.wav")) == [".b.wav", "a.wav", "separated/a/bass.wav", "separated/a/vocals.wav"]
