@@ -4,7 +4,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 OUT="${1:-demo}"
 STEPS="${DEMO_STEPS:-240}"
-rm -rf "$OUT/noisy" "$OUT/runs" "$OUT/saved_models"
+rm -rf "$OUT/noisy" "$OUT/runs" "$OUT/saved_models" "$OUT/separated" "$OUT/curation_report.html" "$OUT/run_report.html"
 mkdir -p "$OUT"
 curate synth "$OUT/data" --tracks 12 --test-tracks 2 --seconds 10 --seed 0
 curate corrupt "$OUT/data" "$OUT/noisy" --mislabel-rate 0.2 --bleed-rate 0.2 --seed 0
