@@ -21,8 +21,47 @@ def ensure_writable_dir(path: Path) -> None:
         raise StemcurateError(f"{path}: cannot create output folder ({exc.strerror})") from None
     if not os.access(parent, os.W_OK):
         raise StemcurateError(f"{path}: output folder {parent} is not writable")
+    try:  # os.access says yes for root everywhere; a folder such as /proc still takes no new file
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise StemcurateError(f"{path}: cannot write in {parent} ({exc.strerror or exc})") from None
     if Path(path).is_dir():
         raise StemcurateError(f"{path}: is a folder, expected a file path")
+
+
+def check_folder(path: str | os.PathLike) -> Path:
+    """:class:`StemcurateError` naming ``path`` unless it is a folder that takes files, or could be
+    created as one (its nearest existing parent takes files); creates nothing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise StemcurateError(f"{path}: exists and is not a folder")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise StemcurateError(f"{path}: cannot be created ({parent} is a file)")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise StemcurateError(f"{path}: cannot write in {parent} ({exc.strerror or exc})") from None
+    return path
+
+
+def make_dir(path: str | os.PathLike) -> Path:
+    """Create the folder ``path`` (and its parents) and check that files can be written in it;
+    :class:`StemcurateError` naming it otherwise (a file in the way, ``/proc``, no permission)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise StemcurateError(f"{path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise StemcurateError(f"{path}: cannot write in this folder ({exc.strerror or exc})") from None
+    return path
 
 
 def _umask() -> int:
@@ -35,11 +74,16 @@ def _umask() -> int:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success rename it onto ``path``.
 
-    On any exception the temporary file is removed and an existing ``path`` is left untouched.
+    On any exception the temporary file is removed and an existing ``path`` is left untouched; an
+    operating-system error (a folder that takes no files such as ``/proc``, a full disk) becomes a
+    :class:`StemcurateError` naming ``path``.
     """
     path = Path(path)
     ensure_writable_dir(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
+    except OSError as exc:
+        raise StemcurateError(f"{path}: cannot write here ({exc.strerror or exc})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -47,6 +91,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if tmp_path.exists():
             os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp_path, path)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        raise StemcurateError(f"{path}: cannot write ({exc.strerror or exc})") from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -61,7 +108,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     work = path.parent / f".{path.name}.partial"
     if work.exists():
         shutil.rmtree(work)
-    work.mkdir(parents=True)
+    make_dir(work)
     try:
         yield work
         if path.exists():

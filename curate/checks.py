@@ -22,7 +22,7 @@ import numpy as np
 from curate import audio as audio_io
 from curate.conform import MAX_PEAK_DB, common_length, peak_dbfs, sample_problem
 from curate.datasets import MIXTURE, Track
-from curate.errors import StemcurateError
+from curate.errors import StemcurateError, check_finite_fields
 
 ERROR, WARNING = "skipped", "warning"
 
@@ -37,6 +37,9 @@ class CheckConfig:
     """Mixture residual above this (dB re mixture) is reported. MUSDB18's AAC reads about -32 dB."""
     max_peak_db: float = MAX_PEAK_DB
     """A file whose peak is above this (dBFS; 100x full scale) holds impossible values (a corrupt float file)."""
+
+    def __post_init__(self):
+        check_finite_fields(self, "check settings")
 
     def to_dict(self) -> dict:
         return asdict(self)

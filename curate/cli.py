@@ -209,6 +209,10 @@ def _print_summary(result) -> None:
             out_console.print(f"... {len(result.problems) - 30} more")
     for w in result.warnings:
         err_console.print(f"warning: {w}")
+    if result.labels is not None:
+        lab = result.labels
+        out_console.print(f"label model: estimated noise rate {lab.eps:.0%} (share of stems whose content is not their label); "
+                          f"{lab.dataset_share:.0%} of its training from this dataset" + (f", {lab.reference_units} reference units" if lab.reference_units else ""))
     if frag["quality"].notna().any():
         q = frag["quality"].astype(float)
         out_console.print(f"quality: median {q.median():.2f}, {int((q < 0.7).sum())} of {len(q)} fragments below 0.7")

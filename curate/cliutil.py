@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import sys
 
 import typer
@@ -21,13 +22,17 @@ RESUMABLE = "finished work is kept; run the same command again to resume"
 
 def guarded(fn=None, *, interrupted: str = RESUMABLE):
     """Turn :class:`StemcurateError` into a one-line message and exit code 2, and an interrupt into
-    ``interrupted: <interrupted>`` and exit code 130. Use as ``@guarded`` or ``@guarded(interrupted=...)``."""
+    ``interrupted: <interrupted>`` and exit code 130. A NaN or infinite number given to any option is
+    such an error before the command runs. Use as ``@guarded`` or ``@guarded(interrupted=...)``."""
     if fn is None:
         return functools.partial(guarded, interrupted=interrupted)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            for name, value in kwargs.items():  # --threshold nan, --hop inf: no option of any command takes them
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise StemcurateError(f"--{name.replace('_', '-')}: must be a finite number, got {value}")
             return fn(*args, **kwargs)
         except StemcurateError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -41,7 +46,8 @@ def guarded(fn=None, *, interrupted: str = RESUMABLE):
 
 def make_app(name: str, help: str) -> typer.Typer:
     """A Typer app with the project's conventions: help on no arguments, plain errors, no completion."""
-    return typer.Typer(name=name, help=help, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+    return typer.Typer(name=name, help=help, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                       rich_markup_mode=None)  # usage errors as click prints them: one "Error: ..." line, no box
 
 
 def progress_bar() -> Progress:

@@ -46,7 +46,7 @@ from curate.atomic import atomic_dir
 from curate.bleed import BleedConfig, track_bleed
 from curate.conform import to_channels
 from curate.datasets import MIXTURE, copy_subsets, copy_track, discover
-from curate.errors import StemcurateError
+from curate.errors import StemcurateError, check_finite_fields
 from curate.schema import Manifest, write_repairs
 from curate.spectra import stft
 
@@ -74,6 +74,9 @@ class RepairConfig:
     """Taps before zero delay (a zero-delay copy). Kept short: a leak the other way round (the
     sibling holding a copy of this file) sits at negative lags, and a filter reaching there would
     predict this file from that copy and subtract its own content."""
+
+    def __post_init__(self):
+        check_finite_fields(self, "repair settings")
 
 
 def file_labels(frame: pd.DataFrame) -> pd.DataFrame:

@@ -237,9 +237,12 @@ def _save_part(parts: Path, key: str, rows: list[dict], problems: list[Problem],
 
 
 def resolve_stems(tracks: list[Track], stems: list[str] | None, root: Path) -> list[str]:
-    """Validate requested stem names against the files found; default: vocals, bass, drums, other."""
+    """Validate requested stem names against the files found. Default: those of vocals, bass, drums and
+    other that the data has (a vocals-only dataset is scanned for vocals), else every stem it has."""
     present = available_stems(tracks)
-    stems = list(DEFAULT_STEMS) if stems is None else list(dict.fromkeys(stems))
+    if stems is None:
+        stems = [s for s in DEFAULT_STEMS if s in present] or [s for s in present if s != MIXTURE]
+    stems = list(dict.fromkeys(stems))
     if not stems:
         raise StemcurateError("--stems: no stem names given")
     for s in stems:

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import signal
 
 from curate import audio as audio_io
-from curate.atomic import write_text
+from curate.atomic import make_dir, write_text
 from curate.datasets import DEFAULT_STEMS
 from curate.errors import StemcurateError
 
@@ -360,11 +360,10 @@ def synth_dataset(out_dir: str | Path, *, tracks: int = 12, test_tracks: int = 0
     tracks are never mixed into another dataset (:class:`StemcurateError`).
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise StemcurateError(f"{out_dir}: exists and is not a folder")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "synth.json").is_file():
         raise StemcurateError(f"{out_dir}: not empty and not a curate synth dataset (no synth.json); "
                               "synthetic tracks are not mixed into other data, choose a new folder")
+    make_dir(out_dir)
     plans = []
     jobs = [("train", i) for i in range(tracks)] + [("test", tracks + i) for i in range(test_tracks)]
     for subset, i in jobs:

@@ -163,12 +163,14 @@ def separate_cmd(
 ):
     """Separate songs into stems with trained models."""
     from curate.cliutil import err_console, progress_bar
+    from curate.atomic import check_folder
     from pipelines.separate import find_inputs, load_separator, separate_files
 
     targets = [t for item in targets or [] for t in parse_list(item, "--target")] or None
     if output.exists() and not output.is_dir():
         raise StemcurateError(f"{output}: exists and is not a folder (--output is the folder the stems go to)")
     inputs = find_inputs(input, exclude=output)
+    check_folder(output)
     sep = load_separator(checkpoints, targets, device=device, frame_s=frame, hop_s=hop)
     with progress_bar() as bar:
         task = bar.add_task("separate", total=len(inputs), item="")

@@ -4,6 +4,7 @@ training-only settings (:class:`TrainConfig`), resolved from ``--model paper|tin
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -59,7 +60,10 @@ class TrainConfig:
     truncate_level_band_db: float = 3.0  # history mode: compare with examples whose target-to-mixture level is this close (0: all)
 
     def __post_init__(self):
-        problems = []
+        problems = [f"{f.name} must be a finite number (got {getattr(self, f.name)})" for f in fields(self)
+                    if isinstance(getattr(self, f.name), float) and not math.isfinite(getattr(self, f.name))]
+        if problems:
+            raise StemcurateError("training settings: " + "; ".join(problems))
         if self.weighting not in WEIGHTINGS:
             problems.append(f"weighting must be one of {', '.join(WEIGHTINGS)} (got '{self.weighting}')")
         if self.truncate_mode not in TRUNCATE_MODES:
@@ -76,6 +80,11 @@ class TrainConfig:
                 problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
         if self.crop_s <= 0 or self.valid_crop_s <= 0:
             problems.append("crop_s and valid_crop_s must be > 0")
+        for name in ("lr", "warmup_alpha", "decay_gamma"):
+            if not float(getattr(self, name)) > 0:
+                problems.append(f"{name} must be > 0 (got {getattr(self, name)})")
+        if self.grad_clip < 0:
+            problems.append(f"grad_clip must be >= 0 (got {self.grad_clip})")
         if not 0.0 <= self.ema_decay < 1.0:
             problems.append(f"ema_decay must be within [0, 1) (got {self.ema_decay})")
         if problems:

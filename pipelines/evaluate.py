@@ -60,7 +60,10 @@ def evaluate(
     found = discover(data_root, subset=subset)
     if tracks is not None:
         found = found[:tracks]
-    seps = {t: Separator(m, sample_rate=m.config.sample_rate, frame_s=frame_s, hop_s=hop_s, device=device) for t, m in models.items()}
+    try:
+        seps = {t: Separator(m, sample_rate=m.config.sample_rate, frame_s=frame_s, hop_s=hop_s, device=device) for t, m in models.items()}
+    except ValueError as exc:
+        raise StemcurateError(f"--frame/--hop: {exc}") from None
     rows = []
     for track in found:
         if on_track:

@@ -24,7 +24,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 from bsrnn.model import BSRNN, BSRNNConfig
-from curate.atomic import atomic_path, write_text
+from curate.atomic import atomic_path, make_dir, write_text
 from curate.errors import StemcurateError
 from curate.schema import read_manifest
 from pipelines.config import TrainConfig, config_dict, model_differences
@@ -226,7 +226,8 @@ def train(
             raise StemcurateError(f"--init-from {init_from}: model hyperparameters differ from the checkpoint's ({'; '.join(diff)})")
         module.model.load_state_dict(state)
 
-    run.mkdir(parents=True, exist_ok=True)
+    for folder in (run, export_dir):  # a folder that cannot be written fails now, not after training
+        make_dir(folder)
     cfg_data = {**config_dict(model, config), "manifest": str(Path(manifest).resolve()), "manifest_digest": manifest_digest(m),
                 "init_from": str(init_from) if init_from else None, "export_dir": str(export_dir),
                 "train_tracks": train_tracks, "valid_tracks": valid_tracks}

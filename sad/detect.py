@@ -12,7 +12,8 @@ window are not analysed (the fragment still spans the whole window).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -30,6 +31,9 @@ class SADConfig:
     min_active: float = 0.5
 
     def __post_init__(self):
+        bad = [f.name for f in fields(self) if not math.isfinite(getattr(self, f.name))]
+        if bad:
+            raise ValueError(f"SAD {', '.join(bad)} must be finite numbers")
         if not self.window_s > 0 or not self.hop_s > 0:
             raise ValueError(f"SAD window_s and hop_s must be > 0, got {self.window_s}, {self.hop_s}")
         if self.n_chunks < 1:

@@ -44,9 +44,10 @@ def run(app, *args):
 
 
 def one_line_error(res, *names):
-    """Exit 2 and exactly one ``error:`` line that names every one of ``names``."""
+    """Exit 2 and exactly one ``error:`` line (``Error:`` for the option parser's usage errors) that
+    names every one of ``names``."""
     assert res.exit_code == 2, res.output
-    lines = [line for line in res.output.splitlines() if line.startswith("error:")]
+    lines = [line for line in res.output.splitlines() if line.startswith(("error:", "Error:"))]
     assert len(lines) == 1, res.output
     for n in names:
         assert str(n) in lines[0], (n, lines[0])
@@ -371,3 +372,65 @@ def test_separate_into_a_folder_inside_its_input_does_not_separate_its_own_resul
         res = run(pipelines_app, "separate", "-i", songs, "-o", songs / "separated", "-c", world / "models")
         assert res.exit_code == 0 and "1 of 1 files separated" in res.output, res.output
     assert sorted(p.relative_to(songs).as_posix() for p in songs.rglob("*.wav")) == [".b.wav", "a.wav", "separated/a/bass.wav", "separated/a/vocals.wav"]
+
+
+def test_ctrl_c_while_a_command_loads_is_one_line_and_exit_130(monkeypatch, capsys):
+    import importlib
+
+    from curate import entry
+
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib, "import_module", interrupted)
+    with pytest.raises(SystemExit) as exc:
+        entry.curate()
+    assert exc.value.code == 130 and capsys.readouterr().err.strip() == "interrupted while starting; nothing was done"
+
+
+def test_outputs_in_a_folder_that_takes_no_files_are_one_line_errors(world, tmp_path):
+    if not Path("/proc").is_dir():
+        pytest.skip("no /proc")
+    res = run(curate_app, "scan", world / "data", "--no-score", "-o", "/proc/stemcurate.parquet")
+    one_line_error(res, "/proc/stemcurate.parquet")
+    one_line_error(run(curate_app, "repair", world / "scored.parquet", "/proc/repaired"), "/proc/")
+    one_line_error(run(pipelines_app, "separate", "-i", world / "data" / "test" / "good" / "mixture.wav", "-o", "/proc/sep",
+                       "-c", world / "models"), "/proc/sep")
+
+
+def test_a_dataset_without_some_standard_stems_is_scanned_for_those_it_has(tmp_path):
+    rng = np.random.default_rng(3)
+    for i in range(2):
+        write_track(tmp_path / "data" / "train" / f"t{i}", noise_stems(rng, 7.0, names=("vocals", "guitar")))
+    res = run(curate_app, "scan", tmp_path / "data", "--no-score", "-o", tmp_path / "m.parquet")
+    assert res.exit_code == 0, res.output
+    assert set(pd.read_parquet(tmp_path / "m.parquet")["stem"]) == {"vocals"}
+    one_line_error(run(curate_app, "scan", tmp_path / "data", "--no-score", "--stems", "bass", "-o", tmp_path / "m2.parquet"), "unknown stem 'bass'")
+
+
+NUMBERS = [  # (app, arguments before the number, option): every float option of every command
+    (curate_app, ["synth", "{tmp}/s", "-n", "1"], "--seconds"),
+    (curate_app, ["scan", "{data}", "--no-score", "-o", "{tmp}/m.parquet"], "--sad-window"),
+    (curate_app, ["scan", "{data}", "--no-score", "-o", "{tmp}/m.parquet"], "--sad-hop"),
+    (curate_app, ["scan", "{data}", "--no-score", "-o", "{tmp}/m.parquet"], "--silence-db"),
+    (curate_app, ["scan", "{data}", "--no-score", "-o", "{tmp}/m.parquet"], "--max-residual-db"),
+    (curate_app, ["filter", "{scored}", "-o", "{tmp}/c.parquet", "--rejected", "{tmp}/r.parquet"], "--threshold"),
+    (curate_app, ["filter", "{scored}", "-o", "{tmp}/c.parquet", "--rejected", "{tmp}/r.parquet"], "--bleed-db"),
+    (curate_app, ["corrupt", "{data}", "{tmp}/n"], "--mislabel-rate"),
+    (curate_app, ["repair", "{scored}", "{tmp}/r"], "--leak-min-db"),
+    (curate_app, ["report", "{scored}", "-o", "{tmp}/r.html"], "--threshold"),
+    (pipelines_app, ["train", "-m", "{scored}", "--model", "tiny", "-o", "{tmp}/run", "--export-dir", "{tmp}/e"], "--truncate-quantile"),
+    (pipelines_app, ["train", "-m", "{scored}", "--model", "tiny", "-o", "{tmp}/run", "--export-dir", "{tmp}/e", "--set"], "lr="),
+    (pipelines_app, ["evaluate", "{models}", "--data", "{data}", "-o", "{tmp}/r.parquet"], "--hop"),
+    (pipelines_app, ["separate", "-i", "{data}/test/good/mixture.wav", "-o", "{tmp}/sep", "-c", "{models}"], "--frame"),
+]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_nan_and_inf_options_are_one_line_errors(world, tmp_path, value):
+    for app, args, option in NUMBERS:
+        fill = {"tmp": tmp_path, "data": world / "data", "scored": world / "scored.parquet", "models": world / "models"}
+        argv = [a.format(**fill) for a in args] + ([option + value] if option.endswith("=") else [option, value])
+        line = one_line_error(run(app, *argv), option.rstrip("="))
+        assert "finite" in line or "Invalid value" in line, line  # ours, or the parser's range check
+    assert not any(p.is_file() for p in tmp_path.rglob("*")), "an output was written"

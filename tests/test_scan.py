@@ -210,7 +210,7 @@ def test_failed_write_keeps_previous_manifest(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(schema.pq, "write_table", fail)
-    with pytest.raises(OSError):
+    with pytest.raises(StemcurateError, match="m.parquet.*cannot write \\(disk full\\)"):
         scan(root, output=out)
     assert out.read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.parquet")]
