@@ -170,7 +170,7 @@ def write_results(results: pd.DataFrame, path: str | Path, *, header: str = "") 
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     body = [LOG_HEADER, header, summary_table(results), "", "per track:"]
-    body += [f"{r.track:<30}{r.target:<10} uSDR {r.usdr:7.2f}  cSDR {r.csdr:7.2f}" + (f"  left out: {r.left_out}" if getattr(r, "left_out", None) else "")
+    body += [f"{r.track:<30}{r.target:<10} uSDR {r.usdr:7.2f}  cSDR {r.csdr:7.2f}" + (f"  left out: {r.left_out}" if isinstance(getattr(r, "left_out", None), str) else "")
              for r in results.itertuples()]
     write_text(log, "\n".join(b for b in body if b is not None) + "\n")
     return path, log
