@@ -50,6 +50,17 @@ class BSRNNConfig:
     mlp_dim: int = 512
 
     def __post_init__(self):
+        problems = [f"{name} must be an integer >= 1 (got {getattr(self, name)!r})"
+                    for name in ("sample_rate", "n_fft", "hop", "fc_dim", "rnn_dim", "num_layers", "mlp_dim")
+                    if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) or getattr(self, name) < 1]
+        if self.channels not in (1, 2):
+            problems.append(f"channels must be 1 or 2 (got {self.channels!r})")
+        if not problems and not 16 <= self.n_fft:
+            problems.append(f"n_fft must be >= 16 (got {self.n_fft})")
+        if not problems and not self.hop <= self.n_fft:
+            problems.append(f"hop must be at most n_fft ({self.n_fft}), got {self.hop}")
+        if problems:
+            raise ValueError("; ".join(problems))
         if not self.bands:
             if self.target not in BUILTIN_SPECS:
                 raise ValueError(f"no built-in band spec for target '{self.target}'; pass bands=[[end_hz, step_hz], ...]")
@@ -167,6 +178,8 @@ def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     than :class:`BSRNNConfig`, or holds NaN/inf weights.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:

@@ -32,6 +32,29 @@ def trapezoid(length: int, fade: int) -> torch.Tensor:
     return w
 
 
+MAX_FRAME_S = 60.0
+"""Longest separation frame, seconds (memory grows with it; the models were trained on a few seconds)."""
+
+
+def torch_device(device: str | torch.device) -> torch.device:
+    """``device`` as a :class:`torch.device` that this machine has; :class:`ValueError` naming it
+    otherwise (an unknown name, ``cuda`` without a CUDA build or GPU, ``cuda:3`` on a one-GPU machine)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device {device!r}: {str(exc).splitlines()[0][:160]}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: CUDA is not available on this machine (torch {torch.__version__})")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {device!r}: MPS is not available on this machine")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r}: use cpu, cuda, cuda:N or mps")
+    return dev
+
+
 class Separator:
     """Runs models ``(batch, channels, samples) -> (batch, channels, samples)`` over long audio.
 
@@ -44,6 +67,8 @@ class Separator:
                  hop_s: float = 2.5, batch_size: int = 4, device: str | torch.device | None = None):
         if not 0 < hop_s <= frame_s:
             raise ValueError(f"hop ({hop_s} s) must be > 0 and at most the frame ({frame_s} s)")
+        if frame_s > MAX_FRAME_S:
+            raise ValueError(f"frame ({frame_s} s) must be at most {MAX_FRAME_S:.0f} s")
         if isinstance(model, dict):
             if not model:
                 raise ValueError("no models given")
@@ -55,11 +80,14 @@ class Separator:
         self.model = model
         self.sample_rate = sample_rate
         self.channels = getattr(getattr(model, "config", None), "channels", 2)
+        n_fft = max((getattr(getattr(m, "config", None), "n_fft", 0) for m in self.models.values()), default=0)
+        if frame_s * sample_rate < n_fft:
+            raise ValueError(f"frame ({frame_s} s) is shorter than the models' STFT window ({n_fft} samples at {sample_rate} Hz)")
         self.frame = int(round(frame_s * sample_rate))
         self.hop = int(round(hop_s * sample_rate))
         self.fade = min(self.frame - self.hop, self.frame // 2)
         self.batch_size = batch_size
-        self.device = torch.device(device) if device is not None else next((p.device for p in model.parameters()), torch.device("cpu"))
+        self.device = torch_device(device) if device is not None else next((p.device for p in model.parameters()), torch.device("cpu"))
         if device is not None:  # a model built or loaded on the CPU runs where the batches go
             for m in self.models.values():
                 m.to(self.device)

@@ -12,22 +12,35 @@ from pathlib import Path
 from curate.errors import StemcurateError
 
 
-def ensure_writable_dir(path: Path) -> None:
-    """Create ``path``'s parent folder if needed; raise a one-line error when it can't be written."""
-    parent = Path(path).resolve().parent
+def _takes_files(folder: Path, name: Path) -> None:
+    """:class:`StemcurateError` naming ``name`` unless a file can be created in ``folder``.
+
+    ``os.access`` says yes for root everywhere; a folder such as ``/proc`` still takes no new file, so
+    this creates (and removes) one.
+    """
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise StemcurateError(f"{name}: cannot write in {folder} ({exc.strerror or exc})") from None
+
+
+def _make_parent(path: Path) -> Path:
+    parent = path.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StemcurateError(f"{path}: cannot create output folder ({exc.strerror})") from None
-    if not os.access(parent, os.W_OK):
-        raise StemcurateError(f"{path}: output folder {parent} is not writable")
-    try:  # os.access says yes for root everywhere; a folder such as /proc still takes no new file
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as exc:
-        raise StemcurateError(f"{path}: cannot write in {parent} ({exc.strerror or exc})") from None
-    if Path(path).is_dir():
+    if path.is_dir():
         raise StemcurateError(f"{path}: is a folder, expected a file path")
+    return parent
+
+
+def ensure_writable_dir(path: str | os.PathLike) -> None:
+    """Up-front check of an output file path: create its parent folder if needed and raise a one-line
+    :class:`StemcurateError` naming ``path`` when no file can be written there, or ``path`` is a folder."""
+    path = Path(path)
+    _takes_files(_make_parent(path), path)
 
 
 def check_folder(path: str | os.PathLike) -> Path:
@@ -41,11 +54,7 @@ def check_folder(path: str | os.PathLike) -> Path:
         parent = parent.parent
     if not parent.is_dir():
         raise StemcurateError(f"{path}: cannot be created ({parent} is a file)")
-    try:
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as exc:
-        raise StemcurateError(f"{path}: cannot write in {parent} ({exc.strerror or exc})") from None
+    _takes_files(parent, path)
     return path
 
 
@@ -57,10 +66,9 @@ def make_dir(path: str | os.PathLike) -> Path:
         raise StemcurateError(f"{path}: exists and is not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
     except OSError as exc:
-        raise StemcurateError(f"{path}: cannot write in this folder ({exc.strerror or exc})") from None
+        raise StemcurateError(f"{path}: cannot create this folder ({exc.strerror or exc})") from None
+    _takes_files(path, path)
     return path
 
 
@@ -79,9 +87,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     :class:`StemcurateError` naming ``path``.
     """
     path = Path(path)
-    ensure_writable_dir(path)
+    parent = _make_parent(path)  # mkstemp below is the probe: no extra file on this hot path
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
     except OSError as exc:
         raise StemcurateError(f"{path}: cannot write here ({exc.strerror or exc})") from None
     os.close(fd)

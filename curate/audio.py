@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ def info(path: str | Path) -> AudioInfo:
     try:
         i = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise StemcurateError(f"{path}: cannot open audio ({_short(exc)})") from None
+        raise StemcurateError(f"{path}: cannot open audio ({_short(exc, path)})") from None
     return AudioInfo(int(i.samplerate), int(i.channels), int(i.frames))
 
 
@@ -42,7 +43,7 @@ def read(path: str | Path, start: int = 0, stop: int | None = None) -> tuple[np.
     try:
         data, sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise StemcurateError(f"{path}: cannot decode audio ({_short(exc)})") from None
+        raise StemcurateError(f"{path}: cannot decode audio ({_short(exc, path)})") from None
     return np.ascontiguousarray(data.T), int(sr)
 
 
@@ -58,7 +59,10 @@ def write(path: str | Path, audio: np.ndarray, sample_rate: int, *, subtype: str
     if fmt == "MP3":
         subtype = "MPEG_LAYER_III"
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), audio.T, sample_rate, subtype=subtype, format=fmt)
+        try:
+            sf.write(str(tmp), audio.T, sample_rate, subtype=subtype, format=fmt)
+        except sf.LibsndfileError as exc:  # a full disk, a quota: libsndfile's error, not an OSError
+            raise StemcurateError(f"{path}: cannot write ({exc.error_string})") from None
     return path
 
 
@@ -93,6 +97,10 @@ def wav_declared_frames(path: str | Path) -> int | None:
         return None
 
 
-def _short(exc: BaseException) -> str:
+def _short(exc: BaseException, path: str | Path | None = None) -> str:
+    if path is not None and Path(path).is_symlink() and not Path(path).exists():
+        return f"broken symbolic link to {os.readlink(path)}"
     text = str(exc).strip().splitlines()
+    if path is not None and Path(path).is_file() and text and "does not exist or is not a regular file" in text[0]:
+        return "not an audio file libsndfile can read: unknown or corrupt format"  # its message for a file of garbage
     return text[0] if text else type(exc).__name__

@@ -14,6 +14,8 @@ of the stems, in dB relative to the mixture, above ``max_residual_db``).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from collections import Counter
 from dataclasses import asdict, dataclass
 
@@ -101,6 +103,10 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
     for name in stems:
         if name not in track.stems:
             report(name, None, "missing", ERROR, f"no {name} file in track (has {', '.join(track.stems) or 'none'})")
+    for path in track.ignored:  # bass.flac beside bass.wav: one file per stem is read, and the scan says which
+        name = path.stem
+        kept = track.source(name).path.name
+        report(name, Path(os.path.relpath(path, track.root)).as_posix(), "duplicate", WARNING, f"second file of stem '{name}'; {kept} is read, this one is not")
 
     names = list(track.stems) + ([MIXTURE] if track.mixture is not None else [])
     loaded: dict[str, np.ndarray] = {}

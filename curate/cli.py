@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from curate.checks import CheckConfig
-from curate.cliutil import make_app, err_console, guarded, out_console, parse_list, progress_bar
+from curate.cliutil import MAX_SEED, make_app, err_console, guarded, out_console, parse_list, progress_bar
 from curate.errors import StemcurateError
 from curate.classify import LabelModelConfig
 from curate.corrupt import corrupt_dataset
@@ -29,8 +29,8 @@ def synth(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the dataset to (MUSDB18-HQ layout).")],
     tracks: Annotated[int, typer.Option("--tracks", "-n", min=1, help="Train tracks.")] = 12,
     test_tracks: Annotated[int, typer.Option("--test-tracks", min=0, help="Test tracks.")] = 0,
-    seconds: Annotated[float, typer.Option("--seconds", "-s", min=1.0, help="Length of each track in seconds.")] = 10.0,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same files.")] = 0,
+    seconds: Annotated[float, typer.Option("--seconds", "-s", min=1.0, max=3600.0, help="Length of each track in seconds (1 to 3600).")] = 10.0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Random seed; same seed, same files.")] = 0,
 ):
     """Write a synthetic demo dataset whose stems sound like vocals, bass, drums and other."""
     with progress_bar() as bar:
@@ -68,7 +68,7 @@ def scan_cmd(
     no_score: Annotated[bool, typer.Option("--no-score", help="Only checks and SAD: leave the score columns empty.")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Tracks processed in parallel.")] = 1,
     separator: Annotated[Optional[list[Path]], typer.Option("--separator", help="Trained BSRNN models (exported .ckpt, Lightning checkpoint, run folder or saved_models folder; repeatable): add self-separation evidence (second curation round).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the label model.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the label model.")] = 0,
 ):
     """Check every file and index the salient fragments of every stem into a Parquet manifest."""
     try:
@@ -151,7 +151,7 @@ def corrupt(
     mislabel_rate: Annotated[float, typer.Option("--mislabel-rate", help="Probability per stem of a swap, replacement or partial replacement.")] = 0.2,
     bleed_rate: Annotated[float, typer.Option("--bleed-rate", help="Probability per stem of leaks from other stems.")] = 0.2,
     subset: Annotated[str, typer.Option("--subset", help="Subset to corrupt; the others are copied.")] = "train",
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Random seed.")] = 0,
 ):
     """Write a label-noise copy of a dataset and its ground truth (DST/corruptions.parquet)."""
     with progress_bar() as bar:
@@ -203,7 +203,7 @@ def _print_summary(result) -> None:
         for col in ("track", "stem", "check", "severity", "detail"):
             pt.add_column(col)
         for p in result.problems.head(30).itertuples():
-            pt.add_row(str(p.track), str(p.stem or "-"), p.check, p.severity, p.detail)
+            pt.add_row(str(p.track), p.stem if isinstance(p.stem, str) and p.stem else "-", p.check, p.severity, p.detail)
         out_console.print(pt)
         if len(result.problems) > 30:
             out_console.print(f"... {len(result.problems) - 30} more")

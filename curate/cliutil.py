@@ -17,12 +17,15 @@ err_console = Console(stderr=True, markup=False)  # file and track names print l
 out_console = Console(soft_wrap=True, markup=False)  # paths are never broken across lines
 
 
+MAX_SEED = 2**32 - 1
+"""Seeds are 0 .. 2**32 - 1 (what numpy, torch and Lightning all take)."""
+
 RESUMABLE = "finished work is kept; run the same command again to resume"
 
 
 def guarded(fn=None, *, interrupted: str = RESUMABLE):
     """Turn :class:`StemcurateError` into a one-line message and exit code 2, and an interrupt into
-    ``interrupted: <interrupted>`` and exit code 130. A NaN or infinite number given to any option is
+    ``interrupted: <interrupted>`` (or the interrupt's own ``resume_hint()``) and exit code 130. A NaN or infinite number given to any option is
     such an error before the command runs. Use as ``@guarded`` or ``@guarded(interrupted=...)``."""
     if fn is None:
         return functools.partial(guarded, interrupted=interrupted)
@@ -37,8 +40,9 @@ def guarded(fn=None, *, interrupted: str = RESUMABLE):
         except StemcurateError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(EXIT_BAD_INPUT) from None
-        except KeyboardInterrupt:
-            print(f"interrupted: {interrupted}", file=sys.stderr)
+        except KeyboardInterrupt as exc:  # one that knows how to go on (a training run) says so itself
+            hint = exc.resume_hint() if hasattr(exc, "resume_hint") else interrupted
+            print(f"interrupted: {hint}", file=sys.stderr)
             raise typer.Exit(130) from None
 
     return wrapper

@@ -53,6 +53,8 @@ class Track:
     root: Path
     stems: dict[str, StemFile]
     mixture: StemFile | None = None
+    ignored: list[Path] = field(default_factory=list)
+    """Second files of a stem (``bass.flac`` beside ``bass.wav``): the ``.wav`` is read, these are not."""
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -207,18 +209,24 @@ def _discover_folders(root: Path, sub: Path, subset: str) -> list[Track]:
     tracks = []
     for folder in sorted(p for p in sub.iterdir() if p.is_dir() and not _hidden(p)):
         files: dict[str, Path] = {}
+        ignored: list[Path] = []
         for f in sorted(folder.iterdir()):
             ext = f.suffix.lower()
-            if f.is_file() and ext in audio_io.AUDIO_EXTENSIONS and not f.name.startswith("."):
-                # prefer .wav over .flac when both exist
-                if f.stem not in files or ext == ".wav":
+            # a broken link is listed too: the scan then names it instead of calling the stem missing
+            if (f.is_file() or f.is_symlink()) and ext in audio_io.AUDIO_EXTENSIONS and not f.name.startswith("."):
+                if f.stem not in files:
                     files[f.stem] = f
+                elif ext == ".wav" and files[f.stem].suffix.lower() != ".wav":  # the .wav of a stem is read
+                    ignored.append(files[f.stem])
+                    files[f.stem] = f
+                else:
+                    ignored.append(f)
         if not files:
             continue
         mixture = files.pop(MIXTURE, None)
         stems = {n: StemFile(n, p) for n, p in files.items()}
         tracks.append(
-            Track(folder.name, subset, root, stems, StemFile(MIXTURE, mixture) if mixture else None)
+            Track(folder.name, subset, root, stems, StemFile(MIXTURE, mixture) if mixture else None, sorted(ignored))
         )
     return tracks
 

@@ -15,8 +15,10 @@ from pathlib import Path
 
 from curate.errors import StemcurateError
 
-HTML_GENERATOR = '<meta name="generator" content="stemcurate">'
-"""The tag every HTML report carries in its head: how a report is told from other HTML files."""
+HTML_GENERATOR = '<meta name="generator" content="stemcurate '
+"""How the tag every HTML report carries in its head starts; its content goes on with the report's
+kind (``curation report``, ``run report``): how a report is told from other HTML files and from the
+other kind of report."""
 
 LOG_HEADER = "# stemcurate evaluation log"
 """The first line of ``pipelines evaluate``'s text log."""
@@ -24,7 +26,7 @@ LOG_HEADER = "# stemcurate evaluation log"
 
 def file_kind(path: str | Path) -> str | None:
     """The stemcurate kind of an existing file: ``manifest``, ``problems``, ``results``, ``corruptions``,
-    ``repairs`` (Parquet metadata), ``report`` (HTML), ``evaluation log``, or None for anything else."""
+    ``repairs`` (Parquet metadata), ``curation report``, ``run report`` (HTML), ``evaluation log``, or None for anything else."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -42,7 +44,11 @@ def file_kind(path: str | Path) -> str | None:
         return None
     if head.startswith(LOG_HEADER.encode()):
         return "evaluation log"
-    return "report" if HTML_GENERATOR.encode() in head else None
+    at = head.find(HTML_GENERATOR.encode())
+    if at < 0:
+        return None
+    kind = head[at + len(HTML_GENERATOR):].split(b'"', 1)[0]
+    return kind.decode("utf-8", "replace") or None
 
 
 def _same(a: Path, b: Path) -> bool:

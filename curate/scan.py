@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curate.atomic import atomic_path, ensure_writable_dir, write_text
+from curate.atomic import atomic_path, check_folder, ensure_writable_dir, make_dir, write_text
 from curate.bleed import BleedConfig, track_bleed
 from curate.checks import WARNING, CheckConfig, Problem, check_track
 from curate.classify import LabelModelConfig, LabelScores, score_labels
@@ -29,7 +29,7 @@ from curate.spectra import stft
 from curate.datasets import DEFAULT_STEMS, MIXTURE, Track, available_stems, discover, not_tracks
 from curate.errors import StemcurateError
 from curate.outputs import check_output
-from curate.schema import MANIFEST_VERSION, REQUIRED_COLUMNS, empty_frame, empty_problems, problems_path, write_manifest, write_problems
+from curate.schema import MANIFEST_SCHEMA, MANIFEST_VERSION, REQUIRED_COLUMNS, empty_frame, empty_problems, problems_path, write_manifest, write_problems
 from sad import SADConfig, detect
 
 
@@ -184,7 +184,17 @@ def _scan_track_job(args):
 
 
 def _part_key(track: Track) -> str:
-    return hashlib.sha1(f"{track.subset}/{track.name}".encode()).hexdigest()[:16]
+    """The track's name and the path, size and modification time of each of its files: a track whose files
+    changed since an interrupted scan is scanned again, not taken from the earlier part."""
+    files = sorted({str(f.path) for f in [*track.stems.values(), track.mixture] if f is not None})
+    stats = []
+    for f in files:
+        try:
+            st = os.stat(f)
+            stats.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            stats.append(f"{f}:missing")
+    return hashlib.sha1("\n".join([f"{track.subset}/{track.name}", *stats]).encode()).hexdigest()[:16]
 
 
 def _fingerprint(root: Path, subset: str, stems: list[str], sad_config: SADConfig, check_config: CheckConfig, score: ScoreConfig | None) -> dict:
@@ -256,6 +266,7 @@ def resolve_stems(tracks: list[Track], stems: list[str] | None, root: Path) -> l
 def write_txt_lists(frame: pd.DataFrame, txt_dir: Path, subset: str, stems: list[str]) -> list[Path]:
     """Seed-compatible ``{stem}_{subset}.txt`` files: ``{track}\\t{start}\\t{end}`` per fragment."""
     out = []
+    make_dir(txt_dir)
     for stem in stems:
         path = Path(txt_dir) / f"{stem}_{subset}.txt"
         sel = frame[frame["stem"] == stem]
@@ -290,10 +301,16 @@ def scan(
     ensure_writable_dir(output)
     check_output(output, "manifest")
     check_output(problems_path(output), "problems")
+    if txt_dir is not None:  # the seed's list names: {stem}_{subset}.txt, replaced on a re-scan
+        check_folder(txt_dir)
     tracks = discover(root, subset=subset)
     root = tracks[0].root
     stems = resolve_stems(tracks, stems, root)
     scanned, reference = stems, None
+    if score is not None and (score.embedder is not None or score.separator is not None):
+        from pipelines.models import check_device
+
+        check_device(score.device)
     if score is not None and score.embedder is not None:
         score.make_embedder()  # fail early on a bad model
         # the label model reads the track's other standard stems too, unscored: a stem scanned alone
@@ -332,7 +349,8 @@ def scan(
     if jobs > 1 and len(todo) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as workers:
+        workers_n = min(jobs, len(todo), os.cpu_count() or 1)  # more processes than cores or tracks only cost memory
+        with ProcessPoolExecutor(max_workers=workers_n, initializer=_init_worker) as workers:
             futures = {workers.submit(_scan_track_job, (t, scanned, sad_config, check_config, score)): t for t in todo}
             from concurrent.futures import as_completed
 
@@ -375,6 +393,7 @@ def scan(
         },
         "tracks": len(tracks), "residual_db": {k: (None if v is None or not np.isfinite(v) else round(v, 2)) for k, v in residuals.items()},
     }
+    fragments = fragments[[*MANIFEST_SCHEMA.names, *(c for c in fragments.columns if c not in MANIFEST_SCHEMA.names)]]  # the manifest's column order, resumed or not
     prob_path = problems_path(output)
     write_problems(problem_frame, prob_path)
     write_manifest(fragments, output, root=root, meta=meta)

@@ -34,6 +34,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -144,6 +145,16 @@ class Manifest:
         """Absolute path of the stem file of one row (a Series or namedtuple with ``path``)."""
         return self.root / row.path
 
+    def check_files(self, where: str | Path, *, tracks=None) -> None:
+        """:class:`StemcurateError` naming ``where`` (the manifest) and the first of its audio files (of
+        ``tracks`` when given) that is not there: a dataset moved or deleted since the scan."""
+        frame = self.frame if tracks is None else self.frame[self.frame["track"].isin(set(tracks))]
+        paths = sorted(set(frame["path"]))
+        missing = [p for p in paths if not (self.root / p).is_file()]
+        if missing:
+            raise StemcurateError(f"{where}: {len(missing)} of {len(paths)} audio files are not under the manifest's data root "
+                                  f"{self.root} (first: {missing[0]}); was the dataset moved? re-scan it where it is now")
+
     @property
     def has_scores(self) -> bool:
         """True when the classifier stage filled ``quality`` for every row."""
@@ -219,9 +230,40 @@ def read_manifest(path: str | Path) -> Manifest:
     for f in MANIFEST_SCHEMA:
         if not table.schema.field(f.name).type.equals(f.type):
             raise StemcurateError(f"{path}: column '{f.name}' has type {table.schema.field(f.name).type}, expected {f.type}")
-    root = Path(md.get(META_ROOT, b".").decode())
-    meta = json.loads(md.get(META_EXTRA, b"{}").decode() or "{}")
-    return Manifest(frame=table.to_pandas(), root=root, meta=meta)
+    for f in MANIFEST_SCHEMA:
+        if not f.nullable and table.column(f.name).null_count:
+            raise StemcurateError(f"{path}: column '{f.name}' has {table.column(f.name).null_count} empty value(s)")
+    try:
+        root = Path(md.get(META_ROOT, b".").decode())
+        meta = json.loads(md.get(META_EXTRA, b"{}").decode() or "{}")
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise StemcurateError(f"{path}: unreadable '{META_EXTRA.decode()}' metadata ({exc})") from None
+    frame = table.to_pandas()
+    _check_rows(frame, path)
+    return Manifest(frame=frame, root=root, meta=meta)
+
+
+def _check_rows(frame: pd.DataFrame, path: Path) -> None:
+    """:class:`StemcurateError` naming the first row whose values no scan writes (a hand-edited manifest):
+    bounds outside ``0 <= start < end``, a rate or channel count below 1, a non-finite number, a
+    quality or label score outside [0, 1]."""
+    floats = ["rms_db", "quality", "label_score", "bleed_db", "separation_db"]
+    bad = {
+        "start < 0": frame["start"] < 0,
+        "end <= start": frame["end"] <= frame["start"],
+        "sample_rate < 1": frame["sample_rate"] < 1,
+        "channels < 1": frame["channels"] < 1,
+        **{f"{c} not finite": frame[c].notna() & ~np.isfinite(frame[c].astype("float64")) for c in floats},
+        **{f"{c} outside [0, 1]": (frame[c] < -1e-6) | (frame[c] > 1 + 1e-6) for c in ("quality", "label_score")},
+    }
+    for what, mask in bad.items():
+        if mask.any():
+            i = int(np.flatnonzero(mask.to_numpy())[0])
+            row = frame.iloc[i]
+            raise StemcurateError(f"{path}: row {i} ({row['track']}/{row['stem']}, {row['path']}): {what} "
+                                  f"({int(mask.sum())} row(s)); rescan the data or fix the file")
 
 
 def problems_path(manifest_path: str | Path) -> Path:

@@ -351,6 +351,10 @@ def synth_track(name: str, seconds: float, rng: np.random.Generator, sr: int = S
     return out, plan
 
 
+MAX_SECONDS = 3600.0
+"""Longest synthetic track, seconds (an hour: about 1.3 GB of float samples per stem)."""
+
+
 def synth_dataset(out_dir: str | Path, *, tracks: int = 12, test_tracks: int = 0, seconds: float = 10.0, seed: int = 0, sample_rate: int = SAMPLE_RATE, progress=None) -> list[TrackPlan]:
     """Write ``tracks`` train and ``test_tracks`` test tracks to ``out_dir`` in MUSDB18-HQ layout.
 
@@ -360,6 +364,10 @@ def synth_dataset(out_dir: str | Path, *, tracks: int = 12, test_tracks: int = 0
     tracks are never mixed into another dataset (:class:`StemcurateError`).
     """
     out_dir = Path(out_dir)
+    if not 1.0 <= seconds <= MAX_SECONDS:
+        raise StemcurateError(f"--seconds {seconds}: a synthetic track is 1 to {MAX_SECONDS:.0f} s long")
+    if not 0 <= seed < 2**32 or tracks < 0 or test_tracks < 0:
+        raise StemcurateError(f"{out_dir}: seed must be 0 .. 2**32 - 1 and track counts >= 0 (got {seed}, {tracks}, {test_tracks})")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "synth.json").is_file():
         raise StemcurateError(f"{out_dir}: not empty and not a curate synth dataset (no synth.json); "
                               "synthetic tracks are not mixed into other data, choose a new folder")

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from curate.cliutil import make_app, guarded, out_console, parse_list
+from curate.cliutil import MAX_SEED, make_app, guarded, out_console, parse_list
 from curate.errors import StemcurateError
 
 app = make_app("pipelines", "Train, evaluate and run Band-Split RNN separators on curated manifests.")
@@ -41,9 +41,9 @@ def _devices(value: str) -> int | str:
 @app.command(name="train")
 @guarded
 def train_cmd(
-    manifest: Annotated[Path, typer.Option("--manifest", "-m", help="Manifest of the fragments to train on (e.g. clean.parquet).")] = Path("clean.parquet"),
-    target: Annotated[str, typer.Option("--target", "-t", help="Stem to separate.")] = "vocals",
-    model: Annotated[str, typer.Option("--model", help="paper, tiny or a YAML file of model hyperparameters.")] = "paper",
+    manifest: Annotated[Optional[Path], typer.Option("--manifest", "-m", help="Manifest of the fragments to train on (default clean.parquet).")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Stem to separate (default vocals).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="paper (default), tiny or a YAML file of model hyperparameters.")] = None,
     sets: Annotated[Optional[list[str]], typer.Option("--set", help="key=value override of a model or training setting (repeatable).")] = None,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Training steps.")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", min=1, help="Examples per step.")] = None,
@@ -63,23 +63,41 @@ def train_cmd(
     devices: Annotated[str, typer.Option("--devices", help="Number of devices or auto.")] = "auto",
     strategy: Annotated[str, typer.Option("--strategy", help="auto, ddp, ...")] = "auto",
     num_nodes: Annotated[int, typer.Option("--num-nodes", min=1, help="Nodes for multi-node DDP.")] = 1,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", min=0, max=MAX_SEED, help="Random seed.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
 ):
     """Train a BSRNN for one target on a curated manifest (noise-robust options: --weighting, --truncate)."""
     from pipelines.config import model_config, parse_sets, train_config
     from pipelines.train import load_run_config, train
 
-    out = out or Path("runs") / target
+    out = out or Path("runs") / (target or "vocals")
     if resume:
-        model_cfg, train_cfg, saved = load_run_config(out)
-        if max_steps is not None:
-            from dataclasses import replace
+        from dataclasses import replace
 
-            train_cfg = replace(train_cfg, max_steps=max_steps)
+        from pipelines.train import RESUME_MAY_CHANGE
+
+        model_cfg, train_cfg, saved = load_run_config(out)
+        fixed = {"--manifest": manifest, "--model": model, "--batch-size": batch_size, "--init-from": init_from, "--weighting": weighting,
+                 "--truncate": truncate, "--truncate-quantile": truncate_quantile, "--truncate-mode": truncate_mode,
+                 "--truncate-warmup": truncate_warmup, "--valid-tracks": valid_tracks, "--valid-fraction": valid_fraction, "--seed": seed}
+        overrides = parse_sets(sets)
+        given = [k for k, v in fixed.items() if v is not None] + [f"--set {k}" for k in overrides if k not in RESUME_MAY_CHANGE]
+        if given:
+            raise StemcurateError(f"--resume continues {out} with the settings it started with; {', '.join(given)} cannot change "
+                                  f"(only --max-steps, --num-workers and --set {', '.join(k + '=' for k in RESUME_MAY_CHANGE)}); "
+                                  "train into another --out (with --init-from) to change them")
+        if target is not None and target != model_cfg.target:
+            raise StemcurateError(f"{out}: a '{model_cfg.target}' run, asked to resume --target {target}")
+        changes = {**overrides, **({"max_steps": max_steps} if max_steps is not None else {}),
+                   **({"num_workers": num_workers} if num_workers is not None else {})}
+        try:
+            train_cfg = replace(train_cfg, **changes)
+        except (TypeError, ValueError) as exc:
+            raise StemcurateError(f"--set: {exc}") from None
         manifest = Path(saved["manifest"])
         export_dir = export_dir or Path(saved.get("export_dir") or "saved_models")
     else:
+        target, model, manifest = target or "vocals", model or "paper", manifest or Path("clean.parquet")
         overrides = parse_sets(sets)
         if init_from is not None and model == "paper" and not any(k in overrides for k in ("fc_dim", "rnn_dim", "num_layers", "mlp_dim")):
             from pipelines.models import load_models
@@ -127,9 +145,11 @@ def evaluate_cmd(
     """Separate a test set and print uSDR (mean ± std) and cSDR (median) per target."""
     from curate.cliutil import progress_bar
     from curate.datasets import default_root
-    from pipelines.evaluate import default_data_root, evaluate, load_models, results_paths, summary_table, write_results
+    from pipelines.evaluate import default_data_root, evaluate, results_paths, summary_table, write_results
+    from pipelines.models import load_models, run_folder
 
-    models, run_dir = load_models(sources, parse_list(targets, "--targets"), device=device)
+    models = {t: m for t, (_, m) in load_models(sources, parse_list(targets, "--targets"), device=device).items()}
+    run_dir = run_folder(sources)
     root = data or default_data_root(run_dir) or default_root()
     if root is None:
         raise StemcurateError("no dataset: pass --data DIR or set MUSDB_DIR")
@@ -156,7 +176,7 @@ def separate_cmd(
     device: Annotated[str, typer.Option("--device", "-d", help="cpu, cuda, ...")] = "cpu",
     residual: Annotated[bool, typer.Option("--residual", help="Also write no_<target> (input minus target).")] = False,
     fmt: Annotated[str, typer.Option("--format", help="wav, flac or mp3.")] = "wav",
-    bits: Annotated[str, typer.Option("--bits", help="16, 24 or float (wav/flac).")] = "float",
+    bits: Annotated[Optional[str], typer.Option("--bits", help="16, 24 or float for wav (default float); 16 or 24 for flac (default 24); not for mp3.")] = None,
     clip_mode: Annotated[str, typer.Option("--clip-mode", help="Samples beyond full scale: rescale (the file, to just below full scale), clamp, or none.")] = "rescale",
     frame: Annotated[float, typer.Option("--frame", help="Separation frame, seconds.")] = 3.0,
     hop: Annotated[float, typer.Option("--hop", help="Separation hop, seconds.")] = 2.5,
@@ -164,13 +184,17 @@ def separate_cmd(
     """Separate songs into stems with trained models."""
     from curate.cliutil import err_console, progress_bar
     from curate.atomic import check_folder
-    from pipelines.separate import find_inputs, load_separator, separate_files
+    from pipelines.separate import check_song_folders, find_inputs, load_separator, output_folders, output_subtype, separate_files
 
     targets = [t for item in targets or [] for t in parse_list(item, "--target")] or None
     if output.exists() and not output.is_dir():
         raise StemcurateError(f"{output}: exists and is not a folder (--output is the folder the stems go to)")
+    if input.is_dir() and output.resolve() == input.resolve():
+        raise StemcurateError(f"{output}: --output is the input folder; write the stems to another folder (or one inside it)")
+    output_subtype(fmt, bits, clip_mode)
     inputs = find_inputs(input, exclude=output)
     check_folder(output)
+    check_song_folders(output_folders(inputs, input if input.is_dir() else input.parent, output).values())
     sep = load_separator(checkpoints, targets, device=device, frame_s=frame, hop_s=hop)
     with progress_bar() as bar:
         task = bar.add_task("separate", total=len(inputs), item="")

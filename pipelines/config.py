@@ -18,6 +18,10 @@ TRUNCATE_MODES = ("history", "batch")
 TRUNCATE_ON = ("relative", "absolute")
 
 
+MAX_CROP_S = 60.0
+"""Longest training or validation crop, seconds."""
+
+
 @dataclass
 class TrainConfig:
     """Training-only settings (they may differ between a run and the checkpoint it starts from)."""
@@ -78,11 +82,23 @@ class TrainConfig:
         for name in ("batch_size", "max_steps", "epoch_steps", "val_every", "truncate_history", "valid_crops_per_track"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
-        if self.crop_s <= 0 or self.valid_crop_s <= 0:
-            problems.append("crop_s and valid_crop_s must be > 0")
-        for name in ("lr", "warmup_alpha", "decay_gamma"):
-            if not float(getattr(self, name)) > 0:
-                problems.append(f"{name} must be > 0 (got {getattr(self, name)})")
+        for name in ("crop_s", "valid_crop_s"):
+            if not 0 < float(getattr(self, name)) <= MAX_CROP_S:
+                problems.append(f"{name} must be within (0, {MAX_CROP_S:.0f}] seconds (got {getattr(self, name)})")
+        if not 0 <= int(self.seed) < 2**32:
+            problems.append(f"seed must be within 0 .. 2**32 - 1 (got {self.seed})")
+        if int(self.num_workers) < 0 or int(self.warmup_epochs) < 0:
+            problems.append(f"num_workers and warmup_epochs must be >= 0 (got {self.num_workers}, {self.warmup_epochs})")
+        if not 0 <= float(self.gain_db) <= 40:
+            problems.append(f"gain_db must be within [0, 40] dB (got {self.gain_db})")
+        for name in ("fade_s", "truncate_level_band_db"):
+            if float(getattr(self, name)) < 0:
+                problems.append(f"{name} must be >= 0 (got {getattr(self, name)})")
+        if not float(self.lr) > 0:
+            problems.append(f"lr must be > 0 (got {self.lr})")
+        for name in ("warmup_alpha", "decay_gamma"):  # factors of the learning rate per epoch
+            if not 0 < float(getattr(self, name)) <= 1:
+                problems.append(f"{name} must be within (0, 1] (got {getattr(self, name)})")
         if self.grad_clip < 0:
             problems.append(f"grad_clip must be >= 0 (got {self.grad_clip})")
         if not 0.0 <= self.ema_decay < 1.0:

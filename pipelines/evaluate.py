@@ -28,20 +28,6 @@ from curate.outputs import LOG_HEADER, check_output
 from pipelines.metrics import csdr_windows, usdr
 
 
-def load_models(sources: list[str | Path] | str | Path, targets: list[str] | None = None, *,
-                device: str = "cpu") -> tuple[dict[str, BSRNN], Path | None]:
-    """``({target: model}, run folder or None)`` from model sources (:mod:`pipelines.models`: exported
-    ``.ckpt``, Lightning checkpoint, training run folder, ``saved_models`` folder). The run folder is
-    the one source when it is a run (``config.yaml``): its data and results location are the defaults."""
-    from pipelines.models import load_models as load
-    from pipelines.train import CONFIG_FILE
-
-    sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
-    models = {t: m for t, (_, m) in load(sources, targets, device=device).items()}
-    run_dir = Path(sources[0]) if len(sources) == 1 and (Path(sources[0]) / CONFIG_FILE).is_file() else None
-    return models, run_dir
-
-
 def evaluate(
     models: dict[str, BSRNN], data_root: str | Path, *, subset: str = "test", tracks: int | None = None,
     device: str = "cpu", frame_s: float = 3.0, hop_s: float = 2.5, on_track: Callable[[str], None] | None = None,
@@ -154,6 +140,8 @@ def results_paths(path: str | Path, *, inputs=()) -> tuple[Path, Path]:
     kind of file (:func:`curate.outputs.check_output`)."""
     path = Path(path)
     log = path.parent / "test.log" if path.name == "results.parquet" else path.with_suffix(".log")
+    if log == path:
+        raise StemcurateError(f"{path}: the results and their text log would be one file; give a .parquet path")
     return check_output(path, "results", inputs=inputs), check_output(log, "evaluation log", inputs=inputs)
 
 

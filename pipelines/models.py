@@ -36,6 +36,18 @@ def run_checkpoint(folder: str | Path) -> Path | None:
     return None
 
 
+def run_folder(sources: list[str | Path] | str | Path | None) -> Path | None:
+    """The training run folder when ``sources`` is exactly one run folder (it has ``config.yaml``), else
+    None: its data and results location are then the defaults of ``pipelines evaluate``."""
+    from pipelines.train import CONFIG_FILE
+
+    if isinstance(sources, (str, Path)):
+        sources = [sources]
+    if not sources or len(sources) != 1:
+        return None
+    return Path(sources[0]) if (Path(sources[0]) / CONFIG_FILE).is_file() else None
+
+
 def model_files(source: str | Path) -> list[Path]:
     """The model files one source names (see the module docstring); nothing is loaded here.
 
@@ -57,6 +69,17 @@ def model_files(source: str | Path) -> list[Path]:
     return files
 
 
+def check_device(device) -> None:
+    """:class:`StemcurateError` naming ``--device`` when this machine has no such device
+    (:func:`bsrnn.separator.torch_device`)."""
+    from bsrnn.separator import torch_device
+
+    try:
+        torch_device(device)
+    except ValueError as exc:
+        raise StemcurateError(f"--device {device}: {exc}") from None
+
+
 def read_model(path: str | Path) -> tuple[BSRNNConfig, dict]:
     """:func:`~bsrnn.model.read_checkpoint` with its errors as :class:`StemcurateError`."""
     try:
@@ -73,6 +96,7 @@ def load_models(sources: list[str | Path] | str | Path | None, targets: list[str
     ``targets``: keep only these; a file named directly that holds another target, or an asked target
     that no source has, is an error. Two models of one target are an error naming both files.
     """
+    check_device(device)
     if sources is None or isinstance(sources, (list, tuple)) and not sources:
         if not default.is_dir():
             raise StemcurateError(f"{default}: no trained models; train one with `pipelines train` or name a model")
@@ -83,6 +107,8 @@ def load_models(sources: list[str | Path] | str | Path | None, targets: list[str
     for source in map(Path, sources):
         for f in model_files(source):
             cfg, state = read_model(f)
+            if f.stem == f.parent.name and f.stem != cfg.target:  # <target>/<target>.ckpt names what it holds
+                raise StemcurateError(f"{f}: holds a '{cfg.target}' model but is named '{f.stem}'; move it to {cfg.target}/{cfg.target}.ckpt")
             if targets and cfg.target not in targets:
                 if f == source:
                     raise StemcurateError(f"{f}: a '{cfg.target}' model, asked for {', '.join(targets)}")

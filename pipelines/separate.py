@@ -9,6 +9,10 @@ get their extension in the folder name (``OUT/song_wav``, ``OUT/song_mp3``), and
 them. Samples beyond full scale are handled by ``clip_mode`` (as demucs does): ``rescale`` (the
 file is scaled so that its peak is just below full scale), ``clamp`` (cut at ±1) or ``none`` (float
 files keep them; integer formats then saturate), and the report says which files were touched.
+Each song folder gets a hidden :data:`MARKER` file naming its input: a song folder that exists may
+be written again only when it holds one (an earlier separation) or nothing, so the stems of a
+dataset (``-o DATA/test``) or other files of the user's are never replaced; that is refused before
+any work.
 """
 
 from __future__ import annotations
@@ -18,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from bsrnn.separator import Separator
 from curate import audio as audio_io
+from curate.atomic import make_dir, write_text
 from curate.conform import sample_problem, to_channels
 from curate.errors import StemcurateError
 
@@ -29,6 +33,8 @@ INPUT_EXTENSIONS = (".wav", ".flac", ".mp3")
 FORMATS = ("wav", "flac", "mp3")
 BITS = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
 CLIP_MODES = ("rescale", "clamp", "none")
+MARKER = ".stemcurate-separation"
+"""The hidden file in each song folder that ``pipelines separate`` wrote (it names the input)."""
 
 
 @dataclass
@@ -115,6 +121,18 @@ def output_folders(inputs: list[Path], root: Path, out_dir: Path) -> dict[Path, 
     return folders
 
 
+def check_song_folders(folders) -> None:
+    """:class:`StemcurateError` naming the first song folder that exists but is neither empty nor an earlier
+    separation (no :data:`MARKER`), or is a file: its files are not ``pipelines separate``'s to replace."""
+    for folder in folders:
+        folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise StemcurateError(f"{folder}: exists and is a file, not a song folder; choose another --output")
+        if folder.is_dir() and not (folder / MARKER).is_file() and any(folder.iterdir()):
+            raise StemcurateError(f"{folder}: exists and holds files that pipelines separate did not write "
+                                  "(a dataset's stems?); refusing to replace them, choose another --output")
+
+
 def apply_clip_mode(y: np.ndarray, mode: str) -> tuple[np.ndarray, str | None, float]:
     """``y`` ``(channels, samples)`` with samples beyond ±1 handled by ``mode`` (see the module
     docstring); returns ``(audio, what was done or None, peak before)``."""
@@ -126,41 +144,55 @@ def apply_clip_mode(y: np.ndarray, mode: str) -> tuple[np.ndarray, str | None, f
     return np.clip(y, -1.0, 1.0), "clamped", peak
 
 
-def separate_files(
-    inputs: list[Path], out_dir: str | Path, separator: Separator, *, root: Path | None = None, fmt: str = "wav",
-    bits: str = "float", residual: bool = False, clip_mode: str = "rescale", on_file: Callable[[Path], None] | None = None,
-) -> SeparationReport:
-    """Separate each input with every model of ``separator`` and write the stems (see module docstring)."""
+def output_subtype(fmt: str, bits: str | None = None, clip_mode: str = "rescale") -> str | None:
+    """The libsndfile subtype of the outputs (None for mp3), checked before any work.
+
+    ``bits``: 16, 24 or float for wav (None: float), 16 or 24 for flac (None: 24; FLAC has no float
+    samples); mp3 has no bit depth, so ``bits`` must be None. :class:`StemcurateError` naming the
+    option otherwise, and for an unknown ``fmt`` or ``clip_mode``.
+    """
     if clip_mode not in CLIP_MODES:
         raise StemcurateError(f"--clip-mode {clip_mode}: use one of {', '.join(CLIP_MODES)}")
     if fmt not in FORMATS:
         raise StemcurateError(f"--format {fmt}: use one of {', '.join(FORMATS)}")
-    if bits not in BITS:
-        raise StemcurateError(f"--bits {bits}: use 16, 24 or float")
-    if fmt == "flac" and bits == "float":
-        bits = "24"  # FLAC has no float samples
-    subtype = None if fmt == "mp3" else BITS[bits]
+    if fmt == "mp3":
+        if bits is not None:
+            raise StemcurateError(f"--bits {bits}: mp3 has no bit depth; leave --bits out (or use --format wav/flac)")
+        return None
+    bits = bits or ("24" if fmt == "flac" else "float")
+    if bits not in BITS or (fmt == "flac" and bits == "float"):
+        raise StemcurateError(f"--bits {bits}: use {'16 or 24 (FLAC has no float samples)' if fmt == 'flac' else '16, 24 or float'}")
+    return BITS[bits]
+
+
+def separate_files(
+    inputs: list[Path], out_dir: str | Path, separator: Separator, *, root: Path | None = None, fmt: str = "wav",
+    bits: str | None = None, residual: bool = False, clip_mode: str = "rescale", on_file: Callable[[Path], None] | None = None,
+) -> SeparationReport:
+    """Separate each input with every model of ``separator`` and write the stems (see module docstring).
+    ``bits``: see :func:`output_subtype`."""
+    subtype = output_subtype(fmt, bits, clip_mode)
     out_dir = Path(out_dir)
     root = Path(root) if root is not None else (inputs[0].parent if len(inputs) == 1 else Path("."))
     report = SeparationReport()
     folders = output_folders(inputs, root, out_dir)
     report.renamed = [(src, f) for src, f in folders.items() if f != output_folder(src, root, out_dir)]
+    check_song_folders(folders.values())
     for src in inputs:
         if on_file:
             on_file(src)
         try:
-            data, sr = sf.read(str(src), dtype="float32", always_2d=True)
-        except Exception as exc:  # libsndfile raises several types for broken files
-            report.failed.append((src, f"cannot decode ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})"))
+            audio, sr = audio_io.read(src)
+        except StemcurateError as exc:
+            report.failed.append((src, str(exc).split(": ", 1)[-1]))
             continue
-        if data.shape[0] == 0:
+        if audio.shape[1] == 0:
             report.failed.append((src, "no samples"))
             continue
-        unusable = sample_problem(data)  # the scan's rule: NaN/inf samples, impossible levels
+        unusable = sample_problem(audio)  # the scan's rule: NaN/inf samples, impossible levels
         if unusable:
             report.failed.append((src, unusable[1]))
             continue
-        audio = np.ascontiguousarray(data.T)
         if audio.shape[0] > separator.channels:  # curate.conform's rule: the first channels (front L/R of a 5.1 file)
             report.channels.append((src, audio.shape[0]))
             audio = np.ascontiguousarray(to_channels(audio, separator.channels))
@@ -184,6 +216,8 @@ def separate_files(
             outputs.append((folder / f"{target}.{fmt}", y))
             if residual:
                 outputs.append((folder / f"no_{target}.{fmt}", mix[:, : y.shape[1]] - y))
+        make_dir(folder)
+        write_text(folder / MARKER, f"separated by pipelines separate from {src.resolve()}\n")
         for path, y in outputs:
             y, action, peak = apply_clip_mode(y, clip_mode)
             if action:

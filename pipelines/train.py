@@ -35,6 +35,19 @@ CONFIG_FILE = "config.yaml"
 LAST, BEST = "last.ckpt", "best.ckpt"
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`train`: where the run stopped and the checkpoint it saved (None before the first step)."""
+
+    def __init__(self, run: Path, step: int, checkpoint: Path | None):
+        super().__init__(f"{run}: stopped at step {step}")
+        self.run, self.step, self.checkpoint = run, step, checkpoint
+
+    def resume_hint(self) -> str:
+        if self.checkpoint is None:
+            return f"stopped before the first step; nothing saved in {self.run}"
+        return f"stopped at step {self.step}; {self.checkpoint} saved, continue with: pipelines train --resume --out {self.run}"
+
+
 @dataclass
 class RunResult:
     """Where a training run left its outputs, and its figures."""
@@ -96,6 +109,21 @@ def _check_resume(run: Path, now: dict) -> None:
         raise StemcurateError(f"{run}: cannot resume, changed since the run started: {'; '.join(changes)} (train into another --out)")
 
 
+def _check_new_run(run: Path) -> None:
+    """A new run's folder must be new, empty, or a run that stopped before its first checkpoint (its
+    ``config.yaml`` and logs are then replaced); :class:`StemcurateError` otherwise, before any work."""
+    if run.exists() and not run.is_dir():
+        raise StemcurateError(f"{run}: exists and is a file; --out is the run folder")
+    if not run.is_dir() or not any(run.iterdir()):
+        return
+    ckpt_dir = run / "checkpoints"
+    if ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
+        raise StemcurateError(f"{run}: already holds a run; use --resume to continue it or another --out")
+    if not (run / CONFIG_FILE).is_file():
+        raise StemcurateError(f"{run}: exists and is not a training run folder; refusing to write into it "
+                              "(choose a new or empty --out)")
+
+
 def _check_export(path: Path, run: Path) -> None:
     """Refuse, before training, to export over a model that another run exported (or of unknown origin):
     an earlier model is never replaced without a word; the same run (a resume) may replace its own."""
@@ -137,6 +165,45 @@ class LastCheckpoint(L.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module):
         trainer.save_checkpoint(self.path, weights_only=False)
+
+    def on_exception(self, trainer, pl_module, exception):
+        """Ctrl-C: save the step reached, so that ``--resume`` goes on from it."""
+        if isinstance(exception, KeyboardInterrupt) and trainer.global_step > 0:
+            trainer.save_checkpoint(self.path, weights_only=False)
+
+
+def _atomic_checkpoint_io():
+    """Lightning's checkpoint writer, each file written beside its place and renamed onto it
+    (:func:`curate.atomic.atomic_path`): a full disk or a kill leaves the previous checkpoint whole."""
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint, path, storage_options=None):
+            with atomic_path(path) as tmp:
+                super().save_checkpoint(checkpoint, tmp, storage_options)
+
+    return AtomicCheckpointIO()
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def check_trainer_args(*, accelerator: str = "auto", devices: int | str = "auto", strategy: str = "auto", num_nodes: int = 1) -> None:
+    """:class:`StemcurateError` naming the options when Lightning cannot run with them on this machine
+    (``--accelerator gpu`` without a GPU, ``--devices 0``, an unknown ``--strategy``), before any work."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    _quiet_lightning()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            L.Trainer(accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    except (MisconfigurationException, ValueError, TypeError, RuntimeError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise StemcurateError(f"--accelerator {accelerator} --devices {devices} --strategy {strategy}: {first}") from None
 
 
 def _merge_logs(earlier: pd.DataFrame, metrics_csv: Path) -> None:
@@ -195,13 +262,19 @@ def train(
 
     from pipelines.module import SeparationModule
 
+    _quiet_lightning()
+    check_trainer_args(accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes)
     run = Path(out)
     ckpt_dir = run / "checkpoints"
     last = ckpt_dir / LAST
     if resume and not last.is_file():
         raise StemcurateError(f"{run}: nothing to resume (no checkpoints/{LAST})")
-    if not resume and ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
-        raise StemcurateError(f"{run}: already holds a run; use --resume to continue it or another --out")
+    if not resume:
+        _check_new_run(run)
+    for name in ("crop_s", "valid_crop_s"):  # the STFT needs a full window
+        if getattr(config, name) * model.sample_rate < model.n_fft:
+            raise StemcurateError(f"training settings: {name} {getattr(config, name)} s is shorter than the model's "
+                                  f"STFT window (n_fft {model.n_fft} at {model.sample_rate} Hz)")
     _check_export(Path(export_dir) / model.target / f"{model.target}.ckpt", run)
     m = read_manifest(manifest)
     if m.frame.empty:
@@ -209,6 +282,7 @@ def train(
     if model.target not in set(m.frame["stem"]):
         raise StemcurateError(f"{manifest}: no fragments of target '{model.target}' (stems: {', '.join(sorted(set(m.frame['stem'])))})")
     train_tracks, valid_tracks = split_tracks(manifest_tracks(m), config)
+    m.check_files(manifest, tracks=train_tracks + valid_tracks)
     truth = fragment_corrupted(m)
     train_pool = FragmentPool(m, train_tracks, truth=truth)
     train_ds = TrainExamples(train_pool, model.target, config, sample_rate=model.sample_rate, channels=model.channels,
@@ -256,8 +330,6 @@ def train(
     except ImportError:
         pass
 
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     trainer = L.Trainer(
         accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes,
         max_steps=config.max_steps, max_epochs=-1, gradient_clip_val=config.grad_clip,
@@ -265,13 +337,18 @@ def train(
         limit_val_batches=1.0 if has_valid else 0, num_sanity_val_steps=0,
         callbacks=checkpointing + list(callbacks or []), logger=loggers,
         enable_checkpointing=has_valid,  # without validation, no default checkpoint under logs/ (LastCheckpoint writes last.ckpt)
-        log_every_n_steps=max(1, min(10, config.val_every // 2)), use_distributed_sampler=False,
-        enable_progress_bar=progress, enable_model_summary=False, default_root_dir=run,
+        log_every_n_steps=max(1, min(10, config.val_every // 2, config.max_steps)), use_distributed_sampler=False,
+        enable_progress_bar=progress, enable_model_summary=False, default_root_dir=run, plugins=[_atomic_checkpoint_io()],
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(does not have many workers|num_workers|LeafSpec|isinstance.*treespec|exists and is not empty).*")
-        trainer.fit(module, datamodule=ManifestData(train_ds, valid_ds, config), ckpt_path=last if resume else None,
-                    weights_only=True if resume else None)
+        try:
+            trainer.fit(module, datamodule=ManifestData(train_ds, valid_ds, config), ckpt_path=last if resume else None,
+                        weights_only=True if resume else None)
+        except SystemExit:  # Lightning turns Ctrl-C into exit 1 after the callbacks' on_exception
+            if not trainer.interrupted:
+                raise
+            raise TrainingInterrupted(run, int(trainer.global_step), last if last.is_file() else None) from None
     if trainer.global_rank != 0:
         return None  # type: ignore[return-value]
     if earlier is not None:

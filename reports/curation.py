@@ -23,6 +23,9 @@ from curate.filter import read_scored
 from curate.schema import read_corruptions
 from reports import html, plots
 
+KIND = "curation report"
+"""The kind of this report's HTML file (:func:`curate.outputs.file_kind`)."""
+
 
 def _bleed_limit(threshold: float) -> float:
     """Bleed level (dB) at which a fragment with a certain label falls below ``threshold``."""
@@ -127,7 +130,7 @@ def curation_report(manifest: str | Path = "manifest.parquet", output: str | Pat
     :class:`StemcurateError` for a manifest without scores, or an ``output`` that is not a report
     (:func:`curate.outputs.check_output`: the manifest itself, another kind of file), and for a data
     folder (``data_root``, default the manifest's) that is missing or holds none of its files."""
-    check_output(output, "report", inputs=[manifest])
+    check_output(output, KIND, inputs=[manifest])
     m = read_scored(manifest, threshold)
     root = Path(data_root) if data_root is not None else m.root
     if not root.is_dir():
@@ -184,4 +187,4 @@ def curation_report(manifest: str | Path = "manifest.parquet", output: str | Pat
         _lowest_section(frame, root, per_stem, clip_s, truth_by_row),
     ])
     subtitle = f"{manifest} · data {root} · quality = label score × bleed factor · threshold {threshold:g}"
-    return html.write_page(output, html.page("Curation report", subtitle, body))
+    return html.write_page(output, html.page("Curation report", subtitle, body, kind=KIND))

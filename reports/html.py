@@ -17,9 +17,10 @@ from curate.atomic import write_text
 _ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"]))
 
 
-def page(title: str, subtitle: str, body: str) -> str:
-    """The whole page around ``body`` (already-safe HTML)."""
-    return _ENV.get_template("base.html").render(title=title, subtitle=subtitle, body=Markup(body))
+def page(title: str, subtitle: str, body: str, *, kind: str) -> str:
+    """The whole page around ``body`` (already-safe HTML); ``kind`` (``curation report``, ``run report``)
+    goes in its generator tag, which :func:`curate.outputs.file_kind` reads back."""
+    return _ENV.get_template("base.html").render(title=title, subtitle=subtitle, body=Markup(body), kind=kind)
 
 
 def write_page(path: str | Path, html: str) -> Path:

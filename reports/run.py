@@ -15,6 +15,9 @@ from curate.errors import StemcurateError
 from curate.outputs import check_output
 from reports import html, plots
 
+KIND = "run report"
+"""The kind of this report's HTML file (:func:`curate.outputs.file_kind`)."""
+
 
 def _series(logs: pd.DataFrame, columns: dict[str, str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out = {}
@@ -43,11 +46,17 @@ def run_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
 
     run = Path(run_dir)
     model_cfg, train_cfg, extra = load_run_config(run)
-    output = check_output(Path(output) if output is not None else run / "run_report.html", "report", inputs=[run])
+    output = check_output(Path(output) if output is not None else run / "run_report.html", KIND, inputs=[run])
     metrics = run / "logs" / "metrics.csv"
     if not metrics.is_file():
-        raise StemcurateError(f"{run}: no logs/metrics.csv (has the run trained yet?)")
-    logs = pd.read_csv(metrics)
+        raise StemcurateError(f"{run}: no logs/metrics.csv: the run logged nothing yet (it stopped before its first "
+                              "logged step, or is still running); train it further with --resume")
+    try:
+        logs = pd.read_csv(metrics)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise StemcurateError(f"{metrics}: unreadable ({str(exc).splitlines()[0][:120]})") from None
+    if "step" not in logs.columns:
+        raise StemcurateError(f"{metrics}: no 'step' column; not a training log")
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
 
     parts = [html.cards([("target", model_cfg.target), ("steps", str(summary.get("global_step", int(logs["step"].max()) + 1))),
@@ -81,4 +90,4 @@ def run_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
     hp = [[f"model.{k}", json.dumps(v)] for k, v in asdict(model_cfg).items()] + [[f"train.{k}", json.dumps(v)] for k, v in asdict(train_cfg).items()]
     parts += ["<h2>Hyperparameters</h2>", html.table(["setting", "value"], hp),
               f"<p class=note>Manifest: <code>{escape(str(extra.get('manifest')))}</code>; {len(extra.get('train_tracks') or [])} training and {len(extra.get('valid_tracks') or [])} validation tracks.</p>"]
-    return html.write_page(output, html.page(f"Training run: {model_cfg.target}", str(run), "\n".join(parts)))
+    return html.write_page(output, html.page(f"Training run: {model_cfg.target}", str(run), "\n".join(parts), kind=KIND))

@@ -435,3 +435,330 @@ def test_nan_and_inf_options_are_one_line_errors(world, tmp_path, value):
         line = one_line_error(run(app, *argv), option.rstrip("="))
         assert "finite" in line or "Invalid value" in line, line  # ours, or the parser's range check
     assert not any(p.is_file() for p in tmp_path.rglob("*")), "an output was written"
+
+
+# ---------------------------------------------------------------- second review: outputs, numbers, devices
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_separate_never_replaces_files_it_did_not_write(world, tmp_path):
+    data = _copy(world / "data", tmp_path / "data")
+    keep = {p: digest(p) for p in (data / "test" / "good").iterdir()}
+    mix = data / "test" / "good" / "mixture.wav"
+    song = tmp_path / "good.wav"
+    song.write_bytes(mix.read_bytes())
+    # OUT/<song> is a dataset track folder: its stems are not separate's to replace
+    one_line_error(run(pipelines_app, "separate", "-i", song, "-o", data / "test", "-c", world / "models"), data / "test" / "good")
+    assert {p: digest(p) for p in keep} == keep and not (data / "test" / "good" / "bass.wav.tmp").exists()
+    one_line_error(run(pipelines_app, "separate", "-i", data / "test", "-o", data / "test", "-c", world / "models"), "is the input folder")
+    # an earlier separation (its marker) is written again; an empty folder is taken
+    (tmp_path / "sep" / "good").mkdir(parents=True)
+    for _ in range(2):
+        assert run(pipelines_app, "separate", "-i", song, "-o", tmp_path / "sep", "-c", world / "models").exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "sep" / "good").iterdir()) == [".stemcurate-separation", "bass.wav", "vocals.wav"]
+
+
+def test_separate_checks_format_options_before_loading_models(world, tmp_path):
+    mix = world / "data" / "test" / "good" / "mixture.wav"
+    missing_model = tmp_path / "no model.ckpt"  # the option error must come first: no model is read
+    for args, option in ((["--format", "mp3", "--bits", "24"], "--bits 24"), (["--bits", "8"], "--bits 8"),
+                         (["--format", "flac", "--bits", "float"], "--bits float"), (["--format", "ogg"], "--format ogg"),
+                         (["--clip-mode", "fold"], "--clip-mode fold")):
+        one_line_error(run(pipelines_app, "separate", "-i", mix, "-o", tmp_path / "sep", "-c", missing_model, *args), option)
+    assert not (tmp_path / "sep").exists()
+
+
+def test_separate_names_a_text_file_with_an_audio_extension(world, tmp_path):
+    text = tmp_path / "notes.mp3"
+    text.write_text("not audio at all " * 20)
+    res = run(pipelines_app, "separate", "-i", text, "-o", tmp_path / "sep", "-c", world / "models")
+    assert res.exit_code == 2 and f"skipped {text}: " in res.output and "unknown or corrupt format" in res.output, res.output
+    assert "does not exist" not in res.output
+
+
+def test_model_folders_must_hold_what_their_names_say(world, tmp_path):
+    mix = world / "data" / "test" / "good" / "mixture.wav"
+    (tmp_path / "a" / "vocals" / "vocals.ckpt").mkdir(parents=True)
+    one_line_error(run(pipelines_app, "separate", "-i", mix, "-o", tmp_path / "s1", "-c", tmp_path / "a"), "vocals.ckpt: is a folder")
+    (tmp_path / "b" / "vocals").mkdir(parents=True)
+    (tmp_path / "b" / "vocals" / "vocals.ckpt").write_bytes((world / "models" / "bass" / "bass.ckpt").read_bytes())
+    one_line_error(run(pipelines_app, "separate", "-i", mix, "-o", tmp_path / "s2", "-c", tmp_path / "b"), "holds a 'bass' model but is named 'vocals'")
+    assert not (tmp_path / "s1").exists() and not (tmp_path / "s2").exists()
+
+
+def test_evaluate_refuses_a_results_path_that_is_its_own_log(world, tmp_path):
+    one_line_error(run(pipelines_app, "evaluate", world / "models", "--data", world / "data", "-o", tmp_path / "x.log"), tmp_path / "x.log")
+    assert not (tmp_path / "x.log").exists()
+
+
+def test_scan_checks_txt_dir_before_scanning(world, tmp_path):
+    for bad in ([Path("/proc/stemcurate-lists")] if Path("/proc").is_dir() else []) + [world / "scored.parquet"]:
+        one_line_error(run(curate_app, "scan", world / "data", "--no-score", "-o", tmp_path / "m.parquet", "--txt-dir", bad), bad)
+    assert not (tmp_path / "m.parquet").exists()
+    res = run(curate_app, "scan", world / "data", "--no-score", "-o", tmp_path / "m.parquet", "--txt-dir", tmp_path / "lists")
+    assert res.exit_code == 0 and (tmp_path / "lists" / "vocals_train.txt").is_file()
+
+
+def test_scan_names_duplicate_and_broken_stem_files_and_prints_no_nan(tmp_path):
+    rng = np.random.default_rng(4)
+    for name in ("a", "b"):
+        write_track(tmp_path / "data" / "train" / name, noise_stems(rng, 7.0))
+    x, sr = sf.read(tmp_path / "data" / "train" / "a" / "bass.wav")
+    sf.write(tmp_path / "data" / "train" / "a" / "bass.flac", x * 0.5, sr)
+    (tmp_path / "data" / "train" / "b" / "vocals.wav").unlink()
+    (tmp_path / "data" / "train" / "b" / "vocals.wav").symlink_to(tmp_path / "gone.wav")
+    res = run(curate_app, "scan", tmp_path / "data", "--no-score", "-o", tmp_path / "m.parquet")
+    assert res.exit_code == 0, res.output
+    problems = pd.read_parquet(tmp_path / "m.problems.parquet")
+    dup = problems[problems["check"] == "duplicate"]
+    assert dup[["track", "stem", "path"]].values.tolist() == [["a", "bass", "train/a/bass.flac"]] and "bass.wav is read" in dup["detail"].iloc[0]
+    broken = problems[(problems["track"] == "b") & (problems["stem"] == "vocals")]
+    assert broken["check"].tolist() == ["decode"] and "broken symbolic link" in broken["detail"].iloc[0], broken
+    assert "│ nan" not in res.output and " nan " not in res.output  # a track-level problem's stem prints as "-"
+
+
+@pytest.mark.parametrize("edit, what", [
+    (lambda d: d.assign(start=d["start"] - 10**9), "start < 0"),
+    (lambda d: d.assign(end=d["start"]), "end <= start"),
+    (lambda d: d.assign(sample_rate=0), "sample_rate < 1"),
+    (lambda d: d.assign(channels=-2), "channels < 1"),
+    (lambda d: d.assign(quality=2.0), "quality outside [0, 1]"),
+    (lambda d: d.assign(rms_db=np.inf), "rms_db not finite"),
+    (lambda d: d.assign(track=None), "column 'track' has"),
+    (None, "unreadable 'stemcurate.meta'"),
+])
+def test_hand_edited_manifests_are_one_line_errors(world, tmp_path, edit, what):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(world / "scored.parquet")
+    meta = dict(table.schema.metadata)
+    if edit is None:
+        meta[b"stemcurate.meta"] = b"{not json"
+    else:
+        frame = edit(table.to_pandas())
+        table = pa.Table.from_pandas(frame, schema=pa.schema([f.with_nullable(True) for f in table.schema]), preserve_index=False)
+    bad = tmp_path / "edited.parquet"
+    pq.write_table(table.replace_schema_metadata(meta), bad)
+    one_line_error(run(curate_app, "filter", bad, "-o", tmp_path / "c.parquet", "--rejected", tmp_path / "r.parquet"), bad, what)
+    one_line_error(run(pipelines_app, "train", "-m", bad, "--model", "tiny", "-o", tmp_path / "run", "--export-dir", tmp_path / "e"), bad, what)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["edited.parquet"]
+
+
+DEVICES = ["nonsense", "cuda:7"] + ([] if __import__("torch").cuda.is_available() else ["cuda"])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_devices_this_machine_lacks_are_one_line_errors(world, tmp_path, device):
+    mix = world / "data" / "test" / "good" / "mixture.wav"
+    for app, args in ((pipelines_app, ["separate", "-i", mix, "-o", tmp_path / "sep", "-c", world / "models", "-d", device]),
+                      (pipelines_app, ["evaluate", world / "models", "--data", world / "data", "-o", tmp_path / "r.parquet", "--device", device]),
+                      (curate_app, ["scan", world / "data", "--embedder", "features", "--no-reference-pool", "-o", tmp_path / "m.parquet", "--device", device])):
+        one_line_error(run(app, *args), f"--device {device}")
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args", [["--accelerator", "nonsense"], ["--devices", "0"], ["--devices", "-1"], ["--devices", "abc"], ["--strategy", "nonsense"]]
+                         + ([] if __import__("torch").cuda.is_available() else [["--accelerator", "gpu"]]))
+def test_trainer_options_this_machine_cannot_run_are_one_line_errors(world, tmp_path, args):
+    res = run(pipelines_app, "train", "-m", world / "scored.parquet", "--model", "tiny", "--max-steps", "1", "-o", tmp_path / "run",
+              "--export-dir", tmp_path / "e", *args)
+    one_line_error(res, args[0])
+    assert not any(tmp_path.iterdir())
+
+
+EXTREMES = [  # (app, arguments): numbers far outside what the option means
+    (curate_app, ["synth", "{tmp}/s", "-n", "1", "--seconds", "1e9"]),
+    (curate_app, ["synth", "{tmp}/s", "-n", "1", "--seed", "-1"]),
+    (curate_app, ["corrupt", "{data}", "{tmp}/n", "--seed", "-1"]),
+    (curate_app, ["scan", "{data}", "--no-score", "-o", "{tmp}/m.parquet", "--sad-chunks", "1000000"]),
+    (curate_app, ["scan", "{data}", "--no-score", "-o", "{tmp}/m.parquet", "--sad-hop", "0.0001"]),
+    (pipelines_app, ["evaluate", "{models}", "--data", "{data}", "-o", "{tmp}/r.parquet", "--frame", "1e9"]),
+    (pipelines_app, ["evaluate", "{models}", "--data", "{data}", "-o", "{tmp}/r.parquet", "--frame", "0.01", "--hop", "0.01"]),
+    (pipelines_app, ["separate", "-i", "{data}/test/good/mixture.wav", "-o", "{tmp}/sep", "-c", "{models}", "--frame", "1e9"]),
+] + [(pipelines_app, ["train", "-m", "{scored}", "--model", "tiny", "--max-steps", "1", "-o", "{tmp}/run", "--export-dir", "{tmp}/e", *a])
+     for a in (["--seed", "-1"], ["--seed", str(2**40)], *(["--set", s] for s in (
+         "crop_s=1e6", "crop_s=0.001", "valid_crop_s=1e6", "gain_db=-1", "gain_db=1e300", "warmup_alpha=1e300", "decay_gamma=2",
+         "num_workers=-1", "channels=0", "channels=7", "n_fft=0", "n_fft=1", "hop=0", "hop=100000", "fc_dim=0", "rnn_dim=0",
+         "mlp_dim=0", "num_layers=0", "sample_rate=0", "fade_s=-1")))]
+
+
+@pytest.mark.parametrize("app, args", EXTREMES, ids=[" ".join(a[-2:]) for _, a in EXTREMES])
+def test_extreme_numbers_are_one_line_errors_before_any_work(world, tmp_path, app, args):
+    fill = {"tmp": tmp_path, "data": world / "data", "scored": world / "scored.parquet", "models": world / "models"}
+    res = run(app, *[a.format(**fill) for a in args])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.startswith(("error:", "Error:"))]
+    assert len(lines) == 1, res.output
+    assert not any(p.is_file() for p in tmp_path.rglob("*")), "an output was written"
+
+
+def test_scan_runs_at_most_one_process_per_core_and_track(world, tmp_path, monkeypatch):
+    import concurrent.futures
+
+    seen = []
+    real = concurrent.futures.ProcessPoolExecutor
+
+    class Recording(real):
+        def __init__(self, max_workers=None, **kw):
+            seen.append(max_workers)
+            super().__init__(max_workers=max_workers, **kw)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Recording)
+    res = run(curate_app, "scan", world / "data", "--no-score", "-o", tmp_path / "m.parquet", "-j", "1000")
+    assert res.exit_code == 0, res.output
+    assert seen and seen[0] <= min(os.cpu_count() or 1, len(BAD_TRACKS) + 2), seen
+
+
+def test_an_interrupted_scan_rescans_tracks_whose_files_changed(tmp_path):
+    from curate.scan import scan
+
+    rng = np.random.default_rng(5)
+    for name in ("a", "b"):
+        write_track(tmp_path / "data" / "train" / name, noise_stems(rng, 20.0))
+
+    def stop(track):
+        if track.name == "b":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        scan(tmp_path / "data", output=tmp_path / "m.parquet", score=None, on_track=stop)
+    x, sr = sf.read(tmp_path / "data" / "train" / "a" / "vocals.wav")
+    x[: 8 * sr] = 0  # the vocals of track a fall silent for 8 s after the interrupted scan
+    sf.write(tmp_path / "data" / "train" / "a" / "vocals.wav", x, sr)
+    result = scan(tmp_path / "data", output=tmp_path / "m.parquet", score=None)
+    fresh = scan(tmp_path / "data", output=tmp_path / "fresh.parquet", score=None)
+    assert result.resumed == 1  # b, unchanged; a was scanned again
+    from curate.schema import read_manifest
+
+    pd.testing.assert_frame_equal(read_manifest(tmp_path / "m.parquet").frame, read_manifest(tmp_path / "fresh.parquet").frame)
+    a_vocals = fresh.fragments[(fresh.fragments["track"] == "a") & (fresh.fragments["stem"] == "vocals")]
+    assert len(a_vocals) and a_vocals["start"].min() >= 6 * SR  # no fragment in the silence: the earlier part was not reused
+
+
+def test_train_writes_only_into_a_new_empty_or_earlier_run_folder(world, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    (mine / "config.yaml").mkdir()  # not even a run's config file
+    base = ["train", "-m", world / "scored.parquet", "--model", "tiny", "--max-steps", "1", "-b", "1", "--set", "crop_s=1",
+            "--set", "valid_fraction=0", "--export-dir", tmp_path / "e", "--no-progress"]
+    one_line_error(run(pipelines_app, *base, "-o", mine), mine, "not a training run folder")
+    assert sorted(p.name for p in mine.iterdir()) == ["config.yaml", "notes.txt"] and not (tmp_path / "e").exists()
+    (tmp_path / "file").write_text("x")
+    one_line_error(run(pipelines_app, *base, "-o", tmp_path / "file"), tmp_path / "file")
+    # a run that stopped before its first checkpoint (config.yaml and logs only) is started again
+    failed = tmp_path / "failed"
+    (failed / "logs").mkdir(parents=True)
+    (failed / "config.yaml").write_text("model: {}\n")
+    assert run(pipelines_app, *base, "-o", failed).exit_code == 0
+    assert (failed / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_train_refuses_a_moved_dataset_before_writing_anything(world, tmp_path):
+    data = _copy(world / "data", tmp_path / "data")
+    assert run(curate_app, "scan", data, "--no-score", "-o", tmp_path / "m.parquet").exit_code == 0
+    data.rename(tmp_path / "moved")
+    res = run(pipelines_app, "train", "-m", tmp_path / "m.parquet", "--model", "tiny", "--max-steps", "1", "-o", tmp_path / "run",
+              "--export-dir", tmp_path / "e")
+    one_line_error(res, tmp_path / "m.parquet", "was the dataset moved")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "e").exists()
+
+
+def test_a_short_run_its_report_resume_rules_and_report_kinds(world, tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["train", "-m", world / "scored.parquet", "--model", "tiny", "--max-steps", "3", "-b", "1", "--set", "crop_s=1",
+            "--set", "valid_fraction=0", "-o", run_dir, "--export-dir", tmp_path / "e", "--no-progress"]
+    assert run(pipelines_app, *args).exit_code == 0
+    # a run shorter than the logging interval still logs, so its report has a loss curve
+    assert run(pipelines_app, "report", run_dir, "-o", tmp_path / "run.html").exit_code == 0
+    # --resume takes the run's own settings: anything else that would change them is refused, not ignored
+    for extra, named in ((["--seed", "3"], "--seed"), (["-b", "2"], "--batch-size"), (["--set", "lr=0.1"], "--set lr"),
+                         (["--model", "paper"], "--model"), (["-m", world / "scored.parquet"], "--manifest"), (["-t", "bass"], "a 'vocals' run")):
+        one_line_error(run(pipelines_app, "train", "--resume", "-o", run_dir, "--max-steps", "4", *extra), named)
+    res = run(pipelines_app, "train", "--resume", "-o", run_dir, "--max-steps", "4", "--set", "val_every=2", "--no-progress")
+    assert res.exit_code == 0 and "steps          4" in res.output, res.output
+    # a curation report and a run report are different kinds: neither replaces the other
+    page = digest(tmp_path / "run.html")
+    one_line_error(run(curate_app, "report", world / "scored.parquet", "-o", tmp_path / "run.html"), "run report")
+    assert digest(tmp_path / "run.html") == page
+    assert run(curate_app, "report", world / "scored.parquet", "-o", tmp_path / "cur.html").exit_code == 0
+    one_line_error(run(pipelines_app, "report", run_dir, "-o", tmp_path / "cur.html"), "curation report")
+
+
+def test_ctrl_c_during_training_saves_the_step_reached_and_says_how_to_resume(world, tmp_path, capsys):
+    import lightning as L
+
+    from bsrnn.model import BSRNNConfig
+    from curate.cliutil import guarded
+    from pipelines.config import TrainConfig
+    from pipelines.train import TrainingInterrupted, train
+
+    class CtrlC(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 2:
+                raise KeyboardInterrupt
+
+    cfg = TrainConfig(max_steps=5, batch_size=1, crop_s=1.0, valid_fraction=0.0, val_every=100)
+    model = BSRNNConfig.preset("tiny", "vocals")
+    with pytest.raises(TrainingInterrupted) as exc:
+        train(world / "scored.parquet", model=model, config=cfg, out=tmp_path / "run", export_dir=tmp_path / "e", progress=False,
+              callbacks=[CtrlC()])
+    import torch
+
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert exc.value.step == 2 and exc.value.checkpoint == last
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 2
+    assert f"pipelines train --resume --out {tmp_path / 'run'}" in exc.value.resume_hint()
+
+    @guarded
+    def command():
+        raise exc.value
+
+    with pytest.raises(Exception) as stop:
+        command()
+    assert getattr(stop.value, "exit_code", None) == 130 and "stopped at step 2" in capsys.readouterr().err
+    result = train(world / "scored.parquet", model=model, config=cfg, out=tmp_path / "run", resume=True, export_dir=tmp_path / "e", progress=False)
+    assert result.global_step == 5
+
+
+def test_a_full_disk_while_writing_audio_or_a_checkpoint_keeps_the_earlier_file(tmp_path, monkeypatch):
+    import errno
+
+    import lightning.fabric.plugins.io.torch_io as torch_io
+
+    from curate import audio as audio_io
+    from curate.errors import StemcurateError
+    from pipelines.train import _atomic_checkpoint_io
+
+    target = tmp_path / "vocals.wav"
+    audio_io.write(target, np.zeros((2, 100), np.float32), SR)
+    before = digest(target)
+
+    def full(*args, **kwargs):
+        raise sf.LibsndfileError(errno.ENOSPC, prefix="Error writing: ")
+
+    monkeypatch.setattr(sf, "write", full)
+    with pytest.raises(StemcurateError, match="vocals.wav: cannot write"):
+        audio_io.write(target, np.ones((2, 100), np.float32), SR)
+    assert digest(target) == before
+
+    ckpt = tmp_path / "last.ckpt"
+    io = _atomic_checkpoint_io()
+    io.save_checkpoint({"step": 1}, ckpt)
+    before = digest(ckpt)
+
+    def half_written(checkpoint, path):
+        Path(path).write_bytes(b"PK\x03\x04 truncated")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch_io, "_atomic_save", half_written)
+    with pytest.raises(StemcurateError, match="last.ckpt: cannot write"):
+        io.save_checkpoint({"step": 2}, ckpt)
+    assert digest(ckpt) == before and sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "vocals.wav"]

@@ -79,6 +79,7 @@ def test_separate_bad_input(models, tmp_path):
     out = tmp_path / "out"
     (out / "a").mkdir(parents=True)
     (out / "a" / "vocals.wav").write_bytes(b"keep me")
+    (out / "a" / ".stemcurate-separation").write_text("an earlier separation")  # may be written again, not on errors
     _error(runner.invoke(app, ["separate", "-i", str(wav), "-o", str(out), "-t", "bass", "-c", str(models / "vocals" / "vocals.ckpt")]),
            "vocals.ckpt", "'vocals' model")
     _error(runner.invoke(app, ["separate", "-i", str(wav), "-o", str(out), "-c", str(tmp_path / "none.ckpt")]), "none.ckpt", "not found")
