@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from curate.checks import CheckConfig
-from curate.cliutil import MAX_SEED, make_app, err_console, guarded, out_console, parse_list, progress_bar
-from curate.errors import StemcurateError
+from curate.cliutil import make_app, err_console, guarded, out_console, parse_list, progress_bar
+from curate.errors import MAX_SEED, StemcurateError
 from curate.classify import LabelModelConfig
 from curate.corrupt import corrupt_dataset
 from curate.embed import DEFAULT_EMBEDDER, EMBEDDERS

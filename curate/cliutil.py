@@ -17,9 +17,6 @@ err_console = Console(stderr=True, markup=False)  # file and track names print l
 out_console = Console(soft_wrap=True, markup=False)  # paths are never broken across lines
 
 
-MAX_SEED = 2**32 - 1
-"""Seeds are 0 .. 2**32 - 1 (what numpy, torch and Lightning all take)."""
-
 RESUMABLE = "finished work is kept; run the same command again to resume"
 
 

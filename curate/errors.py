@@ -1,6 +1,10 @@
 """User-facing errors: the CLIs print these as one line and exit with code 2."""
 
 
+MAX_SEED = 2**32 - 1
+"""Seeds are 0 .. 2**32 - 1 (what numpy, torch and Lightning all take): every seed option and setting."""
+
+
 class StemcurateError(Exception):
     """A problem with the user's input (a path, a file, an option), not a bug.
 

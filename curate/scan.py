@@ -329,8 +329,9 @@ def scan(
 
     results: dict[str, tuple] = {}
     todo = []
+    keys = {track.name: _part_key(track) for track in tracks}  # taken before scanning: a file changed meanwhile is scanned again next time
     for track in tracks:
-        part = _load_part(parts, _part_key(track))
+        part = _load_part(parts, keys[track.name])
         if part is None:
             todo.append(track)
         else:
@@ -341,7 +342,7 @@ def scan(
 
     def finished(track, out):
         rows, probs, res, emb = out
-        _save_part(parts, _part_key(track), rows, probs, res, emb)
+        _save_part(parts, keys[track.name], rows, probs, res, emb)
         results[track.name] = (pd.DataFrame(rows), probs, res, emb)
         if on_track:
             on_track(track)

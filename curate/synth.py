@@ -26,7 +26,7 @@ from scipy import signal
 from curate import audio as audio_io
 from curate.atomic import make_dir, write_text
 from curate.datasets import DEFAULT_STEMS
-from curate.errors import StemcurateError
+from curate.errors import MAX_SEED, StemcurateError
 
 SAMPLE_RATE = 44100
 VOWELS = {  # formant centre frequencies (Hz) and bandwidths (Hz), F1-F4
@@ -366,7 +366,7 @@ def synth_dataset(out_dir: str | Path, *, tracks: int = 12, test_tracks: int = 0
     out_dir = Path(out_dir)
     if not 1.0 <= seconds <= MAX_SECONDS:
         raise StemcurateError(f"--seconds {seconds}: a synthetic track is 1 to {MAX_SECONDS:.0f} s long")
-    if not 0 <= seed < 2**32 or tracks < 0 or test_tracks < 0:
+    if not 0 <= seed <= MAX_SEED or tracks < 0 or test_tracks < 0:
         raise StemcurateError(f"{out_dir}: seed must be 0 .. 2**32 - 1 and track counts >= 0 (got {seed}, {tracks}, {test_tracks})")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "synth.json").is_file():
         raise StemcurateError(f"{out_dir}: not empty and not a curate synth dataset (no synth.json); "

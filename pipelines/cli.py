@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from curate.cliutil import MAX_SEED, make_app, guarded, out_console, parse_list
-from curate.errors import StemcurateError
+from curate.cliutil import make_app, guarded, out_console, parse_list
+from curate.errors import MAX_SEED, StemcurateError
 
 app = make_app("pipelines", "Train, evaluate and run Band-Split RNN separators on curated manifests.")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from bsrnn.model import SIZES, BSRNNConfig
-from curate.errors import StemcurateError
+from curate.errors import MAX_SEED, StemcurateError
 
 WEIGHTINGS = ("none", "quality", "binary")
 TRUNCATE_MODES = ("history", "batch")
@@ -85,7 +85,7 @@ class TrainConfig:
         for name in ("crop_s", "valid_crop_s"):
             if not 0 < float(getattr(self, name)) <= MAX_CROP_S:
                 problems.append(f"{name} must be within (0, {MAX_CROP_S:.0f}] seconds (got {getattr(self, name)})")
-        if not 0 <= int(self.seed) < 2**32:
+        if not 0 <= int(self.seed) <= MAX_SEED:
             problems.append(f"seed must be within 0 .. 2**32 - 1 (got {self.seed})")
         if int(self.num_workers) < 0 or int(self.warmup_epochs) < 0:
             problems.append(f"num_workers and warmup_epochs must be >= 0 (got {self.num_workers}, {self.warmup_epochs})")

@@ -262,7 +262,6 @@ def train(
 
     from pipelines.module import SeparationModule
 
-    _quiet_lightning()
     check_trainer_args(accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes)
     run = Path(out)
     ckpt_dir = run / "checkpoints"
