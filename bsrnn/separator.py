@@ -14,12 +14,21 @@ The high-level API holds one model per target::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import soxr
 import torch
 from torch import nn
+
+from curate.conform import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, sample_problem
+from curate.errors import StemcurateError
+
+
+class AudioError(StemcurateError, ValueError):
+    """Audio a :class:`Separator` cannot take: not a ``(channels, samples)`` array of numbers, another
+    channel count than the models', NaN/inf or impossible samples, or a sample rate out of range."""
 
 
 def trapezoid(length: int, fade: int) -> torch.Tensor:
@@ -99,7 +108,10 @@ class Separator:
         ``options``: ``frame_s``, ``hop_s``, ``batch_size``."""
         from bsrnn.model import BSRNN, CheckpointError
 
-        paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        elif not isinstance(paths, (list, tuple)) or not paths or not all(isinstance(p, (str, os.PathLike)) for p in paths):
+            raise CheckpointError(f"{paths!r}: give a checkpoint path or a non-empty list of them")
         models: dict[str, nn.Module] = {}
         for p in paths:
             m = BSRNN.load(p, map_location=device)
@@ -117,17 +129,28 @@ class Separator:
 
     def __call__(self, audio, sample_rate: int) -> dict[str, torch.Tensor]:
         """``audio`` ``(channels, samples)`` or ``(samples,)`` at ``sample_rate`` Hz -> ``{target: (channels, samples)}``
-        at :attr:`sample_rate` Hz. Mono input is separated as dual mono and returned mono."""
-        x = torch.as_tensor(np.asarray(audio) if not torch.is_tensor(audio) else audio, dtype=torch.float32).cpu()
+        at :attr:`sample_rate` Hz. Mono input is separated as dual mono and returned mono.
+        :class:`AudioError` for anything else (see there): ``sample_rate`` is an integer from
+        :data:`~curate.conform.MIN_SAMPLE_RATE` to :data:`~curate.conform.MAX_SAMPLE_RATE` Hz."""
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+            raise AudioError(f"sample rate {sample_rate!r}: give an integer from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz")
+        try:
+            x = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not torch.is_tensor(audio) else audio, dtype=torch.float32).cpu()
+        except (TypeError, ValueError, RuntimeError):
+            raise AudioError(f"audio of type {type(audio).__name__}: give a (channels, samples) array of numbers") from None
         if x.ndim == 1:
             x = x[None]
         if x.ndim != 2:
-            raise ValueError(f"audio must be (channels, samples), got shape {tuple(x.shape)}")
+            raise AudioError(f"audio must be (channels, samples), got shape {tuple(x.shape)}")
         mono = x.shape[0] == 1 and self.channels == 2
         if mono:
             x = x.repeat(2, 1)
         if x.shape[0] != self.channels:
-            raise ValueError(f"the model takes {self.channels} channels, the audio has {x.shape[0]}")
+            hint = " (a (samples, channels) array? transpose it)" if x.shape[1] == self.channels else ""
+            raise AudioError(f"the model takes {self.channels} channels, the audio has {x.shape[0]}{hint}")
+        unusable = sample_problem(x.numpy())
+        if unusable:
+            raise AudioError(f"audio: {unusable[1]}")
         if sample_rate != self.sample_rate:
             x = torch.from_numpy(np.ascontiguousarray(soxr.resample(x.numpy().T, sample_rate, self.sample_rate).T))
         out = {t: self._run(m, x) for t, m in self.models.items()}

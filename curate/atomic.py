@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from curate.errors import StemcurateError
+from curate.outputs import output_path
 
 
 def _takes_files(folder: Path, name: Path) -> None:
@@ -39,14 +40,14 @@ def _make_parent(path: Path) -> Path:
 def ensure_writable_dir(path: str | os.PathLike) -> None:
     """Up-front check of an output file path: create its parent folder if needed and raise a one-line
     :class:`StemcurateError` naming ``path`` when no file can be written there, or ``path`` is a folder."""
-    path = Path(path)
+    path = output_path(path)
     _takes_files(_make_parent(path), path)
 
 
 def check_folder(path: str | os.PathLike) -> Path:
     """:class:`StemcurateError` naming ``path`` unless it is a folder that takes files, or could be
     created as one (its nearest existing parent takes files); creates nothing."""
-    path = Path(path)
+    path = output_path(path)
     if path.exists() and not path.is_dir():
         raise StemcurateError(f"{path}: exists and is not a folder")
     parent = path
@@ -61,7 +62,7 @@ def check_folder(path: str | os.PathLike) -> Path:
 def make_dir(path: str | os.PathLike) -> Path:
     """Create the folder ``path`` (and its parents) and check that files can be written in it;
     :class:`StemcurateError` naming it otherwise (a file in the way, ``/proc``, no permission)."""
-    path = Path(path)
+    path = output_path(path)
     if path.exists() and not path.is_dir():
         raise StemcurateError(f"{path}: exists and is not a folder")
     try:
@@ -86,7 +87,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     operating-system error (a folder that takes no files such as ``/proc``, a full disk) becomes a
     :class:`StemcurateError` naming ``path``.
     """
-    path = Path(path)
+    path = output_path(path)
     parent = _make_parent(path)  # mkstemp below is the probe: no extra file on this hot path
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
@@ -112,7 +113,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a hidden folder ``.NAME.partial`` beside ``path`` to fill; on success rename it to ``path``
     (which must not exist, or be an empty folder). On any exception (an interrupt too) the partial folder
     is removed: no half-written copy is left behind, and a rerun is not refused."""
-    path = Path(path)
+    path = output_path(path)
     work = path.parent / f".{path.name}.partial"
     if work.exists():
         shutil.rmtree(work)

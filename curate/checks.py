@@ -4,7 +4,8 @@ Each finding is a :class:`Problem`. ``skipped`` problems make the scan skip the 
 track); ``warning`` problems are reported and the audio is still used.
 
 Checks: ``missing`` (a requested stem has no file), ``decode`` (the file does not decode fully),
-``truncated`` (a WAV header declares more samples than the file holds), ``sample_rate``,
+``truncated`` (a WAV header declares more samples than the file holds), ``empty`` (a file with no
+samples), ``sample_rate`` (outside the range any reader takes, or unlike the track's other files),
 ``length`` (files of one track differ: up to a second apart they are read to the shortest, a
 warning; further apart the odd ones are skipped), ``level`` (a peak far above full scale: a corrupt
 float file), ``channels`` (mono or more than two), ``non_finite``
@@ -22,7 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from curate import audio as audio_io
-from curate.conform import MAX_PEAK_DB, common_length, peak_dbfs, sample_problem
+from curate.conform import MAX_PEAK_DB, common_length, peak_dbfs, rate_problem, sample_problem
 from curate.datasets import MIXTURE, Track
 from curate.errors import StemcurateError, check_finite_fields
 
@@ -124,7 +125,10 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
             if declared is not None and declared > x.shape[1]:
                 report(name, rel[name], "truncated", ERROR, f"header declares {declared} samples, file holds {x.shape[1]}")
                 continue
-        unusable = sample_problem(x, max_peak_db=config.max_peak_db)
+        if x.shape[1] == 0:
+            report(name, rel[name], "empty", ERROR, "no samples")
+            continue
+        unusable = ("sample_rate", rate_problem(sr)) if rate_problem(sr) else sample_problem(x, max_peak_db=config.max_peak_db)
         if unusable:
             report(name, rel[name], unusable[0], ERROR, unusable[1])
             continue

@@ -10,6 +10,10 @@ scan accepts the others read the same way:
   copies its track unchanged, ``corrupt`` refuses it (:meth:`curate.datasets.Track.load_all`
   raises an error naming the file).
 
+* **Sample rate** (:func:`rate_problem`): a file at less than :data:`MIN_SAMPLE_RATE` Hz (telephone
+  quality) or more than :data:`MAX_SAMPLE_RATE` Hz is not music audio these models take (a header
+  declaring 1 Hz would be resampled 44100-fold): the scan reports and skips it, ``separate`` skips
+  it, the other readers raise an error naming the file.
 * **Channels** (:func:`to_channels`): a mono file is used as dual mono; a file with more channels
   than needed keeps its first ones (the front left and right of a 5.1 WAV, demucs' rule); a stereo
   file read for one channel is averaged.
@@ -27,6 +31,12 @@ from curate.errors import StemcurateError
 
 LENGTH_TOLERANCE_S = 1.0
 """Largest length difference, in seconds, between the stems of one track that is read up to the shortest."""
+
+MIN_SAMPLE_RATE = 8000
+"""Lowest sample rate, Hz, of a file any command reads."""
+
+MAX_SAMPLE_RATE = 768000
+"""Highest sample rate, Hz, of a file any command reads."""
 
 MAX_PEAK_DB = 40.0
 """A file whose peak is above this (dBFS; 100x full scale) holds impossible values (a corrupt float file)."""
@@ -47,6 +57,14 @@ def sample_problem(x: np.ndarray, *, max_peak_db: float = MAX_PEAK_DB) -> tuple[
     peak = peak_dbfs(x)
     if peak > max_peak_db:
         return "level", f"peak {peak:+.0f} dBFS, far above full scale (a corrupt float file?)"
+    return None
+
+
+def rate_problem(sample_rate: int) -> str | None:
+    """Why a file at ``sample_rate`` Hz cannot be read (outside :data:`MIN_SAMPLE_RATE` ..
+    :data:`MAX_SAMPLE_RATE`), or None when it can."""
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        return f"{sample_rate} Hz, outside the {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz that is read"
     return None
 
 

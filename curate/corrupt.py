@@ -42,6 +42,7 @@ from scipy import signal
 
 from curate import audio as audio_io
 from curate.atomic import atomic_dir
+from curate.outputs import output_path
 from curate.datasets import MIXTURE, Track, copy_subsets, discover
 from curate.errors import StemcurateError
 from curate.schema import CORRUPTIONS_SCHEMA, write_corruptions
@@ -131,7 +132,7 @@ def corrupt_dataset(
             raise StemcurateError(f"{name} must be within 0-1, got {rate}")
     if seed < 0:
         raise StemcurateError(f"--seed must be 0 or more, got {seed}")
-    src, dst = Path(src), Path(dst)
+    src, dst = Path(src), output_path(dst)
     if dst.resolve() == src.resolve():
         raise StemcurateError(f"{dst}: output must differ from the source")
     if src.resolve() in dst.resolve().parents:

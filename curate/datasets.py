@@ -75,17 +75,17 @@ class Track:
     def load_all(self, names: list[str] | None = None) -> tuple[dict[str, np.ndarray], int]:
         """All named stems (default: every stem), read to the shortest when their lengths are up to a second
         apart (:mod:`curate.conform`). :class:`StemcurateError` naming the file for one that does not
-        decode or holds unusable samples (NaN/inf, far above full scale), naming the track when rates
-        differ or lengths differ more."""
-        from curate.conform import common_length, sample_problem
+        decode, holds unusable samples (NaN/inf, far above full scale) or has a sample rate outside the
+        range read, naming the track when rates differ or lengths differ more."""
+        from curate.conform import common_length, rate_problem, sample_problem
 
         names = list(self.stems) if names is None else names
         out, rates = {}, {}
         for n in names:
             out[n], rates[n] = self.load(n)
-            unusable = sample_problem(out[n])
+            unusable = rate_problem(rates[n]) or (sample_problem(out[n]) or (None, None))[1]
             if unusable:
-                raise StemcurateError(f"{self.source(n).path}: {unusable[1]}")
+                raise StemcurateError(f"{self.source(n).path}: {unusable}")
         if len(set(rates.values())) > 1:
             detail = ", ".join(f"{n} {r} Hz" for n, r in rates.items())
             raise StemcurateError(f"track '{self.name}': stems have different sample rates ({detail})")
@@ -104,13 +104,25 @@ def load_source(src: StemFile, start: int = 0, stop: int | None = None) -> tuple
     return full[:, start:stop], sr
 
 
-def load_segment(root: str | Path, rel_path: str, stem: str, start: int, stop: int) -> tuple[np.ndarray, int]:
-    """Read a manifest row's audio: ``rel_path`` under ``root``; ``stem`` picks the stream of a ``.stem.mp4``."""
+def load_segment(root: str | Path, rel_path: str, stem: str, start: int, stop: int | None, *, need: int = 0) -> tuple[np.ndarray, int]:
+    """Read a manifest row's audio: ``rel_path`` under ``root``; ``stem`` picks the stream of a ``.stem.mp4``.
+
+    ``need``: the samples from ``start`` that the manifest says the file holds (its fragments'
+    ends); :class:`StemcurateError` naming the file when it holds fewer (it changed since the scan)."""
     path = Path(root) / rel_path
     stream = MUSDB_STREAMS.get(stem) if path.name.endswith(STEM_MP4) else None
     if path.name.endswith(STEM_MP4) and stream is None:
         raise StemcurateError(f"{path}: no stream for stem '{stem}' in a MUSDB18 .stem.mp4")
-    return load_source(StemFile(stem, path, stream), start, stop)
+    x, sr = load_source(StemFile(stem, path, stream), start, stop)
+    if x.shape[1] < need:
+        raise file_changed(path, start + x.shape[1], start + need)
+    return x, sr
+
+
+def file_changed(path: str | Path, holds: int, expected: int) -> StemcurateError:
+    """The error for a file shorter than its manifest rows: ``holds`` samples, rows up to ``expected``."""
+    return StemcurateError(f"{path}: holds {holds} samples, the manifest has fragments up to sample {expected}; "
+                           "the file changed since the scan, re-run curate scan")
 
 
 @functools.lru_cache(maxsize=8)
@@ -151,7 +163,7 @@ def discover(root: str | Path | None = None, *, subset: str = "train") -> list[T
             raise StemcurateError("no data folder given and MUSDB_DIR is not set")
     root = Path(root)
     if subset not in SUBSETS:
-        raise StemcurateError(f"unknown subset '{subset}' (use {' or '.join(SUBSETS)})")
+        raise StemcurateError(f"--subset {subset}: unknown subset (use {' or '.join(SUBSETS)})")
     if not root.exists():
         raise StemcurateError(f"{root}: data folder does not exist")
     if not root.is_dir():

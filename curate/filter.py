@@ -11,7 +11,7 @@ import pandas as pd
 from curate.atomic import ensure_writable_dir
 from curate.bleed import FLOOR_DB
 from curate.errors import StemcurateError
-from curate.outputs import check_output
+from curate.outputs import check_output, output_path
 from curate.quality import BLEED_MID_DB, bleed_mid_for, quality, reasons
 from curate.schema import Manifest, read_manifest, write_manifest
 
@@ -49,7 +49,7 @@ def filter_manifest(manifest: str | Path = "manifest.parquet", *, threshold: flo
     naming the manifest itself, a manifest without scores, or a result with no fragment kept (nothing is
     written then).
     """
-    output, rejected = Path(output), Path(rejected)
+    output, rejected = output_path(output), output_path(rejected)
     if output.resolve() == rejected.resolve():
         raise StemcurateError(f"{output}: clean and rejected outputs must differ")
     for p in (output, rejected):

@@ -51,6 +51,18 @@ def file_kind(path: str | Path) -> str | None:
     return kind.decode("utf-8", "replace") or None
 
 
+def output_path(path: str | os.PathLike) -> Path:
+    """``path`` as the file or folder that writing to it touches.
+
+    A path through a folder that does not exist and back out (``new/../data``) names ``data`` once
+    the missing parents are created, yet checks on the path as given see nothing there (``new`` is
+    missing); such a path is resolved before it is checked or written. Every command's outputs go
+    through this first.
+    """
+    path = Path(path)
+    return path.resolve() if ".." in path.parts else path
+
+
 def _same(a: Path, b: Path) -> bool:
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)
@@ -65,7 +77,7 @@ def check_output(path: str | Path, kind: str, *, inputs=(), option: str = "") ->
     existing file of another kind than ``kind`` (see :func:`file_kind`). ``option`` names the option
     in the message (``--output``).
     """
-    path = Path(path)
+    path = output_path(path)
     where = f"{path}" + (f" ({option})" if option else "")
     for item in inputs:
         if item is not None and (_same(path, Path(item)) or path.resolve() == Path(item).resolve()):

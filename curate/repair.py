@@ -43,9 +43,10 @@ from scipy.signal import fftconvolve
 
 from curate import audio as audio_io
 from curate.atomic import atomic_dir
+from curate.outputs import output_path
 from curate.bleed import BleedConfig, track_bleed
 from curate.conform import to_channels
-from curate.datasets import MIXTURE, copy_subsets, copy_track, discover
+from curate.datasets import MIXTURE, copy_subsets, copy_track, discover, file_changed
 from curate.errors import StemcurateError, check_finite_fields
 from curate.schema import Manifest, write_repairs
 from curate.spectra import stft
@@ -119,6 +120,8 @@ def fit_leak(receiver: np.ndarray, source: np.ndarray, *, taps: int = 1024, pre:
     if x.shape[0] != y.shape[0]:
         x = np.repeat(x.mean(0, keepdims=True), y.shape[0], axis=0)
     n = y.shape[1]
+    taps = max(1, min(taps, n))  # a file shorter than the filter: as many taps as samples
+    pre = min(pre, taps - 1)
     size = 1 << int(np.ceil(np.log2(2 * n)))
     fx, fy = np.fft.rfft(x, size), np.fft.rfft(y, size)
     r_xx = np.fft.irfft((fx * np.conj(fx)).sum(0), size)
@@ -175,6 +178,13 @@ def repair_track(stems: dict[str, np.ndarray], sample_rate: int, *, config: Repa
     return {s: out[s].astype(np.float32) for s in names}, actions
 
 
+def _check_lengths(track, stems: dict[str, np.ndarray], rows: pd.DataFrame) -> None:
+    """:class:`StemcurateError` naming the first file of ``track`` shorter than its manifest ``rows`` say."""
+    for stem, end in rows.groupby("stem")["end"].max().items():
+        if stem in stems and stems[stem].shape[1] < end:
+            raise file_changed(track.source(stem).path, stems[stem].shape[1], int(end))
+
+
 def repair_dataset(manifest: Manifest, dst: str | Path, *, config: RepairConfig = RepairConfig(),
                    progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Write a repaired copy of ``manifest``'s dataset to ``dst``; returns the actions (also ``dst/repairs.parquet``).
@@ -186,9 +196,11 @@ def repair_dataset(manifest: Manifest, dst: str | Path, *, config: RepairConfig 
     frame = manifest.frame
     if not manifest.has_scores:
         raise StemcurateError("the manifest has no scores: run `curate scan` with the classifier first")
-    dst = Path(dst)
-    if dst.resolve() == Path(manifest.root).resolve():
+    dst, root = output_path(dst), Path(manifest.root).resolve()
+    if dst.resolve() == root:
         raise StemcurateError(f"{dst}: the repaired copy must not overwrite the dataset it is made from")
+    if root in dst.resolve().parents:
+        raise StemcurateError(f"{dst}: the repaired copy must not be inside the dataset it is made from ({root})")
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         raise StemcurateError(f"{dst}: output folder exists and is not empty")
     pairs = swapped_pairs(file_labels(frame), config=config) if config.relabel else []
@@ -205,6 +217,7 @@ def repair_dataset(manifest: Manifest, dst: str | Path, *, config: RepairConfig 
                     continue
                 try:
                     stems, sr = track.load_all()
+                    _check_lengths(track, stems, frame[(frame["subset"] == subset) & (frame["track"] == track.name)])
                 except StemcurateError as exc:  # a file no reader can use: the track as it is, and why
                     copy_track(track, work / subset)
                     rows.append(dict(track=track.name, subset=subset, stem="-", action="not repaired", detail=str(exc)))

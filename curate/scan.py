@@ -28,7 +28,7 @@ from curate.quality import quality as quality_score
 from curate.spectra import stft
 from curate.datasets import DEFAULT_STEMS, MIXTURE, Track, available_stems, discover, not_tracks
 from curate.errors import StemcurateError
-from curate.outputs import check_output
+from curate.outputs import check_output, output_path
 from curate.schema import MANIFEST_SCHEMA, MANIFEST_VERSION, REQUIRED_COLUMNS, empty_frame, empty_problems, problems_path, write_manifest, write_problems
 from sad import SADConfig, detect
 
@@ -197,15 +197,50 @@ def _part_key(track: Track) -> str:
     return hashlib.sha1("\n".join([f"{track.subset}/{track.name}", *stats]).encode()).hexdigest()[:16]
 
 
+def _check_options(*, output, stems, jobs, configs: dict) -> None:
+    """:class:`StemcurateError` naming the first option of :func:`scan` of the wrong type or range."""
+    if not isinstance(output, (str, os.PathLike)):
+        raise StemcurateError(f"output {output!r}: give the manifest's path")
+    if stems is not None and not isinstance(stems, str) and not (isinstance(stems, (list, tuple)) and all(isinstance(s, str) for s in stems)):
+        raise StemcurateError(f"stems {stems!r}: give a stem name or a list of them")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise StemcurateError(f"jobs {jobs!r}: give a number of processes, 1 or more")
+    for name, (value, kind) in configs.items():
+        if not isinstance(value, kind) and not (value is None and name == "score"):
+            raise StemcurateError(f"{name} {value!r}: give a {kind.__name__}" + (" or None" if name == "score" else ""))
+
+
+PARTS_KIND = "stemcurate scan parts"
+"""The ``kind`` in ``<output>.parts/scan.json``: how a scan knows the parts folder is its own."""
+
+
 def _fingerprint(root: Path, subset: str, stems: list[str], sad_config: SADConfig, check_config: CheckConfig, score: ScoreConfig | None) -> dict:
     return {
-        "version": MANIFEST_VERSION, "root": str(root.resolve()), "subset": subset, "stems": stems,
+        "kind": PARTS_KIND, "version": MANIFEST_VERSION, "root": str(root.resolve()), "subset": subset, "stems": stems,
         "sad": sad_config.to_dict(), "checks": check_config.to_dict(),
         "embedder": None if score is None else score.embedder,
         "panns": None if score is None else score.panns_checkpoint,
         "musicnn": None if score is None else score.musicnn_weights,
         "bleed": None if score is None else asdict(score.bleed),
     }
+
+
+def _check_parts(parts: Path) -> None:
+    """:class:`StemcurateError` unless ``parts`` (``<output>.parts``) is free for the scan's resumable
+    parts: new, empty, or written by an earlier scan (its ``scan.json`` says so). Anything else there, a
+    dataset named ``songs.parts`` or a file, is the user's and never removed."""
+    if not parts.exists() and not parts.is_symlink():
+        return
+    if parts.is_dir() and not parts.is_symlink():
+        if not any(parts.iterdir()):
+            return
+        try:
+            if json.loads((parts / "scan.json").read_text()).get("kind") == PARTS_KIND:
+                return
+        except (OSError, ValueError, AttributeError):
+            pass
+    raise StemcurateError(f"{parts}: exists and is not an interrupted scan's parts folder, which the scan keeps there; "
+                          "move it or choose another --output")
 
 
 def _prepare_parts(parts: Path, fingerprint: dict) -> None:
@@ -297,14 +332,24 @@ def scan(
     ``on_track(track)`` report progress. Raises :class:`StemcurateError` for bad input
     (missing/empty root, no tracks, unknown stems, unwritable output).
     """
-    output = Path(output)
+    _check_options(output=output, stems=stems, jobs=jobs, configs=dict(sad_config=(sad_config, SADConfig), check_config=(check_config, CheckConfig),
+                                                                     score=(score, ScoreConfig)))
+    stems = [stems] if isinstance(stems, str) else stems
+    output = output_path(output)
     ensure_writable_dir(output)
     check_output(output, "manifest")
     check_output(problems_path(output), "problems")
+    parts = output.with_name(output.name + ".parts")
+    _check_parts(parts)
+    txt_dir = None if txt_dir is None else output_path(txt_dir)
     if txt_dir is not None:  # the seed's list names: {stem}_{subset}.txt, replaced on a re-scan
         check_folder(txt_dir)
     tracks = discover(root, subset=subset)
     root = tracks[0].root
+    for track in tracks if txt_dir is not None else ():
+        if any(c in track.name for c in "\t\r\n"):
+            raise StemcurateError(f"{root}: track {track.name!r} has a tab or line break in its name, which the --txt-dir lists cannot hold"
+                                  " (one fragment per line, tab-separated); rename it")
     stems = resolve_stems(tracks, stems, root)
     scanned, reference = stems, None
     if score is not None and (score.embedder is not None or score.separator is not None):
@@ -322,7 +367,6 @@ def scan(
         # before any track is scanned: a --reference folder without tracks fails now, not after the scan
         reference = reference_pool(score.embedder, synth=score.reference_pool, dirs=score.reference or (), stems=scanned, device=score.device,
                                    panns_checkpoint=score.panns_checkpoint, musicnn_weights=score.musicnn_weights)
-    parts = output.with_name(output.name + ".parts")
     _prepare_parts(parts, _fingerprint(root, subset, scanned, sad_config, check_config, score))
     if on_start:
         on_start(len(tracks))

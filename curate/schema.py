@@ -147,13 +147,20 @@ class Manifest:
 
     def check_files(self, where: str | Path, *, tracks=None) -> None:
         """:class:`StemcurateError` naming ``where`` (the manifest) and the first of its audio files (of
-        ``tracks`` when given) that is not there: a dataset moved or deleted since the scan."""
+        ``tracks`` when given) that is not there (a dataset moved or deleted since the scan), or naming a
+        WAV/FLAC file shorter than its fragments (changed since the scan; read from the header)."""
+        from curate import audio as audio_io
+        from curate.datasets import file_changed
+
         frame = self.frame if tracks is None else self.frame[self.frame["track"].isin(set(tracks))]
-        paths = sorted(set(frame["path"]))
-        missing = [p for p in paths if not (self.root / p).is_file()]
+        ends = frame.groupby("path")["end"].max()
+        missing = [p for p in ends.index if not (self.root / p).is_file()]
         if missing:
-            raise StemcurateError(f"{where}: {len(missing)} of {len(paths)} audio files are not under the manifest's data root "
+            raise StemcurateError(f"{where}: {len(missing)} of {len(ends)} audio files are not under the manifest's data root "
                                   f"{self.root} (first: {missing[0]}); was the dataset moved? re-scan it where it is now")
+        for p, end in ends.items():
+            if Path(p).suffix.lower() in (".wav", ".flac") and (frames := audio_io.info(self.root / p).frames) < end:
+                raise file_changed(self.root / p, frames, int(end))
 
     @property
     def has_scores(self) -> bool:

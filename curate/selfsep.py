@@ -41,7 +41,7 @@ def separation_db(fragments: pd.DataFrame, root, separator: Separator, *, on_ste
             continue
         if on_stem:
             on_stem(f"{track}/{stem}")
-        audio, sr = load_segment(root, g["path"].iloc[0], stem, 0, None)
+        audio, sr = load_segment(root, g["path"].iloc[0], stem, 0, None, need=int(g["end"].max()))
         outs = separator(audio, sr)
         scale = separator.sample_rate / sr
         power = {t: np.square(y.numpy().astype(np.float64)).sum(axis=0) for t, y in outs.items()}

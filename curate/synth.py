@@ -17,6 +17,8 @@ Some stems have silence gaps (whole bars muted). ``mixture`` is the exact sample
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from curate import audio as audio_io
 from curate.atomic import make_dir, write_text
 from curate.datasets import DEFAULT_STEMS
 from curate.errors import MAX_SEED, StemcurateError
+from curate.outputs import output_path
 
 SAMPLE_RATE = 44100
 VOWELS = {  # formant centre frequencies (Hz) and bandwidths (Hz), F1-F4
@@ -355,15 +358,20 @@ MAX_SECONDS = 3600.0
 """Longest synthetic track, seconds (an hour: about 1.3 GB of float samples per stem)."""
 
 
+_TRACK_NAME = re.compile(r"synth\d{3,}-\d{3,}")
+"""A synthetic track's folder name, ``synth{seed:03d}-{index:03d}``."""
+
+
 def synth_dataset(out_dir: str | Path, *, tracks: int = 12, test_tracks: int = 0, seconds: float = 10.0, seed: int = 0, sample_rate: int = SAMPLE_RATE, progress=None) -> list[TrackPlan]:
     """Write ``tracks`` train and ``test_tracks`` test tracks to ``out_dir`` in MUSDB18-HQ layout.
 
     Deterministic for a given ``seed``: track ``i`` uses its own generator seeded by ``(seed, i)``.
     ``progress`` is called with each finished track's name. Returns the plans (also in ``synth.json``).
     ``out_dir`` must be new, empty, or an earlier ``curate synth`` output (it has ``synth.json``): synthetic
-    tracks are never mixed into another dataset (:class:`StemcurateError`).
+    tracks are never mixed into another dataset (:class:`StemcurateError`), and an earlier synth's tracks
+    that this call does not write again (another seed, fewer tracks) are removed.
     """
-    out_dir = Path(out_dir)
+    out_dir = output_path(out_dir)
     if not 1.0 <= seconds <= MAX_SECONDS:
         raise StemcurateError(f"--seconds {seconds}: a synthetic track is 1 to {MAX_SECONDS:.0f} s long")
     if not 0 <= seed <= MAX_SEED or tracks < 0 or test_tracks < 0:
@@ -374,6 +382,11 @@ def synth_dataset(out_dir: str | Path, *, tracks: int = 12, test_tracks: int = 0
     make_dir(out_dir)
     plans = []
     jobs = [("train", i) for i in range(tracks)] + [("test", tracks + i) for i in range(test_tracks)]
+    keep = {(subset, f"synth{seed:03d}-{i:03d}") for subset, i in jobs}
+    for subset in ("train", "test"):  # an earlier synth's tracks that this one does not write again: never mixed in
+        for old in sorted((out_dir / subset).glob("synth*-*")):
+            if old.is_dir() and _TRACK_NAME.fullmatch(old.name) and (subset, old.name) not in keep:
+                shutil.rmtree(old)
     for subset, i in jobs:
         rng = np.random.default_rng([seed, i])
         name = f"synth{seed:03d}-{i:03d}"

@@ -56,8 +56,8 @@ def fragment_truth(frame: pd.DataFrame, corruptions: pd.DataFrame, *, data_root=
                 if data_root is not None:
                     folder, ext = r.path.rsplit("/", 1)[0], r.path.rsplit(".", 1)[-1]
                     src_path = f"{folder}/{c.source_stem}.{ext}"
-                    x, _ = load_segment(data_root, src_path, c.source_stem, r.start, r.end)
-                    y, _ = load_segment(data_root, r.path, r.stem, r.start, r.end)
+                    x, _ = load_segment(data_root, src_path, c.source_stem, r.start, r.end, need=r.end - r.start)
+                    y, _ = load_segment(data_root, r.path, r.stem, r.start, r.end, need=r.end - r.start)
                     src_rel = float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) / max(stem_rms(r.track, c.source_stem, src_path), 1e-12)
                     rcv_rel = float(np.sqrt(np.mean(y.astype(np.float64) ** 2))) / max(stem_rms(r.track, r.stem, r.path), 1e-12)
                     level = c.leak_db + 20 * np.log10(max(src_rel, 1e-9) / max(rcv_rel, 1e-9))

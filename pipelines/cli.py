@@ -138,7 +138,7 @@ def evaluate_cmd(
     targets: Annotated[Optional[str], typer.Option("--targets", help="Comma-separated targets (default: every model found).")] = None,
     tracks: Annotated[Optional[int], typer.Option("--tracks", "-n", min=1, help="Only the first N tracks (a quick check).")] = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, ...")] = "cpu",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Results file (default RUN/results.parquet or results.parquet).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Results file (default RUN/results.parquet or results.parquet; results_SUBSET.parquet for another subset).")] = None,
     frame: Annotated[float, typer.Option("--frame", help="Separation frame, seconds.")] = 3.0,
     hop: Annotated[float, typer.Option("--hop", help="Separation hop, seconds.")] = 2.5,
 ):
@@ -153,7 +153,8 @@ def evaluate_cmd(
     root = data or default_data_root(run_dir) or default_root()
     if root is None:
         raise StemcurateError("no dataset: pass --data DIR or set MUSDB_DIR")
-    out = output or ((run_dir / "results.parquet") if run_dir else Path("results.parquet"))
+    name = "results.parquet" if subset == "test" else f"results_{subset}.parquet"  # a train-set check never replaces the test results
+    out = output or ((run_dir / name) if run_dir else Path(name))
     results_paths(out, inputs=[*sources, root])  # refuse a manifest, a model or another file as the output before any work
     with progress_bar() as bar:
         task = bar.add_task("evaluate", total=tracks, item="")
@@ -194,7 +195,7 @@ def separate_cmd(
     output_subtype(fmt, bits, clip_mode)
     inputs = find_inputs(input, exclude=output)
     check_folder(output)
-    check_song_folders(output_folders(inputs, input if input.is_dir() else input.parent, output).values())
+    check_song_folders(output_folders(inputs, input if input.is_dir() else input.parent, output).values(), output)
     sep = load_separator(checkpoints, targets, device=device, frame_s=frame, hop_s=hop)
     with progress_bar() as bar:
         task = bar.add_task("separate", total=len(inputs), item="")

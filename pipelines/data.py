@@ -124,7 +124,7 @@ class FragmentPool:
         file_rate = int(self.rates[hit[0]])
         path = self.frame["path"].iat[hit[0]]
         lo = max(0, start)
-        x, _ = load_segment(self.root, path, stem, lo, stop)
+        x, _ = load_segment(self.root, path, stem, lo, stop, need=min(stop, int(self.ends[hit].max())) - lo)
         audio = np.zeros((x.shape[0], length), dtype=np.float32)
         audio[:, lo - start : lo - start + x.shape[1]] = x[:, : length - (lo - start)]
         audio *= _mask(self.starts[hit] - start, self.ends[hit] - start, length, int(fade_s * file_rate))

@@ -24,7 +24,7 @@ from curate.checks import CheckConfig
 from curate.conform import peak_dbfs, to_channels
 from curate.datasets import MIXTURE, discover
 from curate.errors import StemcurateError
-from curate.outputs import LOG_HEADER, check_output
+from curate.outputs import LOG_HEADER, check_output, output_path
 from pipelines.metrics import csdr_windows, usdr
 
 
@@ -138,7 +138,7 @@ def results_paths(path: str | Path, *, inputs=()) -> tuple[Path, Path]:
     """The results file and its text log (``test.log`` beside ``results.parquet``, else ``<name>.log``),
     checked before any work: each may be new or an earlier evaluation's, never an input or another
     kind of file (:func:`curate.outputs.check_output`)."""
-    path = Path(path)
+    path = output_path(path)
     log = path.parent / "test.log" if path.name == "results.parquet" else path.with_suffix(".log")
     if log == path:
         raise StemcurateError(f"{path}: the results and their text log would be one file; give a .parquet path")

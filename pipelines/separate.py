@@ -17,6 +17,7 @@ any work.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,9 @@ import numpy as np
 from bsrnn.separator import Separator
 from curate import audio as audio_io
 from curate.atomic import make_dir, write_text
-from curate.conform import sample_problem, to_channels
+from curate.conform import rate_problem, sample_problem, to_channels
 from curate.errors import StemcurateError
+from curate.outputs import output_path
 
 INPUT_EXTENSIONS = (".wav", ".flac", ".mp3")
 FORMATS = ("wav", "flac", "mp3")
@@ -121,9 +123,37 @@ def output_folders(inputs: list[Path], root: Path, out_dir: Path) -> dict[Path, 
     return folders
 
 
-def check_song_folders(folders) -> None:
-    """:class:`StemcurateError` naming the first song folder that exists but is neither empty nor an earlier
-    separation (no :data:`MARKER`), or is a file: its files are not ``pipelines separate``'s to replace."""
+def _is_dataset(root: Path) -> bool:
+    from curate.datasets import SUBSETS, discover
+
+    for subset in SUBSETS:
+        try:
+            if discover(root, subset=subset):
+                return True
+        except StemcurateError:
+            pass
+    return False
+
+
+def check_song_folders(folders, out_dir: str | Path) -> None:
+    """:class:`StemcurateError` when the output folder ``out_dir`` is a training run, holds exported
+    models, or is a dataset (or one of its subset folders: the stems would be read as its tracks), or
+    naming the first song folder that exists but is neither empty nor an earlier separation (no
+    :data:`MARKER`), or is a file: its files are not ``pipelines separate``'s to replace."""
+    from bsrnn.model import saved_model_files
+    from curate.datasets import SUBSETS
+    from pipelines.train import CONFIG_FILE
+
+    out_dir = output_path(out_dir)
+    if out_dir.is_dir():
+        if (out_dir / CONFIG_FILE).is_file() and (out_dir / "checkpoints").is_dir():
+            raise StemcurateError(f"{out_dir}: is a training run folder; write the separated stems elsewhere (--output)")
+        if saved_model_files(out_dir):
+            raise StemcurateError(f"{out_dir}: holds exported models (a saved_models folder); write the separated stems elsewhere (--output)")
+        root = out_dir.parent if out_dir.name in SUBSETS else out_dir
+        if _is_dataset(root):
+            raise StemcurateError(f"{out_dir}: is {'a subset folder of ' if root != out_dir else ''}the dataset {root}; "
+                                  "separated stems there would be read as its tracks, write them elsewhere (--output)")
     for folder in folders:
         folder = Path(folder)
         if folder.exists() and not folder.is_dir():
@@ -170,14 +200,21 @@ def separate_files(
     bits: str | None = None, residual: bool = False, clip_mode: str = "rescale", on_file: Callable[[Path], None] | None = None,
 ) -> SeparationReport:
     """Separate each input with every model of ``separator`` and write the stems (see module docstring).
-    ``bits``: see :func:`output_subtype`."""
+    ``bits``: see :func:`output_subtype`. :class:`StemcurateError` for inputs that are not a list of
+    paths, a ``separator`` that is not a :class:`Separator` (or an object with its call, ``sample_rate``,
+    ``channels`` and ``targets``), and outputs that would replace files."""
+    if isinstance(inputs, (str, os.PathLike)) or not all(isinstance(p, (str, os.PathLike)) for p in inputs):
+        raise StemcurateError(f"inputs {inputs!r}: give a list of audio file paths (find_inputs)")
+    if not (callable(separator) and all(hasattr(separator, a) for a in ("sample_rate", "channels", "targets"))):
+        raise StemcurateError(f"separator {separator!r}: give a bsrnn.separator.Separator (load_separator)")
+    inputs = [Path(p) for p in inputs]
     subtype = output_subtype(fmt, bits, clip_mode)
-    out_dir = Path(out_dir)
+    out_dir = output_path(out_dir)
     root = Path(root) if root is not None else (inputs[0].parent if len(inputs) == 1 else Path("."))
     report = SeparationReport()
     folders = output_folders(inputs, root, out_dir)
     report.renamed = [(src, f) for src, f in folders.items() if f != output_folder(src, root, out_dir)]
-    check_song_folders(folders.values())
+    check_song_folders(folders.values(), out_dir)
     for src in inputs:
         if on_file:
             on_file(src)
@@ -189,9 +226,9 @@ def separate_files(
         if audio.shape[1] == 0:
             report.failed.append((src, "no samples"))
             continue
-        unusable = sample_problem(audio)  # the scan's rule: NaN/inf samples, impossible levels
+        unusable = rate_problem(sr) or (sample_problem(audio) or (None, None))[1]  # the scan's rules: rate, NaN/inf, impossible levels
         if unusable:
-            report.failed.append((src, unusable[1]))
+            report.failed.append((src, unusable))
             continue
         if audio.shape[0] > separator.channels:  # curate.conform's rule: the first channels (front L/R of a 5.1 file)
             report.channels.append((src, audio.shape[0]))

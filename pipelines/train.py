@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from bsrnn.model import BSRNN, BSRNNConfig
 from curate.atomic import atomic_path, make_dir, write_text
 from curate.errors import StemcurateError
+from curate.outputs import output_path
 from curate.schema import read_manifest
 from pipelines.config import TrainConfig, config_dict, model_differences
 from pipelines.models import load_models, read_model
@@ -263,11 +264,19 @@ def train(
     from pipelines.module import SeparationModule
 
     check_trainer_args(accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes)
-    run = Path(out)
+    run, export_dir = output_path(out), output_path(export_dir)
     ckpt_dir = run / "checkpoints"
     last = ckpt_dir / LAST
     if resume and not last.is_file():
         raise StemcurateError(f"{run}: nothing to resume (no checkpoints/{LAST})")
+    if resume:
+        from curate.safeload import torch_load
+
+        state = torch_load(last)
+        step = int(state.get("global_step", 0)) if isinstance(state, dict) else 0
+        if config.max_steps <= step:
+            raise StemcurateError(f"--max-steps {config.max_steps}: the run in {run} is already at step {step}; "
+                                  "give a larger --max-steps to train it further")
     if not resume:
         _check_new_run(run)
     for name in ("crop_s", "valid_crop_s"):  # the STFT needs a full window

@@ -107,11 +107,11 @@ def _lowest_section(frame: pd.DataFrame, root: Path, per_stem: int, clip_s: floa
             half = int(clip_s * sr / 2)
             a, b = max(int(r.start), mid - half), min(int(r.end), mid + half)
             try:
-                x, _ = load_segment(root, r.path, r.stem, a, b)
+                x, _ = load_segment(root, r.path, r.stem, a, b, need=b - a)
                 player = html.audio_clip(x, sr)
                 spec = html.img(plots.spectrogram(x.mean(axis=0), sr), f"spectrogram of {r.track} {stem}", cls="spec")
             except StemcurateError:
-                player, spec = "(audio not found)", ""
+                player, spec = "(audio missing or changed since the scan)", ""
             bleed = f"{r.bleed_db:.0f} dB ({r.bleed_stem})" if r.bleed_db == r.bleed_db and isinstance(r.bleed_stem, str) else "—"
             row = [r.track, f"{html.fmt_time(int(r.start), sr)}–{html.fmt_time(int(r.end), sr)}", f"{r.quality:.2f}",
                    f"{r.label_score:.2f}" if r.label_score == r.label_score else "—",
@@ -130,7 +130,7 @@ def curation_report(manifest: str | Path = "manifest.parquet", output: str | Pat
     :class:`StemcurateError` for a manifest without scores, or an ``output`` that is not a report
     (:func:`curate.outputs.check_output`: the manifest itself, another kind of file), and for a data
     folder (``data_root``, default the manifest's) that is missing or holds none of its files."""
-    check_output(output, KIND, inputs=[manifest])
+    output = check_output(output, KIND, inputs=[manifest])
     m = read_scored(manifest, threshold)
     root = Path(data_root) if data_root is not None else m.root
     if not root.is_dir():

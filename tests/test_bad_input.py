@@ -63,7 +63,7 @@ def digest(path: Path) -> str:
 BAD_TRACKS = {
     # track: (file, the scan's check on it, readers that cannot use the track)
     "nonaudio": ("vocals.wav", "decode"),
-    "zerolen": ("vocals.wav", "length"),
+    "zerolen": ("vocals.wav", "empty"),
     "mono": ("vocals.wav", "channels"),
     "sixch": ("other.wav", "channels"),
     "nan": ("vocals.wav", "non_finite"),
@@ -453,8 +453,16 @@ def test_separate_never_replaces_files_it_did_not_write(world, tmp_path):
     mix = data / "test" / "good" / "mixture.wav"
     song = tmp_path / "good.wav"
     song.write_bytes(mix.read_bytes())
-    # OUT/<song> is a dataset track folder: its stems are not separate's to replace
-    one_line_error(run(pipelines_app, "separate", "-i", song, "-o", data / "test", "-c", world / "models"), data / "test" / "good")
+    # OUT/<song> holds the user's files: they are not separate's to replace
+    mine = tmp_path / "mine" / "good"
+    mine.mkdir(parents=True)
+    (mine / "vocals.wav").write_bytes(mix.read_bytes())
+    one_line_error(run(pipelines_app, "separate", "-i", song, "-o", mine.parent, "-c", world / "models"), mine)
+    assert sorted(p.name for p in mine.iterdir()) == ["vocals.wav"]
+    # a dataset, one of its subset folders, a training run or a saved_models folder is no output folder at all
+    one_line_error(run(pipelines_app, "separate", "-i", song, "-o", data / "test", "-c", world / "models"), data / "test", "dataset")
+    one_line_error(run(pipelines_app, "separate", "-i", song, "-o", data, "-c", world / "models"), data, "dataset")
+    one_line_error(run(pipelines_app, "separate", "-i", song, "-o", world / "models", "-c", world / "models"), world / "models", "exported models")
     assert {p: digest(p) for p in keep} == keep and not (data / "test" / "good" / "bass.wav.tmp").exists()
     one_line_error(run(pipelines_app, "separate", "-i", data / "test", "-o", data / "test", "-c", world / "models"), "is the input folder")
     # an earlier separation (its marker) is written again; an empty folder is taken
@@ -684,6 +692,9 @@ def test_a_short_run_its_report_resume_rules_and_report_kinds(world, tmp_path):
         one_line_error(run(pipelines_app, "train", "--resume", "-o", run_dir, "--max-steps", "4", *extra), named)
     res = run(pipelines_app, "train", "--resume", "-o", run_dir, "--max-steps", "4", "--set", "val_every=2", "--no-progress")
     assert res.exit_code == 0 and "steps          4" in res.output, res.output
+    one_line_error(run(pipelines_app, "train", "--resume", "-o", run_dir, "--max-steps", "2"), "--max-steps 2", "already at step 4")
+    mix = world / "data" / "test" / "good" / "mixture.wav"  # a run folder is no place for separated stems
+    one_line_error(run(pipelines_app, "separate", "-i", mix, "-o", run_dir, "-c", run_dir), run_dir, "training run folder")
     # a curation report and a run report are different kinds: neither replaces the other
     page = digest(tmp_path / "run.html")
     one_line_error(run(curate_app, "report", world / "scored.parquet", "-o", tmp_path / "run.html"), "run report")
@@ -762,3 +773,166 @@ def test_a_full_disk_while_writing_audio_or_a_checkpoint_keeps_the_earlier_file(
     with pytest.raises(StemcurateError, match="last.ckpt: cannot write"):
         io.save_checkpoint({"step": 2}, ckpt)
     assert digest(ckpt) == before and sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "vocals.wav"]
+
+
+# ---------------------------------------------------------------- third review: paths that go back out, stale outputs, rates, changed files, the API
+
+
+def test_outputs_through_a_missing_folder_and_back_are_checked_where_they_land(world, tmp_path):
+    """``new/../x`` names ``x`` once ``new`` is created: each command checks ``x``, not the path as given."""
+    data = _copy(world / "data", tmp_path / "data")
+    vocals = data / "train" / "good" / "vocals.wav"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    models = _copy(world / "models", tmp_path / "models")
+    song = tmp_path / "good.wav"
+    song.write_bytes((data / "test" / "good" / "mixture.wav").read_bytes())
+    keep = {p: digest(p) for p in [*data.rglob("*.wav"), mine / "notes.txt", *models.rglob("*.ckpt")]}
+    via = lambda name, target: tmp_path / name / ".." / target.relative_to(tmp_path)  # noqa: E731
+    cases = [
+        (curate_app, ["scan", data, "--no-score", "-o", via("n1", vocals)], "not a stemcurate manifest"),
+        (pipelines_app, ["separate", "-i", song, "-o", via("n2", data / "train"), "-c", models], "dataset"),
+        (pipelines_app, ["train", "-m", world / "scored.parquet", "--model", "tiny", "--max-steps", "1", "-o", via("n3", mine),
+                         "--export-dir", tmp_path / "e"], "not a training run folder"),
+        (pipelines_app, ["train", "-m", world / "scored.parquet", "--model", "tiny", "--max-steps", "1", "-o", tmp_path / "run",
+                         "--export-dir", via("n4", models)], "another run"),
+        (curate_app, ["synth", via("n5", mine), "--tracks", "1", "--seconds", "1"], "not a curate synth dataset"),
+    ]
+    for app, args, why in cases:
+        one_line_error(run(app, *args), why)
+    assert {p: digest(p) for p in keep} == keep
+    assert not any((tmp_path / f"n{i}").exists() for i in range(1, 6)) and not (tmp_path / "run").exists()
+
+
+def test_scan_removes_only_parts_folders_it_wrote(world, tmp_path):
+    songs = tmp_path / "songs.parts"  # a dataset whose name is the manifest's parts folder
+    _copy(world / "data", songs)
+    before = sorted(p.relative_to(songs).as_posix() for p in songs.rglob("*"))
+    one_line_error(run(curate_app, "scan", songs, "--no-score", "-o", tmp_path / "songs"), songs, "parts folder")
+    assert sorted(p.relative_to(songs).as_posix() for p in songs.rglob("*")) == before
+    (tmp_path / "m.parquet.parts").write_text("a file")
+    one_line_error(run(curate_app, "scan", songs, "--no-score", "-o", tmp_path / "m.parquet"), tmp_path / "m.parquet.parts")
+    # an interrupted scan's own parts folder (another scan's settings) is replaced
+    (tmp_path / "m.parquet.parts").unlink()
+    (tmp_path / "m.parquet.parts").mkdir()
+    (tmp_path / "m.parquet.parts" / "scan.json").write_text('{"kind": "stemcurate scan parts", "version": 0}')
+    assert run(curate_app, "scan", songs, "--no-score", "-o", tmp_path / "m.parquet").exit_code == 0
+    assert not (tmp_path / "m.parquet.parts").exists()
+
+
+def test_synth_into_an_earlier_synth_folder_leaves_only_the_new_tracks(tmp_path):
+    out = tmp_path / "synth"
+    assert run(curate_app, "synth", out, "--tracks", "3", "--test-tracks", "1", "--seconds", "1", "--seed", "1").exit_code == 0
+    assert run(curate_app, "synth", out, "--tracks", "2", "--seconds", "1", "--seed", "2").exit_code == 0
+    import json
+
+    listed = {t["name"] for t in json.loads((out / "synth.json").read_text())["tracks"]}
+    on_disk = {p.name for sub in ("train", "test") if (out / sub).is_dir() for p in (out / sub).iterdir()}
+    assert on_disk == listed == {"synth002-000", "synth002-001"}
+
+
+def test_sample_rates_outside_the_range_read_are_problems_not_crashes(tmp_path):
+    from bsrnn.separator import AudioError
+    from curate.errors import StemcurateError
+
+    rng = np.random.default_rng(3)
+    for name, sr in (("t1000", 1000), ("t100", 100), ("t1", 1)):
+        write_track(tmp_path / "data" / "train" / name, noise_stems(rng, 7.0, sr=max(sr, 1)), sr=sr)
+    write_track(tmp_path / "data" / "train" / "t8k", noise_stems(rng, 7.0, sr=8000), sr=8000)
+    res = run(curate_app, "scan", tmp_path / "data", "--embedder", "features", "--no-reference-pool", "-o", tmp_path / "m.parquet")
+    assert res.exit_code == 0, res.output
+    problems = pd.read_parquet(tmp_path / "m.problems.parquet")
+    low = problems[problems["check"] == "sample_rate"]
+    assert set(low["track"]) == {"t1000", "t100", "t1"} and (low["severity"] == "skipped").all()
+    assert set(pd.read_parquet(tmp_path / "m.parquet")["track"]) == {"t8k"}  # 8 kHz is read
+    # separate skips a file that declares 1 Hz (it would be resampled 44100-fold), the API refuses it
+    sf.write(tmp_path / "one_hz.wav", rng.standard_normal((50, 2)).astype(np.float32) * 0.1, 1)
+    res = run(pipelines_app, "separate", "-i", tmp_path / "one_hz.wav", "-o", tmp_path / "sep", "-c", random_models(tmp_path / "models"))
+    assert res.exit_code == 2 and f"skipped {tmp_path / 'one_hz.wav'}: 1 Hz" in res.output, res.output
+    from bsrnn.separator import Separator
+
+    sep = Separator.from_checkpoint(tmp_path / "models" / "vocals" / "vocals.ckpt")
+    for rate in (1, 100, 10**7, "44100", 44100.5, True):
+        with pytest.raises(AudioError, match="sample rate"):
+            sep(np.zeros((2, 1000), np.float32), rate)
+    assert issubclass(AudioError, StemcurateError)
+
+
+def test_files_shortened_after_the_scan_are_named_by_every_reader(world, tmp_path):
+    data = _copy(world / "data", tmp_path / "data")
+    assert run(curate_app, "scan", data, "--embedder", "features", "--no-reference-pool", "-o", tmp_path / "m.parquet").exit_code == 0
+    for f in (data / "train" / "good").glob("[!.]*.wav"):  # half a second left of seven, in every file of the track
+        x, sr = sf.read(f, always_2d=True)
+        sf.write(f, x[: sr // 2], sr, subtype="FLOAT")
+    res = run(pipelines_app, "train", "-m", tmp_path / "m.parquet", "--model", "tiny", "--max-steps", "1", "-o", tmp_path / "run",
+              "--export-dir", tmp_path / "e")
+    one_line_error(res, data / "train" / "good", "changed since the scan")
+    assert not (tmp_path / "run").exists()
+    res = run(curate_app, "repair", tmp_path / "m.parquet", tmp_path / "fixed")
+    assert res.exit_code == 0, res.output
+    log = pd.read_parquet(tmp_path / "fixed" / "repairs.parquet")
+    detail = log.loc[(log["track"] == "good") & (log["action"] == "not repaired"), "detail"]
+    assert len(detail) == 1 and "changed since the scan" in detail.iloc[0], log
+    res = run(curate_app, "report", tmp_path / "m.parquet", "-o", tmp_path / "r.html", "--per-stem", "50")
+    assert res.exit_code == 0, res.output
+    assert "changed since the scan" in (tmp_path / "r.html").read_text()
+
+
+def test_the_python_api_raises_stemcurate_errors_for_bad_arguments(world, tmp_path):
+    from bsrnn.model import CheckpointError
+    from bsrnn.separator import AudioError, Separator
+    from curate.errors import StemcurateError
+    from curate.scan import scan
+    from pipelines.separate import separate_files
+
+    assert issubclass(CheckpointError, StemcurateError)
+    for bad in ([], None, 3, tmp_path):
+        with pytest.raises(StemcurateError):
+            Separator.from_checkpoint(bad)
+    sep = Separator.from_checkpoint(world / "models" / "vocals" / "vocals.ckpt")
+    n = SR
+    for audio, why in ((np.zeros((1, 2, n)), "shape"), (np.zeros((n, 2)), "transpose"), ("audio", "array of numbers"),
+                       (np.full((2, n), np.nan), "NaN"), (np.full((2, n), np.inf), "NaN"), (np.full((2, n), 1e30), "full scale")):
+        with pytest.raises(AudioError, match=why):
+            sep(audio, SR)
+    mix = world / "data" / "test" / "good" / "mixture.wav"
+    with pytest.raises(StemcurateError, match="list of audio file paths"):
+        separate_files(str(mix), tmp_path / "s", sep)
+    with pytest.raises(StemcurateError, match="Separator"):
+        separate_files([mix], tmp_path / "s", None)
+    assert separate_files([str(mix)], tmp_path / "s", sep).written
+    data = world / "data"
+    for kwargs, why in ((dict(output=None), "output"), (dict(sad_config="x"), "sad_config"), (dict(check_config=None), "check_config"),
+                        (dict(score="x"), "score"), (dict(jobs=0), "jobs"), (dict(jobs=1.5), "jobs"), (dict(stems=[1]), "stems")):
+        with pytest.raises(StemcurateError, match=why):
+            scan(data, **{"output": tmp_path / "m.parquet", **kwargs})
+    assert not (tmp_path / "m.parquet").exists()
+    result = scan(data, output=tmp_path / "m.parquet", stems="vocals", score=None)  # one stem's name, not its letters
+    assert set(result.fragments["stem"]) == {"vocals"}
+
+
+def test_txt_lists_refuse_track_names_they_cannot_hold(tmp_path):
+    write_track(tmp_path / "data" / "train" / "a\tb", noise_stems(np.random.default_rng(4), 7.0))
+    write_track(tmp_path / "data" / "train" / "c", noise_stems(np.random.default_rng(5), 7.0))
+    res = run(curate_app, "scan", tmp_path / "data", "--no-score", "-o", tmp_path / "m.parquet", "--txt-dir", tmp_path / "txt")
+    one_line_error(res, "--txt-dir", "a\\tb")
+    assert not (tmp_path / "m.parquet").exists() and not (tmp_path / "txt").exists()
+
+
+def test_smaller_third_review_cases(world, tmp_path, monkeypatch):
+    data = _copy(world / "data", tmp_path / "data")
+    # a repaired copy inside the dataset it is made from would be read as part of it
+    one_line_error(run(curate_app, "repair", world / "scored.parquet", world / "data" / "train" / "fixed"), "inside the dataset")
+    assert not (world / "data" / "train" / "fixed").exists()
+    # the option is named
+    one_line_error(run(curate_app, "scan", data, "--no-score", "--subset", "foo", "-o", tmp_path / "m.parquet"), "--subset foo")
+    # evaluating the train subset does not replace the test results or their log
+    monkeypatch.chdir(tmp_path)
+    res = run(pipelines_app, "evaluate", world / "models", "--data", data, "--subset", "train", "-n", "2")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.glob("results*")) == ["results_train.log", "results_train.parquet"]
+    # a zero-length stem is empty, not silent
+    problems = pd.read_parquet(world / "scored.problems.parquet")
+    row = problems[(problems["track"] == "zerolen") & (problems["path"].str.endswith("vocals.wav"))]
+    assert list(row["check"]) == ["empty"], row
