@@ -18,7 +18,6 @@ from torch import nn
 
 from bsrnn.bands import BUILTIN_SPECS, band_edges
 from bsrnn.layers import BandSplit, MaskEstimation
-from curate.errors import StemcurateError
 
 SIZES = {
     "paper": dict(fc_dim=128, rnn_dim=256, num_layers=12, mlp_dim=512),
@@ -26,9 +25,8 @@ SIZES = {
 }
 
 
-class CheckpointError(StemcurateError, ValueError):
-    """A checkpoint that cannot rebuild a model (message names the file and the problem): the
-    project's one user-error type (:class:`~curate.errors.StemcurateError`), and a ValueError."""
+class CheckpointError(ValueError):
+    """A checkpoint that cannot rebuild a model (message names the file and the problem)."""
 
 
 def saved_model_files(folder: str | Path) -> list[Path]:

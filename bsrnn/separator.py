@@ -22,13 +22,12 @@ import soxr
 import torch
 from torch import nn
 
-from curate.conform import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, sample_problem
-from curate.errors import StemcurateError
 
-
-class AudioError(StemcurateError, ValueError):
-    """Audio a :class:`Separator` cannot take: not a ``(channels, samples)`` array of numbers, another
-    channel count than the models', NaN/inf or impossible samples, or a sample rate out of range."""
+class AudioError(ValueError):
+    """Audio a :class:`Separator` cannot take (the message says why): not a ``(channels, samples)``
+    array of numbers, another channel count than the models', NaN/inf samples (or samples so far
+    above full scale that the models give NaN/inf), or a sample rate that is not an integer within
+    :data:`MAX_RESAMPLE` times the models' rate."""
 
 
 def trapezoid(length: int, fade: int) -> torch.Tensor:
@@ -40,6 +39,10 @@ def trapezoid(length: int, fade: int) -> torch.Tensor:
         w[length - fade :] = ramp.flip(0)
     return w
 
+
+MAX_RESAMPLE = 16
+"""Largest factor between the audio's sample rate and the models' (a header declaring 1 Hz would be
+resampled 44100-fold, out of memory)."""
 
 MAX_FRAME_S = 60.0
 """Longest separation frame, seconds (memory grows with it; the models were trained on a few seconds)."""
@@ -130,10 +133,10 @@ class Separator:
     def __call__(self, audio, sample_rate: int) -> dict[str, torch.Tensor]:
         """``audio`` ``(channels, samples)`` or ``(samples,)`` at ``sample_rate`` Hz -> ``{target: (channels, samples)}``
         at :attr:`sample_rate` Hz. Mono input is separated as dual mono and returned mono.
-        :class:`AudioError` for anything else (see there): ``sample_rate`` is an integer from
-        :data:`~curate.conform.MIN_SAMPLE_RATE` to :data:`~curate.conform.MAX_SAMPLE_RATE` Hz."""
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
-            raise AudioError(f"sample rate {sample_rate!r}: give an integer from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz")
+        :class:`AudioError` for anything else (see there): never NaN or inf in the result."""
+        low, high = -(-self.sample_rate // MAX_RESAMPLE), self.sample_rate * MAX_RESAMPLE
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or not low <= sample_rate <= high:
+            raise AudioError(f"sample rate {sample_rate!r}: give an integer from {low} to {high} Hz (the models run at {self.sample_rate} Hz)")
         try:
             x = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not torch.is_tensor(audio) else audio, dtype=torch.float32).cpu()
         except (TypeError, ValueError, RuntimeError):
@@ -148,12 +151,15 @@ class Separator:
         if x.shape[0] != self.channels:
             hint = " (a (samples, channels) array? transpose it)" if x.shape[1] == self.channels else ""
             raise AudioError(f"the model takes {self.channels} channels, the audio has {x.shape[0]}{hint}")
-        unusable = sample_problem(x.numpy())
-        if unusable:
-            raise AudioError(f"audio: {unusable[1]}")
+        if not bool(torch.isfinite(x).all()):
+            raise AudioError(f"audio: {int((~torch.isfinite(x)).sum())} NaN/inf samples")
         if sample_rate != self.sample_rate:
             x = torch.from_numpy(np.ascontiguousarray(soxr.resample(x.numpy().T, sample_rate, self.sample_rate).T))
         out = {t: self._run(m, x) for t, m in self.models.items()}
+        for t, y in out.items():
+            if not bool(torch.isfinite(y).all()):
+                raise AudioError(f"the {t} model gave NaN/inf samples (input far above full scale, peak {float(x.abs().max()):.3g}? "
+                                 "non-finite weights?)")
         return {t: y.mean(0, keepdim=True) for t, y in out.items()} if mono else out
 
     def separate(self, audio) -> torch.Tensor:

@@ -834,7 +834,6 @@ def test_synth_into_an_earlier_synth_folder_leaves_only_the_new_tracks(tmp_path)
 
 def test_sample_rates_outside_the_range_read_are_problems_not_crashes(tmp_path):
     from bsrnn.separator import AudioError
-    from curate.errors import StemcurateError
 
     rng = np.random.default_rng(3)
     for name, sr in (("t1000", 1000), ("t100", 100), ("t1", 1)):
@@ -853,10 +852,10 @@ def test_sample_rates_outside_the_range_read_are_problems_not_crashes(tmp_path):
     from bsrnn.separator import Separator
 
     sep = Separator.from_checkpoint(tmp_path / "models" / "vocals" / "vocals.ckpt")
-    for rate in (1, 100, 10**7, "44100", 44100.5, True):
+    for rate in (1, 100, 10**7, "44100", 44100.5, True):  # a resampling factor of at most 16
         with pytest.raises(AudioError, match="sample rate"):
             sep(np.zeros((2, 1000), np.float32), rate)
-    assert issubclass(AudioError, StemcurateError)
+    assert set(sep(np.zeros((2, 1000), np.float32), 4000)) == {"vocals"}
 
 
 def test_files_shortened_after_the_scan_are_named_by_every_reader(world, tmp_path):
@@ -886,14 +885,14 @@ def test_the_python_api_raises_stemcurate_errors_for_bad_arguments(world, tmp_pa
     from curate.scan import scan
     from pipelines.separate import separate_files
 
-    assert issubclass(CheckpointError, StemcurateError)
+    assert issubclass(CheckpointError, ValueError) and issubclass(AudioError, ValueError)  # bsrnn imports nothing of the project
     for bad in ([], None, 3, tmp_path):
-        with pytest.raises(StemcurateError):
+        with pytest.raises(CheckpointError):
             Separator.from_checkpoint(bad)
     sep = Separator.from_checkpoint(world / "models" / "vocals" / "vocals.ckpt")
     n = SR
     for audio, why in ((np.zeros((1, 2, n)), "shape"), (np.zeros((n, 2)), "transpose"), ("audio", "array of numbers"),
-                       (np.full((2, n), np.nan), "NaN"), (np.full((2, n), np.inf), "NaN"), (np.full((2, n), 1e30), "full scale")):
+                       (np.full((2, n), np.nan), "NaN"), (np.full((2, n), np.inf), "NaN"), (np.full((2, n), 1e30), "model gave NaN/inf")):
         with pytest.raises(AudioError, match=why):
             sep(audio, SR)
     mix = world / "data" / "test" / "good" / "mixture.wav"
