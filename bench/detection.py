@@ -44,9 +44,9 @@ from curate.datasets import discover  # noqa: E402
 from curate.embed import DEFAULT_EMBEDDER, EMBEDDERS  # noqa: E402
 from curate.quality import reasons  # noqa: E402
 from curate.scan import ScoreConfig, scan  # noqa: E402
-from curate.schema import read_corruptions  # noqa: E402
+from curate.schema import read_manifest  # noqa: E402
 from curate.synth import synth_dataset  # noqa: E402
-from curate.truth import fragment_truth  # noqa: E402
+from curate.truth import manifest_truth  # noqa: E402
 
 REAL = REPO.parent / "shared" / "data" / "musdb18-7s"
 LABEL_KINDS = ("swap", "replace", "partial")
@@ -215,7 +215,7 @@ def main() -> None:
         corrupt_dataset(clean, noisy, mislabel_rate=mislabel, bleed_rate=bleed, seed=seed)
         result = scan(noisy, output=work / f"manifest{seed}.parquet", score=score, jobs=args.jobs)
         frame = result.fragments
-        truth = fragment_truth(frame, read_corruptions(noisy / "corruptions.parquet"), data_root=noisy)
+        truth = manifest_truth(read_manifest(result.manifest))
         fig = evaluate(frame, truth, args.threshold)
         runs.append(fig)
         both = pd.concat([frame, truth], axis=1)

@@ -61,7 +61,7 @@ from curate.corrupt import corrupt_dataset  # noqa: E402
 from curate.filter import filter_manifest  # noqa: E402
 from curate.repair import repair_dataset  # noqa: E402
 from curate.scan import ScoreConfig, scan  # noqa: E402
-from curate.schema import read_corruptions, read_manifest, write_manifest  # noqa: E402
+from curate.schema import CORRUPTIONS_FILE, REPAIRS_FILE, read_corruptions, read_manifest, write_manifest  # noqa: E402
 from pipelines.config import model_config, train_config  # noqa: E402
 from pipelines.data import fragment_corrupted  # noqa: E402
 from pipelines.evaluate import evaluate  # noqa: E402
@@ -215,7 +215,7 @@ def main() -> None:
     if not (clean / "test").is_dir():
         log("rendering")
         render(clean, train=args.train_tracks, test=args.test_tracks, seconds=args.seconds, seed=args.render_seed, level=args.level)
-    if not (noisy / "corruptions.parquet").is_file():
+    if not (noisy / CORRUPTIONS_FILE).is_file():
         log("corrupting")
         corrupt_dataset(clean, noisy, mislabel_rate=args.mislabel_rate, bleed_rate=args.bleed_rate, seed=0)
     manifests = {"clean": work / "clean.parquet", "noisy": work / "noisy.parquet", "curated": work / "curated.parquet",
@@ -228,7 +228,7 @@ def main() -> None:
     curated_from, curated_data = manifests["noisy"], noisy  # what the curated configurations scan and filter
     if args.repair:
         repaired, curated_from = work / "repaired", work / "repaired.parquet"
-        if not (repaired / "repairs.parquet").is_file():
+        if not (repaired / REPAIRS_FILE).is_file():
             log("repairing the noisy split")
             shutil.rmtree(repaired, ignore_errors=True)
             repair_dataset(read_manifest(manifests["noisy"]), repaired)
@@ -253,7 +253,7 @@ def main() -> None:
         truth_filter(manifests["noisy"], manifests["truth"])
     manifests["mended"] = work / "truth-mended.parquet"
     if "u" in configs and not manifests["mended"].is_file():
-        mended_reference(manifests["clean"], noisy / "corruptions.parquet", manifests["mended"])
+        mended_reference(manifests["clean"], noisy / CORRUPTIONS_FILE, manifests["mended"])
     plan = {  # configuration -> (manifest, robustness)
         "a": (manifests["clean"], {}), "b": (manifests["noisy"], {}), "c": (manifests["noisy"], trunc),
         "d": (manifests["curated"], {}), "e": (manifests["curated"], {"weighting": "quality", **curated_trunc}),

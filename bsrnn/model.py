@@ -10,28 +10,22 @@ works. The model saves and rebuilds itself from its hyperparameters (:class:`BSR
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from bsrnn.bands import BUILTIN_SPECS, band_edges
+from bsrnn.errors import CheckpointError
 from bsrnn.layers import BandSplit, MaskEstimation
+
+__all__ = ["BSRNN", "BSRNNConfig", "CheckpointError", "SIZES"]  # CheckpointError: its import path before bsrnn.errors
 
 SIZES = {
     "paper": dict(fc_dim=128, rnn_dim=256, num_layers=12, mlp_dim=512),
     "tiny": dict(fc_dim=32, rnn_dim=32, num_layers=2, mlp_dim=64),
 }
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot rebuild a model (message names the file and the problem)."""
-
-
-def saved_model_files(folder: str | Path) -> list[Path]:
-    """The exported models of a ``saved_models``-style folder: ``<target>/<target>.ckpt``, sorted."""
-    return [f for f in sorted(Path(folder).glob("*/*.ckpt")) if f.stem == f.parent.name]
 
 
 @dataclass
@@ -141,66 +135,15 @@ class BSRNN(nn.Module):
         return self.istft(self.separate_spec(audio), audio.shape[-1])
 
     def save(self, path: str | Path) -> Path:
-        """Write weights and hyperparameters (loadable with ``weights_only=True``)."""
-        path = Path(path)
-        torch.save({"hparams": asdict(self.config), "state_dict": self.state_dict()}, path)
-        return path
+        """Write weights and hyperparameters (:func:`bsrnn.checkpoint.save_model`)."""
+        from bsrnn.checkpoint import save_model
 
-    @staticmethod
-    def check_finite(state: dict, path: str | Path) -> None:
-        """:class:`CheckpointError` naming ``path`` when a weight tensor of ``state`` holds NaN or inf
-        (a diverged run): such a model writes NaN audio."""
-        bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
-        if bad:
-            raise CheckpointError(f"{path}: {len(bad)} of {len(state)} weight tensors hold NaN/inf (a diverged run?), e.g. {bad[0]}")
+        return save_model(self, path)
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "BSRNN":
-        """Rebuild a model from an exported checkpoint (:meth:`save`) or a Lightning checkpoint of
-        ``pipelines train`` (see :func:`read_checkpoint`); :class:`CheckpointError` for anything else."""
-        cfg, state = read_checkpoint(path, map_location=map_location)
-        try:
-            model = cls(cfg)
-            model.load_state_dict(state)
-        except (ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"{path}: {str(exc).splitlines()[0][:200]}") from None
-        return model.to(map_location).eval()
+        """Rebuild a model from a model file of either layout (:func:`bsrnn.checkpoint.load_model`;
+        :class:`~bsrnn.errors.CheckpointError` for anything else)."""
+        from bsrnn.checkpoint import load_model
 
-
-def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> tuple[BSRNNConfig, dict]:
-    """Hyperparameters and weights of one model file, without executing pickled code (``weights_only``).
-
-    Two layouts are models: an exported checkpoint ``{"hparams", "state_dict"}`` (:meth:`BSRNN.save`,
-    ``saved_models/<target>/<target>.ckpt``) and a Lightning checkpoint written by ``pipelines train``
-    (``run/checkpoints/best.ckpt`` or ``last.ckpt``: ``hyper_parameters["model"]`` and the ``model.``
-    weights of ``state_dict``, which hold the EMA weights when EMA is on). :class:`CheckpointError`,
-    naming the file, when it is missing, not loadable, another layout, has other hyperparameters
-    than :class:`BSRNNConfig`, or holds NaN/inf weights.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
-        raise CheckpointError(f"{path}: not a loadable checkpoint ({type(exc).__name__})") from None
-    if isinstance(ckpt, dict) and isinstance(ckpt.get("hyper_parameters"), dict) and isinstance(ckpt.get("state_dict"), dict):
-        hp = ckpt["hyper_parameters"].get("model")
-        state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    elif isinstance(ckpt, dict) and "hparams" in ckpt and isinstance(ckpt.get("state_dict"), dict):
-        hp, state = ckpt["hparams"], ckpt["state_dict"]
-    else:
-        raise CheckpointError(f"{path}: not a BSRNN checkpoint (no hyperparameters and state dict)")
-    if not isinstance(hp, dict):
-        raise CheckpointError(f"{path}: not a BSRNN checkpoint (no model hyperparameters)")
-    known = {f.name for f in fields(BSRNNConfig)}
-    unknown, missing = sorted(set(hp) - known), sorted(known - set(hp))
-    if unknown or missing:
-        raise CheckpointError(f"{path}: hyperparameters do not match this BSRNN (unknown: {unknown or 'none'}; missing: {missing or 'none'})")
-    BSRNN.check_finite(state, path)
-    try:
-        return BSRNNConfig(**hp), state
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: hyperparameters do not rebuild a BSRNN ({str(exc).splitlines()[0][:200]})") from None
+        return load_model(path, map_location=map_location)

@@ -14,20 +14,13 @@ The high-level API holds one model per target::
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import soxr
 import torch
 from torch import nn
 
-
-class AudioError(ValueError):
-    """Audio a :class:`Separator` cannot take (the message says why): not a ``(channels, samples)``
-    array of numbers, another channel count than the models', NaN/inf samples (or samples so far
-    above full scale that the models give NaN/inf), or a sample rate that is not an integer within
-    :data:`MAX_RESAMPLE` times the models' rate."""
+from bsrnn.errors import AudioError, BSRNNError, CheckpointError, DeviceError
 
 
 def trapezoid(length: int, fade: int) -> torch.Tensor:
@@ -49,21 +42,21 @@ MAX_FRAME_S = 60.0
 
 
 def torch_device(device: str | torch.device) -> torch.device:
-    """``device`` as a :class:`torch.device` that this machine has; :class:`ValueError` naming it
+    """``device`` as a :class:`torch.device` that this machine has; :class:`~bsrnn.errors.DeviceError` naming it
     otherwise (an unknown name, ``cuda`` without a CUDA build or GPU, ``cuda:3`` on a one-GPU machine)."""
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device {device!r}: {str(exc).splitlines()[0][:160]}") from None
+        raise DeviceError(f"--device {device}: {str(exc).splitlines()[0][:160]}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r}: CUDA is not available on this machine (torch {torch.__version__})")
+            raise DeviceError(f"--device {device}: CUDA is not available on this machine (torch {torch.__version__})")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+            raise DeviceError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device {device!r}: MPS is not available on this machine")
+        raise DeviceError(f"--device {device}: MPS is not available on this machine")
     elif dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device {device!r}: use cpu, cuda, cuda:N or mps")
+        raise DeviceError(f"--device {device}: use cpu, cuda, cuda:N or mps")
     return dev
 
 
@@ -77,13 +70,17 @@ class Separator:
 
     def __init__(self, model: nn.Module | dict[str, nn.Module], *, sample_rate: int = 44100, frame_s: float = 3.0,
                  hop_s: float = 2.5, batch_size: int = 4, device: str | torch.device | None = None):
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (frame_s, hop_s, sample_rate, batch_size)):
+            raise BSRNNError(f"frame_s {frame_s!r}, hop_s {hop_s!r}, sample_rate {sample_rate!r}, batch_size {batch_size!r}: give numbers")
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise BSRNNError(f"batch_size {batch_size}: give a whole number of frames, 1 or more")
         if not 0 < hop_s <= frame_s:
-            raise ValueError(f"hop ({hop_s} s) must be > 0 and at most the frame ({frame_s} s)")
+            raise BSRNNError(f"hop ({hop_s} s) must be > 0 and at most the frame ({frame_s} s)")
         if frame_s > MAX_FRAME_S:
-            raise ValueError(f"frame ({frame_s} s) must be at most {MAX_FRAME_S:.0f} s")
+            raise BSRNNError(f"frame ({frame_s} s) must be at most {MAX_FRAME_S:.0f} s")
         if isinstance(model, dict):
             if not model:
-                raise ValueError("no models given")
+                raise BSRNNError("no models given")
             self.models = dict(model)
         else:
             target = getattr(getattr(model, "config", None), "target", "target")
@@ -94,7 +91,7 @@ class Separator:
         self.channels = getattr(getattr(model, "config", None), "channels", 2)
         n_fft = max((getattr(getattr(m, "config", None), "n_fft", 0) for m in self.models.values()), default=0)
         if frame_s * sample_rate < n_fft:
-            raise ValueError(f"frame ({frame_s} s) is shorter than the models' STFT window ({n_fft} samples at {sample_rate} Hz)")
+            raise BSRNNError(f"frame ({frame_s} s) is shorter than the models' STFT window ({n_fft} samples at {sample_rate} Hz)")
         self.frame = int(round(frame_s * sample_rate))
         self.hop = int(round(hop_s * sample_rate))
         self.fade = min(self.frame - self.hop, self.frame // 2)
@@ -105,26 +102,18 @@ class Separator:
                 m.to(self.device)
 
     @classmethod
-    def from_checkpoint(cls, paths: str | Path | list, *, device: str | torch.device = "cpu", **options) -> "Separator":
-        """Load one BSRNN checkpoint or several, one per target, exported or Lightning
-        (:func:`~bsrnn.model.read_checkpoint`; :class:`~bsrnn.model.CheckpointError` for a bad file).
-        ``options``: ``frame_s``, ``hop_s``, ``batch_size``."""
-        from bsrnn.model import BSRNN, CheckpointError
+    def from_checkpoint(cls, sources, *, targets: list[str] | None = None, device: str | torch.device = "cpu", **options) -> "Separator":
+        """The models of one model source or several (:func:`bsrnn.checkpoint.load_models`: model files,
+        run folders, ``saved_models`` folders; none: ``./saved_models``), one per target, only ``targets``
+        when given. :class:`~bsrnn.errors.CheckpointError` for a bad source or models of different
+        sample rates. ``options``: ``frame_s``, ``hop_s``, ``batch_size``."""
+        from bsrnn.checkpoint import load_models
 
-        if isinstance(paths, (str, os.PathLike)):
-            paths = [paths]
-        elif not isinstance(paths, (list, tuple)) or not paths or not all(isinstance(p, (str, os.PathLike)) for p in paths):
-            raise CheckpointError(f"{paths!r}: give a checkpoint path or a non-empty list of them")
-        models: dict[str, nn.Module] = {}
-        for p in paths:
-            m = BSRNN.load(p, map_location=device)
-            if m.config.target in models:
-                raise CheckpointError(f"{p}: a second '{m.config.target}' model")
-            models[m.config.target] = m
-        rates = {m.config.sample_rate for m in models.values()}
+        loaded = load_models(sources, targets, device=device)
+        rates = {m.config.sample_rate for _, m in loaded.values()}
         if len(rates) > 1:
-            raise CheckpointError(f"{', '.join(map(str, paths))}: models with different sample rates {sorted(rates)}")
-        return cls(models, sample_rate=rates.pop(), device=device, **options)
+            raise CheckpointError(f"{', '.join(str(f) for f, _ in loaded.values())}: models with different sample rates {sorted(rates)}")
+        return cls({t: m for t, (_, m) in loaded.items()}, sample_rate=rates.pop(), device=device, **options)
 
     @property
     def targets(self) -> list[str]:
@@ -170,7 +159,7 @@ class Separator:
     def _run(self, model: nn.Module, audio) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(audio) if not torch.is_tensor(audio) else audio, dtype=torch.float32)
         if x.ndim != 2:
-            raise ValueError(f"audio must be (channels, samples), got shape {tuple(x.shape)}")
+            raise AudioError(f"audio must be (channels, samples), got shape {tuple(x.shape)}")
         channels, n = x.shape
         frame, hop, pad = self.frame, self.hop, self.fade
         n_frames = max(1, int(np.ceil((n + 2 * pad - frame) / hop)) + 1)

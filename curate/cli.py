@@ -17,6 +17,7 @@ from curate.embed import DEFAULT_EMBEDDER, EMBEDDERS
 from curate.filter import filter_manifest
 from curate.repair import RepairConfig, repair_dataset
 from curate.scan import ScoreConfig, scan
+from curate.schema import CORRUPTIONS_FILE, REPAIRS_FILE
 from curate.synth import synth_dataset
 from sad import SADConfig
 
@@ -159,7 +160,7 @@ def corrupt(
         truth = corrupt_dataset(src, dst, mislabel_rate=mislabel_rate, bleed_rate=bleed_rate, seed=seed, subset=subset,
                                 progress=lambda name: bar.update(task, advance=1, item=name))
     counts = truth["kind"].value_counts().to_dict() if len(truth) else {}
-    out_console.print(f"wrote {dst}; corruptions: {counts or 'none'}; truth: {dst / 'corruptions.parquet'}")
+    out_console.print(f"wrote {dst}; corruptions: {counts or 'none'}; truth: {dst / CORRUPTIONS_FILE}")
 
 
 @app.command()
@@ -182,7 +183,7 @@ def repair(
     counts = table["action"].value_counts().to_dict() if len(table) else {}
     for r in table[table["action"] == "not repaired"].itertuples():
         err_console.print(f"not repaired (copied as it is): {r.detail}")
-    out_console.print(f"wrote {dst}; actions: {counts or 'none'}; log: {dst / 'repairs.parquet'}")
+    out_console.print(f"wrote {dst}; actions: {counts or 'none'}; log: {dst / REPAIRS_FILE}")
     out_console.print(f"next: curate scan {dst} -o repaired.parquet && curate filter repaired.parquet")
 
 
@@ -232,7 +233,8 @@ def report_cmd(
     """Write a self-contained HTML report of what curation kept, rejected and why, with audio."""
     from reports.curation import curation_report
 
-    path = curation_report(manifest, output, threshold=threshold, data_root=data, per_stem=per_stem)
+    path = curation_report(manifest, output, threshold=threshold, data_root=data, per_stem=per_stem,
+                           on_warning=lambda text: err_console.print(f"warning: {text}", highlight=False))
     out_console.print(f"curation report: {path}")
 
 

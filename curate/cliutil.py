@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from bsrnn.errors import BSRNNError
 from curate.errors import StemcurateError
 
 EXIT_BAD_INPUT = 2
@@ -21,7 +22,7 @@ RESUMABLE = "finished work is kept; run the same command again to resume"
 
 
 def guarded(fn=None, *, interrupted: str = RESUMABLE):
-    """Turn :class:`StemcurateError` into a one-line message and exit code 2, and an interrupt into
+    """Turn :class:`StemcurateError` (and the model package's :class:`~bsrnn.errors.BSRNNError`) into a one-line message and exit code 2, and an interrupt into
     ``interrupted: <interrupted>`` (or the interrupt's own ``resume_hint()``) and exit code 130. A NaN or infinite number given to any option is
     such an error before the command runs. Use as ``@guarded`` or ``@guarded(interrupted=...)``."""
     if fn is None:
@@ -34,7 +35,7 @@ def guarded(fn=None, *, interrupted: str = RESUMABLE):
                 if isinstance(value, float) and not math.isfinite(value):
                     raise StemcurateError(f"--{name.replace('_', '-')}: must be a finite number, got {value}")
             return fn(*args, **kwargs)
-        except StemcurateError as exc:
+        except (StemcurateError, BSRNNError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except KeyboardInterrupt as exc:  # one that knows how to go on (a training run) says so itself

@@ -45,7 +45,7 @@ from curate.atomic import atomic_dir
 from curate.outputs import output_path
 from curate.datasets import MIXTURE, Track, copy_subsets, discover
 from curate.errors import StemcurateError
-from curate.schema import CORRUPTIONS_SCHEMA, write_corruptions
+from curate.schema import CORRUPTIONS_FILE, CORRUPTIONS_SCHEMA, write_corruptions
 
 MISLABEL_KINDS = ("swap", "replace", "partial")
 LEAK_KINDS = ("bleed", "room", "console")
@@ -231,7 +231,7 @@ def _corrupt_tracks(src: Path, dst: Path, tracks: list[Track], *, mislabel_rate:
             progress(track.name)
     copy_subsets(src, dst, skip={subset})
     truth = pd.DataFrame(rows) if rows else CORRUPTIONS_SCHEMA.empty_table().to_pandas()  # nothing drawn: an empty truth table
-    write_corruptions(truth, dst / "corruptions.parquet")
+    write_corruptions(truth, dst / CORRUPTIONS_FILE)
     return truth
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from curate import audio as audio_io
-from curate.errors import StemcurateError
+from curate.errors import StemcurateError, as_path
 
 DEFAULT_STEMS = ("vocals", "bass", "drums", "other")
 MIXTURE = "mixture"
@@ -161,7 +161,7 @@ def discover(root: str | Path | None = None, *, subset: str = "train") -> list[T
         root = default_root()
         if root is None:
             raise StemcurateError("no data folder given and MUSDB_DIR is not set")
-    root = Path(root)
+    root = as_path(root, "root")
     if subset not in SUBSETS:
         raise StemcurateError(f"--subset {subset}: unknown subset (use {' or '.join(SUBSETS)})")
     if not root.exists():

@@ -10,7 +10,7 @@ import pandas as pd
 
 from curate.atomic import ensure_writable_dir
 from curate.bleed import FLOOR_DB
-from curate.errors import StemcurateError
+from curate.errors import StemcurateError, as_number, as_path
 from curate.outputs import check_output, output_path
 from curate.quality import BLEED_MID_DB, bleed_mid_for, quality, reasons
 from curate.schema import Manifest, read_manifest, write_manifest
@@ -49,7 +49,10 @@ def filter_manifest(manifest: str | Path = "manifest.parquet", *, threshold: flo
     naming the manifest itself, a manifest without scores, or a result with no fragment kept (nothing is
     written then).
     """
-    output, rejected = output_path(output), output_path(rejected)
+    manifest = as_path(manifest, "manifest")
+    output, rejected = output_path(as_path(output, "output")), output_path(as_path(rejected, "rejected"))
+    threshold = as_number(threshold, "--threshold")
+    bleed_db = None if bleed_db is None else as_number(bleed_db, "--bleed-db")
     if output.resolve() == rejected.resolve():
         raise StemcurateError(f"{output}: clean and rejected outputs must differ")
     for p in (output, rejected):

@@ -24,6 +24,10 @@ LOG_HEADER = "# stemcurate evaluation log"
 """The first line of ``pipelines evaluate``'s text log."""
 
 
+PARQUET_KINDS = ("manifest", "problems", "results", "corruptions", "repairs")
+"""The kinds of output written as Parquet tables."""
+
+
 def file_kind(path: str | Path) -> str | None:
     """The stemcurate kind of an existing file: ``manifest``, ``problems``, ``results``, ``corruptions``,
     ``repairs`` (Parquet metadata), ``curation report``, ``run report`` (HTML), ``evaluation log``, or None for anything else."""
@@ -51,15 +55,23 @@ def file_kind(path: str | Path) -> str | None:
     return kind.decode("utf-8", "replace") or None
 
 
+NAME_MAX = 255
+"""Longest file or folder name, bytes (Linux, macOS and Windows file systems alike)."""
+
+
 def output_path(path: str | os.PathLike) -> Path:
     """``path`` as the file or folder that writing to it touches.
 
     A path through a folder that does not exist and back out (``new/../data``) names ``data`` once
     the missing parents are created, yet checks on the path as given see nothing there (``new`` is
-    missing); such a path is resolved before it is checked or written. Every command's outputs go
-    through this first.
+    missing); such a path is resolved before it is checked or written. A name longer than
+    :data:`NAME_MAX` bytes is a :class:`StemcurateError`. Every command's outputs go through this first.
     """
     path = Path(path)
+    for part in path.parts:  # the kernel's limit on one name; checked here, not met as a traceback later
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise StemcurateError(f"{path}: the name {part[:40]!r}... is {len(os.fsencode(part))} bytes long, more than the "
+                                  f"{NAME_MAX} a file name may have")
     return path.resolve() if ".." in path.parts else path
 
 
@@ -89,4 +101,6 @@ def check_output(path: str | Path, kind: str, *, inputs=(), option: str = "") ->
         if found != kind:
             what = f"a stemcurate {found}" if found else "not a stemcurate " + kind
             raise StemcurateError(f"{where}: exists and is {what}; refusing to overwrite it (choose another path or remove it)")
+    if kind in PARQUET_KINDS and path.suffix.lower() not in ("", ".parquet", ".pq"):
+        raise StemcurateError(f"{where}: the {kind} is written as Parquet; give a .parquet path, not {path.suffix}")
     return path

@@ -23,8 +23,9 @@ import numpy as np
 import soxr
 import torch
 
+from bsrnn.checkpoint import load_file
+from bsrnn.errors import CheckpointError
 from curate.errors import StemcurateError
-from curate.safeload import torch_load
 from curate.spectra import StemSpectrum
 
 PANNS_RATE = 32000
@@ -94,7 +95,10 @@ def audioset_labels() -> list[str]:
 def load_cnn14(path: str | Path, device: str = "cpu") -> torch.nn.Module:
     """Cnn14 with the weights of checkpoint ``path`` (a dict with ``model``, or a bare state dict)."""
     path = Path(path)
-    ckpt = torch_load(path, what="PANNs checkpoint")
+    try:
+        ckpt = load_file(path, what="PANNs checkpoint")
+    except CheckpointError as exc:  # curation's own error type: a PANNs file is no BSRNN model
+        raise StemcurateError(str(exc)) from None
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise StemcurateError(f"{path}: checkpoint holds no state dict")

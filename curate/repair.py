@@ -48,7 +48,7 @@ from curate.bleed import BleedConfig, track_bleed
 from curate.conform import to_channels
 from curate.datasets import MIXTURE, copy_subsets, copy_track, discover, file_changed
 from curate.errors import StemcurateError, check_finite_fields
-from curate.schema import Manifest, write_repairs
+from curate.schema import REPAIRS_FILE, Manifest, write_repairs
 from curate.spectra import stft
 
 
@@ -242,5 +242,5 @@ def repair_dataset(manifest: Manifest, dst: str | Path, *, config: RepairConfig 
                     progress(track.name)
         copy_subsets(manifest.root, work, skip=set(subsets))
         table = pd.DataFrame(rows, columns=["track", "subset", "stem", "action", "new_stem", "source_stem", "leak_db", "removed_db", "detail"])
-        write_repairs(table, work / "repairs.parquet")
+        write_repairs(table, work / REPAIRS_FILE)
         return table

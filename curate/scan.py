@@ -197,10 +197,12 @@ def _part_key(track: Track) -> str:
     return hashlib.sha1("\n".join([f"{track.subset}/{track.name}", *stats]).encode()).hexdigest()[:16]
 
 
-def _check_options(*, output, stems, jobs, configs: dict) -> None:
+def _check_options(*, output, txt_dir, stems, jobs, configs: dict) -> None:
     """:class:`StemcurateError` naming the first option of :func:`scan` of the wrong type or range."""
     if not isinstance(output, (str, os.PathLike)):
         raise StemcurateError(f"output {output!r}: give the manifest's path")
+    if txt_dir is not None and not isinstance(txt_dir, (str, os.PathLike)):
+        raise StemcurateError(f"txt_dir {txt_dir!r}: give a folder path")
     if stems is not None and not isinstance(stems, str) and not (isinstance(stems, (list, tuple)) and all(isinstance(s, str) for s in stems)):
         raise StemcurateError(f"stems {stems!r}: give a stem name or a list of them")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -332,7 +334,7 @@ def scan(
     ``on_track(track)`` report progress. Raises :class:`StemcurateError` for bad input
     (missing/empty root, no tracks, unknown stems, unwritable output).
     """
-    _check_options(output=output, stems=stems, jobs=jobs, configs=dict(sad_config=(sad_config, SADConfig), check_config=(check_config, CheckConfig),
+    _check_options(output=output, txt_dir=txt_dir, stems=stems, jobs=jobs, configs=dict(sad_config=(sad_config, SADConfig), check_config=(check_config, CheckConfig),
                                                                      score=(score, ScoreConfig)))
     stems = [stems] if isinstance(stems, str) else stems
     output = output_path(output)
@@ -353,9 +355,9 @@ def scan(
     stems = resolve_stems(tracks, stems, root)
     scanned, reference = stems, None
     if score is not None and (score.embedder is not None or score.separator is not None):
-        from pipelines.models import check_device
+        from bsrnn.separator import torch_device
 
-        check_device(score.device)
+        torch_device(score.device)
     if score is not None and score.embedder is not None:
         score.make_embedder()  # fail early on a bad model
         # the label model reads the track's other standard stems too, unscored: a stem scanned alone

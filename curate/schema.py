@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.atomic import atomic_path
-from curate.errors import StemcurateError
+from curate.errors import StemcurateError, as_path
 
 MANIFEST_VERSION = 1
 """Bumped whenever a column changes meaning or type."""
@@ -107,6 +107,9 @@ level of one source's leak relative to the receiving stem's RMS (a room leak has
 level in all is their power sum).
 """
 
+CORRUPTIONS_FILE = "corruptions.parquet"
+"""``curate corrupt``'s ground truth, at the root of the copy it writes."""
+
 REPAIRS_SCHEMA = pa.schema(
     [
         pa.field("track", pa.string(), nullable=False),
@@ -128,6 +131,9 @@ removed, both in dB relative to the file's energy before the repair), ``leak kep
 not subtracted: see :mod:`curate.repair`) or ``not repaired`` (the track has a file no reader can
 use, named in ``detail`` with the problem; the track is copied unchanged, ``stem`` is ``-``).
 """
+
+REPAIRS_FILE = "repairs.parquet"
+"""``curate repair``'s log of actions, at the root of the copy it writes."""
 
 REQUIRED_COLUMNS = [f.name for f in MANIFEST_SCHEMA if not f.nullable]
 SCORE_COLUMNS = ["quality", "label_score", "predicted_stem", "bleed_db", "bleed_stem", "separation_db", "reason"]
@@ -213,7 +219,7 @@ def write_manifest(frame: pd.DataFrame, path: str | Path, *, root: str | Path, m
 
 def read_manifest(path: str | Path) -> Manifest:
     """Read and validate a manifest; a clear :class:`StemcurateError` when it is not one."""
-    path = Path(path)
+    path = as_path(path, "manifest")
     if not path.is_file():
         raise StemcurateError(f"{path}: manifest not found")
     try:

@@ -21,12 +21,10 @@ from curate.datasets import load_segment
 
 
 def load_separator(paths, *, device: str = "cpu") -> Separator:
-    """A :class:`Separator` with the models of ``paths``: any model source of :mod:`pipelines.models`
+    """A :class:`Separator` with the models of ``paths``: any model sources of :mod:`bsrnn.checkpoint`
     (exported ``.ckpt``, Lightning checkpoint, training run folder, ``saved_models`` folder), loaded
     as ``pipelines separate -c`` does."""
-    from pipelines.separate import load_separator as load
-
-    return load([Path(p) for p in paths], None, device=device)
+    return Separator.from_checkpoint([Path(p) for p in paths], device=device)
 
 
 def separation_db(fragments: pd.DataFrame, root, separator: Separator, *, on_stem: Callable[[str], None] | None = None) -> np.ndarray:

@@ -28,7 +28,8 @@ from scipy import signal
 from curate import audio as audio_io
 from curate.atomic import make_dir, write_text
 from curate.datasets import DEFAULT_STEMS
-from curate.errors import MAX_SEED, StemcurateError
+from curate.conform import MIN_SAMPLE_RATE
+from curate.errors import MAX_SEED, StemcurateError, as_int, as_number, as_path
 from curate.outputs import output_path
 
 SAMPLE_RATE = 44100
@@ -358,6 +359,12 @@ MAX_SECONDS = 3600.0
 """Longest synthetic track, seconds (an hour: about 1.3 GB of float samples per stem)."""
 
 
+MAX_TRACKS = 10000
+"""Most tracks of one subset ``curate synth`` writes."""
+
+MAX_SYNTH_RATE = 192000
+"""Highest sample rate of ``curate synth``, Hz."""
+
 _TRACK_NAME = re.compile(r"synth\d{3,}-\d{3,}")
 """A synthetic track's folder name, ``synth{seed:03d}-{index:03d}``."""
 
@@ -371,11 +378,13 @@ def synth_dataset(out_dir: str | Path, *, tracks: int = 12, test_tracks: int = 0
     tracks are never mixed into another dataset (:class:`StemcurateError`), and an earlier synth's tracks
     that this call does not write again (another seed, fewer tracks) are removed.
     """
-    out_dir = output_path(out_dir)
-    if not 1.0 <= seconds <= MAX_SECONDS:
+    out_dir = output_path(as_path(out_dir, "out_dir"))
+    if not 1.0 <= as_number(seconds, "--seconds") <= MAX_SECONDS:
         raise StemcurateError(f"--seconds {seconds}: a synthetic track is 1 to {MAX_SECONDS:.0f} s long")
-    if not 0 <= seed <= MAX_SEED or tracks < 0 or test_tracks < 0:
-        raise StemcurateError(f"{out_dir}: seed must be 0 .. 2**32 - 1 and track counts >= 0 (got {seed}, {tracks}, {test_tracks})")
+    as_int(seed, "--seed", low=0, high=MAX_SEED)
+    as_int(tracks, "--tracks", low=0, high=MAX_TRACKS)
+    as_int(test_tracks, "--test-tracks", low=0, high=MAX_TRACKS)
+    as_int(sample_rate, "--sample-rate", low=MIN_SAMPLE_RATE, high=MAX_SYNTH_RATE)
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "synth.json").is_file():
         raise StemcurateError(f"{out_dir}: not empty and not a curate synth dataset (no synth.json); "
                               "synthetic tracks are not mixed into other data, choose a new folder")

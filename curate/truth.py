@@ -75,3 +75,22 @@ def fragment_truth(frame: pd.DataFrame, corruptions: pd.DataFrame, *, data_root=
             corrupted[pos] = pd.NA
             kinds[pos] = "partial<min_overlap"
     return pd.DataFrame({"corrupted": corrupted, "corruption_kind": kinds, "corruption_source": sources}, index=frame.index)
+
+
+def manifest_truth(manifest, *, data_root=None) -> pd.DataFrame | None:
+    """Ground truth per row of ``manifest`` (a :class:`~curate.schema.Manifest`), or None when there is none:
+    its own ``corrupted`` (and ``corruption_source``, ``corruption_kind``) columns when it has them,
+    else :func:`fragment_truth` of ``<data root>/corruptions.parquet`` written by ``curate corrupt``
+    (``data_root``, default the manifest's). The one source of truth for training, the reports and
+    the benchmarks."""
+    from pathlib import Path
+
+    from curate.schema import CORRUPTIONS_FILE, read_corruptions
+
+    frame = manifest.frame
+    if "corrupted" in frame.columns:
+        return frame[[c for c in ("corrupted", "corruption_kind", "corruption_source") if c in frame.columns]]
+    root = Path(data_root) if data_root is not None else manifest.root
+    if not (root / CORRUPTIONS_FILE).is_file():
+        return None
+    return fragment_truth(frame, read_corruptions(root / CORRUPTIONS_FILE), data_root=root)

@@ -67,61 +67,32 @@ def train_cmd(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
 ):
     """Train a BSRNN for one target on a curated manifest (noise-robust options: --weighting, --truncate)."""
-    from pipelines.config import model_config, parse_sets, train_config
-    from pipelines.train import load_run_config, train
+    from pipelines.config import parse_sets
+    from pipelines.runs import RunDir, new_run_settings, resumed_run_settings
+    from pipelines.train import train
 
-    out = out or Path("runs") / (target or "vocals")
+    run = RunDir(out or Path("runs") / (target or "vocals"))
+    overrides = parse_sets(sets)
+    options = dict(max_steps=max_steps, num_workers=num_workers, batch_size=batch_size, weighting=weighting, truncate=truncate,
+                   truncate_quantile=truncate_quantile, truncate_mode=truncate_mode, truncate_warmup=truncate_warmup,
+                   valid_tracks=parse_list(valid_tracks, "--valid-tracks"), valid_fraction=valid_fraction, seed=seed)
     if resume:
-        from dataclasses import replace
-
-        from pipelines.train import RESUME_MAY_CHANGE
-
-        model_cfg, train_cfg, saved = load_run_config(out)
-        fixed = {"--manifest": manifest, "--model": model, "--batch-size": batch_size, "--init-from": init_from, "--weighting": weighting,
-                 "--truncate": truncate, "--truncate-quantile": truncate_quantile, "--truncate-mode": truncate_mode,
-                 "--truncate-warmup": truncate_warmup, "--valid-tracks": valid_tracks, "--valid-fraction": valid_fraction, "--seed": seed}
-        overrides = parse_sets(sets)
-        given = [k for k, v in fixed.items() if v is not None] + [f"--set {k}" for k in overrides if k not in RESUME_MAY_CHANGE]
-        if given:
-            raise StemcurateError(f"--resume continues {out} with the settings it started with; {', '.join(given)} cannot change "
-                                  f"(only --max-steps, --num-workers and --set {', '.join(k + '=' for k in RESUME_MAY_CHANGE)}); "
-                                  "train into another --out (with --init-from) to change them")
-        if target is not None and target != model_cfg.target:
-            raise StemcurateError(f"{out}: a '{model_cfg.target}' run, asked to resume --target {target}")
-        changes = {**overrides, **({"max_steps": max_steps} if max_steps is not None else {}),
-                   **({"num_workers": num_workers} if num_workers is not None else {})}
-        try:
-            train_cfg = replace(train_cfg, **changes)
-        except (TypeError, ValueError) as exc:
-            raise StemcurateError(f"--set: {exc}") from None
-        manifest = Path(saved["manifest"])
-        export_dir = export_dir or Path(saved.get("export_dir") or "saved_models")
+        settings = resumed_run_settings(run, target=target, model=model, manifest=manifest, init_from=init_from, overrides=overrides,
+                                        options=options, export_dir=export_dir)
     else:
-        target, model, manifest = target or "vocals", model or "paper", manifest or Path("clean.parquet")
-        overrides = parse_sets(sets)
-        if init_from is not None and model == "paper" and not any(k in overrides for k in ("fc_dim", "rnn_dim", "num_layers", "mlp_dim")):
-            from pipelines.models import load_models
-
-            model_cfg = load_models(init_from, [target])[target][1].config  # the checkpoint's own size unless one is asked for
-        else:
-            model_cfg = model_config(model, target, overrides)
-        train_cfg = train_config(
-            overrides, max_steps=max_steps, batch_size=batch_size, weighting=weighting, truncate=truncate,
-            truncate_quantile=truncate_quantile, truncate_mode=truncate_mode, truncate_warmup=truncate_warmup,
-            valid_tracks=parse_list(valid_tracks, "--valid-tracks"), valid_fraction=valid_fraction,
-            num_workers=num_workers, seed=seed,
-        )
+        settings = new_run_settings(target=target, model=model, manifest=manifest, overrides=overrides, init_from=init_from,
+                                    export_dir=export_dir, **options)
     result = train(
-        manifest, model=model_cfg, config=train_cfg, out=out, resume=resume, init_from=init_from,
+        settings.manifest, model=settings.model, config=settings.train, out=run.path, resume=resume, init_from=init_from,
         accelerator=accelerator, devices=_devices(devices), strategy=strategy, num_nodes=num_nodes,
-        export_dir=export_dir or Path("saved_models"), progress=progress,
+        export_dir=settings.export_dir, progress=progress,
     )
     if result is None:  # not rank 0
         return
     out_console.print(f"steps          {result.global_step}")
     if result.best_usdr is not None:
         out_console.print(f"best val uSDR  {result.best_usdr:.2f} dB")
-    if train_cfg.truncate:
+    if settings.train.truncate:
         for name, frac in result.dropped.items():
             if frac is not None:
                 out_console.print(f"dropped {name:<7}{frac:.1%} of examples (loss truncation)")
@@ -146,15 +117,15 @@ def evaluate_cmd(
     from curate.cliutil import progress_bar
     from curate.datasets import default_root
     from pipelines.evaluate import default_data_root, evaluate, results_paths, summary_table, write_results
-    from pipelines.models import load_models, run_folder
+    from bsrnn.checkpoint import load_models
+    from pipelines.runs import RunDir, run_folder
 
     models = {t: m for t, (_, m) in load_models(sources, parse_list(targets, "--targets"), device=device).items()}
-    run_dir = run_folder(sources)
-    root = data or default_data_root(run_dir) or default_root()
+    run = run_folder(sources)
+    root = data or default_data_root(run) or default_root()
     if root is None:
         raise StemcurateError("no dataset: pass --data DIR or set MUSDB_DIR")
-    name = "results.parquet" if subset == "test" else f"results_{subset}.parquet"  # a train-set check never replaces the test results
-    out = output or ((run_dir / name) if run_dir else Path(name))
+    out = output or (run or RunDir(Path("."))).results(subset)  # another subset never replaces the test results
     results_paths(out, inputs=[*sources, root])  # refuse a manifest, a model or another file as the output before any work
     with progress_bar() as bar:
         task = bar.add_task("evaluate", total=tracks, item="")

@@ -87,6 +87,9 @@ class TrainConfig:
                 problems.append(f"{name} must be within (0, {MAX_CROP_S:.0f}] seconds (got {getattr(self, name)})")
         if not 0 <= int(self.seed) <= MAX_SEED:
             problems.append(f"seed must be within 0 .. 2**32 - 1 (got {self.seed})")
+        for name, high in (("max_steps", MAX_STEPS), ("batch_size", MAX_BATCH), ("num_workers", 1024)):
+            if int(getattr(self, name)) > high:
+                problems.append(f"{name} must be at most {high} (got {getattr(self, name)})")
         if int(self.num_workers) < 0 or int(self.warmup_epochs) < 0:
             problems.append(f"num_workers and warmup_epochs must be >= 0 (got {self.num_workers}, {self.warmup_epochs})")
         if not 0 <= float(self.gain_db) <= 40:
@@ -106,6 +109,12 @@ class TrainConfig:
         if problems:
             raise StemcurateError("training settings: " + "; ".join(problems))
 
+
+MAX_STEPS = 10**9
+"""Most training steps of one run (far beyond any real run; more overflows the step sampler's indices)."""
+
+MAX_BATCH = 65536
+"""Largest batch, examples per step."""
 
 MODEL_KEYS = {f.name for f in fields(BSRNNConfig)}
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}

@@ -23,27 +23,21 @@ from torch.utils.data import Dataset, Sampler
 from curate.conform import to_channels
 from curate.datasets import load_segment
 from curate.errors import StemcurateError
-from curate.schema import Manifest, read_corruptions
+from curate.schema import Manifest
+from curate.truth import manifest_truth
 from pipelines.config import TrainConfig
 
-TRUTH_FILE = "corruptions.parquet"
 
 
 def fragment_corrupted(manifest: Manifest) -> tuple[np.ndarray, list[frozenset]]:
     """Ground truth per row, when there is some: ``(flags, sources)`` with flags 1 corrupted, 0 clean,
     -1 unknown, and the stems whose content is wrongly in the fragment (empty when not known).
 
-    From ``corrupted`` (and ``corruption_source``) columns of the manifest, or else from
-    ``<data root>/corruptions.parquet`` written by ``curate corrupt`` (see :mod:`curate.truth`).
+    From :func:`curate.truth.manifest_truth`.
     """
     frame = manifest.frame
-    if "corrupted" in frame.columns:
-        truth = frame
-    elif (manifest.root / TRUTH_FILE).is_file():
-        from curate.truth import fragment_truth
-
-        truth = fragment_truth(frame, read_corruptions(manifest.root / TRUTH_FILE), data_root=manifest.root)
-    else:
+    truth = manifest_truth(manifest)
+    if truth is None:
         return np.full(len(frame), -1, dtype=np.int8), [frozenset()] * len(frame)
     col = truth["corrupted"].astype("boolean")
     flags = np.where(col.isna().to_numpy(), -1, col.fillna(False).to_numpy(dtype=bool).astype(np.int8)).astype(np.int8)

@@ -23,7 +23,7 @@ from curate.atomic import atomic_path, write_text
 from curate.checks import CheckConfig
 from curate.conform import peak_dbfs, to_channels
 from curate.datasets import MIXTURE, discover
-from curate.errors import StemcurateError
+from curate.errors import StemcurateError, as_int, as_path
 from curate.outputs import LOG_HEADER, check_output, output_path
 from pipelines.metrics import csdr_windows, usdr
 
@@ -42,10 +42,16 @@ def evaluate(
     reference") and is left out of the joint cSDR of the other targets. A track that cannot be scored
     (no file for a target, a file that does not decode or holds NaN/inf or impossible levels, files
     that do not line up, another rate than the models') has NaN scores and ``left_out`` says why.
-    Raises :class:`StemcurateError` when no track at all could be scored."""
-    found = discover(data_root, subset=subset)
+    ``models``: ``{target: BSRNN}`` (or what :func:`bsrnn.checkpoint.load_models` returns).
+    Raises :class:`StemcurateError` for no models or arguments of the wrong type, and when no track
+    at all could be scored."""
+    if isinstance(models, dict):
+        models = {t: m[1] if isinstance(m, tuple) and len(m) == 2 else m for t, m in models.items()}
+    if not isinstance(models, dict) or not models or not all(isinstance(m, BSRNN) for m in models.values()):
+        raise StemcurateError(f"models {models!r:.80}: give a non-empty {{target: BSRNN}} dict (bsrnn.checkpoint.load_models)")
+    found = discover(as_path(data_root, "data_root"), subset=subset)
     if tracks is not None:
-        found = found[:tracks]
+        found = found[:as_int(tracks, "tracks", low=1)]
     try:
         seps = {t: Separator(m, sample_rate=m.config.sample_rate, frame_s=frame_s, hop_s=hop_s, device=device) for t, m in models.items()}
     except ValueError as exc:
@@ -164,15 +170,15 @@ def write_results(results: pd.DataFrame, path: str | Path, *, header: str = "") 
     return path, log
 
 
-def default_data_root(run_dir: Path | None) -> Path | None:
-    """The data root of a run's manifest (its test subset sits beside the train subset)."""
-    if run_dir is None:
+def default_data_root(run) -> Path | None:
+    """The data root of a run's manifest (its test subset sits beside the train subset); ``run`` a
+    :class:`~pipelines.runs.RunDir` or None."""
+    if run is None:
         return None
     from curate.schema import read_manifest
-    from pipelines.train import load_run_config
 
     try:
-        manifest = load_run_config(run_dir)[2]["manifest"]
+        manifest = run.load_config()[2]["manifest"]
         return read_manifest(manifest).root
     except StemcurateError:
         return None

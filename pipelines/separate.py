@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bsrnn.errors import BSRNNError, CheckpointError, DeviceError
 from bsrnn.separator import Separator
 from curate import audio as audio_io
 from curate.atomic import make_dir, write_text
@@ -67,8 +68,8 @@ def find_inputs(path: str | Path, *, exclude: str | Path | None = None) -> list[
         return [path]
     skip = Path(exclude).resolve() if exclude is not None else None
 
-    def wanted(p: Path) -> bool:
-        if not p.is_file() or p.suffix.lower() not in INPUT_EXTENSIONS:
+    def wanted(p: Path) -> bool:  # a broken link too: it is reported as a file that cannot be read, not left out unsaid
+        if not (p.is_file() or p.is_symlink() and not p.exists()) or p.suffix.lower() not in INPUT_EXTENSIONS:
             return False
         if any(part.startswith(".") for part in p.relative_to(path).parts):
             return False
@@ -81,19 +82,14 @@ def find_inputs(path: str | Path, *, exclude: str | Path | None = None) -> list[
 
 
 def load_separator(sources: list[Path] | None, targets: list[str] | None, *, device: str = "cpu", **options) -> Separator:
-    """A :class:`Separator` with the models the sources name (:mod:`pipelines.models`; none: ``saved_models``),
-    only ``targets`` when given. ``options``: ``frame_s``, ``hop_s``, ``batch_size``. Every problem
-    (no model, a bad file, another target than asked, models of different rates) is a
-    :class:`StemcurateError` naming the path."""
-    from pipelines.models import load_models
-
-    loaded = load_models(sources, targets, device=device)
-    rates = {m.config.sample_rate for _, m in loaded.values()}
-    if len(rates) > 1:
-        raise StemcurateError(f"{', '.join(str(f) for f, _ in loaded.values())}: models with different sample rates {sorted(rates)}")
+    """:meth:`Separator.from_checkpoint` of the sources (none: ``saved_models``), only ``targets`` when
+    given, with a bad ``frame_s``/``hop_s`` named as ``--frame/--hop``. ``options``: ``frame_s``,
+    ``hop_s``, ``batch_size``. A bad model source is a :class:`~bsrnn.errors.CheckpointError`."""
     try:
-        return Separator({t: m for t, (_, m) in loaded.items()}, sample_rate=rates.pop(), device=device, **options)
-    except ValueError as exc:
+        return Separator.from_checkpoint(sources, targets=targets, device=device, **options)
+    except (CheckpointError, DeviceError):
+        raise
+    except BSRNNError as exc:
         raise StemcurateError(f"--frame/--hop: {exc}") from None
 
 
@@ -140,20 +136,23 @@ def check_song_folders(folders, out_dir: str | Path) -> None:
     models, or is a dataset (or one of its subset folders: the stems would be read as its tracks), or
     naming the first song folder that exists but is neither empty nor an earlier separation (no
     :data:`MARKER`), or is a file: its files are not ``pipelines separate``'s to replace."""
-    from bsrnn.model import saved_model_files
+    from bsrnn.checkpoint import saved_model_files
     from curate.datasets import SUBSETS
-    from pipelines.train import CONFIG_FILE
+    from pipelines.runs import RunDir
 
     out_dir = output_path(out_dir)
     if out_dir.is_dir():
-        if (out_dir / CONFIG_FILE).is_file() and (out_dir / "checkpoints").is_dir():
+        if RunDir(out_dir).is_run():
             raise StemcurateError(f"{out_dir}: is a training run folder; write the separated stems elsewhere (--output)")
         if saved_model_files(out_dir):
             raise StemcurateError(f"{out_dir}: holds exported models (a saved_models folder); write the separated stems elsewhere (--output)")
-        root = out_dir.parent if out_dir.name in SUBSETS else out_dir
-        if _is_dataset(root):
-            raise StemcurateError(f"{out_dir}: is {'a subset folder of ' if root != out_dir else ''}the dataset {root}; "
-                                  "separated stems there would be read as its tracks, write them elsewhere (--output)")
+    real = out_dir.resolve()  # through symbolic links: where the stems would land
+    for root in (real, real.parent, real.parent.parent):  # the dataset itself, a subset folder, a track folder
+        inside = real.relative_to(root).parts
+        if (not inside or inside[0] in SUBSETS) and root.is_dir() and _is_dataset(root):
+            what = {0: "", 1: "a subset folder of ", 2: "a track folder of "}[len(inside)]
+            raise StemcurateError(f"{out_dir}: is {what}the dataset {root}; separated stems there would be read as "
+                                  "its tracks, write them elsewhere (--output)")
     for folder in folders:
         folder = Path(folder)
         if folder.exists() and not folder.is_dir():

@@ -4,9 +4,9 @@ Run folder ``out/``: ``config.yaml`` (resolved model + training settings and the
 ``hparams.yaml``, ``checkpoints/last.ckpt`` and ``checkpoints/best.ckpt`` (best validation uSDR; only
 with validation tracks), ``logs/metrics.csv`` and ``logs/hparams.yaml`` (``tb/`` when ``tensorboard``
 is installed), ``summary.json``; nothing else.
-The best model is exported as ``{export_dir}/{target}/{target}.ckpt`` + ``hparams.yaml`` (the
-seed's layout), loadable with :meth:`bsrnn.model.BSRNN.load`. Which paths other commands take as a model:
-:mod:`pipelines.models`.
+The layout is :class:`pipelines.runs.RunDir`'s. The best model is exported as
+``{export_dir}/{target}/{target}.ckpt`` + ``hparams.yaml`` (the seed's layout), loadable with
+:meth:`bsrnn.model.BSRNN.load`. Which paths other commands take as a model: :mod:`bsrnn.checkpoint`.
 """
 
 from __future__ import annotations
@@ -23,17 +23,15 @@ import pandas as pd
 import yaml
 from torch.utils.data import DataLoader
 
-from bsrnn.model import BSRNN, BSRNNConfig
+from bsrnn.checkpoint import build_model, load_models, read_checkpoint
+from bsrnn.model import BSRNNConfig
 from curate.atomic import atomic_path, make_dir, write_text
 from curate.errors import StemcurateError
 from curate.outputs import output_path
 from curate.schema import read_manifest
 from pipelines.config import TrainConfig, config_dict, model_differences
-from pipelines.models import load_models, read_model
 from pipelines.data import FragmentPool, StepSampler, TrainExamples, ValidExamples, fragment_corrupted, manifest_tracks, split_tracks
-
-CONFIG_FILE = "config.yaml"
-LAST, BEST = "last.ckpt", "best.ckpt"
+from pipelines.runs import RunDir, manifest_digest
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -64,67 +62,6 @@ class RunResult:
     dropped: dict
 
 
-def load_run_config(run_dir: str | Path) -> tuple[BSRNNConfig, TrainConfig, dict]:
-    """``(model config, training config, the rest of config.yaml)`` saved in a run folder
-    (the rest holds ``manifest``, ``export_dir``, ``train_tracks``, ``valid_tracks``)."""
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise StemcurateError(f"{run_dir}: not a training run folder (no {CONFIG_FILE})")
-    try:
-        data = yaml.safe_load(path.read_text())
-        return BSRNNConfig(**data.pop("model")), TrainConfig(**data.pop("train")), data
-    except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
-        raise StemcurateError(f"{path}: unreadable run configuration ({exc})") from None
-
-
-RESUME_MAY_CHANGE = ("max_steps", "num_workers", "val_every")
-"""Settings a resumed run may change (a longer run, other loader workers, another validation interval)."""
-
-
-def manifest_digest(m) -> str:
-    """SHA-1 of what the run learns from: every fragment's track, stem, file, bounds and quality."""
-    import hashlib
-
-    cols = [c for c in ("track", "stem", "path", "start", "end", "quality") if c in m.frame.columns]
-    return hashlib.sha1(m.frame[cols].to_csv(index=False).encode()).hexdigest()
-
-
-def _check_resume(run: Path, now: dict) -> None:
-    """:class:`StemcurateError` when the manifest's fragments, the tracks or the settings differ from those the
-    run started with (``config.yaml``); only :data:`RESUME_MAY_CHANGE` may."""
-    try:
-        before = yaml.safe_load((run / CONFIG_FILE).read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        raise StemcurateError(f"{run}: cannot resume: {CONFIG_FILE} is missing or unreadable") from None
-    now = yaml.safe_load(yaml.safe_dump(now, sort_keys=False))  # compared as config.yaml holds it
-    changes = []
-    if before.get("manifest_digest") not in (None, now["manifest_digest"]):
-        changes.append("the manifest's fragments (re-scanned or filtered since)")
-    for key in ("train_tracks", "valid_tracks"):
-        if before.get(key) is not None and before[key] != now[key]:
-            changes.append(key.replace("_", " "))
-    for part in ("model", "train"):
-        old, new = before.get(part) or {}, now[part]
-        changes += [f"{part}.{k}: {old[k]!r} -> {new[k]!r}" for k in new if k in old and old[k] != new[k] and k not in RESUME_MAY_CHANGE]
-    if changes:
-        raise StemcurateError(f"{run}: cannot resume, changed since the run started: {'; '.join(changes)} (train into another --out)")
-
-
-def _check_new_run(run: Path) -> None:
-    """A new run's folder must be new, empty, or a run that stopped before its first checkpoint (its
-    ``config.yaml`` and logs are then replaced); :class:`StemcurateError` otherwise, before any work."""
-    if run.exists() and not run.is_dir():
-        raise StemcurateError(f"{run}: exists and is a file; --out is the run folder")
-    if not run.is_dir() or not any(run.iterdir()):
-        return
-    ckpt_dir = run / "checkpoints"
-    if ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
-        raise StemcurateError(f"{run}: already holds a run; use --resume to continue it or another --out")
-    if not (run / CONFIG_FILE).is_file():
-        raise StemcurateError(f"{run}: exists and is not a training run folder; refusing to write into it "
-                              "(choose a new or empty --out)")
-
-
 def _check_export(path: Path, run: Path) -> None:
     """Refuse, before training, to export over a model that another run exported (or of unknown origin):
     an earlier model is never replaced without a word; the same run (a resume) may replace its own."""
@@ -141,9 +78,8 @@ def _check_export(path: Path, run: Path) -> None:
 
 def export_model(checkpoint: str | Path, export_dir: str | Path, extra: dict | None = None) -> Path:
     """Write ``{export_dir}/{target}/{target}.ckpt`` (weights + model hparams) and ``hparams.yaml``."""
-    cfg, state = read_model(checkpoint)
-    model = BSRNN(cfg)
-    model.load_state_dict(state)
+    cfg, state = read_checkpoint(checkpoint)
+    model = build_model(cfg, state, checkpoint)
     folder = Path(export_dir) / cfg.target
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"{cfg.target}.ckpt"
@@ -254,7 +190,7 @@ def train(
     """Train ``model.target`` on the fragments of ``manifest``; see the module docstring for outputs.
 
     ``resume`` continues ``out/checkpoints/last.ckpt`` at its global step (up to ``config.max_steps``);
-    ``init_from`` starts from a trained model's weights (any model source of :mod:`pipelines.models`
+    ``init_from`` starts from a trained model's weights (any model source of :mod:`bsrnn.checkpoint`
     holding a ``model.target`` model; model hyperparameters must match);
     ``callbacks`` are extra Lightning callbacks.
     """
@@ -264,21 +200,15 @@ def train(
     from pipelines.module import SeparationModule
 
     check_trainer_args(accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes)
-    run, export_dir = output_path(out), output_path(export_dir)
-    ckpt_dir = run / "checkpoints"
-    last = ckpt_dir / LAST
-    if resume and not last.is_file():
-        raise StemcurateError(f"{run}: nothing to resume (no checkpoints/{LAST})")
+    rd, export_dir = RunDir(out), output_path(export_dir)
+    run, last = rd.path, rd.last
     if resume:
-        from curate.safeload import torch_load
-
-        state = torch_load(last)
-        step = int(state.get("global_step", 0)) if isinstance(state, dict) else 0
+        step = rd.resume_step()
         if config.max_steps <= step:
             raise StemcurateError(f"--max-steps {config.max_steps}: the run in {run} is already at step {step}; "
                                   "give a larger --max-steps to train it further")
-    if not resume:
-        _check_new_run(run)
+    else:
+        rd.check_new()
     for name in ("crop_s", "valid_crop_s"):  # the STFT needs a full window
         if getattr(config, name) * model.sample_rate < model.n_fft:
             raise StemcurateError(f"training settings: {name} {getattr(config, name)} s is shorter than the model's "
@@ -314,22 +244,22 @@ def train(
                 "init_from": str(init_from) if init_from else None, "export_dir": str(export_dir),
                 "train_tracks": train_tracks, "valid_tracks": valid_tracks}
     if resume:
-        _check_resume(run, cfg_data)
+        rd.check_resume(cfg_data)
     else:
-        write_text(run / CONFIG_FILE, yaml.safe_dump(cfg_data, sort_keys=False))
+        write_text(rd.config_file, yaml.safe_dump(cfg_data, sort_keys=False))
         write_text(run / "hparams.yaml", yaml.safe_dump(config_dict(model, config), sort_keys=False))
 
     has_valid = valid_ds is not None and len(valid_ds) > 0
     checkpointing: list = []
     if has_valid:
-        checkpointing.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/usdr", mode="max", save_top_k=1,
+        checkpointing.append(ModelCheckpoint(dirpath=rd.checkpoints, filename=rd.best.stem, monitor="val/usdr", mode="max", save_top_k=1,
                                              save_last=False, enable_version_counter=False))
     if config.ema_decay > 0:
         checkpointing.append(EMAWeightAveraging(decay=config.ema_decay))
     checkpointing.append(LastCheckpoint(last, config.val_every))
-    metrics_csv = run / "logs" / "metrics.csv"
+    metrics_csv = rd.metrics_csv
     earlier = pd.read_csv(metrics_csv) if resume and metrics_csv.is_file() else None  # CSVLogger deletes it
-    loggers = [CSVLogger(run, name="logs", version="")]
+    loggers = [CSVLogger(run, name=rd.logs.name, version="")]
     try:
         import tensorboard  # noqa: F401
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -361,14 +291,12 @@ def train(
         return None  # type: ignore[return-value]
     if earlier is not None:
         _merge_logs(earlier, metrics_csv)
-    best = ckpt_dir / BEST
-    if not best.is_file():
-        best = last
+    best = rd.best if rd.best.is_file() else last
     best_score = checkpointing[0].best_model_score if has_valid else None
     exported = export_model(best, export_dir, {"train": asdict(config), "run": str(run.resolve())})
     dropped = {k: (d / s if s else None) for k, (d, s) in module.drop_counts.items()}
     result = RunResult(run, last, best, exported, int(trainer.global_step),
                        float(best_score) if best_score is not None else None, train_tracks, valid_tracks, dropped)
     summary = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()}
-    write_text(run / "summary.json", json.dumps(summary, indent=2))
+    write_text(rd.summary, json.dumps(summary, indent=2))
     return result

@@ -9,6 +9,7 @@ fragments of every stem with an audio player and a spectrogram; and, when the da
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ from curate.errors import StemcurateError
 from curate.outputs import check_output
 from curate.quality import bleed_bound, reasons
 from curate.filter import read_scored
-from curate.schema import read_corruptions
+from curate.schema import CORRUPTIONS_FILE
+from curate.truth import manifest_truth
 from reports import html, plots
 
 KIND = "curation report"
@@ -84,7 +86,7 @@ def _truth_section(frame: pd.DataFrame, truth: pd.DataFrame, root: Path, thresho
         sel = y & (kinds == kind)
         rows.append([kind, int(sel.sum()), f"{(flagged & sel).sum() / max(1, sel.sum()):.2f}"])
     out = ["<h2>Against the ground truth</h2>",
-           f"<p class=note>From <code>{escape(str(root / 'corruptions.parquet'))}</code> (see <code>curate/truth.py</code> for what counts as a corrupted fragment); {int((~known).sum())} ambiguous fragments left out.</p>",
+           f"<p class=note>From <code>{escape(str(root / CORRUPTIONS_FILE))}</code> (see <code>curate/truth.py</code> for what counts as a corrupted fragment); {int((~known).sum())} ambiguous fragments left out.</p>",
            html.cards([("AUROC", f"{auroc:.3f}"), ("precision", f"{precision:.2f}"), ("recall", f"{recall:.2f}"),
                        ("corrupted fragments", str(int(y.sum()))), ("false alarms", str(fp))]),
            html.img(plots.roc_pr(y, score, threshold_point=(recall, precision)), "ROC and precision-recall curves"),
@@ -92,7 +94,8 @@ def _truth_section(frame: pd.DataFrame, truth: pd.DataFrame, root: Path, thresho
     return "\n".join(out)
 
 
-def _lowest_section(frame: pd.DataFrame, root: Path, per_stem: int, clip_s: float, has_truth: pd.Series | None) -> str:
+def _lowest_section(frame: pd.DataFrame, root: Path, per_stem: int, clip_s: float, has_truth: pd.Series | None,
+                    unreadable: list[str]) -> str:
     out = ["<h2>Lowest-quality fragments</h2>",
            f"<p class=note>The {per_stem} fragments of lowest quality per stem; the clip is the middle {clip_s:g} s of the fragment (mono, 22 kHz).</p>"]
     for stem, g in frame.groupby("stem", sort=False):
@@ -110,8 +113,9 @@ def _lowest_section(frame: pd.DataFrame, root: Path, per_stem: int, clip_s: floa
                 x, _ = load_segment(root, r.path, r.stem, a, b, need=b - a)
                 player = html.audio_clip(x, sr)
                 spec = html.img(plots.spectrogram(x.mean(axis=0), sr), f"spectrogram of {r.track} {stem}", cls="spec")
-            except StemcurateError:
-                player, spec = "(audio missing or changed since the scan)", ""
+            except StemcurateError as exc:
+                unreadable.append(str(exc))
+                player, spec = f"(audio missing or changed since the scan: {exc})", ""
             bleed = f"{r.bleed_db:.0f} dB ({r.bleed_stem})" if r.bleed_db == r.bleed_db and isinstance(r.bleed_stem, str) else "—"
             row = [r.track, f"{html.fmt_time(int(r.start), sr)}–{html.fmt_time(int(r.end), sr)}", f"{r.quality:.2f}",
                    f"{r.label_score:.2f}" if r.label_score == r.label_score else "—",
@@ -125,8 +129,11 @@ def _lowest_section(frame: pd.DataFrame, root: Path, per_stem: int, clip_s: floa
 
 
 def curation_report(manifest: str | Path = "manifest.parquet", output: str | Path = "curation_report.html", *,
-                    threshold: float = 0.7, data_root: str | Path | None = None, per_stem: int = 20, clip_s: float = 4.0) -> Path:
+                    threshold: float = 0.7, data_root: str | Path | None = None, per_stem: int = 20, clip_s: float = 4.0,
+                    on_warning: Callable[[str], None] | None = None) -> Path:
     """Write the curation report of a scored manifest to ``output`` (one self-contained HTML file).
+    Clips that cannot be read (a file missing or changed since the scan) are named in the report and,
+    once with their count, to ``on_warning``.
     :class:`StemcurateError` for a manifest without scores, or an ``output`` that is not a report
     (:func:`curate.outputs.check_output`: the manifest itself, another kind of file), and for a data
     folder (``data_root``, default the manifest's) that is missing or holds none of its files."""
@@ -161,11 +168,9 @@ def curation_report(manifest: str | Path = "manifest.parquet", output: str | Pat
     classes = sorted(set(stems) | set(frame["predicted_stem"].dropna()))
     conf = plots.confusion(frame["stem"].tolist(), frame["predicted_stem"].fillna("?").tolist(), classes)
 
-    truth_html, truth_by_row = "", None
-    if (root / "corruptions.parquet").is_file():
-        from curate.truth import fragment_truth
-
-        truth = fragment_truth(frame, read_corruptions(root / "corruptions.parquet"), data_root=root)
+    truth_html, truth_by_row, unreadable = "", None, []
+    truth = manifest_truth(m, data_root=root)
+    if truth is not None:
         truth_html = _truth_section(frame, truth, root, threshold)
         t = truth["corrupted"]
         truth_by_row = pd.Series(np.where(t.isna(), "unknown", np.where(t.fillna(False), "corrupted", "clean")), index=frame.index)
@@ -184,7 +189,10 @@ def curation_report(manifest: str | Path = "manifest.parquet", output: str | Pat
         _bleed_sources(frame, _bleed_limit(threshold)),
         "<h2>Label vs predicted content</h2>", _label_model_note(m.meta), str(html.img(conf, "confusion matrix of label and predicted content")),
         truth_html,
-        _lowest_section(frame, root, per_stem, clip_s, truth_by_row),
+        _lowest_section(frame, root, per_stem, clip_s, truth_by_row, unreadable),
     ])
     subtitle = f"{manifest} · data {root} · quality = label score × bleed factor · threshold {threshold:g}"
-    return html.write_page(output, html.page("Curation report", subtitle, body, kind=KIND))
+    path = html.write_page(output, html.page("Curation report", subtitle, body, kind=KIND))
+    if unreadable and on_warning:
+        on_warning(f"{len(unreadable)} clip(s) could not be read (first: {unreadable[0]})")
+    return path

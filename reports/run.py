@@ -42,14 +42,15 @@ def _smooth(series: dict[str, tuple[np.ndarray, np.ndarray]], window: int = 10) 
 def run_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
     """Write the report of training run ``run_dir`` (default ``RUN_DIR/run_report.html``)."""
     from pipelines.evaluate import summary_table
-    from pipelines.train import load_run_config
+    from pipelines.runs import RunDir
 
-    run = Path(run_dir)
-    model_cfg, train_cfg, extra = load_run_config(run)
-    output = check_output(Path(output) if output is not None else run / "run_report.html", KIND, inputs=[run])
-    metrics = run / "logs" / "metrics.csv"
+    rd = RunDir(Path(run_dir))
+    run = rd.path
+    model_cfg, train_cfg, extra = rd.load_config()
+    output = check_output(Path(output) if output is not None else rd.report, KIND, inputs=[run])
+    metrics = rd.metrics_csv
     if not metrics.is_file():
-        raise StemcurateError(f"{run}: no logs/metrics.csv: the run logged nothing yet (it stopped before its first "
+        raise StemcurateError(f"{run}: no {metrics.relative_to(run)}: the run logged nothing yet (it stopped before its first "
                               "logged step, or is still running); train it further with --resume")
     try:
         logs = pd.read_csv(metrics)
@@ -57,7 +58,7 @@ def run_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
         raise StemcurateError(f"{metrics}: unreadable ({str(exc).splitlines()[0][:120]})") from None
     if "step" not in logs.columns:
         raise StemcurateError(f"{metrics}: no 'step' column; not a training log")
-    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    summary = json.loads(rd.summary.read_text()) if rd.summary.is_file() else {}
 
     parts = [html.cards([("target", model_cfg.target), ("steps", str(summary.get("global_step", int(logs["step"].max()) + 1))),
                          ("best val uSDR", f"{summary['best_usdr']:.2f} dB" if summary.get("best_usdr") is not None else "—"),
@@ -76,7 +77,7 @@ def run_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
                   f"<p class=note>Examples above the {1 - train_cfg.truncate_quantile:.0%} loss quantile ({train_cfg.truncate_mode}, {'loss relative to a silent estimate' if train_cfg.truncate_on == 'relative' else 'raw loss'}) are dropped after step {train_cfg.truncate_warmup}. "
                   "The corrupted/clean curves appear when the data carries ground truth from <code>curate corrupt</code>.</p>",
                   str(html.img(plots.curves(dropped, xlabel="step", ylabel="fraction dropped"), "dropped fraction curve"))]
-    results_path = run / "results.parquet"
+    results_path = rd.results()
     if results_path.is_file():
         res = pd.read_parquet(results_path)
         tracks = list(dict.fromkeys(res["track"]))

@@ -34,11 +34,12 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 STAMP=.venv/.stemcurate-installed
-WANT="$(sha1sum pyproject.toml | cut -d' ' -f1)"
+WANT="$(cat pyproject.toml scripts/setup.sh | sha1sum | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
     echo "setup: installing stemcurate and its dependencies into .venv (about 1-2 minutes)" >&2
-    # torch==2.13.0 is pinned in pyproject.toml; pip takes the CPU wheel that lies on disk where there is one.
-    { .venv/bin/python -m pip install --quiet -e ".[test]" 2>&1; } \
+    # torch is pinned here (pyproject.toml takes a range, for users with their own CUDA build); pip takes the
+    # CPU wheel that lies on disk where there is one.
+    { .venv/bin/python -m pip install --quiet "torch==2.13.0" -e ".[test]" 2>&1; } \
         | { grep -v -e "is ignored: it is neither a file nor a directory" -e "^ *$" || true; } >&2
     echo "$WANT" > "$STAMP"
 fi

@@ -266,7 +266,7 @@ def test_train_on_the_kept_fragments_of_mono_and_six_channel_files(world, tmp_pa
     res = run(pipelines_app, "train", "-m", world / "scored.parquet", "--target", "bass", "--model", "tiny", "--max-steps", "2", "-b", "2",
               "--set", "crop_s=1", "--set", "valid_fraction=0", "-o", tmp_path / "run", "--export-dir", tmp_path / "e", "--no-progress")
     assert res.exit_code == 0, res.output
-    from bsrnn.model import read_checkpoint
+    from bsrnn.checkpoint import read_checkpoint
 
     _, state = read_checkpoint(tmp_path / "e" / "bass" / "bass.ckpt")
     assert all(np.isfinite(v.numpy()).all() for v in state.values())
@@ -687,10 +687,14 @@ def test_a_short_run_its_report_resume_rules_and_report_kinds(world, tmp_path):
     # a run shorter than the logging interval still logs, so its report has a loss curve
     assert run(pipelines_app, "report", run_dir, "-o", tmp_path / "run.html").exit_code == 0
     # --resume takes the run's own settings: anything else that would change them is refused, not ignored
+    (tmp_path / "other.parquet").write_bytes((world / "scored.parquet").read_bytes())
     for extra, named in ((["--seed", "3"], "--seed"), (["-b", "2"], "--batch-size"), (["--set", "lr=0.1"], "--set lr"),
-                         (["--model", "paper"], "--model"), (["-m", world / "scored.parquet"], "--manifest"), (["-t", "bass"], "a 'vocals' run")):
+                         (["--model", "paper"], "--model"), (["-m", tmp_path / "other.parquet"], "--manifest"), (["-t", "bass"], "a 'vocals' run"),
+                         (["--set", "fc_dim=8"], "--set fc_dim")):
         one_line_error(run(pipelines_app, "train", "--resume", "-o", run_dir, "--max-steps", "4", *extra), named)
-    res = run(pipelines_app, "train", "--resume", "-o", run_dir, "--max-steps", "4", "--set", "val_every=2", "--no-progress")
+    # the command that started the run, repeated with --resume and more steps, changes nothing else: it is taken
+    res = run(pipelines_app, *args[:args.index("--max-steps")], "--max-steps", "4", *args[args.index("--max-steps") + 2:],
+              "--resume", "--set", "val_every=2")
     assert res.exit_code == 0 and "steps          4" in res.output, res.output
     one_line_error(run(pipelines_app, "train", "--resume", "-o", run_dir, "--max-steps", "2"), "--max-steps 2", "already at step 4")
     mix = world / "data" / "test" / "good" / "mixture.wav"  # a run folder is no place for separated stems
@@ -935,3 +939,81 @@ def test_smaller_third_review_cases(world, tmp_path, monkeypatch):
     problems = pd.read_parquet(world / "scored.problems.parquet")
     row = problems[(problems["track"] == "zerolen") & (problems["path"].str.endswith("vocals.wav"))]
     assert list(row["check"]) == ["empty"], row
+
+
+# ---------------------------------------------------------------- fourth review: API argument types, huge numbers, long names, links
+
+
+def test_api_arguments_of_the_wrong_type_are_named(world, tmp_path):
+    from bsrnn.checkpoint import load_models
+    from bsrnn.errors import BSRNNError, CheckpointError
+    from bsrnn.separator import Separator
+    from curate.datasets import discover
+    from curate.errors import StemcurateError
+    from curate.filter import filter_manifest
+    from curate.scan import scan
+    from curate.schema import read_manifest
+    from curate.synth import synth_dataset
+    from pipelines.evaluate import evaluate
+
+    scored = world / "scored.parquet"
+    cases = [
+        (lambda: discover(123), "root 123"), (lambda: discover(b"/tmp"), "root b'/tmp'"), (lambda: read_manifest(None), "manifest None"),
+        (lambda: filter_manifest(scored, threshold="0.5", output=tmp_path / "c.parquet", rejected=tmp_path / "r.parquet"), "threshold"),
+        (lambda: filter_manifest(scored, bleed_db="x", output=tmp_path / "c.parquet", rejected=tmp_path / "r.parquet"), "--bleed-db"),
+        (lambda: filter_manifest(scored, output=None), "output None"),
+        (lambda: filter_manifest(read_manifest(scored)), "manifest"),
+        (lambda: scan(world / "data", output=tmp_path / "m.parquet", txt_dir=5, score=None), "txt_dir 5"),
+        (lambda: scan(world / "data", output=tmp_path / "m.csv", score=None), "give a .parquet path"),
+        (lambda: evaluate({}, world / "data"), "non-empty"), (lambda: evaluate([1], world / "data"), "non-empty"),
+    ]
+    for i, (bad, kwargs) in enumerate([("tracks", {"tracks": "2"}), ("tracks", {"tracks": 1.5}), ("seed", {"seed": 1.5}),
+                                       ("sample-rate", {"sample_rate": 0}), ("sample-rate", {"sample_rate": 8000.5}),
+                                       ("tracks", {"tracks": 10**20})]):
+        cases.append((lambda i=i, kwargs=kwargs: synth_dataset(tmp_path / f"syn{i}", seconds=1, **kwargs), f"--{bad}"))
+    for call, named in cases:
+        with pytest.raises(StemcurateError, match=named.replace("(", r"\(")):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, not even an empty folder
+    models = load_models(world / "models", "vocals")  # one target's name, not its letters
+    assert list(models) == ["vocals"]
+    results = evaluate(models, world / "data", tracks=2)  # what load_models returns goes straight in
+    assert set(results["target"]) == {"vocals"}
+    for bad in (dict(frame_s="3"), dict(batch_size=0)):
+        with pytest.raises(BSRNNError):
+            Separator(models["vocals"][1], **bad)
+    with pytest.raises(CheckpointError, match="targets"):
+        load_models(world / "models", [1])
+
+
+def test_huge_numbers_and_long_names_are_one_line_errors_before_any_work(world, tmp_path):
+    base = ["train", "-m", world / "scored.parquet", "--model", "tiny", "-b", "1", "--set", "crop_s=1", "--no-progress",
+            "-o", tmp_path / "run", "--export-dir", tmp_path / "e"]
+    one_line_error(run(pipelines_app, *base, "--max-steps", str(10**20)), "max_steps")
+    one_line_error(run(pipelines_app, *base[:5], "-b", str(10**12), *base[7:], "--max-steps", "2"), "batch_size")
+    one_line_error(run(curate_app, "synth", tmp_path / "syn", "--tracks", str(10**20), "--seconds", "1"), "--tracks")
+    long = tmp_path / ("L" * 245 + ".parquet")  # a legal name, whose problems file would not be
+    one_line_error(run(curate_app, "scan", world / "data", "--no-score", "-o", long), "more than the 255")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_separate_follows_links_to_a_dataset_and_names_broken_inputs(world, tmp_path):
+    data = _copy(world / "data", tmp_path / "data")
+    song = tmp_path / "songs" / "a.wav"
+    song.parent.mkdir()
+    song.write_bytes((data / "test" / "good" / "mixture.wav").read_bytes())
+    (tmp_path / "link").symlink_to(data / "test")
+    one_line_error(run(pipelines_app, "separate", "-i", song, "-o", tmp_path / "link", "-c", world / "models"), "subset folder")
+    one_line_error(run(pipelines_app, "separate", "-i", song, "-o", data / "test" / "good", "-c", world / "models"), "track folder")
+    (tmp_path / "songs" / "broken.wav").symlink_to(tmp_path / "nowhere.wav")
+    res = run(pipelines_app, "separate", "-i", song.parent, "-o", tmp_path / "sep", "-c", world / "models")
+    assert res.exit_code == 0 and f"skipped {song.parent / 'broken.wav'}: " in res.output, res.output
+
+
+def test_report_names_clips_it_cannot_read_on_the_console(world, tmp_path):
+    data = _copy(world / "data", tmp_path / "data")
+    import shutil
+
+    shutil.rmtree(data / "train" / "good")
+    res = run(curate_app, "report", world / "scored.parquet", "--data", data, "-o", tmp_path / "r.html", "--per-stem", "50")
+    assert res.exit_code == 0 and "warning: " in res.output and str(data / "train" / "good") in res.output, res.output
