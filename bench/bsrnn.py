@@ -33,6 +33,7 @@ def fwd_bwd(modules, x):
         z = modules[0](x)
         y = modules[1](z)
         y.square().mean().backward()
+
     return run
 
 
@@ -61,6 +62,7 @@ def whole_model(repeat: int) -> tuple[float, float]:
         def run():
             model.zero_grad()
             model(x).square().mean().backward()
+
         return run
 
     return best_time(step(loop), repeat), best_time(step(vec), repeat)
@@ -86,7 +88,13 @@ def peak_rss_child(seconds: float) -> float:
         "Separator(m, sample_rate=44100, batch_size=2).separate(x);"
         "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        check=True,
+    )
     return int(out.stdout.strip().splitlines()[-1]) / 2**20
 
 

@@ -15,7 +15,9 @@ RENDER = REPO.parent / "shared" / "tools" / "render_multitracks.py"
 LEVELS = ("equal", "rendered")  # render(level=...): re-mixed with relevel, or as the renderer wrote them
 
 
-def render(out: Path, *, train: int, test: int = 0, seconds: float = 20.0, seed: int = 0, level: str = "rendered") -> None:
+def render(
+    out: Path, *, train: int, test: int = 0, seconds: float = 20.0, seed: int = 0, level: str = "rendered"
+) -> None:
     """A MUSDB18-HQ-style dataset rendered from MIDI with ``../shared/tools/render_multitracks.py``.
 
     ``level="equal"`` then re-mixes every track with :func:`relevel` (stems at equal loudness);
@@ -25,10 +27,24 @@ def render(out: Path, *, train: int, test: int = 0, seconds: float = 20.0, seed:
         raise SystemExit(f"unknown level {level!r} ({', '.join(LEVELS)})")
     if not RENDER.exists():
         raise SystemExit(f"{RENDER} not found")
-    cmd = [sys.executable, str(RENDER), str(out), "--num-train", str(train), "--num-test", str(test), "--seconds", str(seconds), "--seed", str(seed)]
+    cmd = [
+        sys.executable,
+        str(RENDER),
+        str(out),
+        "--num-train",
+        str(train),
+        "--num-test",
+        str(test),
+        "--seconds",
+        str(seconds),
+        "--seed",
+        str(seed),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
-        raise SystemExit(f"render failed (needs fluidsynth fluid-soundfont-gm freedoom and mido):\n{res.stderr[-2000:]}")
+        raise SystemExit(
+            f"render failed (needs fluidsynth fluid-soundfont-gm freedoom and mido):\n{res.stderr[-2000:]}"
+        )
     short = test - len(list((out / "test").glob("*/mixture.wav")))
     if short > 0:  # fewer songs have an excerpt this long than asked for: the rest of the test split at 20 s
         _top_up(out / "test", short, seed=seed)
@@ -39,7 +55,12 @@ def render(out: Path, *, train: int, test: int = 0, seconds: float = 20.0, seed:
 
 def _usable_songs(seconds: float) -> list[str]:
     """Names of the songs the renderer can take an excerpt of ``seconds`` from."""
-    res = subprocess.run([sys.executable, str(RENDER), "/nonexistent", "--list", "--seconds", str(seconds)], capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        [sys.executable, str(RENDER), "/nonexistent", "--list", "--seconds", str(seconds)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return [line.strip().split("  (")[0] for line in res.stdout.splitlines()[1:] if line.startswith("  ")]
 
 
@@ -52,7 +73,21 @@ def _top_up(folder: Path, count: int, *, seed: int, seconds: float = 20.0) -> No
         raise SystemExit(f"the renderer has only {len(spare)} more songs for {folder}, {count} wanted")
     for song in spare:
         with tempfile.TemporaryDirectory() as tmp:
-            cmd = [sys.executable, str(RENDER), tmp, "--num-train", "0", "--num-test", "1", "--seconds", str(seconds), "--seed", str(seed), "--songs", song]
+            cmd = [
+                sys.executable,
+                str(RENDER),
+                tmp,
+                "--num-train",
+                "0",
+                "--num-test",
+                "1",
+                "--seconds",
+                str(seconds),
+                "--seed",
+                str(seed),
+                "--songs",
+                song,
+            ]
             res = subprocess.run(cmd, capture_output=True, text=True)
             got = Path(tmp) / "test" / song
             if res.returncode != 0 or not got.is_dir():
@@ -61,7 +96,8 @@ def _top_up(folder: Path, count: int, *, seed: int, seconds: float = 20.0) -> No
 
 
 def active_power(x, sample_rate: int, *, frame_s: float = 0.5, floor_db: float = -40.0) -> float:
-    """Mean power of ``x`` ``(channels, samples)`` over its active frames: those within ``floor_db`` dB of the loudest frame."""
+    """Mean power of ``x`` ``(channels, samples)`` over its active frames: those within ``floor_db`` dB of the
+    loudest frame."""
     import numpy as np
 
     n = max(1, int(frame_s * sample_rate))
@@ -108,7 +144,9 @@ def relevel(track: Path, *, seed: int = 0, jitter_db: float = 3.0, peak_db: floa
     if np.abs(mix_i).max() > 32767:  # cannot happen with peak_db < -0.01 and four stems; checked, not assumed
         raise RuntimeError(f"{track}: re-levelled mixture clips")
     for s, x in {**ints, MIXTURE: mix_i}.items():
-        audio.write(track / f"{s}.wav", x.astype(np.int16), sr, subtype="PCM_16")  # atomic: a killed run leaves no torn file
+        audio.write(
+            track / f"{s}.wav", x.astype(np.int16), sr, subtype="PCM_16"
+        )  # atomic: a killed run leaves no torn file
     db_scale = 20 * np.log10(scale / 32767)
     return {s: round(float(g + db_scale), 2) for s, g in gains.items()}
 
@@ -127,8 +165,12 @@ def best_time(fn, repeat: int = 5) -> float:
 def commit() -> str:
     """The current commit hash, with ``-dirty`` when the work tree has changes."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True).stdout
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+        ).stdout
         # documentation (earlier --save output, docs/, the README) does not change what is measured
         dirty = [line for line in status.splitlines() if not line[3:].startswith(("docs/", "README.md"))]
         return head + ("-dirty" if dirty else "")

@@ -97,7 +97,11 @@ def label_issue_flags(result, threshold: float) -> dict[str, np.ndarray]:
 
 def pr(flags: np.ndarray, y: np.ndarray) -> dict:
     tp, fp, fn = int((flags & y).sum()), int((flags & ~y).sum()), int((~flags & y).sum())
-    return {"precision": round(tp / max(tp + fp, 1), 3), "recall": round(tp / max(tp + fn, 1), 3), "flagged": int(flags.sum())}
+    return {
+        "precision": round(tp / max(tp + fp, 1), 3),
+        "recall": round(tp / max(tp + fn, 1), 3),
+        "flagged": int(flags.sum()),
+    }
 
 
 def evaluate(frame: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> dict:
@@ -120,8 +124,12 @@ def evaluate(frame: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> dict
         "recall": round(tp / max(tp + fn, 1), 3),
         "recall_by_kind": by_kind,
         "count_by_kind": count_by_kind,
-        "fragments": int(len(frame)), "corrupted": int(y.sum()), "ambiguous": int((~known).sum()),
-        "flagged": int(flagged.sum()), "true_pos": tp, "false_pos": fp,
+        "fragments": int(len(frame)),
+        "corrupted": int(y.sum()),
+        "ambiguous": int((~known).sum()),
+        "flagged": int(flagged.sum()),
+        "true_pos": tp,
+        "false_pos": fp,
     }
 
 
@@ -157,18 +165,36 @@ def main() -> None:
     ap.add_argument("--mislabel-rate", type=float, default=None, help="default 0.2 (real: 0.3)")
     ap.add_argument("--bleed-rate", type=float, default=None, help="default 0.2 (real: 0.3)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the rendering and the label model")
-    ap.add_argument("--corrupt-seeds", type=lambda v: [int(x) for x in v.split(",")], default=[0, 1, 2], help="comma-separated corruption seeds")
+    ap.add_argument(
+        "--corrupt-seeds",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[0, 1, 2],
+        help="comma-separated corruption seeds",
+    )
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--threshold", type=float, default=0.7)
     ap.add_argument("--embedder", choices=EMBEDDERS, default=DEFAULT_EMBEDDER)
     ap.add_argument("--no-reference-pool", action="store_true", help="leave out the shipped reference pool")
     ap.add_argument("--model", default="logreg", help="label model classifier: logreg, forest, ensemble")
     ap.add_argument("--rounds", type=int, default=None, help="label model rounds (default: the library's)")
-    ap.add_argument("--max-eps", type=float, default=None, help="label model cap of the EM noise rate (default: the library's)")
-    ap.add_argument("--bleed", action="append", default=[], metavar="FIELD=VALUE",
-                    help="leak model setting other than the library's (repeatable), e.g. late_frames=false")
-    ap.add_argument("--keep", type=Path, help="keep the datasets and manifests in this folder (and reuse the clean data)")
-    ap.add_argument("--save", action="store_true", help="write docs/benchmarks/detection[_synth|_real][_mM_bB].json (_mM_bB: other than the default rates)")
+    ap.add_argument(
+        "--max-eps", type=float, default=None, help="label model cap of the EM noise rate (default: the library's)"
+    )
+    ap.add_argument(
+        "--bleed",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="leak model setting other than the library's (repeatable), e.g. late_frames=false",
+    )
+    ap.add_argument(
+        "--keep", type=Path, help="keep the datasets and manifests in this folder (and reuse the clean data)"
+    )
+    ap.add_argument(
+        "--save",
+        action="store_true",
+        help="write docs/benchmarks/detection[_synth|_real][_mM_bB].json (_mM_bB: other than the default rates)",
+    )
     args = ap.parse_args()
     real = args.data == "real"
     tracks = args.tracks or (94 if real else 16)
@@ -183,7 +209,9 @@ def main() -> None:
     prep = time.perf_counter() - t0
     overrides = {k: v for k, v in (("rounds", args.rounds), ("max_prior_error", args.max_eps)) if v is not None}
     labels = LabelModelConfig(model=args.model, seed=args.seed, **overrides)
-    score = ScoreConfig(embedder=args.embedder, labels=labels, reference_pool=not args.no_reference_pool, bleed=bleed_config(args.bleed))
+    score = ScoreConfig(
+        embedder=args.embedder, labels=labels, reference_pool=not args.no_reference_pool, bleed=bleed_config(args.bleed)
+    )
     audio_s = stem_seconds(clean)
 
     # the clean data: classifier accuracy and false rejections
@@ -196,12 +224,18 @@ def main() -> None:
     rejected = cf["quality"].to_numpy(dtype=float) < args.threshold
     rej = cf.loc[rejected, ["track", "stem", "quality"]].assign(reason=why.loc[rejected, "reason"].to_numpy())
     fig_clean = {
-        "unit_accuracy": acc, "unit_accuracy_by_class": acc_by,
-        "clean_false_rejection": round(float(rejected.mean()), 4), "clean_fragments": int(len(cf)), "clean_rejected": int(rejected.sum()),
+        "unit_accuracy": acc,
+        "unit_accuracy_by_class": acc_by,
+        "clean_false_rejection": round(float(rejected.mean()), 4),
+        "clean_fragments": int(len(cf)),
+        "clean_rejected": int(rejected.sum()),
         "x_realtime": round(audio_s / scan_s, 1),
     }
-    print(f"clean scan: {len(cf)} fragments, {clean_scan.labels.units.shape[0]} units, {audio_s:.0f} s of stems in {scan_s:.1f} s "
-          f"({fig_clean['x_realtime']}x real time, {args.jobs} jobs, embedder {args.embedder})")
+    print(
+        f"clean scan: {len(cf)} fragments, {clean_scan.labels.units.shape[0]} units, {audio_s:.0f} s of stems in "
+        f"{scan_s:.1f} s "
+        f"({fig_clean['x_realtime']}x real time, {args.jobs} jobs, embedder {args.embedder})"
+    )
     print(f"unit accuracy (out of fold, first round) {acc}: " + ", ".join(f"{k} {v}" for k, v in acc_by.items()))
     print(f"false rejections at {args.threshold}: {int(rejected.sum())} of {len(cf)} ({100 * rejected.mean():.1f} %)")
     if len(rej):
@@ -223,7 +257,10 @@ def main() -> None:
         for name, flags in label_issue_flags(result, args.threshold).items():
             both[f"flag_{name}"] = flags
         scored.append(both)
-        print(f"corruption seed {seed}: auroc {fig['auroc']}, precision {fig['precision']}, recall {fig['recall']}, by kind {fig['recall_by_kind']}, counts {fig['count_by_kind']}")
+        print(
+            f"corruption seed {seed}: auroc {fig['auroc']}, precision {fig['precision']}, recall {fig['recall']}, by "
+            f"kind {fig['recall_by_kind']}, counts {fig['count_by_kind']}"
+        )
     both = pd.concat(scored, ignore_index=True)
     pooled = evaluate(both, both[["corrupted", "corruption_kind"]], args.threshold)
 
@@ -236,23 +273,41 @@ def main() -> None:
     label_side = {}
     for name in ("label_score", "cleanlab_first", "cleanlab_last"):
         label_side[name] = pr(both[f"flag_{name}"].to_numpy(bool)[sel], y_label)
-    label_side["label_score"]["auroc"] = round(float(roc_auc_score(y_label, 1 - both["label_score"].to_numpy(float)[sel])), 4)
+    label_side["label_score"]["auroc"] = round(
+        float(roc_auc_score(y_label, 1 - both["label_score"].to_numpy(float)[sel])), 4
+    )
 
     fig = {
         "auroc": round(float(np.mean([r["auroc"] for r in runs])), 4),
-        "precision": pooled["precision"], "recall": pooled["recall"],
-        "recall_by_kind": pooled["recall_by_kind"], "count_by_kind": pooled["count_by_kind"],
+        "precision": pooled["precision"],
+        "recall": pooled["recall"],
+        "recall_by_kind": pooled["recall_by_kind"],
+        "count_by_kind": pooled["count_by_kind"],
         **fig_clean,
         "label_only": label_side,
         "per_seed": [{k: r[k] for k in ("auroc", "precision", "recall", "recall_by_kind")} for r in runs],
-        "data": args.data, "tracks": tracks, "seconds": None if real else args.seconds, "threshold": args.threshold,
-        "embedder": args.embedder, "reference_pool": not args.no_reference_pool, "bleed": args.bleed,
-        "mislabel_rate": mislabel, "bleed_rate": bleed,
-        "corrupt_seeds": args.corrupt_seeds, "fragments": pooled["fragments"], "corrupted": pooled["corrupted"],
-        "false_pos": pooled["false_pos"], "true_pos": pooled["true_pos"],
+        "data": args.data,
+        "tracks": tracks,
+        "seconds": None if real else args.seconds,
+        "threshold": args.threshold,
+        "embedder": args.embedder,
+        "reference_pool": not args.no_reference_pool,
+        "bleed": args.bleed,
+        "mislabel_rate": mislabel,
+        "bleed_rate": bleed,
+        "corrupt_seeds": args.corrupt_seeds,
+        "fragments": pooled["fragments"],
+        "corrupted": pooled["corrupted"],
+        "false_pos": pooled["false_pos"],
+        "true_pos": pooled["true_pos"],
     }
-    print(f"\n{args.data}: {tracks} tracks (prepared in {prep:.0f} s), mislabel {mislabel}, bleed {bleed}, corruption seeds {args.corrupt_seeds}")
-    print(f"{pooled['fragments']} fragments, {pooled['corrupted']} corrupted, {pooled['ambiguous']} ambiguous (left out)")
+    print(
+        f"\n{args.data}: {tracks} tracks (prepared in {prep:.0f} s), mislabel {mislabel}, bleed {bleed}, corruption "
+        f"seeds {args.corrupt_seeds}"
+    )
+    print(
+        f"{pooled['fragments']} fragments, {pooled['corrupted']} corrupted, {pooled['ambiguous']} ambiguous (left out)"
+    )
     print(f"{'metric':<30}{'value':>8}")
     print(f"{'auroc (mean of seeds)':<30}{fig['auroc']:>8}")
     for k in ("precision", "recall"):
@@ -262,12 +317,20 @@ def main() -> None:
     print(f"{'unit accuracy (clean)':<30}{acc:>8}")
     print(f"{'clean false rejection':<30}{fig['clean_false_rejection']:>8}")
     print(f"{'x real time (clean scan)':<30}{fig['x_realtime']:>8}")
-    print(f"\nlabel corruptions alone ({int(sel.sum())} fragments, {int(y_label.sum())} mislabelled), threshold {args.threshold}:")
+    print(
+        f"\nlabel corruptions alone ({int(sel.sum())} fragments, {int(y_label.sum())} mislabelled), threshold "
+        f"{args.threshold}:"
+    )
     print(f"{'rule':<34}{'precision':>10}{'recall':>8}{'flagged':>9}")
     for name, v in label_side.items():
         print(f"{name:<34}{v['precision']:>10}{v['recall']:>8}{v['flagged']:>9}")
     print("\nquality quartiles per kind:")
-    print(both.groupby(both["corruption_kind"].fillna("clean"))["quality"].describe()[["count", "25%", "50%", "75%"]].round(3).to_string())
+    print(
+        both.groupby(both["corruption_kind"].fillna("clean"))["quality"]
+        .describe()[["count", "25%", "50%", "75%"]]
+        .round(3)
+        .to_string()
+    )
     if args.keep:
         both.to_parquet(work / "scored.parquet")
         rej.to_parquet(work / "clean_rejected.parquet")

@@ -1,14 +1,17 @@
 """End to end: does curating and training robustly on noisy stems get close to training on clean stems?
 
 Usage: python bench/e2e.py [--quick] [--save] [--seeds 0,1,2] [--steps 200] [--configs a,b,c,d,e,f,o] [--work DIR]
-                         [--accelerator gpu --device cuda] [--level equal|rendered] [--no-repair] [--no-fill-missing] [--jobs 2]
+                         [--accelerator gpu --device cuda] [--level equal|rendered] [--no-repair] [--no-fill-missing]
+                         [--jobs 2]
 
 Renders a dataset (../shared/tools/render_multitracks.py: 32 train + 4 test tracks of 40 s, every usable
 song of the renderer's 36),
 re-mixes every track with its stems at about equal loudness (``--level equal``, the default; see
 bench.common.relevel: as rendered, the vocal line of some songs sits 10-21 dB under the rest, where
-no model at this budget beats a silent estimate), corrupts the train split with `curate corrupt` (30 % of stems mislabelled,
-30 % with leaks), and trains the tiny BSRNN for vocals and bass with the same step budget and seed in six configurations:
+no model at this budget beats a silent estimate), corrupts the train split with `curate corrupt` (30 % of stems
+mislabelled,
+30 % with leaks), and trains the tiny BSRNN for vocals and bass with the same step budget and seed in six
+configurations:
 
   a  clean oracle: every fragment of the clean train split
   b  noisy: every fragment of the noisy split, no robustness
@@ -103,16 +106,32 @@ def mended_reference(clean_manifest: Path, corruptions: Path, out: Path) -> int:
     f = m.frame
     drop = np.zeros(len(f), dtype=bool)
     for r in gone.itertuples():
-        drop |= ((f["subset"] == r.subset) & (f["track"] == r.track) & (f["stem"] == r.stem)
-                 & (f["start"] < r.end) & (f["end"] > r.start)).to_numpy()
+        drop |= (
+            (f["subset"] == r.subset)
+            & (f["track"] == r.track)
+            & (f["stem"] == r.stem)
+            & (f["start"] < r.end)
+            & (f["end"] > r.start)
+        ).to_numpy()
     write_manifest(f[~drop], out, root=m.root, meta=m.meta)
     return int((~drop).sum())
 
 
 def train_settings(steps: int, *, batch: int = 4, crop: float = 2.0, lr: float = 3e-3, fill_missing: bool = False):
     """The benchmark's :class:`TrainConfig`: no validation, one 10-step warm-up epoch, truncation after a quarter."""
-    return train_config({}, max_steps=steps, batch_size=batch, crop_s=crop, lr=lr, valid_fraction=0.0, val_every=10_000,
-                        warmup_epochs=1, epoch_steps=10, truncate_warmup=max(10, steps // 4), fill_missing=fill_missing)
+    return train_config(
+        {},
+        max_steps=steps,
+        batch_size=batch,
+        crop_s=crop,
+        lr=lr,
+        valid_fraction=0.0,
+        val_every=10_000,
+        warmup_epochs=1,
+        epoch_steps=10,
+        truncate_warmup=max(10, steps // 4),
+        fill_missing=fill_missing,
+    )
 
 
 def manifest_digest(manifest: Path) -> str:
@@ -146,12 +165,21 @@ def _worker_init(threads: int) -> None:
 def _train_target(manifest: Path, target: str, cfg, out: Path, export_dir: Path, accelerator: str) -> Path:
     """Train one target's tiny BSRNN from scratch into ``out`` and export it; the exported file."""
     shutil.rmtree(out, ignore_errors=True)
-    r = train(manifest, model=model_config("tiny", target), config=cfg, out=out, export_dir=export_dir,
-              accelerator=accelerator, progress=False)
+    r = train(
+        manifest,
+        model=model_config("tiny", target),
+        config=cfg,
+        out=out,
+        export_dir=export_dir,
+        accelerator=accelerator,
+        progress=False,
+    )
     return Path(r.exported)
 
 
-def train_eval(manifest: Path, data: Path, work: Path, name: str, targets: list[str], seed: int, base, *, run: dict, **robust) -> dict:
+def train_eval(
+    manifest: Path, data: Path, work: Path, name: str, targets: list[str], seed: int, base, *, run: dict, **robust
+) -> dict:
     """Train every target on ``manifest`` (or reuse a finished identical run) and evaluate on the
     clean test split; ``{target: (usdr, csdr)}``. ``run["pool"]``, when set, trains the targets side by side."""
     models = {}
@@ -184,20 +212,37 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--crop", type=float, default=2.0)
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--repair", action=argparse.BooleanOptionalAction, default=True,
-                    help="curate repair the noisy split before the curated configurations scan and filter it (default on)")
-    ap.add_argument("--fill-missing", action=argparse.BooleanOptionalAction, default=True,
-                    help="TrainConfig.fill_missing: take rejected accompaniment stems from other tracks (default on)")
-    ap.add_argument("--jobs", type=int, default=2, help="train the targets of a configuration side by side in this many "
-                    "processes, the cores shared among them (1: one at a time, in this process)")
+    ap.add_argument(
+        "--repair",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="curate repair the noisy split before the curated configurations scan and filter it (default on)",
+    )
+    ap.add_argument(
+        "--fill-missing",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="TrainConfig.fill_missing: take rejected accompaniment stems from other tracks (default on)",
+    )
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="train the targets of a configuration side by side in this many "
+        "processes, the cores shared among them (1: one at a time, in this process)",
+    )
     ap.add_argument("--train-tracks", type=int, default=32)
     ap.add_argument("--test-tracks", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=40.0)
     ap.add_argument("--mislabel-rate", type=float, default=0.3)
     ap.add_argument("--bleed-rate", type=float, default=0.3)
     ap.add_argument("--render-seed", type=int, default=0)
-    ap.add_argument("--level", default="equal", choices=LEVELS,
-                    help="re-mix the rendered stems at about equal loudness (bench.common.relevel), or keep the renderer's levels")
+    ap.add_argument(
+        "--level",
+        default="equal",
+        choices=LEVELS,
+        help="re-mix the rendered stems at about equal loudness (bench.common.relevel), or keep the renderer's levels",
+    )
     ap.add_argument("--work", type=Path, default=None, help="keep data, runs and models here")
     ap.add_argument("--accelerator", default="auto", help="Lightning accelerator for training (auto, cpu, gpu)")
     ap.add_argument("--device", default="cpu", help="torch device for evaluation and the self-separation rescan")
@@ -214,12 +259,23 @@ def main() -> None:
     clean, noisy = work / "clean", work / "noisy"
     if not (clean / "test").is_dir():
         log("rendering")
-        render(clean, train=args.train_tracks, test=args.test_tracks, seconds=args.seconds, seed=args.render_seed, level=args.level)
+        render(
+            clean,
+            train=args.train_tracks,
+            test=args.test_tracks,
+            seconds=args.seconds,
+            seed=args.render_seed,
+            level=args.level,
+        )
     if not (noisy / CORRUPTIONS_FILE).is_file():
         log("corrupting")
         corrupt_dataset(clean, noisy, mislabel_rate=args.mislabel_rate, bleed_rate=args.bleed_rate, seed=0)
-    manifests = {"clean": work / "clean.parquet", "noisy": work / "noisy.parquet", "curated": work / "curated.parquet",
-                 "truth": work / "truth-filtered.parquet"}
+    manifests = {
+        "clean": work / "clean.parquet",
+        "noisy": work / "noisy.parquet",
+        "curated": work / "curated.parquet",
+        "truth": work / "truth-filtered.parquet",
+    }
     if not manifests["clean"].is_file():
         scan(clean, output=manifests["clean"], score=None)
     if not manifests["noisy"].is_file():
@@ -245,8 +301,12 @@ def main() -> None:
     results: dict[str, dict[int, dict]] = {c: {} for c in configs}
     pool = None
     if args.jobs > 1:
-        threads = max(1, torch.get_num_threads() // args.jobs)  # this process's threads (OMP_NUM_THREADS, or the cores) shared out
-        pool = ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init, initargs=(threads,))
+        threads = max(
+            1, torch.get_num_threads() // args.jobs
+        )  # this process's threads (OMP_NUM_THREADS, or the cores) shared out
+        pool = ProcessPoolExecutor(
+            args.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init, initargs=(threads,)
+        )
     run = {"accelerator": args.accelerator, "device": args.device, "pool": pool}
     spent = {c: 0.0 for c in configs}  # seconds per configuration (f: its rescans and, when trained here, round one)
     if "o" in configs and not manifests["truth"].is_file():
@@ -255,9 +315,13 @@ def main() -> None:
     if "u" in configs and not manifests["mended"].is_file():
         mended_reference(manifests["clean"], noisy / CORRUPTIONS_FILE, manifests["mended"])
     plan = {  # configuration -> (manifest, robustness)
-        "a": (manifests["clean"], {}), "b": (manifests["noisy"], {}), "c": (manifests["noisy"], trunc),
-        "d": (manifests["curated"], {}), "e": (manifests["curated"], {"weighting": "quality", **curated_trunc}),
-        "o": (manifests["truth"], {}), "u": (manifests["mended"], {}),
+        "a": (manifests["clean"], {}),
+        "b": (manifests["noisy"], {}),
+        "c": (manifests["noisy"], trunc),
+        "d": (manifests["curated"], {}),
+        "e": (manifests["curated"], {"weighting": "quality", **curated_trunc}),
+        "o": (manifests["truth"], {}),
+        "u": (manifests["mended"], {}),
     }
     for seed in seeds:
         for c in configs:
@@ -269,12 +333,31 @@ def main() -> None:
             else:
                 round1 = work / "models" / f"c-{seed}"
                 if seed not in results.get("c", {}):  # trains (c), or checks that its models match these settings
-                    results.setdefault("c", {})[seed] = train_eval(manifests["noisy"], clean, work, "c", targets, seed, base, run=run, **trunc)
+                    results.setdefault("c", {})[seed] = train_eval(
+                        manifests["noisy"], clean, work, "c", targets, seed, base, run=run, **trunc
+                    )
                 rescan = work / f"rescan{'-repaired' if args.repair else ''}-{seed}.parquet"
-                scan(curated_data, output=rescan, score=ScoreConfig(separator=(str(round1),), device=args.device), jobs=2)
-                filter_manifest(rescan, threshold=0.7, output=work / f"curated2-{seed}.parquet", rejected=work / f"rejected2-{seed}.parquet")
-                results[c][seed] = train_eval(work / f"curated2-{seed}.parquet", clean, work, c, targets, seed, base, run=run,
-                                              weighting="quality", **curated_trunc)
+                scan(
+                    curated_data, output=rescan, score=ScoreConfig(separator=(str(round1),), device=args.device), jobs=2
+                )
+                filter_manifest(
+                    rescan,
+                    threshold=0.7,
+                    output=work / f"curated2-{seed}.parquet",
+                    rejected=work / f"rejected2-{seed}.parquet",
+                )
+                results[c][seed] = train_eval(
+                    work / f"curated2-{seed}.parquet",
+                    clean,
+                    work,
+                    c,
+                    targets,
+                    seed,
+                    base,
+                    run=run,
+                    weighting="quality",
+                    **curated_trunc,
+                )
             spent[c] += time.perf_counter() - t_c
     if pool is not None:
         pool.shutdown()
@@ -287,25 +370,44 @@ def main() -> None:
             u = np.array([results[c][s][t][0] for s in seeds])
             cs = np.array([results[c][s][t][1] for s in seeds])
             sdr[c][t] = {"usdr": round(float(u.mean()), 3), "csdr": round(float(cs.mean()), 3)}
-            spread[c][t] = {"usdr_std": round(float(u.std(ddof=1)) if len(u) > 1 else 0.0, 3), "csdr_std": round(float(cs.std(ddof=1)) if len(cs) > 1 else 0.0, 3)}
+            spread[c][t] = {
+                "usdr_std": round(float(u.std(ddof=1)) if len(u) > 1 else 0.0, 3),
+                "csdr_std": round(float(cs.std(ddof=1)) if len(cs) > 1 else 0.0, 3),
+            }
     gaps = {t: sdr["a"][t]["usdr"] - sdr["b"][t]["usdr"] for t in targets} if {"a", "b"} <= set(configs) else {}
     gap_closed, gap_closed_by_target = {}, {}
     meaningful = [t for t in targets if gaps.get(t, 0.0) >= 1.0]  # only a clean-noisy gap of >= 1 dB says anything
     for c in configs:
         if c in ("a", "b") or not gaps:
             continue
-        gap_closed_by_target[c] = {t: round((sdr[c][t]["usdr"] - sdr["b"][t]["usdr"]) / gaps[t], 3) for t in targets if abs(gaps[t]) > 1e-9}
+        gap_closed_by_target[c] = {
+            t: round((sdr[c][t]["usdr"] - sdr["b"][t]["usdr"]) / gaps[t], 3) for t in targets if abs(gaps[t]) > 1e-9
+        }
         per = [gap_closed_by_target[c][t] for t in meaningful]
         gap_closed[c] = round(float(np.mean(per)), 3) if per else None
 
-    print(f"{args.train_tracks} train + {args.test_tracks} test rendered tracks of {args.seconds:g} s; corrupt: mislabel {args.mislabel_rate}, "
-          f"bleed {args.bleed_rate}; {'repaired, then ' if args.repair else ''}filter kept {len(filt.kept)} of {len(filt.kept) + len(filt.rejected)} fragments")
-    print(f"tiny BSRNN, {args.steps} steps x {args.batch} x {args.crop:g} s, lr {args.lr:g}, seeds {seeds}; total {total_s / 60:.1f} min (prep {prep_s / 60:.1f})")
-    print("minutes by configuration (models reused from earlier runs cost nothing): " + ", ".join(f"{c} {v / 60:.1f}" for c, v in spent.items()))
+    print(
+        f"{args.train_tracks} train + {args.test_tracks} test rendered tracks of {args.seconds:g} s; corrupt: "
+        f"mislabel {args.mislabel_rate}, "
+        f"bleed {args.bleed_rate}; {'repaired, then ' if args.repair else ''}filter kept {len(filt.kept)} of "
+        f"{len(filt.kept) + len(filt.rejected)} fragments"
+    )
+    print(
+        f"tiny BSRNN, {args.steps} steps x {args.batch} x {args.crop:g} s, lr {args.lr:g}, seeds {seeds}; total "
+        f"{total_s / 60:.1f} min (prep {prep_s / 60:.1f})"
+    )
+    print(
+        "minutes by configuration (models reused from earlier runs cost nothing): "
+        + ", ".join(f"{c} {v / 60:.1f}" for c, v in spent.items())
+    )
     head = f"{'config':<38}" + "".join(f"{t + ' uSDR':>17}{t + ' cSDR':>17}" for t in targets) + f"{'gap closed':>12}"
     print(head)
     for c in configs:
-        cells = "".join(f"{sdr[c][t]['usdr']:>9.2f} ± {spread[c][t]['usdr_std']:<5.2f}{sdr[c][t]['csdr']:>9.2f} ± {spread[c][t]['csdr_std']:<5.2f}" for t in targets)
+        cells = "".join(
+            f"{sdr[c][t]['usdr']:>9.2f} ± {spread[c][t]['usdr_std']:<5.2f}{sdr[c][t]['csdr']:>9.2f} ± "
+            f"{spread[c][t]['csdr_std']:<5.2f}"
+            for t in targets
+        )
         g = gap_closed.get(c)
         print(f"{c + ' ' + CONFIGS[c]:<38}{cells}{'' if g is None else f'{g:>12.2f}'}")
     for c, per in gap_closed_by_target.items():
@@ -315,16 +417,31 @@ def main() -> None:
         note = "" if g >= 1.0 else "  (< 1 dB: the gap-closed figure means little)"
         print(f"clean - noisy gap, {t}: {g:.2f} dB (largest std {std:.2f} dB){note}")
     for c, g in gap_closed.items():
-        within = [t for t in targets if abs(sdr[c][t]["usdr"] - sdr["b"][t]["usdr"]) <= max(spread[c][t]["usdr_std"], spread["b"][t]["usdr_std"])]
+        within = [
+            t
+            for t in targets
+            if abs(sdr[c][t]["usdr"] - sdr["b"][t]["usdr"]) <= max(spread[c][t]["usdr_std"], spread["b"][t]["usdr_std"])
+        ]
         if within:
             print(f"{c}: difference to b within one std for {', '.join(within)}")
     valid = [v for c, v in gap_closed.items() if v is not None and c in METHODS]
-    figures = {"sdr": sdr, "sdr_std": spread, "gap_closed": gap_closed, "best_gap_closed": max(valid) if valid else None,
-               "gap_closed_by_target": gap_closed_by_target, "gap_closed_targets": meaningful,
-               "clean_noisy_gap_db": {t: round(g, 3) for t, g in gaps.items()},
-               "gap_meaningful": bool(gaps) and all(g >= 1.0 for g in gaps.values()), "steps": args.steps, "seeds": seeds, "minutes": round(total_s / 60, 1),
-               "prep_minutes": round(prep_s / 60, 1), "minutes_by_config": {c: round(v / 60, 1) for c, v in spent.items()},
-               "repair": args.repair, "kept_fragments": len(filt.kept)}
+    figures = {
+        "sdr": sdr,
+        "sdr_std": spread,
+        "gap_closed": gap_closed,
+        "best_gap_closed": max(valid) if valid else None,
+        "gap_closed_by_target": gap_closed_by_target,
+        "gap_closed_targets": meaningful,
+        "clean_noisy_gap_db": {t: round(g, 3) for t, g in gaps.items()},
+        "gap_meaningful": bool(gaps) and all(g >= 1.0 for g in gaps.values()),
+        "steps": args.steps,
+        "seeds": seeds,
+        "minutes": round(total_s / 60, 1),
+        "prep_minutes": round(prep_s / 60, 1),
+        "minutes_by_config": {c: round(v / 60, 1) for c, v in spent.items()},
+        "repair": args.repair,
+        "kept_fragments": len(filt.kept),
+    }
     if args.save:
         _plot(sdr, spread, targets, configs, REPO / "docs" / "img" / "e2e.png")
     finish("e2e", figures, args.save)
@@ -342,8 +459,14 @@ def _plot(sdr, spread, targets, configs, path: Path) -> None:
     x = np.arange(len(configs))
     w = 0.8 / len(targets)
     for i, t in enumerate(targets):
-        ax.bar(x + i * w - 0.4 + w / 2, [sdr[c][t]["usdr"] for c in configs], w, yerr=[spread[c][t]["usdr_std"] for c in configs],
-               label=t, capsize=3)
+        ax.bar(
+            x + i * w - 0.4 + w / 2,
+            [sdr[c][t]["usdr"] for c in configs],
+            w,
+            yerr=[spread[c][t]["usdr_std"] for c in configs],
+            label=t,
+            capsize=3,
+        )
     ax.set_xticks(x, [f"{c}\n" + textwrap.fill(CONFIGS[c].split(" (")[0], 13) for c in configs], fontsize=7)
     ax.set_ylabel("test uSDR, dB (mean ± std over seeds)")
     ax.legend(fontsize=8)

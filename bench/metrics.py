@@ -62,9 +62,19 @@ def main() -> None:
     print(f"{'implementation':<28}{'seconds':>10}")
     print(f"{'museval.evaluate (v4)':<28}{t_museval:>10.3f}")
     print(f"{'pipelines.metrics':<28}{t_ours:>10.4f}")
-    print(f"speed-up {t_museval / t_ours:,.0f}x; max |diff| per window {diff:.2e} dB, of medians {med_diff:.2e} dB; same NaN windows: {same_nan}")
+    print(
+        f"speed-up {t_museval / t_ours:,.0f}x; max |diff| per window {diff:.2e} dB, of medians {med_diff:.2e} dB; "
+        f"same NaN windows: {same_nan}"
+    )
     print("cSDR per source (median):", ", ".join(f"{s} {v:.2f}" for s, v in zip(STEMS, med_expected)))
-    finish("metrics", {"csdr_max_abs_diff_db": float(f"{max(diff, med_diff):.3g}"), "csdr_speedup_vs_museval": round(t_museval / t_ours, 1)}, args.save)
+    finish(
+        "metrics",
+        {
+            "csdr_max_abs_diff_db": float(f"{max(diff, med_diff):.3g}"),
+            "csdr_speedup_vs_museval": round(t_museval / t_ours, 1),
+        },
+        args.save,
+    )
 
 
 if __name__ == "__main__":

@@ -51,7 +51,11 @@ class EvalAt(L.Callback):
             res = evaluate({self.target: model}, self.data, subset="test", device=self.device)
             model.train(was_training)
             self.usdr[step] = round(float(res["usdr"].mean()), 3)
-            print(f"[{time.strftime('%H:%M:%S')}] {self.target} step {step}: test uSDR {self.usdr[step]:.2f} dB", file=sys.stderr, flush=True)
+            print(
+                f"[{time.strftime('%H:%M:%S')}] {self.target} step {step}: test uSDR {self.usdr[step]:.2f} dB",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def mixture_usdr(data: Path, target: str) -> float:
@@ -70,7 +74,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--save", action="store_true", help="write docs/benchmarks/oracle_curve.json")
     ap.add_argument("--targets", default="vocals,bass")
-    ap.add_argument("--at", default="100,250,500,1000,2000", help="steps at which to evaluate (the last is the run's length)")
+    ap.add_argument(
+        "--at", default="100,250,500,1000,2000", help="steps at which to evaluate (the last is the run's length)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--level", default="equal", choices=LEVELS, help="as bench/e2e.py --level")
     ap.add_argument("--work", type=Path, default=None, help="keep (or reuse) the rendered data and runs here")
@@ -92,18 +98,33 @@ def main() -> None:
     curves, mix = {}, {}
     for t in targets:
         cb = EvalAt(at, clean, t, args.device)
-        train(manifest, model=model_config("tiny", t), config=cfg, out=work / "curve" / f"{t}-{args.seed}-{time.time_ns()}",
-              export_dir=work / "curve-models", accelerator=args.accelerator, progress=False, callbacks=[cb])
+        train(
+            manifest,
+            model=model_config("tiny", t),
+            config=cfg,
+            out=work / "curve" / f"{t}-{args.seed}-{time.time_ns()}",
+            export_dir=work / "curve-models",
+            accelerator=args.accelerator,
+            progress=False,
+            callbacks=[cb],
+        )
         curves[t] = {str(s): cb.usdr[s] for s in at}
         mix[t] = mixture_usdr(clean, t)
     minutes = (time.perf_counter() - t0) / 60
-    print(f"clean oracle (tiny BSRNN, batch 4 x 2 s, lr 3e-3, seed {args.seed}) on 16 rendered train tracks; test uSDR (dB) "
-          f"on 4 test tracks; silent estimate = 0 dB; {minutes:.1f} min")
+    print(
+        f"clean oracle (tiny BSRNN, batch 4 x 2 s, lr 3e-3, seed {args.seed}) on 16 rendered train tracks; test uSDR "
+        f"(dB) "
+        f"on 4 test tracks; silent estimate = 0 dB; {minutes:.1f} min"
+    )
     print(f"{'steps':>8}" + "".join(f"{t:>10}" for t in targets))
     for s in at:
         print(f"{s:>8}" + "".join(f"{curves[t][str(s)]:>10.2f}" for t in targets))
     print(f"{'mixture':>8}" + "".join(f"{mix[t]:>10.2f}" for t in targets))
-    finish("oracle_curve", {"usdr": curves, "mixture_usdr": mix, "seed": args.seed, "minutes": round(minutes, 1)}, args.save)
+    finish(
+        "oracle_curve",
+        {"usdr": curves, "mixture_usdr": mix, "seed": args.seed, "minutes": round(minutes, 1)},
+        args.save,
+    )
     if tmp is not None:
         tmp.cleanup()
 

@@ -78,7 +78,10 @@ def main() -> None:
     print(f"{'vectorised (sad.detect)':<28}{fast_t:>12.4f}{fig['sad_x_realtime']:>14.1f}")
     print(f"{'per-window loop (reference)':<28}{loop_t:>12.4f}{fig['loop_x_realtime']:>14.1f}")
     print(f"speed-up {fig['speedup_vs_loop']}x, identical fragments on all stems: {parity}")
-    print(f"whole 'curate scan' (decode, checks, SAD, features, bleed, label model; 1 job): {fig['scan_x_realtime']}x real time over all stems")
+    print(
+        f"whole 'curate scan' (decode, checks, SAD, features, bleed, label model; 1 job): {fig['scan_x_realtime']}x "
+        f"real time over all stems"
+    )
     finish("sad", fig, args.save)
 
 

@@ -42,12 +42,30 @@ class StepTimer(L.Callback):
         self._last = now
 
 
-def throughput(manifest: Path, work: Path, size: str, batch: int, steps: int, accelerator: str = "cpu") -> tuple[float, float]:
+def throughput(
+    manifest: Path, work: Path, size: str, batch: int, steps: int, accelerator: str = "cpu"
+) -> tuple[float, float]:
     timer = StepTimer()
-    cfg = train_config({}, batch_size=batch, max_steps=steps, valid_fraction=0.0, val_every=10_000, warmup_epochs=0,
-                       num_workers=0 if accelerator == "cpu" else 4)
-    train(manifest, model=model_config(size, "vocals"), config=cfg, out=work / f"{size}-{batch}", export_dir=work / "exp",
-          accelerator=accelerator, devices=1, progress=False, callbacks=[timer])
+    cfg = train_config(
+        {},
+        batch_size=batch,
+        max_steps=steps,
+        valid_fraction=0.0,
+        val_every=10_000,
+        warmup_epochs=0,
+        num_workers=0 if accelerator == "cpu" else 4,
+    )
+    train(
+        manifest,
+        model=model_config(size, "vocals"),
+        config=cfg,
+        out=work / f"{size}-{batch}",
+        export_dir=work / "exp",
+        accelerator=accelerator,
+        devices=1,
+        progress=False,
+        callbacks=[timer],
+    )
     per_step = sum(timer.times) / len(timer.times)
     return batch / per_step, per_step
 
@@ -65,9 +83,17 @@ def main() -> None:
         synth_dataset(work / "data", tracks=4, test_tracks=0, seconds=12.0, seed=0)
         scan(work / "data", output=work / "m.parquet", score=None)
         tb, pb = (16, 8) if gpu else (4, 2)
-        tiny, tiny_step = throughput(work / "m.parquet", work, "tiny", tb, (6 if args.quick else 21) * (3 if gpu else 1), args.accelerator)
-        paper, paper_step = throughput(work / "m.parquet", work, "paper", pb, (2 if args.quick else 4) * (5 if gpu else 1), args.accelerator)
-    device = torch.cuda.get_device_name(0) if gpu and torch.cuda.is_available() else f"cpu, {torch.get_num_threads()} threads"
+        tiny, tiny_step = throughput(
+            work / "m.parquet", work, "tiny", tb, (6 if args.quick else 21) * (3 if gpu else 1), args.accelerator
+        )
+        paper, paper_step = throughput(
+            work / "m.parquet", work, "paper", pb, (2 if args.quick else 4) * (5 if gpu else 1), args.accelerator
+        )
+    device = (
+        torch.cuda.get_device_name(0)
+        if gpu and torch.cuda.is_available()
+        else f"cpu, {torch.get_num_threads()} threads"
+    )
     print(f"{'model':<8}{'batch':>6}{'s/step':>10}{'examples/s':>12}   (3 s stereo crops, {device})")
     print(f"{'tiny':<8}{tb:>6}{tiny_step:>10.3f}{tiny:>12.2f}")
     print(f"{'paper':<8}{pb:>6}{paper_step:>10.2f}{paper:>12.3f}")

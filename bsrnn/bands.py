@@ -34,11 +34,17 @@ def validate_spec(spec, sample_rate: int) -> list[tuple[float, float]]:
     start = 0.0
     for n, (end, step) in enumerate(pairs):
         if end <= start:
-            raise BandSpecError(f"band spec pair {n} [{end:g}, {step:g}]: edges must increase (previous end {start:g} Hz)")
+            raise BandSpecError(
+                f"band spec pair {n} [{end:g}, {step:g}]: edges must increase (previous end {start:g} Hz)"
+            )
         if step <= 0 or step > end - start:
-            raise BandSpecError(f"band spec pair {n} [{end:g}, {step:g}]: step must be > 0 and at most the span {end - start:g} Hz")
+            raise BandSpecError(
+                f"band spec pair {n} [{end:g}, {step:g}]: step must be > 0 and at most the span {end - start:g} Hz"
+            )
         if end > nyquist:
-            raise BandSpecError(f"band spec pair {n} [{end:g}, {step:g}]: beyond Nyquist ({nyquist:g} Hz at {sample_rate} Hz)")
+            raise BandSpecError(
+                f"band spec pair {n} [{end:g}, {step:g}]: beyond Nyquist ({nyquist:g} Hz at {sample_rate} Hz)"
+            )
         start = end
     return pairs
 

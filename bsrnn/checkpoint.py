@@ -66,15 +66,21 @@ def check_finite(state: dict, path: str | os.PathLike) -> None:
     (a diverged run): such a model writes NaN audio."""
     bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
-        raise CheckpointError(f"{path}: {len(bad)} of {len(state)} weight tensors hold NaN/inf (a diverged run?), e.g. {bad[0]}")
+        raise CheckpointError(
+            f"{path}: {len(bad)} of {len(state)} weight tensors hold NaN/inf (a diverged run?), e.g. {bad[0]}"
+        )
 
 
 def read_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> tuple[BSRNNConfig, dict]:
     """Hyperparameters and weights of one model file of either layout (see the module docstring)."""
     ckpt = load_file(path, map_location=map_location)
-    if isinstance(ckpt, dict) and isinstance(ckpt.get("hyper_parameters"), dict) and isinstance(ckpt.get("state_dict"), dict):
+    if (
+        isinstance(ckpt, dict)
+        and isinstance(ckpt.get("hyper_parameters"), dict)
+        and isinstance(ckpt.get("state_dict"), dict)
+    ):
         hp = ckpt["hyper_parameters"].get("model")
-        state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+        state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     elif isinstance(ckpt, dict) and "hparams" in ckpt and isinstance(ckpt.get("state_dict"), dict):
         hp, state = ckpt["hparams"], ckpt["state_dict"]
     else:
@@ -84,12 +90,17 @@ def read_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     known = {f.name for f in fields(BSRNNConfig)}
     unknown, missing = sorted(set(hp) - known), sorted(known - set(hp))
     if unknown or missing:
-        raise CheckpointError(f"{path}: hyperparameters do not match this BSRNN (unknown: {unknown or 'none'}; missing: {missing or 'none'})")
+        raise CheckpointError(
+            f"{path}: hyperparameters do not match this BSRNN (unknown: {unknown or 'none'}; missing: "
+            f"{missing or 'none'})"
+        )
     check_finite(state, path)
     try:
         return BSRNNConfig(**hp), state
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: hyperparameters do not rebuild a BSRNN ({str(exc).splitlines()[0][:200]})") from None
+        raise CheckpointError(
+            f"{path}: hyperparameters do not rebuild a BSRNN ({str(exc).splitlines()[0][:200]})"
+        ) from None
 
 
 def build_model(config: BSRNNConfig, state: dict, path: str | os.PathLike) -> BSRNN:
@@ -134,13 +145,16 @@ def model_files(source: str | os.PathLike) -> list[Path]:
     own = source / f"{source.name}.ckpt"
     files = [own] if own.is_file() else saved_model_files(source)
     if not files:
-        raise CheckpointError(f"{source}: no model here (an exported <target>.ckpt, a training run folder, "
-                              "a Lightning checkpoint or a folder of <target>/<target>.ckpt)")
+        raise CheckpointError(
+            f"{source}: no model here (an exported <target>.ckpt, a training run folder, "
+            "a Lightning checkpoint or a folder of <target>/<target>.ckpt)"
+        )
     return files
 
 
-def load_models(sources, targets: list[str] | None = None, *, device: str | torch.device = "cpu",
-                default: Path = DEFAULT_MODELS) -> dict[str, tuple[Path, BSRNN]]:
+def load_models(
+    sources, targets: list[str] | None = None, *, device: str | torch.device = "cpu", default: Path = DEFAULT_MODELS
+) -> dict[str, tuple[Path, BSRNN]]:
     """``{target: (file, model)}`` for the models the sources name, in eval mode on ``device``.
 
     ``sources``: one model source or a list of them (None or empty: ``default``, the ``saved_models``
@@ -168,7 +182,10 @@ def load_models(sources, targets: list[str] | None = None, *, device: str | torc
         for f in model_files(source):
             cfg, state = read_checkpoint(f)
             if f.stem == f.parent.name and f.stem != cfg.target:  # <target>/<target>.ckpt names what it holds
-                raise CheckpointError(f"{f}: holds a '{cfg.target}' model but is named '{f.stem}'; move it to {cfg.target}/{cfg.target}.ckpt")
+                raise CheckpointError(
+                    f"{f}: holds a '{cfg.target}' model but is named '{f.stem}'; move it to "
+                    f"{cfg.target}/{cfg.target}.ckpt"
+                )
             if targets and cfg.target not in targets:
                 if f == source:
                     raise CheckpointError(f"{f}: a '{cfg.target}' model, asked for {', '.join(targets)}")
@@ -179,7 +196,9 @@ def load_models(sources, targets: list[str] | None = None, *, device: str | torc
     missing = [t for t in targets or [] if t not in models]
     if missing:
         names = ", ".join(map(str, sources))
-        raise CheckpointError(f"{names}: no model for {', '.join(missing)}" + (f" (has {', '.join(models)})" if models else ""))
+        raise CheckpointError(
+            f"{names}: no model for {', '.join(missing)}" + (f" (has {', '.join(models)})" if models else "")
+        )
     if not models:
         raise CheckpointError(f"{', '.join(map(str, sources))}: no model")
     return models

@@ -97,8 +97,12 @@ class MaskEstimation(nn.Module):
         self.w2 = nn.ParameterList()
         self.b2 = nn.ParameterList()
         for width, members in self.layout.groups:
-            self.w2.append(nn.Parameter(torch.empty(len(members), hidden, 2 * width).uniform_(-1, 1).mul_(1 / math.sqrt(hidden))))
-            self.b2.append(nn.Parameter(torch.empty(len(members), 2 * width).uniform_(-1, 1).mul_(1 / math.sqrt(hidden))))
+            self.w2.append(
+                nn.Parameter(torch.empty(len(members), hidden, 2 * width).uniform_(-1, 1).mul_(1 / math.sqrt(hidden)))
+            )
+            self.b2.append(
+                nn.Parameter(torch.empty(len(members), 2 * width).uniform_(-1, 1).mul_(1 / math.sqrt(hidden)))
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xg = x.index_select(2, self.layout.order)  # bands in group order

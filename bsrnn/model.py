@@ -44,9 +44,13 @@ class BSRNNConfig:
     mlp_dim: int = 512
 
     def __post_init__(self):
-        problems = [f"{name} must be an integer >= 1 (got {getattr(self, name)!r})"
-                    for name in ("sample_rate", "n_fft", "hop", "fc_dim", "rnn_dim", "num_layers", "mlp_dim")
-                    if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) or getattr(self, name) < 1]
+        problems = [
+            f"{name} must be an integer >= 1 (got {getattr(self, name)!r})"
+            for name in ("sample_rate", "n_fft", "hop", "fc_dim", "rnn_dim", "num_layers", "mlp_dim")
+            if isinstance(getattr(self, name), bool)
+            or not isinstance(getattr(self, name), int)
+            or getattr(self, name) < 1
+        ]
         if self.channels not in (1, 2):
             problems.append(f"channels must be 1 or 2 (got {self.channels!r})")
         if not problems and not 16 <= self.n_fft:
@@ -57,7 +61,9 @@ class BSRNNConfig:
             raise ValueError("; ".join(problems))
         if not self.bands:
             if self.target not in BUILTIN_SPECS:
-                raise ValueError(f"no built-in band spec for target '{self.target}'; pass bands=[[end_hz, step_hz], ...]")
+                raise ValueError(
+                    f"no built-in band spec for target '{self.target}'; pass bands=[[end_hz, step_hz], ...]"
+                )
             self.bands = [list(p) for p in BUILTIN_SPECS[self.target]]
         band_edges(self.bands, self.sample_rate, self.n_fft)  # validates
 
@@ -116,7 +122,8 @@ class BSRNN(nn.Module):
         return out.reshape(b, c, length)
 
     def separate_spec(self, audio: torch.Tensor) -> torch.Tensor:
-        """The masked mixture spectrogram: ``(batch, channels, samples)`` -> complex ``(batch, channels, freqs, frames)``."""
+        """The masked mixture spectrogram: ``(batch, channels, samples)`` -> complex ``(batch, channels, freqs,
+        frames)``."""
         b, c, n = audio.shape
         if c != self.config.channels:
             raise ValueError(f"model expects {self.config.channels} channels, got {c}")

@@ -14,7 +14,6 @@ The high-level API holds one model per target::
 
 from __future__ import annotations
 
-
 import numpy as np
 import soxr
 import torch
@@ -68,10 +67,23 @@ class Separator:
     None keeps them where their parameters are. Results always come back on the CPU.
     """
 
-    def __init__(self, model: nn.Module | dict[str, nn.Module], *, sample_rate: int = 44100, frame_s: float = 3.0,
-                 hop_s: float = 2.5, batch_size: int = 4, device: str | torch.device | None = None):
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (frame_s, hop_s, sample_rate, batch_size)):
-            raise BSRNNError(f"frame_s {frame_s!r}, hop_s {hop_s!r}, sample_rate {sample_rate!r}, batch_size {batch_size!r}: give numbers")
+    def __init__(
+        self,
+        model: nn.Module | dict[str, nn.Module],
+        *,
+        sample_rate: int = 44100,
+        frame_s: float = 3.0,
+        hop_s: float = 2.5,
+        batch_size: int = 4,
+        device: str | torch.device | None = None,
+    ):
+        if not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in (frame_s, hop_s, sample_rate, batch_size)
+        ):
+            raise BSRNNError(
+                f"frame_s {frame_s!r}, hop_s {hop_s!r}, sample_rate {sample_rate!r}, batch_size {batch_size!r}: give "
+                f"numbers"
+            )
         if int(batch_size) != batch_size or batch_size < 1:
             raise BSRNNError(f"batch_size {batch_size}: give a whole number of frames, 1 or more")
         if not 0 < hop_s <= frame_s:
@@ -91,18 +103,26 @@ class Separator:
         self.channels = getattr(getattr(model, "config", None), "channels", 2)
         n_fft = max((getattr(getattr(m, "config", None), "n_fft", 0) for m in self.models.values()), default=0)
         if frame_s * sample_rate < n_fft:
-            raise BSRNNError(f"frame ({frame_s} s) is shorter than the models' STFT window ({n_fft} samples at {sample_rate} Hz)")
+            raise BSRNNError(
+                f"frame ({frame_s} s) is shorter than the models' STFT window ({n_fft} samples at {sample_rate} Hz)"
+            )
         self.frame = int(round(frame_s * sample_rate))
         self.hop = int(round(hop_s * sample_rate))
         self.fade = min(self.frame - self.hop, self.frame // 2)
         self.batch_size = batch_size
-        self.device = torch_device(device) if device is not None else next((p.device for p in model.parameters()), torch.device("cpu"))
+        self.device = (
+            torch_device(device)
+            if device is not None
+            else next((p.device for p in model.parameters()), torch.device("cpu"))
+        )
         if device is not None:  # a model built or loaded on the CPU runs where the batches go
             for m in self.models.values():
                 m.to(self.device)
 
     @classmethod
-    def from_checkpoint(cls, sources, *, targets: list[str] | None = None, device: str | torch.device = "cpu", **options) -> "Separator":
+    def from_checkpoint(
+        cls, sources, *, targets: list[str] | None = None, device: str | torch.device = "cpu", **options
+    ) -> "Separator":
         """The models of one model source or several (:func:`bsrnn.checkpoint.load_models`: model files,
         run folders, ``saved_models`` folders; none: ``./saved_models``), one per target, only ``targets``
         when given. :class:`~bsrnn.errors.CheckpointError` for a bad source or models of different
@@ -112,7 +132,9 @@ class Separator:
         loaded = load_models(sources, targets, device=device)
         rates = {m.config.sample_rate for _, m in loaded.values()}
         if len(rates) > 1:
-            raise CheckpointError(f"{', '.join(str(f) for f, _ in loaded.values())}: models with different sample rates {sorted(rates)}")
+            raise CheckpointError(
+                f"{', '.join(str(f) for f, _ in loaded.values())}: models with different sample rates {sorted(rates)}"
+            )
         return cls({t: m for t, (_, m) in loaded.items()}, sample_rate=rates.pop(), device=device, **options)
 
     @property
@@ -120,16 +142,28 @@ class Separator:
         return list(self.models)
 
     def __call__(self, audio, sample_rate: int) -> dict[str, torch.Tensor]:
-        """``audio`` ``(channels, samples)`` or ``(samples,)`` at ``sample_rate`` Hz -> ``{target: (channels, samples)}``
+        """``audio`` ``(channels, samples)`` or ``(samples,)`` at ``sample_rate`` Hz -> ``{target: (channels,
+        samples)}``
         at :attr:`sample_rate` Hz. Mono input is separated as dual mono and returned mono.
         :class:`AudioError` for anything else (see there): never NaN or inf in the result."""
         low, high = -(-self.sample_rate // MAX_RESAMPLE), self.sample_rate * MAX_RESAMPLE
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or not low <= sample_rate <= high:
-            raise AudioError(f"sample rate {sample_rate!r}: give an integer from {low} to {high} Hz (the models run at {self.sample_rate} Hz)")
+        if (
+            isinstance(sample_rate, bool)
+            or not isinstance(sample_rate, (int, np.integer))
+            or not low <= sample_rate <= high
+        ):
+            raise AudioError(
+                f"sample rate {sample_rate!r}: give an integer from {low} to {high} Hz (the models run at "
+                f"{self.sample_rate} Hz)"
+            )
         try:
-            x = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not torch.is_tensor(audio) else audio, dtype=torch.float32).cpu()
+            x = torch.as_tensor(
+                np.asarray(audio, dtype=np.float32) if not torch.is_tensor(audio) else audio, dtype=torch.float32
+            ).cpu()
         except (TypeError, ValueError, RuntimeError):
-            raise AudioError(f"audio of type {type(audio).__name__}: give a (channels, samples) array of numbers") from None
+            raise AudioError(
+                f"audio of type {type(audio).__name__}: give a (channels, samples) array of numbers"
+            ) from None
         if x.ndim == 1:
             x = x[None]
         if x.ndim != 2:
@@ -147,12 +181,15 @@ class Separator:
         out = {t: self._run(m, x) for t, m in self.models.items()}
         for t, y in out.items():
             if not bool(torch.isfinite(y).all()):
-                raise AudioError(f"the {t} model gave NaN/inf samples (input far above full scale, peak {float(x.abs().max()):.3g}? "
-                                 "non-finite weights?)")
+                raise AudioError(
+                    f"the {t} model gave NaN/inf samples (input far above full scale, peak {float(x.abs().max()):.3g}? "
+                    "non-finite weights?)"
+                )
         return {t: y.mean(0, keepdim=True) for t, y in out.items()} if mono else out
 
     def separate(self, audio) -> torch.Tensor:
-        """``audio`` ``(channels, samples)`` (tensor or array) -> separated ``(channels, samples)`` float32 on the CPU."""
+        """``audio`` ``(channels, samples)`` (tensor or array) -> separated ``(channels, samples)`` float32 on the
+        CPU."""
         return self._run(self.model, audio)
 
     @torch.no_grad()

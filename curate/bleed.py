@@ -103,9 +103,18 @@ class BleedConfig:
 
     def __post_init__(self):
         checks = [
-            (self.taps >= 1 and 0 <= self.pre < self.taps, f"taps must be 1 or more and pre within 0-taps, got {self.taps}, {self.pre}"),
-            (0 <= self.min_delay_ms < self.max_delay_ms, f"need 0 <= min_delay_ms < max_delay_ms, got {self.min_delay_ms}, {self.max_delay_ms}"),
-            (self.peak_none < self.peak_full, f"peak_none must be below peak_full, got {self.peak_none}, {self.peak_full}"),
+            (
+                self.taps >= 1 and 0 <= self.pre < self.taps,
+                f"taps must be 1 or more and pre within 0-taps, got {self.taps}, {self.pre}",
+            ),
+            (
+                0 <= self.min_delay_ms < self.max_delay_ms,
+                f"need 0 <= min_delay_ms < max_delay_ms, got {self.min_delay_ms}, {self.max_delay_ms}",
+            ),
+            (
+                self.peak_none < self.peak_full,
+                f"peak_none must be below peak_full, got {self.peak_none}, {self.peak_full}",
+            ),
             (self.lin_none < self.lin_full, f"lin_none must be below lin_full, got {self.lin_none}, {self.lin_full}"),
             (self.block_s > 0, f"block_s must be positive, got {self.block_s}"),
         ]
@@ -123,7 +132,9 @@ def _lag_window(n_fft: int) -> np.ndarray:
     return np.concatenate([ww[: half + 1], ww[1:half][::-1]])
 
 
-def _cell_sums(specs: list[np.ndarray], edges: np.ndarray, *, with_late: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cell_sums(
+    specs: list[np.ndarray], edges: np.ndarray, *, with_late: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per cell between consecutive ``edges``: power per stem ``(S, F, cells)``, cross-spectra
     ``(S, S, F, cells)`` of the same frames and ``late`` cross-spectra ``(S, S, F, cells)`` of frames one
     hop apart (``late[i, j]`` sums ``X_i[t] X_j[t - 1]*``: ``j`` one hop earlier; zeros unless ``with_late``)."""
@@ -152,7 +163,9 @@ def _cell_sums(specs: list[np.ndarray], edges: np.ndarray, *, with_late: bool = 
     return power, cross, late
 
 
-def _explained(col: np.ndarray, r_ij: np.ndarray, lag: int, config: BleedConfig, n_fft: int, e_i: float, test=None) -> float:
+def _explained(
+    col: np.ndarray, r_ij: np.ndarray, lag: int, config: BleedConfig, n_fft: int, e_i: float, test=None
+) -> float:
     """Share of ``i``'s energy that the Wiener filter around ``lag`` removes: fitted on the correlations
     ``col`` (of ``j``) and ``r_ij``, scored on the same ones, or on those of ``test`` = ``(col, r_ij, e_i)``."""
     idx = np.arange(lag - config.pre, lag - config.pre + config.taps) % n_fft
@@ -178,7 +191,9 @@ def _toeplitz_column(r_jj: np.ndarray, taps: int) -> np.ndarray:
     return col
 
 
-def _correlations(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, lw: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def _correlations(
+    g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, lw: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Lag-window corrected ``(r_jj[:n_fft], r_ij, e_i)`` from summed spectra."""
     r_ij = np.fft.irfft(g, n=n_fft) / lw
     r_jj = np.fft.irfft(p_j, n=n_fft) / lw
@@ -197,8 +212,21 @@ def _late_shift(late: tuple | None, delay: int, hop: int) -> int:
     return hop if late is not None and delay > hop // 2 else 0
 
 
-def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, sample_rate: int, config: BleedConfig = BleedConfig(), lag_window: np.ndarray | None = None, halves: tuple | None = None, late: tuple | None = None, hop: int = 0, explain_away: bool = True) -> tuple[float, int]:
-    """Leak of ``j`` in ``i`` from summed spectra: cross ``g`` = sum X_i X_j* ``(F,)``, powers ``p_j``, ``p_i`` ``(F,)``.
+def leak_fraction(
+    g: np.ndarray,
+    p_j: np.ndarray,
+    p_i: np.ndarray,
+    n_fft: int,
+    sample_rate: int,
+    config: BleedConfig = BleedConfig(),
+    lag_window: np.ndarray | None = None,
+    halves: tuple | None = None,
+    late: tuple | None = None,
+    hop: int = 0,
+    explain_away: bool = True,
+) -> tuple[float, int]:
+    """Leak of ``j`` in ``i`` from summed spectra: cross ``g`` = sum X_i X_j* ``(F,)``, powers ``p_j``, ``p_i``
+    ``(F,)``.
 
     ``late``: ``(sum X_i[t] X_j[t-1]*, sum X_j[t] X_i[t-1]*)`` over the same frames, frames ``hop``
     samples apart: delays beyond ``hop / 2`` are measured on them, where the two frames still share
@@ -238,7 +266,9 @@ def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, s
         if rest is None:
             return 0.0, 0
         away = [rest[0]] + ([rest[1](h) for h in halves] if halves is not None else [])
-        return leak_fraction(*away[0], n_fft, sample_rate, config, lw, halves=tuple(away[1:]) or None, explain_away=False)
+        return leak_fraction(
+            *away[0], n_fft, sample_rate, config, lw, halves=tuple(away[1:]) or None, explain_away=False
+        )
     if phat[kp] >= 0.5 * best or own_peak:
         tau = int(kp)
     elif phat[kz] >= best:
@@ -260,14 +290,18 @@ def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, s
     if config.cross_validate and halves is not None and frac > 0:
         (ca, ia, ea), (cb, ib, eb) = [corr(h) for h in halves]
         if ea > 0 and eb > 0 and ca[0] > 0 and cb[0] > 0:
-            cv = 0.5 * (_explained(ca, ia, tau, config, n_fft, ea, test=(cb, ib, eb))
-                        + _explained(cb, ib, tau, config, n_fft, eb, test=(ca, ia, ea)))
+            cv = 0.5 * (
+                _explained(ca, ia, tau, config, n_fft, ea, test=(cb, ib, eb))
+                + _explained(cb, ib, tau, config, n_fft, eb, test=(ca, ia, ea))
+            )
             frac = min(frac, cv)
     # evidence that the coherence is a leak path: a sharp whitened cross-correlation peak, or
     # coherent bins whose phases line up on one delay (two instruments on the same notes do neither)
     gm = cross(main)
     msc = np.maximum(np.abs(gm) ** 2 / (p_i * p_j + 1e-30) - config.msc_bias, 0.0)
-    lin_curve = np.roll(np.abs(np.fft.irfft(msc * gm / (np.abs(gm) + 1e-30), n=n_fft)) * n_fft / (2 * msc.sum() + 1e-30), shift)
+    lin_curve = np.roll(
+        np.abs(np.fft.irfft(msc * gm / (np.abs(gm) + 1e-30), n=n_fft)) * n_fft / (2 * msc.sum() + 1e-30), shift
+    )
     near = np.arange(tau - config.pre, tau + config.pre + 1) % n_fft  # at the chosen delay, not the reverse one
     linearity = float(lin_curve[near].max()) if msc.sum() > 0 else 0.0
     gate = max(
@@ -277,7 +311,9 @@ def leak_fraction(g: np.ndarray, p_j: np.ndarray, p_i: np.ndarray, n_fft: int, s
     return float(gate * frac), tau
 
 
-def _path_response(delay: int, g, p_j, p_i, late, n_fft: int, hop: int, lw: np.ndarray, config: BleedConfig) -> np.ndarray | None:
+def _path_response(
+    delay: int, g, p_j, p_i, late, n_fft: int, hop: int, lw: np.ndarray, config: BleedConfig
+) -> np.ndarray | None:
     """Frequency response ``(F,)`` of the leak path of ``j`` into ``i``: the Wiener filter of ``config.taps``
     taps around ``delay`` samples that predicts ``i`` from ``j`` (measured on the frames one hop apart
     when the delay is long, see :func:`_late_shift`). None when the filter cannot be fitted."""
@@ -355,7 +391,9 @@ def _blocks(edges: np.ndarray, block: int) -> np.ndarray:
     return np.unique(np.concatenate(out))
 
 
-def track_bleed(spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray], config: BleedConfig = BleedConfig()) -> dict[str, tuple[np.ndarray, list[str | None], np.ndarray]]:
+def track_bleed(
+    spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray], config: BleedConfig = BleedConfig()
+) -> dict[str, tuple[np.ndarray, list[str | None], np.ndarray]]:
     """Bleed of every fragment of every stem of one track.
 
     ``spectra``: STFT per stem (same rate, size and length); ``bounds``: ``(n, 2)`` sample bounds per stem.
@@ -368,7 +406,10 @@ def track_bleed(spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray],
     if missing:
         raise ValueError(f"track_bleed: no bounds for {', '.join(missing)}")
     if len(names) < 2:  # no sibling, no leak
-        return {s: (np.full(len(bounds[s]), FLOOR_DB, np.float32), [None] * len(bounds[s]), np.zeros((len(bounds[s]), 0))) for s in names}
+        return {
+            s: (np.full(len(bounds[s]), FLOOR_DB, np.float32), [None] * len(bounds[s]), np.zeros((len(bounds[s]), 0)))
+            for s in names
+        }
     first = spectra[names[0]]
     n_fft, hop, sr = first.n_fft, first.hop, first.sample_rate
     for s in names:
@@ -378,7 +419,9 @@ def track_bleed(spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray],
         if not np.isfinite(sp.spec).all():
             raise ValueError(f"track_bleed: stem {s} has non-finite values (NaN or inf)")
         if np.ndim(bounds[s]) != 2 or np.shape(bounds[s])[1] != 2:
-            raise ValueError(f"track_bleed: bounds of {s} must be (n, 2) sample bounds, got shape {np.shape(bounds[s])}")
+            raise ValueError(
+                f"track_bleed: bounds of {s} must be (n, 2) sample bounds, got shape {np.shape(bounds[s])}"
+            )
     fbs = {s: frame_bounds(bounds[s], hop, spectra[s].frames) for s in names}
     edges = np.unique(np.concatenate([fb.ravel() for fb in fbs.values()] + [np.zeros(1, np.int64)]))
     edges = _blocks(edges, max(1, int(round(config.block_s * sr / hop))))
@@ -399,7 +442,11 @@ def track_bleed(spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray],
     del power, cross, late
     lw = _lag_window(n_fft)
     band_edges = _band_edges(specs[0].shape[1])
-    powers = [np.einsum("cft,cft->ft", sp, np.conj(sp)).real.astype(np.float32) for sp in specs] if config.resolve_direction else []
+    powers = (
+        [np.einsum("cft,cft->ft", sp, np.conj(sp)).real.astype(np.float32) for sp in specs]
+        if config.resolve_direction
+        else []
+    )
     bands = [_band_energy(p, band_edges) for p in powers]
     out = {}
     for i, s in enumerate(names):
@@ -410,20 +457,37 @@ def track_bleed(spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray],
         for q, (a, b) in enumerate(pos):
             for k, j in enumerate(others):
                 # (cross X_i X_j*, power of j, power of i) over the fragment's cells, all of them or one half
-                part = [(cx[i, j, :, b] - cx[i, j, :, a], cp[j, :, b] - cp[j, :, a], cp[i, :, b] - cp[i, :, a],
-                         (lt[i, j, :, b] - lt[i, j, :, a], lt[j, i, :, b] - lt[j, i, :, a])) for cp, cx, lt in sums]
+                part = [
+                    (
+                        cx[i, j, :, b] - cx[i, j, :, a],
+                        cp[j, :, b] - cp[j, :, a],
+                        cp[i, :, b] - cp[i, :, a],
+                        (lt[i, j, :, b] - lt[i, j, :, a], lt[j, i, :, b] - lt[j, i, :, a]),
+                    )
+                    for cp, cx, lt in sums
+                ]
                 halves = tuple(part[1:]) if len(part) == 3 and b - a >= 2 else None
                 late = part[0][3] if config.late_frames else None
                 frac[q, k], tau = leak_fraction(*part[0][:3], n_fft, sr, config, lw, halves=halves, late=late, hop=hop)
                 if frac[q, k] > 0 and config.resolve_direction:
                     # the same frames the other way round: i leaking into j
                     back = [(np.conj(g), p_i, p_j, lt[::-1]) for g, p_j, p_i, lt in part]
-                    f_back, tau_back = leak_fraction(*back[0][:3], n_fft, sr, config, lw, halves=tuple(back[1:]) if halves else None,
-                                                     late=back[0][3] if late is not None else None, hop=hop)
+                    f_back, tau_back = leak_fraction(
+                        *back[0][:3],
+                        n_fft,
+                        sr,
+                        config,
+                        lw,
+                        halves=tuple(back[1:]) if halves else None,
+                        late=back[0][3] if late is not None else None,
+                        hop=hop,
+                    )
                     if f_back > 0 and one_path(tau, tau_back, config):
                         fa, fz = fb[q]  # one path seen from both ends: which stem receives it?
-                        paths = [_path_response(d, *p[0][:3], p[0][3] if late is not None else None, n_fft, hop, lw, config)
-                                 for d, p in ((tau, part), (tau_back, back))]
+                        paths = [
+                            _path_response(d, *p[0][:3], p[0][3] if late is not None else None, n_fft, hop, lw, config)
+                            for d, p in ((tau, part), (tau_back, back))
+                        ]
                         fwd = floor_violation(bands[i][:, fa:fz], powers[j][:, fa:fz], paths[0], band_edges)
                         rev = floor_violation(bands[j][:, fa:fz], powers[i][:, fa:fz], paths[1], band_edges)
                         if np.log(f_back / frac[q, k]) + np.log((rev + 1e-3) / (fwd + 1e-3)) < 0:

@@ -16,9 +16,9 @@ of the stems, in dB relative to the mixture, above ``max_residual_db``).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections import Counter
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -107,7 +107,13 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
     for path in track.ignored:  # bass.flac beside bass.wav: one file per stem is read, and the scan says which
         name = path.stem
         kept = track.source(name).path.name
-        report(name, Path(os.path.relpath(path, track.root)).as_posix(), "duplicate", WARNING, f"second file of stem '{name}'; {kept} is read, this one is not")
+        report(
+            name,
+            Path(os.path.relpath(path, track.root)).as_posix(),
+            "duplicate",
+            WARNING,
+            f"second file of stem '{name}'; {kept} is read, this one is not",
+        )
 
     names = list(track.stems) + ([MIXTURE] if track.mixture is not None else [])
     loaded: dict[str, np.ndarray] = {}
@@ -123,12 +129,16 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
         if src.stream is None and src.path.suffix.lower() == ".wav":
             declared = audio_io.wav_declared_frames(src.path)
             if declared is not None and declared > x.shape[1]:
-                report(name, rel[name], "truncated", ERROR, f"header declares {declared} samples, file holds {x.shape[1]}")
+                report(
+                    name, rel[name], "truncated", ERROR, f"header declares {declared} samples, file holds {x.shape[1]}"
+                )
                 continue
         if x.shape[1] == 0:
             report(name, rel[name], "empty", ERROR, "no samples")
             continue
-        unusable = ("sample_rate", rate_problem(sr)) if rate_problem(sr) else sample_problem(x, max_peak_db=config.max_peak_db)
+        unusable = (
+            ("sample_rate", rate_problem(sr)) if rate_problem(sr) else sample_problem(x, max_peak_db=config.max_peak_db)
+        )
         if unusable:
             report(name, rel[name], unusable[0], ERROR, unusable[1])
             continue
@@ -153,7 +163,13 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
                 pass
         for name, v in list(values.items()):
             if v != ref and shortest is not None:
-                report(name, rel[name], key, WARNING, f"{v} {unit}, the track's other files have {ref} {unit}; all read to {shortest} {unit}")
+                report(
+                    name,
+                    rel[name],
+                    key,
+                    WARNING,
+                    f"{v} {unit}, the track's other files have {ref} {unit}; all read to {shortest} {unit}",
+                )
             elif v != ref:
                 report(name, rel[name], key, ERROR, f"{v} {unit}, the track's other files have {ref} {unit}")
                 loaded.pop(name, None)
@@ -176,8 +192,12 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
             res = residual_db(mix, stem_arrays)
             if res > config.max_residual_db:
                 report(
-                    None, rel[MIXTURE], "residual", WARNING,
-                    f"mixture differs from the sum of the stems by {res:.1f} dB (a stem is missing, scaled or misaligned)",
+                    None,
+                    rel[MIXTURE],
+                    "residual",
+                    WARNING,
+                    f"mixture differs from the sum of the stems by {res:.1f} dB (a stem is missing, scaled or "
+                    f"misaligned)",
                 )
 
     skipped = {p.stem for p in problems if p.severity == ERROR}

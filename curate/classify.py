@@ -17,7 +17,8 @@
    ``prior(c) * prod_i likelihood_i(c_i)`` with ``prior`` = ``(1 - eps)`` per stem whose content
    matches its label, ``eps / (K - 1)`` per stem that does not, times ``rho`` when the assignment
    permutes the window's labels (a swap of two files is one event, not two independent errors).
-   ``eps``, the noise rate, is estimated from the data by EM unless given. Likelihoods are classifier probabilities over class priors, pooled with
+   ``eps``, the noise rate, is estimated from the data by EM unless given. Likelihoods are classifier probabilities
+   over class priors, pooled with
    the stem's other fragments (a whole-stem swap shows everywhere). ``label_score`` is the
    posterior probability that the stem's content is its label, ``predicted_stem`` the most
    probable content. A classifier that hesitates between vocals and other on one stem cannot flip
@@ -169,11 +170,23 @@ class _Ensemble:
 def _make_classifier(config: LabelModelConfig):
     # warm_start: a refit of the same fold (the next round, without the doubtful units) starts from the last solution
     logreg = make_pipeline(StandardScaler(), LogisticRegression(C=config.C, max_iter=300, warm_start=True))
-    forest = ExtraTreesClassifier(n_estimators=300, min_samples_leaf=2, max_features="sqrt", n_jobs=1, random_state=config.seed)
+    forest = ExtraTreesClassifier(
+        n_estimators=300, min_samples_leaf=2, max_features="sqrt", n_jobs=1, random_state=config.seed
+    )
     return {"logreg": logreg, "forest": forest, "ensemble": _Ensemble([logreg, forest])}[config.model]
 
 
-def out_of_fold_proba(X: np.ndarray, labels: np.ndarray, groups: np.ndarray, classes: list[str], *, config: LabelModelConfig = LabelModelConfig(), train_mask: np.ndarray | None = None, reference: tuple[np.ndarray, np.ndarray, float] | None = None, models: dict | None = None) -> np.ndarray:
+def out_of_fold_proba(
+    X: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    classes: list[str],
+    *,
+    config: LabelModelConfig = LabelModelConfig(),
+    train_mask: np.ndarray | None = None,
+    reference: tuple[np.ndarray, np.ndarray, float] | None = None,
+    models: dict | None = None,
+) -> np.ndarray:
     """Class probabilities ``(n, K)`` for every row from models that never saw its group (track).
 
     ``train_mask`` restricts which rows may be used for fitting (all rows are predicted).
@@ -244,7 +257,15 @@ def confident_issues(proba: np.ndarray, label_idx: np.ndarray, thresholds: np.nd
     return own & reach.any(axis=1)
 
 
-def joint_posterior(frame: pd.DataFrame, proba: np.ndarray, classes: list[str], *, config: LabelModelConfig = LabelModelConfig(), eps: float | None = None, foreign_llr: np.ndarray | None = None) -> np.ndarray:
+def joint_posterior(
+    frame: pd.DataFrame,
+    proba: np.ndarray,
+    classes: list[str],
+    *,
+    config: LabelModelConfig = LabelModelConfig(),
+    eps: float | None = None,
+    foreign_llr: np.ndarray | None = None,
+) -> np.ndarray:
     """Posterior over the true content class of every unit, ``(n, K)``, from joint assignment.
 
     ``frame`` needs ``track``, ``stem`` and ``start`` (units with equal ``track`` and ``start``
@@ -280,7 +301,9 @@ def joint_posterior(frame: pd.DataFrame, proba: np.ndarray, classes: list[str], 
         rows = np.asarray(rows)
         m = len(rows)
         if m > config.max_joint_stems:
-            lp = loglik[rows] + np.where(np.arange(k)[None] == lab[rows, None], log_match, log_mismatch + llr[rows, None])
+            lp = loglik[rows] + np.where(
+                np.arange(k)[None] == lab[rows, None], log_match, log_mismatch + llr[rows, None]
+            )
             lp -= lp.max(axis=1, keepdims=True)
             post[rows] = np.exp(lp) / np.exp(lp).sum(axis=1, keepdims=True)
             continue
@@ -290,7 +313,9 @@ def joint_posterior(frame: pd.DataFrame, proba: np.ndarray, classes: list[str], 
         counts = np.zeros((len(hyp), k))
         for pos in range(m):
             counts[np.arange(len(hyp)), hyp[:, pos]] += 1
-        is_perm = (counts == np.bincount(lab[rows], minlength=k)[None]).all(axis=1) & (hyp != lab[rows][None]).any(axis=1)
+        is_perm = (counts == np.bincount(lab[rows], minlength=k)[None]).all(axis=1) & (hyp != lab[rows][None]).any(
+            axis=1
+        )
         score += log_swap * is_perm
         mismatch = hyp != lab[rows][None]
         score += np.where(is_perm[:, None], 0.0, mismatch * llr[rows][None]).sum(axis=1)
@@ -301,7 +326,9 @@ def joint_posterior(frame: pd.DataFrame, proba: np.ndarray, classes: list[str], 
     return post
 
 
-def split_units(frame: pd.DataFrame, arrays: dict[str, np.ndarray]) -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndarray]:
+def split_units(
+    frame: pd.DataFrame, arrays: dict[str, np.ndarray]
+) -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndarray]:
     """Fragments -> units (their two halves, shared by overlapping fragments).
 
     Returns the unit frame (``track``, ``stem``, ``start``), the unit arrays ``(units, ...)`` taken
@@ -309,11 +336,13 @@ def split_units(frame: pd.DataFrame, arrays: dict[str, np.ndarray]) -> tuple[pd.
     """
     half = ((frame["end"] - frame["start"]) // 2).to_numpy()
     starts = frame["start"].to_numpy()[:, None] + np.array([0, 1])[None] * half[:, None]
-    keys = pd.DataFrame({
-        "track": np.repeat(frame["track"].to_numpy(), 2),
-        "stem": np.repeat(frame["stem"].to_numpy(), 2),
-        "start": starts.ravel(),
-    })
+    keys = pd.DataFrame(
+        {
+            "track": np.repeat(frame["track"].to_numpy(), 2),
+            "stem": np.repeat(frame["stem"].to_numpy(), 2),
+            "start": starts.ravel(),
+        }
+    )
     codes, _ = pd.factorize(pd.MultiIndex.from_frame(keys))
     first = pd.Series(np.arange(len(codes))).groupby(codes).first().to_numpy()
     units = keys.iloc[first].reset_index(drop=True)
@@ -321,7 +350,14 @@ def split_units(frame: pd.DataFrame, arrays: dict[str, np.ndarray]) -> tuple[pd.
     return units, flat, codes.reshape(-1, 2)
 
 
-def score_labels(frame: pd.DataFrame, emb: np.ndarray, env: np.ndarray | None = None, *, config: LabelModelConfig = LabelModelConfig(), reference: ReferenceUnits | None = None) -> LabelScores:
+def score_labels(
+    frame: pd.DataFrame,
+    emb: np.ndarray,
+    env: np.ndarray | None = None,
+    *,
+    config: LabelModelConfig = LabelModelConfig(),
+    reference: ReferenceUnits | None = None,
+) -> LabelScores:
     """Label scores of every fragment, and the unit-level model behind them (:class:`LabelScores`).
 
     ``frame``: manifest rows (``track``, ``stem``, ``start``, ``end``); ``emb`` ``(n, 2, d)`` and
@@ -349,11 +385,17 @@ def score_labels(frame: pd.DataFrame, emb: np.ndarray, env: np.ndarray | None = 
         reference = reference.restrict(classes)
     if reference is not None and len(reference):
         if reference.emb.shape[1] != x.shape[1]:
-            raise ValueError(f"reference pool embeddings have {reference.emb.shape[1]} dimensions, the dataset's {x.shape[1]}")
+            raise ValueError(
+                f"reference pool embeddings have {reference.emb.shape[1]} dimensions, the dataset's {x.shape[1]}"
+            )
         ref_w = min(1.0, config.reference_weight / n_tracks)
         r_lab, r_tr = reference.units["stem"].to_numpy(), reference.units["track"].to_numpy()
         ref_abs = (reference.emb, r_lab, ref_w)
-        ref_rel = (np.concatenate([reference.emb, relative_features(reference.emb, r_tr, r_lab)], axis=1), r_lab, ref_w) if config.relative else ref_abs
+        ref_rel = (
+            (np.concatenate([reference.emb, relative_features(reference.emb, r_tr, r_lab)], axis=1), r_lab, ref_w)
+            if config.relative
+            else ref_abs
+        )
     llr = None
     if env is not None and config.use_alignment:
         z, z_null = alignment_z(units, arr["env"], seed=config.seed)
@@ -362,9 +404,13 @@ def score_labels(frame: pd.DataFrame, emb: np.ndarray, env: np.ndarray | None = 
     first = None
     models_rel, models_abs = {}, {}
     for _ in range(max(1, config.rounds)):
-        proba = out_of_fold_proba(X, labels, tracks, classes, config=config, train_mask=mask, reference=ref_rel, models=models_rel)
+        proba = out_of_fold_proba(
+            X, labels, tracks, classes, config=config, train_mask=mask, reference=ref_rel, models=models_rel
+        )
         if config.relative and config.absolute_weight > 0:
-            absolute = out_of_fold_proba(x, labels, tracks, classes, config=config, train_mask=mask, reference=ref_abs, models=models_abs)
+            absolute = out_of_fold_proba(
+                x, labels, tracks, classes, config=config, train_mask=mask, reference=ref_abs, models=models_abs
+            )
             proba = product_of_experts([proba, absolute], [1 - config.absolute_weight, config.absolute_weight])
         first = proba if first is None else first
         eps = config.prior_error

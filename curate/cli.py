@@ -9,11 +9,11 @@ import typer
 from rich.table import Table
 
 from curate.checks import CheckConfig
-from curate.cliutil import make_app, err_console, guarded, out_console, parse_list, progress_bar
-from curate.errors import MAX_SEED, StemcurateError
 from curate.classify import LabelModelConfig
+from curate.cliutil import err_console, guarded, make_app, out_console, parse_list, progress_bar
 from curate.corrupt import corrupt_dataset
 from curate.embed import DEFAULT_EMBEDDER, EMBEDDERS
+from curate.errors import MAX_SEED, StemcurateError
 from curate.filter import filter_manifest
 from curate.repair import RepairConfig, repair_dataset
 from curate.scan import ScoreConfig, scan
@@ -30,14 +30,20 @@ def synth(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the dataset to (MUSDB18-HQ layout).")],
     tracks: Annotated[int, typer.Option("--tracks", "-n", min=1, help="Train tracks.")] = 12,
     test_tracks: Annotated[int, typer.Option("--test-tracks", min=0, help="Test tracks.")] = 0,
-    seconds: Annotated[float, typer.Option("--seconds", "-s", min=1.0, max=3600.0, help="Length of each track in seconds (1 to 3600).")] = 10.0,
+    seconds: Annotated[
+        float, typer.Option("--seconds", "-s", min=1.0, max=3600.0, help="Length of each track in seconds (1 to 3600).")
+    ] = 10.0,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Random seed; same seed, same files.")] = 0,
 ):
     """Write a synthetic demo dataset whose stems sound like vocals, bass, drums and other."""
     with progress_bar() as bar:
         task = bar.add_task("synth", total=tracks + test_tracks, item="")
         synth_dataset(
-            out_dir, tracks=tracks, test_tracks=test_tracks, seconds=seconds, seed=seed,
+            out_dir,
+            tracks=tracks,
+            test_tracks=test_tracks,
+            seconds=seconds,
+            seed=seed,
             progress=lambda name: bar.update(task, advance=1, item=name),
         )
     out_console.print(f"wrote {tracks} train + {test_tracks} test tracks to {out_dir}")
@@ -46,29 +52,73 @@ def synth(
 @app.command(name="scan")
 @guarded
 def scan_cmd(
-    data_dir: Annotated[Optional[Path], typer.Argument(help="Dataset root (default: $MUSDB_DIR).", show_default=False)] = None,
+    data_dir: Annotated[
+        Optional[Path], typer.Argument(help="Dataset root (default: $MUSDB_DIR).", show_default=False)
+    ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Manifest to write.")] = Path("manifest.parquet"),
     subset: Annotated[str, typer.Option("--subset", help="train or test.")] = "train",
-    stems: Annotated[Optional[str], typer.Option("--stems", help="Comma-separated stems (default vocals,bass,drums,other).")] = None,
-    txt_dir: Annotated[Optional[Path], typer.Option("--txt-dir", help="Also write seed-compatible {stem}_{subset}.txt files here.")] = None,
+    stems: Annotated[
+        Optional[str], typer.Option("--stems", help="Comma-separated stems (default vocals,bass,drums,other).")
+    ] = None,
+    txt_dir: Annotated[
+        Optional[Path], typer.Option("--txt-dir", help="Also write seed-compatible {stem}_{subset}.txt files here.")
+    ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit with code 2 when any problem is found.")] = False,
     sad_window: Annotated[float, typer.Option("--sad-window", help="SAD window, seconds.")] = 6.0,
     sad_hop: Annotated[float, typer.Option("--sad-hop", help="SAD hop, seconds.")] = 3.0,
     sad_chunks: Annotated[int, typer.Option("--sad-chunks", help="Sub-chunks per window.")] = 10,
-    sad_quantile: Annotated[float, typer.Option("--sad-quantile", help="Quantile of sub-chunk RMS for the threshold.")] = 0.15,
+    sad_quantile: Annotated[
+        float, typer.Option("--sad-quantile", help="Quantile of sub-chunk RMS for the threshold.")
+    ] = 0.15,
     sad_gamma: Annotated[float, typer.Option("--sad-gamma", help="Lowest RMS threshold.")] = 1e-3,
-    sad_min_active: Annotated[float, typer.Option("--sad-min-active", help="Keep a window when more than this fraction of sub-chunks is active.")] = 0.5,
-    silence_db: Annotated[float, typer.Option("--silence-db", help="Stems with peak below this (dBFS) are silent.")] = -70.0,
-    max_residual_db: Annotated[float, typer.Option("--max-residual-db", help="Report mixtures that differ from the stem sum by more than this (dB).")] = -20.0,
-    embedder: Annotated[str, typer.Option("--embedder", help="musicnn (shipped pretrained tagger), features (descriptors), features+musicnn, or panns.")] = DEFAULT_EMBEDDER,
-    panns_checkpoint: Annotated[Optional[Path], typer.Option("--panns-checkpoint", help="Cnn14_mAP=0.431.pth for --embedder panns.")] = None,
-    musicnn_weights: Annotated[Optional[Path], typer.Option("--musicnn-weights", help="Another MTT_musicnn safetensors file than the shipped one.")] = None,
-    reference: Annotated[Optional[list[Path]], typer.Option("--reference", help="Folder of trusted clean stems (any layout scan reads) that teaches the label model; repeatable.")] = None,
-    no_reference_pool: Annotated[bool, typer.Option("--no-reference-pool", help="Leave out the shipped curate-synth reference pool.")] = False,
+    sad_min_active: Annotated[
+        float,
+        typer.Option("--sad-min-active", help="Keep a window when more than this fraction of sub-chunks is active."),
+    ] = 0.5,
+    silence_db: Annotated[
+        float, typer.Option("--silence-db", help="Stems with peak below this (dBFS) are silent.")
+    ] = -70.0,
+    max_residual_db: Annotated[
+        float,
+        typer.Option("--max-residual-db", help="Report mixtures that differ from the stem sum by more than this (dB)."),
+    ] = -20.0,
+    embedder: Annotated[
+        str,
+        typer.Option(
+            "--embedder",
+            help="musicnn (shipped pretrained tagger), features (descriptors), features+musicnn, or panns.",
+        ),
+    ] = DEFAULT_EMBEDDER,
+    panns_checkpoint: Annotated[
+        Optional[Path], typer.Option("--panns-checkpoint", help="Cnn14_mAP=0.431.pth for --embedder panns.")
+    ] = None,
+    musicnn_weights: Annotated[
+        Optional[Path],
+        typer.Option("--musicnn-weights", help="Another MTT_musicnn safetensors file than the shipped one."),
+    ] = None,
+    reference: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--reference",
+            help="Folder of trusted clean stems (any layout scan reads) that teaches the label model; repeatable.",
+        ),
+    ] = None,
+    no_reference_pool: Annotated[
+        bool, typer.Option("--no-reference-pool", help="Leave out the shipped curate-synth reference pool.")
+    ] = False,
     device: Annotated[str, typer.Option("--device", help="Torch device for model embedders (cpu, cuda).")] = "cpu",
-    no_score: Annotated[bool, typer.Option("--no-score", help="Only checks and SAD: leave the score columns empty.")] = False,
+    no_score: Annotated[
+        bool, typer.Option("--no-score", help="Only checks and SAD: leave the score columns empty.")
+    ] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Tracks processed in parallel.")] = 1,
-    separator: Annotated[Optional[list[Path]], typer.Option("--separator", help="Trained BSRNN models (exported .ckpt, Lightning checkpoint, run folder or saved_models folder; repeatable): add self-separation evidence (second curation round).")] = None,
+    separator: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--separator",
+            help="Trained BSRNN models (exported .ckpt, Lightning checkpoint, run folder or saved_models folder; "
+            "repeatable): add self-separation evidence (second curation round).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the label model.")] = 0,
 ):
     """Check every file and index the salient fragments of every stem into a Parquet manifest."""
@@ -90,10 +140,19 @@ def scan_cmd(
         from curate.selfsep import load_separator
 
         load_separator(separator, device=device)  # fail before scanning when a checkpoint is bad
-    score = None if no_score else ScoreConfig(
-        embedder=embedder, panns_checkpoint=panns_checkpoint, musicnn_weights=musicnn_weights, device=device,
-        labels=LabelModelConfig(seed=seed), separator=tuple(separator) if separator else None,
-        reference_pool=not no_reference_pool, reference=tuple(reference) if reference else None,
+    score = (
+        None
+        if no_score
+        else ScoreConfig(
+            embedder=embedder,
+            panns_checkpoint=panns_checkpoint,
+            musicnn_weights=musicnn_weights,
+            device=device,
+            labels=LabelModelConfig(seed=seed),
+            separator=tuple(separator) if separator else None,
+            reference_pool=not no_reference_pool,
+            reference=tuple(reference) if reference else None,
+        )
     )
     bar = progress_bar()
     task = bar.add_task("scan", total=None, item="", start=False)
@@ -105,17 +164,26 @@ def scan_cmd(
 
     try:
         result = scan(
-            data_dir, output=output, subset=subset, stems=parse_list(stems, "--stems"),
-            sad_config=sad_config, check_config=CheckConfig(silence_db=silence_db, max_residual_db=max_residual_db), txt_dir=txt_dir,
-            score=score, jobs=jobs,
-            on_start=on_start, on_track=lambda t: bar.update(task, advance=1, item=t.name),
+            data_dir,
+            output=output,
+            subset=subset,
+            stems=parse_list(stems, "--stems"),
+            sad_config=sad_config,
+            check_config=CheckConfig(silence_db=silence_db, max_residual_db=max_residual_db),
+            txt_dir=txt_dir,
+            score=score,
+            jobs=jobs,
+            on_start=on_start,
+            on_track=lambda t: bar.update(task, advance=1, item=t.name),
         )
     finally:
         if bar.live.is_started:
             bar.stop()
     _print_summary(result)
     if strict and len(result.problems):
-        err_console.print(f"error: {len(result.problems)} problem(s) found and --strict is set; see {result.problems_file}")
+        err_console.print(
+            f"error: {len(result.problems)} problem(s) found and --strict is set; see {result.problems_file}"
+        )
         raise typer.Exit(2)
 
 
@@ -123,10 +191,21 @@ def scan_cmd(
 @guarded
 def filter_cmd(
     manifest: Annotated[Path, typer.Argument(help="Scored manifest from curate scan.")] = Path("manifest.parquet"),
-    threshold: Annotated[float, typer.Option("--threshold", "-t", help="Keep fragments with quality >= this (0-1).")] = 0.7,
+    threshold: Annotated[
+        float, typer.Option("--threshold", "-t", help="Keep fragments with quality >= this (0-1).")
+    ] = 0.7,
     output: Annotated[Path, typer.Option("--output", "-o", help="Manifest of kept fragments.")] = Path("clean.parquet"),
-    rejected: Annotated[Path, typer.Option("--rejected", help="Manifest of rejected fragments, with reasons.")] = Path("rejected.parquet"),
-    bleed_db: Annotated[Optional[float], typer.Option("--bleed-db", help="Bleed bound, dB re the fragment: keep fragments with a certain label up to this much bleed (default about -22.7 at threshold 0.7).")] = None,
+    rejected: Annotated[Path, typer.Option("--rejected", help="Manifest of rejected fragments, with reasons.")] = Path(
+        "rejected.parquet"
+    ),
+    bleed_db: Annotated[
+        Optional[float],
+        typer.Option(
+            "--bleed-db",
+            help="Bleed bound, dB re the fragment: keep fragments with a certain label up to this much bleed "
+            "(default about -22.7 at threshold 0.7).",
+        ),
+    ] = None,
 ):
     """Split a scanned manifest into clean and rejected fragments, each rejection with a reason."""
     res = filter_manifest(manifest, threshold=threshold, output=output, rejected=rejected, bleed_db=bleed_db)
@@ -138,7 +217,9 @@ def filter_cmd(
         table.add_row(str(stem), *[str(v) for v in row])
     out_console.print(table)
     for r in res.rejected.head(10).itertuples():
-        out_console.print(f"  {r.track} / {r.stem} [{r.start / r.sample_rate:.0f}-{r.end / r.sample_rate:.0f} s]: {r.reason}")
+        out_console.print(
+            f"  {r.track} / {r.stem} [{r.start / r.sample_rate:.0f}-{r.end / r.sample_rate:.0f} s]: {r.reason}"
+        )
     if len(res.rejected) > 10:
         out_console.print(f"  ... {len(res.rejected) - 10} more in {res.rejected_path}")
     out_console.print(f"clean: {res.output}\nrejected: {res.rejected_path}")
@@ -149,16 +230,28 @@ def filter_cmd(
 def corrupt(
     src: Annotated[Path, typer.Argument(help="Clean dataset (MUSDB18-HQ layout).")],
     dst: Annotated[Path, typer.Argument(help="Folder for the noisy copy (must not exist or be empty).")],
-    mislabel_rate: Annotated[float, typer.Option("--mislabel-rate", help="Probability per stem of a swap, replacement or partial replacement.")] = 0.2,
-    bleed_rate: Annotated[float, typer.Option("--bleed-rate", help="Probability per stem of leaks from other stems.")] = 0.2,
+    mislabel_rate: Annotated[
+        float,
+        typer.Option("--mislabel-rate", help="Probability per stem of a swap, replacement or partial replacement."),
+    ] = 0.2,
+    bleed_rate: Annotated[
+        float, typer.Option("--bleed-rate", help="Probability per stem of leaks from other stems.")
+    ] = 0.2,
     subset: Annotated[str, typer.Option("--subset", help="Subset to corrupt; the others are copied.")] = "train",
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Random seed.")] = 0,
 ):
     """Write a label-noise copy of a dataset and its ground truth (DST/corruptions.parquet)."""
     with progress_bar() as bar:
         task = bar.add_task("corrupt", total=None, item="")
-        truth = corrupt_dataset(src, dst, mislabel_rate=mislabel_rate, bleed_rate=bleed_rate, seed=seed, subset=subset,
-                                progress=lambda name: bar.update(task, advance=1, item=name))
+        truth = corrupt_dataset(
+            src,
+            dst,
+            mislabel_rate=mislabel_rate,
+            bleed_rate=bleed_rate,
+            seed=seed,
+            subset=subset,
+            progress=lambda name: bar.update(task, advance=1, item=name),
+        )
     counts = truth["kind"].value_counts().to_dict() if len(truth) else {}
     out_console.print(f"wrote {dst}; corruptions: {counts or 'none'}; truth: {dst / CORRUPTIONS_FILE}")
 
@@ -168,7 +261,9 @@ def corrupt(
 def repair(
     manifest: Annotated[Path, typer.Argument(help="Scored manifest from curate scan.")],
     dst: Annotated[Path, typer.Argument(help="Folder for the repaired copy (must not exist or be empty).")],
-    leak_min_db: Annotated[float, typer.Option("--leak-min-db", help="Subtract leaks from this level up (dB re the stem).")] = RepairConfig.leak_min_db,
+    leak_min_db: Annotated[
+        float, typer.Option("--leak-min-db", help="Subtract leaks from this level up (dB re the stem).")
+    ] = RepairConfig.leak_min_db,
     no_relabel: Annotated[bool, typer.Option("--no-relabel", help="Do not trade the labels of swapped files.")] = False,
 ):
     """Write a copy of the dataset with swapped files relabelled and leaks subtracted (DST/repairs.parquet);
@@ -204,7 +299,9 @@ def _print_summary(result) -> None:
         for col in ("track", "stem", "check", "severity", "detail"):
             pt.add_column(col)
         for p in result.problems.head(30).itertuples():
-            pt.add_row(str(p.track), p.stem if isinstance(p.stem, str) and p.stem else "-", p.check, p.severity, p.detail)
+            pt.add_row(
+                str(p.track), p.stem if isinstance(p.stem, str) and p.stem else "-", p.check, p.severity, p.detail
+            )
         out_console.print(pt)
         if len(result.problems) > 30:
             out_console.print(f"... {len(result.problems) - 30} more")
@@ -212,8 +309,11 @@ def _print_summary(result) -> None:
         err_console.print(f"warning: {w}")
     if result.labels is not None:
         lab = result.labels
-        out_console.print(f"label model: estimated noise rate {lab.eps:.0%} (share of stems whose content is not their label); "
-                          f"{lab.dataset_share:.0%} of its training from this dataset" + (f", {lab.reference_units} reference units" if lab.reference_units else ""))
+        out_console.print(
+            f"label model: estimated noise rate {lab.eps:.0%} (share of stems whose content is not their label); "
+            f"{lab.dataset_share:.0%} of its training from this dataset"
+            + (f", {lab.reference_units} reference units" if lab.reference_units else "")
+        )
     if frag["quality"].notna().any():
         q = frag["quality"].astype(float)
         out_console.print(f"quality: median {q.median():.2f}, {int((q < 0.7).sum())} of {len(q)} fragments below 0.7")
@@ -233,8 +333,14 @@ def report_cmd(
     """Write a self-contained HTML report of what curation kept, rejected and why, with audio."""
     from reports.curation import curation_report
 
-    path = curation_report(manifest, output, threshold=threshold, data_root=data, per_stem=per_stem,
-                           on_warning=lambda text: err_console.print(f"warning: {text}", highlight=False))
+    path = curation_report(
+        manifest,
+        output,
+        threshold=threshold,
+        data_root=data,
+        per_stem=per_stem,
+        on_warning=lambda text: err_console.print(f"warning: {text}", highlight=False),
+    )
     out_console.print(f"curation report: {path}")
 
 

@@ -22,8 +22,10 @@ RESUMABLE = "finished work is kept; run the same command again to resume"
 
 
 def guarded(fn=None, *, interrupted: str = RESUMABLE):
-    """Turn :class:`StemcurateError` (and the model package's :class:`~bsrnn.errors.BSRNNError`) into a one-line message and exit code 2, and an interrupt into
-    ``interrupted: <interrupted>`` (or the interrupt's own ``resume_hint()``) and exit code 130. A NaN or infinite number given to any option is
+    """Turn :class:`StemcurateError` (and the model package's :class:`~bsrnn.errors.BSRNNError`) into a one-line
+    message and exit code 2, and an interrupt into
+    ``interrupted: <interrupted>`` (or the interrupt's own ``resume_hint()``) and exit code 130. A NaN or infinite
+    number given to any option is
     such an error before the command runs. Use as ``@guarded`` or ``@guarded(interrupted=...)``."""
     if fn is None:
         return functools.partial(guarded, interrupted=interrupted)
@@ -48,15 +50,25 @@ def guarded(fn=None, *, interrupted: str = RESUMABLE):
 
 def make_app(name: str, help: str) -> typer.Typer:
     """A Typer app with the project's conventions: help on no arguments, plain errors, no completion."""
-    return typer.Typer(name=name, help=help, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
-                       rich_markup_mode=None)  # usage errors as click prints them: one "Error: ..." line, no box
+    return typer.Typer(
+        name=name,
+        help=help,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        rich_markup_mode=None,
+    )  # usage errors as click prints them: one "Error: ..." line, no box
 
 
 def progress_bar() -> Progress:
     """A rich progress bar on stderr: description, bar, n/total, elapsed, remaining."""
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[item]}", markup=False),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[item]}", markup=False),
         console=err_console,
     )
 

@@ -83,7 +83,9 @@ def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
     return x[:channels]
 
 
-def common_length(lengths: dict[str, int], sample_rate: int, *, where: str, tolerance_s: float = LENGTH_TOLERANCE_S) -> int:
+def common_length(
+    lengths: dict[str, int], sample_rate: int, *, where: str, tolerance_s: float = LENGTH_TOLERANCE_S
+) -> int:
     """The length (samples) every file of a track is read to: the shortest of ``lengths`` (per file
     name). Raises :class:`StemcurateError` naming ``where`` when they differ by more than
     ``tolerance_s`` seconds at ``sample_rate`` Hz."""
@@ -92,6 +94,8 @@ def common_length(lengths: dict[str, int], sample_rate: int, *, where: str, tole
     shortest, longest = min(lengths.values()), max(lengths.values())
     if longest - shortest > tolerance_s * sample_rate:
         detail = ", ".join(f"{n} {v}" for n, v in lengths.items())
-        raise StemcurateError(f"{where}: files differ in length by {(longest - shortest) / sample_rate:.2f} s "
-                              f"(more than {tolerance_s:g} s; samples: {detail})")
+        raise StemcurateError(
+            f"{where}: files differ in length by {(longest - shortest) / sample_rate:.2f} s "
+            f"(more than {tolerance_s:g} s; samples: {detail})"
+        )
     return shortest

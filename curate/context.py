@@ -99,7 +99,9 @@ def alignment_z(frame: pd.DataFrame, env: np.ndarray, *, seed: int = 0) -> tuple
     return z, z_null
 
 
-def foreign_log_lr(z: np.ndarray, z_null: np.ndarray, *, groups: np.ndarray | None = None, cap: float = 3.0, min_group: int = 8) -> np.ndarray:
+def foreign_log_lr(
+    z: np.ndarray, z_null: np.ndarray, *, groups: np.ndarray | None = None, cap: float = 3.0, min_group: int = 8
+) -> np.ndarray:
     """log p(z | foreign) - log p(z | aligned) per unit; 0 where ``z`` is NaN.
 
     ``groups`` (e.g. the stem labels): the aligned and foreign distributions are fitted per group with
@@ -118,7 +120,8 @@ def foreign_log_lr(z: np.ndarray, z_null: np.ndarray, *, groups: np.ndarray | No
 
 
 def _log_lr(z: np.ndarray, z_fit: np.ndarray, null_fit: np.ndarray, cap: float) -> np.ndarray:
-    """The foreign/aligned log likelihood ratio of ``z``, with the two normal fits made on ``z_fit`` and ``null_fit``."""
+    """The foreign/aligned log likelihood ratio of ``z``, with the two normal fits made on ``z_fit`` and
+    ``null_fit``."""
     ok, fit_ok = np.isfinite(z), np.isfinite(z_fit)
     out = np.zeros(len(z))
     if fit_ok.sum() < 4 or np.isfinite(null_fit).sum() < 4:

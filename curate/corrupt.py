@@ -42,9 +42,9 @@ from scipy import signal
 
 from curate import audio as audio_io
 from curate.atomic import atomic_dir
-from curate.outputs import output_path
 from curate.datasets import MIXTURE, Track, copy_subsets, discover
 from curate.errors import StemcurateError
+from curate.outputs import output_path
 from curate.schema import CORRUPTIONS_FILE, CORRUPTIONS_SCHEMA, write_corruptions
 
 MISLABEL_KINDS = ("swap", "replace", "partial")
@@ -103,7 +103,14 @@ def room_response(rng: np.random.Generator, sr: int, channels: int, rt60_s: floa
     return np.concatenate([np.ones((channels, 1)), tail], axis=1)
 
 
-def make_leak(source: np.ndarray, target_rms: float, leak_db: float, delay: int, sos: np.ndarray | None, ir: np.ndarray | None = None) -> np.ndarray:
+def make_leak(
+    source: np.ndarray,
+    target_rms: float,
+    leak_db: float,
+    delay: int,
+    sos: np.ndarray | None,
+    ir: np.ndarray | None = None,
+) -> np.ndarray:
     """``source`` (c, n) convolved with ``ir`` (c, m) (a room, None: none), filtered, delayed by ``delay``
     samples and scaled to ``leak_db`` re ``target_rms``."""
     x = source.astype(np.float64)
@@ -143,12 +150,29 @@ def corrupt_dataset(
         raise StemcurateError(f"{dst}: output folder exists and is not empty")
     tracks = discover(src, subset=subset)
     with atomic_dir(dst) as work:
-        return _corrupt_tracks(src, work, tracks, mislabel_rate=mislabel_rate, bleed_rate=bleed_rate, seed=seed, subset=subset,
-                               progress=progress)
+        return _corrupt_tracks(
+            src,
+            work,
+            tracks,
+            mislabel_rate=mislabel_rate,
+            bleed_rate=bleed_rate,
+            seed=seed,
+            subset=subset,
+            progress=progress,
+        )
 
 
-def _corrupt_tracks(src: Path, dst: Path, tracks: list[Track], *, mislabel_rate: float, bleed_rate: float, seed: int, subset: str,
-                    progress: Callable[[str], None] | None) -> pd.DataFrame:
+def _corrupt_tracks(
+    src: Path,
+    dst: Path,
+    tracks: list[Track],
+    *,
+    mislabel_rate: float,
+    bleed_rate: float,
+    seed: int,
+    subset: str,
+    progress: Callable[[str], None] | None,
+) -> pd.DataFrame:
     """The body of :func:`corrupt_dataset`: write every track's corrupted copy and the truth table into ``dst``."""
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
@@ -188,7 +212,18 @@ def _corrupt_tracks(src: Path, dst: Path, tracks: list[Track], *, mislabel_rate:
                 other = partners[int(rng.integers(len(partners)))]
                 out[stem], out[other] = clean[other].copy(), clean[stem].copy()
                 for a, b in ((stem, other), (other, stem)):
-                    rows.append(dict(track=track.name, subset=subset, stem=a, kind="swap", start=0, end=n, source_track=track.name, source_stem=b))
+                    rows.append(
+                        dict(
+                            track=track.name,
+                            subset=subset,
+                            stem=a,
+                            kind="swap",
+                            start=0,
+                            end=n,
+                            source_track=track.name,
+                            source_stem=b,
+                        )
+                    )
                 done |= {stem, other}
                 continue
             if kind == "swap":
@@ -211,7 +246,18 @@ def _corrupt_tracks(src: Path, dst: Path, tracks: list[Track], *, mislabel_rate:
                 ramp[:fade] = np.linspace(0, 1, fade)
                 ramp[length - fade :] = np.linspace(1, 0, fade)
                 out[stem][:, a:b] = target[:, a:b] * (1 - ramp) + content * ramp
-            rows.append(dict(track=track.name, subset=subset, stem=stem, kind=kind, start=a, end=b, source_track=d_track, source_stem=d_stem))
+            rows.append(
+                dict(
+                    track=track.name,
+                    subset=subset,
+                    stem=stem,
+                    kind=kind,
+                    start=a,
+                    end=b,
+                    source_track=d_track,
+                    source_stem=d_stem,
+                )
+            )
             done.add(stem)
         mislabeled = {k: v.copy() for k, v in out.items()}  # leaks copy what the other files hold now
         for stem in labels:
@@ -219,24 +265,47 @@ def _corrupt_tracks(src: Path, dst: Path, tracks: list[Track], *, mislabel_rate:
                 continue
             others = [s for s in labels if s != stem]
             if others:
-                rows += _add_leak(rng, out, stem, others, mislabeled, sr, n, LEAK_KINDS[int(rng.integers(len(LEAK_KINDS)))],
-                                  track=track.name, subset=subset)
+                rows += _add_leak(
+                    rng,
+                    out,
+                    stem,
+                    others,
+                    mislabeled,
+                    sr,
+                    n,
+                    LEAK_KINDS[int(rng.integers(len(LEAK_KINDS)))],
+                    track=track.name,
+                    subset=subset,
+                )
         folder = dst / subset / track.name
         folder.mkdir(parents=True, exist_ok=True)
         for stem, x in out.items():
             audio_io.write(folder / f"{stem}.wav", x.astype(np.float32), sr, subtype="FLOAT")
-        mix = functools.reduce(np.add, [x.astype(np.float32) for x in out.values()])  # a mono stem goes to every channel
+        mix = functools.reduce(
+            np.add, [x.astype(np.float32) for x in out.values()]
+        )  # a mono stem goes to every channel
         audio_io.write(folder / f"{MIXTURE}.wav", mix, sr, subtype="FLOAT")
         if progress:
             progress(track.name)
     copy_subsets(src, dst, skip={subset})
-    truth = pd.DataFrame(rows) if rows else CORRUPTIONS_SCHEMA.empty_table().to_pandas()  # nothing drawn: an empty truth table
+    truth = (
+        pd.DataFrame(rows) if rows else CORRUPTIONS_SCHEMA.empty_table().to_pandas()
+    )  # nothing drawn: an empty truth table
     write_corruptions(truth, dst / CORRUPTIONS_FILE)
     return truth
 
 
-def _add_leak(rng: np.random.Generator, out: dict[str, np.ndarray], stem: str, others: list[str], sources: dict[str, np.ndarray],
-              sr: int, n: int, kind: str, **where) -> list[dict]:
+def _add_leak(
+    rng: np.random.Generator,
+    out: dict[str, np.ndarray],
+    stem: str,
+    others: list[str],
+    sources: dict[str, np.ndarray],
+    sr: int,
+    n: int,
+    kind: str,
+    **where,
+) -> list[dict]:
     """Add one leak of ``kind`` (see the module docstring) from ``sources`` into ``out[stem]``; its truth rows."""
     receiver_rms = _rms(out[stem])
     channels = out[stem].shape[0]
@@ -247,8 +316,17 @@ def _add_leak(rng: np.random.Generator, out: dict[str, np.ndarray], stem: str, o
         fc, rt60, drr = float(rng.uniform(1500, 8000)), float(rng.uniform(0.2, 0.8)), float(rng.uniform(0, 10))
         sos = signal.butter(2, fc, "low", fs=sr, output="sos")
         fname = f"room lowpass {int(fc)} Hz, RT60 {rt60:.2f} s, DRR {drr:.1f} dB"
-        plan = [(o, total_db + 10 * np.log10(w), float(rng.uniform(1, 20)), fname, sos, room_response(rng, sr, channels, rt60, drr))
-                for o, w in zip(chosen, share)]
+        plan = [
+            (
+                o,
+                total_db + 10 * np.log10(w),
+                float(rng.uniform(1, 20)),
+                fname,
+                sos,
+                room_response(rng, sr, channels, rt60, drr),
+            )
+            for o, w in zip(chosen, share)
+        ]
     else:
         chosen = rng.choice(others, size=min(len(others), int(rng.integers(1, 3))), replace=False)
         plan = []
@@ -257,15 +335,38 @@ def _add_leak(rng: np.random.Generator, out: dict[str, np.ndarray], stem: str, o
                 fc = float(rng.uniform(1000, 5000))
                 flat = rng.random() < 0.5
                 sos = None if flat else signal.butter(1, fc, "high", fs=sr, output="sos")
-                plan.append((str(o), float(rng.uniform(-24, -10)), 0.0, "console flat" if flat else f"console highpass {int(fc)} Hz", sos, None))
+                plan.append(
+                    (
+                        str(o),
+                        float(rng.uniform(-24, -10)),
+                        0.0,
+                        "console flat" if flat else f"console highpass {int(fc)} Hz",
+                        sos,
+                        None,
+                    )
+                )
             else:
                 leak_db, delay_ms = float(rng.uniform(-20, -6)), float(rng.uniform(0.5, 10))
                 fname, sos = leak_filter(rng, sr)
                 plan.append((str(o), leak_db, delay_ms, fname, sos, None))
     rows = []
     for other, leak_db, delay_ms, fname, sos, ir in plan:
-        leak = make_leak(_fit(sources[other], n, channels), receiver_rms, leak_db, int(round(delay_ms * sr / 1000)), sos, ir)
+        leak = make_leak(
+            _fit(sources[other], n, channels), receiver_rms, leak_db, int(round(delay_ms * sr / 1000)), sos, ir
+        )
         out[stem] = out[stem] + leak
-        rows.append(dict(where, stem=stem, kind=kind, start=0, end=n, source_track=where["track"], source_stem=str(other),
-                         leak_db=round(leak_db, 2), delay_ms=round(delay_ms, 2), filter=fname))
+        rows.append(
+            dict(
+                where,
+                stem=stem,
+                kind=kind,
+                start=0,
+                end=n,
+                source_track=where["track"],
+                source_stem=str(other),
+                leak_db=round(leak_db, 2),
+                delay_ms=round(delay_ms, 2),
+                filter=fname,
+            )
+        )
     return rows

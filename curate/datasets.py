@@ -104,7 +104,9 @@ def load_source(src: StemFile, start: int = 0, stop: int | None = None) -> tuple
     return full[:, start:stop], sr
 
 
-def load_segment(root: str | Path, rel_path: str, stem: str, start: int, stop: int | None, *, need: int = 0) -> tuple[np.ndarray, int]:
+def load_segment(
+    root: str | Path, rel_path: str, stem: str, start: int, stop: int | None, *, need: int = 0
+) -> tuple[np.ndarray, int]:
     """Read a manifest row's audio: ``rel_path`` under ``root``; ``stem`` picks the stream of a ``.stem.mp4``.
 
     ``need``: the samples from ``start`` that the manifest says the file holds (its fragments'
@@ -121,8 +123,10 @@ def load_segment(root: str | Path, rel_path: str, stem: str, start: int, stop: i
 
 def file_changed(path: str | Path, holds: int, expected: int) -> StemcurateError:
     """The error for a file shorter than its manifest rows: ``holds`` samples, rows up to ``expected``."""
-    return StemcurateError(f"{path}: holds {holds} samples, the manifest has fragments up to sample {expected}; "
-                           "the file changed since the scan, re-run curate scan")
+    return StemcurateError(
+        f"{path}: holds {holds} samples, the manifest has fragments up to sample {expected}; "
+        "the file changed since the scan, re-run curate scan"
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -133,7 +137,9 @@ def _decode_stem_mp4(path: str, stream: int) -> tuple[np.ndarray, int]:
     try:
         data, sr = stempeg.read_stems(path, stem_id=stream, dtype=np.float32)
     except Exception as exc:  # stempeg raises bare Exceptions and ffmpeg errors
-        raise StemcurateError(f"{path}: cannot decode stream {stream} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise StemcurateError(
+            f"{path}: cannot decode stream {stream} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from None
     data = np.asarray(data, dtype=np.float32)
     if data.ndim == 1:
         data = data[:, None]
@@ -206,11 +212,22 @@ def not_tracks(root: str | Path, *, subset: str = "train") -> list[tuple[Path, s
         if _hidden(p) or (p.is_file() and p.name.endswith(STEM_MP4)):
             continue
         if p.is_dir():
-            if any(f.is_file() and f.suffix.lower() in audio_io.AUDIO_EXTENSIONS and not _hidden(f) for f in p.iterdir()):
+            if any(
+                f.is_file() and f.suffix.lower() in audio_io.AUDIO_EXTENSIONS and not _hidden(f) for f in p.iterdir()
+            ):
                 continue
-            nested = [f for f in p.rglob("*") if f.is_file() and not any(x.startswith(".") for x in f.relative_to(p).parts)
-                      and (f.name.endswith(STEM_MP4) or f.suffix.lower() in audio_io.AUDIO_EXTENSIONS)]
-            why = f"nested: holds {len(nested)} audio file(s) in sub-folders; tracks must sit directly in {subset}/" if nested else "a folder without audio files"
+            nested = [
+                f
+                for f in p.rglob("*")
+                if f.is_file()
+                and not any(x.startswith(".") for x in f.relative_to(p).parts)
+                and (f.name.endswith(STEM_MP4) or f.suffix.lower() in audio_io.AUDIO_EXTENSIONS)
+            ]
+            why = (
+                f"nested: holds {len(nested)} audio file(s) in sub-folders; tracks must sit directly in {subset}/"
+                if nested
+                else "a folder without audio files"
+            )
             out.append((p, why))
         else:
             out.append((p, "not a track (tracks are folders of stems or .stem.mp4 files)"))
@@ -250,8 +267,16 @@ def _discover_stem_mp4(root: Path, sub: Path, subset: str) -> list[Track]:
         return []
     _require_ffmpeg(files[0])
     stems = [n for n in DEFAULT_STEMS if n in MUSDB_STREAMS]
-    return [Track(p.name[: -len(STEM_MP4)], subset, root, {n: StemFile(n, p, MUSDB_STREAMS[n]) for n in stems},
-                  StemFile(MIXTURE, p, MUSDB_STREAMS[MIXTURE])) for p in files]
+    return [
+        Track(
+            p.name[: -len(STEM_MP4)],
+            subset,
+            root,
+            {n: StemFile(n, p, MUSDB_STREAMS[n]) for n in stems},
+            StemFile(MIXTURE, p, MUSDB_STREAMS[MIXTURE]),
+        )
+        for p in files
+    ]
 
 
 def copy_subsets(src: str | Path, dst: str | Path, *, skip) -> None:

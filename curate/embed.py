@@ -47,7 +47,9 @@ class ConcatEmbedder:
 
 
 @functools.lru_cache(maxsize=4)
-def make_embedder(name: str, panns_checkpoint: str | None = None, device: str = "cpu", musicnn_weights: str | None = None):
+def make_embedder(
+    name: str, panns_checkpoint: str | None = None, device: str = "cpu", musicnn_weights: str | None = None
+):
     """The embedder called ``name`` (cached per process, so a model loads once).
 
     Raises :class:`StemcurateError` for an unknown name or a model file that is missing or unreadable.

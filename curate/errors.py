@@ -1,6 +1,5 @@
 """User-facing errors: the CLIs print these as one line and exit with code 2."""
 
-
 MAX_SEED = 2**32 - 1
 """Seeds are 0 .. 2**32 - 1 (what numpy, torch and Lightning all take): every seed option and setting."""
 
@@ -18,8 +17,11 @@ def check_finite_fields(config, what: str) -> None:
     import math
     from dataclasses import fields
 
-    bad = [f"{f.name}={getattr(config, f.name)}" for f in fields(config)
-           if isinstance(getattr(config, f.name), float) and not math.isfinite(getattr(config, f.name))]
+    bad = [
+        f"{f.name}={getattr(config, f.name)}"
+        for f in fields(config)
+        if isinstance(getattr(config, f.name), float) and not math.isfinite(getattr(config, f.name))
+    ]
     if bad:
         raise StemcurateError(f"{what}: {', '.join(bad)} must be finite numbers")
 
@@ -43,7 +45,11 @@ def as_int(value, name: str, *, low: int | None = None, high: int | None = None)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise StemcurateError(f"{name} {value!r}: give a whole number")
     if (low is not None and value < low) or (high is not None and value > high):
-        bound = f"{low} to {high}" if low is not None and high is not None else (f"{low} or more" if low is not None else f"at most {high}")
+        bound = (
+            f"{low} to {high}"
+            if low is not None and high is not None
+            else (f"{low} or more" if low is not None else f"at most {high}")
+        )
         raise StemcurateError(f"{name} {value}: must be {bound}")
     return int(value)
 

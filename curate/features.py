@@ -32,9 +32,30 @@ EPS = 1e-10
 
 def _names() -> list[str]:
     names = [f"mel{i:02d}_mean" for i in range(N_MELS)] + [f"mel{i:02d}_std" for i in range(N_MELS)]
-    for k in ("centroid", "bandwidth", "rolloff", "flatness", "percussive", "harmonicity", "spacing", "flux", "chroma_entropy", "lowest_partial"):
+    for k in (
+        "centroid",
+        "bandwidth",
+        "rolloff",
+        "flatness",
+        "percussive",
+        "harmonicity",
+        "spacing",
+        "flux",
+        "chroma_entropy",
+        "lowest_partial",
+    ):
         names += [f"{k}_mean", f"{k}_std"]
-    names += ["share_lt120", "share_lt250", "share_lt500", "share_gt4k", "onset_rate", "width", "ch_corr", "energy_std", "active"]
+    names += [
+        "share_lt120",
+        "share_lt250",
+        "share_lt500",
+        "share_gt4k",
+        "onset_rate",
+        "width",
+        "ch_corr",
+        "energy_std",
+        "active",
+    ]
     return names
 
 
@@ -111,7 +132,23 @@ def _frame_descriptors(spec: StemSpectrum) -> tuple[np.ndarray, np.ndarray, np.n
         corr = np.ones_like(total)
 
     paired = np.concatenate(
-        [log_mel, np.stack([np.log2(centroid + 20), np.log2(bandwidth + 20), np.log2(rolloff + 20), flatness, percussive, harmonicity, spacing, flux, chroma_entropy, lowest_partial])]
+        [
+            log_mel,
+            np.stack(
+                [
+                    np.log2(centroid + 20),
+                    np.log2(bandwidth + 20),
+                    np.log2(rolloff + 20),
+                    flatness,
+                    percussive,
+                    harmonicity,
+                    spacing,
+                    flux,
+                    chroma_entropy,
+                    lowest_partial,
+                ]
+            ),
+        ]
     ).astype(np.float32)
     single = np.stack(shares + [onset, width, corr]).astype(np.float32)
     return paired, single, np.stack([log_e, active]).astype(np.float32)
@@ -137,9 +174,12 @@ def fragment_features(spec: StemSpectrum, bounds: np.ndarray) -> np.ndarray:
     n_mel = N_MELS
     out = np.concatenate(
         [
-            mean[:n_mel], std[:n_mel],
+            mean[:n_mel],
+            std[:n_mel],
             np.stack([mean[n_mel:], std[n_mel:]], axis=1).reshape(-1, len(fb)),
-            single_mean, e_std[None], (n_act / n_all)[None],
+            single_mean,
+            e_std[None],
+            (n_act / n_all)[None],
         ]
     ).T
     return np.nan_to_num(out.astype(np.float32))

@@ -35,11 +35,21 @@ def read_scored(manifest: str | Path, threshold: float) -> Manifest:
     if len(m.frame) == 0:
         raise StemcurateError(f"{manifest}: manifest has no fragments")
     if not m.has_scores:
-        raise StemcurateError(f"{manifest}: manifest has no quality scores (scanned with --no-score?); rerun `curate scan` with an embedder")
+        raise StemcurateError(
+            f"{manifest}: manifest has no quality scores (scanned with --no-score?); rerun `curate scan` with an "
+            f"embedder"
+        )
     return m
 
 
-def filter_manifest(manifest: str | Path = "manifest.parquet", *, threshold: float = 0.7, output: str | Path = "clean.parquet", rejected: str | Path = "rejected.parquet", bleed_db: float | None = None) -> FilterResult:
+def filter_manifest(
+    manifest: str | Path = "manifest.parquet",
+    *,
+    threshold: float = 0.7,
+    output: str | Path = "clean.parquet",
+    rejected: str | Path = "rejected.parquet",
+    bleed_db: float | None = None,
+) -> FilterResult:
     """Keep fragments with ``quality >= threshold``; give every rejected one a ``reason``.
 
     ``bleed_db``: the bleed bound in dB re the fragment; ``quality`` is recomputed so that a fragment
@@ -66,8 +76,10 @@ def filter_manifest(manifest: str | Path = "manifest.parquet", *, threshold: flo
     mid = BLEED_MID_DB
     if bleed_db is not None:
         if not np.isfinite(bleed_db) or bleed_db > 0 or bleed_db <= FLOOR_DB:
-            raise StemcurateError(f"--bleed-db must be a level in dB between {FLOOR_DB:g} (the scan's floor: no leak measured) "
-                                  f"and 0, got {bleed_db}")
+            raise StemcurateError(
+                f"--bleed-db must be a level in dB between {FLOOR_DB:g} (the scan's floor: no leak measured) "
+                f"and 0, got {bleed_db}"
+            )
         try:
             mid = bleed_mid_for(bleed_db, threshold)
         except ValueError as exc:
@@ -87,7 +99,10 @@ def filter_manifest(manifest: str | Path = "manifest.parquet", *, threshold: flo
     write_manifest(kept, output, root=m.root, meta=meta)
     write_manifest(rej, rejected, root=m.root, meta=meta)
     kinds = why.loc[rej.index, "kind"]
-    summary = pd.DataFrame({"kept": kept.groupby("stem").size()}).join(
-        pd.crosstab(rej["stem"], kinds) if len(rej) else pd.DataFrame(), how="outer"
-    ).fillna(0).astype(int)
+    summary = (
+        pd.DataFrame({"kept": kept.groupby("stem").size()})
+        .join(pd.crosstab(rej["stem"], kinds) if len(rej) else pd.DataFrame(), how="outer")
+        .fillna(0)
+        .astype(int)
+    )
     return FilterResult(kept, rej, output, rejected, summary)

@@ -42,11 +42,56 @@ N_MELS = 96
 PATCH_FRAMES = 187
 WEIGHTS = Path(__file__).resolve().parent / "data" / "musicnn_mtt.safetensors"
 MTT_TAGS = (
-    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano", "ambient",
-    "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing", "vocals", "no vocals",
-    "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal", "pop", "soft", "sitar", "solo", "man",
-    "classic", "choir", "voice", "new age", "dance", "male voice", "female vocal", "beats", "harp", "cello",
-    "no voice", "weird", "country", "metal", "female voice", "choral",
+    "guitar",
+    "classical",
+    "slow",
+    "techno",
+    "strings",
+    "drums",
+    "electronic",
+    "rock",
+    "fast",
+    "piano",
+    "ambient",
+    "beat",
+    "violin",
+    "vocal",
+    "synth",
+    "female",
+    "indian",
+    "opera",
+    "male",
+    "singing",
+    "vocals",
+    "no vocals",
+    "harpsichord",
+    "loud",
+    "quiet",
+    "flute",
+    "woman",
+    "male vocal",
+    "no vocal",
+    "pop",
+    "soft",
+    "sitar",
+    "solo",
+    "man",
+    "classic",
+    "choir",
+    "voice",
+    "new age",
+    "dance",
+    "male voice",
+    "female vocal",
+    "beats",
+    "harp",
+    "cello",
+    "no voice",
+    "weird",
+    "country",
+    "metal",
+    "female voice",
+    "choral",
 )
 FRAME_DIM = 753
 """Features per frame after the mid end (561 front end + 3 x 64 mid end)."""
@@ -90,7 +135,11 @@ class _Block(nn.Module):
     def __init__(self, conv: nn.Module, channels: int):
         super().__init__()
         self.conv = conv
-        self.bn = nn.BatchNorm1d(channels, eps=_BN_EPS) if isinstance(conv, nn.Conv1d) else nn.BatchNorm2d(channels, eps=_BN_EPS)
+        self.bn = (
+            nn.BatchNorm1d(channels, eps=_BN_EPS)
+            if isinstance(conv, nn.Conv1d)
+            else nn.BatchNorm2d(channels, eps=_BN_EPS)
+        )
 
     def forward(self, x):
         return self.bn(F.relu(self.conv(x)))
@@ -153,7 +202,8 @@ class MusiCNN(nn.Module):
         return penultimate, torch.sigmoid(self.output(penultimate))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``(batch, frames, 96)`` -> ``{"tags": (batch, 50), "penultimate": (batch, 200), "pooled": (batch, 1506)}``."""
+        """``(batch, frames, 96)`` -> ``{"tags": (batch, 50), "penultimate": (batch, 200), "pooled": (batch,
+        1506)}``."""
         pooled = self.pool(self.frame_features(x))
         penultimate, tags = self.head(pooled)
         return {"tags": tags, "penultimate": penultimate, "pooled": pooled}
@@ -174,7 +224,9 @@ def load_musicnn(path: str | Path = WEIGHTS, *, device: str = "cpu") -> MusiCNN:
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise StemcurateError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise StemcurateError(
+            f"{path}: not a readable safetensors file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from None
     model = MusiCNN()
     want = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     missing = sorted(set(want) - set(state))
@@ -199,7 +251,15 @@ def log_mel(audio: torch.Tensor) -> torch.Tensor:
     x = audio.float()
     if x.shape[-1] <= N_FFT // 2:
         x = F.pad(x, (0, N_FFT // 2 + 1 - x.shape[-1]))
-    spec = torch.stft(x, N_FFT, HOP, window=torch.hann_window(N_FFT, device=x.device), center=True, pad_mode="reflect", return_complex=True)
+    spec = torch.stft(
+        x,
+        N_FFT,
+        HOP,
+        window=torch.hann_window(N_FFT, device=x.device),
+        center=True,
+        pad_mode="reflect",
+        return_complex=True,
+    )
     fb = torch.from_numpy(slaney_mel_filterbank()).to(x.device)
     mel = fb @ (spec.real**2 + spec.imag**2)
     return torch.log10(10000 * mel + 1).T.contiguous()
@@ -233,7 +293,9 @@ class MusicnnEmbedder:
             mono = soxr.resample(mono, sample_rate, SAMPLE_RATE).astype(np.float32)
         spec = log_mel(torch.from_numpy(np.ascontiguousarray(mono)).to(self.device))
         n, step = len(spec), self.chunk_frames
-        ranges = np.array([[0, n]]) if ranges is None else np.clip(np.asarray(ranges, dtype=np.int64).reshape(-1, 2), 0, n)
+        ranges = (
+            np.array([[0, n]]) if ranges is None else np.clip(np.asarray(ranges, dtype=np.int64).reshape(-1, 2), 0, n)
+        )
         out = torch.zeros((FRAME_DIM, n), device=spec.device)
         for r0, r1 in ranges:
             seg = spec[r0:r1]
@@ -258,7 +320,9 @@ class MusicnnEmbedder:
         n = 1 + int(round(audio.shape[-1] * scale)) // HOP
         first = np.clip(np.ceil(bounds[:, 0] * scale / HOP).astype(np.int64), 0, n - 1)
         last = np.clip(np.ceil(bounds[:, 1] * scale / HOP).astype(np.int64), first + 1, n)
-        feats = self.stem_features(audio, spectrum.sample_rate, _merge(np.stack([first, last], axis=1), gap=2 * _CONTEXT, pad=_CONTEXT, n=n))
+        feats = self.stem_features(
+            audio, spectrum.sample_rate, _merge(np.stack([first, last], axis=1), gap=2 * _CONTEXT, pad=_CONTEXT, n=n)
+        )
         last = np.minimum(last, feats.shape[1])
         first = np.minimum(first, last - 1)
         pooled = torch.stack([self.model.pool(feats[None, :, a:b])[0] for a, b in zip(first, last)])

@@ -30,7 +30,8 @@ PARQUET_KINDS = ("manifest", "problems", "results", "corruptions", "repairs")
 
 def file_kind(path: str | Path) -> str | None:
     """The stemcurate kind of an existing file: ``manifest``, ``problems``, ``results``, ``corruptions``,
-    ``repairs`` (Parquet metadata), ``curation report``, ``run report`` (HTML), ``evaluation log``, or None for anything else."""
+    ``repairs`` (Parquet metadata), ``curation report``, ``run report`` (HTML), ``evaluation log``, or None for
+    anything else."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -51,7 +52,7 @@ def file_kind(path: str | Path) -> str | None:
     at = head.find(HTML_GENERATOR.encode())
     if at < 0:
         return None
-    kind = head[at + len(HTML_GENERATOR):].split(b'"', 1)[0]
+    kind = head[at + len(HTML_GENERATOR) :].split(b'"', 1)[0]
     return kind.decode("utf-8", "replace") or None
 
 
@@ -70,8 +71,10 @@ def output_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     for part in path.parts:  # the kernel's limit on one name; checked here, not met as a traceback later
         if len(os.fsencode(part)) > NAME_MAX:
-            raise StemcurateError(f"{path}: the name {part[:40]!r}... is {len(os.fsencode(part))} bytes long, more than the "
-                                  f"{NAME_MAX} a file name may have")
+            raise StemcurateError(
+                f"{path}: the name {part[:40]!r}... is {len(os.fsencode(part))} bytes long, more than the "
+                f"{NAME_MAX} a file name may have"
+            )
     return path.resolve() if ".." in path.parts else path
 
 
@@ -100,7 +103,9 @@ def check_output(path: str | Path, kind: str, *, inputs=(), option: str = "") ->
         found = file_kind(path)
         if found != kind:
             what = f"a stemcurate {found}" if found else "not a stemcurate " + kind
-            raise StemcurateError(f"{where}: exists and is {what}; refusing to overwrite it (choose another path or remove it)")
+            raise StemcurateError(
+                f"{where}: exists and is {what}; refusing to overwrite it (choose another path or remove it)"
+            )
     if kind in PARQUET_KINDS and path.suffix.lower() not in ("", ".parquet", ".pq"):
         raise StemcurateError(f"{where}: the {kind} is written as Parquet; give a .parquet path, not {path.suffix}")
     return path

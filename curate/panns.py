@@ -31,15 +31,72 @@ from curate.spectra import StemSpectrum
 PANNS_RATE = 32000
 LABELS_CSV = Path(__file__).resolve().parent / "data" / "class_labels_indices.csv"
 STEM_CLASSES = {
-    "vocals": ["Speech", "Singing", "Choir", "Male singing", "Female singing", "Child singing", "Synthetic singing",
-               "Rapping", "Humming", "Yodeling", "Chant", "Vocal music", "A capella", "Beatboxing"],
+    "vocals": [
+        "Speech",
+        "Singing",
+        "Choir",
+        "Male singing",
+        "Female singing",
+        "Child singing",
+        "Synthetic singing",
+        "Rapping",
+        "Humming",
+        "Yodeling",
+        "Chant",
+        "Vocal music",
+        "A capella",
+        "Beatboxing",
+    ],
     "bass": ["Bass guitar", "Double bass"],
-    "drums": ["Drum kit", "Drum machine", "Drum", "Snare drum", "Rimshot", "Drum roll", "Bass drum", "Cymbal", "Hi-hat",
-              "Percussion", "Tabla", "Tambourine", "Wood block", "Maraca", "Timpani"],
-    "other": ["Guitar", "Electric guitar", "Acoustic guitar", "Keyboard (musical)", "Piano", "Electric piano", "Organ",
-              "Electronic organ", "Hammond organ", "Synthesizer", "Brass instrument", "Trumpet", "Trombone", "French horn",
-              "Bowed string instrument", "String section", "Violin, fiddle", "Cello", "Flute", "Saxophone", "Clarinet",
-              "Harp", "Accordion", "Banjo", "Mandolin", "Ukulele", "Sitar", "Marimba, xylophone", "Vibraphone", "Glockenspiel"],
+    "drums": [
+        "Drum kit",
+        "Drum machine",
+        "Drum",
+        "Snare drum",
+        "Rimshot",
+        "Drum roll",
+        "Bass drum",
+        "Cymbal",
+        "Hi-hat",
+        "Percussion",
+        "Tabla",
+        "Tambourine",
+        "Wood block",
+        "Maraca",
+        "Timpani",
+    ],
+    "other": [
+        "Guitar",
+        "Electric guitar",
+        "Acoustic guitar",
+        "Keyboard (musical)",
+        "Piano",
+        "Electric piano",
+        "Organ",
+        "Electronic organ",
+        "Hammond organ",
+        "Synthesizer",
+        "Brass instrument",
+        "Trumpet",
+        "Trombone",
+        "French horn",
+        "Bowed string instrument",
+        "String section",
+        "Violin, fiddle",
+        "Cello",
+        "Flute",
+        "Saxophone",
+        "Clarinet",
+        "Harp",
+        "Accordion",
+        "Banjo",
+        "Mandolin",
+        "Ukulele",
+        "Sitar",
+        "Marimba, xylophone",
+        "Vibraphone",
+        "Glockenspiel",
+    ],
 }
 """AudioSet display names per stem; names missing from the label file are ignored."""
 
@@ -81,7 +138,9 @@ def cnn14_class():
 
 def new_cnn14() -> torch.nn.Module:
     """A Cnn14 with the architecture of ``Cnn14_mAP=0.431.pth`` (32 kHz, 64 mels, 527 classes)."""
-    return cnn14_class()(sample_rate=PANNS_RATE, window_size=1024, hop_size=320, mel_bins=64, fmin=50, fmax=14000, classes_num=527)
+    return cnn14_class()(
+        sample_rate=PANNS_RATE, window_size=1024, hop_size=320, mel_bins=64, fmin=50, fmax=14000, classes_num=527
+    )
 
 
 def audioset_labels() -> list[str]:
@@ -139,7 +198,9 @@ class PannsEmbedder:
 
     def stem_scores(self, probs: np.ndarray) -> np.ndarray:
         """``(n, 527)`` AudioSet probabilities -> ``(n, 4)`` per-stem scores (vocals, bass, drums, other)."""
-        return np.stack([probs[:, idx].max(axis=1) if idx else np.zeros(len(probs)) for idx in self.stem_index.values()], axis=1)
+        return np.stack(
+            [probs[:, idx].max(axis=1) if idx else np.zeros(len(probs)) for idx in self.stem_index.values()], axis=1
+        )
 
     def embed(self, audio: np.ndarray, spectrum: StemSpectrum, bounds: np.ndarray) -> np.ndarray:
         """``(n, 2048 + 4)``: embedding and log stem scores of each fragment ``[start, end)`` of ``audio``."""

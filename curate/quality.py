@@ -33,7 +33,8 @@ def bleed_factor(bleed_db, *, mid_db: float = BLEED_MID_DB) -> np.ndarray:
 
 
 def bleed_bound(threshold: float, *, mid_db: float = BLEED_MID_DB) -> float:
-    """The bleed level (dB) up to which a fragment with a certain label keeps ``quality >= threshold`` (0-1 exclusive)."""
+    """The bleed level (dB) up to which a fragment with a certain label keeps ``quality >= threshold`` (0-1
+    exclusive)."""
     return float(mid_db + BLEED_SLOPE_DB * np.log10(1.0 / threshold - 1.0))
 
 
@@ -98,4 +99,9 @@ def reasons(frame: pd.DataFrame, threshold: float, *, bleed_mid_db: float = BLEE
             parts.append(f"low quality ({r.quality:.2f})")
         texts.append("; ".join(parts))
         kinds.append("+".join(k for k, on in (("label", label), ("bleed", bleed)) if on) or "other")
-    return pd.DataFrame({"reason": pd.Series(texts, index=frame.index, dtype=object), "kind": pd.Series(kinds, index=frame.index, dtype=object)})
+    return pd.DataFrame(
+        {
+            "reason": pd.Series(texts, index=frame.index, dtype=object),
+            "kind": pd.Series(kinds, index=frame.index, dtype=object),
+        }
+    )

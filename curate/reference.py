@@ -45,8 +45,16 @@ class SynthPool:
 SYNTH_POOL = SynthPool()
 
 
-def embed_dataset(root: str | Path, embedder: str, *, stems: list[str] | None = None, panns_checkpoint: str | None = None,
-                  device: str = "cpu", musicnn_weights: str | None = None, prefix: str = "reference:") -> ReferenceUnits:
+def embed_dataset(
+    root: str | Path,
+    embedder: str,
+    *,
+    stems: list[str] | None = None,
+    panns_checkpoint: str | None = None,
+    device: str = "cpu",
+    musicnn_weights: str | None = None,
+    prefix: str = "reference:",
+) -> ReferenceUnits:
     """Every salient fragment of ``root``'s train subset, as units with embeddings (no scoring).
 
     Track names get ``prefix`` so they never collide with the scanned dataset's. Files that fail the
@@ -59,7 +67,9 @@ def embed_dataset(root: str | Path, embedder: str, *, stems: list[str] | None = 
     tracks = discover(root, subset="train")
     present = available_stems(tracks)
     stems = [s for s in (stems or DEFAULT_STEMS) if s in present]
-    score = ScoreConfig(embedder=embedder, panns_checkpoint=panns_checkpoint, device=device, musicnn_weights=musicnn_weights)
+    score = ScoreConfig(
+        embedder=embedder, panns_checkpoint=panns_checkpoint, device=device, musicnn_weights=musicnn_weights
+    )
     frames, embs = [], []
     for track in tracks:
         rows, _, _, arrays = scan_track(track, stems, score=score)
@@ -74,14 +84,27 @@ def embed_dataset(root: str | Path, embedder: str, *, stems: list[str] | None = 
     return ReferenceUnits(units, arrays["emb"].astype(np.float32), str(root))
 
 
-def build_synth_pool(embedder: str, *, device: str = "cpu", panns_checkpoint: str | None = None, musicnn_weights: str | None = None,
-                     pool: SynthPool = SYNTH_POOL) -> ReferenceUnits:
+def build_synth_pool(
+    embedder: str,
+    *,
+    device: str = "cpu",
+    panns_checkpoint: str | None = None,
+    musicnn_weights: str | None = None,
+    pool: SynthPool = SYNTH_POOL,
+) -> ReferenceUnits:
     """Render the default pool with ``curate synth`` into a temporary folder and embed it."""
     from curate.synth import synth_dataset
 
     with tempfile.TemporaryDirectory(prefix="stemcurate-pool-") as tmp:
         synth_dataset(tmp, tracks=pool.tracks, seconds=pool.seconds, seed=pool.seed)
-        units = embed_dataset(tmp, embedder, panns_checkpoint=panns_checkpoint, device=device, musicnn_weights=musicnn_weights, prefix="synth:")
+        units = embed_dataset(
+            tmp,
+            embedder,
+            panns_checkpoint=panns_checkpoint,
+            device=device,
+            musicnn_weights=musicnn_weights,
+            prefix="synth:",
+        )
     return ReferenceUnits(units.units, units.emb, "curate synth")
 
 
@@ -100,11 +123,20 @@ def _file_key(path: str | None) -> list | None:
         return [str(path)]
 
 
-def cached_synth_pool(embedder: str, *, device: str = "cpu", panns_checkpoint: str | None = None, musicnn_weights: str | None = None,
-                      pool: SynthPool = SYNTH_POOL, folder: Path | None = None) -> ReferenceUnits:
+def cached_synth_pool(
+    embedder: str,
+    *,
+    device: str = "cpu",
+    panns_checkpoint: str | None = None,
+    musicnn_weights: str | None = None,
+    pool: SynthPool = SYNTH_POOL,
+    folder: Path | None = None,
+) -> ReferenceUnits:
     """:func:`build_synth_pool`, kept in :func:`cache_dir` under a key of everything it depends on."""
     key = json.dumps([POOL_VERSION, asdict(pool), embedder, _file_key(panns_checkpoint), _file_key(musicnn_weights)])
-    path = (folder or cache_dir()) / f"reference_{embedder.replace('+', '_')}_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+    path = (
+        folder or cache_dir()
+    ) / f"reference_{embedder.replace('+', '_')}_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
     part = embedder.replace("+", "_")
     try:
         cached = load_pool(part, path)
@@ -112,7 +144,9 @@ def cached_synth_pool(embedder: str, *, device: str = "cpu", panns_checkpoint: s
         cached = None
     if cached is not None:
         return cached
-    built = build_synth_pool(embedder, device=device, panns_checkpoint=panns_checkpoint, musicnn_weights=musicnn_weights, pool=pool)
+    built = build_synth_pool(
+        embedder, device=device, panns_checkpoint=panns_checkpoint, musicnn_weights=musicnn_weights, pool=pool
+    )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         save_pool({part: built}, path)
@@ -132,8 +166,13 @@ def save_pool(parts: dict[str, ReferenceUnits], path: str | Path = POOL_FILE) ->
     arrays = {f"emb_{name}": p.emb.astype(np.float16) for name, p in parts.items()}
     with atomic_path(Path(path)) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, version=np.array(POOL_VERSION), track=first.units["track"].to_numpy(str),
-                                stem=first.units["stem"].to_numpy(str), **arrays)
+            np.savez_compressed(
+                fh,
+                version=np.array(POOL_VERSION),
+                track=first.units["track"].to_numpy(str),
+                stem=first.units["stem"].to_numpy(str),
+                **arrays,
+            )
     return Path(path)
 
 
@@ -157,19 +196,41 @@ def load_pool(embedder: str, path: str | Path = POOL_FILE) -> ReferenceUnits | N
     return ReferenceUnits(units, emb, "curate synth")
 
 
-def reference_pool(embedder: str, *, synth: bool = True, dirs: tuple[str, ...] = (), stems: list[str] | None = None,
-                   device: str = "cpu", panns_checkpoint: str | None = None, musicnn_weights: str | None = None) -> ReferenceUnits | None:
+def reference_pool(
+    embedder: str,
+    *,
+    synth: bool = True,
+    dirs: tuple[str, ...] = (),
+    stems: list[str] | None = None,
+    device: str = "cpu",
+    panns_checkpoint: str | None = None,
+    musicnn_weights: str | None = None,
+) -> ReferenceUnits | None:
     """The pool a scan uses: the default synth pool (``synth``) plus every folder of ``dirs``; None if empty."""
     parts = []
     if synth:
         pool = None if musicnn_weights else load_pool(embedder)  # shipped embeddings are of the shipped weights
         if pool is None:
-            pool = cached_synth_pool(embedder, device=device, panns_checkpoint=panns_checkpoint, musicnn_weights=musicnn_weights)
+            pool = cached_synth_pool(
+                embedder, device=device, panns_checkpoint=panns_checkpoint, musicnn_weights=musicnn_weights
+            )
         parts.append(pool)
     for i, d in enumerate(dirs):
-        parts.append(embed_dataset(d, embedder, stems=stems, panns_checkpoint=panns_checkpoint, device=device,
-                                   musicnn_weights=musicnn_weights, prefix=f"reference{i}:"))
+        parts.append(
+            embed_dataset(
+                d,
+                embedder,
+                stems=stems,
+                panns_checkpoint=panns_checkpoint,
+                device=device,
+                musicnn_weights=musicnn_weights,
+                prefix=f"reference{i}:",
+            )
+        )
     if not parts:
         return None
-    return ReferenceUnits(pd.concat([p.units for p in parts], ignore_index=True), np.concatenate([p.emb for p in parts]),
-                          " + ".join(p.source for p in parts))
+    return ReferenceUnits(
+        pd.concat([p.units for p in parts], ignore_index=True),
+        np.concatenate([p.emb for p in parts]),
+        " + ".join(p.source for p in parts),
+    )

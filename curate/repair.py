@@ -25,7 +25,8 @@ the repaired stems); other subsets are copied. A track with a file no reader can
 decode, holds NaN/inf or impossible levels, or does not line up: :mod:`curate.conform`) is copied
 unchanged and logged ``not repaired`` with the file and the problem; the rescan reports it again.
 Files are written with the channels every reader uses (:mod:`curate.conform`): a mono file among
-stereo ones as dual mono, a file with more than two channels as its first two. ``DST/repairs.parquet`` lists every action (see
+stereo ones as dual mono, a file with more than two channels as its first two. ``DST/repairs.parquet`` lists every
+action (see
 :data:`curate.schema.REPAIRS_SCHEMA`). Rescan the result (``curate scan DST``) and filter it: what
 could not be mended is still rejected there.
 """
@@ -43,11 +44,11 @@ from scipy.signal import fftconvolve
 
 from curate import audio as audio_io
 from curate.atomic import atomic_dir
-from curate.outputs import output_path
 from curate.bleed import BleedConfig, track_bleed
 from curate.conform import to_channels
 from curate.datasets import MIXTURE, copy_subsets, copy_track, discover, file_changed
 from curate.errors import StemcurateError, check_finite_fields
+from curate.outputs import output_path
 from curate.schema import REPAIRS_FILE, Manifest, write_repairs
 from curate.spectra import stft
 
@@ -81,7 +82,8 @@ class RepairConfig:
 
 
 def file_labels(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per stem file of a scored manifest: ``track, subset, stem, predicted, share, label_score`` (duration-weighted)."""
+    """Per stem file of a scored manifest: ``track, subset, stem, predicted, share, label_score``
+    (duration-weighted)."""
     rows = []
     for (subset, track, stem), g in frame.groupby(["subset", "track", "stem"], sort=True):
         dur = (g["end"] - g["start"]).to_numpy(np.float64)
@@ -91,15 +93,26 @@ def file_labels(frame: pd.DataFrame) -> pd.DataFrame:
         top = str(by.idxmax())
         ok = np.isfinite(ls)
         score = float(np.average(ls[ok], weights=dur[ok])) if ok.any() and dur[ok].sum() > 0 else 1.0
-        rows.append(dict(track=track, subset=subset, stem=stem, predicted=top, share=float(by.max() / max(dur.sum(), 1e-9)),
-                         label_score=score))
+        rows.append(
+            dict(
+                track=track,
+                subset=subset,
+                stem=stem,
+                predicted=top,
+                share=float(by.max() / max(dur.sum(), 1e-9)),
+                label_score=score,
+            )
+        )
     return pd.DataFrame(rows, columns=["track", "subset", "stem", "predicted", "share", "label_score"])
 
 
 def swapped_pairs(files: pd.DataFrame, *, config: RepairConfig = RepairConfig()) -> list[tuple[str, str, str, str]]:
     """``(subset, track, stem_a, stem_b)`` for every pair of files of a track that hold each other's label."""
-    doubted = files[(files["predicted"] != files["stem"]) & (files["share"] >= config.swap_min_share)
-                    & (files["label_score"] < config.swap_max_label_score)]
+    doubted = files[
+        (files["predicted"] != files["stem"])
+        & (files["share"] >= config.swap_min_share)
+        & (files["label_score"] < config.swap_max_label_score)
+    ]
     out = []
     for (subset, track), g in doubted.groupby(["subset", "track"], sort=True):
         pred = dict(zip(g["stem"], g["predicted"]))
@@ -135,8 +148,13 @@ def fit_leak(receiver: np.ndarray, source: np.ndarray, *, taps: int = 1024, pre:
     return np.stack([fftconvolve(c, h)[pre : pre + n] for c in x])  # sum_i h_i x[n - (i - pre)]
 
 
-def repair_track(stems: dict[str, np.ndarray], sample_rate: int, *, config: RepairConfig = RepairConfig(),
-                 bleed: BleedConfig = BleedConfig()) -> tuple[dict[str, np.ndarray], list[dict]]:
+def repair_track(
+    stems: dict[str, np.ndarray],
+    sample_rate: int,
+    *,
+    config: RepairConfig = RepairConfig(),
+    bleed: BleedConfig = BleedConfig(),
+) -> tuple[dict[str, np.ndarray], list[dict]]:
     """Subtract the leaks between the files of one track: ``(repaired stems, actions)``.
 
     ``stems``: ``{name: (channels, samples)}`` of one length. Leak sources are measured on the
@@ -173,8 +191,16 @@ def repair_track(stems: dict[str, np.ndarray], sample_rate: int, *, config: Repa
             kept = removed_db > reference + config.max_excess_db
             if not kept:
                 out[s] = out[s] - leak
-            actions.append(dict(stem=s, action="leak kept" if kept else "leak", new_stem=None, source_stem=src,
-                                leak_db=measured_db, removed_db=None if kept else removed_db))
+            actions.append(
+                dict(
+                    stem=s,
+                    action="leak kept" if kept else "leak",
+                    new_stem=None,
+                    source_stem=src,
+                    leak_db=measured_db,
+                    removed_db=None if kept else removed_db,
+                )
+            )
     return {s: out[s].astype(np.float32) for s in names}, actions
 
 
@@ -185,8 +211,13 @@ def _check_lengths(track, stems: dict[str, np.ndarray], rows: pd.DataFrame) -> N
             raise file_changed(track.source(stem).path, stems[stem].shape[1], int(end))
 
 
-def repair_dataset(manifest: Manifest, dst: str | Path, *, config: RepairConfig = RepairConfig(),
-                   progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+def repair_dataset(
+    manifest: Manifest,
+    dst: str | Path,
+    *,
+    config: RepairConfig = RepairConfig(),
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
     """Write a repaired copy of ``manifest``'s dataset to ``dst``; returns the actions (also ``dst/repairs.parquet``).
 
     ``manifest`` must be scored (``curate scan`` with the classifier). The manifest's tracks are
@@ -229,7 +260,9 @@ def repair_dataset(manifest: Manifest, dst: str | Path, *, config: RepairConfig 
                 fixed, actions = repair_track(stems, sr, config=config)
                 moves = relabel.get((subset, track.name), {})
                 for a, b in sorted(moves.items()):
-                    actions.append(dict(stem=a, action="relabel", new_stem=b, source_stem=None, leak_db=None, removed_db=None))
+                    actions.append(
+                        dict(stem=a, action="relabel", new_stem=b, source_stem=None, leak_db=None, removed_db=None)
+                    )
                 fixed = {moves.get(s, s): x for s, x in fixed.items()}
                 folder = work / subset / track.name
                 folder.mkdir(parents=True, exist_ok=True)
@@ -241,6 +274,9 @@ def repair_dataset(manifest: Manifest, dst: str | Path, *, config: RepairConfig 
                 if progress:
                     progress(track.name)
         copy_subsets(manifest.root, work, skip=set(subsets))
-        table = pd.DataFrame(rows, columns=["track", "subset", "stem", "action", "new_stem", "source_stem", "leak_db", "removed_db", "detail"])
+        table = pd.DataFrame(
+            rows,
+            columns=["track", "subset", "stem", "action", "new_stem", "source_stem", "leak_db", "removed_db", "detail"],
+        )
         write_repairs(table, work / REPAIRS_FILE)
         return table

@@ -23,13 +23,22 @@ from curate.bleed import BleedConfig, track_bleed
 from curate.checks import WARNING, CheckConfig, Problem, check_track
 from curate.classify import LabelModelConfig, LabelScores, score_labels
 from curate.context import onset_envelope, unit_envelopes
-from curate.embed import DEFAULT_EMBEDDER, make_embedder
-from curate.quality import quality as quality_score
-from curate.spectra import stft
 from curate.datasets import DEFAULT_STEMS, MIXTURE, Track, available_stems, discover, not_tracks
+from curate.embed import DEFAULT_EMBEDDER, make_embedder
 from curate.errors import StemcurateError
 from curate.outputs import check_output, output_path
-from curate.schema import MANIFEST_SCHEMA, MANIFEST_VERSION, REQUIRED_COLUMNS, empty_frame, empty_problems, problems_path, write_manifest, write_problems
+from curate.quality import quality as quality_score
+from curate.schema import (
+    MANIFEST_SCHEMA,
+    MANIFEST_VERSION,
+    REQUIRED_COLUMNS,
+    empty_frame,
+    empty_problems,
+    problems_path,
+    write_manifest,
+    write_problems,
+)
+from curate.spectra import stft
 from sad import SADConfig, detect
 
 
@@ -93,8 +102,14 @@ def fragment_rows(track: Track, stem: str, audio: np.ndarray, sample_rate: int, 
         ms = float(np.mean(seg**2)) if seg.size else 0.0
         rows.append(
             dict(
-                track=track.name, subset=track.subset, stem=stem, path=rel,
-                start=int(start), end=int(end), sample_rate=int(sample_rate), channels=int(audio.shape[0]),
+                track=track.name,
+                subset=track.subset,
+                stem=stem,
+                path=rel,
+                start=int(start),
+                end=int(end),
+                sample_rate=int(sample_rate),
+                channels=int(audio.shape[0]),
                 rms_db=float(10 * np.log10(max(ms, 1e-20))),
             )
         )
@@ -104,13 +119,34 @@ def fragment_rows(track: Track, stem: str, audio: np.ndarray, sample_rate: int, 
 def _no_fragments(track: Track, stem: str, seconds: float, sad_config: SADConfig) -> Problem:
     """The problem row of a stem that yields no fragment: too short for the detection window, or never active enough."""
     if seconds < sad_config.window_s:
-        why = f"{seconds:.1f} s, shorter than the {sad_config.window_s:g}-s detection window (try --sad-window {max(seconds / 2, 0.5):.1f})"
+        why = (
+            f"{seconds:.1f} s, shorter than the {sad_config.window_s:g}-s detection window (try --sad-window "
+            f"{max(seconds / 2, 0.5):.1f})"
+        )
     else:
-        why = f"no {sad_config.window_s:g}-s window is active enough (quiet or sparse throughout; see --sad-window, --sad-min-active)"
-    return Problem(track.name, track.subset, stem, track.source(stem).relative_to(track.root), "no_fragments", WARNING, f"no fragment: {why}")
+        why = (
+            f"no {sad_config.window_s:g}-s window is active enough (quiet or sparse throughout; see --sad-window, "
+            "--sad-min-active)"
+        )
+    return Problem(
+        track.name,
+        track.subset,
+        stem,
+        track.source(stem).relative_to(track.root),
+        "no_fragments",
+        WARNING,
+        f"no fragment: {why}",
+    )
 
 
-def scan_track(track: Track, stems: list[str], *, sad_config: SADConfig = SADConfig(), check_config: CheckConfig = CheckConfig(), score: ScoreConfig | None = None) -> tuple[list[dict], list[Problem], float | None, dict | None]:
+def scan_track(
+    track: Track,
+    stems: list[str],
+    *,
+    sad_config: SADConfig = SADConfig(),
+    check_config: CheckConfig = CheckConfig(),
+    score: ScoreConfig | None = None,
+) -> tuple[list[dict], list[Problem], float | None, dict | None]:
     """Check one track, detect the salient fragments of its requested stems and, with ``score``,
     embed them and measure their bleed (from every stem of the track, requested or not). Returns
     rows, problems, mixture residual (dB) and the arrays of the fragments' two halves: ``emb``
@@ -121,7 +157,9 @@ def scan_track(track: Track, stems: list[str], *, sad_config: SADConfig = SADCon
         if stem in checked.audio and stem != MIXTURE:
             stem_rows = fragment_rows(track, stem, checked.audio[stem], checked.sample_rate, sad_config)
             if not stem_rows:
-                checked.problems.append(_no_fragments(track, stem, checked.audio[stem].shape[1] / checked.sample_rate, sad_config))
+                checked.problems.append(
+                    _no_fragments(track, stem, checked.audio[stem].shape[1] / checked.sample_rate, sad_config)
+                )
             rows.extend(stem_rows)
             bounds[stem] = np.array([[r["start"], r["end"]] for r in stem_rows], dtype=np.int64).reshape(-1, 2)
     if score is None or score.embedder is None:
@@ -138,7 +176,9 @@ def scan_track(track: Track, stems: list[str], *, sad_config: SADConfig = SADCon
     for stem, b in bounds.items():
         if len(b):
             half = (b[:, 1] - b[:, 0]) // 2
-            units = np.stack([np.stack([b[:, 0], b[:, 0] + half], 1), np.stack([b[:, 0] + half, b[:, 1]], 1)], 1).reshape(-1, 2)
+            units = np.stack(
+                [np.stack([b[:, 0], b[:, 0] + half], 1), np.stack([b[:, 0] + half, b[:, 1]], 1)], 1
+            ).reshape(-1, 2)
             embs.append(embedder.embed(sources[stem], spectra[stem], units).reshape(len(b), 2, -1))
             length = int(-(-half.max() // spectra[stem].hop))
             env = unit_envelopes(onset_envelope(spectra[stem]), units, spectra[stem].hop, length)
@@ -152,7 +192,12 @@ def scan_track(track: Track, stems: list[str], *, sad_config: SADConfig = SADCon
         k += len(b)
     if not embs:
         return rows, checked.problems, checked.residual_db, {}
-    return rows, checked.problems, checked.residual_db, {"emb": np.concatenate(embs).astype(np.float32), "env": _pad_concat(envs)}
+    return (
+        rows,
+        checked.problems,
+        checked.residual_db,
+        {"emb": np.concatenate(embs).astype(np.float32), "env": _pad_concat(envs)},
+    )
 
 
 def _pad_concat(arrays: list[np.ndarray]) -> np.ndarray:
@@ -203,7 +248,11 @@ def _check_options(*, output, txt_dir, stems, jobs, configs: dict) -> None:
         raise StemcurateError(f"output {output!r}: give the manifest's path")
     if txt_dir is not None and not isinstance(txt_dir, (str, os.PathLike)):
         raise StemcurateError(f"txt_dir {txt_dir!r}: give a folder path")
-    if stems is not None and not isinstance(stems, str) and not (isinstance(stems, (list, tuple)) and all(isinstance(s, str) for s in stems)):
+    if (
+        stems is not None
+        and not isinstance(stems, str)
+        and not (isinstance(stems, (list, tuple)) and all(isinstance(s, str) for s in stems))
+    ):
         raise StemcurateError(f"stems {stems!r}: give a stem name or a list of them")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise StemcurateError(f"jobs {jobs!r}: give a number of processes, 1 or more")
@@ -216,10 +265,22 @@ PARTS_KIND = "stemcurate scan parts"
 """The ``kind`` in ``<output>.parts/scan.json``: how a scan knows the parts folder is its own."""
 
 
-def _fingerprint(root: Path, subset: str, stems: list[str], sad_config: SADConfig, check_config: CheckConfig, score: ScoreConfig | None) -> dict:
+def _fingerprint(
+    root: Path,
+    subset: str,
+    stems: list[str],
+    sad_config: SADConfig,
+    check_config: CheckConfig,
+    score: ScoreConfig | None,
+) -> dict:
     return {
-        "kind": PARTS_KIND, "version": MANIFEST_VERSION, "root": str(root.resolve()), "subset": subset, "stems": stems,
-        "sad": sad_config.to_dict(), "checks": check_config.to_dict(),
+        "kind": PARTS_KIND,
+        "version": MANIFEST_VERSION,
+        "root": str(root.resolve()),
+        "subset": subset,
+        "stems": stems,
+        "sad": sad_config.to_dict(),
+        "checks": check_config.to_dict(),
         "embedder": None if score is None else score.embedder,
         "panns": None if score is None else score.panns_checkpoint,
         "musicnn": None if score is None else score.musicnn_weights,
@@ -241,8 +302,10 @@ def _check_parts(parts: Path) -> None:
                 return
         except (OSError, ValueError, AttributeError):
             pass
-    raise StemcurateError(f"{parts}: exists and is not an interrupted scan's parts folder, which the scan keeps there; "
-                          "move it or choose another --output")
+    raise StemcurateError(
+        f"{parts}: exists and is not an interrupted scan's parts folder, which the scan keeps there; "
+        "move it or choose another --output"
+    )
 
 
 def _prepare_parts(parts: Path, fingerprint: dict) -> None:
@@ -272,12 +335,17 @@ def _load_part(parts: Path, key: str):
     return frame, [Problem(**p) for p in done["problems"]], done["residual_db"], emb
 
 
-def _save_part(parts: Path, key: str, rows: list[dict], problems: list[Problem], residual: float | None, emb: dict | None) -> None:
+def _save_part(
+    parts: Path, key: str, rows: list[dict], problems: list[Problem], residual: float | None, emb: dict | None
+) -> None:
     if emb is not None:
         with atomic_path(parts / f"{key}.npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **emb)
-    write_text(parts / f"{key}.json", json.dumps({"problems": [asdict(p) for p in problems], "residual_db": residual, "embeddings": emb is not None}))
+    write_text(
+        parts / f"{key}.json",
+        json.dumps({"problems": [asdict(p) for p in problems], "residual_db": residual, "embeddings": emb is not None}),
+    )
     frame = pd.DataFrame(rows, columns=REQUIRED_COLUMNS + ["bleed_db", "bleed_stem"])
     with atomic_path(parts / f"{key}.parquet") as tmp:  # written last: its presence marks the track done
         frame.to_parquet(tmp, index=False)
@@ -334,8 +402,15 @@ def scan(
     ``on_track(track)`` report progress. Raises :class:`StemcurateError` for bad input
     (missing/empty root, no tracks, unknown stems, unwritable output).
     """
-    _check_options(output=output, txt_dir=txt_dir, stems=stems, jobs=jobs, configs=dict(sad_config=(sad_config, SADConfig), check_config=(check_config, CheckConfig),
-                                                                     score=(score, ScoreConfig)))
+    _check_options(
+        output=output,
+        txt_dir=txt_dir,
+        stems=stems,
+        jobs=jobs,
+        configs=dict(
+            sad_config=(sad_config, SADConfig), check_config=(check_config, CheckConfig), score=(score, ScoreConfig)
+        ),
+    )
     stems = [stems] if isinstance(stems, str) else stems
     output = output_path(output)
     ensure_writable_dir(output)
@@ -350,8 +425,11 @@ def scan(
     root = tracks[0].root
     for track in tracks if txt_dir is not None else ():
         if any(c in track.name for c in "\t\r\n"):
-            raise StemcurateError(f"{root}: track {track.name!r} has a tab or line break in its name, which the --txt-dir lists cannot hold"
-                                  " (one fragment per line, tab-separated); rename it")
+            raise StemcurateError(
+                f"{root}: track {track.name!r} has a tab or line break in its name, which the --txt-dir lists cannot "
+                f"hold"
+                " (one fragment per line, tab-separated); rename it"
+            )
     stems = resolve_stems(tracks, stems, root)
     scanned, reference = stems, None
     if score is not None and (score.embedder is not None or score.separator is not None):
@@ -367,15 +445,24 @@ def scan(
         from curate.reference import reference_pool
 
         # before any track is scanned: a --reference folder without tracks fails now, not after the scan
-        reference = reference_pool(score.embedder, synth=score.reference_pool, dirs=score.reference or (), stems=scanned, device=score.device,
-                                   panns_checkpoint=score.panns_checkpoint, musicnn_weights=score.musicnn_weights)
+        reference = reference_pool(
+            score.embedder,
+            synth=score.reference_pool,
+            dirs=score.reference or (),
+            stems=scanned,
+            device=score.device,
+            panns_checkpoint=score.panns_checkpoint,
+            musicnn_weights=score.musicnn_weights,
+        )
     _prepare_parts(parts, _fingerprint(root, subset, scanned, sad_config, check_config, score))
     if on_start:
         on_start(len(tracks))
 
     results: dict[str, tuple] = {}
     todo = []
-    keys = {track.name: _part_key(track) for track in tracks}  # taken before scanning: a file changed meanwhile is scanned again next time
+    keys = {
+        track.name: _part_key(track) for track in tracks
+    }  # taken before scanning: a file changed meanwhile is scanned again next time
     for track in tracks:
         part = _load_part(parts, keys[track.name])
         if part is None:
@@ -429,18 +516,30 @@ def scan(
     if scanned != stems:  # the context stems leave the manifest and the problems
         fragments = fragments[fragments["stem"].isin(stems)].reset_index(drop=True)
         problems = [p for p in problems if p.stem is None or p.stem in stems or p.stem == MIXTURE]
-    problems += [Problem(entry.name, subset, None, Path(os.path.relpath(entry, root)).as_posix(), "not_a_track", "skipped", why)
-                 for entry, why in not_tracks(root, subset=subset)]
+    problems += [
+        Problem(entry.name, subset, None, Path(os.path.relpath(entry, root)).as_posix(), "not_a_track", "skipped", why)
+        for entry, why in not_tracks(root, subset=subset)
+    ]
     problem_frame = pd.DataFrame([asdict(p) for p in problems]) if problems else empty_problems()
     meta = {
-        "subset": subset, "stems": stems, "sad": sad_config.to_dict(), "checks": check_config.to_dict(),
+        "subset": subset,
+        "stems": stems,
+        "sad": sad_config.to_dict(),
+        "checks": check_config.to_dict(),
         "score": None if score is None else score.to_dict(),
-        "label_model": None if labels is None else {
-            "reference_units": labels.reference_units, "dataset_share": round(labels.dataset_share, 4), "noise_rate": round(labels.eps, 4),
+        "label_model": None
+        if labels is None
+        else {
+            "reference_units": labels.reference_units,
+            "dataset_share": round(labels.dataset_share, 4),
+            "noise_rate": round(labels.eps, 4),
         },
-        "tracks": len(tracks), "residual_db": {k: (None if v is None or not np.isfinite(v) else round(v, 2)) for k, v in residuals.items()},
+        "tracks": len(tracks),
+        "residual_db": {k: (None if v is None or not np.isfinite(v) else round(v, 2)) for k, v in residuals.items()},
     }
-    fragments = fragments[[*MANIFEST_SCHEMA.names, *(c for c in fragments.columns if c not in MANIFEST_SCHEMA.names)]]  # the manifest's column order, resumed or not
+    fragments = fragments[
+        [*MANIFEST_SCHEMA.names, *(c for c in fragments.columns if c not in MANIFEST_SCHEMA.names)]
+    ]  # the manifest's column order, resumed or not
     prob_path = problems_path(output)
     write_problems(problem_frame, prob_path)
     write_manifest(fragments, output, root=root, meta=meta)
@@ -450,7 +549,9 @@ def scan(
     return ScanResult(output, prob_path, fragments, problem_frame, len(tracks), stems, resumed, residuals, warn, labels)
 
 
-def _score(fragments: pd.DataFrame, emb: np.ndarray, env: np.ndarray, score: ScoreConfig, root: Path, pool, warn: list[str]) -> LabelScores | None:
+def _score(
+    fragments: pd.DataFrame, emb: np.ndarray, env: np.ndarray, score: ScoreConfig, root: Path, pool, warn: list[str]
+) -> LabelScores | None:
     """Fill ``label_score``, ``predicted_stem``, ``separation_db`` (with ``score.separator``) and ``quality``
     in place, with the reference ``pool`` (:func:`curate.reference.reference_pool`, or None); append
     warnings to ``warn``; return the label model's details."""
@@ -462,15 +563,25 @@ def _score(fragments: pd.DataFrame, emb: np.ndarray, env: np.ndarray, score: Sco
         fragments["label_score"] = labels.fragments["label_score"].to_numpy()
         fragments["predicted_stem"] = labels.fragments["predicted_stem"].to_numpy()
         if labels.dataset_share < 0.5:
-            warn.append(f"label model: {100 * labels.dataset_share:.0f} % of its training came from this dataset ({n_tracks} track(s)), "
-                        f"the rest from the reference pool ({labels.reference_units} units)")
+            warn.append(
+                f"label model: {100 * labels.dataset_share:.0f} % of its training came from this dataset ({n_tracks} "
+                f"track(s)), "
+                f"the rest from the reference pool ({labels.reference_units} units)"
+            )
     else:
-        warn.append(f"label scores need 2 classes (stems scanned or in the reference pool) and 2 tracks or a reference pool "
-                    f"(have {n_tracks} track(s), classes {', '.join(sorted(classes)) or 'none'}); quality uses bleed only")
+        warn.append(
+            f"label scores need 2 classes (stems scanned or in the reference pool) and 2 tracks or a reference pool "
+            f"(have {n_tracks} track(s), classes {', '.join(sorted(classes)) or 'none'}); quality uses bleed only"
+        )
     if score.separator:
         from curate.selfsep import load_separator, separation_db
 
-        fragments["separation_db"] = separation_db(fragments, root, load_separator(score.separator, device=score.device))
-    fragments["quality"] = quality_score(fragments["label_score"].to_numpy(dtype=float), fragments["bleed_db"].to_numpy(dtype=float),
-                                         fragments["separation_db"].to_numpy(dtype=float))
+        fragments["separation_db"] = separation_db(
+            fragments, root, load_separator(score.separator, device=score.device)
+        )
+    fragments["quality"] = quality_score(
+        fragments["label_score"].to_numpy(dtype=float),
+        fragments["bleed_db"].to_numpy(dtype=float),
+        fragments["separation_db"].to_numpy(dtype=float),
+    )
     return labels

@@ -162,8 +162,10 @@ class Manifest:
         ends = frame.groupby("path")["end"].max()
         missing = [p for p in ends.index if not (self.root / p).is_file()]
         if missing:
-            raise StemcurateError(f"{where}: {len(missing)} of {len(ends)} audio files are not under the manifest's data root "
-                                  f"{self.root} (first: {missing[0]}); was the dataset moved? re-scan it where it is now")
+            raise StemcurateError(
+                f"{where}: {len(missing)} of {len(ends)} audio files are not under the manifest's data root "
+                f"{self.root} (first: {missing[0]}); was the dataset moved? re-scan it where it is now"
+            )
         for p, end in ends.items():
             if Path(p).suffix.lower() in (".wav", ".flac") and (frames := audio_io.info(self.root / p).frames) < end:
                 raise file_changed(self.root / p, frames, int(end))
@@ -242,7 +244,9 @@ def read_manifest(path: str | Path) -> Manifest:
         raise StemcurateError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
     for f in MANIFEST_SCHEMA:
         if not table.schema.field(f.name).type.equals(f.type):
-            raise StemcurateError(f"{path}: column '{f.name}' has type {table.schema.field(f.name).type}, expected {f.type}")
+            raise StemcurateError(
+                f"{path}: column '{f.name}' has type {table.schema.field(f.name).type}, expected {f.type}"
+            )
     for f in MANIFEST_SCHEMA:
         if not f.nullable and table.column(f.name).null_count:
             raise StemcurateError(f"{path}: column '{f.name}' has {table.column(f.name).null_count} empty value(s)")
@@ -275,8 +279,10 @@ def _check_rows(frame: pd.DataFrame, path: Path) -> None:
         if mask.any():
             i = int(np.flatnonzero(mask.to_numpy())[0])
             row = frame.iloc[i]
-            raise StemcurateError(f"{path}: row {i} ({row['track']}/{row['stem']}, {row['path']}): {what} "
-                                  f"({int(mask.sum())} row(s)); rescan the data or fix the file")
+            raise StemcurateError(
+                f"{path}: row {i} ({row['track']}/{row['stem']}, {row['path']}): {what} "
+                f"({int(mask.sum())} row(s)); rescan the data or fix the file"
+            )
 
 
 def problems_path(manifest_path: str | Path) -> Path:

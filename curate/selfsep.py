@@ -27,7 +27,9 @@ def load_separator(paths, *, device: str = "cpu") -> Separator:
     return Separator.from_checkpoint([Path(p) for p in paths], device=device)
 
 
-def separation_db(fragments: pd.DataFrame, root, separator: Separator, *, on_stem: Callable[[str], None] | None = None) -> np.ndarray:
+def separation_db(
+    fragments: pd.DataFrame, root, separator: Separator, *, on_stem: Callable[[str], None] | None = None
+) -> np.ndarray:
     """``(rows,)`` float32 self-separation scores in dB for manifest rows (each stem separated once)."""
     out = np.full(len(fragments), np.nan, dtype=np.float32)
     targets = separator.targets

@@ -85,7 +85,9 @@ def segment_sums(values: np.ndarray, fbounds: np.ndarray) -> np.ndarray:
     return csum[..., pos[:, 1]] - csum[..., pos[:, 0]]
 
 
-def mel_filterbank(n_mels: int, n_fft: int, sample_rate: int, fmin: float = 30.0, fmax: float | None = None) -> np.ndarray:
+def mel_filterbank(
+    n_mels: int, n_fft: int, sample_rate: int, fmin: float = 30.0, fmax: float | None = None
+) -> np.ndarray:
     """Triangular mel filters ``(n_mels, n_fft // 2 + 1)`` (HTK mel scale, unit peak)."""
     fmax = fmax or sample_rate / 2
     mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731

@@ -27,8 +27,8 @@ from scipy import signal
 
 from curate import audio as audio_io
 from curate.atomic import make_dir, write_text
-from curate.datasets import DEFAULT_STEMS
 from curate.conform import MIN_SAMPLE_RATE
+from curate.datasets import DEFAULT_STEMS
 from curate.errors import MAX_SEED, StemcurateError, as_int, as_number, as_path
 from curate.outputs import output_path
 
@@ -89,7 +89,9 @@ def _drums(rng, n, sr, beat, bars) -> np.ndarray:
     ts = np.arange(snare_len) / sr
     sos_snare = signal.butter(2, [1000, 8000], btype="band", fs=sr, output="sos")
     snare_noise = signal.sosfilt(sos_snare, rng.standard_normal(snare_len)) * np.exp(-ts / 0.06)
-    snare = 0.8 * snare_noise / (np.abs(snare_noise).max() + 1e-9) + 0.5 * np.sin(2 * np.pi * rng.uniform(170, 230) * ts) * np.exp(-ts / 0.04)
+    snare = 0.8 * snare_noise / (np.abs(snare_noise).max() + 1e-9) + 0.5 * np.sin(
+        2 * np.pi * rng.uniform(170, 230) * ts
+    ) * np.exp(-ts / 0.04)
     sos_hat = signal.butter(4, 7000, btype="high", fs=sr, output="sos")
     th = np.arange(hat_len) / sr
     hats = [signal.sosfilt(sos_hat, rng.standard_normal(hat_len)) * np.exp(-th / tau) for tau in (0.012, 0.02, 0.045)]
@@ -143,7 +145,7 @@ def _bass(rng, n, sr, beat, chord_roots) -> np.ndarray:
         phases = rng.uniform(0, 2 * np.pi, size=(n_harm, 1))  # a real string never restarts in phase
         tone = np.sum(np.sin(2 * np.pi * f0 * k * tt[None] + phases) / k**1.3 * np.exp(-tt[None] * k * 2.0), axis=0)
         tone *= _env(dur, int(0.005 * sr), rng.uniform(0.25, 0.6), sr)
-        tone[-int(0.01 * sr):] *= np.linspace(1, 0, int(0.01 * sr))
+        tone[-int(0.01 * sr) :] *= np.linspace(1, 0, int(0.01 * sr))
         _place(out, max(0, pos + int(rng.normal(0, 0.004) * sr)), tone)  # human timing
         pos += length
         i += 1
@@ -286,7 +288,12 @@ def _other(rng, n, sr, beat, progression, scale, timbres) -> np.ndarray:
                 ts = tt[:step]
                 k = np.arange(1, 16)[:, None]
                 note = sum(
-                    np.sum(np.sin(2 * np.pi * f * k * ts[None] + rng.uniform(0, 2 * np.pi, (15, 1))) * np.exp(-ts[None] * (3 + 4 * k)) / k, axis=0)
+                    np.sum(
+                        np.sin(2 * np.pi * f * k * ts[None] + rng.uniform(0, 2 * np.pi, (15, 1)))
+                        * np.exp(-ts[None] * (3 + 4 * k))
+                        / k,
+                        axis=0,
+                    )
                     for f in freqs
                 )
                 note *= np.clip((step / sr - ts) / 0.01, 0, 1)
@@ -320,7 +327,9 @@ def _apply_gaps(rng, stems: dict, n: int, sr: int, beat: float) -> dict:
     return gaps
 
 
-def synth_track(name: str, seconds: float, rng: np.random.Generator, sr: int = SAMPLE_RATE) -> tuple[dict[str, np.ndarray], TrackPlan]:
+def synth_track(
+    name: str, seconds: float, rng: np.random.Generator, sr: int = SAMPLE_RATE
+) -> tuple[dict[str, np.ndarray], TrackPlan]:
     """Render one track: ``{stem: int16 (2, samples)}`` including ``mixture``, and its plan."""
     n = int(round(seconds * sr))
     tempo = float(rng.uniform(80, 160))
@@ -369,7 +378,16 @@ _TRACK_NAME = re.compile(r"synth\d{3,}-\d{3,}")
 """A synthetic track's folder name, ``synth{seed:03d}-{index:03d}``."""
 
 
-def synth_dataset(out_dir: str | Path, *, tracks: int = 12, test_tracks: int = 0, seconds: float = 10.0, seed: int = 0, sample_rate: int = SAMPLE_RATE, progress=None) -> list[TrackPlan]:
+def synth_dataset(
+    out_dir: str | Path,
+    *,
+    tracks: int = 12,
+    test_tracks: int = 0,
+    seconds: float = 10.0,
+    seed: int = 0,
+    sample_rate: int = SAMPLE_RATE,
+    progress=None,
+) -> list[TrackPlan]:
     """Write ``tracks`` train and ``test_tracks`` test tracks to ``out_dir`` in MUSDB18-HQ layout.
 
     Deterministic for a given ``seed``: track ``i`` uses its own generator seeded by ``(seed, i)``.
@@ -386,8 +404,10 @@ def synth_dataset(out_dir: str | Path, *, tracks: int = 12, test_tracks: int = 0
     as_int(test_tracks, "--test-tracks", low=0, high=MAX_TRACKS)
     as_int(sample_rate, "--sample-rate", low=MIN_SAMPLE_RATE, high=MAX_SYNTH_RATE)
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "synth.json").is_file():
-        raise StemcurateError(f"{out_dir}: not empty and not a curate synth dataset (no synth.json); "
-                              "synthetic tracks are not mixed into other data, choose a new folder")
+        raise StemcurateError(
+            f"{out_dir}: not empty and not a curate synth dataset (no synth.json); "
+            "synthetic tracks are not mixed into other data, choose a new folder"
+        )
     make_dir(out_dir)
     plans = []
     jobs = [("train", i) for i in range(tracks)] + [("test", tracks + i) for i in range(test_tracks)]

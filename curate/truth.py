@@ -19,7 +19,14 @@ from curate.corrupt import LEAK_KINDS
 from curate.datasets import load_segment
 
 
-def fragment_truth(frame: pd.DataFrame, corruptions: pd.DataFrame, *, data_root=None, min_overlap: float = 0.25, min_leak_db: float = -25.0) -> pd.DataFrame:
+def fragment_truth(
+    frame: pd.DataFrame,
+    corruptions: pd.DataFrame,
+    *,
+    data_root=None,
+    min_overlap: float = 0.25,
+    min_leak_db: float = -25.0,
+) -> pd.DataFrame:
     """Columns ``corrupted`` (nullable bool), ``corruption_kind`` and ``corruption_source`` (the stems
     whose content is wrongly in the fragment, comma-separated) for each manifest row."""
     corrupted = pd.array([False] * len(frame), dtype="boolean")
@@ -58,8 +65,12 @@ def fragment_truth(frame: pd.DataFrame, corruptions: pd.DataFrame, *, data_root=
                     src_path = f"{folder}/{c.source_stem}.{ext}"
                     x, _ = load_segment(data_root, src_path, c.source_stem, r.start, r.end, need=r.end - r.start)
                     y, _ = load_segment(data_root, r.path, r.stem, r.start, r.end, need=r.end - r.start)
-                    src_rel = float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) / max(stem_rms(r.track, c.source_stem, src_path), 1e-12)
-                    rcv_rel = float(np.sqrt(np.mean(y.astype(np.float64) ** 2))) / max(stem_rms(r.track, r.stem, r.path), 1e-12)
+                    src_rel = float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) / max(
+                        stem_rms(r.track, c.source_stem, src_path), 1e-12
+                    )
+                    rcv_rel = float(np.sqrt(np.mean(y.astype(np.float64) ** 2))) / max(
+                        stem_rms(r.track, r.stem, r.path), 1e-12
+                    )
                     level = c.leak_db + 20 * np.log10(max(src_rel, 1e-9) / max(rcv_rel, 1e-9))
                 leaks.setdefault(c.kind, []).append((float(level), getattr(c, "source_stem", None)))
         for kind, parts in leaks.items():  # the siblings of one leak add up in power
@@ -74,7 +85,9 @@ def fragment_truth(frame: pd.DataFrame, corruptions: pd.DataFrame, *, data_root=
         elif ambiguous:
             corrupted[pos] = pd.NA
             kinds[pos] = "partial<min_overlap"
-    return pd.DataFrame({"corrupted": corrupted, "corruption_kind": kinds, "corruption_source": sources}, index=frame.index)
+    return pd.DataFrame(
+        {"corrupted": corrupted, "corruption_kind": kinds, "corruption_source": sources}, index=frame.index
+    )
 
 
 def manifest_truth(manifest, *, data_root=None) -> pd.DataFrame | None:

@@ -28,16 +28,16 @@ class TrainConfig:
 
     seed: int = 0
     # data
-    crop_s: float = 3.0            # training crop, seconds
+    crop_s: float = 3.0  # training crop, seconds
     batch_size: int = 4
     num_workers: int = 0
-    remix_p: float = 0.25          # accompaniment from 1-3 random fragments of other tracks
-    silence_p: float = 0.1         # silent target
-    fill_missing: bool = False     # accompaniment stem with nothing kept in the track: same stem of another track
-    gain_db: float = 10.0          # uniform random gain per source in [-gain_db, +gain_db]
-    fade_s: float = 0.01           # fade at the edges of kept fragments
+    remix_p: float = 0.25  # accompaniment from 1-3 random fragments of other tracks
+    silence_p: float = 0.1  # silent target
+    fill_missing: bool = False  # accompaniment stem with nothing kept in the track: same stem of another track
+    gain_db: float = 10.0  # uniform random gain per source in [-gain_db, +gain_db]
+    fade_s: float = 0.01  # fade at the edges of kept fragments
     valid_tracks: list = field(default_factory=list)
-    valid_fraction: float = 0.1    # tracks held back when valid_tracks is empty (0: no validation)
+    valid_fraction: float = 0.1  # tracks held back when valid_tracks is empty (0: no validation)
     valid_crop_s: float = 6.0
     valid_crops_per_track: int = 4
     # optimisation (Adam; the seed's schedule: lr * alpha^(warmup - e) while e < warmup, then gamma^(e - warmup),
@@ -49,23 +49,28 @@ class TrainConfig:
     decay_gamma: float = 0.98
     epoch_steps: int = 100
     grad_clip: float = 5.0
-    ema_decay: float = 0.0         # 0: no EMA of weights
-    val_every: int = 100           # steps between validations / checkpoints
+    ema_decay: float = 0.0  # 0: no EMA of weights
+    val_every: int = 100  # steps between validations / checkpoints
     # noise robustness
-    weighting: str = "none"        # none | quality | binary
+    weighting: str = "none"  # none | quality | binary
     binary_threshold: float = 0.7  # binary weighting: quality >= threshold is clean
-    noisy_weight: float = 0.1      # binary weighting: weight of a noisy example before normalisation
+    noisy_weight: float = 0.1  # binary weighting: weight of a noisy example before normalisation
     truncate: bool = False
     truncate_quantile: float = 0.3  # drop examples whose loss exceeds the (1 - c) quantile
     truncate_mode: str = "history"  # history (running window of recent losses) | batch
-    truncate_warmup: int = 200      # steps before truncation starts
-    truncate_history: int = 1000    # per-example losses kept for the history quantile
-    truncate_on: str = "relative"   # relative (loss over a silent estimate's loss: level-free) | absolute
-    truncate_level_band_db: float = 3.0  # history mode: compare with examples whose target-to-mixture level is this close (0: all)
+    truncate_warmup: int = 200  # steps before truncation starts
+    truncate_history: int = 1000  # per-example losses kept for the history quantile
+    truncate_on: str = "relative"  # relative (loss over a silent estimate's loss: level-free) | absolute
+    truncate_level_band_db: float = (
+        3.0  # history mode: compare with examples whose target-to-mixture level is this close (0: all)
+    )
 
     def __post_init__(self):
-        problems = [f"{f.name} must be a finite number (got {getattr(self, f.name)})" for f in fields(self)
-                    if isinstance(getattr(self, f.name), float) and not math.isfinite(getattr(self, f.name))]
+        problems = [
+            f"{f.name} must be a finite number (got {getattr(self, f.name)})"
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), float) and not math.isfinite(getattr(self, f.name))
+        ]
         if problems:
             raise StemcurateError("training settings: " + "; ".join(problems))
         if self.weighting not in WEIGHTINGS:
@@ -79,7 +84,14 @@ class TrainConfig:
                 problems.append(f"{name} must be within 0-1 (got {getattr(self, name)})")
         if not 0.0 < self.truncate_quantile < 1.0:
             problems.append(f"truncate_quantile must be within (0, 1) (got {self.truncate_quantile})")
-        for name in ("batch_size", "max_steps", "epoch_steps", "val_every", "truncate_history", "valid_crops_per_track"):
+        for name in (
+            "batch_size",
+            "max_steps",
+            "epoch_steps",
+            "val_every",
+            "truncate_history",
+            "valid_crops_per_track",
+        ):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
         for name in ("crop_s", "valid_crop_s"):
@@ -91,7 +103,9 @@ class TrainConfig:
             if int(getattr(self, name)) > high:
                 problems.append(f"{name} must be at most {high} (got {getattr(self, name)})")
         if int(self.num_workers) < 0 or int(self.warmup_epochs) < 0:
-            problems.append(f"num_workers and warmup_epochs must be >= 0 (got {self.num_workers}, {self.warmup_epochs})")
+            problems.append(
+                f"num_workers and warmup_epochs must be >= 0 (got {self.num_workers}, {self.warmup_epochs})"
+            )
         if not 0 <= float(self.gain_db) <= 40:
             problems.append(f"gain_db must be within [0, 40] dB (got {self.gain_db})")
         for name in ("fade_s", "truncate_level_band_db"):

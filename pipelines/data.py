@@ -28,7 +28,6 @@ from curate.truth import manifest_truth
 from pipelines.config import TrainConfig
 
 
-
 def fragment_corrupted(manifest: Manifest) -> tuple[np.ndarray, list[frozenset]]:
     """Ground truth per row, when there is some: ``(flags, sources)`` with flags 1 corrupted, 0 clean,
     -1 unknown, and the stems whose content is wrongly in the fragment (empty when not known).
@@ -98,8 +97,18 @@ class FragmentPool:
             return np.flatnonzero(s == stem)
         return np.flatnonzero(s != exclude_stem)
 
-    def read(self, track: str, stem: str, start: int, length: int, *, sample_rate: int, channels: int, fade_s: float,
-             target: str | None = None):
+    def read(
+        self,
+        track: str,
+        stem: str,
+        start: int,
+        length: int,
+        *,
+        sample_rate: int,
+        channels: int,
+        fade_s: float,
+        target: str | None = None,
+    ):
         """Audio of ``track/stem`` over file samples ``[start, start + length)`` masked to its kept fragments.
 
         Returns ``(audio (channels, round(length * sample_rate / file_rate)) float32, min quality,
@@ -128,8 +137,12 @@ class FragmentPool:
             audio = soxr.resample(audio.T, file_rate, sample_rate).T
             audio = np.ascontiguousarray(_fix_length(audio, out_len), dtype=np.float32)
         c = self.corrupted[hit]
-        bad = [i for i in hit if self.corrupted[i] == 1
-               and (target is None or stem == target or not self.sources[i] or target in self.sources[i])]
+        bad = [
+            i
+            for i in hit
+            if self.corrupted[i] == 1
+            and (target is None or stem == target or not self.sources[i] or target in self.sources[i])
+        ]
         flag = 1 if bad else (0 if ((c == 0) | (c == 1)).all() else -1)
         return audio, float(self.quality[hit].min()), flag
 
@@ -176,7 +189,9 @@ class TrainExamples(Dataset):
     (min quality of the sources heard; 1 when unscored), ``corrupted`` (1/0/-1 unknown) and ``index``.
     """
 
-    def __init__(self, pool: FragmentPool, target: str, cfg: TrainConfig, *, sample_rate: int, channels: int, length: int):
+    def __init__(
+        self, pool: FragmentPool, target: str, cfg: TrainConfig, *, sample_rate: int, channels: int, length: int
+    ):
         self.pool, self.target, self.cfg = pool, target, cfg
         self.sample_rate, self.channels, self.length = sample_rate, channels, length
         self.targets = pool.rows(stem=target)
@@ -242,9 +257,11 @@ class TrainExamples(Dataset):
             flags.append(got[2])
         flag = 1 if 1 in flags else (0 if flags and all(f == 0 for f in flags) else -1)
         return {
-            "mixture": torch.from_numpy(mix.astype(np.float32)), "target": torch.from_numpy(tgt.astype(np.float32)),
+            "mixture": torch.from_numpy(mix.astype(np.float32)),
+            "target": torch.from_numpy(tgt.astype(np.float32)),
             "quality": torch.tensor(min(qualities) if qualities else 1.0, dtype=torch.float32),
-            "corrupted": torch.tensor(flag, dtype=torch.int8), "index": torch.tensor(int(index)),
+            "corrupted": torch.tensor(flag, dtype=torch.int8),
+            "index": torch.tensor(int(index)),
         }
 
 
@@ -260,7 +277,9 @@ class ValidExamples(Dataset):
             rows = pool.by_source.get((track, target))
             if rows is None:
                 continue
-            pick = rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), cfg.valid_crops_per_track)).round().astype(int))]
+            pick = rows[
+                np.unique(np.linspace(0, len(rows) - 1, min(len(rows), cfg.valid_crops_per_track)).round().astype(int))
+            ]
             for r in pick:
                 self.items.append((track, int(pool.starts[r]), round(cfg.valid_crop_s * int(pool.rates[r]))))
 

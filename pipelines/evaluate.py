@@ -29,8 +29,15 @@ from pipelines.metrics import csdr_windows, usdr
 
 
 def evaluate(
-    models: dict[str, BSRNN], data_root: str | Path, *, subset: str = "test", tracks: int | None = None,
-    device: str = "cpu", frame_s: float = 3.0, hop_s: float = 2.5, on_track: Callable[[str], None] | None = None,
+    models: dict[str, BSRNN],
+    data_root: str | Path,
+    *,
+    subset: str = "test",
+    tracks: int | None = None,
+    device: str = "cpu",
+    frame_s: float = 3.0,
+    hop_s: float = 2.5,
+    on_track: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """One row per track and target: ``track, target, usdr, csdr, windows, seconds, silent, left_out`` (dB, s).
 
@@ -48,12 +55,17 @@ def evaluate(
     if isinstance(models, dict):
         models = {t: m[1] if isinstance(m, tuple) and len(m) == 2 else m for t, m in models.items()}
     if not isinstance(models, dict) or not models or not all(isinstance(m, BSRNN) for m in models.values()):
-        raise StemcurateError(f"models {models!r:.80}: give a non-empty {{target: BSRNN}} dict (bsrnn.checkpoint.load_models)")
+        raise StemcurateError(
+            f"models {models!r:.80}: give a non-empty {{target: BSRNN}} dict (bsrnn.checkpoint.load_models)"
+        )
     found = discover(as_path(data_root, "data_root"), subset=subset)
     if tracks is not None:
-        found = found[:as_int(tracks, "tracks", low=1)]
+        found = found[: as_int(tracks, "tracks", low=1)]
     try:
-        seps = {t: Separator(m, sample_rate=m.config.sample_rate, frame_s=frame_s, hop_s=hop_s, device=device) for t, m in models.items()}
+        seps = {
+            t: Separator(m, sample_rate=m.config.sample_rate, frame_s=frame_s, hop_s=hop_s, device=device)
+            for t, m in models.items()
+        }
     except ValueError as exc:
         raise StemcurateError(f"--frame/--hop: {exc}") from None
     rows = []
@@ -63,8 +75,19 @@ def evaluate(
         try:
             rows += _score_track(track, models, seps)
         except StemcurateError as exc:
-            rows += [dict(track=track.name, target=t, usdr=np.nan, csdr=np.nan, windows=0, seconds=0.0, silent=False,
-                          left_out=str(exc)) for t in models]
+            rows += [
+                dict(
+                    track=track.name,
+                    target=t,
+                    usdr=np.nan,
+                    csdr=np.nan,
+                    windows=0,
+                    seconds=0.0,
+                    silent=False,
+                    left_out=str(exc),
+                )
+                for t in models
+            ]
     frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     if len(frame) and frame["left_out"].notna().all() and not frame["silent"].any():
         raise StemcurateError(f"{data_root}: no {subset} track could be scored (first: {frame['left_out'].iloc[0]})")
@@ -86,7 +109,9 @@ def _score_track(track, models: dict[str, BSRNN], seps: dict[str, Separator]) ->
         raise StemcurateError(f"track '{track.name}': no samples")
     wrong = [t for t, m in models.items() if m.config.sample_rate != rate]
     if wrong:
-        raise StemcurateError(f"track '{track.name}': {rate} Hz, the {wrong[0]} model expects {models[wrong[0]].config.sample_rate} Hz")
+        raise StemcurateError(
+            f"track '{track.name}': {rate} Hz, the {wrong[0]} model expects {models[wrong[0]].config.sample_rate} Hz"
+        )
     mono = any(a.shape[0] == 1 for a in audio.values())  # one mono file: the track is scored in mono
     channels = 1 if mono else 2
     mix = audio[MIXTURE] if MIXTURE in audio else sum(to_channels(a, channels) for a in audio.values())
@@ -106,9 +131,18 @@ def _score_track(track, models: dict[str, BSRNN], seps: dict[str, Separator]) ->
     for t in models:
         ok = windows[t][~np.isnan(windows[t])] if t in windows else np.zeros(0)
         track_usdr = float(usdr(torch.from_numpy(refs[t]), torch.from_numpy(ests[t]))) if t in windows else float("nan")
-        rows.append(dict(track=track.name, target=t, usdr=track_usdr, csdr=float(np.median(ok)) if ok.size else float("nan"),
-                         windows=int(ok.size), seconds=seconds / len(models), silent=t in silent,
-                         left_out="silent reference" if t in silent else None))
+        rows.append(
+            dict(
+                track=track.name,
+                target=t,
+                usdr=track_usdr,
+                csdr=float(np.median(ok)) if ok.size else float("nan"),
+                windows=int(ok.size),
+                seconds=seconds / len(models),
+                silent=t in silent,
+                left_out="silent reference" if t in silent else None,
+            )
+        )
     return rows
 
 
@@ -131,9 +165,14 @@ def summary_table(results: pd.DataFrame) -> str:
         c = g.loc[~silent, "csdr"].dropna()
         std = u.std(ddof=0) if len(u) > 1 else 0.0
         mean = u.mean() if len(u) else float("nan")
-        lines.append(f"{target:<10}{len(u):>7}{mean:>12.2f} ± {std:<5.2f}{np.median(c) if len(c) else float('nan'):>14.2f}")
+        lines.append(
+            f"{target:<10}{len(u):>7}{mean:>12.2f} ± {std:<5.2f}{np.median(c) if len(c) else float('nan'):>14.2f}"
+        )
         if silent.any():
-            notes.append(f"{target}: {int(silent.sum())} track(s) left out, silent reference ({', '.join(g.loc[silent, 'track'])})")
+            notes.append(
+                f"{target}: {int(silent.sum())} track(s) left out, silent reference "
+                f"({', '.join(g.loc[silent, 'track'])})"
+            )
     if "left_out" in results:
         unread = results[results["left_out"].notna() & ~results["silent"].astype(bool)].drop_duplicates("track")
         notes += [f"left out, cannot be scored: {r.left_out}" for r in unread.itertuples()]
@@ -164,8 +203,11 @@ def write_results(results: pd.DataFrame, path: str | Path, *, header: str = "") 
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     body = [LOG_HEADER, header, summary_table(results), "", "per track:"]
-    body += [f"{r.track:<30}{r.target:<10} uSDR {r.usdr:7.2f}  cSDR {r.csdr:7.2f}" + (f"  left out: {r.left_out}" if isinstance(getattr(r, "left_out", None), str) else "")
-             for r in results.itertuples()]
+    body += [
+        f"{r.track:<30}{r.target:<10} uSDR {r.usdr:7.2f}  cSDR {r.csdr:7.2f}"
+        + (f"  left out: {r.left_out}" if isinstance(getattr(r, "left_out", None), str) else "")
+        for r in results.itertuples()
+    ]
     write_text(log, "\n".join(b for b in body if b is not None) + "\n")
     return path, log
 
@@ -182,4 +224,3 @@ def default_data_root(run) -> Path | None:
         return read_manifest(manifest).root
     except StemcurateError:
         return None
-

@@ -33,12 +33,22 @@ class SeparationModule(L.LightningModule):
         self.cfg = TrainConfig(**train)
         self.model = BSRNN(self.model_config)
         c = self.cfg
-        self.truncation = LossTruncation(c.truncate_quantile, mode=c.truncate_mode, warmup=c.truncate_warmup, history=c.truncate_history,
-                                         band_db=c.truncate_level_band_db) if c.truncate else None
+        self.truncation = (
+            LossTruncation(
+                c.truncate_quantile,
+                mode=c.truncate_mode,
+                warmup=c.truncate_warmup,
+                history=c.truncate_history,
+                band_db=c.truncate_level_band_db,
+            )
+            if c.truncate
+            else None
+        )
         self.drop_counts = {"corrupted": [0, 0], "clean": [0, 0]}  # [dropped, seen]
 
     def _l1(self, spec: torch.Tensor, wave: torch.Tensor) -> torch.Tensor:
-        """The loss of an error ``spec`` (complex spectrogram) and ``wave`` ``(batch, channels, samples)``, per example."""
+        """The loss of an error ``spec`` (complex spectrogram) and ``wave`` ``(batch, channels, samples)``, per
+        example."""
         dims = tuple(range(1, spec.ndim))
         return spec.real.abs().mean(dims) + spec.imag.abs().mean(dims) + wave.abs().mean(dim=(1, 2))
 
@@ -54,8 +64,14 @@ class SeparationModule(L.LightningModule):
         losses, est, _ = self._losses(mixture, target)
         return losses, est
 
-    def truncation_scores(self, losses: torch.Tensor, mixture: torch.Tensor, target: torch.Tensor, *,
-                          target_spec: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def truncation_scores(
+        self,
+        losses: torch.Tensor,
+        mixture: torch.Tensor,
+        target: torch.Tensor,
+        *,
+        target_spec: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """What loss truncation ranks, ``(batch,)``: ``losses`` as they are (``truncate_on="absolute"``) or
         relative to the losses of silent estimates of the target and the mixture
         (:func:`pipelines.robust.relative_losses`); and each example's target-to-mixture level in dB
@@ -73,12 +89,16 @@ class SeparationModule(L.LightningModule):
         """Stop on a non-finite gradient (clipping would turn it into NaN weights)."""
         for name, p in self.named_parameters():
             if p.grad is not None and not torch.isfinite(p.grad).all():
-                raise StemcurateError(f"step {self.global_step}: the gradient of {name} is NaN/inf; stopped before it reaches the weights")
+                raise StemcurateError(
+                    f"step {self.global_step}: the gradient of {name} is NaN/inf; stopped before it reaches the weights"
+                )
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         c = self.cfg
         losses, _, target_spec = self._losses(batch["mixture"], batch["target"])
-        weights = example_weights(batch["quality"], c.weighting, threshold=c.binary_threshold, noisy_weight=c.noisy_weight)
+        weights = example_weights(
+            batch["quality"], c.weighting, threshold=c.binary_threshold, noisy_weight=c.noisy_weight
+        )
         if self.truncation is not None:
             scores, levels = self.truncation_scores(losses, batch["mixture"], batch["target"], target_spec=target_spec)
             keep = self.truncation.keep(scores, self.global_step, levels)
@@ -86,13 +106,17 @@ class SeparationModule(L.LightningModule):
             keep = torch.ones_like(losses, dtype=torch.bool)
         loss = combine(losses, weights.to(losses.device), keep)
         if not torch.isfinite(loss):
-            raise StemcurateError(f"step {self.global_step}: the training loss is {loss.item()} (NaN/inf); stopped before it reaches the "
-                                  "weights. Check the audio levels of the manifest's files (curate scan flags impossible levels)")
+            raise StemcurateError(
+                f"step {self.global_step}: the training loss is {loss.item()} (NaN/inf); stopped before it reaches the "
+                "weights. Check the audio levels of the manifest's files (curate scan flags impossible levels)"
+            )
         n = len(losses)
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=n)
         self.log("train/loss_unweighted", losses.detach().mean(), batch_size=n)
         self.log("train/dropped", 1.0 - keep.float().mean(), batch_size=n)
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"] if self._trainer is not None else c.lr, batch_size=n)
+        self.log(
+            "train/lr", self.optimizers().param_groups[0]["lr"] if self._trainer is not None else c.lr, batch_size=n
+        )
         flags = batch["corrupted"].to(keep.device)
         if (flags >= 0).any():
             for name, value in (("corrupted", 1), ("clean", 0)):

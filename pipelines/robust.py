@@ -23,7 +23,9 @@ from collections import deque
 import torch
 
 
-def example_weights(quality: torch.Tensor, mode: str, *, threshold: float = 0.7, noisy_weight: float = 0.1) -> torch.Tensor:
+def example_weights(
+    quality: torch.Tensor, mode: str, *, threshold: float = 0.7, noisy_weight: float = 0.1
+) -> torch.Tensor:
     """``(batch,)`` quality in 0-1 -> ``(batch,)`` weights with mean 1 (all ones when they would sum to 0)."""
     q = quality.detach().float()
     if mode == "none":
@@ -45,7 +47,9 @@ RELATIVE_FLOOR = 0.1
 target (their loss is the model's leakage) are ranked against the mixture instead of against 0."""
 
 
-def relative_losses(losses: torch.Tensor, target_scale: torch.Tensor, mixture_scale: torch.Tensor, *, floor: float = RELATIVE_FLOOR) -> torch.Tensor:
+def relative_losses(
+    losses: torch.Tensor, target_scale: torch.Tensor, mixture_scale: torch.Tensor, *, floor: float = RELATIVE_FLOOR
+) -> torch.Tensor:
     """``(batch,)`` losses over ``target_scale + floor * mixture_scale``, where a scale is the loss of a
     silent estimate of that signal: unchanged when an example's mixture and target are scaled together."""
     return losses / (target_scale + floor * mixture_scale).clamp_min(1e-12)
@@ -66,8 +70,16 @@ class LossTruncation:
     every level instead of all examples of one level, which would bias the model's output level.
     """
 
-    def __init__(self, quantile: float = 0.3, *, mode: str = "history", warmup: int = 0, history: int = 1000,
-                 band_db: float = 0.0, min_pool: int = 32):
+    def __init__(
+        self,
+        quantile: float = 0.3,
+        *,
+        mode: str = "history",
+        warmup: int = 0,
+        history: int = 1000,
+        band_db: float = 0.0,
+        min_pool: int = 32,
+    ):
         if mode not in ("history", "batch"):
             raise ValueError(f"unknown truncation mode '{mode}'")
         self.quantile, self.mode, self.warmup = quantile, mode, warmup

@@ -54,7 +54,8 @@ class RunDir:
     report = property(lambda self: self.path / "run_report.html")
 
     def results(self, subset: str = "test") -> Path:
-        """Where ``pipelines evaluate`` writes its results on ``subset`` (another subset never replaces the test results)."""
+        """Where ``pipelines evaluate`` writes its results on ``subset`` (another subset never replaces the test
+        results)."""
         return self.path / ("results.parquet" if subset == "test" else f"results_{subset}.parquet")
 
     def is_run(self) -> bool:
@@ -83,8 +84,10 @@ class RunDir:
         if self.checkpoints.is_dir() and any(self.checkpoints.iterdir()):
             raise StemcurateError(f"{run}: already holds a run; use --resume to continue it or another --out")
         if not self.is_run():
-            raise StemcurateError(f"{run}: exists and is not a training run folder; refusing to write into it "
-                                  "(choose a new or empty --out)")
+            raise StemcurateError(
+                f"{run}: exists and is not a training run folder; refusing to write into it "
+                "(choose a new or empty --out)"
+            )
 
     def resume_step(self) -> int:
         """The global step ``last.ckpt`` holds; :class:`StemcurateError` when there is nothing to resume."""
@@ -100,7 +103,9 @@ class RunDir:
         try:
             before = yaml.safe_load(self.config_file.read_text()) or {}
         except (OSError, yaml.YAMLError):
-            raise StemcurateError(f"{self.path}: cannot resume: {self.config_file.name} is missing or unreadable") from None
+            raise StemcurateError(
+                f"{self.path}: cannot resume: {self.config_file.name} is missing or unreadable"
+            ) from None
         now = yaml.safe_load(yaml.safe_dump(now, sort_keys=False))  # compared as config.yaml holds it
         changes = []
         if before.get("manifest_digest") not in (None, now["manifest_digest"]):
@@ -110,9 +115,16 @@ class RunDir:
                 changes.append(key.replace("_", " "))
         for part in ("model", "train"):
             old, new = before.get(part) or {}, now[part]
-            changes += [f"{part}.{k}: {old[k]!r} -> {new[k]!r}" for k in new if k in old and old[k] != new[k] and k not in RESUME_MAY_CHANGE]
+            changes += [
+                f"{part}.{k}: {old[k]!r} -> {new[k]!r}"
+                for k in new
+                if k in old and old[k] != new[k] and k not in RESUME_MAY_CHANGE
+            ]
         if changes:
-            raise StemcurateError(f"{self.path}: cannot resume, changed since the run started: {'; '.join(changes)} (train into another --out)")
+            raise StemcurateError(
+                f"{self.path}: cannot resume, changed since the run started: {'; '.join(changes)} (train into "
+                f"another --out)"
+            )
 
 
 def run_folder(sources) -> RunDir | None:
@@ -142,17 +154,29 @@ class RunSettings:
     export_dir: Path
 
 
-def new_run_settings(*, target: str | None, model: str | None, manifest: Path | None, overrides: dict, init_from: Path | None,
-                     export_dir: Path | None, **train_options) -> RunSettings:
+def new_run_settings(
+    *,
+    target: str | None,
+    model: str | None,
+    manifest: Path | None,
+    overrides: dict,
+    init_from: Path | None,
+    export_dir: Path | None,
+    **train_options,
+) -> RunSettings:
     """Settings of a new run: ``--model`` (paper, tiny or a YAML file; default paper, or with
     ``init_from`` and no size asked for, the size of that model) with ``overrides`` (``--set``), and
     ``train_options`` (the training options given; None for those not given)."""
     target, manifest = target or "vocals", manifest or Path("clean.parquet")
     if init_from is not None and model is None and not any(k in overrides for k in SIZE_KEYS):
-        model_cfg = load_models(init_from, [target])[target][1].config  # the checkpoint's own size unless one is asked for
+        model_cfg = load_models(init_from, [target])[target][
+            1
+        ].config  # the checkpoint's own size unless one is asked for
     else:
         model_cfg = model_config(model or "paper", target, overrides)
-    return RunSettings(manifest, model_cfg, train_config(overrides, **train_options), export_dir or Path("saved_models"))
+    return RunSettings(
+        manifest, model_cfg, train_config(overrides, **train_options), export_dir or Path("saved_models")
+    )
 
 
 def _same(a, b) -> bool:
@@ -160,8 +184,17 @@ def _same(a, b) -> bool:
     return yaml.safe_load(yaml.safe_dump(a)) == yaml.safe_load(yaml.safe_dump(b))
 
 
-def resumed_run_settings(run: RunDir, *, target: str | None, model: str | None, manifest: Path | None, init_from: Path | None,
-                         overrides: dict, options: dict, export_dir: Path | None) -> RunSettings:
+def resumed_run_settings(
+    run: RunDir,
+    *,
+    target: str | None,
+    model: str | None,
+    manifest: Path | None,
+    init_from: Path | None,
+    overrides: dict,
+    options: dict,
+    export_dir: Path | None,
+) -> RunSettings:
     """Settings of a resumed run: its own. ``options`` (training options given on the command line,
     None for those not given), ``overrides`` (``--set``), ``model``, ``manifest`` and ``init_from`` may
     repeat what the run started with; only :data:`RESUME_MAY_CHANGE` may change (anything else is
@@ -184,16 +217,28 @@ def resumed_run_settings(run: RunDir, *, target: str | None, model: str | None, 
     else:
         changed += [f"--set {k}" for k, v in model_sets.items() if not _same(v, getattr(model_cfg, k))]
     asked = {k: v for k, v in options.items() if v is not None}
-    changed += [f"--{k.replace('_', '-')}" for k, v in asked.items() if k not in RESUME_MAY_CHANGE and not _same(v, getattr(train_cfg, k))]
+    changed += [
+        f"--{k.replace('_', '-')}"
+        for k, v in asked.items()
+        if k not in RESUME_MAY_CHANGE and not _same(v, getattr(train_cfg, k))
+    ]
     train_sets = {k: v for k, v in overrides.items() if k in TRAIN_KEYS}
-    changed += [f"--set {k}" for k, v in train_sets.items() if k not in RESUME_MAY_CHANGE and not _same(v, getattr(train_cfg, k))]
+    changed += [
+        f"--set {k}"
+        for k, v in train_sets.items()
+        if k not in RESUME_MAY_CHANGE and not _same(v, getattr(train_cfg, k))
+    ]
     if changed:
-        raise StemcurateError(f"--resume continues {run.path} with the settings it started with; {', '.join(changed)} would change "
-                              f"them (only --max-steps, --num-workers and --set {', '.join(k + '=' for k in RESUME_MAY_CHANGE)} may); "
-                              "train into another --out (with --init-from) to change them")
+        raise StemcurateError(
+            f"--resume continues {run.path} with the settings it started with; {', '.join(changed)} would change "
+            f"them (only --max-steps, --num-workers and --set {', '.join(k + '=' for k in RESUME_MAY_CHANGE)} may); "
+            "train into another --out (with --init-from) to change them"
+        )
     changes = {k: v for k, v in {**asked, **train_sets}.items() if k in RESUME_MAY_CHANGE}
     try:
         train_cfg = replace(train_cfg, **changes)
     except (TypeError, ValueError) as exc:
         raise StemcurateError(f"--set: {exc}") from None
-    return RunSettings(Path(saved["manifest"]), model_cfg, train_cfg, export_dir or Path(saved.get("export_dir") or "saved_models"))
+    return RunSettings(
+        Path(saved["manifest"]), model_cfg, train_cfg, export_dir or Path(saved.get("export_dir") or "saved_models")
+    )

@@ -4,7 +4,8 @@ Outputs ``OUT/<song>/<target>.<format>`` at the model's rate (44.1 kHz), and ``n
 (input minus target) with ``residual``. Files that fail to decode, hold NaN or infinite samples or
 impossible levels (:mod:`curate.conform`), are reported and skipped; a file with more channels
 than the models take has its first ones separated (front left and right of a 5.1 file) and is
-listed; every output is written atomically, so an interrupted run leaves no half-written file. Two inputs that would share an output folder (``song.wav`` and ``song.mp3``)
+listed; every output is written atomically, so an interrupted run leaves no half-written file. Two inputs that would
+share an output folder (``song.wav`` and ``song.mp3``)
 get their extension in the folder name (``OUT/song_wav``, ``OUT/song_mp3``), and the report lists
 them. Samples beyond full scale are handled by ``clip_mode`` (as demucs does): ``rescale`` (the
 file is scaled so that its peak is just below full scale), ``clamp`` (cut at ±1) or ``none`` (float
@@ -81,7 +82,9 @@ def find_inputs(path: str | Path, *, exclude: str | Path | None = None) -> list[
     return files
 
 
-def load_separator(sources: list[Path] | None, targets: list[str] | None, *, device: str = "cpu", **options) -> Separator:
+def load_separator(
+    sources: list[Path] | None, targets: list[str] | None, *, device: str = "cpu", **options
+) -> Separator:
     """:meth:`Separator.from_checkpoint` of the sources (none: ``saved_models``), only ``targets`` when
     given, with a bad ``frame_s``/``hop_s`` named as ``--frame/--hop``. ``options``: ``frame_s``,
     ``hop_s``, ``batch_size``. A bad model source is a :class:`~bsrnn.errors.CheckpointError`."""
@@ -143,23 +146,32 @@ def check_song_folders(folders, out_dir: str | Path) -> None:
     out_dir = output_path(out_dir)
     if out_dir.is_dir():
         if RunDir(out_dir).is_run():
-            raise StemcurateError(f"{out_dir}: is a training run folder; write the separated stems elsewhere (--output)")
+            raise StemcurateError(
+                f"{out_dir}: is a training run folder; write the separated stems elsewhere (--output)"
+            )
         if saved_model_files(out_dir):
-            raise StemcurateError(f"{out_dir}: holds exported models (a saved_models folder); write the separated stems elsewhere (--output)")
+            raise StemcurateError(
+                f"{out_dir}: holds exported models (a saved_models folder); write the separated stems elsewhere "
+                f"(--output)"
+            )
     real = out_dir.resolve()  # through symbolic links: where the stems would land
     for root in (real, real.parent, real.parent.parent):  # the dataset itself, a subset folder, a track folder
         inside = real.relative_to(root).parts
         if (not inside or inside[0] in SUBSETS) and root.is_dir() and _is_dataset(root):
             what = {0: "", 1: "a subset folder of ", 2: "a track folder of "}[len(inside)]
-            raise StemcurateError(f"{out_dir}: is {what}the dataset {root}; separated stems there would be read as "
-                                  "its tracks, write them elsewhere (--output)")
+            raise StemcurateError(
+                f"{out_dir}: is {what}the dataset {root}; separated stems there would be read as "
+                "its tracks, write them elsewhere (--output)"
+            )
     for folder in folders:
         folder = Path(folder)
         if folder.exists() and not folder.is_dir():
             raise StemcurateError(f"{folder}: exists and is a file, not a song folder; choose another --output")
         if folder.is_dir() and not (folder / MARKER).is_file() and any(folder.iterdir()):
-            raise StemcurateError(f"{folder}: exists and holds files that pipelines separate did not write "
-                                  "(a dataset's stems?); refusing to replace them, choose another --output")
+            raise StemcurateError(
+                f"{folder}: exists and holds files that pipelines separate did not write "
+                "(a dataset's stems?); refusing to replace them, choose another --output"
+            )
 
 
 def apply_clip_mode(y: np.ndarray, mode: str) -> tuple[np.ndarray, str | None, float]:
@@ -190,13 +202,23 @@ def output_subtype(fmt: str, bits: str | None = None, clip_mode: str = "rescale"
         return None
     bits = bits or ("24" if fmt == "flac" else "float")
     if bits not in BITS or (fmt == "flac" and bits == "float"):
-        raise StemcurateError(f"--bits {bits}: use {'16 or 24 (FLAC has no float samples)' if fmt == 'flac' else '16, 24 or float'}")
+        raise StemcurateError(
+            f"--bits {bits}: use {'16 or 24 (FLAC has no float samples)' if fmt == 'flac' else '16, 24 or float'}"
+        )
     return BITS[bits]
 
 
 def separate_files(
-    inputs: list[Path], out_dir: str | Path, separator: Separator, *, root: Path | None = None, fmt: str = "wav",
-    bits: str | None = None, residual: bool = False, clip_mode: str = "rescale", on_file: Callable[[Path], None] | None = None,
+    inputs: list[Path],
+    out_dir: str | Path,
+    separator: Separator,
+    *,
+    root: Path | None = None,
+    fmt: str = "wav",
+    bits: str | None = None,
+    residual: bool = False,
+    clip_mode: str = "rescale",
+    on_file: Callable[[Path], None] | None = None,
 ) -> SeparationReport:
     """Separate each input with every model of ``separator`` and write the stems (see module docstring).
     ``bits``: see :func:`output_subtype`. :class:`StemcurateError` for inputs that are not a list of
@@ -225,7 +247,9 @@ def separate_files(
         if audio.shape[1] == 0:
             report.failed.append((src, "no samples"))
             continue
-        unusable = rate_problem(sr) or (sample_problem(audio) or (None, None))[1]  # the scan's rules: rate, NaN/inf, impossible levels
+        unusable = (
+            rate_problem(sr) or (sample_problem(audio) or (None, None))[1]
+        )  # the scan's rules: rate, NaN/inf, impossible levels
         if unusable:
             report.failed.append((src, unusable))
             continue
@@ -238,14 +262,20 @@ def separate_files(
             report.failed.append((src, str(exc)))
             continue
         if not all(bool(np.isfinite(y.numpy()).all()) for y in stems.values()):
-            report.failed.append((src, "the model gave NaN/inf samples (non-finite weights in a checkpoint?); nothing written"))
+            report.failed.append(
+                (src, "the model gave NaN/inf samples (non-finite weights in a checkpoint?); nothing written")
+            )
             continue
         folder = folders[src]
         mix = None
         if residual:
             import soxr
 
-            mix = audio if sr == separator.sample_rate else np.ascontiguousarray(soxr.resample(audio.T, sr, separator.sample_rate).T)
+            mix = (
+                audio
+                if sr == separator.sample_rate
+                else np.ascontiguousarray(soxr.resample(audio.T, sr, separator.sample_rate).T)
+            )
         outputs = []
         for target, y in stems.items():
             y = y.numpy()

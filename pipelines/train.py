@@ -30,7 +30,15 @@ from curate.errors import StemcurateError
 from curate.outputs import output_path
 from curate.schema import read_manifest
 from pipelines.config import TrainConfig, config_dict, model_differences
-from pipelines.data import FragmentPool, StepSampler, TrainExamples, ValidExamples, fragment_corrupted, manifest_tracks, split_tracks
+from pipelines.data import (
+    FragmentPool,
+    StepSampler,
+    TrainExamples,
+    ValidExamples,
+    fragment_corrupted,
+    manifest_tracks,
+    split_tracks,
+)
 from pipelines.runs import RunDir, manifest_digest
 
 
@@ -44,7 +52,10 @@ class TrainingInterrupted(KeyboardInterrupt):
     def resume_hint(self) -> str:
         if self.checkpoint is None:
             return f"stopped before the first step; nothing saved in {self.run}"
-        return f"stopped at step {self.step}; {self.checkpoint} saved, continue with: pipelines train --resume --out {self.run}"
+        return (
+            f"stopped at step {self.step}; {self.checkpoint} saved, continue with: pipelines train --resume --out "
+            f"{self.run}"
+        )
 
 
 @dataclass
@@ -72,8 +83,10 @@ def _check_export(path: Path, run: Path) -> None:
     except (OSError, yaml.YAMLError, AttributeError):
         origin = None
     if origin != str(run.resolve()):
-        raise StemcurateError(f"{path}: holds a model exported by {'run ' + str(origin) if origin else 'another run'}; "
-                              "pass another --export-dir (or remove it) so that it is not replaced")
+        raise StemcurateError(
+            f"{path}: holds a model exported by {'run ' + str(origin) if origin else 'another run'}; "
+            "pass another --export-dir (or remove it) so that it is not replaced"
+        )
 
 
 def export_model(checkpoint: str | Path, export_dir: str | Path, extra: dict | None = None) -> Path:
@@ -123,11 +136,17 @@ def _atomic_checkpoint_io():
 
 
 def _quiet_lightning() -> None:
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed"):
+    for name in (
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.pytorch.accelerators.cuda",
+        "lightning.fabric.utilities.seed",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def check_trainer_args(*, accelerator: str = "auto", devices: int | str = "auto", strategy: str = "auto", num_nodes: int = 1) -> None:
+def check_trainer_args(
+    *, accelerator: str = "auto", devices: int | str = "auto", strategy: str = "auto", num_nodes: int = 1
+) -> None:
     """:class:`StemcurateError` naming the options when Lightning cannot run with them on this machine
     (``--accelerator gpu`` without a GPU, ``--devices 0``, an unknown ``--strategy``), before any work."""
     from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -136,11 +155,21 @@ def check_trainer_args(*, accelerator: str = "auto", devices: int | str = "auto"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            L.Trainer(accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes, logger=False,
-                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+            L.Trainer(
+                accelerator=accelerator,
+                devices=devices,
+                strategy=strategy,
+                num_nodes=num_nodes,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+            )
     except (MisconfigurationException, ValueError, TypeError, RuntimeError) as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        raise StemcurateError(f"--accelerator {accelerator} --devices {devices} --strategy {strategy}: {first}") from None
+        raise StemcurateError(
+            f"--accelerator {accelerator} --devices {devices} --strategy {strategy}: {first}"
+        ) from None
 
 
 def _merge_logs(earlier: pd.DataFrame, metrics_csv: Path) -> None:
@@ -162,8 +191,13 @@ class ManifestData(L.LightningDataModule):
     def train_dataloader(self):
         t, cfg = self.trainer, self.cfg
         sampler = StepSampler(t.global_step, cfg.max_steps, cfg.batch_size, rank=t.global_rank, world=t.world_size)
-        return DataLoader(self.train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
-                          persistent_workers=cfg.num_workers > 0)
+        return DataLoader(
+            self.train_ds,
+            batch_size=cfg.batch_size,
+            sampler=sampler,
+            num_workers=cfg.num_workers,
+            persistent_workers=cfg.num_workers > 0,
+        )
 
     def val_dataloader(self):
         if self.valid_ds is None or len(self.valid_ds) == 0:
@@ -205,28 +239,52 @@ def train(
     if resume:
         step = rd.resume_step()
         if config.max_steps <= step:
-            raise StemcurateError(f"--max-steps {config.max_steps}: the run in {run} is already at step {step}; "
-                                  "give a larger --max-steps to train it further")
+            raise StemcurateError(
+                f"--max-steps {config.max_steps}: the run in {run} is already at step {step}; "
+                "give a larger --max-steps to train it further"
+            )
     else:
         rd.check_new()
     for name in ("crop_s", "valid_crop_s"):  # the STFT needs a full window
         if getattr(config, name) * model.sample_rate < model.n_fft:
-            raise StemcurateError(f"training settings: {name} {getattr(config, name)} s is shorter than the model's "
-                                  f"STFT window (n_fft {model.n_fft} at {model.sample_rate} Hz)")
+            raise StemcurateError(
+                f"training settings: {name} {getattr(config, name)} s is shorter than the model's "
+                f"STFT window (n_fft {model.n_fft} at {model.sample_rate} Hz)"
+            )
     _check_export(Path(export_dir) / model.target / f"{model.target}.ckpt", run)
     m = read_manifest(manifest)
     if m.frame.empty:
-        raise StemcurateError(f"{manifest}: manifest has no fragments (see the scan's problems file: tracks shorter than the detection window?)")
+        raise StemcurateError(
+            f"{manifest}: manifest has no fragments (see the scan's problems file: tracks shorter than the detection "
+            f"window?)"
+        )
     if model.target not in set(m.frame["stem"]):
-        raise StemcurateError(f"{manifest}: no fragments of target '{model.target}' (stems: {', '.join(sorted(set(m.frame['stem'])))})")
+        raise StemcurateError(
+            f"{manifest}: no fragments of target '{model.target}' (stems: {', '.join(sorted(set(m.frame['stem'])))})"
+        )
     train_tracks, valid_tracks = split_tracks(manifest_tracks(m), config)
     m.check_files(manifest, tracks=train_tracks + valid_tracks)
     truth = fragment_corrupted(m)
     train_pool = FragmentPool(m, train_tracks, truth=truth)
-    train_ds = TrainExamples(train_pool, model.target, config, sample_rate=model.sample_rate, channels=model.channels,
-                             length=(config.max_steps + 1) * config.batch_size * 1024)
-    valid_ds = ValidExamples(FragmentPool(m, valid_tracks, truth=truth), model.target, config,
-                             sample_rate=model.sample_rate, channels=model.channels) if valid_tracks else None
+    train_ds = TrainExamples(
+        train_pool,
+        model.target,
+        config,
+        sample_rate=model.sample_rate,
+        channels=model.channels,
+        length=(config.max_steps + 1) * config.batch_size * 1024,
+    )
+    valid_ds = (
+        ValidExamples(
+            FragmentPool(m, valid_tracks, truth=truth),
+            model.target,
+            config,
+            sample_rate=model.sample_rate,
+            channels=model.channels,
+        )
+        if valid_tracks
+        else None
+    )
 
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = SeparationModule(asdict(model), asdict(config))
@@ -235,14 +293,22 @@ def train(
         init_cfg, state = init_model.config, init_model.state_dict()
         diff = model_differences(model, init_cfg)
         if diff:
-            raise StemcurateError(f"--init-from {init_from}: model hyperparameters differ from the checkpoint's ({'; '.join(diff)})")
+            raise StemcurateError(
+                f"--init-from {init_from}: model hyperparameters differ from the checkpoint's ({'; '.join(diff)})"
+            )
         module.model.load_state_dict(state)
 
     for folder in (run, export_dir):  # a folder that cannot be written fails now, not after training
         make_dir(folder)
-    cfg_data = {**config_dict(model, config), "manifest": str(Path(manifest).resolve()), "manifest_digest": manifest_digest(m),
-                "init_from": str(init_from) if init_from else None, "export_dir": str(export_dir),
-                "train_tracks": train_tracks, "valid_tracks": valid_tracks}
+    cfg_data = {
+        **config_dict(model, config),
+        "manifest": str(Path(manifest).resolve()),
+        "manifest_digest": manifest_digest(m),
+        "init_from": str(init_from) if init_from else None,
+        "export_dir": str(export_dir),
+        "train_tracks": train_tracks,
+        "valid_tracks": valid_tracks,
+    }
     if resume:
         rd.check_resume(cfg_data)
     else:
@@ -252,8 +318,17 @@ def train(
     has_valid = valid_ds is not None and len(valid_ds) > 0
     checkpointing: list = []
     if has_valid:
-        checkpointing.append(ModelCheckpoint(dirpath=rd.checkpoints, filename=rd.best.stem, monitor="val/usdr", mode="max", save_top_k=1,
-                                             save_last=False, enable_version_counter=False))
+        checkpointing.append(
+            ModelCheckpoint(
+                dirpath=rd.checkpoints,
+                filename=rd.best.stem,
+                monitor="val/usdr",
+                mode="max",
+                save_top_k=1,
+                save_last=False,
+                enable_version_counter=False,
+            )
+        )
     if config.ema_decay > 0:
         checkpointing.append(EMAWeightAveraging(decay=config.ema_decay))
     checkpointing.append(LastCheckpoint(last, config.val_every))
@@ -269,20 +344,41 @@ def train(
         pass
 
     trainer = L.Trainer(
-        accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes,
-        max_steps=config.max_steps, max_epochs=-1, gradient_clip_val=config.grad_clip,
-        val_check_interval=config.val_every if has_valid else None, check_val_every_n_epoch=None if has_valid else 1,
-        limit_val_batches=1.0 if has_valid else 0, num_sanity_val_steps=0,
-        callbacks=checkpointing + list(callbacks or []), logger=loggers,
-        enable_checkpointing=has_valid,  # without validation, no default checkpoint under logs/ (LastCheckpoint writes last.ckpt)
-        log_every_n_steps=max(1, min(10, config.val_every // 2, config.max_steps)), use_distributed_sampler=False,
-        enable_progress_bar=progress, enable_model_summary=False, default_root_dir=run, plugins=[_atomic_checkpoint_io()],
+        accelerator=accelerator,
+        devices=devices,
+        strategy=strategy,
+        num_nodes=num_nodes,
+        max_steps=config.max_steps,
+        max_epochs=-1,
+        gradient_clip_val=config.grad_clip,
+        val_check_interval=config.val_every if has_valid else None,
+        check_val_every_n_epoch=None if has_valid else 1,
+        limit_val_batches=1.0 if has_valid else 0,
+        num_sanity_val_steps=0,
+        callbacks=checkpointing + list(callbacks or []),
+        logger=loggers,
+        # without validation, no default checkpoint under logs/ (LastCheckpoint writes last.ckpt)
+        enable_checkpointing=has_valid,
+        log_every_n_steps=max(1, min(10, config.val_every // 2, config.max_steps)),
+        use_distributed_sampler=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        default_root_dir=run,
+        plugins=[_atomic_checkpoint_io()],
     )
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(does not have many workers|num_workers|LeafSpec|isinstance.*treespec|exists and is not empty).*")
+        warnings.filterwarnings(
+            "ignore",
+            message=".*(does not have many workers|num_workers|LeafSpec|isinstance.*treespec|exists and is not "
+            "empty).*",
+        )
         try:
-            trainer.fit(module, datamodule=ManifestData(train_ds, valid_ds, config), ckpt_path=last if resume else None,
-                        weights_only=True if resume else None)
+            trainer.fit(
+                module,
+                datamodule=ManifestData(train_ds, valid_ds, config),
+                ckpt_path=last if resume else None,
+                weights_only=True if resume else None,
+            )
         except SystemExit:  # Lightning turns Ctrl-C into exit 1 after the callbacks' on_exception
             if not trainer.interrupted:
                 raise
@@ -295,8 +391,17 @@ def train(
     best_score = checkpointing[0].best_model_score if has_valid else None
     exported = export_model(best, export_dir, {"train": asdict(config), "run": str(run.resolve())})
     dropped = {k: (d / s if s else None) for k, (d, s) in module.drop_counts.items()}
-    result = RunResult(run, last, best, exported, int(trainer.global_step),
-                       float(best_score) if best_score is not None else None, train_tracks, valid_tracks, dropped)
+    result = RunResult(
+        run,
+        last,
+        best,
+        exported,
+        int(trainer.global_step),
+        float(best_score) if best_score is not None else None,
+        train_tracks,
+        valid_tracks,
+        dropped,
+    )
     summary = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()}
     write_text(rd.summary, json.dumps(summary, indent=2))
     return result

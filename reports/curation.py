@@ -18,9 +18,9 @@ from markupsafe import Markup, escape
 
 from curate.datasets import load_segment
 from curate.errors import StemcurateError
+from curate.filter import read_scored
 from curate.outputs import check_output
 from curate.quality import bleed_bound, reasons
-from curate.filter import read_scored
 from curate.schema import CORRUPTIONS_FILE
 from curate.truth import manifest_truth
 from reports import html, plots
@@ -39,17 +39,25 @@ def _label_model_note(meta: dict) -> str:
     the noise rate it estimated (from the scan's manifest metadata)."""
     lm = meta.get("label_model")
     if not lm:
-        return '<p class="note">No label model in this manifest: labels were not scored (too few tracks or stems, or no embedder); quality uses bleed only.</p>'
+        return (
+            '<p class="note">No label model in this manifest: labels were not scored (too few tracks or stems, or '
+            "no embedder); quality uses bleed only.</p>"
+        )
     share, ref, eps = lm.get("dataset_share"), lm.get("reference_units"), lm.get("noise_rate")
     parts = []
     if share is not None:
-        parts.append(f"{100 * share:.0f} % of the label model's training came from this dataset's own fragments"
-                     + (f", the rest from the reference pool ({ref} clean units that are never scored)" if ref else ""))
+        parts.append(
+            f"{100 * share:.0f} % of the label model's training came from this dataset's own fragments"
+            + (f", the rest from the reference pool ({ref} clean units that are never scored)" if ref else "")
+        )
     if eps is not None:
         parts.append(f"it estimates that {100 * eps:.0f} % of the stems are not what their label says")
     text = "; ".join(parts) + "."
     if share is not None and share < 0.5:
-        text += " With so little of its own data, the label scores rest mostly on the pretrained embedding and the reference pool."
+        text += (
+            " With so little of its own data, the label scores rest mostly on the pretrained embedding and the "
+            "reference pool."
+        )
     return f'<p class="note">{escape(text[:1].upper() + text[1:])}</p>'
 
 
@@ -59,12 +67,32 @@ def _bleed_sources(frame: pd.DataFrame, limit: float, floor_db: float = -30.0) -
     rows = []
     for (stem, src), g in sel.groupby(["stem", "bleed_stem"], sort=True):
         total = int((frame["stem"] == stem).sum())
-        rows.append([stem, src, f"{len(g)} of {total}", f"{g['bleed_db'].median():.1f}", f"{g['bleed_db'].max():.1f}",
-                     int((g["bleed_db"] > limit).sum()), int(g["track"].nunique())])
+        rows.append(
+            [
+                stem,
+                src,
+                f"{len(g)} of {total}",
+                f"{g['bleed_db'].median():.1f}",
+                f"{g['bleed_db'].max():.1f}",
+                int((g["bleed_db"] > limit).sum()),
+                int(g["track"].nunique()),
+            ]
+        )
     if not rows:
         return f'<p class="note">No fragment reads any sibling above {floor_db:.0f} dB.</p>'
-    return html.table(["stem", "leaking sibling", f"fragments above {floor_db:.0f} dB", "median dB", "loudest dB",
-                       f"above {limit:.1f} dB (rejected)", "tracks"], rows, numeric={3, 4, 5, 6})
+    return html.table(
+        [
+            "stem",
+            "leaking sibling",
+            f"fragments above {floor_db:.0f} dB",
+            "median dB",
+            "loudest dB",
+            f"above {limit:.1f} dB (rejected)",
+            "tracks",
+        ],
+        rows,
+        numeric={3, 4, 5, 6},
+    )
 
 
 def _truth_section(frame: pd.DataFrame, truth: pd.DataFrame, root: Path, threshold: float) -> str:
@@ -85,19 +113,34 @@ def _truth_section(frame: pd.DataFrame, truth: pd.DataFrame, root: Path, thresho
     for kind in sorted({k for k in kinds[y] if isinstance(k, str)}):
         sel = y & (kinds == kind)
         rows.append([kind, int(sel.sum()), f"{(flagged & sel).sum() / max(1, sel.sum()):.2f}"])
-    out = ["<h2>Against the ground truth</h2>",
-           f"<p class=note>From <code>{escape(str(root / CORRUPTIONS_FILE))}</code> (see <code>curate/truth.py</code> for what counts as a corrupted fragment); {int((~known).sum())} ambiguous fragments left out.</p>",
-           html.cards([("AUROC", f"{auroc:.3f}"), ("precision", f"{precision:.2f}"), ("recall", f"{recall:.2f}"),
-                       ("corrupted fragments", str(int(y.sum()))), ("false alarms", str(fp))]),
-           html.img(plots.roc_pr(y, score, threshold_point=(recall, precision)), "ROC and precision-recall curves"),
-           "<h3>Recall per kind of corruption</h3>", html.table(["kind", "fragments", "recall"], rows, numeric={1, 2})]
+    out = [
+        "<h2>Against the ground truth</h2>",
+        f"<p class=note>From <code>{escape(str(root / CORRUPTIONS_FILE))}</code> (see <code>curate/truth.py</code> "
+        f"for what counts as a corrupted fragment); {int((~known).sum())} ambiguous fragments left out.</p>",
+        html.cards(
+            [
+                ("AUROC", f"{auroc:.3f}"),
+                ("precision", f"{precision:.2f}"),
+                ("recall", f"{recall:.2f}"),
+                ("corrupted fragments", str(int(y.sum()))),
+                ("false alarms", str(fp)),
+            ]
+        ),
+        html.img(plots.roc_pr(y, score, threshold_point=(recall, precision)), "ROC and precision-recall curves"),
+        "<h3>Recall per kind of corruption</h3>",
+        html.table(["kind", "fragments", "recall"], rows, numeric={1, 2}),
+    ]
     return "\n".join(out)
 
 
-def _lowest_section(frame: pd.DataFrame, root: Path, per_stem: int, clip_s: float, has_truth: pd.Series | None,
-                    unreadable: list[str]) -> str:
-    out = ["<h2>Lowest-quality fragments</h2>",
-           f"<p class=note>The {per_stem} fragments of lowest quality per stem; the clip is the middle {clip_s:g} s of the fragment (mono, 22 kHz).</p>"]
+def _lowest_section(
+    frame: pd.DataFrame, root: Path, per_stem: int, clip_s: float, has_truth: pd.Series | None, unreadable: list[str]
+) -> str:
+    out = [
+        "<h2>Lowest-quality fragments</h2>",
+        f"<p class=note>The {per_stem} fragments of lowest quality per stem; the clip is the middle {clip_s:g} s of "
+        f"the fragment (mono, 22 kHz).</p>",
+    ]
     for stem, g in frame.groupby("stem", sort=False):
         g = g.sort_values("quality").head(per_stem)
         header = ["track", "time", "quality", "label p", "content", "bleed", "reason", "listen", "spectrogram"]
@@ -116,21 +159,44 @@ def _lowest_section(frame: pd.DataFrame, root: Path, per_stem: int, clip_s: floa
             except StemcurateError as exc:
                 unreadable.append(str(exc))
                 player, spec = f"(audio missing or changed since the scan: {exc})", ""
-            bleed = f"{r.bleed_db:.0f} dB ({r.bleed_stem})" if r.bleed_db == r.bleed_db and isinstance(r.bleed_stem, str) else "—"
-            row = [r.track, f"{html.fmt_time(int(r.start), sr)}–{html.fmt_time(int(r.end), sr)}", f"{r.quality:.2f}",
-                   f"{r.label_score:.2f}" if r.label_score == r.label_score else "—",
-                   r.predicted_stem if isinstance(r.predicted_stem, str) else "—", bleed, r.reason or "kept", player, spec]
+            bleed = (
+                f"{r.bleed_db:.0f} dB ({r.bleed_stem})"
+                if r.bleed_db == r.bleed_db and isinstance(r.bleed_stem, str)
+                else "—"
+            )
+            row = [
+                r.track,
+                f"{html.fmt_time(int(r.start), sr)}–{html.fmt_time(int(r.end), sr)}",
+                f"{r.quality:.2f}",
+                f"{r.label_score:.2f}" if r.label_score == r.label_score else "—",
+                r.predicted_stem if isinstance(r.predicted_stem, str) else "—",
+                bleed,
+                r.reason or "kept",
+                player,
+                spec,
+            ]
             if has_truth is not None:
                 t = has_truth.get(r.Index)
-                row.append(Markup('<span class="bad">corrupted</span>') if t == "corrupted" else (Markup('<span class="good">clean</span>') if t == "clean" else "—"))
+                row.append(
+                    Markup('<span class="bad">corrupted</span>')
+                    if t == "corrupted"
+                    else (Markup('<span class="good">clean</span>') if t == "clean" else "—")
+                )
             rows.append(row)
         out += [f"<h3>{escape(stem)}</h3>", html.table(header, rows, numeric={2, 3})]
     return "\n".join(out)
 
 
-def curation_report(manifest: str | Path = "manifest.parquet", output: str | Path = "curation_report.html", *,
-                    threshold: float = 0.7, data_root: str | Path | None = None, per_stem: int = 20, clip_s: float = 4.0,
-                    on_warning: Callable[[str], None] | None = None) -> Path:
+def curation_report(
+    manifest: str | Path = "manifest.parquet",
+    output: str | Path = "curation_report.html",
+    *,
+    threshold: float = 0.7,
+    data_root: str | Path | None = None,
+    per_stem: int = 20,
+    clip_s: float = 4.0,
+    on_warning: Callable[[str], None] | None = None,
+) -> Path:
     """Write the curation report of a scored manifest to ``output`` (one self-contained HTML file).
     Clips that cannot be read (a file missing or changed since the scan) are named in the report and,
     once with their count, to ``on_warning``.
@@ -141,10 +207,15 @@ def curation_report(manifest: str | Path = "manifest.parquet", output: str | Pat
     m = read_scored(manifest, threshold)
     root = Path(data_root) if data_root is not None else m.root
     if not root.is_dir():
-        raise StemcurateError(f"{root}: data folder not found" + ("" if data_root is not None else " (moved since the scan? pass --data DIR)"))
+        raise StemcurateError(
+            f"{root}: data folder not found"
+            + ("" if data_root is not None else " (moved since the scan? pass --data DIR)")
+        )
     files = m.frame["path"].drop_duplicates()
     if len(files) and not any((root / p).is_file() for p in files):
-        raise StemcurateError(f"{root}: none of the manifest's {len(files)} files is here (is it the folder that was scanned? --data)")
+        raise StemcurateError(
+            f"{root}: none of the manifest's {len(files)} files is here (is it the folder that was scanned? --data)"
+        )
     frame = m.frame.copy()
     why = reasons(frame, threshold)
     frame["reason"], frame["kind"] = why["reason"], why["kind"]
@@ -155,16 +226,40 @@ def curation_report(manifest: str | Path = "manifest.parquet", output: str | Pat
     rows = []
     for s in stems:
         g = frame[frame["stem"] == s]
-        rows.append([s, len(g), int((g["quality"] >= threshold).sum()), *[int((g["kind"] == k).sum()) for k in kinds],
-                     f"{(g['quality'] < threshold).mean():.0%}"])
-    counts = html.table(["stem", "fragments", "kept", *[f"rejected: {k}" for k in kinds], "rejected"], rows, numeric=set(range(1, 4 + len(kinds))))
-    top_reasons = frame.loc[~kept, "reason"].str.replace(r"\(p=[0-9.]+\)|-?\d+ dB", "…", regex=True).value_counts().head(8)
-    reason_table = html.table(["reason (pattern)", "fragments"], [[r, int(n)] for r, n in top_reasons.items()], numeric={1})
+        rows.append(
+            [
+                s,
+                len(g),
+                int((g["quality"] >= threshold).sum()),
+                *[int((g["kind"] == k).sum()) for k in kinds],
+                f"{(g['quality'] < threshold).mean():.0%}",
+            ]
+        )
+    counts = html.table(
+        ["stem", "fragments", "kept", *[f"rejected: {k}" for k in kinds], "rejected"],
+        rows,
+        numeric=set(range(1, 4 + len(kinds))),
+    )
+    top_reasons = (
+        frame.loc[~kept, "reason"].str.replace(r"\(p=[0-9.]+\)|-?\d+ dB", "…", regex=True).value_counts().head(8)
+    )
+    reason_table = html.table(
+        ["reason (pattern)", "fragments"], [[r, int(n)] for r, n in top_reasons.items()], numeric={1}
+    )
 
-    qual = plots.histograms({s: frame.loc[frame["stem"] == s, "quality"].to_numpy() for s in stems}, xlabel="quality",
-                            marker=threshold, marker_label=f"threshold {threshold:g}", bins=np.linspace(0, 1, 21))
-    bleed = plots.histograms({s: frame.loc[frame["stem"] == s, "bleed_db"].to_numpy() for s in stems}, xlabel="bleed, dB re fragment",
-                             marker=_bleed_limit(threshold), marker_label=f"rejected above {_bleed_limit(threshold):.1f} dB")
+    qual = plots.histograms(
+        {s: frame.loc[frame["stem"] == s, "quality"].to_numpy() for s in stems},
+        xlabel="quality",
+        marker=threshold,
+        marker_label=f"threshold {threshold:g}",
+        bins=np.linspace(0, 1, 21),
+    )
+    bleed = plots.histograms(
+        {s: frame.loc[frame["stem"] == s, "bleed_db"].to_numpy() for s in stems},
+        xlabel="bleed, dB re fragment",
+        marker=_bleed_limit(threshold),
+        marker_label=f"rejected above {_bleed_limit(threshold):.1f} dB",
+    )
     classes = sorted(set(stems) | set(frame["predicted_stem"].dropna()))
     conf = plots.confusion(frame["stem"].tolist(), frame["predicted_stem"].fillna("?").tolist(), classes)
 
@@ -173,24 +268,45 @@ def curation_report(manifest: str | Path = "manifest.parquet", output: str | Pat
     if truth is not None:
         truth_html = _truth_section(frame, truth, root, threshold)
         t = truth["corrupted"]
-        truth_by_row = pd.Series(np.where(t.isna(), "unknown", np.where(t.fillna(False), "corrupted", "clean")), index=frame.index)
+        truth_by_row = pd.Series(
+            np.where(t.isna(), "unknown", np.where(t.fillna(False), "corrupted", "clean")), index=frame.index
+        )
 
-    body = "\n".join([
-        html.cards([("fragments", str(len(frame))), ("kept", str(int(kept.sum()))), ("rejected", str(int((~kept).sum()))),
-                    ("tracks", str(frame["track"].nunique())), ("threshold", f"{threshold:g}")]),
-        "<h2>Kept and rejected per stem</h2>", counts, "<h3>Most common reasons</h3>", reason_table,
-        "<h2>Quality</h2>", str(html.img(qual, "histograms of quality per stem")),
-        "<h2>Bleed</h2>", '<p class="note">Leakage of the other stems of the track into each fragment, in dB relative to the fragment (clean stems read far below -30 dB).</p>',
-        str(html.img(bleed, "histograms of bleed per stem")),
-        "<h3>Which sibling leaks</h3>",
-        '<p class="note">Live multitracks carry real microphone bleed and separated stems carry crosstalk; both are leaks and '
-        'are flagged. To keep a known level of bleed, choose the bound knowingly: <code>curate filter --bleed-db B</code> keeps '
-        'fragments with a certain label up to B dB.</p>',
-        _bleed_sources(frame, _bleed_limit(threshold)),
-        "<h2>Label vs predicted content</h2>", _label_model_note(m.meta), str(html.img(conf, "confusion matrix of label and predicted content")),
-        truth_html,
-        _lowest_section(frame, root, per_stem, clip_s, truth_by_row, unreadable),
-    ])
+    body = "\n".join(
+        [
+            html.cards(
+                [
+                    ("fragments", str(len(frame))),
+                    ("kept", str(int(kept.sum()))),
+                    ("rejected", str(int((~kept).sum()))),
+                    ("tracks", str(frame["track"].nunique())),
+                    ("threshold", f"{threshold:g}"),
+                ]
+            ),
+            "<h2>Kept and rejected per stem</h2>",
+            counts,
+            "<h3>Most common reasons</h3>",
+            reason_table,
+            "<h2>Quality</h2>",
+            str(html.img(qual, "histograms of quality per stem")),
+            "<h2>Bleed</h2>",
+            '<p class="note">Leakage of the other stems of the track into each fragment, in dB relative to the '
+            "fragment (clean stems read far below -30 dB).</p>",
+            str(html.img(bleed, "histograms of bleed per stem")),
+            "<h3>Which sibling leaks</h3>",
+            '<p class="note">Live multitracks carry real microphone bleed and separated stems carry crosstalk; both '
+            "are leaks and "
+            "are flagged. To keep a known level of bleed, choose the bound knowingly: <code>curate filter --bleed-db "
+            "B</code> keeps "
+            "fragments with a certain label up to B dB.</p>",
+            _bleed_sources(frame, _bleed_limit(threshold)),
+            "<h2>Label vs predicted content</h2>",
+            _label_model_note(m.meta),
+            str(html.img(conf, "confusion matrix of label and predicted content")),
+            truth_html,
+            _lowest_section(frame, root, per_stem, clip_s, truth_by_row, unreadable),
+        ]
+    )
     subtitle = f"{manifest} · data {root} · quality = label score × bleed factor · threshold {threshold:g}"
     path = html.write_page(output, html.page("Curation report", subtitle, body, kind=KIND))
     if unreadable and on_warning:

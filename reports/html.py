@@ -34,7 +34,10 @@ def table(header: list[str], rows: list[list], *, numeric: set[int] | None = Non
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = []
     for row in rows:
-        cells = "".join(f'<td{" class=num" if i in numeric else ""}>{c if isinstance(c, Markup) else escape(c)}</td>' for i, c in enumerate(row))
+        cells = "".join(
+            f"<td{' class=num' if i in numeric else ''}>{c if isinstance(c, Markup) else escape(c)}</td>"
+            for i, c in enumerate(row)
+        )
         body.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -44,7 +47,11 @@ def img(uri: str, alt: str, cls: str = "plot") -> Markup:
 
 
 def cards(items: list[tuple[str, str]]) -> str:
-    return '<div class="cards">' + "".join(f'<div class="card"><b>{escape(v)}</b>{escape(k)}</div>' for k, v in items) + "</div>"
+    return (
+        '<div class="cards">'
+        + "".join(f'<div class="card"><b>{escape(v)}</b>{escape(k)}</div>' for k, v in items)
+        + "</div>"
+    )
 
 
 def audio_clip(audio: np.ndarray, sample_rate: int, *, max_rate: int = 22050) -> Markup:

@@ -26,8 +26,15 @@ def to_data_uri(fig, *, dpi: int = 96) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def histograms(values: dict[str, np.ndarray], *, xlabel: str, marker: float | None = None, marker_label: str = "",
-               bins=None, title: str = "") -> str:
+def histograms(
+    values: dict[str, np.ndarray],
+    *,
+    xlabel: str,
+    marker: float | None = None,
+    marker_label: str = "",
+    bins=None,
+    title: str = "",
+) -> str:
     """One small histogram per stem side by side, a vertical line at ``marker``."""
     n = max(1, len(values))
     fig, axes = plt.subplots(1, n, figsize=(3.1 * n, 2.4), sharey=False, squeeze=False)
@@ -58,7 +65,15 @@ def confusion(labels: list[str], predicted: list[str], classes: list[str]) -> st
     ax.imshow(m, cmap="Blues")
     for i in range(len(classes)):
         for j in range(len(classes)):
-            ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black", fontsize=9)
+            ax.text(
+                j,
+                i,
+                str(m[i, j]),
+                ha="center",
+                va="center",
+                color="white" if m[i, j] > m.max() / 2 else "black",
+                fontsize=9,
+            )
     ax.set_xticks(range(len(classes)), classes, fontsize=9)
     ax.set_yticks(range(len(classes)), classes, fontsize=9)
     ax.set_xlabel("predicted content")

@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-
 MIN_CHUNK_S = 0.01
 """Shortest SAD sub-chunk and hop, seconds: an RMS over less is not a level."""
 
@@ -43,8 +42,10 @@ class SADConfig:
         if self.n_chunks < 1:
             raise ValueError(f"SAD n_chunks must be >= 1, got {self.n_chunks}")
         if self.window_s / self.n_chunks < MIN_CHUNK_S or self.hop_s < MIN_CHUNK_S:
-            raise ValueError(f"SAD window_s / n_chunks ({self.window_s / self.n_chunks:.3g} s) and hop_s ({self.hop_s} s) "
-                             f"must be at least {MIN_CHUNK_S} s (fewer chunks or a longer window)")
+            raise ValueError(
+                f"SAD window_s / n_chunks ({self.window_s / self.n_chunks:.3g} s) and hop_s ({self.hop_s} s) "
+                f"must be at least {MIN_CHUNK_S} s (fewer chunks or a longer window)"
+            )
         if not 0.0 <= self.quantile <= 1.0 or not 0.0 <= self.min_active < 1.0:
             raise ValueError("SAD quantile must be in [0, 1] and min_active in [0, 1)")
         if self.eps <= 0 or self.gamma < 0:
@@ -82,7 +83,9 @@ def _chunk_rms(audio: np.ndarray, window: int, hop: int, chunk: int, n_chunks: i
     return np.sqrt(np.maximum(sums, 0.0) / chunk).astype(np.float32)
 
 
-def window_activity(audio: np.ndarray, sample_rate: int, config: SADConfig = SADConfig()) -> tuple[np.ndarray, np.ndarray]:
+def window_activity(
+    audio: np.ndarray, sample_rate: int, config: SADConfig = SADConfig()
+) -> tuple[np.ndarray, np.ndarray]:
     """Activity of every analysis window of one stem.
 
     Args:

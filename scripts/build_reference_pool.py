@@ -28,7 +28,10 @@ def main() -> None:
         parts = {name: embed_dataset(tmp, name, prefix="synth:") for name in PARTS}
     path = save_pool(parts, POOL_FILE)
     n = len(next(iter(parts.values())))
-    print(f"{path}: {n} units, {', '.join(f'{k} {v.emb.shape[1]}-d' for k, v in parts.items())}, {path.stat().st_size / 1e6:.2f} MB")
+    print(
+        f"{path}: {n} units, {', '.join(f'{k} {v.emb.shape[1]}-d' for k, v in parts.items())}, "
+        f"{path.stat().st_size / 1e6:.2f} MB"
+    )
 
 
 if __name__ == "__main__":

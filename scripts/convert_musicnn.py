@@ -4,7 +4,8 @@ Run once, in a throwaway virtual environment (TensorFlow is never a dependency o
 
     python3.11 -m venv /tmp/tfvenv
     /tmp/tfvenv/bin/pip install "tensorflow-cpu==2.15.1" "numpy<2" "librosa==0.10.2.post1" safetensors
-    /tmp/tfvenv/bin/pip download --no-deps musicnn==0.1.0 -d /tmp/mnn && (cd /tmp/mnn && unzip -q musicnn-0.1.0-py3-none-any.whl)
+    /tmp/tfvenv/bin/pip download --no-deps musicnn==0.1.0 -d /tmp/mnn && (cd /tmp/mnn && unzip -q
+    musicnn-0.1.0-py3-none-any.whl)
     PYTHONPATH=/tmp/mnn /tmp/tfvenv/bin/python scripts/convert_musicnn.py /tmp/mnn/musicnn
 
 Writes ``curate/data/musicnn_mtt.safetensors`` (the network's inference weights, float16, in
@@ -107,7 +108,11 @@ def read_weights(prefix: str) -> dict[str, np.ndarray]:
     for tf_name, name in BATCH_NORMS.items():
         for tf_field, field in _BN_FIELDS.items():
             out[f"{name}.{field}"] = reader.get_tensor(f"{tf_name}/{tf_field}")
-    used = {f"{n}/kernel" for n in LAYERS} | {f"{n}/bias" for n in LAYERS} | {f"{n}/{f}" for n in BATCH_NORMS for f in _BN_FIELDS}
+    used = (
+        {f"{n}/kernel" for n in LAYERS}
+        | {f"{n}/bias" for n in LAYERS}
+        | {f"{n}/{f}" for n in BATCH_NORMS for f in _BN_FIELDS}
+    )
     left = sorted(k for k in shapes if k not in used and "Adam" not in k and not k.startswith("beta"))
     if left:
         raise SystemExit(f"{prefix}: unexpected variables {left}")
@@ -121,7 +126,9 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
     """``log10(10000 mel + 1)`` as musicnn computes it, but in float32: ``(frames, 96)``."""
     import librosa
 
-    mel = librosa.feature.melspectrogram(y=audio, sr=SR, hop_length=HOP, n_fft=N_FFT, n_mels=N_MELS, pad_mode="reflect").T
+    mel = librosa.feature.melspectrogram(
+        y=audio, sr=SR, hop_length=HOP, n_fft=N_FFT, n_mels=N_MELS, pad_mode="reflect"
+    ).T
     return np.log10(10000 * mel.astype(np.float32) + 1).astype(np.float32)
 
 
@@ -143,8 +150,16 @@ def reference_outputs(prefix: str, audio: np.ndarray) -> dict[str, np.ndarray]:
     flat = graph.get_tensor_by_name("model/flatten/Reshape:0")  # max/mean interleaved, as the back end sees it
     with tf.compat.v1.Session() as sess:
         tf.compat.v1.train.Saver().restore(sess, prefix)  # raises on any missing or mis-shaped variable
-        tags, pen, pooled = sess.run([tf.nn.sigmoid(logits), penultimate, flat], feed_dict={x: patches, is_training: False})
-    return {"audio_sample_rate": np.array(SR), "log_mel": spec.astype(np.float32), "tags": tags, "penultimate": pen, "pooled": pooled}
+        tags, pen, pooled = sess.run(
+            [tf.nn.sigmoid(logits), penultimate, flat], feed_dict={x: patches, is_training: False}
+        )
+    return {
+        "audio_sample_rate": np.array(SR),
+        "log_mel": spec.astype(np.float32),
+        "tags": tags,
+        "penultimate": pen,
+        "pooled": pooled,
+    }
 
 
 def main() -> None:
@@ -157,8 +172,11 @@ def main() -> None:
 
     prefix = str(args.package / "MTT_musicnn") + "/"
     weights = read_weights(prefix)
-    save_file({k: v.astype(np.float16) for k, v in weights.items()}, str(args.out),
-              metadata={"source": "musicnn 0.1.0 (PyPI wheel), MTT_musicnn", "licence": "ISC, see MUSICNN_LICENSE.md"})
+    save_file(
+        {k: v.astype(np.float16) for k, v in weights.items()},
+        str(args.out),
+        metadata={"source": "musicnn 0.1.0 (PyPI wheel), MTT_musicnn", "licence": "ISC, see MUSICNN_LICENSE.md"},
+    )
     licence = args.package.parent / "musicnn-0.1.0.dist-info" / "LICENSE.md"
     shutil.copyfile(licence, args.out.parent / "MUSICNN_LICENSE.md")
     ref = reference_outputs(prefix, reference_signal())
@@ -166,8 +184,14 @@ def main() -> None:
     args.reference.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.reference, **ref)
     n = sum(v.size for v in weights.values())
-    print(f"{args.out}: {len(weights)} tensors, {n} parameters, {args.out.stat().st_size / 1e6:.2f} MB", file=sys.stderr)
-    print(f"{args.reference}: tags {ref['tags'].shape}, penultimate {ref['penultimate'].shape}, pooled {ref['pooled'].shape}", file=sys.stderr)
+    print(
+        f"{args.out}: {len(weights)} tensors, {n} parameters, {args.out.stat().st_size / 1e6:.2f} MB", file=sys.stderr
+    )
+    print(
+        f"{args.reference}: tags {ref['tags'].shape}, penultimate {ref['penultimate'].shape}, pooled "
+        f"{ref['pooled'].shape}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -13,17 +13,23 @@ class BandSplitLoop(nn.Module):
         self.fcs = nn.ModuleList([nn.Linear(b - a, dim) for a, b in self.slices])
 
     def forward(self, x):  # (B, T, features) -> (B, T, K, dim)
-        return torch.stack([fc(norm(x[..., a:b])) for (a, b), norm, fc in zip(self.slices, self.norms, self.fcs)], dim=2)
+        return torch.stack(
+            [fc(norm(x[..., a:b])) for (a, b), norm, fc in zip(self.slices, self.norms, self.fcs)], dim=2
+        )
 
 
 class MaskEstimationLoop(nn.Module):
     def __init__(self, bands, per_bin, dim, hidden):
         super().__init__()
         self.widths = [(e - s) * per_bin for s, e in bands]
-        self.mlps = nn.ModuleList([
-            nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, 2 * w), nn.GLU(dim=-1))
-            for w in self.widths
-        ])
+        self.mlps = nn.ModuleList(
+            [
+                nn.Sequential(
+                    nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, 2 * w), nn.GLU(dim=-1)
+                )
+                for w in self.widths
+            ]
+        )
 
     def forward(self, x):  # (B, T, K, dim) -> (B, T, features)
         return torch.cat([mlp(x[:, :, k]) for k, mlp in enumerate(self.mlps)], dim=-1)

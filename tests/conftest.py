@@ -22,7 +22,14 @@ def need_shared():
         pytest.fail("ffmpeg is required for the MUSDB18 .stem.mp4 tests (apt-get install -y ffmpeg)")
 
 
-def write_track(folder: Path, stems: dict[str, np.ndarray], sr: int = 44100, subtype: str = "PCM_16", with_mixture: bool = True, ext: str = "wav") -> None:
+def write_track(
+    folder: Path,
+    stems: dict[str, np.ndarray],
+    sr: int = 44100,
+    subtype: str = "PCM_16",
+    with_mixture: bool = True,
+    ext: str = "wav",
+) -> None:
     """Write ``{name: (channels, samples)}`` stems (and their exact-sum mixture) into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, x in stems.items():
@@ -32,14 +39,17 @@ def write_track(folder: Path, stems: dict[str, np.ndarray], sr: int = 44100, sub
         sf.write(folder / f"mixture.{ext}", mix.T, sr, subtype="FLOAT" if subtype == "FLOAT" else subtype)
 
 
-def noise_stems(rng, seconds: float = 7.0, sr: int = 44100, names=("vocals", "bass", "drums", "other")) -> dict[str, np.ndarray]:
+def noise_stems(
+    rng, seconds: float = 7.0, sr: int = 44100, names=("vocals", "bass", "drums", "other")
+) -> dict[str, np.ndarray]:
     """Independent quiet noise per stem, float32 (2, samples), safely below clipping when summed."""
     n = int(seconds * sr)
     return {k: (0.05 * rng.standard_normal((2, n))).astype(np.float32) for k in names}
 
 
 def random_models(folder: Path, targets=("vocals", "bass")) -> Path:
-    """Random tiny BSRNNs saved in the ``saved_models`` layout (``folder/<target>/<target>.ckpt``), seeded by position."""
+    """Random tiny BSRNNs saved in the ``saved_models`` layout (``folder/<target>/<target>.ckpt``), seeded by
+    position."""
     import torch
 
     from bsrnn.model import BSRNN, BSRNNConfig

@@ -114,8 +114,17 @@ def world(tmp_path_factory):
         (sub / "good" / "._vocals.wav").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
         (sub / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
         write_track(sub / ".hidden track", noise_stems(rng, 7.0))
-    models = random_models(base / "models")
-    res = run(curate_app, "scan", base / "data", "--embedder", "features", "--no-reference-pool", "-o", base / "scored.parquet")
+    random_models(base / "models")
+    res = run(
+        curate_app,
+        "scan",
+        base / "data",
+        "--embedder",
+        "features",
+        "--no-reference-pool",
+        "-o",
+        base / "scored.parquet",
+    )
     assert res.exit_code == 0, res.output
     return base
 
@@ -131,7 +140,11 @@ def _paths(tmp: Path, expects: str, suffix: str) -> dict[str, Path]:
         (tmp / f"empty {ODD}{suffix}").write_bytes(b"")
         (tmp / f"garbage {ODD}{suffix}").write_bytes(np.random.default_rng(1).bytes(300))
         (tmp / f"folder {ODD}{suffix}").mkdir()
-        out.update(empty=tmp / f"empty {ODD}{suffix}", garbage=tmp / f"garbage {ODD}{suffix}", wrong_type=tmp / f"folder {ODD}{suffix}")
+        out.update(
+            empty=tmp / f"empty {ODD}{suffix}",
+            garbage=tmp / f"garbage {ODD}{suffix}",
+            wrong_type=tmp / f"folder {ODD}{suffix}",
+        )
     else:
         (tmp / f"empty {ODD}").mkdir()
         (tmp / f"garbage {ODD}").mkdir()
@@ -144,29 +157,105 @@ def _paths(tmp: Path, expects: str, suffix: str) -> dict[str, Path]:
 # (app, argument builder given the world and the bad path, what the argument expects, a file suffix)
 PATH_ARGS = {
     "curate scan DATA": (curate_app, lambda w, p, o: ["scan", p, "--no-score", "-o", o / "m.parquet"], "folder", ""),
-    "curate scan --reference": (curate_app, lambda w, p, o: ["scan", w / "data", "--embedder", "features", "--reference", p, "-o", o / "m.parquet"], "folder", ""),
-    "curate scan --separator": (curate_app, lambda w, p, o: ["scan", w / "data", "--embedder", "features", "--separator", p, "-o", o / "m.parquet"], "model", ".ckpt"),
-    "curate scan --musicnn-weights": (curate_app, lambda w, p, o: ["scan", w / "data", "--musicnn-weights", p, "-o", o / "m.parquet"], "file", ".safetensors"),
-    "curate filter MANIFEST": (curate_app, lambda w, p, o: ["filter", p, "-o", o / "c.parquet", "--rejected", o / "r.parquet"], "file", ".parquet"),
+    "curate scan --reference": (
+        curate_app,
+        lambda w, p, o: ["scan", w / "data", "--embedder", "features", "--reference", p, "-o", o / "m.parquet"],
+        "folder",
+        "",
+    ),
+    "curate scan --separator": (
+        curate_app,
+        lambda w, p, o: ["scan", w / "data", "--embedder", "features", "--separator", p, "-o", o / "m.parquet"],
+        "model",
+        ".ckpt",
+    ),
+    "curate scan --musicnn-weights": (
+        curate_app,
+        lambda w, p, o: ["scan", w / "data", "--musicnn-weights", p, "-o", o / "m.parquet"],
+        "file",
+        ".safetensors",
+    ),
+    "curate filter MANIFEST": (
+        curate_app,
+        lambda w, p, o: ["filter", p, "-o", o / "c.parquet", "--rejected", o / "r.parquet"],
+        "file",
+        ".parquet",
+    ),
     "curate report MANIFEST": (curate_app, lambda w, p, o: ["report", p, "-o", o / "r.html"], "file", ".parquet"),
-    "curate report --data": (curate_app, lambda w, p, o: ["report", w / "scored.parquet", "--data", p, "-o", o / "r.html"], "folder", ""),
+    "curate report --data": (
+        curate_app,
+        lambda w, p, o: ["report", w / "scored.parquet", "--data", p, "-o", o / "r.html"],
+        "folder",
+        "",
+    ),
     "curate repair MANIFEST": (curate_app, lambda w, p, o: ["repair", p, o / "repaired"], "file", ".parquet"),
     "curate corrupt SRC": (curate_app, lambda w, p, o: ["corrupt", p, o / "noisy"], "folder", ""),
-    "pipelines train --manifest": (pipelines_app, lambda w, p, o: ["train", "-m", p, "--model", "tiny", "-o", o / "run", "--export-dir", o / "e"], "file", ".parquet"),
-    "pipelines train --init-from": (pipelines_app, lambda w, p, o: ["train", "-m", w / "scored.parquet", "--init-from", p, "-o", o / "run", "--export-dir", o / "e"], "model", ".ckpt"),
-    "pipelines train --model": (pipelines_app, lambda w, p, o: ["train", "-m", w / "scored.parquet", "--model", p, "-o", o / "run", "--export-dir", o / "e"], "file", ".yaml"),
+    "pipelines train --manifest": (
+        pipelines_app,
+        lambda w, p, o: ["train", "-m", p, "--model", "tiny", "-o", o / "run", "--export-dir", o / "e"],
+        "file",
+        ".parquet",
+    ),
+    "pipelines train --init-from": (
+        pipelines_app,
+        lambda w, p, o: [
+            "train",
+            "-m",
+            w / "scored.parquet",
+            "--init-from",
+            p,
+            "-o",
+            o / "run",
+            "--export-dir",
+            o / "e",
+        ],
+        "model",
+        ".ckpt",
+    ),
+    "pipelines train --model": (
+        pipelines_app,
+        lambda w, p, o: ["train", "-m", w / "scored.parquet", "--model", p, "-o", o / "run", "--export-dir", o / "e"],
+        "file",
+        ".yaml",
+    ),
     "pipelines train --resume": (pipelines_app, lambda w, p, o: ["train", "--resume", "-o", p], "folder", ""),
-    "pipelines evaluate MODEL": (pipelines_app, lambda w, p, o: ["evaluate", p, "--data", w / "data", "-o", o / "res.parquet"], "model", ".ckpt"),
-    "pipelines evaluate --data": (pipelines_app, lambda w, p, o: ["evaluate", w / "models", "--data", p, "-o", o / "res.parquet"], "folder", ""),
-    "pipelines separate --input": (pipelines_app, lambda w, p, o: ["separate", "-i", p, "-o", o / "sep", "-c", w / "models"], "input", ".wav"),
-    "pipelines separate --checkpoint": (pipelines_app, lambda w, p, o: ["separate", "-i", w / "data" / "test" / "good" / "mixture.wav", "-o", o / "sep", "-c", p], "model", ".ckpt"),
+    "pipelines evaluate MODEL": (
+        pipelines_app,
+        lambda w, p, o: ["evaluate", p, "--data", w / "data", "-o", o / "res.parquet"],
+        "model",
+        ".ckpt",
+    ),
+    "pipelines evaluate --data": (
+        pipelines_app,
+        lambda w, p, o: ["evaluate", w / "models", "--data", p, "-o", o / "res.parquet"],
+        "folder",
+        "",
+    ),
+    "pipelines separate --input": (
+        pipelines_app,
+        lambda w, p, o: ["separate", "-i", p, "-o", o / "sep", "-c", w / "models"],
+        "input",
+        ".wav",
+    ),
+    "pipelines separate --checkpoint": (
+        pipelines_app,
+        lambda w, p, o: ["separate", "-i", w / "data" / "test" / "good" / "mixture.wav", "-o", o / "sep", "-c", p],
+        "model",
+        ".ckpt",
+    ),
     "pipelines report RUN": (pipelines_app, lambda w, p, o: ["report", p, "-o", o / "run.html"], "folder", ""),
 }
 
 
-@pytest.mark.parametrize("arg, kind", [(a, k) for a, (_, _, expects, _) in PATH_ARGS.items()
-                                       for k in ("missing", "empty", "garbage", "wrong_type")
-                                       if not (expects in ("model", "input") and k == "wrong_type")])  # those may be either
+@pytest.mark.parametrize(
+    "arg, kind",
+    [
+        (a, k)
+        for a, (_, _, expects, _) in PATH_ARGS.items()
+        for k in ("missing", "empty", "garbage", "wrong_type")
+        if not (expects in ("model", "input") and k == "wrong_type")
+    ],
+)  # those may be either
 def test_every_path_argument_refuses_bad_paths_in_one_line(world, tmp_path, arg, kind):
     app, build, expects, suffix = PATH_ARGS[arg]
     for form in ("file", "folder") if expects in ("model", "input") else (expects,):
@@ -185,7 +274,10 @@ def test_unreadable_files_are_one_line_errors(world, tmp_path):
     manifest.write_bytes((world / "scored.parquet").read_bytes())
     manifest.chmod(0)
     try:
-        one_line_error(run(curate_app, "filter", manifest, "-o", tmp_path / "c.parquet", "--rejected", tmp_path / "r.parquet"), manifest)
+        one_line_error(
+            run(curate_app, "filter", manifest, "-o", tmp_path / "c.parquet", "--rejected", tmp_path / "r.parquet"),
+            manifest,
+        )
     finally:
         manifest.chmod(0o644)
 
@@ -209,7 +301,9 @@ def test_scan_reports_every_bad_file_by_its_real_path_and_ignores_hidden_ones(wo
         assert not ((manifest["track"] == track) & (manifest["stem"] == file[:-4])).any(), track
     assert set(manifest.loc[manifest["track"] == "mono", "channels"]) == {1}
     six = manifest[manifest["track"] == "sixch"]
-    assert set(six.loc[six["stem"] == "other", "channels"]) == {6} and set(six.loc[six["stem"] != "other", "channels"]) == {2}  # as in the file
+    assert set(six.loc[six["stem"] == "other", "channels"]) == {6} and set(
+        six.loc[six["stem"] != "other", "channels"]
+    ) == {2}  # as in the file
     # nothing non-finite was written as a result
     for col in ("quality", "label_score", "bleed_db", "rms_db"):
         assert np.isfinite(manifest[col].astype(float)).all(), col
@@ -226,7 +320,17 @@ def test_scan_prints_odd_names_literally_and_strict_exits_2(tmp_path):
 
 
 def test_filter_and_report_on_a_dataset_with_bad_files(world, tmp_path):
-    res = run(curate_app, "filter", world / "scored.parquet", "-o", tmp_path / "c.parquet", "--rejected", tmp_path / "r.parquet", "-t", "0.05")
+    res = run(
+        curate_app,
+        "filter",
+        world / "scored.parquet",
+        "-o",
+        tmp_path / "c.parquet",
+        "--rejected",
+        tmp_path / "r.parquet",
+        "-t",
+        "0.05",
+    )
     assert res.exit_code == 0, res.output
     res = run(curate_app, "report", world / "scored.parquet", "-o", tmp_path / "r.html")
     assert res.exit_code == 0, res.output
@@ -263,8 +367,29 @@ def test_corrupt_refuses_a_bad_file_and_leaves_nothing(world, tmp_path):
 
 
 def test_train_on_the_kept_fragments_of_mono_and_six_channel_files(world, tmp_path):
-    res = run(pipelines_app, "train", "-m", world / "scored.parquet", "--target", "bass", "--model", "tiny", "--max-steps", "2", "-b", "2",
-              "--set", "crop_s=1", "--set", "valid_fraction=0", "-o", tmp_path / "run", "--export-dir", tmp_path / "e", "--no-progress")
+    res = run(
+        pipelines_app,
+        "train",
+        "-m",
+        world / "scored.parquet",
+        "--target",
+        "bass",
+        "--model",
+        "tiny",
+        "--max-steps",
+        "2",
+        "-b",
+        "2",
+        "--set",
+        "crop_s=1",
+        "--set",
+        "valid_fraction=0",
+        "-o",
+        tmp_path / "run",
+        "--export-dir",
+        tmp_path / "e",
+        "--no-progress",
+    )
     assert res.exit_code == 0, res.output
     from bsrnn.checkpoint import read_checkpoint
 
@@ -295,7 +420,9 @@ def test_separate_skips_unusable_files_and_separates_the_rest(world, tmp_path):
     songs = tmp_path / "songs"  # one song per kind of bad file, an odd name, hidden files and folders
     for track in ("nonaudio", "zerolen", "nan", "inf", "absurd", "mono", "sixch"):
         (songs / track).mkdir(parents=True)
-        (songs / track / BAD_TRACKS[track][0]).write_bytes((world / "data" / "test" / track / BAD_TRACKS[track][0]).read_bytes())
+        (songs / track / BAD_TRACKS[track][0]).write_bytes(
+            (world / "data" / "test" / track / BAD_TRACKS[track][0]).read_bytes()
+        )
     (songs / f"{ODD}.wav").write_bytes((world / "data" / "test" / ODD / "mixture.wav").read_bytes())
     (songs / "._x.wav").write_bytes(b"\x00\x05\x16\x07")
     (songs / ".hidden").mkdir()
@@ -339,10 +466,31 @@ def test_outputs_never_replace_an_input_or_another_kind_of_file(world, tmp_path)
         (curate_app, ["repair", manifest, world / "data"], world / "data"),
         (pipelines_app, ["evaluate", world / "models", "--data", world / "data", "-o", manifest], manifest),
         (pipelines_app, ["evaluate", world / "models", "--data", world / "data", "-o", notes], notes),
-        (pipelines_app, ["separate", "-i", world / "data" / "test" / "good" / "mixture.wav", "-o", notes, "-c", world / "models"], notes),
+        (
+            pipelines_app,
+            ["separate", "-i", world / "data" / "test" / "good" / "mixture.wav", "-o", notes, "-c", world / "models"],
+            notes,
+        ),
         # an exported model of unknown origin is not replaced by a new run's
-        (pipelines_app, ["train", "-m", manifest, "--target", "vocals", "--model", "tiny", "--max-steps", "1",
-                         "-o", tmp_path / "run", "--export-dir", world / "models"], world / "models" / "vocals" / "vocals.ckpt"),
+        (
+            pipelines_app,
+            [
+                "train",
+                "-m",
+                manifest,
+                "--target",
+                "vocals",
+                "--model",
+                "tiny",
+                "--max-steps",
+                "1",
+                "-o",
+                tmp_path / "run",
+                "--export-dir",
+                world / "models",
+            ],
+            world / "models" / "vocals" / "vocals.ckpt",
+        ),
     ]
     before = {p: digest(p) for p in (world / "models").rglob("*.ckpt")}
     for app, args, path in refused:
@@ -356,10 +504,32 @@ def test_earlier_outputs_of_the_same_kind_are_replaced(world, tmp_path):
     """The positive side of the rule: a re-scan, a re-filter, a re-report, a re-evaluation."""
     for _ in range(2):
         assert run(curate_app, "scan", world / "data", "--no-score", "-o", tmp_path / "m.parquet").exit_code == 0
-        assert run(curate_app, "filter", world / "scored.parquet", "-o", tmp_path / "c.parquet", "--rejected", tmp_path / "r.parquet",
-                   "-t", "0.05").exit_code == 0
+        assert (
+            run(
+                curate_app,
+                "filter",
+                world / "scored.parquet",
+                "-o",
+                tmp_path / "c.parquet",
+                "--rejected",
+                tmp_path / "r.parquet",
+                "-t",
+                "0.05",
+            ).exit_code
+            == 0
+        )
         assert run(curate_app, "report", world / "scored.parquet", "-o", tmp_path / "r.html").exit_code == 0
-        res = run(pipelines_app, "evaluate", world / "models", "--data", world / "data", "-n", "1", "-o", tmp_path / "results.parquet")
+        res = run(
+            pipelines_app,
+            "evaluate",
+            world / "models",
+            "--data",
+            world / "data",
+            "-n",
+            "1",
+            "-o",
+            tmp_path / "results.parquet",
+        )
         assert res.exit_code == 0, res.output
     assert (tmp_path / "test.log").read_text().startswith("# stemcurate evaluation log")
 
@@ -368,11 +538,18 @@ def test_separate_into_a_folder_inside_its_input_does_not_separate_its_own_resul
     songs = tmp_path / "songs"
     songs.mkdir()
     (songs / "a.wav").write_bytes((world / "data" / "test" / "good" / "mixture.wav").read_bytes())
-    (songs / ".b.wav").write_bytes((world / "data" / "test" / "good" / "mixture.wav").read_bytes())  # hidden: not an input
+    (songs / ".b.wav").write_bytes(
+        (world / "data" / "test" / "good" / "mixture.wav").read_bytes()
+    )  # hidden: not an input
     for _ in range(2):
         res = run(pipelines_app, "separate", "-i", songs, "-o", songs / "separated", "-c", world / "models")
         assert res.exit_code == 0 and "1 of 1 files separated" in res.output, res.output
-    assert sorted(p.relative_to(songs).as_posix() for p in songs.rglob("*.wav")) == [".b.wav", "a.wav", "separated/a/bass.wav", "separated/a/vocals.wav"]
+    assert sorted(p.relative_to(songs).as_posix() for p in songs.rglob("*.wav")) == [
+        ".b.wav",
+        "a.wav",
+        "separated/a/bass.wav",
+        "separated/a/vocals.wav",
+    ]
 
 
 def test_ctrl_c_while_a_command_loads_is_one_line_and_exit_130(monkeypatch, capsys):
@@ -395,8 +572,19 @@ def test_outputs_in_a_folder_that_takes_no_files_are_one_line_errors(world, tmp_
     res = run(curate_app, "scan", world / "data", "--no-score", "-o", "/proc/stemcurate.parquet")
     one_line_error(res, "/proc/stemcurate.parquet")
     one_line_error(run(curate_app, "repair", world / "scored.parquet", "/proc/repaired"), "/proc/")
-    one_line_error(run(pipelines_app, "separate", "-i", world / "data" / "test" / "good" / "mixture.wav", "-o", "/proc/sep",
-                       "-c", world / "models"), "/proc/sep")
+    one_line_error(
+        run(
+            pipelines_app,
+            "separate",
+            "-i",
+            world / "data" / "test" / "good" / "mixture.wav",
+            "-o",
+            "/proc/sep",
+            "-c",
+            world / "models",
+        ),
+        "/proc/sep",
+    )
 
 
 def test_a_dataset_without_some_standard_stems_is_scanned_for_those_it_has(tmp_path):
@@ -406,7 +594,10 @@ def test_a_dataset_without_some_standard_stems_is_scanned_for_those_it_has(tmp_p
     res = run(curate_app, "scan", tmp_path / "data", "--no-score", "-o", tmp_path / "m.parquet")
     assert res.exit_code == 0, res.output
     assert set(pd.read_parquet(tmp_path / "m.parquet")["stem"]) == {"vocals"}
-    one_line_error(run(curate_app, "scan", tmp_path / "data", "--no-score", "--stems", "bass", "-o", tmp_path / "m2.parquet"), "unknown stem 'bass'")
+    one_line_error(
+        run(curate_app, "scan", tmp_path / "data", "--no-score", "--stems", "bass", "-o", tmp_path / "m2.parquet"),
+        "unknown stem 'bass'",
+    )
 
 
 NUMBERS = [  # (app, arguments before the number, option): every float option of every command
@@ -420,8 +611,16 @@ NUMBERS = [  # (app, arguments before the number, option): every float option of
     (curate_app, ["corrupt", "{data}", "{tmp}/n"], "--mislabel-rate"),
     (curate_app, ["repair", "{scored}", "{tmp}/r"], "--leak-min-db"),
     (curate_app, ["report", "{scored}", "-o", "{tmp}/r.html"], "--threshold"),
-    (pipelines_app, ["train", "-m", "{scored}", "--model", "tiny", "-o", "{tmp}/run", "--export-dir", "{tmp}/e"], "--truncate-quantile"),
-    (pipelines_app, ["train", "-m", "{scored}", "--model", "tiny", "-o", "{tmp}/run", "--export-dir", "{tmp}/e", "--set"], "lr="),
+    (
+        pipelines_app,
+        ["train", "-m", "{scored}", "--model", "tiny", "-o", "{tmp}/run", "--export-dir", "{tmp}/e"],
+        "--truncate-quantile",
+    ),
+    (
+        pipelines_app,
+        ["train", "-m", "{scored}", "--model", "tiny", "-o", "{tmp}/run", "--export-dir", "{tmp}/e", "--set"],
+        "lr=",
+    ),
     (pipelines_app, ["evaluate", "{models}", "--data", "{data}", "-o", "{tmp}/r.parquet"], "--hop"),
     (pipelines_app, ["separate", "-i", "{data}/test/good/mixture.wav", "-o", "{tmp}/sep", "-c", "{models}"], "--frame"),
 ]
@@ -460,25 +659,46 @@ def test_separate_never_replaces_files_it_did_not_write(world, tmp_path):
     one_line_error(run(pipelines_app, "separate", "-i", song, "-o", mine.parent, "-c", world / "models"), mine)
     assert sorted(p.name for p in mine.iterdir()) == ["vocals.wav"]
     # a dataset, one of its subset folders, a training run or a saved_models folder is no output folder at all
-    one_line_error(run(pipelines_app, "separate", "-i", song, "-o", data / "test", "-c", world / "models"), data / "test", "dataset")
+    one_line_error(
+        run(pipelines_app, "separate", "-i", song, "-o", data / "test", "-c", world / "models"),
+        data / "test",
+        "dataset",
+    )
     one_line_error(run(pipelines_app, "separate", "-i", song, "-o", data, "-c", world / "models"), data, "dataset")
-    one_line_error(run(pipelines_app, "separate", "-i", song, "-o", world / "models", "-c", world / "models"), world / "models", "exported models")
+    one_line_error(
+        run(pipelines_app, "separate", "-i", song, "-o", world / "models", "-c", world / "models"),
+        world / "models",
+        "exported models",
+    )
     assert {p: digest(p) for p in keep} == keep and not (data / "test" / "good" / "bass.wav.tmp").exists()
-    one_line_error(run(pipelines_app, "separate", "-i", data / "test", "-o", data / "test", "-c", world / "models"), "is the input folder")
+    one_line_error(
+        run(pipelines_app, "separate", "-i", data / "test", "-o", data / "test", "-c", world / "models"),
+        "is the input folder",
+    )
     # an earlier separation (its marker) is written again; an empty folder is taken
     (tmp_path / "sep" / "good").mkdir(parents=True)
     for _ in range(2):
         assert run(pipelines_app, "separate", "-i", song, "-o", tmp_path / "sep", "-c", world / "models").exit_code == 0
-    assert sorted(p.name for p in (tmp_path / "sep" / "good").iterdir()) == [".stemcurate-separation", "bass.wav", "vocals.wav"]
+    assert sorted(p.name for p in (tmp_path / "sep" / "good").iterdir()) == [
+        ".stemcurate-separation",
+        "bass.wav",
+        "vocals.wav",
+    ]
 
 
 def test_separate_checks_format_options_before_loading_models(world, tmp_path):
     mix = world / "data" / "test" / "good" / "mixture.wav"
     missing_model = tmp_path / "no model.ckpt"  # the option error must come first: no model is read
-    for args, option in ((["--format", "mp3", "--bits", "24"], "--bits 24"), (["--bits", "8"], "--bits 8"),
-                         (["--format", "flac", "--bits", "float"], "--bits float"), (["--format", "ogg"], "--format ogg"),
-                         (["--clip-mode", "fold"], "--clip-mode fold")):
-        one_line_error(run(pipelines_app, "separate", "-i", mix, "-o", tmp_path / "sep", "-c", missing_model, *args), option)
+    for args, option in (
+        (["--format", "mp3", "--bits", "24"], "--bits 24"),
+        (["--bits", "8"], "--bits 8"),
+        (["--format", "flac", "--bits", "float"], "--bits float"),
+        (["--format", "ogg"], "--format ogg"),
+        (["--clip-mode", "fold"], "--clip-mode fold"),
+    ):
+        one_line_error(
+            run(pipelines_app, "separate", "-i", mix, "-o", tmp_path / "sep", "-c", missing_model, *args), option
+        )
     assert not (tmp_path / "sep").exists()
 
 
@@ -486,30 +706,45 @@ def test_separate_names_a_text_file_with_an_audio_extension(world, tmp_path):
     text = tmp_path / "notes.mp3"
     text.write_text("not audio at all " * 20)
     res = run(pipelines_app, "separate", "-i", text, "-o", tmp_path / "sep", "-c", world / "models")
-    assert res.exit_code == 2 and f"skipped {text}: " in res.output and "unknown or corrupt format" in res.output, res.output
+    assert res.exit_code == 2 and f"skipped {text}: " in res.output and "unknown or corrupt format" in res.output, (
+        res.output
+    )
     assert "does not exist" not in res.output
 
 
 def test_model_folders_must_hold_what_their_names_say(world, tmp_path):
     mix = world / "data" / "test" / "good" / "mixture.wav"
     (tmp_path / "a" / "vocals" / "vocals.ckpt").mkdir(parents=True)
-    one_line_error(run(pipelines_app, "separate", "-i", mix, "-o", tmp_path / "s1", "-c", tmp_path / "a"), "vocals.ckpt: is a folder")
+    one_line_error(
+        run(pipelines_app, "separate", "-i", mix, "-o", tmp_path / "s1", "-c", tmp_path / "a"),
+        "vocals.ckpt: is a folder",
+    )
     (tmp_path / "b" / "vocals").mkdir(parents=True)
     (tmp_path / "b" / "vocals" / "vocals.ckpt").write_bytes((world / "models" / "bass" / "bass.ckpt").read_bytes())
-    one_line_error(run(pipelines_app, "separate", "-i", mix, "-o", tmp_path / "s2", "-c", tmp_path / "b"), "holds a 'bass' model but is named 'vocals'")
+    one_line_error(
+        run(pipelines_app, "separate", "-i", mix, "-o", tmp_path / "s2", "-c", tmp_path / "b"),
+        "holds a 'bass' model but is named 'vocals'",
+    )
     assert not (tmp_path / "s1").exists() and not (tmp_path / "s2").exists()
 
 
 def test_evaluate_refuses_a_results_path_that_is_its_own_log(world, tmp_path):
-    one_line_error(run(pipelines_app, "evaluate", world / "models", "--data", world / "data", "-o", tmp_path / "x.log"), tmp_path / "x.log")
+    one_line_error(
+        run(pipelines_app, "evaluate", world / "models", "--data", world / "data", "-o", tmp_path / "x.log"),
+        tmp_path / "x.log",
+    )
     assert not (tmp_path / "x.log").exists()
 
 
 def test_scan_checks_txt_dir_before_scanning(world, tmp_path):
     for bad in ([Path("/proc/stemcurate-lists")] if Path("/proc").is_dir() else []) + [world / "scored.parquet"]:
-        one_line_error(run(curate_app, "scan", world / "data", "--no-score", "-o", tmp_path / "m.parquet", "--txt-dir", bad), bad)
+        one_line_error(
+            run(curate_app, "scan", world / "data", "--no-score", "-o", tmp_path / "m.parquet", "--txt-dir", bad), bad
+        )
     assert not (tmp_path / "m.parquet").exists()
-    res = run(curate_app, "scan", world / "data", "--no-score", "-o", tmp_path / "m.parquet", "--txt-dir", tmp_path / "lists")
+    res = run(
+        curate_app, "scan", world / "data", "--no-score", "-o", tmp_path / "m.parquet", "--txt-dir", tmp_path / "lists"
+    )
     assert res.exit_code == 0 and (tmp_path / "lists" / "vocals_train.txt").is_file()
 
 
@@ -525,22 +760,28 @@ def test_scan_names_duplicate_and_broken_stem_files_and_prints_no_nan(tmp_path):
     assert res.exit_code == 0, res.output
     problems = pd.read_parquet(tmp_path / "m.problems.parquet")
     dup = problems[problems["check"] == "duplicate"]
-    assert dup[["track", "stem", "path"]].values.tolist() == [["a", "bass", "train/a/bass.flac"]] and "bass.wav is read" in dup["detail"].iloc[0]
+    assert (
+        dup[["track", "stem", "path"]].values.tolist() == [["a", "bass", "train/a/bass.flac"]]
+        and "bass.wav is read" in dup["detail"].iloc[0]
+    )
     broken = problems[(problems["track"] == "b") & (problems["stem"] == "vocals")]
     assert broken["check"].tolist() == ["decode"] and "broken symbolic link" in broken["detail"].iloc[0], broken
     assert "│ nan" not in res.output and " nan " not in res.output  # a track-level problem's stem prints as "-"
 
 
-@pytest.mark.parametrize("edit, what", [
-    (lambda d: d.assign(start=d["start"] - 10**9), "start < 0"),
-    (lambda d: d.assign(end=d["start"]), "end <= start"),
-    (lambda d: d.assign(sample_rate=0), "sample_rate < 1"),
-    (lambda d: d.assign(channels=-2), "channels < 1"),
-    (lambda d: d.assign(quality=2.0), "quality outside [0, 1]"),
-    (lambda d: d.assign(rms_db=np.inf), "rms_db not finite"),
-    (lambda d: d.assign(track=None), "column 'track' has"),
-    (None, "unreadable 'stemcurate.meta'"),
-])
+@pytest.mark.parametrize(
+    "edit, what",
+    [
+        (lambda d: d.assign(start=d["start"] - 10**9), "start < 0"),
+        (lambda d: d.assign(end=d["start"]), "end <= start"),
+        (lambda d: d.assign(sample_rate=0), "sample_rate < 1"),
+        (lambda d: d.assign(channels=-2), "channels < 1"),
+        (lambda d: d.assign(quality=2.0), "quality outside [0, 1]"),
+        (lambda d: d.assign(rms_db=np.inf), "rms_db not finite"),
+        (lambda d: d.assign(track=None), "column 'track' has"),
+        (None, "unreadable 'stemcurate.meta'"),
+    ],
+)
 def test_hand_edited_manifests_are_one_line_errors(world, tmp_path, edit, what):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -551,11 +792,21 @@ def test_hand_edited_manifests_are_one_line_errors(world, tmp_path, edit, what):
         meta[b"stemcurate.meta"] = b"{not json"
     else:
         frame = edit(table.to_pandas())
-        table = pa.Table.from_pandas(frame, schema=pa.schema([f.with_nullable(True) for f in table.schema]), preserve_index=False)
+        table = pa.Table.from_pandas(
+            frame, schema=pa.schema([f.with_nullable(True) for f in table.schema]), preserve_index=False
+        )
     bad = tmp_path / "edited.parquet"
     pq.write_table(table.replace_schema_metadata(meta), bad)
-    one_line_error(run(curate_app, "filter", bad, "-o", tmp_path / "c.parquet", "--rejected", tmp_path / "r.parquet"), bad, what)
-    one_line_error(run(pipelines_app, "train", "-m", bad, "--model", "tiny", "-o", tmp_path / "run", "--export-dir", tmp_path / "e"), bad, what)
+    one_line_error(
+        run(curate_app, "filter", bad, "-o", tmp_path / "c.parquet", "--rejected", tmp_path / "r.parquet"), bad, what
+    )
+    one_line_error(
+        run(
+            pipelines_app, "train", "-m", bad, "--model", "tiny", "-o", tmp_path / "run", "--export-dir", tmp_path / "e"
+        ),
+        bad,
+        what,
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["edited.parquet"]
 
 
@@ -565,18 +816,58 @@ DEVICES = ["nonsense", "cuda:7"] + ([] if __import__("torch").cuda.is_available(
 @pytest.mark.parametrize("device", DEVICES)
 def test_devices_this_machine_lacks_are_one_line_errors(world, tmp_path, device):
     mix = world / "data" / "test" / "good" / "mixture.wav"
-    for app, args in ((pipelines_app, ["separate", "-i", mix, "-o", tmp_path / "sep", "-c", world / "models", "-d", device]),
-                      (pipelines_app, ["evaluate", world / "models", "--data", world / "data", "-o", tmp_path / "r.parquet", "--device", device]),
-                      (curate_app, ["scan", world / "data", "--embedder", "features", "--no-reference-pool", "-o", tmp_path / "m.parquet", "--device", device])):
+    for app, args in (
+        (pipelines_app, ["separate", "-i", mix, "-o", tmp_path / "sep", "-c", world / "models", "-d", device]),
+        (
+            pipelines_app,
+            ["evaluate", world / "models", "--data", world / "data", "-o", tmp_path / "r.parquet", "--device", device],
+        ),
+        (
+            curate_app,
+            [
+                "scan",
+                world / "data",
+                "--embedder",
+                "features",
+                "--no-reference-pool",
+                "-o",
+                tmp_path / "m.parquet",
+                "--device",
+                device,
+            ],
+        ),
+    ):
         one_line_error(run(app, *args), f"--device {device}")
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("args", [["--accelerator", "nonsense"], ["--devices", "0"], ["--devices", "-1"], ["--devices", "abc"], ["--strategy", "nonsense"]]
-                         + ([] if __import__("torch").cuda.is_available() else [["--accelerator", "gpu"]]))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--accelerator", "nonsense"],
+        ["--devices", "0"],
+        ["--devices", "-1"],
+        ["--devices", "abc"],
+        ["--strategy", "nonsense"],
+    ]
+    + ([] if __import__("torch").cuda.is_available() else [["--accelerator", "gpu"]]),
+)
 def test_trainer_options_this_machine_cannot_run_are_one_line_errors(world, tmp_path, args):
-    res = run(pipelines_app, "train", "-m", world / "scored.parquet", "--model", "tiny", "--max-steps", "1", "-o", tmp_path / "run",
-              "--export-dir", tmp_path / "e", *args)
+    res = run(
+        pipelines_app,
+        "train",
+        "-m",
+        world / "scored.parquet",
+        "--model",
+        "tiny",
+        "--max-steps",
+        "1",
+        "-o",
+        tmp_path / "run",
+        "--export-dir",
+        tmp_path / "e",
+        *args,
+    )
     one_line_error(res, args[0])
     assert not any(tmp_path.iterdir())
 
@@ -588,13 +879,62 @@ EXTREMES = [  # (app, arguments): numbers far outside what the option means
     (curate_app, ["scan", "{data}", "--no-score", "-o", "{tmp}/m.parquet", "--sad-chunks", "1000000"]),
     (curate_app, ["scan", "{data}", "--no-score", "-o", "{tmp}/m.parquet", "--sad-hop", "0.0001"]),
     (pipelines_app, ["evaluate", "{models}", "--data", "{data}", "-o", "{tmp}/r.parquet", "--frame", "1e9"]),
-    (pipelines_app, ["evaluate", "{models}", "--data", "{data}", "-o", "{tmp}/r.parquet", "--frame", "0.01", "--hop", "0.01"]),
-    (pipelines_app, ["separate", "-i", "{data}/test/good/mixture.wav", "-o", "{tmp}/sep", "-c", "{models}", "--frame", "1e9"]),
-] + [(pipelines_app, ["train", "-m", "{scored}", "--model", "tiny", "--max-steps", "1", "-o", "{tmp}/run", "--export-dir", "{tmp}/e", *a])
-     for a in (["--seed", "-1"], ["--seed", str(2**40)], *(["--set", s] for s in (
-         "crop_s=1e6", "crop_s=0.001", "valid_crop_s=1e6", "gain_db=-1", "gain_db=1e300", "warmup_alpha=1e300", "decay_gamma=2",
-         "num_workers=-1", "channels=0", "channels=7", "n_fft=0", "n_fft=1", "hop=0", "hop=100000", "fc_dim=0", "rnn_dim=0",
-         "mlp_dim=0", "num_layers=0", "sample_rate=0", "fade_s=-1")))]
+    (
+        pipelines_app,
+        ["evaluate", "{models}", "--data", "{data}", "-o", "{tmp}/r.parquet", "--frame", "0.01", "--hop", "0.01"],
+    ),
+    (
+        pipelines_app,
+        ["separate", "-i", "{data}/test/good/mixture.wav", "-o", "{tmp}/sep", "-c", "{models}", "--frame", "1e9"],
+    ),
+] + [
+    (
+        pipelines_app,
+        [
+            "train",
+            "-m",
+            "{scored}",
+            "--model",
+            "tiny",
+            "--max-steps",
+            "1",
+            "-o",
+            "{tmp}/run",
+            "--export-dir",
+            "{tmp}/e",
+            *a,
+        ],
+    )
+    for a in (
+        ["--seed", "-1"],
+        ["--seed", str(2**40)],
+        *(
+            ["--set", s]
+            for s in (
+                "crop_s=1e6",
+                "crop_s=0.001",
+                "valid_crop_s=1e6",
+                "gain_db=-1",
+                "gain_db=1e300",
+                "warmup_alpha=1e300",
+                "decay_gamma=2",
+                "num_workers=-1",
+                "channels=0",
+                "channels=7",
+                "n_fft=0",
+                "n_fft=1",
+                "hop=0",
+                "hop=100000",
+                "fc_dim=0",
+                "rnn_dim=0",
+                "mlp_dim=0",
+                "num_layers=0",
+                "sample_rate=0",
+                "fade_s=-1",
+            )
+        ),
+    )
+]
 
 
 @pytest.mark.parametrize("app, args", EXTREMES, ids=[" ".join(a[-2:]) for _, a in EXTREMES])
@@ -645,9 +985,13 @@ def test_an_interrupted_scan_rescans_tracks_whose_files_changed(tmp_path):
     assert result.resumed == 1  # b, unchanged; a was scanned again
     from curate.schema import read_manifest
 
-    pd.testing.assert_frame_equal(read_manifest(tmp_path / "m.parquet").frame, read_manifest(tmp_path / "fresh.parquet").frame)
+    pd.testing.assert_frame_equal(
+        read_manifest(tmp_path / "m.parquet").frame, read_manifest(tmp_path / "fresh.parquet").frame
+    )
     a_vocals = fresh.fragments[(fresh.fragments["track"] == "a") & (fresh.fragments["stem"] == "vocals")]
-    assert len(a_vocals) and a_vocals["start"].min() >= 6 * SR  # no fragment in the silence: the earlier part was not reused
+    assert (
+        len(a_vocals) and a_vocals["start"].min() >= 6 * SR
+    )  # no fragment in the silence: the earlier part was not reused
 
 
 def test_train_writes_only_into_a_new_empty_or_earlier_run_folder(world, tmp_path):
@@ -655,8 +999,24 @@ def test_train_writes_only_into_a_new_empty_or_earlier_run_folder(world, tmp_pat
     mine.mkdir()
     (mine / "notes.txt").write_text("my notes")
     (mine / "config.yaml").mkdir()  # not even a run's config file
-    base = ["train", "-m", world / "scored.parquet", "--model", "tiny", "--max-steps", "1", "-b", "1", "--set", "crop_s=1",
-            "--set", "valid_fraction=0", "--export-dir", tmp_path / "e", "--no-progress"]
+    base = [
+        "train",
+        "-m",
+        world / "scored.parquet",
+        "--model",
+        "tiny",
+        "--max-steps",
+        "1",
+        "-b",
+        "1",
+        "--set",
+        "crop_s=1",
+        "--set",
+        "valid_fraction=0",
+        "--export-dir",
+        tmp_path / "e",
+        "--no-progress",
+    ]
     one_line_error(run(pipelines_app, *base, "-o", mine), mine, "not a training run folder")
     assert sorted(p.name for p in mine.iterdir()) == ["config.yaml", "notes.txt"] and not (tmp_path / "e").exists()
     (tmp_path / "file").write_text("x")
@@ -673,32 +1033,80 @@ def test_train_refuses_a_moved_dataset_before_writing_anything(world, tmp_path):
     data = _copy(world / "data", tmp_path / "data")
     assert run(curate_app, "scan", data, "--no-score", "-o", tmp_path / "m.parquet").exit_code == 0
     data.rename(tmp_path / "moved")
-    res = run(pipelines_app, "train", "-m", tmp_path / "m.parquet", "--model", "tiny", "--max-steps", "1", "-o", tmp_path / "run",
-              "--export-dir", tmp_path / "e")
+    res = run(
+        pipelines_app,
+        "train",
+        "-m",
+        tmp_path / "m.parquet",
+        "--model",
+        "tiny",
+        "--max-steps",
+        "1",
+        "-o",
+        tmp_path / "run",
+        "--export-dir",
+        tmp_path / "e",
+    )
     one_line_error(res, tmp_path / "m.parquet", "was the dataset moved")
     assert not (tmp_path / "run").exists() and not (tmp_path / "e").exists()
 
 
 def test_a_short_run_its_report_resume_rules_and_report_kinds(world, tmp_path):
     run_dir = tmp_path / "run"
-    args = ["train", "-m", world / "scored.parquet", "--model", "tiny", "--max-steps", "3", "-b", "1", "--set", "crop_s=1",
-            "--set", "valid_fraction=0", "-o", run_dir, "--export-dir", tmp_path / "e", "--no-progress"]
+    args = [
+        "train",
+        "-m",
+        world / "scored.parquet",
+        "--model",
+        "tiny",
+        "--max-steps",
+        "3",
+        "-b",
+        "1",
+        "--set",
+        "crop_s=1",
+        "--set",
+        "valid_fraction=0",
+        "-o",
+        run_dir,
+        "--export-dir",
+        tmp_path / "e",
+        "--no-progress",
+    ]
     assert run(pipelines_app, *args).exit_code == 0
     # a run shorter than the logging interval still logs, so its report has a loss curve
     assert run(pipelines_app, "report", run_dir, "-o", tmp_path / "run.html").exit_code == 0
     # --resume takes the run's own settings: anything else that would change them is refused, not ignored
     (tmp_path / "other.parquet").write_bytes((world / "scored.parquet").read_bytes())
-    for extra, named in ((["--seed", "3"], "--seed"), (["-b", "2"], "--batch-size"), (["--set", "lr=0.1"], "--set lr"),
-                         (["--model", "paper"], "--model"), (["-m", tmp_path / "other.parquet"], "--manifest"), (["-t", "bass"], "a 'vocals' run"),
-                         (["--set", "fc_dim=8"], "--set fc_dim")):
+    for extra, named in (
+        (["--seed", "3"], "--seed"),
+        (["-b", "2"], "--batch-size"),
+        (["--set", "lr=0.1"], "--set lr"),
+        (["--model", "paper"], "--model"),
+        (["-m", tmp_path / "other.parquet"], "--manifest"),
+        (["-t", "bass"], "a 'vocals' run"),
+        (["--set", "fc_dim=8"], "--set fc_dim"),
+    ):
         one_line_error(run(pipelines_app, "train", "--resume", "-o", run_dir, "--max-steps", "4", *extra), named)
     # the command that started the run, repeated with --resume and more steps, changes nothing else: it is taken
-    res = run(pipelines_app, *args[:args.index("--max-steps")], "--max-steps", "4", *args[args.index("--max-steps") + 2:],
-              "--resume", "--set", "val_every=2")
+    res = run(
+        pipelines_app,
+        *args[: args.index("--max-steps")],
+        "--max-steps",
+        "4",
+        *args[args.index("--max-steps") + 2 :],
+        "--resume",
+        "--set",
+        "val_every=2",
+    )
     assert res.exit_code == 0 and "steps          4" in res.output, res.output
-    one_line_error(run(pipelines_app, "train", "--resume", "-o", run_dir, "--max-steps", "2"), "--max-steps 2", "already at step 4")
+    one_line_error(
+        run(pipelines_app, "train", "--resume", "-o", run_dir, "--max-steps", "2"), "--max-steps 2", "already at step 4"
+    )
     mix = world / "data" / "test" / "good" / "mixture.wav"  # a run folder is no place for separated stems
-    one_line_error(run(pipelines_app, "separate", "-i", mix, "-o", run_dir, "-c", run_dir), run_dir, "training run folder")
+    one_line_error(
+        run(pipelines_app, "separate", "-i", mix, "-o", run_dir, "-c", run_dir), run_dir, "training run folder"
+    )
     # a curation report and a run report are different kinds: neither replaces the other
     page = digest(tmp_path / "run.html")
     one_line_error(run(curate_app, "report", world / "scored.parquet", "-o", tmp_path / "run.html"), "run report")
@@ -723,8 +1131,15 @@ def test_ctrl_c_during_training_saves_the_step_reached_and_says_how_to_resume(wo
     cfg = TrainConfig(max_steps=5, batch_size=1, crop_s=1.0, valid_fraction=0.0, val_every=100)
     model = BSRNNConfig.preset("tiny", "vocals")
     with pytest.raises(TrainingInterrupted) as exc:
-        train(world / "scored.parquet", model=model, config=cfg, out=tmp_path / "run", export_dir=tmp_path / "e", progress=False,
-              callbacks=[CtrlC()])
+        train(
+            world / "scored.parquet",
+            model=model,
+            config=cfg,
+            out=tmp_path / "run",
+            export_dir=tmp_path / "e",
+            progress=False,
+            callbacks=[CtrlC()],
+        )
     import torch
 
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
@@ -739,7 +1154,15 @@ def test_ctrl_c_during_training_saves_the_step_reached_and_says_how_to_resume(wo
     with pytest.raises(Exception) as stop:
         command()
     assert getattr(stop.value, "exit_code", None) == 130 and "stopped at step 2" in capsys.readouterr().err
-    result = train(world / "scored.parquet", model=model, config=cfg, out=tmp_path / "run", resume=True, export_dir=tmp_path / "e", progress=False)
+    result = train(
+        world / "scored.parquet",
+        model=model,
+        config=cfg,
+        out=tmp_path / "run",
+        resume=True,
+        export_dir=tmp_path / "e",
+        progress=False,
+    )
     assert result.global_step == 5
 
 
@@ -779,7 +1202,8 @@ def test_a_full_disk_while_writing_audio_or_a_checkpoint_keeps_the_earlier_file(
     assert digest(ckpt) == before and sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "vocals.wav"]
 
 
-# ---------------------------------------------------------------- third review: paths that go back out, stale outputs, rates, changed files, the API
+# ---------------------------------------------------------------- third review: paths that go back out, stale
+# outputs, rates, changed files, the API
 
 
 def test_outputs_through_a_missing_folder_and_back_are_checked_where_they_land(world, tmp_path):
@@ -797,10 +1221,40 @@ def test_outputs_through_a_missing_folder_and_back_are_checked_where_they_land(w
     cases = [
         (curate_app, ["scan", data, "--no-score", "-o", via("n1", vocals)], "not a stemcurate manifest"),
         (pipelines_app, ["separate", "-i", song, "-o", via("n2", data / "train"), "-c", models], "dataset"),
-        (pipelines_app, ["train", "-m", world / "scored.parquet", "--model", "tiny", "--max-steps", "1", "-o", via("n3", mine),
-                         "--export-dir", tmp_path / "e"], "not a training run folder"),
-        (pipelines_app, ["train", "-m", world / "scored.parquet", "--model", "tiny", "--max-steps", "1", "-o", tmp_path / "run",
-                         "--export-dir", via("n4", models)], "another run"),
+        (
+            pipelines_app,
+            [
+                "train",
+                "-m",
+                world / "scored.parquet",
+                "--model",
+                "tiny",
+                "--max-steps",
+                "1",
+                "-o",
+                via("n3", mine),
+                "--export-dir",
+                tmp_path / "e",
+            ],
+            "not a training run folder",
+        ),
+        (
+            pipelines_app,
+            [
+                "train",
+                "-m",
+                world / "scored.parquet",
+                "--model",
+                "tiny",
+                "--max-steps",
+                "1",
+                "-o",
+                tmp_path / "run",
+                "--export-dir",
+                via("n4", models),
+            ],
+            "another run",
+        ),
         (curate_app, ["synth", via("n5", mine), "--tracks", "1", "--seconds", "1"], "not a curate synth dataset"),
     ]
     for app, args, why in cases:
@@ -816,7 +1270,9 @@ def test_scan_removes_only_parts_folders_it_wrote(world, tmp_path):
     one_line_error(run(curate_app, "scan", songs, "--no-score", "-o", tmp_path / "songs"), songs, "parts folder")
     assert sorted(p.relative_to(songs).as_posix() for p in songs.rglob("*")) == before
     (tmp_path / "m.parquet.parts").write_text("a file")
-    one_line_error(run(curate_app, "scan", songs, "--no-score", "-o", tmp_path / "m.parquet"), tmp_path / "m.parquet.parts")
+    one_line_error(
+        run(curate_app, "scan", songs, "--no-score", "-o", tmp_path / "m.parquet"), tmp_path / "m.parquet.parts"
+    )
     # an interrupted scan's own parts folder (another scan's settings) is replaced
     (tmp_path / "m.parquet.parts").unlink()
     (tmp_path / "m.parquet.parts").mkdir()
@@ -827,7 +1283,10 @@ def test_scan_removes_only_parts_folders_it_wrote(world, tmp_path):
 
 def test_synth_into_an_earlier_synth_folder_leaves_only_the_new_tracks(tmp_path):
     out = tmp_path / "synth"
-    assert run(curate_app, "synth", out, "--tracks", "3", "--test-tracks", "1", "--seconds", "1", "--seed", "1").exit_code == 0
+    assert (
+        run(curate_app, "synth", out, "--tracks", "3", "--test-tracks", "1", "--seconds", "1", "--seed", "1").exit_code
+        == 0
+    )
     assert run(curate_app, "synth", out, "--tracks", "2", "--seconds", "1", "--seed", "2").exit_code == 0
     import json
 
@@ -843,7 +1302,16 @@ def test_sample_rates_outside_the_range_read_are_problems_not_crashes(tmp_path):
     for name, sr in (("t1000", 1000), ("t100", 100), ("t1", 1)):
         write_track(tmp_path / "data" / "train" / name, noise_stems(rng, 7.0, sr=max(sr, 1)), sr=sr)
     write_track(tmp_path / "data" / "train" / "t8k", noise_stems(rng, 7.0, sr=8000), sr=8000)
-    res = run(curate_app, "scan", tmp_path / "data", "--embedder", "features", "--no-reference-pool", "-o", tmp_path / "m.parquet")
+    res = run(
+        curate_app,
+        "scan",
+        tmp_path / "data",
+        "--embedder",
+        "features",
+        "--no-reference-pool",
+        "-o",
+        tmp_path / "m.parquet",
+    )
     assert res.exit_code == 0, res.output
     problems = pd.read_parquet(tmp_path / "m.problems.parquet")
     low = problems[problems["check"] == "sample_rate"]
@@ -851,7 +1319,16 @@ def test_sample_rates_outside_the_range_read_are_problems_not_crashes(tmp_path):
     assert set(pd.read_parquet(tmp_path / "m.parquet")["track"]) == {"t8k"}  # 8 kHz is read
     # separate skips a file that declares 1 Hz (it would be resampled 44100-fold), the API refuses it
     sf.write(tmp_path / "one_hz.wav", rng.standard_normal((50, 2)).astype(np.float32) * 0.1, 1)
-    res = run(pipelines_app, "separate", "-i", tmp_path / "one_hz.wav", "-o", tmp_path / "sep", "-c", random_models(tmp_path / "models"))
+    res = run(
+        pipelines_app,
+        "separate",
+        "-i",
+        tmp_path / "one_hz.wav",
+        "-o",
+        tmp_path / "sep",
+        "-c",
+        random_models(tmp_path / "models"),
+    )
     assert res.exit_code == 2 and f"skipped {tmp_path / 'one_hz.wav'}: 1 Hz" in res.output, res.output
     from bsrnn.separator import Separator
 
@@ -864,12 +1341,29 @@ def test_sample_rates_outside_the_range_read_are_problems_not_crashes(tmp_path):
 
 def test_files_shortened_after_the_scan_are_named_by_every_reader(world, tmp_path):
     data = _copy(world / "data", tmp_path / "data")
-    assert run(curate_app, "scan", data, "--embedder", "features", "--no-reference-pool", "-o", tmp_path / "m.parquet").exit_code == 0
+    assert (
+        run(
+            curate_app, "scan", data, "--embedder", "features", "--no-reference-pool", "-o", tmp_path / "m.parquet"
+        ).exit_code
+        == 0
+    )
     for f in (data / "train" / "good").glob("[!.]*.wav"):  # half a second left of seven, in every file of the track
         x, sr = sf.read(f, always_2d=True)
         sf.write(f, x[: sr // 2], sr, subtype="FLOAT")
-    res = run(pipelines_app, "train", "-m", tmp_path / "m.parquet", "--model", "tiny", "--max-steps", "1", "-o", tmp_path / "run",
-              "--export-dir", tmp_path / "e")
+    res = run(
+        pipelines_app,
+        "train",
+        "-m",
+        tmp_path / "m.parquet",
+        "--model",
+        "tiny",
+        "--max-steps",
+        "1",
+        "-o",
+        tmp_path / "run",
+        "--export-dir",
+        tmp_path / "e",
+    )
     one_line_error(res, data / "train" / "good", "changed since the scan")
     assert not (tmp_path / "run").exists()
     res = run(curate_app, "repair", tmp_path / "m.parquet", tmp_path / "fixed")
@@ -889,14 +1383,22 @@ def test_the_python_api_raises_stemcurate_errors_for_bad_arguments(world, tmp_pa
     from curate.scan import scan
     from pipelines.separate import separate_files
 
-    assert issubclass(CheckpointError, ValueError) and issubclass(AudioError, ValueError)  # bsrnn imports nothing of the project
+    assert issubclass(CheckpointError, ValueError) and issubclass(
+        AudioError, ValueError
+    )  # bsrnn imports nothing of the project
     for bad in ([], None, 3, tmp_path):
         with pytest.raises(CheckpointError):
             Separator.from_checkpoint(bad)
     sep = Separator.from_checkpoint(world / "models" / "vocals" / "vocals.ckpt")
     n = SR
-    for audio, why in ((np.zeros((1, 2, n)), "shape"), (np.zeros((n, 2)), "transpose"), ("audio", "array of numbers"),
-                       (np.full((2, n), np.nan), "NaN"), (np.full((2, n), np.inf), "NaN"), (np.full((2, n), 1e30), "model gave NaN/inf")):
+    for audio, why in (
+        (np.zeros((1, 2, n)), "shape"),
+        (np.zeros((n, 2)), "transpose"),
+        ("audio", "array of numbers"),
+        (np.full((2, n), np.nan), "NaN"),
+        (np.full((2, n), np.inf), "NaN"),
+        (np.full((2, n), 1e30), "model gave NaN/inf"),
+    ):
         with pytest.raises(AudioError, match=why):
             sep(audio, SR)
     mix = world / "data" / "test" / "good" / "mixture.wav"
@@ -906,8 +1408,15 @@ def test_the_python_api_raises_stemcurate_errors_for_bad_arguments(world, tmp_pa
         separate_files([mix], tmp_path / "s", None)
     assert separate_files([str(mix)], tmp_path / "s", sep).written
     data = world / "data"
-    for kwargs, why in ((dict(output=None), "output"), (dict(sad_config="x"), "sad_config"), (dict(check_config=None), "check_config"),
-                        (dict(score="x"), "score"), (dict(jobs=0), "jobs"), (dict(jobs=1.5), "jobs"), (dict(stems=[1]), "stems")):
+    for kwargs, why in (
+        (dict(output=None), "output"),
+        (dict(sad_config="x"), "sad_config"),
+        (dict(check_config=None), "check_config"),
+        (dict(score="x"), "score"),
+        (dict(jobs=0), "jobs"),
+        (dict(jobs=1.5), "jobs"),
+        (dict(stems=[1]), "stems"),
+    ):
         with pytest.raises(StemcurateError, match=why):
             scan(data, **{"output": tmp_path / "m.parquet", **kwargs})
     assert not (tmp_path / "m.parquet").exists()
@@ -918,7 +1427,9 @@ def test_the_python_api_raises_stemcurate_errors_for_bad_arguments(world, tmp_pa
 def test_txt_lists_refuse_track_names_they_cannot_hold(tmp_path):
     write_track(tmp_path / "data" / "train" / "a\tb", noise_stems(np.random.default_rng(4), 7.0))
     write_track(tmp_path / "data" / "train" / "c", noise_stems(np.random.default_rng(5), 7.0))
-    res = run(curate_app, "scan", tmp_path / "data", "--no-score", "-o", tmp_path / "m.parquet", "--txt-dir", tmp_path / "txt")
+    res = run(
+        curate_app, "scan", tmp_path / "data", "--no-score", "-o", tmp_path / "m.parquet", "--txt-dir", tmp_path / "txt"
+    )
     one_line_error(res, "--txt-dir", "a\\tb")
     assert not (tmp_path / "m.parquet").exists() and not (tmp_path / "txt").exists()
 
@@ -926,10 +1437,14 @@ def test_txt_lists_refuse_track_names_they_cannot_hold(tmp_path):
 def test_smaller_third_review_cases(world, tmp_path, monkeypatch):
     data = _copy(world / "data", tmp_path / "data")
     # a repaired copy inside the dataset it is made from would be read as part of it
-    one_line_error(run(curate_app, "repair", world / "scored.parquet", world / "data" / "train" / "fixed"), "inside the dataset")
+    one_line_error(
+        run(curate_app, "repair", world / "scored.parquet", world / "data" / "train" / "fixed"), "inside the dataset"
+    )
     assert not (world / "data" / "train" / "fixed").exists()
     # the option is named
-    one_line_error(run(curate_app, "scan", data, "--no-score", "--subset", "foo", "-o", tmp_path / "m.parquet"), "--subset foo")
+    one_line_error(
+        run(curate_app, "scan", data, "--no-score", "--subset", "foo", "-o", tmp_path / "m.parquet"), "--subset foo"
+    )
     # evaluating the train subset does not replace the test results or their log
     monkeypatch.chdir(tmp_path)
     res = run(pipelines_app, "evaluate", world / "models", "--data", data, "--subset", "train", "-n", "2")
@@ -941,7 +1456,8 @@ def test_smaller_third_review_cases(world, tmp_path, monkeypatch):
     assert list(row["check"]) == ["empty"], row
 
 
-# ---------------------------------------------------------------- fourth review: API argument types, huge numbers, long names, links
+# ---------------------------------------------------------------- fourth review: API argument types, huge numbers,
+# long names, links
 
 
 def test_api_arguments_of_the_wrong_type_are_named(world, tmp_path):
@@ -958,18 +1474,38 @@ def test_api_arguments_of_the_wrong_type_are_named(world, tmp_path):
 
     scored = world / "scored.parquet"
     cases = [
-        (lambda: discover(123), "root 123"), (lambda: discover(b"/tmp"), "root b'/tmp'"), (lambda: read_manifest(None), "manifest None"),
-        (lambda: filter_manifest(scored, threshold="0.5", output=tmp_path / "c.parquet", rejected=tmp_path / "r.parquet"), "threshold"),
-        (lambda: filter_manifest(scored, bleed_db="x", output=tmp_path / "c.parquet", rejected=tmp_path / "r.parquet"), "--bleed-db"),
+        (lambda: discover(123), "root 123"),
+        (lambda: discover(b"/tmp"), "root b'/tmp'"),
+        (lambda: read_manifest(None), "manifest None"),
+        (
+            lambda: filter_manifest(
+                scored, threshold="0.5", output=tmp_path / "c.parquet", rejected=tmp_path / "r.parquet"
+            ),
+            "threshold",
+        ),
+        (
+            lambda: filter_manifest(
+                scored, bleed_db="x", output=tmp_path / "c.parquet", rejected=tmp_path / "r.parquet"
+            ),
+            "--bleed-db",
+        ),
         (lambda: filter_manifest(scored, output=None), "output None"),
         (lambda: filter_manifest(read_manifest(scored)), "manifest"),
         (lambda: scan(world / "data", output=tmp_path / "m.parquet", txt_dir=5, score=None), "txt_dir 5"),
         (lambda: scan(world / "data", output=tmp_path / "m.csv", score=None), "give a .parquet path"),
-        (lambda: evaluate({}, world / "data"), "non-empty"), (lambda: evaluate([1], world / "data"), "non-empty"),
+        (lambda: evaluate({}, world / "data"), "non-empty"),
+        (lambda: evaluate([1], world / "data"), "non-empty"),
     ]
-    for i, (bad, kwargs) in enumerate([("tracks", {"tracks": "2"}), ("tracks", {"tracks": 1.5}), ("seed", {"seed": 1.5}),
-                                       ("sample-rate", {"sample_rate": 0}), ("sample-rate", {"sample_rate": 8000.5}),
-                                       ("tracks", {"tracks": 10**20})]):
+    for i, (bad, kwargs) in enumerate(
+        [
+            ("tracks", {"tracks": "2"}),
+            ("tracks", {"tracks": 1.5}),
+            ("seed", {"seed": 1.5}),
+            ("sample-rate", {"sample_rate": 0}),
+            ("sample-rate", {"sample_rate": 8000.5}),
+            ("tracks", {"tracks": 10**20}),
+        ]
+    ):
         cases.append((lambda i=i, kwargs=kwargs: synth_dataset(tmp_path / f"syn{i}", seconds=1, **kwargs), f"--{bad}"))
     for call, named in cases:
         with pytest.raises(StemcurateError, match=named.replace("(", r"\(")):
@@ -987,8 +1523,22 @@ def test_api_arguments_of_the_wrong_type_are_named(world, tmp_path):
 
 
 def test_huge_numbers_and_long_names_are_one_line_errors_before_any_work(world, tmp_path):
-    base = ["train", "-m", world / "scored.parquet", "--model", "tiny", "-b", "1", "--set", "crop_s=1", "--no-progress",
-            "-o", tmp_path / "run", "--export-dir", tmp_path / "e"]
+    base = [
+        "train",
+        "-m",
+        world / "scored.parquet",
+        "--model",
+        "tiny",
+        "-b",
+        "1",
+        "--set",
+        "crop_s=1",
+        "--no-progress",
+        "-o",
+        tmp_path / "run",
+        "--export-dir",
+        tmp_path / "e",
+    ]
     one_line_error(run(pipelines_app, *base, "--max-steps", str(10**20)), "max_steps")
     one_line_error(run(pipelines_app, *base[:5], "-b", str(10**12), *base[7:], "--max-steps", "2"), "batch_size")
     one_line_error(run(curate_app, "synth", tmp_path / "syn", "--tracks", str(10**20), "--seconds", "1"), "--tracks")
@@ -1003,8 +1553,12 @@ def test_separate_follows_links_to_a_dataset_and_names_broken_inputs(world, tmp_
     song.parent.mkdir()
     song.write_bytes((data / "test" / "good" / "mixture.wav").read_bytes())
     (tmp_path / "link").symlink_to(data / "test")
-    one_line_error(run(pipelines_app, "separate", "-i", song, "-o", tmp_path / "link", "-c", world / "models"), "subset folder")
-    one_line_error(run(pipelines_app, "separate", "-i", song, "-o", data / "test" / "good", "-c", world / "models"), "track folder")
+    one_line_error(
+        run(pipelines_app, "separate", "-i", song, "-o", tmp_path / "link", "-c", world / "models"), "subset folder"
+    )
+    one_line_error(
+        run(pipelines_app, "separate", "-i", song, "-o", data / "test" / "good", "-c", world / "models"), "track folder"
+    )
     (tmp_path / "songs" / "broken.wav").symlink_to(tmp_path / "nowhere.wav")
     res = run(pipelines_app, "separate", "-i", song.parent, "-o", tmp_path / "sep", "-c", world / "models")
     assert res.exit_code == 0 and f"skipped {song.parent / 'broken.wav'}: " in res.output, res.output
@@ -1015,5 +1569,7 @@ def test_report_names_clips_it_cannot_read_on_the_console(world, tmp_path):
     import shutil
 
     shutil.rmtree(data / "train" / "good")
-    res = run(curate_app, "report", world / "scored.parquet", "--data", data, "-o", tmp_path / "r.html", "--per-stem", "50")
+    res = run(
+        curate_app, "report", world / "scored.parquet", "--data", data, "-o", tmp_path / "r.html", "--per-stem", "50"
+    )
     assert res.exit_code == 0 and "warning: " in res.output and str(data / "train" / "good") in res.output, res.output

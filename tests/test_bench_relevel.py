@@ -16,7 +16,7 @@ def _track(tmp_path, levels_db):
     stems = {}
     for s, db in zip(STEMS, levels_db):
         x = rng.standard_normal((SR * 4, 2)) * 10 ** (db / 20)
-        x[: SR] = 0.0  # one silent second: active power ignores it
+        x[:SR] = 0.0  # one silent second: active power ignores it
         stems[s] = x
         sf.write(d / f"{s}.wav", x, SR, subtype="FLOAT")
     sf.write(d / "mixture.wav", sum(stems.values()), SR, subtype="FLOAT")

@@ -68,7 +68,6 @@ def test_segment_sums_matches_slicing():
     np.testing.assert_allclose(segment_sums(v, fb), ref, atol=1e-12)
 
 
-
 @pytest.mark.parametrize("dst", ["bass", "drums"])
 def test_leak_source_is_not_flagged_on_real_stems(dst):
     """Real stems share some zero-lag content already; a late copy of the vocals in another stem
@@ -94,8 +93,16 @@ def _doubled_parts(seed: int) -> dict[str, np.ndarray]:
     env = np.minimum(1, t / 0.01) * np.exp(-t * 1.5)
 
     def part(weights, detune=1.0):
-        return np.concatenate([env * sum(w * np.sin(2 * np.pi * k * f0 * detune * t + rng.uniform(0, 2 * np.pi))
-                                         for k, w in enumerate(weights, 1)) for f0 in notes])
+        return np.concatenate(
+            [
+                env
+                * sum(
+                    w * np.sin(2 * np.pi * k * f0 * detune * t + rng.uniform(0, 2 * np.pi))
+                    for k, w in enumerate(weights, 1)
+                )
+                for f0 in notes
+            ]
+        )
 
     bass = part([1, 0.5, 0.3, 0.2])
     keys = part([0.6, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], detune=2 ** (3 / 1200))
@@ -150,7 +157,10 @@ def test_room_leak_from_far_siblings_is_found():
     sos = signal.butter(2, 4000, "low", fs=SR, output="sos")
     rms = np.sqrt(np.mean(stems["vocals"] ** 2))
     delays = {"bass": 0.005, "drums": 0.018, "other": 0.011}
-    room = sum(make_leak(stems[s], rms, -15.0, int(d * SR), sos, room_response(rng, SR, 2, 0.4, 6.0)) for s, d in delays.items())
+    room = sum(
+        make_leak(stems[s], rms, -15.0, int(d * SR), sos, room_response(rng, SR, 2, 0.4, 6.0))
+        for s, d in delays.items()
+    )
     stems["vocals"] = stems["vocals"] + room
     spectra = {k: stft(v.astype(np.float32), SR) for k, v in stems.items()}
     bounds = {k: np.array([[0, 6 * SR], [6 * SR, 12 * SR]]) for k in stems}
@@ -239,7 +249,9 @@ def test_floor_violation_tells_the_receiver_from_the_source():
     rng = np.random.default_rng(0)
     f, t, n_fft = 1025, 400, 2048
     frame = np.arange(t) % 100
-    src = (rng.standard_normal((2, f, t)) + 1j * rng.standard_normal((2, f, t))) * np.where((frame >= 25) & (frame < 50), 0.0, 1.0)
+    src = (rng.standard_normal((2, f, t)) + 1j * rng.standard_normal((2, f, t))) * np.where(
+        (frame >= 25) & (frame < 50), 0.0, 1.0
+    )
     own = (rng.standard_normal((2, f, t)) + 1j * rng.standard_normal((2, f, t))) * np.where(frame < 50, 1.0, 0.0)
     recv = own + 0.3 * src  # frames 50-99: the leak alone; 25-49: recv's own part alone
     edges = _band_edges(f)
@@ -247,8 +259,12 @@ def test_floor_violation_tells_the_receiver_from_the_source():
     lw = _lag_window(n_fft)
     into_recv = _path_response(0, g, p_s, p_r, None, n_fft, 512, lw, BleedConfig())
     into_src = _path_response(0, np.conj(g), p_r, p_s, None, n_fft, 512, lw, BleedConfig())
-    assert floor_violation(_band_energy(pw_r, edges), pw_s, into_recv, edges) < 0.02  # src into recv: recv always holds its leak
-    assert floor_violation(_band_energy(pw_s, edges), pw_r, into_src, edges) > 0.2  # recv into src: src is often far quieter
+    assert (
+        floor_violation(_band_energy(pw_r, edges), pw_s, into_recv, edges) < 0.02
+    )  # src into recv: recv always holds its leak
+    assert (
+        floor_violation(_band_energy(pw_s, edges), pw_r, into_src, edges) > 0.2
+    )  # recv into src: src is often far quieter
     assert floor_violation(_band_energy(pw_r, edges), pw_s, None, edges) == 0.0
 
 
@@ -302,6 +318,12 @@ def test_bad_input_is_a_clear_error_and_bleed_stays_at_most_0_db():
     for bad_config in (dict(taps=0), dict(max_delay_ms=0.1, min_delay_ms=0.25), dict(peak_none=10, peak_full=10)):
         with pytest.raises(ValueError, match="BleedConfig"):
             BleedConfig(**bad_config)
-    copies = {"a": stems["vocals"], "b": stems["vocals"] * 0.5, "c": stems["vocals"] * 0.25}  # each predicts all of the others
-    out = track_bleed({k: stft(v.astype(np.float32), SR) for k, v in copies.items()}, {k: bounds["vocals"] for k in copies})
+    copies = {
+        "a": stems["vocals"],
+        "b": stems["vocals"] * 0.5,
+        "c": stems["vocals"] * 0.25,
+    }  # each predicts all of the others
+    out = track_bleed(
+        {k: stft(v.astype(np.float32), SR) for k, v in copies.items()}, {k: bounds["vocals"] for k in copies}
+    )
     assert all((v[0] <= 0).all() for v in out.values())

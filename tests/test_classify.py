@@ -3,7 +3,13 @@ import pandas as pd
 import pytest
 
 from curate.classify import (
-    LabelModelConfig, confident_issues, split_units, confident_thresholds, joint_posterior, out_of_fold_proba, relative_features,
+    LabelModelConfig,
+    confident_issues,
+    confident_thresholds,
+    joint_posterior,
+    out_of_fold_proba,
+    relative_features,
+    split_units,
 )
 from curate.datasets import discover
 from curate.scan import ScoreConfig, scan_track
@@ -73,7 +79,9 @@ def test_folds_never_share_a_track(monkeypatch):
 
 
 def test_confident_thresholds_hand_computed():
-    proba = np.array([[0.9, 0.1, 0.0], [0.6, 0.4, 0.0], [0.3, 0.7, 0.0], [0.2, 0.8, 0.0], [0.1, 0.2, 0.7], [0.8, 0.1, 0.1]])
+    proba = np.array(
+        [[0.9, 0.1, 0.0], [0.6, 0.4, 0.0], [0.3, 0.7, 0.0], [0.2, 0.8, 0.0], [0.1, 0.2, 0.7], [0.8, 0.1, 0.1]]
+    )
     labels = np.array([0, 0, 1, 1, 2, 2])
     t = confident_thresholds(proba, labels)
     np.testing.assert_allclose(t, [0.75, 0.75, 0.4])

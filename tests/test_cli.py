@@ -58,7 +58,9 @@ def test_unwritable_output(tmp_path):
 
 def test_unknown_stem(tmp_path):
     root = _data(tmp_path)
-    _assert_one_line_error(runner.invoke(app, ["scan", str(root), "--stems", "vocals,guitar"]), "unknown stem 'guitar'", str(root))
+    _assert_one_line_error(
+        runner.invoke(app, ["scan", str(root), "--stems", "vocals,guitar"]), "unknown stem 'guitar'", str(root)
+    )
 
 
 def test_bad_sad_option(tmp_path):
@@ -79,7 +81,10 @@ def test_truncated_and_silent_scan_to_the_end_and_strict_exits_2(tmp_path):
     ok = runner.invoke(app, ["scan", str(root), "-o", str(out), "--embedder", "features"])
     assert ok.exit_code == 0 and "silent" in ok.stdout and "truncated" in ok.stdout
     problems = pd.read_parquet(tmp_path / "m.problems.parquet")
-    assert sorted(map(tuple, problems[["track", "stem", "check"]].values)) == [("cut", "other", "truncated"), ("quiet", "drums", "silent")]
+    assert sorted(map(tuple, problems[["track", "stem", "check"]].values)) == [
+        ("cut", "other", "truncated"),
+        ("quiet", "drums", "silent"),
+    ]
     frags = pd.read_parquet(out)
     assert sorted(frags.track.unique()) == ["cut", "quiet", "song"]  # scanned to the end
     strict = runner.invoke(app, ["scan", str(root), "-o", str(out), "--strict", "--embedder", "features"])
@@ -95,12 +100,33 @@ def test_synth_then_scan_through_console_scripts(tmp_path):
     if not curate.exists():
         pytest.skip("console scripts not installed (pip install -e .)")
     env = {**os.environ, "COLUMNS": "120"}
-    subprocess.run([curate, "synth", tmp_path / "d", "--tracks", "4", "--seconds", "8", "--seed", "0"], check=True, env=env, capture_output=True)
-    res = subprocess.run([curate, "scan", tmp_path / "d", "-o", tmp_path / "m.parquet"], env=env, capture_output=True, text=True)
+    subprocess.run(
+        [curate, "synth", tmp_path / "d", "--tracks", "4", "--seconds", "8", "--seed", "0"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    res = subprocess.run(
+        [curate, "scan", tmp_path / "d", "-o", tmp_path / "m.parquet"], env=env, capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stderr
     df = pd.read_parquet(tmp_path / "m.parquet")
-    for col in ["track", "subset", "stem", "path", "start", "end", "sample_rate", "channels", "rms_db",
-                "quality", "label_score", "predicted_stem", "bleed_db", "reason"]:
+    for col in [
+        "track",
+        "subset",
+        "stem",
+        "path",
+        "start",
+        "end",
+        "sample_rate",
+        "channels",
+        "rms_db",
+        "quality",
+        "label_score",
+        "predicted_stem",
+        "bleed_db",
+        "reason",
+    ]:
         assert col in df.columns
     assert set(df["stem"]) == {"vocals", "bass", "drums", "other"}
     bad = subprocess.run([curate, "scan", tmp_path / "missing"], env=env, capture_output=True, text=True)
@@ -154,7 +180,10 @@ def test_names_with_brackets_print_literally(tmp_path):
     import soundfile as sf
 
     sf.write(songs / "good song [live].wav", 0.1 * rng.standard_normal((44100, 2)), 44100)
-    res = runner.invoke(pipelines_app, ["separate", "-i", str(songs), "-o", str(tmp_path / "sep"), "-c", str(random_models(tmp_path / "models"))])
+    res = runner.invoke(
+        pipelines_app,
+        ["separate", "-i", str(songs), "-o", str(tmp_path / "sep"), "-c", str(random_models(tmp_path / "models"))],
+    )
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
     assert "broken song [remastered].wav" in text and (tmp_path / "sep" / "good song [live]" / "vocals.wav").is_file()

@@ -23,7 +23,9 @@ def test_aligned_stems_score_high_and_foreign_ones_low():
     frame = pd.DataFrame(rows, columns=["track", "stem", "start"])
     env = np.array(envs, dtype=np.float16)
     foreign = (frame.track == "t3") & (frame.stem == "vocals")
-    env[foreign.to_numpy()] = np.array([_onsets(rng) for _ in range(int(foreign.sum()))], dtype=np.float16)  # another song
+    env[foreign.to_numpy()] = np.array(
+        [_onsets(rng) for _ in range(int(foreign.sum()))], dtype=np.float16
+    )  # another song
     z, z_null = alignment_z(frame, env, seed=1)
     assert np.median(z[~foreign.to_numpy()]) > 5
     assert np.all(z[foreign.to_numpy()] < 3)
@@ -47,7 +49,9 @@ def test_a_part_that_aligns_less_is_judged_against_its_own_kind():
     n = 150
     aligned = ["drums", "bass", "other"]
     labels = np.array([s for s in aligned for _ in range(n)] + ["vocals"] * n + ["vocals"] * 20)
-    z = np.r_[rng.normal(7.0, 1.5, 3 * n), rng.normal(2.5, 1.0, n), rng.normal(0.0, 1.0, 20)]  # the last 20: foreign vocals
+    z = np.r_[
+        rng.normal(7.0, 1.5, 3 * n), rng.normal(2.5, 1.0, n), rng.normal(0.0, 1.0, 20)
+    ]  # the last 20: foreign vocals
     z_null = rng.normal(0.0, 1.0, len(z))
     pooled = foreign_log_lr(z, z_null)
     own = foreign_log_lr(z, z_null, groups=labels)

@@ -26,7 +26,11 @@ def corrupted(synth_dir, tmp_path_factory):
 def test_truth_table_matches_what_was_written(corrupted):
     src, dst, truth = corrupted
     assert set(truth["kind"]) >= set(LEAK_KINDS) and len(truth) >= 4
-    pd.testing.assert_frame_equal(read_corruptions(dst / "corruptions.parquet").reset_index(drop=True), truth.reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        read_corruptions(dst / "corruptions.parquet").reset_index(drop=True),
+        truth.reset_index(drop=True),
+        check_dtype=False,
+    )
     for (track, stem), rows in truth.groupby(["track", "stem"]):
         out = _read(dst / "train" / track / f"{stem}.wav")
         clean = _read(src / "train" / track / f"{stem}.wav")
@@ -87,8 +91,24 @@ def test_deterministic_and_bad_rates(synth_dir, tmp_path):
 
 
 def test_fragment_truth_rules():
-    frame = pd.DataFrame({"track": "t", "stem": ["vocals"] * 3 + ["bass"], "start": [0, 100, 300, 0], "end": [100, 200, 400, 100], "path": "train/t/x.wav"})
-    corr = pd.DataFrame({"track": ["t", "t"], "stem": ["vocals", "bass"], "kind": ["partial", "swap"], "start": [80, 0], "end": [210, 100]})
+    frame = pd.DataFrame(
+        {
+            "track": "t",
+            "stem": ["vocals"] * 3 + ["bass"],
+            "start": [0, 100, 300, 0],
+            "end": [100, 200, 400, 100],
+            "path": "train/t/x.wav",
+        }
+    )
+    corr = pd.DataFrame(
+        {
+            "track": ["t", "t"],
+            "stem": ["vocals", "bass"],
+            "kind": ["partial", "swap"],
+            "start": [80, 0],
+            "end": [210, 100],
+        }
+    )
     truth = fragment_truth(frame, corr)
     # 20% overlap: ambiguous; 100%: partial; none: clean; swap: whole stem
     assert truth["corrupted"].tolist()[1:] == [True, False, True]
@@ -129,7 +149,9 @@ def test_nothing_drawn_gives_an_exact_copy_and_an_empty_truth(synth_dir, tmp_pat
     about a missing 'track' column and no output; it is a copy with an empty truth table."""
     truth = corrupt_dataset(synth_dir, tmp_path / "o", mislabel_rate=0.0, bleed_rate=0.0)
     assert len(truth) == 0 and len(read_corruptions(tmp_path / "o" / "corruptions.parquet")) == 0
-    assert sorted(p.name for p in (tmp_path / "o" / "train").iterdir()) == sorted(p.name for p in (synth_dir / "train").iterdir())
+    assert sorted(p.name for p in (tmp_path / "o" / "train").iterdir()) == sorted(
+        p.name for p in (synth_dir / "train").iterdir()
+    )
 
 
 def test_an_error_leaves_no_half_copy_and_mono_stems_are_mixed(synth_dir, tmp_path):
@@ -151,4 +173,6 @@ def test_an_error_leaves_no_half_copy_and_mono_stems_are_mixed(synth_dir, tmp_pa
     corrupt_dataset(src, dst, bleed_rate=1.0)
     out = dst / "train" / tracks[0].name
     stems = {s: _read(out / f"{s}.wav") for s in STEMS}
-    np.testing.assert_allclose(_read(out / "mixture.wav"), sum(stems.values()), atol=1e-6)  # the mono bass in both channels
+    np.testing.assert_allclose(
+        _read(out / "mixture.wav"), sum(stems.values()), atol=1e-6
+    )  # the mono bass in both channels

@@ -71,9 +71,22 @@ def test_train_on_gpu_and_use_the_model_on_cpu(synth_dir, tmp_path):
     from pipelines.train import train
 
     scan(synth_dir, output=tmp_path / "m.parquet", score=None)
-    cfg = train_config({}, batch_size=4, crop_s=1.0, valid_fraction=0.0, val_every=1000, warmup_epochs=0, max_steps=30, lr=3e-3)
-    runs = [train(tmp_path / "m.parquet", model=model_config("tiny", "bass"), config=cfg, out=tmp_path / f"run{i}",
-                  export_dir=tmp_path / f"e{i}", accelerator="gpu", devices=1, progress=False) for i in range(2)]
+    cfg = train_config(
+        {}, batch_size=4, crop_s=1.0, valid_fraction=0.0, val_every=1000, warmup_epochs=0, max_steps=30, lr=3e-3
+    )
+    runs = [
+        train(
+            tmp_path / "m.parquet",
+            model=model_config("tiny", "bass"),
+            config=cfg,
+            out=tmp_path / f"run{i}",
+            export_dir=tmp_path / f"e{i}",
+            accelerator="gpu",
+            devices=1,
+            progress=False,
+        )
+        for i in range(2)
+    ]
     assert runs[0].global_step == 30
     # the exported checkpoint loads on a machine without a GPU
     model = BSRNN.load(runs[0].exported, map_location="cpu")
@@ -82,7 +95,9 @@ def test_train_on_gpu_and_use_the_model_on_cpu(synth_dir, tmp_path):
     # same seed, same data: the same model up to GPU kernel nondeterminism
     for (k, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-3), k
-    on_gpu = evaluate({"bass": BSRNN.load(runs[0].exported, map_location="cuda")}, synth_dir, subset="test", device="cuda")
+    on_gpu = evaluate(
+        {"bass": BSRNN.load(runs[0].exported, map_location="cuda")}, synth_dir, subset="test", device="cuda"
+    )
     on_cpu = evaluate({"bass": model}, synth_dir, subset="test", device="cpu")
     assert np.allclose(on_gpu["usdr"], on_cpu["usdr"], atol=1e-3), (on_gpu, on_cpu)
 
@@ -97,21 +112,60 @@ def test_cli_on_cuda(synth_dir, tmp_path):
     mix = next(synth_dir.glob("test/*/mixture.wav"))
     outs = {}
     for dev in ("cpu", "cuda"):
-        res = runner.invoke(app, ["separate", "-i", str(mix), "-o", str(tmp_path / dev), "-c", str(models), "--device", dev])
+        res = runner.invoke(
+            app, ["separate", "-i", str(mix), "-o", str(tmp_path / dev), "-c", str(models), "--device", dev]
+        )
         assert res.exit_code == 0, res.output
         outs[dev] = sf.read(next((tmp_path / dev).rglob("vocals.wav")))[0]
     _close(torch.from_numpy(outs["cuda"]), torch.from_numpy(outs["cpu"]), rel=1e-3)
-    res = runner.invoke(app, ["evaluate", str(models), "--data", str(synth_dir), "--device", "cuda", "-o", str(tmp_path / "ev.parquet")])
+    res = runner.invoke(
+        app, ["evaluate", str(models), "--data", str(synth_dir), "--device", "cuda", "-o", str(tmp_path / "ev.parquet")]
+    )
     assert res.exit_code == 0, res.output
     for dev in ("cpu", "cuda"):
-        res = runner.invoke(curate_app, ["scan", str(synth_dir), "-o", str(tmp_path / f"{dev}.parquet"), "--separator", str(models),
-                                         "--device", dev])
+        res = runner.invoke(
+            curate_app,
+            [
+                "scan",
+                str(synth_dir),
+                "-o",
+                str(tmp_path / f"{dev}.parquet"),
+                "--separator",
+                str(models),
+                "--device",
+                dev,
+            ],
+        )
         assert res.exit_code == 0, res.output
     a, b = pd.read_parquet(tmp_path / "cpu.parquet"), pd.read_parquet(tmp_path / "cuda.parquet")
     ok = a["separation_db"].notna()
     assert ok.any() and np.allclose(a.loc[ok, "separation_db"], b.loc[ok, "separation_db"], atol=0.05)
-    res = runner.invoke(app, ["train", "-m", str(tmp_path / "cuda.parquet"), "--model", "tiny", "--max-steps", "2", "-b", "2",
-                              "--set", "crop_s=1", "--set", "valid_fraction=0", "--accelerator", "gpu", "--devices", "1",
-                              "-o", str(tmp_path / "run"), "--export-dir", str(tmp_path / "exp"), "--no-progress"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "-m",
+            str(tmp_path / "cuda.parquet"),
+            "--model",
+            "tiny",
+            "--max-steps",
+            "2",
+            "-b",
+            "2",
+            "--set",
+            "crop_s=1",
+            "--set",
+            "valid_fraction=0",
+            "--accelerator",
+            "gpu",
+            "--devices",
+            "1",
+            "-o",
+            str(tmp_path / "run"),
+            "--export-dir",
+            str(tmp_path / "exp"),
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "exp" / "vocals" / "vocals.ckpt").is_file()

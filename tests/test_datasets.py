@@ -24,7 +24,10 @@ def test_musdb_stem_mp4_and_hq_layout_agree():
 
 def test_load_segment_matches_full_read_for_both_layouts():
     need_shared()
-    for root, rel in ((MUSDB_SAMPLE, "train/Music Delta - 80s Rock.stem.mp4"), (MUSDBHQ_SAMPLE, "train/Music Delta - 80s Rock/bass.wav")):
+    for root, rel in (
+        (MUSDB_SAMPLE, "train/Music Delta - 80s Rock.stem.mp4"),
+        (MUSDBHQ_SAMPLE, "train/Music Delta - 80s Rock/bass.wav"),
+    ):
         (track,) = discover(root)
         full, _ = track.load("bass")
         seg, sr = load_segment(root, rel, "bass", 1000, 5000)
@@ -62,7 +65,9 @@ def test_mismatched_lengths_and_rates_name_the_track(tmp_path):
     (track,) = discover(tmp_path)
     loaded, _ = track.load_all()  # 10 samples apart: read to the shortest (curate.conform)
     assert {a.shape[1] for a in loaded.values()} == {44090}
-    write_track(tmp_path / "train" / "bad song", dict(stems, bass=np.zeros((2, 3 * 44100), np.float32)), with_mixture=False)
+    write_track(
+        tmp_path / "train" / "bad song", dict(stems, bass=np.zeros((2, 3 * 44100), np.float32)), with_mixture=False
+    )
     with pytest.raises(StemcurateError, match="track 'bad song': files differ in length by 2.00 s"):
         track.load_all()
     import soundfile as sf

@@ -13,10 +13,19 @@ runner = CliRunner()
 
 
 def _scored(tmp_path, n=8):
-    df = pd.DataFrame({
-        "track": [f"t{i // 4}" for i in range(n)], "subset": "train", "stem": ["vocals", "bass", "drums", "other"] * (n // 4),
-        "path": "x.wav", "start": 0, "end": 1000, "sample_rate": 44100, "channels": 2, "rms_db": -20.0,
-    })
+    df = pd.DataFrame(
+        {
+            "track": [f"t{i // 4}" for i in range(n)],
+            "subset": "train",
+            "stem": ["vocals", "bass", "drums", "other"] * (n // 4),
+            "path": "x.wav",
+            "start": 0,
+            "end": 1000,
+            "sample_rate": 44100,
+            "channels": 2,
+            "rms_db": -20.0,
+        }
+    )
     df["label_score"] = [0.99, 0.2, 0.95, 0.9, 0.98, 0.97, 0.5, 0.99][:n]
     df["predicted_stem"] = ["vocals", "drums", "drums", "other", "vocals", "bass", "drums", "other"][:n]
     df["bleed_db"] = [-40, -40, -40, -12, -35, -60, -40, -22][:n]
@@ -32,12 +41,14 @@ def test_quality_formula_golden_values():
     assert bleed_factor(-24.0) == pytest.approx(1 / 1.1)
     assert bleed_factor(np.nan) == pytest.approx(1.0)
     assert quality(0.8, -80.0) == pytest.approx(0.8, abs=1e-6)
-    assert quality(np.nan, -20.0) == pytest.approx(1 / (1 + 10 ** 1.0), abs=1e-6)
+    assert quality(np.nan, -20.0) == pytest.approx(1 / (1 + 10**1.0), abs=1e-6)
 
 
 def test_every_rejection_has_a_reason(tmp_path):
     path, df = _scored(tmp_path)
-    res = filter_manifest(path, threshold=0.7, output=tmp_path / "clean.parquet", rejected=tmp_path / "rejected.parquet")
+    res = filter_manifest(
+        path, threshold=0.7, output=tmp_path / "clean.parquet", rejected=tmp_path / "rejected.parquet"
+    )
     rej = read_manifest(tmp_path / "rejected.parquet").frame
     kept = read_manifest(tmp_path / "clean.parquet").frame
     assert len(rej) + len(kept) == len(df)
@@ -52,7 +63,16 @@ def test_every_rejection_has_a_reason(tmp_path):
 
 
 def test_reasons_are_none_for_kept_rows():
-    df = pd.DataFrame({"stem": ["vocals"], "quality": [0.9], "label_score": [0.9], "predicted_stem": ["vocals"], "bleed_db": [-50.0], "bleed_stem": [None]})
+    df = pd.DataFrame(
+        {
+            "stem": ["vocals"],
+            "quality": [0.9],
+            "label_score": [0.9],
+            "predicted_stem": ["vocals"],
+            "bleed_db": [-50.0],
+            "bleed_stem": [None],
+        }
+    )
     assert reasons(df, 0.7)["reason"].tolist() == [None]
 
 
@@ -77,12 +97,19 @@ def test_bad_inputs(tmp_path):
             filter_manifest(path, bleed_db=floor, output=tmp_path / "c.parquet", rejected=tmp_path / "r.parquet")
 
 
-@pytest.mark.parametrize("args, message", [(["--threshold", "-0.1"], "within 0-1"), (["--threshold", "2"], "within 0-1")])
+@pytest.mark.parametrize(
+    "args, message", [(["--threshold", "-0.1"], "within 0-1"), (["--threshold", "2"], "within 0-1")]
+)
 def test_cli_bad_threshold(tmp_path, args, message, monkeypatch):
     path, _ = _scored(tmp_path)
     monkeypatch.chdir(tmp_path)
     r = runner.invoke(app, ["filter", str(path), *args])
-    assert r.exit_code == 2 and r.stderr.startswith("error: ") and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert (
+        r.exit_code == 2
+        and r.stderr.startswith("error: ")
+        and message in r.stderr
+        and len(r.stderr.strip().splitlines()) == 1
+    )
 
 
 def test_cli_unscored_manifest_and_default_paths(tmp_path, monkeypatch):
@@ -113,11 +140,25 @@ def test_bleed_bound_moves_the_bleed_cut(tmp_path):
     assert "drums bleed at -12 dB" in loose.rejected.set_index(["track", "stem"]).loc[("t0", "other"), "reason"]
     assert read_manifest(tmp_path / "c.parquet").meta["filter"]["bleed_db"] == -18.0
     strict = filter_manifest(path, threshold=0.7, bleed_db=-38.0, **out)  # t1 vocals reads other at -35 dB
-    assert set(zip(default.kept.track, default.kept.stem)) - set(zip(strict.kept.track, strict.kept.stem)) == {("t1", "vocals")}
+    assert set(zip(default.kept.track, default.kept.stem)) - set(zip(strict.kept.track, strict.kept.stem)) == {
+        ("t1", "vocals")
+    }
     for bad in (float("nan"), 3.0):
         with pytest.raises(StemcurateError, match="--bleed-db"):
             filter_manifest(path, threshold=0.7, bleed_db=bad, **out)
-    res = runner.invoke(app, ["filter", str(path), "--bleed-db", "-18", "-o", str(tmp_path / "c2.parquet"), "--rejected", str(tmp_path / "r2.parquet")])
+    res = runner.invoke(
+        app,
+        [
+            "filter",
+            str(path),
+            "--bleed-db",
+            "-18",
+            "-o",
+            str(tmp_path / "c2.parquet"),
+            "--rejected",
+            str(tmp_path / "r2.parquet"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["filter", str(path), "--bleed-db", "-18", "--threshold", "1.0"])
     assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1

@@ -31,8 +31,12 @@ def test_parity_noise_and_filtered_estimates():
     rng = np.random.default_rng(0)
     n = 44100 * 4 + 1234  # a partial last window, dropped as museval drops it
     ref = 0.1 * rng.standard_normal((2, n, 2))
-    est = np.stack([ref[0] + 0.05 * rng.standard_normal((n, 2)),
-                    np.stack([np.convolve(ref[1, :, c], [0.6, 0.3, 0.1], "same") for c in range(2)], 1)])
+    est = np.stack(
+        [
+            ref[0] + 0.05 * rng.standard_normal((n, 2)),
+            np.stack([np.convolve(ref[1, :, c], [0.6, 0.3, 0.1], "same") for c in range(2)], 1),
+        ]
+    )
     _check(ref, est)
 
 
@@ -40,10 +44,10 @@ def test_parity_silent_windows_and_shorter_estimates():
     rng = np.random.default_rng(1)
     n = 44100 * 4
     ref = 0.1 * rng.standard_normal((2, n, 2))
-    ref[1, 44100:88200] = 0.0                 # a silent reference window: NaN for both sources
+    ref[1, 44100:88200] = 0.0  # a silent reference window: NaN for both sources
     est = ref + 0.02 * rng.standard_normal(ref.shape)
-    est[0, 3 * 44100 :] = 0.0                  # a silent estimate window
-    _check(ref, est[:, : n - 5000])            # estimates shorter: padded with zeros like museval
+    est[0, 3 * 44100 :] = 0.0  # a silent estimate window
+    _check(ref, est[:, : n - 5000])  # estimates shorter: padded with zeros like museval
 
 
 def test_parity_real_music():

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.errors import StemcurateError
-from curate.musicnn import PATCH_FRAMES, WEIGHTS, MusicnnEmbedder, MusiCNN, load_musicnn, log_mel
+from curate.musicnn import PATCH_FRAMES, WEIGHTS, MusiCNN, MusicnnEmbedder, load_musicnn, log_mel
 from curate.spectra import stft
 from tests.conftest import noise_stems, write_track
 
@@ -120,7 +120,19 @@ def test_bad_weight_files_are_one_line_errors(tmp_path):
 def test_scan_with_corrupt_weights_exits_2(tmp_path):
     write_track(tmp_path / "data" / "train" / "song", noise_stems(np.random.default_rng(0)))
     weights = _write(tmp_path / "w.safetensors", b"not a model")
-    res = CliRunner().invoke(app, ["scan", str(tmp_path / "data"), "-o", str(tmp_path / "m.parquet"), "--embedder", "musicnn", "--musicnn-weights", str(weights)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "scan",
+            str(tmp_path / "data"),
+            "-o",
+            str(tmp_path / "m.parquet"),
+            "--embedder",
+            "musicnn",
+            "--musicnn-weights",
+            str(weights),
+        ],
+    )
     assert res.exit_code == 2, res.output
     err = res.stderr.strip()
     assert len(err.splitlines()) == 1 and str(weights) in err and "Traceback" not in res.output

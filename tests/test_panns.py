@@ -42,8 +42,20 @@ def test_stem_class_map_names_exist():
 def test_scan_with_panns_through_the_cli(cnn14_checkpoint, synth_dir, tmp_path):
     out = tmp_path / "m.parquet"
     # the synthetic reference pool would be embedded with Cnn14 once (cached; tests/test_reference.py covers that path)
-    r = runner.invoke(app, ["scan", str(synth_dir), "-o", str(out), "--embedder", "panns", "--panns-checkpoint", str(cnn14_checkpoint),
-                            "--no-reference-pool"])
+    r = runner.invoke(
+        app,
+        [
+            "scan",
+            str(synth_dir),
+            "-o",
+            str(out),
+            "--embedder",
+            "panns",
+            "--panns-checkpoint",
+            str(cnn14_checkpoint),
+            "--no-reference-pool",
+        ],
+    )
     assert r.exit_code == 0, r.output
     df = pd.read_parquet(out)
     assert df["quality"].notna().all() and df["label_score"].between(0, 1).all()
@@ -65,6 +77,8 @@ def test_missing_and_wrong_checkpoints(tmp_path, synth_dir):
         (["--panns-checkpoint", str(wrong)], "not a Cnn14 checkpoint"),
         ([], "needs --panns-checkpoint"),
     ]:
-        r = runner.invoke(app, ["scan", str(synth_dir), "-o", str(tmp_path / "m.parquet"), "--embedder", "panns", *args])
+        r = runner.invoke(
+            app, ["scan", str(synth_dir), "-o", str(tmp_path / "m.parquet"), "--embedder", "panns", *args]
+        )
         assert r.exit_code == 2, r.output
         assert r.stderr.startswith("error: ") and message in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -4,10 +4,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import curate.reference as reference
 from curate.classify import LabelModelConfig, ReferenceUnits, out_of_fold_proba, score_labels
 from curate.errors import StemcurateError
-import curate.reference as reference
-from curate.reference import POOL_FILE, SYNTH_POOL, SynthPool, cached_synth_pool, embed_dataset, load_pool, reference_pool
+from curate.reference import (
+    POOL_FILE,
+    SYNTH_POOL,
+    SynthPool,
+    cached_synth_pool,
+    embed_dataset,
+    load_pool,
+    reference_pool,
+)
 from curate.scan import ScoreConfig, scan
 from curate.synth import synth_dataset
 from tests.conftest import MUSDBHQ_SAMPLE, need_shared
@@ -16,7 +24,9 @@ from tests.conftest import MUSDBHQ_SAMPLE, need_shared
 def test_shipped_pool_is_current(tmp_path):
     """The shipped embeddings are those the current code computes for the pool's first track
     (rebuild with scripts/build_reference_pool.py when this fails)."""
-    synth_dataset(tmp_path, tracks=1, seconds=SYNTH_POOL.seconds, seed=SYNTH_POOL.seed)  # track 0 does not depend on the count
+    synth_dataset(
+        tmp_path, tracks=1, seconds=SYNTH_POOL.seconds, seed=SYNTH_POOL.seed
+    )  # track 0 does not depend on the count
     for part in ("features", "musicnn"):
         shipped = load_pool(part)
         fresh = embed_dataset(tmp_path, part, prefix="synth:")
@@ -90,7 +100,9 @@ def test_one_track_scan_has_label_scores_from_the_pool(tmp_path):
     assert (f["quality"] >= 0.7).all(), f[["stem", "label_score", "bleed_db", "quality"]]
     assert res.labels.dataset_share < 0.5 and any("reference pool" in w for w in res.warnings)
     # without the pool there is nothing to learn from
-    res2 = scan(MUSDBHQ_SAMPLE, output=tmp_path / "m2.parquet", score=ScoreConfig(embedder="musicnn", reference_pool=False))
+    res2 = scan(
+        MUSDBHQ_SAMPLE, output=tmp_path / "m2.parquet", score=ScoreConfig(embedder="musicnn", reference_pool=False)
+    )
     assert res2.fragments["label_score"].isna().all() and res2.labels is None
 
 
@@ -128,8 +140,20 @@ def test_reference_option_through_the_cli(tmp_path, synth_dir):
     res = runner.invoke(app, ["scan", str(synth_dir), "-o", str(tmp_path / "m.parquet"), "--reference", str(missing)])
     assert res.exit_code == 2 and str(missing) in res.stderr and len(res.stderr.strip().splitlines()) == 1
     synth_dataset(tmp_path / "trusted", tracks=2, seconds=7, seed=9)
-    res = runner.invoke(app, ["scan", str(synth_dir), "-o", str(tmp_path / "m.parquet"), "--embedder", "features",
-                              "--reference", str(tmp_path / "trusted"), "--no-reference-pool"])
+    res = runner.invoke(
+        app,
+        [
+            "scan",
+            str(synth_dir),
+            "-o",
+            str(tmp_path / "m.parquet"),
+            "--embedder",
+            "features",
+            "--reference",
+            str(tmp_path / "trusted"),
+            "--no-reference-pool",
+        ],
+    )
     assert res.exit_code == 0, res.output
     meta = read_manifest(tmp_path / "m.parquet").meta
     assert 0 < meta["label_model"]["reference_units"] < len(load_pool("features"))

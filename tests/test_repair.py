@@ -23,7 +23,9 @@ SR = 44100
 
 
 def _snr(ref: np.ndarray, est: np.ndarray) -> float:
-    return float(10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / max(np.sum((ref - est).astype(np.float64) ** 2), 1e-30)))
+    return float(
+        10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / max(np.sum((ref - est).astype(np.float64) ** 2), 1e-30))
+    )
 
 
 def test_fit_leak_recovers_a_filtered_delayed_copy():
@@ -46,14 +48,23 @@ def _files(rows):
 
 
 def test_only_two_cycles_of_doubted_files_are_swaps():
-    f = _files([
-        ("a", "train", "vocals", "other", 1.0, 0.05), ("a", "train", "other", "vocals", 0.8, 0.1),  # a swap
-        ("a", "train", "bass", "bass", 1.0, 0.9), ("a", "train", "drums", "drums", 1.0, 0.9),
-        ("b", "train", "vocals", "drums", 1.0, 0.05), ("b", "train", "drums", "drums", 1.0, 0.9),  # a replacement
-        ("c", "train", "vocals", "bass", 1.0, 0.05), ("c", "train", "bass", "other", 1.0, 0.05), ("c", "train", "other", "vocals", 1.0, 0.05),
-        ("d", "train", "vocals", "other", 1.0, 0.05), ("d", "train", "other", "vocals", 1.0, 0.8),  # other's label is not doubted
-        ("e", "train", "vocals", "other", 0.5, 0.05), ("e", "train", "other", "vocals", 1.0, 0.05),  # vocals file undecided
-    ])
+    f = _files(
+        [
+            ("a", "train", "vocals", "other", 1.0, 0.05),
+            ("a", "train", "other", "vocals", 0.8, 0.1),  # a swap
+            ("a", "train", "bass", "bass", 1.0, 0.9),
+            ("a", "train", "drums", "drums", 1.0, 0.9),
+            ("b", "train", "vocals", "drums", 1.0, 0.05),
+            ("b", "train", "drums", "drums", 1.0, 0.9),  # a replacement
+            ("c", "train", "vocals", "bass", 1.0, 0.05),
+            ("c", "train", "bass", "other", 1.0, 0.05),
+            ("c", "train", "other", "vocals", 1.0, 0.05),
+            ("d", "train", "vocals", "other", 1.0, 0.05),
+            ("d", "train", "other", "vocals", 1.0, 0.8),  # other's label is not doubted
+            ("e", "train", "vocals", "other", 0.5, 0.05),
+            ("e", "train", "other", "vocals", 1.0, 0.05),  # vocals file undecided
+        ]
+    )
     assert swapped_pairs(f) == [("train", "a", "other", "vocals")]
     assert swapped_pairs(f, config=RepairConfig(swap_max_label_score=0.0)) == []
 
@@ -80,7 +91,11 @@ def damaged(tmp_path_factory):
     m = read_manifest(base / "raw.parquet")
     f = m.frame.copy()
     f["quality"], f["label_score"], f["predicted_stem"] = 0.9, 0.9, f["stem"]
-    for track, stem, pred in ((tracks[0], "vocals", "other"), (tracks[0], "other", "vocals"), (tracks[2], "vocals", "drums")):
+    for track, stem, pred in (
+        (tracks[0], "vocals", "other"),
+        (tracks[0], "other", "vocals"),
+        (tracks[2], "vocals", "drums"),
+    ):
         sel = (f["track"] == track) & (f["stem"] == stem)
         f.loc[sel, ["quality", "label_score", "predicted_stem"]] = [0.05, 0.05, pred]
     write_manifest(f, base / "scored.parquet", root=m.root)
@@ -95,13 +110,19 @@ def test_repair_dataset(damaged, tmp_path):
     table = repair_dataset(m, tmp_path / "fixed")
     acts = table[table["action"] != "leak kept"]
     relabel = acts[acts["action"] == "relabel"]
-    assert set(zip(relabel["track"], relabel["stem"], relabel["new_stem"])) == {(tracks[0], "vocals", "other"), (tracks[0], "other", "vocals")}
+    assert set(zip(relabel["track"], relabel["stem"], relabel["new_stem"])) == {
+        (tracks[0], "vocals", "other"),
+        (tracks[0], "other", "vocals"),
+    }
     leaks = acts[acts["action"] == "leak"]
     assert (tracks[1], "bass", "drums") in set(zip(leaks["track"], leaks["stem"], leaks["source_stem"]))
     hit = leaks[(leaks["track"] == tracks[1]) & (leaks["stem"] == "bass")].iloc[0]
     assert -11 < hit["leak_db"] < -5 and abs(hit["removed_db"] - -8.0) < 1.5
     for t in tracks:
-        fixed = {s: audio.read(tmp_path / "fixed" / "train" / t / f"{s}.wav")[0] for s in ("vocals", "bass", "drums", "other")}
+        fixed = {
+            s: audio.read(tmp_path / "fixed" / "train" / t / f"{s}.wav")[0]
+            for s in ("vocals", "bass", "drums", "other")
+        }
         for s, x in fixed.items():
             clean = audio.read(base / "clean" / "train" / t / f"{s}.wav")[0]
             noisy = audio.read(base / "noisy" / "train" / t / f"{s}.wav")[0]
@@ -143,17 +164,28 @@ def test_leaks_both_ways_are_kept_not_subtracted():
     freq = np.repeat(rng.uniform(50, 120, 12), n // 12)
     bass = 0.2 * np.sin(2 * np.pi * np.cumsum(freq) / SR)[None].repeat(2, 0)
     gate = np.repeat(rng.random(24) > 0.3, n // 24)[None]
-    vocals = 0.1 * signal.sosfilt(signal.butter(4, [300, 3000], "band", fs=SR, output="sos"), rng.standard_normal((2, n))) * gate
+    vocals = (
+        0.1
+        * signal.sosfilt(signal.butter(4, [300, 3000], "band", fs=SR, output="sos"), rng.standard_normal((2, n)))
+        * gate
+    )
     drums = 0.05 * rng.standard_normal((2, n)) * np.repeat(rng.random(48) > 0.5, n // 48)[None]
-    other = 0.08 * signal.sosfilt(signal.butter(2, [500, 5000], "band", fs=SR, output="sos"), rng.standard_normal((2, n)))
-    rms = lambda x: float(np.sqrt(np.mean(x ** 2)))  # noqa: E731
-    leaky = {"vocals": vocals + make_leak(bass, rms(vocals), -15.0, 200, None),
-             "bass": bass + make_leak(vocals, rms(bass), -12.0, 100, signal.butter(2, 549, "high", fs=SR, output="sos")),
-             "drums": drums, "other": other}
+    other = 0.08 * signal.sosfilt(
+        signal.butter(2, [500, 5000], "band", fs=SR, output="sos"), rng.standard_normal((2, n))
+    )
+    rms = lambda x: float(np.sqrt(np.mean(x**2)))  # noqa: E731
+    leaky = {
+        "vocals": vocals + make_leak(bass, rms(vocals), -15.0, 200, None),
+        "bass": bass + make_leak(vocals, rms(bass), -12.0, 100, signal.butter(2, 549, "high", fs=SR, output="sos")),
+        "drums": drums,
+        "other": other,
+    }
     stems = {k: v.astype(np.float32) for k, v in leaky.items()}
     assert _snr(bass, stems["bass"] - fit_leak(stems["bass"], stems["vocals"])) < 3  # what an unguarded repair does
     fixed, actions = repair_track(stems, SR)
-    assert any(a["stem"] == "bass" and a["source_stem"] == "vocals" and a["action"] == "leak kept" for a in actions), actions
+    assert any(a["stem"] == "bass" and a["source_stem"] == "vocals" and a["action"] == "leak kept" for a in actions), (
+        actions
+    )
     clean = {"vocals": vocals, "bass": bass, "drums": drums, "other": other}
     for s in clean:
         assert _snr(clean[s], fixed[s]) >= _snr(clean[s], stems[s]) - 0.5, s

@@ -17,7 +17,9 @@ def _gapped(rng, seconds, channels=2):
     return x
 
 
-@pytest.mark.parametrize("config", [SADConfig(), SADConfig(window_s=5.3, hop_s=2.5, n_chunks=7, quantile=0.3), SADConfig(hop_s=1.2)])
+@pytest.mark.parametrize(
+    "config", [SADConfig(), SADConfig(window_s=5.3, hop_s=2.5, n_chunks=7, quantile=0.3), SADConfig(hop_s=1.2)]
+)
 def test_parity_with_loop_reference(config):
     rng = np.random.default_rng(1)
     n_fragments = 0

@@ -60,7 +60,9 @@ def test_musdb_and_hq_give_same_fragments(tmp_path):
     assert len(a) == 4
     pd.testing.assert_frame_equal(a[cols], b[cols])
     np.testing.assert_allclose(a["rms_db"], b["rms_db"], atol=0.01)
-    assert read_manifest(tmp_path / "a.parquet").meta["residual_db"]["Music Delta - 80s Rock"] == pytest.approx(-31.6, abs=1)
+    assert read_manifest(tmp_path / "a.parquet").meta["residual_db"]["Music Delta - 80s Rock"] == pytest.approx(
+        -31.6, abs=1
+    )
 
 
 def test_truncated_and_silent_files_are_reported_and_skipped(tmp_path):
@@ -112,7 +114,11 @@ def test_decode_rate_length_nan_mono_and_residual_checks(tmp_path):
     assert p.loc["decode", ["track", "stem"]].tolist() == ["song0", "drums"]
     assert p.loc["sample_rate", ["track", "stem"]].tolist() == ["song1", "other"]
     assert "22050 Hz" in p.loc["sample_rate", "detail"]
-    assert p.loc["length", ["track", "stem", "severity"]].tolist() == ["song2", "vocals", "warning"]  # 1000 samples: read to the shortest
+    assert p.loc["length", ["track", "stem", "severity"]].tolist() == [
+        "song2",
+        "vocals",
+        "warning",
+    ]  # 1000 samples: read to the shortest
     assert "all read to 307700 samples" in p.loc["length", "detail"]
     assert p.loc["non_finite", ["track", "stem", "detail"]].tolist() == ["song3", "bass", "1 NaN/inf samples"]
     assert p.loc["channels", ["track", "stem", "severity"]].tolist() == ["song4", "vocals", "warning"]
@@ -296,10 +302,18 @@ def test_tracks_shorter_than_the_window_are_reported_and_strict_fails(tmp_path):
     assert res.exit_code == 2, res.output
     p = pd.read_parquet(tmp_path / "m.problems.parquet")
     assert len(p) == 16 and set(p["check"]) == {"no_fragments"}
-    assert p["detail"].str.contains("5.0 s, shorter than the 6-s detection window").all() and p["detail"].str.contains("--sad-window").all()
-    res = runner.invoke(curate_app, ["filter", str(m), "-o", str(tmp_path / "c.parquet"), "--rejected", str(tmp_path / "r.parquet")])
+    assert (
+        p["detail"].str.contains("5.0 s, shorter than the 6-s detection window").all()
+        and p["detail"].str.contains("--sad-window").all()
+    )
+    res = runner.invoke(
+        curate_app, ["filter", str(m), "-o", str(tmp_path / "c.parquet"), "--rejected", str(tmp_path / "r.parquet")]
+    )
     assert res.exit_code == 2 and "no fragments" in res.output
     res = runner.invoke(pipelines_app, ["train", "-m", str(m), "--model", "tiny", "--out", str(tmp_path / "run")])
     assert res.exit_code == 2 and "manifest has no fragments" in res.output
-    res = runner.invoke(curate_app, ["scan", str(tmp_path / "d"), "-o", str(m), "--no-score", "--sad-window", "2.5", "--sad-hop", "1.25"])
+    res = runner.invoke(
+        curate_app,
+        ["scan", str(tmp_path / "d"), "-o", str(m), "--no-score", "--sad-window", "2.5", "--sad-hop", "1.25"],
+    )
     assert res.exit_code == 0 and len(read_manifest(m).frame) > 0

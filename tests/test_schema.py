@@ -5,16 +5,27 @@ import pytest
 
 from curate.errors import StemcurateError
 from curate.schema import (
-    MANIFEST_SCHEMA, META_VERSION, empty_frame, problems_path, read_manifest, write_manifest,
+    MANIFEST_SCHEMA,
+    META_VERSION,
+    empty_frame,
+    problems_path,
+    read_manifest,
+    write_manifest,
 )
 
 
 def _rows(n=3):
     return pd.DataFrame(
         dict(
-            track=[f"t{i}" for i in range(n)], subset="train", stem="vocals",
-            path=[f"train/t{i}/vocals.wav" for i in range(n)], start=[0, 132300, 264600][:n],
-            end=[264600, 396900, 529200][:n], sample_rate=44100, channels=2, rms_db=-20.5,
+            track=[f"t{i}" for i in range(n)],
+            subset="train",
+            stem="vocals",
+            path=[f"train/t{i}/vocals.wav" for i in range(n)],
+            start=[0, 132300, 264600][:n],
+            end=[264600, 396900, 529200][:n],
+            sample_rate=44100,
+            channels=2,
+            rms_db=-20.5,
         )
     )
 

@@ -45,11 +45,20 @@ def test_scores_follow_the_models(tmp_path):
 def test_quality_folds_separation_in():
     assert separation_factor(np.nan) == pytest.approx(1.0)
     assert separation_factor(-3.0) == pytest.approx(0.5)
-    assert separation_factor(0.0) == pytest.approx(1 / (1 + 10 ** -1.5))
+    assert separation_factor(0.0) == pytest.approx(1 / (1 + 10**-1.5))
     assert quality(0.9, -60.0, -3.0) == pytest.approx(0.45, abs=1e-3)
     assert quality(0.9, -60.0) == pytest.approx(0.9, abs=1e-3)
-    frame = pd.DataFrame(dict(stem=["bass"], quality=[0.03], label_score=[1.0], predicted_stem=["bass"], bleed_db=[-60.0],
-                              bleed_stem=["drums"], separation_db=[-9.0]))
+    frame = pd.DataFrame(
+        dict(
+            stem=["bass"],
+            quality=[0.03],
+            label_score=[1.0],
+            predicted_stem=["bass"],
+            bleed_db=[-60.0],
+            bleed_stem=["drums"],
+            separation_db=[-9.0],
+        )
+    )
     assert "separator hears another stem (-9 dB)" in reasons(frame, 0.7)["reason"].iloc[0]
 
 
@@ -64,5 +73,7 @@ def test_scan_with_separator(synth_dir, tmp_path):
     expected = quality(f["label_score"], f["bleed_db"], f["separation_db"])
     assert np.allclose(f["quality"], expected, atol=1e-6)
     (tmp_path / "junk.ckpt").write_bytes(b"x")
-    res = runner.invoke(app, ["scan", str(synth_dir), "-o", str(tmp_path / "n.parquet"), "--separator", str(tmp_path / "junk.ckpt")])
+    res = runner.invoke(
+        app, ["scan", str(synth_dir), "-o", str(tmp_path / "n.parquet"), "--separator", str(tmp_path / "junk.ckpt")]
+    )
     assert res.exit_code == 2 and "junk.ckpt" in res.output and not (tmp_path / "n.parquet").exists()

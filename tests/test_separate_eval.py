@@ -53,7 +53,9 @@ def test_separate_wav_mp3_lengths_rates_and_a_bad_file(models, tmp_path):
     sf.write(songs / "m.flac", 0.1 * rng.standard_normal(44100), 44100)  # mono
     (songs / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
     out = tmp_path / "out"
-    res = runner.invoke(app, ["separate", "-i", str(songs), "-o", str(out), "-c", str(models), "--residual", "--bits", "16"])
+    res = runner.invoke(
+        app, ["separate", "-i", str(songs), "-o", str(out), "-c", str(models), "--residual", "--bits", "16"]
+    )
     assert res.exit_code == 0, res.output
     assert "broken.wav" in res.output and "3 of 4 files" in res.output
     a = sf.info(out / "a" / "vocals.wav")
@@ -68,7 +70,20 @@ def test_separate_wav_mp3_lengths_rates_and_a_bad_file(models, tmp_path):
     v, nv = sf.read(out / "a" / "vocals.wav")[0], sf.read(out / "a" / "no_vocals.wav")[0]
     assert np.abs(v + nv - mix).max() < 2e-4  # 16-bit rounding of two files
 
-    res = runner.invoke(app, ["separate", "-i", str(songs / "a.wav"), "-o", str(tmp_path / "o2"), "-c", str(models / "bass" / "bass.ckpt"), "--format", "mp3"])
+    res = runner.invoke(
+        app,
+        [
+            "separate",
+            "-i",
+            str(songs / "a.wav"),
+            "-o",
+            str(tmp_path / "o2"),
+            "-c",
+            str(models / "bass" / "bass.ckpt"),
+            "--format",
+            "mp3",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert sf.info(tmp_path / "o2" / "a" / "bass.mp3").samplerate == 44100
 
@@ -80,29 +95,53 @@ def test_separate_bad_input(models, tmp_path):
     (out / "a").mkdir(parents=True)
     (out / "a" / "vocals.wav").write_bytes(b"keep me")
     (out / "a" / ".stemcurate-separation").write_text("an earlier separation")  # may be written again, not on errors
-    _error(runner.invoke(app, ["separate", "-i", str(wav), "-o", str(out), "-t", "bass", "-c", str(models / "vocals" / "vocals.ckpt")]),
-           "vocals.ckpt", "'vocals' model")
-    _error(runner.invoke(app, ["separate", "-i", str(wav), "-o", str(out), "-c", str(tmp_path / "none.ckpt")]), "none.ckpt", "not found")
+    _error(
+        runner.invoke(
+            app,
+            ["separate", "-i", str(wav), "-o", str(out), "-t", "bass", "-c", str(models / "vocals" / "vocals.ckpt")],
+        ),
+        "vocals.ckpt",
+        "'vocals' model",
+    )
+    _error(
+        runner.invoke(app, ["separate", "-i", str(wav), "-o", str(out), "-c", str(tmp_path / "none.ckpt")]),
+        "none.ckpt",
+        "not found",
+    )
     (tmp_path / "empty").mkdir()
-    _error(runner.invoke(app, ["separate", "-i", str(tmp_path / "empty"), "-o", str(out), "-c", str(models)]), "empty", "no .wav")
+    _error(
+        runner.invoke(app, ["separate", "-i", str(tmp_path / "empty"), "-o", str(out), "-c", str(models)]),
+        "empty",
+        "no .wav",
+    )
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
-    _error(runner.invoke(app, ["separate", "-i", str(wav), "-o", str(out), "-c", str(tmp_path / "junk.ckpt")]), "junk.ckpt")
+    _error(
+        runner.invoke(app, ["separate", "-i", str(wav), "-o", str(out), "-c", str(tmp_path / "junk.ckpt")]), "junk.ckpt"
+    )
     bad = tmp_path / "bad.mp3"
     bad.write_bytes(b"ID3 nothing")
-    _error(runner.invoke(app, ["separate", "-i", str(bad), "-o", str(out), "-c", str(models)]), "no file could be separated")
+    _error(
+        runner.invoke(app, ["separate", "-i", str(bad), "-o", str(out), "-c", str(models)]),
+        "no file could be separated",
+    )
     assert (out / "a" / "vocals.wav").read_bytes() == b"keep me"
 
 
 def test_evaluate_two_demo_tracks(models, synth_dir, tmp_path):
     out = tmp_path / "res" / "results.parquet"
-    res = runner.invoke(app, ["evaluate", str(models), "--data", str(synth_dir), "--subset", "train", "--tracks", "2", "-o", str(out)])
+    res = runner.invoke(
+        app, ["evaluate", str(models), "--data", str(synth_dir), "--subset", "train", "--tracks", "2", "-o", str(out)]
+    )
     assert res.exit_code == 0, res.output
     frame = pd.read_parquet(out)
     assert len(frame) == 4 and set(frame["target"]) == {"vocals", "bass"} and frame["track"].nunique() == 2
     assert np.isfinite(frame["usdr"]).all() and frame["windows"].gt(0).all()
     log = (out.parent / "test.log").read_text()
     assert "uSDR mean" in log and "vocals" in log
-    _error(runner.invoke(app, ["evaluate", str(models), "--data", str(synth_dir), "--targets", "drums"]), "no model for drums")
+    _error(
+        runner.invoke(app, ["evaluate", str(models), "--data", str(synth_dir), "--targets", "drums"]),
+        "no model for drums",
+    )
     _error(runner.invoke(app, ["evaluate", str(tmp_path / "nothing")]), "nothing")
 
 
@@ -127,7 +166,9 @@ def test_output_folder_names():
     out = Path("OUT")
     assert output_folder(Path("in/song.mp3"), Path("in"), out) == out / "song"
     assert output_folder(Path("in/album/song.flac"), Path("in"), out) == out / "album" / "song"
-    assert output_folder(Path("test/track1/mixture.wav"), Path("test/track1"), out) == out / "track1"  # MUSDB18-HQ layout
+    assert (
+        output_folder(Path("test/track1/mixture.wav"), Path("test/track1"), out) == out / "track1"
+    )  # MUSDB18-HQ layout
     assert output_folder(Path("test/track1/mixture.wav"), Path("test"), out) == out / "track1"
 
 
@@ -136,7 +177,19 @@ def test_evaluate_reads_musdb18_stem_mp4(models, tmp_path):
 
     need_shared()
     out = tmp_path / "r.parquet"
-    res = runner.invoke(app, ["evaluate", str(models / "bass" / "bass.ckpt"), "--data", str(MUSDB_SAMPLE), "--subset", "train", "-o", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(models / "bass" / "bass.ckpt"),
+            "--data",
+            str(MUSDB_SAMPLE),
+            "--subset",
+            "train",
+            "-o",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     frame = pd.read_parquet(out)
     assert frame["track"].tolist() == ["Music Delta - 80s Rock"] and np.isfinite(frame["usdr"]).all()
@@ -171,7 +224,10 @@ def test_evaluate_leaves_out_a_silent_reference_and_says_so(models, tmp_path):
 
     rng = np.random.default_rng(4)
     write_track(tmp_path / "d" / "test" / "song", noise_stems(rng, seconds=3.0))
-    write_track(tmp_path / "d" / "test" / "instrumental", dict(noise_stems(rng, seconds=3.0), vocals=np.zeros((2, 3 * 44100), np.float32)))
+    write_track(
+        tmp_path / "d" / "test" / "instrumental",
+        dict(noise_stems(rng, seconds=3.0), vocals=np.zeros((2, 3 * 44100), np.float32)),
+    )
     res, out = _eval(models, tmp_path / "d", tmp_path)
     assert res.exit_code == 0, res.output
     frame = pd.read_parquet(out).set_index(["track", "target"])
@@ -189,12 +245,20 @@ def test_evaluate_without_mixture_reads_stems_up_to_the_shortest(models, tmp_pat
 
     rng = np.random.default_rng(5)
     stems = noise_stems(rng, seconds=3.0)
-    write_track(tmp_path / "d" / "test" / "t", dict(stems, drums=np.pad(stems["drums"], ((0, 0), (0, 1000)))), with_mixture=False)
+    write_track(
+        tmp_path / "d" / "test" / "t",
+        dict(stems, drums=np.pad(stems["drums"], ((0, 0), (0, 1000)))),
+        with_mixture=False,
+    )
     res, out = _eval(models, tmp_path / "d", tmp_path)
     assert res.exit_code == 0, res.output
     assert np.isfinite(pd.read_parquet(out)["usdr"]).all()
     before = out.read_bytes()
-    write_track(tmp_path / "e" / "test" / "far apart", dict(stems, drums=np.pad(stems["drums"], ((0, 0), (0, 2 * 44100)))), with_mixture=False)
+    write_track(
+        tmp_path / "e" / "test" / "far apart",
+        dict(stems, drums=np.pad(stems["drums"], ((0, 0), (0, 2 * 44100)))),
+        with_mixture=False,
+    )
     res, out = _eval(models, tmp_path / "e", tmp_path)
     _error(res, "far apart", "differ in length by 2.00 s")
     assert out.read_bytes() == before  # the earlier results are untouched
@@ -206,7 +270,11 @@ def test_evaluate_six_channel_stem_keeps_its_first_two(models, tmp_path):
 
     rng = np.random.default_rng(6)
     stems = noise_stems(rng, seconds=3.0)
-    write_track(tmp_path / "d" / "test" / "surround", dict(stems, other=np.concatenate([stems["other"]] * 3)), with_mixture=False)
+    write_track(
+        tmp_path / "d" / "test" / "surround",
+        dict(stems, other=np.concatenate([stems["other"]] * 3)),
+        with_mixture=False,
+    )
     res, out = _eval(models, tmp_path / "d", tmp_path)
     assert res.exit_code == 0, res.output
     assert np.isfinite(pd.read_parquet(out)["usdr"]).all()

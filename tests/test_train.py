@@ -10,6 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from bsrnn.checkpoint import read_checkpoint as read_model
 from curate.errors import StemcurateError
 from curate.schema import read_manifest
 from pipelines.cli import app
@@ -17,7 +18,6 @@ from pipelines.config import TrainConfig, model_config, parse_sets, train_config
 from pipelines.data import FragmentPool, StepSampler, TrainExamples, _mask, fragment_corrupted, split_tracks
 from pipelines.module import SeparationModule, lr_multiplier
 from pipelines.robust import LossTruncation, combine, example_weights, relative_losses
-from bsrnn.checkpoint import read_checkpoint as read_model
 from pipelines.train import train
 
 runner = CliRunner()
@@ -57,8 +57,12 @@ def test_weights_as_specified():
 def test_weighting_changes_the_training_loss():
     cfg = model_config("tiny", "vocals")
     torch.manual_seed(0)
-    batch = {"mixture": torch.randn(3, 2, 22050) * 0.1, "target": torch.randn(3, 2, 22050) * 0.05,
-             "quality": torch.tensor([1.0, 0.2, 0.6]), "corrupted": torch.tensor([0, 1, 0], dtype=torch.int8)}
+    batch = {
+        "mixture": torch.randn(3, 2, 22050) * 0.1,
+        "target": torch.randn(3, 2, 22050) * 0.05,
+        "quality": torch.tensor([1.0, 0.2, 0.6]),
+        "corrupted": torch.tensor([0, 1, 0], dtype=torch.int8),
+    }
     out = {}
     for mode in ("none", "quality", "binary"):
         torch.manual_seed(1)  # same initial weights for every mode
@@ -98,7 +102,7 @@ def test_truncation_by_level_drops_the_worst_of_every_level():
     loses its own worst examples instead of the quiet ones losing everything."""
     gen = torch.Generator().manual_seed(0)
     quiet = 2.0 + torch.rand(200, generator=gen)  # levels around -20 dB
-    loud = 0.5 + torch.rand(200, generator=gen)   # levels around 0 dB
+    loud = 0.5 + torch.rand(200, generator=gen)  # levels around 0 dB
     scores = torch.cat([quiet, loud])
     levels = torch.cat([torch.full((200,), -20.0), torch.full((200,), 0.0)]) + torch.rand(400, generator=gen)
     flat = LossTruncation(0.3, mode="history", history=400)
@@ -107,7 +111,9 @@ def test_truncation_by_level_drops_the_worst_of_every_level():
         t.keep(scores, step=0, levels=levels)
     q_flat = flat.keep(scores, step=1, levels=levels)
     q_band = banded.keep(scores, step=1, levels=levels)
-    assert (~q_flat[:200]).float().mean() > 0.55 and (~q_flat[200:]).float().mean() == 0  # all dropped examples are quiet
+    assert (~q_flat[:200]).float().mean() > 0.55 and (
+        ~q_flat[200:]
+    ).float().mean() == 0  # all dropped examples are quiet
     for part in (slice(0, 200), slice(200, 400)):  # about 30 % of each level
         assert 0.2 < float((~q_band[part]).float().mean()) < 0.4
     assert bool(q_band[quiet.argmax()]) is False and bool(q_band[200 + loud.argmax()]) is False
@@ -139,7 +145,9 @@ def test_truncation_ranks_losses_free_of_the_example_level():
         reused = rel.truncation_scores(losses, mixture, target, target_spec=target_spec)
         assert torch.equal(reused[0], scores) and torch.equal(reused[1], levels)
         assert torch.equal(ab.truncation_scores(losses, mixture, target)[0], losses)
-        assert torch.allclose(levels[1], levels[0], atol=1e-3) and float(levels[0]) < 0  # the target is part of the mixture
+        assert (
+            torch.allclose(levels[1], levels[0], atol=1e-3) and float(levels[0]) < 0
+        )  # the target is part of the mixture
         silent = rel._l1(rel.model.stft(target), target)  # the loss of a zero estimate
     assert float(losses[1] / losses[0]) == pytest.approx(10.0, rel=1e-3)
     assert float(scores[1] / scores[0]) == pytest.approx(1.0, rel=1e-3)
@@ -148,7 +156,10 @@ def test_truncation_ranks_losses_free_of_the_example_level():
     assert float(losses[1]) > float(losses[2])  # by the raw loss the loud clean example would go first
     mix_silent = rel._l1(rel.model.stft(mixture), mixture)
     assert torch.allclose(scores, losses / (silent + 0.1 * mix_silent))
-    assert torch.allclose(relative_losses(torch.tensor([2.0, 3.0]), torch.tensor([1.0, 0.0]), torch.tensor([10.0, 10.0])), torch.tensor([1.0, 3.0]))
+    assert torch.allclose(
+        relative_losses(torch.tensor([2.0, 3.0]), torch.tensor([1.0, 0.0]), torch.tensor([10.0, 10.0])),
+        torch.tensor([1.0, 3.0]),
+    )
     with pytest.raises(StemcurateError, match="truncate_on"):
         TrainConfig(truncate_on="level")
 
@@ -194,7 +205,6 @@ def test_examples_are_deterministic_and_only_use_manifest_audio(noisy):
     assert "drums" not in reads and "vocals" in reads
 
 
-
 @pytest.mark.parametrize("fill", [True, False])
 def test_rejected_accompaniment_is_filled_from_other_tracks(noisy, fill):
     """A track whose bass and other were all rejected still gets a full accompaniment (from other
@@ -236,7 +246,9 @@ def test_short_run_lowers_the_loss(noisy, tmp_path):
     cfg = train_config({}, **FAST, max_steps=40, lr=3e-3)
     mcfg = model_config("tiny", "bass")
     pool = FragmentPool(m, sorted(set(m.frame["track"])))
-    ds = TrainExamples(pool, "bass", replace(cfg, silence_p=0.0, remix_p=0.0), sample_rate=44100, channels=2, length=10_000)
+    ds = TrainExamples(
+        pool, "bass", replace(cfg, silence_p=0.0, remix_p=0.0), sample_rate=44100, channels=2, length=10_000
+    )
     fixed = [ds[10_000 - 1 - i] for i in range(8)]
     mix, tgt = torch.stack([x["mixture"] for x in fixed]), torch.stack([x["target"] for x in fixed])
 
@@ -248,7 +260,14 @@ def test_short_run_lowers_the_loss(noisy, tmp_path):
 
     torch.manual_seed(cfg.seed)
     before = loss_of(mcfg, SeparationModule(mcfg.__dict__, cfg.__dict__).model.state_dict())
-    r = train(noisy / "clean.parquet", model=mcfg, config=cfg, out=tmp_path / "run", export_dir=tmp_path / "exp", progress=False)
+    r = train(
+        noisy / "clean.parquet",
+        model=mcfg,
+        config=cfg,
+        out=tmp_path / "run",
+        export_dir=tmp_path / "exp",
+        progress=False,
+    )
     assert r.global_step == 40
     after_cfg, state = read_model(r.exported)
     after = loss_of(after_cfg, state)
@@ -262,12 +281,29 @@ def test_short_run_lowers_the_loss(noisy, tmp_path):
 def test_resume_continues_at_the_saved_step(noisy, tmp_path):
     mcfg = model_config("tiny", "vocals")
     cfg = train_config({}, **{**FAST, "valid_fraction": 0.2}, max_steps=8, truncate=True, truncate_warmup=2)
-    straight = train(noisy / "m.parquet", model=mcfg, config=cfg, out=tmp_path / "a", export_dir=tmp_path / "ea", progress=False)
-    first = train(noisy / "m.parquet", model=mcfg, config=replace(cfg, max_steps=5), out=tmp_path / "b", export_dir=tmp_path / "eb", progress=False)
+    straight = train(
+        noisy / "m.parquet", model=mcfg, config=cfg, out=tmp_path / "a", export_dir=tmp_path / "ea", progress=False
+    )
+    first = train(
+        noisy / "m.parquet",
+        model=mcfg,
+        config=replace(cfg, max_steps=5),
+        out=tmp_path / "b",
+        export_dir=tmp_path / "eb",
+        progress=False,
+    )
     assert first.global_step == 5
     with pytest.raises(StemcurateError, match="already holds a run"):
         train(noisy / "m.parquet", model=mcfg, config=cfg, out=tmp_path / "b", progress=False)
-    resumed = train(noisy / "m.parquet", model=mcfg, config=cfg, out=tmp_path / "b", resume=True, export_dir=tmp_path / "eb", progress=False)
+    resumed = train(
+        noisy / "m.parquet",
+        model=mcfg,
+        config=cfg,
+        out=tmp_path / "b",
+        resume=True,
+        export_dir=tmp_path / "eb",
+        progress=False,
+    )
     assert resumed.global_step == 8
     a = torch.load(straight.last_checkpoint, weights_only=True)["state_dict"]
     b = torch.load(resumed.last_checkpoint, weights_only=True)["state_dict"]
@@ -276,7 +312,9 @@ def test_resume_continues_at_the_saved_step(noisy, tmp_path):
     logs = pd.read_csv(tmp_path / "b" / "logs" / "metrics.csv")
     ref = pd.read_csv(tmp_path / "a" / "logs" / "metrics.csv")
     steps = lambda f: f.loc[f["train/loss"].notna(), "step"].tolist()  # noqa: E731
-    assert steps(logs)[:2] == steps(ref)[:2] == [1, 3] and steps(logs)[-1] == 7  # rows logged before the resume are kept
+    assert (
+        steps(logs)[:2] == steps(ref)[:2] == [1, 3] and steps(logs)[-1] == 7
+    )  # rows logged before the resume are kept
 
 
 def test_truncation_drops_corrupted_more_than_clean(noisy, tmp_path):
@@ -286,9 +324,25 @@ def test_truncation_drops_corrupted_more_than_clean(noisy, tmp_path):
     # ranked by the raw loss: on these sparse synth vocals an 80-step model's relative losses do not
     # tell corrupted examples apart (measured: AUROC 0.44 relative, 0.58 absolute; on rendered songs
     # with a 200-step model 0.64 relative, 0.57 absolute, see docs/benchmarks.md)
-    cfg = train_config({}, **FAST, max_steps=80, lr=3e-3, truncate=True, truncate_warmup=5, truncate_mode="history", truncate_quantile=0.3,
-                       truncate_on="absolute")
-    r = train(noisy / "m.parquet", model=model_config("tiny", "vocals"), config=cfg, out=tmp_path / "run", export_dir=tmp_path / "e", progress=False)
+    cfg = train_config(
+        {},
+        **FAST,
+        max_steps=80,
+        lr=3e-3,
+        truncate=True,
+        truncate_warmup=5,
+        truncate_mode="history",
+        truncate_quantile=0.3,
+        truncate_on="absolute",
+    )
+    r = train(
+        noisy / "m.parquet",
+        model=model_config("tiny", "vocals"),
+        config=cfg,
+        out=tmp_path / "run",
+        export_dir=tmp_path / "e",
+        progress=False,
+    )
     d = r.dropped
     assert d["corrupted"] is not None and d["clean"] is not None
     # measured: 0.36 vs 0.22 (seeds 1, 2: 0.29 vs 0.18, 0.32 vs 0.15)
@@ -297,24 +351,66 @@ def test_truncation_drops_corrupted_more_than_clean(noisy, tmp_path):
 
 def test_init_from_checks_hyperparameters(noisy, tmp_path):
     cfg = train_config({}, **FAST, max_steps=2)
-    r = train(noisy / "m.parquet", model=model_config("tiny", "vocals"), config=cfg, out=tmp_path / "a", export_dir=tmp_path / "e", progress=False)
+    r = train(
+        noisy / "m.parquet",
+        model=model_config("tiny", "vocals"),
+        config=cfg,
+        out=tmp_path / "a",
+        export_dir=tmp_path / "e",
+        progress=False,
+    )
     with pytest.raises(StemcurateError, match="fc_dim"):
-        train(noisy / "m.parquet", model=model_config("tiny", "vocals", {"fc_dim": 16}), config=cfg, out=tmp_path / "b",
-              init_from=r.exported, progress=False)
-    r2 = train(noisy / "m.parquet", model=model_config("tiny", "vocals"), config=replace(cfg, lr=1e-4), out=tmp_path / "c",
-               init_from=r.exported, export_dir=tmp_path / "e2", progress=False)  # training-only settings may differ
+        train(
+            noisy / "m.parquet",
+            model=model_config("tiny", "vocals", {"fc_dim": 16}),
+            config=cfg,
+            out=tmp_path / "b",
+            init_from=r.exported,
+            progress=False,
+        )
+    r2 = train(
+        noisy / "m.parquet",
+        model=model_config("tiny", "vocals"),
+        config=replace(cfg, lr=1e-4),
+        out=tmp_path / "c",
+        init_from=r.exported,
+        export_dir=tmp_path / "e2",
+        progress=False,
+    )  # training-only settings may differ
     assert r2.global_step == 2
 
 
 def test_cli_ddp_flags_and_bad_input(noisy, tmp_path):
-    args = ["train", "-m", str(noisy / "m.parquet"), "--model", "tiny", "--max-steps", "2", "-b", "2", "--set", "crop_s=1",
-            "--set", "valid_fraction=0", "--export-dir", str(tmp_path / "e"), "--no-progress"]
-    res = runner.invoke(app, args + ["-o", str(tmp_path / "ddp"), "--accelerator", "cpu", "--devices", "1", "--strategy", "ddp"])
+    args = [
+        "train",
+        "-m",
+        str(noisy / "m.parquet"),
+        "--model",
+        "tiny",
+        "--max-steps",
+        "2",
+        "-b",
+        "2",
+        "--set",
+        "crop_s=1",
+        "--set",
+        "valid_fraction=0",
+        "--export-dir",
+        str(tmp_path / "e"),
+        "--no-progress",
+    ]
+    res = runner.invoke(
+        app, args + ["-o", str(tmp_path / "ddp"), "--accelerator", "cpu", "--devices", "1", "--strategy", "ddp"]
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "e" / "vocals" / "vocals.ckpt").is_file()
-    for extra, msg in [(["--set", "nope=1"], "unknown key"), (["--weighting", "bogus"], "weighting"),
-                       (["--set", "remix_p=2"], "remix_p"), (["--target", "drums", "--resume"], "not a training run folder"),
-                       (["--model", str(tmp_path / "missing.yaml")], "missing.yaml")]:
+    for extra, msg in [
+        (["--set", "nope=1"], "unknown key"),
+        (["--weighting", "bogus"], "weighting"),
+        (["--set", "remix_p=2"], "remix_p"),
+        (["--target", "drums", "--resume"], "not a training run folder"),
+        (["--model", str(tmp_path / "missing.yaml")], "missing.yaml"),
+    ]:
         res = runner.invoke(app, args + ["-o", str(tmp_path / "x"), *extra])
         assert res.exit_code == 2, (extra, res.output)
         assert msg in res.output and "Traceback" not in res.output
@@ -323,7 +419,11 @@ def test_cli_ddp_flags_and_bad_input(noisy, tmp_path):
 
 
 def test_parse_sets():
-    assert parse_sets(["lr=3e-4", "bands=[[1000, 100]]", "truncate=true"]) == {"lr": 3e-4, "bands": [[1000, 100]], "truncate": True}
+    assert parse_sets(["lr=3e-4", "bands=[[1000, 100]]", "truncate=true"]) == {
+        "lr": 3e-4,
+        "bands": [[1000, 100]],
+        "truncate": True,
+    }
     with pytest.raises(StemcurateError, match="key=value"):
         parse_sets(["lr"])
 
@@ -333,7 +433,9 @@ def test_workers_give_the_same_batches(noisy):
 
     m = read_manifest(noisy / "m.parquet")
     cfg = TrainConfig(crop_s=0.5, batch_size=2)
-    ds = TrainExamples(FragmentPool(m, sorted(set(m.frame["track"]))), "vocals", cfg, sample_rate=44100, channels=2, length=100)
+    ds = TrainExamples(
+        FragmentPool(m, sorted(set(m.frame["track"]))), "vocals", cfg, sample_rate=44100, channels=2, length=100
+    )
     sampler = StepSampler(3, 6, 2)
     plain = [b["mixture"] for b in DataLoader(ds, batch_size=2, sampler=sampler)]
     workers = [b["mixture"] for b in DataLoader(ds, batch_size=2, sampler=sampler, num_workers=2)]
@@ -342,7 +444,14 @@ def test_workers_give_the_same_batches(noisy):
 
 def test_ema_run_exports_averaged_weights(noisy, tmp_path):
     cfg = train_config({}, **FAST, max_steps=3, ema_decay=0.5)
-    r = train(noisy / "m.parquet", model=model_config("tiny", "drums"), config=cfg, out=tmp_path / "run", export_dir=tmp_path / "e", progress=False)
+    r = train(
+        noisy / "m.parquet",
+        model=model_config("tiny", "drums"),
+        config=cfg,
+        out=tmp_path / "run",
+        export_dir=tmp_path / "e",
+        progress=False,
+    )
     assert r.global_step == 3 and r.exported.is_file()
     last = torch.load(r.last_checkpoint, weights_only=True)
     averaged, current = last["state_dict"], last["current_model_state"]  # EMA weights, raw weights (for resuming)
@@ -368,7 +477,14 @@ def test_a_six_channel_stem_that_the_scan_kept_trains(tmp_path):
     assert any(p.check == "channels" and "6 channels" in p.detail for p in res.problems.itertuples())
     m = read_manifest(tmp_path / "m.parquet")
     assert ((m.frame["track"] == "t0") & (m.frame["stem"] == "other")).any()
-    ds = TrainExamples(FragmentPool(m, ["t0", "t1"]), "vocals", TrainConfig(seed=1, crop_s=1.0), sample_rate=44100, channels=2, length=40)
+    ds = TrainExamples(
+        FragmentPool(m, ["t0", "t1"]),
+        "vocals",
+        TrainConfig(seed=1, crop_s=1.0),
+        sample_rate=44100,
+        channels=2,
+        length=40,
+    )
     for i in range(40):
         item = ds[i]
         assert item["mixture"].shape == (2, 44100) and torch.isfinite(item["mixture"]).all()
@@ -396,7 +512,10 @@ def test_absurd_levels_are_caught_at_every_layer(tmp_path):
     sf.write(other, bad, sr, subtype="FLOAT")
     res = scan(tmp_path / "d", output=tmp_path / "m.parquet", score=None)
     p = res.problems.set_index("check")
-    assert p.loc["level", ["track", "stem", "severity"]].tolist() == ["t0", "other", "skipped"] and "+" in p.loc["level", "detail"]
+    assert (
+        p.loc["level", ["track", "stem", "severity"]].tolist() == ["t0", "other", "skipped"]
+        and "+" in p.loc["level", "detail"]
+    )
     assert not ((res.fragments["track"] == "t0") & (res.fragments["stem"] == "other")).any()
 
     sf.write(other, x, sr, subtype="FLOAT")  # scanned clean, corrupted afterwards: training meets it
@@ -408,7 +527,14 @@ def test_absurd_levels_are_caught_at_every_layer(tmp_path):
         sf.write(f, v, sr, subtype="FLOAT")
     cfg = train_config({}, **FAST, max_steps=3)
     with pytest.raises(StemcurateError, match=r"step \d+: the (training loss|gradient)"):
-        train(tmp_path / "m.parquet", model=model_config("tiny", "vocals"), config=cfg, out=tmp_path / "run", export_dir=tmp_path / "exp", progress=False)
+        train(
+            tmp_path / "m.parquet",
+            model=model_config("tiny", "vocals"),
+            config=cfg,
+            out=tmp_path / "run",
+            export_dir=tmp_path / "exp",
+            progress=False,
+        )
     assert not (tmp_path / "exp" / "vocals" / "vocals.ckpt").exists()
 
     model = BSRNN(model_config("tiny", "vocals"))
@@ -437,11 +563,35 @@ def test_resume_refuses_a_changed_manifest_or_settings(noisy, tmp_path):
     kept = m.frame[m.frame["track"] != sorted(set(m.frame["track"]))[0]]  # re-scanned without one track
     write_manifest(kept, man, root=m.root, meta=m.meta)
     with pytest.raises(StemcurateError, match="cannot resume.*manifest's fragments"):
-        train(man, model=mcfg, config=replace(cfg, max_steps=5), out=tmp_path / "run", resume=True, export_dir=tmp_path / "e", progress=False)
+        train(
+            man,
+            model=mcfg,
+            config=replace(cfg, max_steps=5),
+            out=tmp_path / "run",
+            resume=True,
+            export_dir=tmp_path / "e",
+            progress=False,
+        )
     write_manifest(m.frame, man, root=m.root, meta=m.meta)
     with pytest.raises(StemcurateError, match=r"train.lr: 0.001 -> 0.01"):
-        train(man, model=mcfg, config=replace(cfg, max_steps=5, lr=1e-2), out=tmp_path / "run", resume=True, export_dir=tmp_path / "e", progress=False)
-    r = train(man, model=mcfg, config=replace(cfg, max_steps=5), out=tmp_path / "run", resume=True, export_dir=tmp_path / "e", progress=False)
+        train(
+            man,
+            model=mcfg,
+            config=replace(cfg, max_steps=5, lr=1e-2),
+            out=tmp_path / "run",
+            resume=True,
+            export_dir=tmp_path / "e",
+            progress=False,
+        )
+    r = train(
+        man,
+        model=mcfg,
+        config=replace(cfg, max_steps=5),
+        out=tmp_path / "run",
+        resume=True,
+        export_dir=tmp_path / "e",
+        progress=False,
+    )
     assert r.global_step == 5
 
 
@@ -451,18 +601,34 @@ def test_every_command_takes_the_same_model_paths(noisy, tmp_path):
     `separate -c`, `evaluate`, `--init-from` and the Python API."""
     import soundfile as sf
 
-    from bsrnn.model import BSRNN
     from bsrnn.checkpoint import load_models
+    from bsrnn.model import BSRNN
 
     cfg = train_config({}, **FAST, max_steps=3)
-    r = train(noisy / "m.parquet", model=model_config("tiny", "vocals"), config=cfg, out=tmp_path / "run", export_dir=tmp_path / "e", progress=False)
-    written = sorted(str(p.relative_to(r.run_dir)) for p in r.run_dir.rglob("*") if p.is_file() and not p.parts[-2] == "tb")
-    assert written == ["checkpoints/last.ckpt", "config.yaml", "hparams.yaml", "logs/hparams.yaml", "logs/metrics.csv", "summary.json"]
+    r = train(
+        noisy / "m.parquet",
+        model=model_config("tiny", "vocals"),
+        config=cfg,
+        out=tmp_path / "run",
+        export_dir=tmp_path / "e",
+        progress=False,
+    )
+    written = sorted(
+        str(p.relative_to(r.run_dir)) for p in r.run_dir.rglob("*") if p.is_file() and not p.parts[-2] == "tb"
+    )
+    assert written == [
+        "checkpoints/last.ckpt",
+        "config.yaml",
+        "hparams.yaml",
+        "logs/hparams.yaml",
+        "logs/metrics.csv",
+        "summary.json",
+    ]
 
     forms = [r.run_dir, r.last_checkpoint, tmp_path / "e", tmp_path / "e" / "vocals", r.exported]
     ref = BSRNN.load(r.exported).state_dict()
     for form in forms:
-        (f, m), = load_models(form, ["vocals"]).values()
+        ((f, m),) = load_models(form, ["vocals"]).values()
         assert all(torch.equal(ref[k], v) for k, v in m.state_dict().items()), form
     lightning = BSRNN.load(r.last_checkpoint).state_dict()  # the API reads the Lightning layout too
     assert all(torch.equal(ref[k], v) for k, v in lightning.items())
@@ -477,20 +643,59 @@ def test_every_command_takes_the_same_model_paths(noisy, tmp_path):
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
     usdr = []
     for i, form in enumerate((r.last_checkpoint, r.exported)):
-        res = runner.invoke(app, ["evaluate", str(form), "--data", str(noisy / "clean"), "--subset", "train", "-n", "1",
-                                  "-o", str(tmp_path / f"res{i}.parquet")])
+        res = runner.invoke(
+            app,
+            [
+                "evaluate",
+                str(form),
+                "--data",
+                str(noisy / "clean"),
+                "--subset",
+                "train",
+                "-n",
+                "1",
+                "-o",
+                str(tmp_path / f"res{i}.parquet"),
+            ],
+        )
         assert res.exit_code == 0, (form, res.output)
         usdr.append(pd.read_parquet(tmp_path / f"res{i}.parquet")["usdr"].tolist())
     assert usdr[0] == usdr[1]
-    r2 = train(noisy / "m.parquet", model=model_config("tiny", "vocals"), config=cfg, out=tmp_path / "run2", init_from=r.run_dir,
-               export_dir=tmp_path / "e2", progress=False)
+    r2 = train(
+        noisy / "m.parquet",
+        model=model_config("tiny", "vocals"),
+        config=cfg,
+        out=tmp_path / "run2",
+        init_from=r.run_dir,
+        export_dir=tmp_path / "e2",
+        progress=False,
+    )
     assert r2.global_step == 3
-    res = runner.invoke(app, ["train", "-m", str(noisy / "m.parquet"), "--target", "drums", "--init-from", str(r.last_checkpoint),
-                              "-o", str(tmp_path / "run3"), "--no-progress"])
-    assert res.exit_code == 2 and "a 'vocals' model, asked for drums" in res.output and str(r.last_checkpoint) in res.output, res.output
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "-m",
+            str(noisy / "m.parquet"),
+            "--target",
+            "drums",
+            "--init-from",
+            str(r.last_checkpoint),
+            "-o",
+            str(tmp_path / "run3"),
+            "--no-progress",
+        ],
+    )
+    assert (
+        res.exit_code == 2
+        and "a 'vocals' model, asked for drums" in res.output
+        and str(r.last_checkpoint) in res.output
+    ), res.output
     (tmp_path / "e" / "bass").mkdir()
     (tmp_path / "e" / "bass" / "bass.ckpt").write_bytes(b"not a checkpoint")
     res = runner.invoke(app, ["separate", "-i", str(song), "-o", str(tmp_path / "sepx"), "-c", str(tmp_path / "e")])
     assert res.exit_code == 2 and "bass.ckpt: not a loadable checkpoint" in res.output, res.output
-    res = runner.invoke(app, ["separate", "-i", str(song), "-o", str(tmp_path / "sepy"), "-c", str(r.exported), "-c", str(r.run_dir)])
+    res = runner.invoke(
+        app, ["separate", "-i", str(song), "-o", str(tmp_path / "sepy"), "-c", str(r.exported), "-c", str(r.run_dir)]
+    )
     assert res.exit_code == 2 and "a second 'vocals' model" in res.output, res.output
