@@ -72,10 +72,10 @@ def embed_dataset(
     )
     frames, embs = [], []
     for track in tracks:
-        rows, _, _, arrays = scan_track(track, stems, score=score)
-        if rows and arrays:
-            frames.append(pd.DataFrame(rows)[["track", "stem", "start", "end"]])
-            embs.append(arrays["emb"])
+        scanned = scan_track(track, stems, score=score)
+        if len(scanned.rows) and scanned.arrays:
+            frames.append(scanned.rows[["track", "stem", "start", "end"]])
+            embs.append(scanned.arrays["emb"])
     if not frames:
         raise StemcurateError(f"{root}: the reference folder has no salient fragment to learn from")
     frame = pd.concat(frames, ignore_index=True)

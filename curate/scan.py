@@ -1,14 +1,13 @@
 """``curate scan``: check every file, run SAD on every stem, write the manifest.
 
-Resumable: each finished track is kept in ``<manifest>.parts/`` (fragments as Parquet, problems
-as JSON) and not recomputed by a later run with the same settings; the manifest and its
-``.problems.parquet`` appear atomically at the end, and the parts folder is then removed.
+Resumable: each finished track (a :class:`~curate.scanparts.TrackScan`) is kept in
+``<manifest>.parts/`` (:mod:`curate.scanparts`) and not recomputed by a later run with the same
+settings; the manifest and its ``.problems.parquet`` appear atomically at the end, and the parts
+folder is then removed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curate.atomic import atomic_path, check_folder, ensure_writable_dir, make_dir, write_text
+from curate.atomic import check_folder, ensure_writable_dir, make_dir, write_text
 from curate.bleed import BleedConfig, track_bleed
 from curate.checks import WARNING, CheckConfig, Problem, check_track
 from curate.classify import LabelModelConfig, LabelScores, score_labels
@@ -28,10 +27,10 @@ from curate.embed import DEFAULT_EMBEDDER, make_embedder
 from curate.errors import StemcurateError
 from curate.outputs import check_output, output_path
 from curate.quality import quality as quality_score
+from curate.scanparts import ROW_COLUMNS, TrackScan, check_parts, load_part, part_key, prepare_parts, save_part
 from curate.schema import (
     MANIFEST_SCHEMA,
     MANIFEST_VERSION,
-    REQUIRED_COLUMNS,
     empty_frame,
     empty_problems,
     problems_path,
@@ -146,11 +145,9 @@ def scan_track(
     sad_config: SADConfig = SADConfig(),
     check_config: CheckConfig = CheckConfig(),
     score: ScoreConfig | None = None,
-) -> tuple[list[dict], list[Problem], float | None, dict | None]:
+) -> TrackScan:
     """Check one track, detect the salient fragments of its requested stems and, with ``score``,
-    embed them and measure their bleed (from every stem of the track, requested or not). Returns
-    rows, problems, mixture residual (dB) and the arrays of the fragments' two halves: ``emb``
-    ``(len(rows), 2, d)`` and onset envelopes ``env`` ``(len(rows), 2, frames)`` (None without ``score``)."""
+    embed them and measure their bleed (from every stem of the track, requested or not)."""
     checked = check_track(track, stems, check_config)
     rows, bounds = [], {}
     for stem in stems:
@@ -163,7 +160,7 @@ def scan_track(
             rows.extend(stem_rows)
             bounds[stem] = np.array([[r["start"], r["end"]] for r in stem_rows], dtype=np.int64).reshape(-1, 2)
     if score is None or score.embedder is None:
-        return rows, checked.problems, checked.residual_db, None
+        return TrackScan(pd.DataFrame(rows, columns=ROW_COLUMNS), checked.problems, checked.residual_db, None)
     sources = {n: x for n, x in checked.audio.items() if n != MIXTURE}
     if sources:  # the other stems that passed the same checks: possible sources of a leak
         sources.update(checked.context or {})
@@ -190,14 +187,11 @@ def scan_track(
             rows[k + q]["bleed_db"] = float(db[q])
             rows[k + q]["bleed_stem"] = src[q]
         k += len(b)
+    frame = pd.DataFrame(rows, columns=ROW_COLUMNS)
     if not embs:
-        return rows, checked.problems, checked.residual_db, {}
-    return (
-        rows,
-        checked.problems,
-        checked.residual_db,
-        {"emb": np.concatenate(embs).astype(np.float32), "env": _pad_concat(envs)},
-    )
+        return TrackScan(frame, checked.problems, checked.residual_db, {})
+    arrays = {"emb": np.concatenate(embs).astype(np.float32), "env": _pad_concat(envs)}
+    return TrackScan(frame, checked.problems, checked.residual_db, arrays)
 
 
 def _pad_concat(arrays: list[np.ndarray]) -> np.ndarray:
@@ -228,20 +222,6 @@ def _scan_track_job(args):
     return scan_track(track, stems, sad_config=sad_config, check_config=check_config, score=score)
 
 
-def _part_key(track: Track) -> str:
-    """The track's name and the path, size and modification time of each of its files: a track whose files
-    changed since an interrupted scan is scanned again, not taken from the earlier part."""
-    files = sorted({str(f.path) for f in [*track.stems.values(), track.mixture] if f is not None})
-    stats = []
-    for f in files:
-        try:
-            st = os.stat(f)
-            stats.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
-        except OSError:
-            stats.append(f"{f}:missing")
-    return hashlib.sha1("\n".join([f"{track.subset}/{track.name}", *stats]).encode()).hexdigest()[:16]
-
-
 def _check_options(*, output, txt_dir, stems, jobs, configs: dict) -> None:
     """:class:`StemcurateError` naming the first option of :func:`scan` of the wrong type or range."""
     if not isinstance(output, (str, os.PathLike)):
@@ -261,10 +241,6 @@ def _check_options(*, output, txt_dir, stems, jobs, configs: dict) -> None:
             raise StemcurateError(f"{name} {value!r}: give a {kind.__name__}" + (" or None" if name == "score" else ""))
 
 
-PARTS_KIND = "stemcurate scan parts"
-"""The ``kind`` in ``<output>.parts/scan.json``: how a scan knows the parts folder is its own."""
-
-
 def _fingerprint(
     root: Path,
     subset: str,
@@ -274,7 +250,6 @@ def _fingerprint(
     score: ScoreConfig | None,
 ) -> dict:
     return {
-        "kind": PARTS_KIND,
         "version": MANIFEST_VERSION,
         "root": str(root.resolve()),
         "subset": subset,
@@ -286,69 +261,6 @@ def _fingerprint(
         "musicnn": None if score is None else score.musicnn_weights,
         "bleed": None if score is None else asdict(score.bleed),
     }
-
-
-def _check_parts(parts: Path) -> None:
-    """:class:`StemcurateError` unless ``parts`` (``<output>.parts``) is free for the scan's resumable
-    parts: new, empty, or written by an earlier scan (its ``scan.json`` says so). Anything else there, a
-    dataset named ``songs.parts`` or a file, is the user's and never removed."""
-    if not parts.exists() and not parts.is_symlink():
-        return
-    if parts.is_dir() and not parts.is_symlink():
-        if not any(parts.iterdir()):
-            return
-        try:
-            if json.loads((parts / "scan.json").read_text()).get("kind") == PARTS_KIND:
-                return
-        except (OSError, ValueError, AttributeError):
-            pass
-    raise StemcurateError(
-        f"{parts}: exists and is not an interrupted scan's parts folder, which the scan keeps there; "
-        "move it or choose another --output"
-    )
-
-
-def _prepare_parts(parts: Path, fingerprint: dict) -> None:
-    stamp = parts / "scan.json"
-    if parts.is_dir():
-        try:
-            same = json.loads(stamp.read_text()) == fingerprint
-        except (OSError, ValueError):
-            same = False
-        if not same:
-            shutil.rmtree(parts)
-    parts.mkdir(parents=True, exist_ok=True)
-    if not stamp.exists():
-        stamp.write_text(json.dumps(fingerprint))
-
-
-def _load_part(parts: Path, key: str):
-    frag_file, prob_file, emb_file = parts / f"{key}.parquet", parts / f"{key}.json", parts / f"{key}.npz"
-    if not (frag_file.exists() and prob_file.exists()):
-        return None
-    try:
-        done = json.loads(prob_file.read_text())
-        emb = dict(np.load(emb_file)) if done.get("embeddings") else None
-        frame = pd.read_parquet(frag_file)
-    except (OSError, ValueError):
-        return None
-    return frame, [Problem(**p) for p in done["problems"]], done["residual_db"], emb
-
-
-def _save_part(
-    parts: Path, key: str, rows: list[dict], problems: list[Problem], residual: float | None, emb: dict | None
-) -> None:
-    if emb is not None:
-        with atomic_path(parts / f"{key}.npz") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **emb)
-    write_text(
-        parts / f"{key}.json",
-        json.dumps({"problems": [asdict(p) for p in problems], "residual_db": residual, "embeddings": emb is not None}),
-    )
-    frame = pd.DataFrame(rows, columns=REQUIRED_COLUMNS + ["bleed_db", "bleed_stem"])
-    with atomic_path(parts / f"{key}.parquet") as tmp:  # written last: its presence marks the track done
-        frame.to_parquet(tmp, index=False)
 
 
 def resolve_stems(tracks: list[Track], stems: list[str] | None, root: Path) -> list[str]:
@@ -417,7 +329,7 @@ def scan(
     check_output(output, "manifest")
     check_output(problems_path(output), "problems")
     parts = output.with_name(output.name + ".parts")
-    _check_parts(parts)
+    check_parts(parts)
     txt_dir = None if txt_dir is None else output_path(txt_dir)
     if txt_dir is not None:  # the seed's list names: {stem}_{subset}.txt, replaced on a re-scan
         check_folder(txt_dir)
@@ -454,17 +366,17 @@ def scan(
             panns_checkpoint=score.panns_checkpoint,
             musicnn_weights=score.musicnn_weights,
         )
-    _prepare_parts(parts, _fingerprint(root, subset, scanned, sad_config, check_config, score))
+    prepare_parts(parts, _fingerprint(root, subset, scanned, sad_config, check_config, score))
     if on_start:
         on_start(len(tracks))
 
-    results: dict[str, tuple] = {}
+    results: dict[str, TrackScan] = {}
     todo = []
     keys = {
-        track.name: _part_key(track) for track in tracks
+        track.name: part_key(track) for track in tracks
     }  # taken before scanning: a file changed meanwhile is scanned again next time
     for track in tracks:
-        part = _load_part(parts, keys[track.name])
+        part = load_part(parts, keys[track.name])
         if part is None:
             todo.append(track)
         else:
@@ -473,10 +385,9 @@ def scan(
                 on_track(track)
     resumed = len(results)
 
-    def finished(track, out):
-        rows, probs, res, emb = out
-        _save_part(parts, keys[track.name], rows, probs, res, emb)
-        results[track.name] = (pd.DataFrame(rows), probs, res, emb)
+    def finished(track, out: TrackScan):
+        save_part(parts, keys[track.name], out)
+        results[track.name] = out
         if on_track:
             on_track(track)
 
@@ -496,12 +407,12 @@ def scan(
 
     frames, embs, problems, residuals = [], [], [], {}
     for track in tracks:
-        frame, probs, res, emb = results[track.name]
-        if len(frame):
-            frames.append(frame)
-            embs.append(emb)
-        problems.extend(probs)
-        residuals[track.name] = res
+        done = results[track.name]
+        if len(done.rows):
+            frames.append(done.rows)
+            embs.append(done.arrays)
+        problems.extend(done.problems)
+        residuals[track.name] = done.residual_db
     fragments = pd.concat(frames, ignore_index=True) if frames else empty_frame()
     for col in empty_frame().columns:
         if col not in fragments.columns:

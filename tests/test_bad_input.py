@@ -1029,24 +1029,17 @@ def test_train_writes_only_into_a_new_empty_or_earlier_run_folder(world, tmp_pat
     assert (failed / "checkpoints" / "last.ckpt").is_file()
 
 
+def _train_one_step(tmp_path: Path):
+    """One step of the tiny model on ``tmp_path/m.parquet``, into ``tmp_path/run`` and ``tmp_path/e``."""
+    args = ["-m", tmp_path / "m.parquet", "--model", "tiny", "--max-steps", "1", "-o", tmp_path / "run"]
+    return run(pipelines_app, "train", *args, "--export-dir", tmp_path / "e")
+
+
 def test_train_refuses_a_moved_dataset_before_writing_anything(world, tmp_path):
     data = _copy(world / "data", tmp_path / "data")
     assert run(curate_app, "scan", data, "--no-score", "-o", tmp_path / "m.parquet").exit_code == 0
     data.rename(tmp_path / "moved")
-    res = run(
-        pipelines_app,
-        "train",
-        "-m",
-        tmp_path / "m.parquet",
-        "--model",
-        "tiny",
-        "--max-steps",
-        "1",
-        "-o",
-        tmp_path / "run",
-        "--export-dir",
-        tmp_path / "e",
-    )
+    res = _train_one_step(tmp_path)
     one_line_error(res, tmp_path / "m.parquet", "was the dataset moved")
     assert not (tmp_path / "run").exists() and not (tmp_path / "e").exists()
 
@@ -1350,20 +1343,7 @@ def test_files_shortened_after_the_scan_are_named_by_every_reader(world, tmp_pat
     for f in (data / "train" / "good").glob("[!.]*.wav"):  # half a second left of seven, in every file of the track
         x, sr = sf.read(f, always_2d=True)
         sf.write(f, x[: sr // 2], sr, subtype="FLOAT")
-    res = run(
-        pipelines_app,
-        "train",
-        "-m",
-        tmp_path / "m.parquet",
-        "--model",
-        "tiny",
-        "--max-steps",
-        "1",
-        "-o",
-        tmp_path / "run",
-        "--export-dir",
-        tmp_path / "e",
-    )
+    res = _train_one_step(tmp_path)
     one_line_error(res, data / "train" / "good", "changed since the scan")
     assert not (tmp_path / "run").exists()
     res = run(curate_app, "repair", tmp_path / "m.parquet", tmp_path / "fixed")

@@ -24,10 +24,10 @@ def synth_embeddings(tmp_path_factory):
     synth_dataset(root, tracks=8, seconds=12, seed=1)
     rows, embs = [], []
     for t in discover(root):
-        r, _, _, e = scan_track(t, list(CLASSES), score=ScoreConfig())
-        rows += r
-        embs.append(e["emb"])
-    return pd.DataFrame(rows), np.concatenate(embs)  # (fragments, 2 halves, d)
+        scanned = scan_track(t, list(CLASSES), score=ScoreConfig())
+        rows.append(scanned.rows)
+        embs.append(scanned.arrays["emb"])
+    return pd.concat(rows, ignore_index=True), np.concatenate(embs)  # (fragments, 2 halves, d)
 
 
 def test_classifier_separates_synth_stems_out_of_fold(synth_embeddings):

@@ -1,0 +1,124 @@
+"""What ``curate scan`` finds in one track (:class:`TrackScan`), and the store that makes a scan resumable.
+
+Each finished track is kept in ``<manifest>.parts/`` under a key of its files' paths, sizes and
+modification times (:func:`part_key`): fragments as Parquet (written last: its presence marks the
+track done), problems and the mixture residual as JSON, embeddings as ``.npz``. ``scan.json`` holds
+the scan's settings; a parts folder of other settings is emptied, and a folder the scan did not
+write is never touched (:func:`check_parts`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from curate.atomic import atomic_path, write_text
+from curate.checks import Problem
+from curate.datasets import Track
+from curate.errors import StemcurateError
+from curate.schema import REQUIRED_COLUMNS
+
+PARTS_KIND = "stemcurate scan parts"
+"""The ``kind`` in ``<output>.parts/scan.json``: how a scan knows the parts folder is its own."""
+
+ROW_COLUMNS = REQUIRED_COLUMNS + ["bleed_db", "bleed_stem"]
+"""The columns of a track's fragment rows before the label model scores them."""
+
+
+@dataclass
+class TrackScan:
+    """One track scanned: its fragment rows, the problems found, the mixture residual (dB, None
+    without a usable mixture) and, when scored, the arrays of the fragments' two halves: ``emb``
+    ``(rows, 2, d)`` and onset envelopes ``env`` ``(rows, 2, frames)``."""
+
+    rows: pd.DataFrame
+    problems: list[Problem]
+    residual_db: float | None
+    arrays: dict[str, np.ndarray] | None = None
+
+
+def part_key(track: Track) -> str:
+    """The track's name and the path, size and modification time of each of its files: a track whose files
+    changed since an interrupted scan is scanned again, not taken from the earlier part."""
+    files = sorted({str(f.path) for f in [*track.stems.values(), track.mixture] if f is not None})
+    stats = []
+    for f in files:
+        try:
+            st = os.stat(f)
+            stats.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            stats.append(f"{f}:missing")
+    return hashlib.sha1("\n".join([f"{track.subset}/{track.name}", *stats]).encode()).hexdigest()[:16]
+
+
+def check_parts(parts: Path) -> None:
+    """:class:`StemcurateError` unless ``parts`` (``<output>.parts``) is free for the scan's resumable
+    parts: new, empty, or written by an earlier scan (its ``scan.json`` says so). Anything else there, a
+    dataset named ``songs.parts`` or a file, is the user's and never removed."""
+    if not parts.exists() and not parts.is_symlink():
+        return
+    if parts.is_dir() and not parts.is_symlink():
+        if not any(parts.iterdir()):
+            return
+        try:
+            if json.loads((parts / "scan.json").read_text()).get("kind") == PARTS_KIND:
+                return
+        except (OSError, ValueError, AttributeError):
+            pass
+    raise StemcurateError(
+        f"{parts}: exists and is not an interrupted scan's parts folder, which the scan keeps there; "
+        "move it or choose another --output"
+    )
+
+
+def prepare_parts(parts: Path, settings: dict) -> None:
+    """Make ``parts`` the store of a scan with ``settings`` (JSON-able): kept when its ``scan.json``
+    holds the same settings, emptied otherwise (call :func:`check_parts` first)."""
+    stamp, fingerprint = parts / "scan.json", {"kind": PARTS_KIND, **settings}
+    if parts.is_dir():
+        try:
+            same = json.loads(stamp.read_text()) == json.loads(json.dumps(fingerprint))
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            shutil.rmtree(parts)
+    parts.mkdir(parents=True, exist_ok=True)
+    if not stamp.exists():
+        stamp.write_text(json.dumps(fingerprint))
+
+
+def load_part(parts: Path, key: str) -> TrackScan | None:
+    """The track stored under ``key``, or None when it is not there (or unreadable: scanned again)."""
+    frag_file, prob_file, emb_file = parts / f"{key}.parquet", parts / f"{key}.json", parts / f"{key}.npz"
+    if not (frag_file.exists() and prob_file.exists()):
+        return None
+    try:
+        done = json.loads(prob_file.read_text())
+        arrays = dict(np.load(emb_file)) if done.get("embeddings") else None
+        frame = pd.read_parquet(frag_file)
+    except (OSError, ValueError):
+        return None
+    return TrackScan(frame, [Problem(**p) for p in done["problems"]], done["residual_db"], arrays)
+
+
+def save_part(parts: Path, key: str, scanned: TrackScan) -> None:
+    """Store one scanned track under ``key`` (each file atomically; the fragments last)."""
+    if scanned.arrays is not None:
+        with atomic_path(parts / f"{key}.npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **scanned.arrays)
+    done = {
+        "problems": [asdict(p) for p in scanned.problems],
+        "residual_db": scanned.residual_db,
+        "embeddings": scanned.arrays is not None,
+    }
+    write_text(parts / f"{key}.json", json.dumps(done))
+    with atomic_path(parts / f"{key}.parquet") as tmp:  # written last: its presence marks the track done
+        scanned.rows.to_parquet(tmp, index=False)
