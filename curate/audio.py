@@ -63,6 +63,8 @@ def write(path: str | Path, audio: np.ndarray, sample_rate: int, *, subtype: str
             sf.write(str(tmp), audio.T, sample_rate, subtype=subtype, format=fmt)
         except sf.LibsndfileError as exc:  # a full disk, a quota: libsndfile's error, not an OSError
             raise StemcurateError(f"{path}: cannot write ({exc.error_string})") from None
+        except (ValueError, TypeError) as exc:  # a subtype the format does not take
+            raise StemcurateError(f"{path}: cannot write ({exc})") from None
     return path
 
 
