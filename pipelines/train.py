@@ -12,16 +12,13 @@ The layout is :class:`pipelines.runs.RunDir`'s. The best model is exported as
 from __future__ import annotations
 
 import json
-import logging
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import pandas as pd
 import yaml
-from torch.utils.data import DataLoader
 
 from bsrnn.checkpoint import build_model, load_models, read_checkpoint
 from bsrnn.model import BSRNNConfig
@@ -32,7 +29,6 @@ from curate.schema import read_manifest
 from pipelines.config import TrainConfig, config_dict, model_differences
 from pipelines.data import (
     FragmentPool,
-    StepSampler,
     TrainExamples,
     ValidExamples,
     fragment_corrupted,
@@ -40,6 +36,13 @@ from pipelines.data import (
     split_tracks,
 )
 from pipelines.runs import RunDir, manifest_digest
+from pipelines.trainer import (
+    LastCheckpoint,
+    ManifestData,
+    atomic_checkpoint_io,
+    check_trainer_args,
+    merge_logs,
+)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -100,109 +103,6 @@ def export_model(checkpoint: str | Path, export_dir: str | Path, extra: dict | N
         model.save(tmp)
     write_text(folder / "hparams.yaml", yaml.safe_dump({"model": asdict(cfg), **(extra or {})}, sort_keys=False))
     return out
-
-
-class LastCheckpoint(L.Callback):
-    """Save ``last.ckpt`` every ``every`` steps and when the (single) epoch ends; listed after the EMA
-    callback, so a checkpoint holds the EMA state of the same step (every rank takes part, rank 0 writes)."""
-
-    def __init__(self, path: Path, every: int):
-        self.path, self.every = path, every
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.global_step % self.every == 0:
-            trainer.save_checkpoint(self.path, weights_only=False)
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        trainer.save_checkpoint(self.path, weights_only=False)
-
-    def on_exception(self, trainer, pl_module, exception):
-        """Ctrl-C: save the step reached, so that ``--resume`` goes on from it."""
-        if isinstance(exception, KeyboardInterrupt) and trainer.global_step > 0:
-            trainer.save_checkpoint(self.path, weights_only=False)
-
-
-def _atomic_checkpoint_io():
-    """Lightning's checkpoint writer, each file written beside its place and renamed onto it
-    (:func:`curate.atomic.atomic_path`): a full disk or a kill leaves the previous checkpoint whole."""
-    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        def save_checkpoint(self, checkpoint, path, storage_options=None):
-            with atomic_path(path) as tmp:
-                super().save_checkpoint(checkpoint, tmp, storage_options)
-
-    return AtomicCheckpointIO()
-
-
-def _quiet_lightning() -> None:
-    for name in (
-        "lightning.pytorch.utilities.rank_zero",
-        "lightning.pytorch.accelerators.cuda",
-        "lightning.fabric.utilities.seed",
-    ):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def check_trainer_args(
-    *, accelerator: str = "auto", devices: int | str = "auto", strategy: str = "auto", num_nodes: int = 1
-) -> None:
-    """:class:`StemcurateError` naming the options when Lightning cannot run with them on this machine
-    (``--accelerator gpu`` without a GPU, ``--devices 0``, an unknown ``--strategy``), before any work."""
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
-
-    _quiet_lightning()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            L.Trainer(
-                accelerator=accelerator,
-                devices=devices,
-                strategy=strategy,
-                num_nodes=num_nodes,
-                logger=False,
-                enable_checkpointing=False,
-                enable_progress_bar=False,
-                enable_model_summary=False,
-            )
-    except (MisconfigurationException, ValueError, TypeError, RuntimeError) as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        raise StemcurateError(
-            f"--accelerator {accelerator} --devices {devices} --strategy {strategy}: {first}"
-        ) from None
-
-
-def _merge_logs(earlier: pd.DataFrame, metrics_csv: Path) -> None:
-    """Put the rows logged before a resume back in front of the new ones."""
-    new = pd.read_csv(metrics_csv) if metrics_csv.is_file() else earlier.iloc[:0]
-    first = new["step"].min() if len(new) else np.inf
-    merged = pd.concat([earlier[earlier["step"] < first], new], ignore_index=True)
-    with atomic_path(metrics_csv) as tmp:
-        merged.to_csv(tmp, index=False)
-
-
-class ManifestData(L.LightningDataModule):
-    """Loaders whose training sampler starts at the trainer's global step (exact resume) on every rank."""
-
-    def __init__(self, train_ds, valid_ds, cfg: TrainConfig):
-        super().__init__()
-        self.train_ds, self.valid_ds, self.cfg = train_ds, valid_ds, cfg
-
-    def train_dataloader(self):
-        t, cfg = self.trainer, self.cfg
-        sampler = StepSampler(t.global_step, cfg.max_steps, cfg.batch_size, rank=t.global_rank, world=t.world_size)
-        return DataLoader(
-            self.train_ds,
-            batch_size=cfg.batch_size,
-            sampler=sampler,
-            num_workers=cfg.num_workers,
-            persistent_workers=cfg.num_workers > 0,
-        )
-
-    def val_dataloader(self):
-        if self.valid_ds is None or len(self.valid_ds) == 0:
-            return []
-        return DataLoader(self.valid_ds, batch_size=self.cfg.batch_size, num_workers=self.cfg.num_workers)
 
 
 def train(
@@ -364,7 +264,7 @@ def train(
         enable_progress_bar=progress,
         enable_model_summary=False,
         default_root_dir=run,
-        plugins=[_atomic_checkpoint_io()],
+        plugins=[atomic_checkpoint_io()],
     )
     with warnings.catch_warnings():
         warnings.filterwarnings(
@@ -386,7 +286,7 @@ def train(
     if trainer.global_rank != 0:
         return None  # type: ignore[return-value]
     if earlier is not None:
-        _merge_logs(earlier, metrics_csv)
+        merge_logs(earlier, metrics_csv)
     best = rd.best if rd.best.is_file() else last
     best_score = checkpointing[0].best_model_score if has_valid else None
     exported = export_model(best, export_dir, {"train": asdict(config), "run": str(run.resolve())})

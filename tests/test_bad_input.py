@@ -1166,7 +1166,7 @@ def test_a_full_disk_while_writing_audio_or_a_checkpoint_keeps_the_earlier_file(
 
     from curate import audio as audio_io
     from curate.errors import StemcurateError
-    from pipelines.train import _atomic_checkpoint_io
+    from pipelines.trainer import atomic_checkpoint_io
 
     target = tmp_path / "vocals.wav"
     audio_io.write(target, np.zeros((2, 100), np.float32), SR)
@@ -1181,7 +1181,7 @@ def test_a_full_disk_while_writing_audio_or_a_checkpoint_keeps_the_earlier_file(
     assert digest(target) == before
 
     ckpt = tmp_path / "last.ckpt"
-    io = _atomic_checkpoint_io()
+    io = atomic_checkpoint_io()
     io.save_checkpoint({"step": 1}, ckpt)
     before = digest(ckpt)
 

@@ -1,0 +1,121 @@
+"""Lightning plumbing of ``pipelines train``: the data module, the ``last.ckpt`` callback, atomic
+checkpoint writes, the up-front check of trainer options, and the metrics log kept across resumes."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pandas as pd
+from torch.utils.data import DataLoader
+
+from curate.atomic import atomic_path
+from curate.errors import StemcurateError
+from pipelines.config import TrainConfig
+from pipelines.data import StepSampler
+
+
+class LastCheckpoint(L.Callback):
+    """Save ``last.ckpt`` every ``every`` steps and when the (single) epoch ends; listed after the EMA
+    callback, so a checkpoint holds the EMA state of the same step (every rank takes part, rank 0 writes)."""
+
+    def __init__(self, path: Path, every: int):
+        self.path, self.every = path, every
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step % self.every == 0:
+            trainer.save_checkpoint(self.path, weights_only=False)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        trainer.save_checkpoint(self.path, weights_only=False)
+
+    def on_exception(self, trainer, pl_module, exception):
+        """Ctrl-C: save the step reached, so that ``--resume`` goes on from it."""
+        if isinstance(exception, KeyboardInterrupt) and trainer.global_step > 0:
+            trainer.save_checkpoint(self.path, weights_only=False)
+
+
+def atomic_checkpoint_io():
+    """Lightning's checkpoint writer, each file written beside its place and renamed onto it
+    (:func:`curate.atomic.atomic_path`): a full disk or a kill leaves the previous checkpoint whole."""
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint, path, storage_options=None):
+            with atomic_path(path) as tmp:
+                super().save_checkpoint(checkpoint, tmp, storage_options)
+
+    return AtomicCheckpointIO()
+
+
+def quiet_lightning() -> None:
+    for name in (
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.pytorch.accelerators.cuda",
+        "lightning.fabric.utilities.seed",
+    ):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def check_trainer_args(
+    *, accelerator: str = "auto", devices: int | str = "auto", strategy: str = "auto", num_nodes: int = 1
+) -> None:
+    """:class:`StemcurateError` naming the options when Lightning cannot run with them on this machine
+    (``--accelerator gpu`` without a GPU, ``--devices 0``, an unknown ``--strategy``), before any work."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    quiet_lightning()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            L.Trainer(
+                accelerator=accelerator,
+                devices=devices,
+                strategy=strategy,
+                num_nodes=num_nodes,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+            )
+    except (MisconfigurationException, ValueError, TypeError, RuntimeError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise StemcurateError(
+            f"--accelerator {accelerator} --devices {devices} --strategy {strategy}: {first}"
+        ) from None
+
+
+def merge_logs(earlier: pd.DataFrame, metrics_csv: Path) -> None:
+    """Put the rows logged before a resume back in front of the new ones."""
+    new = pd.read_csv(metrics_csv) if metrics_csv.is_file() else earlier.iloc[:0]
+    first = new["step"].min() if len(new) else np.inf
+    merged = pd.concat([earlier[earlier["step"] < first], new], ignore_index=True)
+    with atomic_path(metrics_csv) as tmp:
+        merged.to_csv(tmp, index=False)
+
+
+class ManifestData(L.LightningDataModule):
+    """Loaders whose training sampler starts at the trainer's global step (exact resume) on every rank."""
+
+    def __init__(self, train_ds, valid_ds, cfg: TrainConfig):
+        super().__init__()
+        self.train_ds, self.valid_ds, self.cfg = train_ds, valid_ds, cfg
+
+    def train_dataloader(self):
+        t, cfg = self.trainer, self.cfg
+        sampler = StepSampler(t.global_step, cfg.max_steps, cfg.batch_size, rank=t.global_rank, world=t.world_size)
+        return DataLoader(
+            self.train_ds,
+            batch_size=cfg.batch_size,
+            sampler=sampler,
+            num_workers=cfg.num_workers,
+            persistent_workers=cfg.num_workers > 0,
+        )
+
+    def val_dataloader(self):
+        if self.valid_ds is None or len(self.valid_ds) == 0:
+            return []
+        return DataLoader(self.valid_ds, batch_size=self.cfg.batch_size, num_workers=self.cfg.num_workers)
