@@ -54,6 +54,12 @@ def one_line_error(res, *names):
     return lines[0]
 
 
+def tiny(manifest, out, export_dir, *extra) -> list:
+    """``pipelines train`` arguments: the tiny model on ``manifest`` into the run folder ``out``, exporting
+    to ``export_dir``, then ``extra``."""
+    return ["train", "-m", manifest, "--model", "tiny", "-o", out, "--export-dir", export_dir, *extra]
+
+
 def digest(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()
 
@@ -367,15 +373,9 @@ def test_corrupt_refuses_a_bad_file_and_leaves_nothing(world, tmp_path):
 
 
 def test_train_on_the_kept_fragments_of_mono_and_six_channel_files(world, tmp_path):
-    res = run(
-        pipelines_app,
-        "train",
-        "-m",
-        world / "scored.parquet",
+    extra = [
         "--target",
         "bass",
-        "--model",
-        "tiny",
         "--max-steps",
         "2",
         "-b",
@@ -384,12 +384,9 @@ def test_train_on_the_kept_fragments_of_mono_and_six_channel_files(world, tmp_pa
         "crop_s=1",
         "--set",
         "valid_fraction=0",
-        "-o",
-        tmp_path / "run",
-        "--export-dir",
-        tmp_path / "e",
         "--no-progress",
-    )
+    ]
+    res = run(pipelines_app, *tiny(world / "scored.parquet", tmp_path / "run", tmp_path / "e", *extra))
     assert res.exit_code == 0, res.output
     from bsrnn.checkpoint import read_checkpoint
 
@@ -474,21 +471,7 @@ def test_outputs_never_replace_an_input_or_another_kind_of_file(world, tmp_path)
         # an exported model of unknown origin is not replaced by a new run's
         (
             pipelines_app,
-            [
-                "train",
-                "-m",
-                manifest,
-                "--target",
-                "vocals",
-                "--model",
-                "tiny",
-                "--max-steps",
-                "1",
-                "-o",
-                tmp_path / "run",
-                "--export-dir",
-                world / "models",
-            ],
+            tiny(manifest, tmp_path / "run", world / "models", "--target", "vocals", "--max-steps", "1"),
             world / "models" / "vocals" / "vocals.ckpt",
         ),
     ]
@@ -854,19 +837,7 @@ def test_devices_this_machine_lacks_are_one_line_errors(world, tmp_path, device)
 )
 def test_trainer_options_this_machine_cannot_run_are_one_line_errors(world, tmp_path, args):
     res = run(
-        pipelines_app,
-        "train",
-        "-m",
-        world / "scored.parquet",
-        "--model",
-        "tiny",
-        "--max-steps",
-        "1",
-        "-o",
-        tmp_path / "run",
-        "--export-dir",
-        tmp_path / "e",
-        *args,
+        pipelines_app, *tiny(world / "scored.parquet", tmp_path / "run", tmp_path / "e", "--max-steps", "1", *args)
     )
     one_line_error(res, args[0])
     assert not any(tmp_path.iterdir())
@@ -890,20 +861,7 @@ EXTREMES = [  # (app, arguments): numbers far outside what the option means
 ] + [
     (
         pipelines_app,
-        [
-            "train",
-            "-m",
-            "{scored}",
-            "--model",
-            "tiny",
-            "--max-steps",
-            "1",
-            "-o",
-            "{tmp}/run",
-            "--export-dir",
-            "{tmp}/e",
-            *a,
-        ],
+        tiny("{scored}", "{tmp}/run", "{tmp}/e", "--max-steps", "1", *a),
     )
     for a in (
         ["--seed", "-1"],
@@ -1031,8 +989,7 @@ def test_train_writes_only_into_a_new_empty_or_earlier_run_folder(world, tmp_pat
 
 def _train_one_step(tmp_path: Path):
     """One step of the tiny model on ``tmp_path/m.parquet``, into ``tmp_path/run`` and ``tmp_path/e``."""
-    args = ["-m", tmp_path / "m.parquet", "--model", "tiny", "--max-steps", "1", "-o", tmp_path / "run"]
-    return run(pipelines_app, "train", *args, "--export-dir", tmp_path / "e")
+    return run(pipelines_app, *tiny(tmp_path / "m.parquet", tmp_path / "run", tmp_path / "e", "--max-steps", "1"))
 
 
 def test_train_refuses_a_moved_dataset_before_writing_anything(world, tmp_path):
@@ -1216,36 +1173,12 @@ def test_outputs_through_a_missing_folder_and_back_are_checked_where_they_land(w
         (pipelines_app, ["separate", "-i", song, "-o", via("n2", data / "train"), "-c", models], "dataset"),
         (
             pipelines_app,
-            [
-                "train",
-                "-m",
-                world / "scored.parquet",
-                "--model",
-                "tiny",
-                "--max-steps",
-                "1",
-                "-o",
-                via("n3", mine),
-                "--export-dir",
-                tmp_path / "e",
-            ],
+            tiny(world / "scored.parquet", via("n3", mine), tmp_path / "e", "--max-steps", "1"),
             "not a training run folder",
         ),
         (
             pipelines_app,
-            [
-                "train",
-                "-m",
-                world / "scored.parquet",
-                "--model",
-                "tiny",
-                "--max-steps",
-                "1",
-                "-o",
-                tmp_path / "run",
-                "--export-dir",
-                via("n4", models),
-            ],
+            tiny(world / "scored.parquet", tmp_path / "run", via("n4", models), "--max-steps", "1"),
             "another run",
         ),
         (curate_app, ["synth", via("n5", mine), "--tracks", "1", "--seconds", "1"], "not a curate synth dataset"),
