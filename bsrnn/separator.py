@@ -14,6 +14,8 @@ The high-level API holds one model per target::
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import soxr
 import torch
@@ -78,7 +80,7 @@ class Separator:
         device: str | torch.device | None = None,
     ):
         if not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in (frame_s, hop_s, sample_rate, batch_size)
+            isinstance(v, numbers.Real) and not isinstance(v, bool) for v in (frame_s, hop_s, sample_rate, batch_size)
         ):
             raise BSRNNError(
                 f"frame_s {frame_s!r}, hop_s {hop_s!r}, sample_rate {sample_rate!r}, batch_size {batch_size!r}: give "

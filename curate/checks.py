@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from curate import audio as audio_io
-from curate.conform import MAX_PEAK_DB, common_length, peak_dbfs, rate_problem, sample_problem
+from curate.conform import MAX_PEAK_DB, audio_problem, common_length, peak_dbfs
 from curate.datasets import MIXTURE, Track
 from curate.errors import StemcurateError, check_finite_fields
 
@@ -136,9 +136,7 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
         if x.shape[1] == 0:
             report(name, rel[name], "empty", ERROR, "no samples")
             continue
-        unusable = (
-            ("sample_rate", rate_problem(sr)) if rate_problem(sr) else sample_problem(x, max_peak_db=config.max_peak_db)
-        )
+        unusable = audio_problem(x, sr, max_peak_db=config.max_peak_db)
         if unusable:
             report(name, rel[name], unusable[0], ERROR, unusable[1])
             continue

@@ -68,6 +68,13 @@ def rate_problem(sample_rate: int) -> str | None:
     return None
 
 
+def audio_problem(x: np.ndarray, sample_rate: int, *, max_peak_db: float = MAX_PEAK_DB) -> tuple[str, str] | None:
+    """``(check, detail)`` when a file's samples or rate cannot be used: ``sample_rate``
+    (:func:`rate_problem`), then ``non_finite`` or ``level`` (:func:`sample_problem`); None when they can."""
+    why = rate_problem(sample_rate)
+    return ("sample_rate", why) if why else sample_problem(x, max_peak_db=max_peak_db)
+
+
 def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
     """``x`` ``(c, samples)`` -> ``(channels, samples)``: mono repeated, extra channels dropped (the
     first ``channels`` kept), several channels averaged into one when ``channels`` is 1."""

@@ -77,15 +77,15 @@ class Track:
         apart (:mod:`curate.conform`). :class:`StemcurateError` naming the file for one that does not
         decode, holds unusable samples (NaN/inf, far above full scale) or has a sample rate outside the
         range read, naming the track when rates differ or lengths differ more."""
-        from curate.conform import common_length, rate_problem, sample_problem
+        from curate.conform import audio_problem, common_length
 
         names = list(self.stems) if names is None else names
         out, rates = {}, {}
         for n in names:
             out[n], rates[n] = self.load(n)
-            unusable = rate_problem(rates[n]) or (sample_problem(out[n]) or (None, None))[1]
+            unusable = audio_problem(out[n], rates[n])
             if unusable:
-                raise StemcurateError(f"{self.source(n).path}: {unusable}")
+                raise StemcurateError(f"{self.source(n).path}: {unusable[1]}")
         if len(set(rates.values())) > 1:
             detail = ", ".join(f"{n} {r} Hz" for n, r in rates.items())
             raise StemcurateError(f"track '{self.name}': stems have different sample rates ({detail})")

@@ -24,7 +24,7 @@ from curate.classify import LabelModelConfig, LabelScores, score_labels
 from curate.context import onset_envelope, unit_envelopes
 from curate.datasets import DEFAULT_STEMS, MIXTURE, Track, available_stems, discover, not_tracks
 from curate.embed import DEFAULT_EMBEDDER, make_embedder
-from curate.errors import StemcurateError
+from curate.errors import StemcurateError, as_int, as_path
 from curate.outputs import check_output, output_path
 from curate.quality import quality as quality_score
 from curate.scanparts import ROW_COLUMNS, TrackScan, check_parts, load_part, part_key, prepare_parts, save_part
@@ -224,18 +224,16 @@ def _scan_track_job(args):
 
 def _check_options(*, output, txt_dir, stems, jobs, configs: dict) -> None:
     """:class:`StemcurateError` naming the first option of :func:`scan` of the wrong type or range."""
-    if not isinstance(output, (str, os.PathLike)):
-        raise StemcurateError(f"output {output!r}: give the manifest's path")
-    if txt_dir is not None and not isinstance(txt_dir, (str, os.PathLike)):
-        raise StemcurateError(f"txt_dir {txt_dir!r}: give a folder path")
+    as_path(output, "output")
+    if txt_dir is not None:
+        as_path(txt_dir, "txt_dir")
     if (
         stems is not None
         and not isinstance(stems, str)
         and not (isinstance(stems, (list, tuple)) and all(isinstance(s, str) for s in stems))
     ):
         raise StemcurateError(f"stems {stems!r}: give a stem name or a list of them")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise StemcurateError(f"jobs {jobs!r}: give a number of processes, 1 or more")
+    as_int(jobs, "jobs", low=1)
     for name, (value, kind) in configs.items():
         if not isinstance(value, kind) and not (value is None and name == "score"):
             raise StemcurateError(f"{name} {value!r}: give a {kind.__name__}" + (" or None" if name == "score" else ""))

@@ -29,7 +29,7 @@ from bsrnn.errors import BSRNNError, CheckpointError, DeviceError
 from bsrnn.separator import Separator
 from curate import audio as audio_io
 from curate.atomic import make_dir, write_text
-from curate.conform import rate_problem, sample_problem, to_channels
+from curate.conform import audio_problem, to_channels
 from curate.errors import StemcurateError
 from curate.outputs import output_path
 
@@ -122,10 +122,11 @@ def output_folders(inputs: list[Path], root: Path, out_dir: Path) -> dict[Path, 
     return folders
 
 
-def _is_dataset(root: Path) -> bool:
-    from curate.datasets import SUBSETS, discover
+def _is_dataset(root: Path, subsets) -> bool:
+    """Whether ``root`` holds tracks of any of ``subsets``."""
+    from curate.datasets import discover
 
-    for subset in SUBSETS:
+    for subset in subsets:
         try:
             if discover(root, subset=subset):
                 return True
@@ -157,7 +158,7 @@ def check_song_folders(folders, out_dir: str | Path) -> None:
     real = out_dir.resolve()  # through symbolic links: where the stems would land
     for root in (real, real.parent, real.parent.parent):  # the dataset itself, a subset folder, a track folder
         inside = real.relative_to(root).parts
-        if (not inside or inside[0] in SUBSETS) and root.is_dir() and _is_dataset(root):
+        if (not inside or inside[0] in SUBSETS) and root.is_dir() and _is_dataset(root, inside[:1] or SUBSETS):
             what = {0: "", 1: "a subset folder of ", 2: "a track folder of "}[len(inside)]
             raise StemcurateError(
                 f"{out_dir}: is {what}the dataset {root}; separated stems there would be read as "
@@ -247,11 +248,9 @@ def separate_files(
         if audio.shape[1] == 0:
             report.failed.append((src, "no samples"))
             continue
-        unusable = (
-            rate_problem(sr) or (sample_problem(audio) or (None, None))[1]
-        )  # the scan's rules: rate, NaN/inf, impossible levels
+        unusable = audio_problem(audio, sr)  # the scan's rules: rate, NaN/inf, impossible levels
         if unusable:
-            report.failed.append((src, unusable))
+            report.failed.append((src, unusable[1]))
             continue
         if audio.shape[0] > separator.channels:  # curate.conform's rule: the first channels (front L/R of a 5.1 file)
             report.channels.append((src, audio.shape[0]))
