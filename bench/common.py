@@ -123,8 +123,8 @@ def relevel(track: Path, *, seed: int = 0, jitter_db: float = 3.0, peak_db: floa
 
     import numpy as np
 
-    from curate import audio
-    from curate.datasets import DEFAULT_STEMS, MIXTURE
+    from curate.data import audio
+    from curate.data.datasets import DEFAULT_STEMS, MIXTURE
 
     rng = np.random.default_rng([seed, zlib.crc32(track.name.encode())])
     stems, sr = {}, None

@@ -5,7 +5,7 @@ or ``real``: the 94 real MUSDB18 excerpts of ../shared/data/musdb18-7s/train (6.
 once to WAV; a default scan gives one 6-s fragment, two 3-s units, per stem: nothing is looped).
 Each run scans the clean data once (per-unit out-of-fold accuracy of the label model's classifier,
 clean false-rejection rate with every rejection and its reason), then, per corruption seed, a
-`curate corrupt` copy (see curate/truth.py for what counts as a corrupted fragment): AUROC of
+`curate corrupt` copy (see curate/simulate/truth.py for what counts as a corrupted fragment): AUROC of
 1 - quality, precision and recall of quality < --threshold, recall per kind. Side by side on the same
 out-of-fold probabilities, on label corruptions alone (leak-only fragments left out):
 `cleanlab.filter.find_label_issues` (filter_by='both', a benchmark-only peer) on the first and on
@@ -36,17 +36,17 @@ from sklearn.metrics import roc_auc_score
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import REPO, finish, render  # noqa: E402
-from curate import audio  # noqa: E402
-from curate.bleed import BleedConfig  # noqa: E402
-from curate.classify import LabelModelConfig, split_units  # noqa: E402
-from curate.corrupt import LEAK_KINDS, MISLABEL_KINDS, corrupt_dataset  # noqa: E402
-from curate.datasets import discover  # noqa: E402
-from curate.embed import DEFAULT_EMBEDDER, EMBEDDERS  # noqa: E402
-from curate.quality import reasons  # noqa: E402
+from curate.data import audio  # noqa: E402
+from curate.data.datasets import discover  # noqa: E402
+from curate.data.schema import read_manifest  # noqa: E402
 from curate.scan import ScoreConfig, scan  # noqa: E402
-from curate.schema import read_manifest  # noqa: E402
-from curate.synth import synth_dataset  # noqa: E402
-from curate.truth import manifest_truth  # noqa: E402
+from curate.scoring.bleed import BleedConfig  # noqa: E402
+from curate.scoring.classify import LabelModelConfig, split_units  # noqa: E402
+from curate.scoring.embed import DEFAULT_EMBEDDER, EMBEDDERS  # noqa: E402
+from curate.scoring.quality import reasons  # noqa: E402
+from curate.simulate.corrupt import LEAK_KINDS, MISLABEL_KINDS, corrupt_dataset  # noqa: E402
+from curate.simulate.synth import synth_dataset  # noqa: E402
+from curate.simulate.truth import manifest_truth  # noqa: E402
 
 REAL = REPO.parent / "shared" / "data" / "musdb18-7s"
 LABEL_KINDS = ("swap", "replace", "partial")

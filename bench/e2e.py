@@ -60,11 +60,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import LEVELS, REPO, finish, render  # noqa: E402
 from bsrnn.model import BSRNN  # noqa: E402
-from curate.corrupt import corrupt_dataset  # noqa: E402
+from curate.data.schema import CORRUPTIONS_FILE, REPAIRS_FILE, read_corruptions, read_manifest, write_manifest  # noqa: E402
 from curate.filter import filter_manifest  # noqa: E402
 from curate.repair import repair_dataset  # noqa: E402
 from curate.scan import ScoreConfig, scan  # noqa: E402
-from curate.schema import CORRUPTIONS_FILE, REPAIRS_FILE, read_corruptions, read_manifest, write_manifest  # noqa: E402
+from curate.simulate.corrupt import corrupt_dataset  # noqa: E402
 from pipelines.config import model_config, train_config  # noqa: E402
 from pipelines.data import fragment_corrupted  # noqa: E402
 from pipelines.evaluate import evaluate  # noqa: E402

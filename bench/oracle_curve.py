@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import LEVELS, finish, render  # noqa: E402
 from bench.e2e import train_settings  # noqa: E402
-from curate.datasets import discover, load_source  # noqa: E402
+from curate.data.datasets import discover, load_source  # noqa: E402
 from curate.scan import scan  # noqa: E402
 from pipelines.config import model_config  # noqa: E402
 from pipelines.evaluate import evaluate  # noqa: E402

@@ -39,7 +39,7 @@ def scan_throughput(tracks: int = 4, seconds: float = 60.0) -> float:
     import time
 
     from curate.scan import scan
-    from curate.synth import synth_dataset
+    from curate.simulate.synth import synth_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         synth_dataset(Path(tmp) / "d", tracks=tracks, seconds=seconds, seed=0)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import finish  # noqa: E402
 from curate.scan import scan  # noqa: E402
-from curate.synth import synth_dataset  # noqa: E402
+from curate.simulate.synth import synth_dataset  # noqa: E402
 from pipelines.config import model_config, train_config  # noqa: E402
 from pipelines.train import train  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Errors of the model package: bad input to it (a checkpoint, audio, a device), one line naming it.
 
 ``bsrnn`` imports nothing else of the project, so these are its own types; the command lines print
-them as one line and exit with code 2, like :class:`curate.errors.StemcurateError`.
+them as one line and exit with code 2, like :class:`curate.common.errors.StemcurateError`.
 """
 
 

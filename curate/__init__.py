@@ -1,3 +1,24 @@
-"""Curation of music source-separation datasets: discovery, manifests, checks, scanning, demo data."""
+"""Curation of music source-separation datasets.
+
+Laid out by role:
+
+- :mod:`curate.data`: the dataset on disk: discovery of tracks and stems, audio reading, per-file
+  checks, the Parquet manifest's schema (the contract with training);
+- :mod:`curate.scoring`: the evidence per fragment: spectra, embedders (features, musicnn, PANNs),
+  the reference pool, bleed, onset alignment, the label model, self-separation and the quality score;
+- :mod:`curate.simulate`: demo data and label noise with ground truth (``curate synth``,
+  ``curate corrupt``, :func:`curate.simulate.truth.manifest_truth`);
+- :mod:`curate.common`: plumbing that every package uses: errors, atomic writes, output-path rules,
+  the command-line guard;
+- on top, the commands: :mod:`curate.scan` (with :mod:`curate.scantrack` and the resume store
+  :mod:`curate.scanparts`), :mod:`curate.filter`, :mod:`curate.repair` and :mod:`curate.cli`.
+
+``curate.datasets`` and ``curate.schema`` remain importable (the paths the README first showed).
+"""
+
+from pathlib import Path
 
 __version__ = "0.1.0"
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+"""Files shipped with the package: musicnn weights and licence, PANNs class labels, the reference pool."""

@@ -8,17 +8,17 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from curate.checks import CheckConfig
-from curate.classify import LabelModelConfig
-from curate.cliutil import err_console, guarded, make_app, out_console, parse_list, progress_bar
-from curate.corrupt import corrupt_dataset
-from curate.embed import DEFAULT_EMBEDDER, EMBEDDERS
-from curate.errors import MAX_SEED, StemcurateError
+from curate.common.cliutil import err_console, guarded, make_app, out_console, parse_list, progress_bar
+from curate.common.errors import MAX_SEED, StemcurateError
+from curate.data.checks import CheckConfig
+from curate.data.schema import CORRUPTIONS_FILE, REPAIRS_FILE
 from curate.filter import filter_manifest
 from curate.repair import RepairConfig, repair_dataset
 from curate.scan import ScoreConfig, scan
-from curate.schema import CORRUPTIONS_FILE, REPAIRS_FILE
-from curate.synth import synth_dataset
+from curate.scoring.classify import LabelModelConfig
+from curate.scoring.embed import DEFAULT_EMBEDDER, EMBEDDERS
+from curate.simulate.corrupt import corrupt_dataset
+from curate.simulate.synth import synth_dataset
 from sad import SADConfig
 
 app = make_app("curate", "Find mislabeled and bleeding stems in music source-separation datasets.")
@@ -137,7 +137,7 @@ def scan_cmd(
         if not panns_checkpoint.is_file():
             raise StemcurateError(f"{panns_checkpoint}: PANNs checkpoint not found")
     if separator and not no_score:
-        from curate.selfsep import load_separator
+        from curate.scoring.selfsep import load_separator
 
         load_separator(separator, device=device)  # fail before scanning when a checkpoint is bad
     score = (
@@ -268,7 +268,7 @@ def repair(
 ):
     """Write a copy of the dataset with swapped files relabelled and leaks subtracted (DST/repairs.parquet);
     rescan and filter it: what cannot be mended is still rejected there."""
-    from curate.schema import read_manifest
+    from curate.data.schema import read_manifest
 
     cfg = RepairConfig(leak_min_db=leak_min_db, relabel=not no_relabel)
     m = read_manifest(manifest)

@@ -2,7 +2,7 @@
 
 The command-line modules are imported here rather than by the script wrapper, so that Ctrl-C while
 they load (torch alone takes seconds) ends with one line and exit code 130, as an interrupt during
-a command does (:func:`curate.cliutil.guarded`), instead of a traceback.
+a command does (:func:`curate.common.cliutil.guarded`), instead of a traceback.
 """
 
 from __future__ import annotations

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curate.atomic import ensure_writable_dir
-from curate.bleed import FLOOR_DB
-from curate.errors import StemcurateError, as_number, as_path
-from curate.outputs import check_output, output_path
-from curate.quality import BLEED_MID_DB, bleed_mid_for, quality, reasons
-from curate.schema import Manifest, read_manifest, write_manifest
+from curate.common.atomic import ensure_writable_dir
+from curate.common.errors import StemcurateError, as_number, as_path
+from curate.common.outputs import check_output, output_path
+from curate.data.schema import Manifest, read_manifest, write_manifest
+from curate.scoring.bleed import FLOOR_DB
+from curate.scoring.quality import BLEED_MID_DB, bleed_mid_for, quality, reasons
 
 
 @dataclass

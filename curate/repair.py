@@ -11,7 +11,7 @@ in the dataset, and the structure of a track says how to get it back:
   left too (a 3-cycle is as often a swap plus a replacement as a real rotation).
 * **Leaks.** A leak is a filtered, delayed copy of another file of the same track. For every file,
   the leak fraction of every sibling over the whole file and over ``window_s`` windows comes from
-  :func:`curate.bleed.track_bleed` (the scan's leak model, with its evidence gate); where the
+  :func:`curate.scoring.bleed.track_bleed` (the scan's leak model, with its evidence gate); where the
   strongest reaches ``leak_min_db``, a least-squares FIR
   filter (``taps`` taps from ``-pre`` samples, shared by the channels) predicts the file from that
   sibling, and the prediction is subtracted, strongest leak first, when it removes no more than the
@@ -22,12 +22,12 @@ in the dataset, and the structure of a track says how to get it back:
 
 The repaired subsets are written as float32 WAV in the MUSDB18-HQ layout (``mixture`` the sum of
 the repaired stems); other subsets are copied. A track with a file no reader can use (it does not
-decode, holds NaN/inf or impossible levels, or does not line up: :mod:`curate.conform`) is copied
+decode, holds NaN/inf or impossible levels, or does not line up: :mod:`curate.data.conform`) is copied
 unchanged and logged ``not repaired`` with the file and the problem; the rescan reports it again.
-Files are written with the channels every reader uses (:mod:`curate.conform`): a mono file among
+Files are written with the channels every reader uses (:mod:`curate.data.conform`): a mono file among
 stereo ones as dual mono, a file with more than two channels as its first two. ``DST/repairs.parquet`` lists every
 action (see
-:data:`curate.schema.REPAIRS_SCHEMA`). Rescan the result (``curate scan DST``) and filter it: what
+:data:`curate.data.schema.REPAIRS_SCHEMA`). Rescan the result (``curate scan DST``) and filter it: what
 could not be mended is still rejected there.
 """
 
@@ -42,15 +42,15 @@ import pandas as pd
 from scipy.linalg import solve_toeplitz
 from scipy.signal import fftconvolve
 
-from curate import audio as audio_io
-from curate.atomic import atomic_dir
-from curate.bleed import BleedConfig, track_bleed
-from curate.conform import to_channels
-from curate.datasets import MIXTURE, copy_subsets, copy_track, discover, file_changed
-from curate.errors import StemcurateError, check_finite_fields
-from curate.outputs import output_path
-from curate.schema import REPAIRS_FILE, Manifest, write_repairs
-from curate.spectra import stft
+from curate.common.atomic import atomic_dir
+from curate.common.errors import StemcurateError, check_finite_fields
+from curate.common.outputs import output_path
+from curate.data import audio as audio_io
+from curate.data.conform import to_channels
+from curate.data.datasets import MIXTURE, copy_subsets, copy_track, discover, file_changed
+from curate.data.schema import REPAIRS_FILE, Manifest, write_repairs
+from curate.scoring.bleed import BleedConfig, track_bleed
+from curate.scoring.spectra import stft
 
 
 @dataclass(frozen=True)
@@ -255,7 +255,7 @@ def repair_dataset(
                     if progress:
                         progress(track.name)
                     continue
-                channels = 2 if any(x.shape[0] > 1 for x in stems.values()) else 1  # curate.conform's rule
+                channels = 2 if any(x.shape[0] > 1 for x in stems.values()) else 1  # curate.data.conform's rule
                 stems = {k: to_channels(x, channels) for k, x in stems.items()}
                 fixed, actions = repair_track(stems, sr, config=config)
                 moves = relabel.get((subset, track.name), {})

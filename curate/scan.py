@@ -17,18 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curate.atomic import check_folder, ensure_writable_dir, make_dir, write_text
-from curate.bleed import BleedConfig, track_bleed
-from curate.checks import WARNING, CheckConfig, Problem, check_track
-from curate.classify import LabelModelConfig, LabelScores, score_labels
-from curate.context import onset_envelope, unit_envelopes
-from curate.datasets import DEFAULT_STEMS, MIXTURE, Track, available_stems, discover, not_tracks
-from curate.embed import DEFAULT_EMBEDDER, make_embedder
-from curate.errors import StemcurateError, as_int, as_path
-from curate.outputs import check_output, output_path
-from curate.quality import quality as quality_score
-from curate.scanparts import ROW_COLUMNS, TrackScan, check_parts, load_part, part_key, prepare_parts, save_part
-from curate.schema import (
+from curate.common.atomic import check_folder, ensure_writable_dir, make_dir, write_text
+from curate.common.errors import StemcurateError, as_int, as_path
+from curate.common.outputs import check_output, output_path
+from curate.data.checks import WARNING, CheckConfig, Problem, check_track
+from curate.data.datasets import DEFAULT_STEMS, MIXTURE, Track, available_stems, discover, not_tracks
+from curate.data.schema import (
     MANIFEST_SCHEMA,
     MANIFEST_VERSION,
     empty_frame,
@@ -37,7 +31,13 @@ from curate.schema import (
     write_manifest,
     write_problems,
 )
-from curate.spectra import stft
+from curate.scanparts import ROW_COLUMNS, TrackScan, check_parts, load_part, part_key, prepare_parts, save_part
+from curate.scoring.bleed import BleedConfig, track_bleed
+from curate.scoring.classify import LabelModelConfig, LabelScores, score_labels
+from curate.scoring.context import onset_envelope, unit_envelopes
+from curate.scoring.embed import DEFAULT_EMBEDDER, make_embedder
+from curate.scoring.quality import quality as quality_score
+from curate.scoring.spectra import stft
 from sad import SADConfig, detect
 
 
@@ -54,7 +54,7 @@ class ScoreConfig:
     labels: LabelModelConfig = LabelModelConfig()
     separator: tuple | None = None  # trained BSRNN checkpoints (files or saved_models folders): self-separation
     reference_pool: bool = True
-    """Let the shipped ``curate synth`` pool join the label model's fits (:mod:`curate.reference`)."""
+    """Let the shipped ``curate synth`` pool join the label model's fits (:mod:`curate.scoring.reference`)."""
     reference: tuple | None = None
     """Folders of the user's trusted clean stems that join the pool."""
 
@@ -352,7 +352,7 @@ def scan(
         # (--stems vocals) has no sibling to tell "holds drums" from "holds its label" otherwise
         present = available_stems(tracks)
         scanned = stems + [s for s in DEFAULT_STEMS if s in present and s not in stems]
-        from curate.reference import reference_pool
+        from curate.scoring.reference import reference_pool
 
         # before any track is scanned: a --reference folder without tracks fails now, not after the scan
         reference = reference_pool(
@@ -462,7 +462,7 @@ def _score(
     fragments: pd.DataFrame, emb: np.ndarray, env: np.ndarray, score: ScoreConfig, root: Path, pool, warn: list[str]
 ) -> LabelScores | None:
     """Fill ``label_score``, ``predicted_stem``, ``separation_db`` (with ``score.separator``) and ``quality``
-    in place, with the reference ``pool`` (:func:`curate.reference.reference_pool`, or None); append
+    in place, with the reference ``pool`` (:func:`curate.scoring.reference.reference_pool`, or None); append
     warnings to ``warn``; return the label model's details."""
     n_tracks = fragments["track"].nunique()
     labels = None
@@ -483,7 +483,7 @@ def _score(
             f"(have {n_tracks} track(s), classes {', '.join(sorted(classes)) or 'none'}); quality uses bleed only"
         )
     if score.separator:
-        from curate.selfsep import load_separator, separation_db
+        from curate.scoring.selfsep import load_separator, separation_db
 
         fragments["separation_db"] = separation_db(
             fragments, root, load_separator(score.separator, device=score.device)

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curate.atomic import atomic_path, write_text
-from curate.checks import Problem
-from curate.datasets import Track
-from curate.errors import StemcurateError
-from curate.schema import REQUIRED_COLUMNS
+from curate.common.atomic import atomic_path, write_text
+from curate.common.errors import StemcurateError
+from curate.data.checks import Problem
+from curate.data.datasets import Track
+from curate.data.schema import REQUIRED_COLUMNS
 
 PARTS_KIND = "stemcurate scan parts"
 """The ``kind`` in ``<output>.parts/scan.json``: how a scan knows the parts folder is its own."""

@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from curate.cliutil import guarded, make_app, out_console, parse_list
-from curate.errors import MAX_SEED, StemcurateError
+from curate.common.cliutil import guarded, make_app, out_console, parse_list
+from curate.common.errors import MAX_SEED, StemcurateError
 
 app = make_app("pipelines", "Train, evaluate and run Band-Split RNN separators on curated manifests.")
 
@@ -207,8 +207,8 @@ def evaluate_cmd(
 ):
     """Separate a test set and print uSDR (mean ± std) and cSDR (median) per target."""
     from bsrnn.checkpoint import load_models
-    from curate.cliutil import progress_bar
-    from curate.datasets import default_root
+    from curate.common.cliutil import progress_bar
+    from curate.data.datasets import default_root
     from pipelines.evaluate import default_data_root, evaluate, results_paths, summary_table, write_results
     from pipelines.runs import RunDir, run_folder
 
@@ -280,8 +280,8 @@ def separate_cmd(
     hop: Annotated[float, typer.Option("--hop", help="Separation hop, seconds.")] = 2.5,
 ):
     """Separate songs into stems with trained models."""
-    from curate.atomic import check_folder
-    from curate.cliutil import err_console, progress_bar
+    from curate.common.atomic import check_folder
+    from curate.common.cliutil import err_console, progress_bar
     from pipelines.separate import (
         check_song_folders,
         find_inputs,

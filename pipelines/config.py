@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from bsrnn.model import SIZES, BSRNNConfig
-from curate.errors import MAX_SEED, StemcurateError
+from curate.common.errors import MAX_SEED, StemcurateError
 
 WEIGHTINGS = ("none", "quality", "binary")
 TRUNCATE_MODES = ("history", "batch")

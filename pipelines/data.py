@@ -20,11 +20,11 @@ import soxr
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from curate.conform import to_channels
-from curate.datasets import load_segment
-from curate.errors import StemcurateError
-from curate.schema import Manifest
-from curate.truth import manifest_truth
+from curate.common.errors import StemcurateError
+from curate.data.conform import to_channels
+from curate.data.datasets import load_segment
+from curate.data.schema import Manifest
+from curate.simulate.truth import manifest_truth
 from pipelines.config import TrainConfig
 
 
@@ -32,7 +32,7 @@ def fragment_corrupted(manifest: Manifest) -> tuple[np.ndarray, list[frozenset]]
     """Ground truth per row, when there is some: ``(flags, sources)`` with flags 1 corrupted, 0 clean,
     -1 unknown, and the stems whose content is wrongly in the fragment (empty when not known).
 
-    From :func:`curate.truth.manifest_truth`.
+    From :func:`curate.simulate.truth.manifest_truth`.
     """
     frame = manifest.frame
     truth = manifest_truth(manifest)

@@ -19,12 +19,12 @@ import torch
 
 from bsrnn.model import BSRNN
 from bsrnn.separator import Separator
-from curate.atomic import atomic_path, write_text
-from curate.checks import CheckConfig
-from curate.conform import peak_dbfs, to_channels
-from curate.datasets import MIXTURE, discover
-from curate.errors import StemcurateError, as_int, as_path
-from curate.outputs import LOG_HEADER, check_output, output_path
+from curate.common.atomic import atomic_path, write_text
+from curate.common.errors import StemcurateError, as_int, as_path
+from curate.common.outputs import LOG_HEADER, check_output, output_path
+from curate.data.checks import CheckConfig
+from curate.data.conform import peak_dbfs, to_channels
+from curate.data.datasets import MIXTURE, discover
 from pipelines.metrics import csdr_windows, usdr
 
 
@@ -41,7 +41,7 @@ def evaluate(
 ) -> pd.DataFrame:
     """One row per track and target: ``track, target, usdr, csdr, windows, seconds, silent, left_out`` (dB, s).
 
-    Each track is read by the rules of :mod:`curate.conform`: files whose lengths differ by up to a
+    Each track is read by the rules of :mod:`curate.data.conform`: files whose lengths differ by up to a
     second are cut to the shortest; without a mixture file the mixture is the sum of the stems. A
     track with a mono file is scored in mono (the estimate and the references averaged over
     channels); a file with more than two channels keeps its first two. A target whose reference is
@@ -182,7 +182,7 @@ def summary_table(results: pd.DataFrame) -> str:
 def results_paths(path: str | Path, *, inputs=()) -> tuple[Path, Path]:
     """The results file and its text log (``test.log`` beside ``results.parquet``, else ``<name>.log``),
     checked before any work: each may be new or an earlier evaluation's, never an input or another
-    kind of file (:func:`curate.outputs.check_output`)."""
+    kind of file (:func:`curate.common.outputs.check_output`)."""
     path = output_path(path)
     log = path.parent / "test.log" if path.name == "results.parquet" else path.with_suffix(".log")
     if log == path:
@@ -195,7 +195,7 @@ def write_results(results: pd.DataFrame, path: str | Path, *, header: str = "") 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from curate.schema import META_KIND
+    from curate.data.schema import META_KIND
 
     path, log = results_paths(path)
     table = pa.Table.from_pandas(results, preserve_index=False)
@@ -217,7 +217,7 @@ def default_data_root(run) -> Path | None:
     :class:`~pipelines.runs.RunDir` or None."""
     if run is None:
         return None
-    from curate.schema import read_manifest
+    from curate.data.schema import read_manifest
 
     try:
         manifest = run.load_config()[2]["manifest"]

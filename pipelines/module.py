@@ -7,7 +7,7 @@ import lightning as L
 import torch
 
 from bsrnn.model import BSRNN, BSRNNConfig
-from curate.errors import StemcurateError
+from curate.common.errors import StemcurateError
 from pipelines.config import TrainConfig
 from pipelines.metrics import usdr
 from pipelines.robust import LossTruncation, combine, example_weights, relative_losses

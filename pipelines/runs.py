@@ -24,8 +24,8 @@ import yaml
 
 from bsrnn.checkpoint import RUN_CHECKPOINTS, load_file, load_models
 from bsrnn.model import BSRNNConfig
-from curate.errors import StemcurateError
-from curate.outputs import output_path
+from curate.common.errors import StemcurateError
+from curate.common.outputs import output_path
 from pipelines.config import MODEL_KEYS, TRAIN_KEYS, TrainConfig, model_config, model_differences, train_config
 
 RESUME_MAY_CHANGE = ("max_steps", "num_workers", "val_every")

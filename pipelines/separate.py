@@ -2,7 +2,7 @@
 
 Outputs ``OUT/<song>/<target>.<format>`` at the model's rate (44.1 kHz), and ``no_<target>``
 (input minus target) with ``residual``. Files that fail to decode, hold NaN or infinite samples or
-impossible levels (:mod:`curate.conform`), are reported and skipped; a file with more channels
+impossible levels (:mod:`curate.data.conform`), are reported and skipped; a file with more channels
 than the models take has its first ones separated (front left and right of a 5.1 file) and is
 listed; every output is written atomically, so an interrupted run leaves no half-written file. Two inputs that would
 share an output folder (``song.wav`` and ``song.mp3``)
@@ -27,11 +27,11 @@ import numpy as np
 
 from bsrnn.errors import BSRNNError, CheckpointError, DeviceError
 from bsrnn.separator import Separator
-from curate import audio as audio_io
-from curate.atomic import make_dir, write_text
-from curate.conform import audio_problem, to_channels
-from curate.errors import StemcurateError
-from curate.outputs import output_path
+from curate.common.atomic import make_dir, write_text
+from curate.common.errors import StemcurateError
+from curate.common.outputs import output_path
+from curate.data import audio as audio_io
+from curate.data.conform import audio_problem, to_channels
 
 INPUT_EXTENSIONS = (".wav", ".flac", ".mp3")
 FORMATS = ("wav", "flac", "mp3")
@@ -124,7 +124,7 @@ def output_folders(inputs: list[Path], root: Path, out_dir: Path) -> dict[Path, 
 
 def _is_dataset(root: Path, subsets) -> bool:
     """Whether ``root`` holds tracks of any of ``subsets``."""
-    from curate.datasets import discover
+    from curate.data.datasets import discover
 
     for subset in subsets:
         try:
@@ -141,7 +141,7 @@ def check_song_folders(folders, out_dir: str | Path) -> None:
     naming the first song folder that exists but is neither empty nor an earlier separation (no
     :data:`MARKER`), or is a file: its files are not ``pipelines separate``'s to replace."""
     from bsrnn.checkpoint import saved_model_files
-    from curate.datasets import SUBSETS
+    from curate.data.datasets import SUBSETS
     from pipelines.runs import RunDir
 
     out_dir = output_path(out_dir)
@@ -252,7 +252,7 @@ def separate_files(
         if unusable:
             report.failed.append((src, unusable[1]))
             continue
-        if audio.shape[0] > separator.channels:  # curate.conform's rule: the first channels (front L/R of a 5.1 file)
+        if audio.shape[0] > separator.channels:  # conform's rule: the first channels (front L/R of a 5.1 file)
             report.channels.append((src, audio.shape[0]))
             audio = np.ascontiguousarray(to_channels(audio, separator.channels))
         try:

@@ -22,10 +22,10 @@ import yaml
 
 from bsrnn.checkpoint import build_model, load_models, read_checkpoint
 from bsrnn.model import BSRNNConfig
-from curate.atomic import atomic_path, make_dir, write_text
-from curate.errors import StemcurateError
-from curate.outputs import output_path
-from curate.schema import read_manifest
+from curate.common.atomic import atomic_path, make_dir, write_text
+from curate.common.errors import StemcurateError
+from curate.common.outputs import output_path
+from curate.data.schema import read_manifest
 from pipelines.config import TrainConfig, config_dict, model_differences
 from pipelines.data import (
     FragmentPool,

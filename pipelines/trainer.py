@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import DataLoader
 
-from curate.atomic import atomic_path
-from curate.errors import StemcurateError
+from curate.common.atomic import atomic_path
+from curate.common.errors import StemcurateError
 from pipelines.config import TrainConfig
 from pipelines.data import StepSampler
 
@@ -40,7 +40,7 @@ class LastCheckpoint(L.Callback):
 
 def atomic_checkpoint_io():
     """Lightning's checkpoint writer, each file written beside its place and renamed onto it
-    (:func:`curate.atomic.atomic_path`): a full disk or a kill leaves the previous checkpoint whole."""
+    (:func:`curate.common.atomic.atomic_path`): a full disk or a kill leaves the previous checkpoint whole."""
     from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
     class AtomicCheckpointIO(TorchCheckpointIO):

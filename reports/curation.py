@@ -16,17 +16,17 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
 
-from curate.datasets import load_segment
-from curate.errors import StemcurateError
+from curate.common.errors import StemcurateError
+from curate.common.outputs import check_output
+from curate.data.datasets import load_segment
+from curate.data.schema import CORRUPTIONS_FILE
 from curate.filter import read_scored
-from curate.outputs import check_output
-from curate.quality import bleed_bound, reasons
-from curate.schema import CORRUPTIONS_FILE
-from curate.truth import manifest_truth
+from curate.scoring.quality import bleed_bound, reasons
+from curate.simulate.truth import manifest_truth
 from reports import html, plots
 
 KIND = "curation report"
-"""The kind of this report's HTML file (:func:`curate.outputs.file_kind`)."""
+"""The kind of this report's HTML file (:func:`curate.common.outputs.file_kind`)."""
 
 
 def _bleed_limit(threshold: float) -> float:
@@ -115,8 +115,9 @@ def _truth_section(frame: pd.DataFrame, truth: pd.DataFrame, root: Path, thresho
         rows.append([kind, int(sel.sum()), f"{(flagged & sel).sum() / max(1, sel.sum()):.2f}"])
     out = [
         "<h2>Against the ground truth</h2>",
-        f"<p class=note>From <code>{escape(str(root / CORRUPTIONS_FILE))}</code> (see <code>curate/truth.py</code> "
-        f"for what counts as a corrupted fragment); {int((~known).sum())} ambiguous fragments left out.</p>",
+        f"<p class=note>From <code>{escape(str(root / CORRUPTIONS_FILE))}</code> "
+        f"(see <code>curate/simulate/truth.py</code> for what counts as a corrupted fragment); "
+        f"{int((~known).sum())} ambiguous fragments left out.</p>",
         html.cards(
             [
                 ("AUROC", f"{auroc:.3f}"),
@@ -201,7 +202,7 @@ def curation_report(
     Clips that cannot be read (a file missing or changed since the scan) are named in the report and,
     once with their count, to ``on_warning``.
     :class:`StemcurateError` for a manifest without scores, or an ``output`` that is not a report
-    (:func:`curate.outputs.check_output`: the manifest itself, another kind of file), and for a data
+    (:func:`curate.common.outputs.check_output`: the manifest itself, another kind of file), and for a data
     folder (``data_root``, default the manifest's) that is missing or holds none of its files."""
     output = check_output(output, KIND, inputs=[manifest])
     m = read_scored(manifest, threshold)

@@ -12,14 +12,14 @@ import soundfile as sf
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from curate.atomic import write_text
+from curate.common.atomic import write_text
 
 _ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"]))
 
 
 def page(title: str, subtitle: str, body: str, *, kind: str) -> str:
     """The whole page around ``body`` (already-safe HTML); ``kind`` (``curation report``, ``run report``)
-    goes in its generator tag, which :func:`curate.outputs.file_kind` reads back."""
+    goes in its generator tag, which :func:`curate.common.outputs.file_kind` reads back."""
     return _ENV.get_template("base.html").render(title=title, subtitle=subtitle, body=Markup(body), kind=kind)
 
 

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 from markupsafe import escape
 
-from curate.errors import StemcurateError
-from curate.outputs import check_output
+from curate.common.errors import StemcurateError
+from curate.common.outputs import check_output
 from reports import html, plots
 
 KIND = "run report"
-"""The kind of this report's HTML file (:func:`curate.outputs.file_kind`)."""
+"""The kind of this report's HTML file (:func:`curate.common.outputs.file_kind`)."""
 
 
 def _series(logs: pd.DataFrame, columns: dict[str, str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

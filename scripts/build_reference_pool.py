@@ -1,9 +1,9 @@
-"""Rebuild ``curate/data/reference_synth.npz``: the default reference pool's embeddings, shipped so that
-a scan does not render and embed the pool each time (see :mod:`curate.reference`).
+"""Rebuild ``curate/assets/reference_synth.npz``: the default reference pool's embeddings, shipped so that
+a scan does not render and embed the pool each time (see :mod:`curate.scoring.reference`).
 
     python scripts/build_reference_pool.py     # about a minute on 2 cores
 
-Renders :data:`curate.reference.SYNTH_POOL` with ``curate synth`` once and stores the ``features`` and
+Renders :data:`curate.scoring.reference.SYNTH_POOL` with ``curate synth`` once and stores the ``features`` and
 ``musicnn`` embeddings of the same units (float16). Rerun it whenever an embedder or ``curate synth``
 changes; ``tests/test_reference.py`` fails while the shipped file is stale.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curate.reference import POOL_FILE, SYNTH_POOL, embed_dataset, save_pool  # noqa: E402
-from curate.synth import synth_dataset  # noqa: E402
+from curate.scoring.reference import POOL_FILE, SYNTH_POOL, embed_dataset, save_pool  # noqa: E402
+from curate.simulate.synth import synth_dataset  # noqa: E402
 
 PARTS = ("features", "musicnn")
 

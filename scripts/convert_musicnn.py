@@ -8,8 +8,8 @@ Run once, in a throwaway virtual environment (TensorFlow is never a dependency o
     musicnn-0.1.0-py3-none-any.whl)
     PYTHONPATH=/tmp/mnn /tmp/tfvenv/bin/python scripts/convert_musicnn.py /tmp/mnn/musicnn
 
-Writes ``curate/data/musicnn_mtt.safetensors`` (the network's inference weights, float16, in
-PyTorch layouts: see :mod:`curate.musicnn`), ``curate/data/MUSICNN_LICENSE.md`` (the wheel's ISC
+Writes ``curate/assets/musicnn_mtt.safetensors`` (the network's inference weights, float16, in
+PyTorch layouts: see :mod:`curate.scoring.musicnn`), ``curate/assets/MUSICNN_LICENSE.md`` (the wheel's ISC
 notice) and ``tests/data/musicnn_reference.npz``: the original TensorFlow model's tags, penultimate
 layer and pooled features on :func:`reference_signal`, whose log-mel spectrogram librosa computes
 here in float32, with the float32 weights.
@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 SR, N_FFT, HOP, N_MELS = 16000, 512, 256, 96
 PATCH_FRAMES = 187
 
-# TensorFlow variable -> (name in curate.musicnn.MusiCNN's state dict, how to reorder it for PyTorch)
+# TensorFlow variable -> (name in curate.scoring.musicnn.MusiCNN's state dict, how to reorder it for PyTorch)
 # conv2d kernels are [kh, kw, in, out] in TF; Conv2d wants [out, in, kh, kw]; the mid-end convolutions
 # span all features of their input and become Conv1d [out, in, kh].
 _CONV2D = lambda k: np.transpose(k, (3, 2, 0, 1))  # noqa: E731

@@ -64,7 +64,7 @@ def random_models(folder: Path, targets=("vocals", "bass")) -> Path:
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory) -> Path:
     """A 3-track, 7-second ``curate synth`` dataset (train) plus one test track."""
-    from curate.synth import synth_dataset
+    from curate.simulate.synth import synth_dataset
 
     root = tmp_path_factory.mktemp("synth")
     synth_dataset(root, tracks=3, test_tracks=1, seconds=7.0, seed=3)

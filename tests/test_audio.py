@@ -1,12 +1,12 @@
-"""curate/audio.py: round trips, partial reads, header checks and errors naming the file."""
+"""curate/data/audio.py: round trips, partial reads, header checks and errors naming the file."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from curate import audio
-from curate.errors import StemcurateError
+from curate.common.errors import StemcurateError
+from curate.data import audio
 
 SR = 44100
 

@@ -941,7 +941,7 @@ def test_an_interrupted_scan_rescans_tracks_whose_files_changed(tmp_path):
     result = scan(tmp_path / "data", output=tmp_path / "m.parquet", score=None)
     fresh = scan(tmp_path / "data", output=tmp_path / "fresh.parquet", score=None)
     assert result.resumed == 1  # b, unchanged; a was scanned again
-    from curate.schema import read_manifest
+    from curate.data.schema import read_manifest
 
     pd.testing.assert_frame_equal(
         read_manifest(tmp_path / "m.parquet").frame, read_manifest(tmp_path / "fresh.parquet").frame
@@ -1069,7 +1069,7 @@ def test_ctrl_c_during_training_saves_the_step_reached_and_says_how_to_resume(wo
     import lightning as L
 
     from bsrnn.model import BSRNNConfig
-    from curate.cliutil import guarded
+    from curate.common.cliutil import guarded
     from pipelines.config import TrainConfig
     from pipelines.train import TrainingInterrupted, train
 
@@ -1121,8 +1121,8 @@ def test_a_full_disk_while_writing_audio_or_a_checkpoint_keeps_the_earlier_file(
 
     import lightning.fabric.plugins.io.torch_io as torch_io
 
-    from curate import audio as audio_io
-    from curate.errors import StemcurateError
+    from curate.common.errors import StemcurateError
+    from curate.data import audio as audio_io
     from pipelines.trainer import atomic_checkpoint_io
 
     target = tmp_path / "vocals.wav"
@@ -1292,7 +1292,7 @@ def test_files_shortened_after_the_scan_are_named_by_every_reader(world, tmp_pat
 def test_the_python_api_raises_stemcurate_errors_for_bad_arguments(world, tmp_path):
     from bsrnn.model import CheckpointError
     from bsrnn.separator import AudioError, Separator
-    from curate.errors import StemcurateError
+    from curate.common.errors import StemcurateError
     from curate.scan import scan
     from pipelines.separate import separate_files
 
@@ -1377,12 +1377,12 @@ def test_api_arguments_of_the_wrong_type_are_named(world, tmp_path):
     from bsrnn.checkpoint import load_models
     from bsrnn.errors import BSRNNError, CheckpointError
     from bsrnn.separator import Separator
-    from curate.datasets import discover
-    from curate.errors import StemcurateError
+    from curate.common.errors import StemcurateError
+    from curate.data.datasets import discover
+    from curate.data.schema import read_manifest
     from curate.filter import filter_manifest
     from curate.scan import scan
-    from curate.schema import read_manifest
-    from curate.synth import synth_dataset
+    from curate.simulate.synth import synth_dataset
     from pipelines.evaluate import evaluate
 
     scored = world / "scored.parquet"

@@ -4,7 +4,7 @@ import numpy as np
 import soundfile as sf
 
 from bench.common import active_power, relevel
-from curate.datasets import DEFAULT_STEMS as STEMS
+from curate.data.datasets import DEFAULT_STEMS as STEMS
 
 SR = 8000
 

@@ -3,10 +3,10 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from curate.bleed import track_bleed
-from curate.corrupt import make_leak
-from curate.spectra import segment_sums, stft
-from curate.synth import synth_track
+from curate.scoring.bleed import track_bleed
+from curate.scoring.spectra import segment_sums, stft
+from curate.simulate.corrupt import make_leak
+from curate.simulate.synth import synth_track
 from tests.conftest import MUSDBHQ_SAMPLE, need_shared
 
 SR = 44100
@@ -114,7 +114,7 @@ def test_doubled_parts_are_not_leaks():
     leak's filter predicts everywhere. In-sample (the model without cross-validation) reads most of
     these clean pairs as leaks above the -22.7 dB at which a fragment is rejected (both directions
     counted here: the direction rule would keep one of each pair)."""
-    from curate.bleed import BleedConfig
+    from curate.scoring.bleed import BleedConfig
 
     flagged = {True: 0, False: 0}
     for seed in range(8):
@@ -132,7 +132,7 @@ def test_doubled_parts_are_not_leaks():
 def test_zero_delay_crosstalk_counts_once_into_its_receiver(seed):
     """Console crosstalk (zero delay) has no direction in its delay: read both ways, the source (whole
     in the shared content) reads as bleeding more than the receiver. Counted once, into the receiver."""
-    from curate.bleed import BleedConfig
+    from curate.scoring.bleed import BleedConfig
 
     stems = _stems(seed)
     rms = np.sqrt(np.mean(stems["drums"] ** 2))
@@ -149,8 +149,8 @@ def test_zero_delay_crosstalk_counts_once_into_its_receiver(seed):
 def test_room_leak_from_far_siblings_is_found():
     """A room microphone hears the whole band: every sibling at its own distance (here 5, 11 and 18 ms),
     low-passed, with a reverb tail. The 18-ms drums path is past the 15 ms the model used to search."""
-    from curate.bleed import BleedConfig
-    from curate.corrupt import room_response
+    from curate.scoring.bleed import BleedConfig
+    from curate.simulate.corrupt import room_response
 
     stems = _stems(5)
     rng = np.random.default_rng(0)
@@ -177,7 +177,7 @@ def test_room_leak_from_far_siblings_is_found():
 def test_far_leak_of_a_tonal_part_is_found():
     """A tonal part (few harmonics) leaking 13 ms late: on frames of the same time a third of the
     window's coherence is lost and nothing was found; frames one hop apart find it."""
-    from curate.bleed import BleedConfig
+    from curate.scoring.bleed import BleedConfig
 
     stems = _stems(5)
     rms = np.sqrt(np.mean(stems["vocals"] ** 2))
@@ -194,7 +194,7 @@ def test_no_source_reads_as_leaking_on_real_stems():
     the receiver reads the leak and the source (nearly always) none. Pitched sources repeat their cross-correlation
     peak a pitch period away, where it reads as the receiver leaking back into the source; taking the
     leak's path out of the receiver first removes it (without that step, several sources read as leaking)."""
-    from curate.bleed import BleedConfig
+    from curate.scoring.bleed import BleedConfig
 
     need_shared()
     folder = next((MUSDBHQ_SAMPLE / "train").iterdir())
@@ -227,7 +227,7 @@ def _sums(recv, src):
 
 def test_path_response_is_the_leak_filter():
     """The leak model's filter, read back from the summed spectra, is the filter the leak went through."""
-    from curate.bleed import BleedConfig, _lag_window, _path_response
+    from curate.scoring.bleed import BleedConfig, _lag_window, _path_response
 
     rng = np.random.default_rng(1)
     f, t, n_fft = 1025, 300, 2048
@@ -244,7 +244,14 @@ def test_path_response_is_the_leak_filter():
 def test_floor_violation_tells_the_receiver_from_the_source():
     """A stem that holds a leak is never much quieter than the leak; the leak's source, read as a
     receiver the other way round, is (where it pauses while the real receiver plays)."""
-    from curate.bleed import BleedConfig, _band_edges, _band_energy, _lag_window, _path_response, floor_violation
+    from curate.scoring.bleed import (
+        BleedConfig,
+        _band_edges,
+        _band_energy,
+        _lag_window,
+        _path_response,
+        floor_violation,
+    )
 
     rng = np.random.default_rng(0)
     f, t, n_fft = 1025, 400, 2048
@@ -274,7 +281,14 @@ def test_floor_violation_reads_the_leak_path_not_chance_coherence():
     holds is the leak path's output, so the bass is not 'quieter than its leak' where it pauses. A
     per-band gain read from the cross-spectrum (the earlier rule) put a quarter of the leak there
     (0.27 here) and, on a rendered song, read the keyboard as the receiver of a -3 dB bass leak."""
-    from curate.bleed import BleedConfig, _band_edges, _band_energy, _lag_window, _path_response, floor_violation
+    from curate.scoring.bleed import (
+        BleedConfig,
+        _band_edges,
+        _band_energy,
+        _lag_window,
+        _path_response,
+        floor_violation,
+    )
 
     rng = np.random.default_rng(0)
     f, t, n_fft = 1025, 400, 2048
@@ -297,7 +311,7 @@ def test_floor_violation_reads_the_leak_path_not_chance_coherence():
 
 
 def test_bad_input_is_a_clear_error_and_bleed_stays_at_most_0_db():
-    from curate.bleed import BleedConfig
+    from curate.scoring.bleed import BleedConfig
 
     stems = _stems(1)
     spectra = {k: stft(v.astype(np.float32), SR) for k, v in stems.items()}

@@ -2,7 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curate.classify import (
+from curate.data.datasets import discover
+from curate.scan import ScoreConfig, scan_track
+from curate.scoring.classify import (
     LabelModelConfig,
     confident_issues,
     confident_thresholds,
@@ -11,9 +13,7 @@ from curate.classify import (
     relative_features,
     split_units,
 )
-from curate.datasets import discover
-from curate.scan import ScoreConfig, scan_track
-from curate.synth import synth_dataset
+from curate.simulate.synth import synth_dataset
 
 CLASSES = ["bass", "drums", "other", "vocals"]
 
@@ -52,7 +52,7 @@ def test_units_are_shared_by_overlapping_fragments():
 
 def test_folds_never_share_a_track(monkeypatch):
     """Every row must be predicted by a model fitted without its track."""
-    import curate.classify as cl
+    import curate.scoring.classify as cl
 
     seen = []
 
@@ -131,7 +131,7 @@ def test_replacement_by_another_class_is_flagged():
 
 
 def test_product_of_experts_golden():
-    from curate.classify import product_of_experts
+    from curate.scoring.classify import product_of_experts
 
     a = np.array([[0.8, 0.2], [0.5, 0.5]])
     b = np.array([[0.5, 0.5], [0.9, 0.1]])
@@ -162,7 +162,7 @@ def test_noise_rate_estimate_follows_the_data_above_a_fifth():
     are wrong it must rise above a fifth (it was capped at 0.2, and the prior then kept wrong labels;
     it reads 0.23-0.27 here, the classifier being fitted on the noisy labels), and on clean labels it
     stays at its floor."""
-    from curate.classify import score_labels
+    from curate.scoring.classify import score_labels
 
     config = LabelModelConfig(use_alignment=False, rounds=2)
     frame, emb, wrong = _gaussian_dataset(0.35)

@@ -143,9 +143,9 @@ def test_pipelines_env_runs():
 def test_interrupted_corrupt_says_nothing_was_written(synth_dir, tmp_path, monkeypatch):
     """An interrupt of `curate corrupt` removes its partial copy, and the message says so (other
     commands keep their finished work and resume)."""
-    import curate.corrupt
+    import curate.simulate.corrupt
 
-    real_write = curate.corrupt.audio_io.write
+    real_write = curate.simulate.corrupt.audio_io.write
     calls = []
 
     def write_then_interrupt(*args, **kwargs):
@@ -154,7 +154,7 @@ def test_interrupted_corrupt_says_nothing_was_written(synth_dir, tmp_path, monke
         if len(calls) == 3:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(curate.corrupt.audio_io, "write", write_then_interrupt)
+    monkeypatch.setattr(curate.simulate.corrupt.audio_io, "write", write_then_interrupt)
     result = runner.invoke(app, ["corrupt", str(synth_dir), str(tmp_path / "out")])
     assert result.exit_code == 130
     assert "interrupted: nothing was written" in result.stderr

@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from curate.context import alignment_z, foreign_log_lr
+from curate.scoring.context import alignment_z, foreign_log_lr
 
 
 def _onsets(rng, n=258, rate=0.08):

@@ -3,10 +3,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from curate.corrupt import LEAK_KINDS, corrupt_dataset, room_response
-from curate.errors import StemcurateError
-from curate.schema import read_corruptions
-from curate.truth import fragment_truth
+from curate.common.errors import StemcurateError
+from curate.data.schema import read_corruptions
+from curate.simulate.corrupt import LEAK_KINDS, corrupt_dataset, room_response
+from curate.simulate.truth import fragment_truth
 
 STEMS = ("vocals", "bass", "drums", "other")
 

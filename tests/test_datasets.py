@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from curate.datasets import DEFAULT_STEMS, available_stems, discover, load_segment
-from curate.errors import StemcurateError
+from curate.common.errors import StemcurateError
+from curate.data.datasets import DEFAULT_STEMS, available_stems, discover, load_segment
 from tests.conftest import MUSDB_SAMPLE, MUSDBHQ_SAMPLE, need_shared, noise_stems, write_track
 
 
@@ -63,7 +63,7 @@ def test_mismatched_lengths_and_rates_name_the_track(tmp_path):
     stems["bass"] = stems["bass"][:, :-10]
     write_track(tmp_path / "train" / "bad song", stems, with_mixture=False)
     (track,) = discover(tmp_path)
-    loaded, _ = track.load_all()  # 10 samples apart: read to the shortest (curate.conform)
+    loaded, _ = track.load_all()  # 10 samples apart: read to the shortest (curate.data.conform)
     assert {a.shape[1] for a in loaded.values()} == {44090}
     write_track(
         tmp_path / "train" / "bad song", dict(stems, bass=np.zeros((2, 3 * 44100), np.float32)), with_mixture=False
@@ -120,7 +120,7 @@ def test_hidden_and_nested_entries(tmp_path):
     tracks = discover(tmp_path)
     assert [t.name for t in tracks] == [src.name[: -len(".stem.mp4")]]
     assert set(tracks[0].stems) == {"vocals", "bass", "drums", "other"} and tracks[0].mixture.stream == 0
-    from curate.datasets import not_tracks
+    from curate.data.datasets import not_tracks
     from curate.scan import scan
 
     found = {p.name: why for p, why in not_tracks(tmp_path)}

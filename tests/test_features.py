@@ -1,11 +1,11 @@
-"""curate/features.py: descriptors that tell sources apart and ignore the level."""
+"""curate/scoring/features.py: descriptors that tell sources apart and ignore the level."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from curate.features import FEATURE_NAMES, fragment_features
-from curate.spectra import stft
+from curate.scoring.features import FEATURE_NAMES, fragment_features
+from curate.scoring.spectra import stft
 
 SR = 22050
 

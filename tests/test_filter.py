@@ -4,10 +4,10 @@ import pytest
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.errors import StemcurateError
+from curate.common.errors import StemcurateError
+from curate.data.schema import read_manifest, write_manifest
 from curate.filter import filter_manifest
-from curate.quality import bleed_factor, quality, reasons
-from curate.schema import read_manifest, write_manifest
+from curate.scoring.quality import bleed_factor, quality, reasons
 
 runner = CliRunner()
 
@@ -125,7 +125,7 @@ def test_cli_unscored_manifest_and_default_paths(tmp_path, monkeypatch):
 
 
 def test_bleed_bound_moves_the_bleed_cut(tmp_path):
-    from curate.quality import bleed_mid_for
+    from curate.scoring.quality import bleed_mid_for
 
     # at the bound, a certain label sits exactly on the threshold; the default bound is about -22.7 dB
     assert quality(1.0, -15.0, bleed_mid_db=bleed_mid_for(-15.0, 0.7)) == pytest.approx(0.7, abs=1e-6)

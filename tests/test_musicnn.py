@@ -9,9 +9,9 @@ import torch
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.errors import StemcurateError
-from curate.musicnn import PATCH_FRAMES, WEIGHTS, MusiCNN, MusicnnEmbedder, load_musicnn, log_mel
-from curate.spectra import stft
+from curate.common.errors import StemcurateError
+from curate.scoring.musicnn import PATCH_FRAMES, WEIGHTS, MusiCNN, MusicnnEmbedder, load_musicnn, log_mel
+from curate.scoring.spectra import stft
 from tests.conftest import noise_stems, write_track
 
 REPO = Path(__file__).resolve().parents[1]

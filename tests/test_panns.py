@@ -7,8 +7,8 @@ import torch
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.errors import StemcurateError
-from curate.panns import STEM_CLASSES, PannsEmbedder, audioset_labels, load_cnn14, new_cnn14
+from curate.common.errors import StemcurateError
+from curate.scoring.panns import STEM_CLASSES, PannsEmbedder, audioset_labels, load_cnn14, new_cnn14
 
 runner = CliRunner()
 

@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import curate.reference as reference
-from curate.classify import LabelModelConfig, ReferenceUnits, out_of_fold_proba, score_labels
-from curate.errors import StemcurateError
-from curate.reference import (
+import curate.scoring.reference as reference
+from curate.common.errors import StemcurateError
+from curate.scan import ScoreConfig, scan
+from curate.scoring.classify import LabelModelConfig, ReferenceUnits, out_of_fold_proba, score_labels
+from curate.scoring.reference import (
     POOL_FILE,
     SYNTH_POOL,
     SynthPool,
@@ -16,8 +17,7 @@ from curate.reference import (
     load_pool,
     reference_pool,
 )
-from curate.scan import ScoreConfig, scan
-from curate.synth import synth_dataset
+from curate.simulate.synth import synth_dataset
 from tests.conftest import MUSDBHQ_SAMPLE, need_shared
 
 
@@ -133,7 +133,7 @@ def test_reference_option_through_the_cli(tmp_path, synth_dir):
     from typer.testing import CliRunner
 
     from curate.cli import app
-    from curate.schema import read_manifest
+    from curate.data.schema import read_manifest
 
     runner = CliRunner()
     missing = tmp_path / "nope"

@@ -10,13 +10,13 @@ import pytest
 from scipy import signal
 from typer.testing import CliRunner
 
-from curate import audio
 from curate.cli import app
-from curate.corrupt import make_leak
-from curate.errors import StemcurateError
+from curate.common.errors import StemcurateError
+from curate.data import audio
+from curate.data.schema import read_manifest, write_manifest
 from curate.repair import RepairConfig, file_labels, fit_leak, repair_dataset, repair_track, swapped_pairs
 from curate.scan import scan
-from curate.schema import read_manifest, write_manifest
+from curate.simulate.corrupt import make_leak
 
 runner = CliRunner()
 SR = 44100
@@ -73,7 +73,7 @@ def test_only_two_cycles_of_doubted_files_are_swaps():
 def damaged(tmp_path_factory):
     """4 synth tracks; track 0 has vocals and other swapped, track 1 a drums leak in bass (-8 dB, 3 ms,
     low-passed), track 2 a vocals file that looks like drums while drums look right. Scored by hand."""
-    from curate.synth import synth_dataset
+    from curate.simulate.synth import synth_dataset
 
     base = tmp_path_factory.mktemp("repair")
     synth_dataset(base / "clean", tracks=4, test_tracks=1, seconds=6.0, seed=2)

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from curate.cli import app as curate_app
-from curate.schema import write_corruptions, write_manifest
+from curate.data.schema import write_corruptions, write_manifest
 from pipelines.cli import app as pipelines_app
 from tests.conftest import noise_stems, write_track
 

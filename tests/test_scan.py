@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from curate.checks import CheckConfig, residual_db
-from curate.errors import StemcurateError
+from curate.common.errors import StemcurateError
+from curate.data.checks import CheckConfig, residual_db
+from curate.data.schema import MANIFEST_SCHEMA, read_manifest
 from curate.scan import ScoreConfig, scan
-from curate.schema import MANIFEST_SCHEMA, read_manifest
 from tests.conftest import MUSDB_SAMPLE, MUSDBHQ_SAMPLE, need_shared, noise_stems, write_track
 
 # tests of checks and resuming, where the embedder does not matter, use the fast descriptors
@@ -210,7 +210,7 @@ def test_failed_write_keeps_previous_manifest(tmp_path, monkeypatch):
     out = tmp_path / "m.parquet"
     scan(root, output=out)
     before = out.read_bytes()
-    import curate.schema as schema
+    import curate.data.schema as schema
 
     def fail(*a, **k):
         raise OSError("disk full")
@@ -232,9 +232,9 @@ def test_scores_are_deterministic_and_jobs_do_not_change_them(synth_dir, tmp_pat
 def test_bleed_of_the_requested_stems_comes_from_every_stem_of_the_track(synth_dir, tmp_path):
     """`--stems vocals` scores only the vocals, but a leak into them can come from any sibling: the
     siblings are read for the leak model (before, a vocals-only scan measured no bleed at all)."""
-    from curate.corrupt import make_leak
-    from curate.datasets import discover
+    from curate.data.datasets import discover
     from curate.scan import scan_track
+    from curate.simulate.corrupt import make_leak
 
     folder = next((synth_dir / "train").iterdir())
     dst = tmp_path / "train" / folder.name

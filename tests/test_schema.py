@@ -3,8 +3,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curate.errors import StemcurateError
-from curate.schema import (
+from curate.common.errors import StemcurateError
+from curate.data.schema import (
     MANIFEST_SCHEMA,
     META_VERSION,
     empty_frame,
@@ -96,7 +96,7 @@ def test_empty_frame_and_problems_path(tmp_path):
 def test_atomic_outputs_get_the_usual_permissions(tmp_path):
     import os
 
-    from curate.atomic import atomic_path
+    from curate.common.atomic import atomic_path
 
     with atomic_path(tmp_path / "f.txt") as tmp:
         tmp.write_text("x")

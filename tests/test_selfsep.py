@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from bsrnn.separator import Separator
 from curate.cli import app
-from curate.quality import quality, reasons, separation_factor
-from curate.schema import read_manifest
-from curate.selfsep import separation_db
+from curate.data.schema import read_manifest
+from curate.scoring.quality import quality, reasons, separation_factor
+from curate.scoring.selfsep import separation_db
 from tests.conftest import random_models, write_track
 
 runner = CliRunner()

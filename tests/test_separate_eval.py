@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from bsrnn.separator import Separator
-from curate.errors import StemcurateError
+from curate.common.errors import StemcurateError
 from pipelines.cli import app
 from tests.conftest import random_models
 
@@ -146,7 +146,7 @@ def test_evaluate_two_demo_tracks(models, synth_dir, tmp_path):
 
 
 def test_evaluate_matches_direct_computation(models, synth_dir):
-    from curate.datasets import discover, load_source
+    from curate.data.datasets import discover, load_source
     from pipelines.evaluate import evaluate
 
     sep = Separator.from_checkpoint(models / "vocals" / "vocals.ckpt")

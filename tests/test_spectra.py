@@ -1,11 +1,11 @@
-"""curate/spectra.py: STFT sizes and framing, fragment frame bounds, segment sums, the mel filterbank."""
+"""curate/scoring/spectra.py: STFT sizes and framing, fragment frame bounds, segment sums, the mel filterbank."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from curate.spectra import fft_size, frame_bounds, mel_filterbank, segment_sums, stft
+from curate.scoring.spectra import fft_size, frame_bounds, mel_filterbank, segment_sums, stft
 
 
 @pytest.mark.parametrize("sr, n_fft", [(44100, 2048), (48000, 2048), (22050, 1024), (8000, 512), (96000, 4096)])

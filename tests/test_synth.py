@@ -3,7 +3,7 @@ import json
 import numpy as np
 import soundfile as sf
 
-from curate.synth import synth_dataset, synth_track
+from curate.simulate.synth import synth_dataset, synth_track
 
 STEMS = ("vocals", "bass", "drums", "other")
 

@@ -11,8 +11,8 @@ import torch
 from typer.testing import CliRunner
 
 from bsrnn.checkpoint import read_checkpoint as read_model
-from curate.errors import StemcurateError
-from curate.schema import read_manifest
+from curate.common.errors import StemcurateError
+from curate.data.schema import read_manifest
 from pipelines.cli import app
 from pipelines.config import TrainConfig, model_config, parse_sets, train_config
 from pipelines.data import FragmentPool, StepSampler, TrainExamples, _mask, fragment_corrupted, split_tracks
@@ -27,9 +27,9 @@ FAST = dict(batch_size=4, crop_s=1.0, valid_crop_s=1.5, val_every=5, warmup_epoc
 @pytest.fixture(scope="module")
 def noisy(tmp_path_factory):
     """6 synth tracks, 30 % of the stems mislabelled (no leaks), scanned without scores."""
-    from curate.corrupt import corrupt_dataset
     from curate.scan import scan
-    from curate.synth import synth_dataset
+    from curate.simulate.corrupt import corrupt_dataset
+    from curate.simulate.synth import synth_dataset
 
     base = tmp_path_factory.mktemp("train")
     synth_dataset(base / "clean", tracks=6, test_tracks=0, seconds=8.0, seed=5)
@@ -552,7 +552,7 @@ def test_resume_refuses_a_changed_manifest_or_settings(noisy, tmp_path):
     them without a word, and config.yaml still listed the old tracks. Resume now compares the
     manifest's fragments, the tracks and the settings with config.yaml and refuses (a longer
     --max-steps is allowed)."""
-    from curate.schema import write_manifest
+    from curate.data.schema import write_manifest
 
     mcfg = model_config("tiny", "vocals")
     cfg = train_config({}, **FAST, max_steps=3)

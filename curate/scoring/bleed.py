@@ -40,7 +40,7 @@ chance coherence of parts on the same notes, and on rendered songs a keyboard's 
 bass was read as a -3 dB bass leak into the keyboard).
 
 Measured on the 94 real excerpts with leaks only (half the stems, the ``bleed``, ``room`` and
-``console`` kinds of :mod:`curate.corrupt`, seed 11): clean stems read as leaking 58 -> 14 of 182, with
+``console`` kinds of :mod:`curate.simulate.corrupt`, seed 11): clean stems read as leaking 58 -> 14 of 182, with
 0.99 / 0.96 / 0.83 of the delayed, room and console leaks found (were 0.97 / 0.88 / 0.91: zero delay
 gives no direction, and some console leaks are read as leaks into their source). On 16 rendered songs:
 clean stems read as leaking 26 -> 3 of 174, room leaks found 0.91 -> 1.0, console 0.90 (was 0.90).
@@ -57,7 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import matmul_toeplitz, solve_toeplitz
 
-from curate.spectra import StemSpectrum, frame_bounds
+from curate.scoring.spectra import StemSpectrum, frame_bounds
 
 FLOOR_DB = -80.0
 

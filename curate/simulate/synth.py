@@ -1,7 +1,7 @@
 """Synthetic demo dataset in MUSDB18-HQ layout whose stems sound like their labels.
 
 Per track a random tempo, key, mode, chord progression and arrangement; four stems from the
-instruments of :mod:`curate.instruments`, some with silence gaps (whole bars muted). ``mixture``
+instruments of :mod:`curate.simulate.instruments`, some with silence gaps (whole bars muted). ``mixture``
 is the exact sample sum of the 16-bit stems (written as 16-bit PCM too, so mixture - sum(stems)
 is exactly 0).
 """
@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from curate import audio as audio_io
-from curate.atomic import make_dir, write_text
-from curate.conform import MIN_SAMPLE_RATE
-from curate.datasets import DEFAULT_STEMS
-from curate.errors import MAX_SEED, StemcurateError, as_int, as_number, as_path
-from curate.instruments import apply_gaps, bass, drums, other, scale_notes, vocals
-from curate.outputs import output_path
+from curate.common.atomic import make_dir, write_text
+from curate.common.errors import MAX_SEED, StemcurateError, as_int, as_number, as_path
+from curate.common.outputs import output_path
+from curate.data import audio as audio_io
+from curate.data.conform import MIN_SAMPLE_RATE
+from curate.data.datasets import DEFAULT_STEMS
+from curate.simulate.instruments import apply_gaps, bass, drums, other, scale_notes, vocals
 
 SAMPLE_RATE = 44100
 

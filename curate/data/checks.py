@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from curate import audio as audio_io
-from curate.conform import MAX_PEAK_DB, audio_problem, common_length, peak_dbfs
-from curate.datasets import MIXTURE, Track
-from curate.errors import StemcurateError, check_finite_fields
+from curate.common.errors import StemcurateError, check_finite_fields
+from curate.data import audio as audio_io
+from curate.data.conform import MAX_PEAK_DB, audio_problem, common_length, peak_dbfs
+from curate.data.datasets import MIXTURE, Track
 
 ERROR, WARNING = "skipped", "warning"
 
@@ -147,7 +147,7 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
         loaded[name], rates[name] = x, sr
 
     # rate, then length: compare with the mixture, else with the most common value. Lengths up to
-    # LENGTH_TOLERANCE_S apart are read to the shortest (curate.conform, the rule of every reader)
+    # LENGTH_TOLERANCE_S apart are read to the shortest (curate.data.conform, the rule of every reader)
     for key, unit in (("sample_rate", "Hz"), ("length", "samples")):
         values = dict(rates) if key == "sample_rate" else {n: a.shape[1] for n, a in loaded.items()}
         if len(set(values.values())) <= 1:

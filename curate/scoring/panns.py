@@ -5,7 +5,7 @@ The checkpoint (``Cnn14_mAP=0.431.pth``) is a file the user downloaded; it is lo
 ``AudioTagging`` wrapper would unpickle it and try to download missing files). Fragments are
 mixed to mono and resampled to 32 kHz with soxr. ``panns_inference`` reads the AudioSet label
 CSV from ``~/panns_data`` when imported and downloads it when missing; the copy shipped in
-``curate/data`` is put there first (or ``HOME`` points at a private copy during the import).
+``curate/assets`` is put there first (or ``HOME`` points at a private copy during the import).
 
 AudioSet classes map to stems as in :data:`STEM_CLASSES` (a stem's score is the largest
 probability among its classes).
@@ -25,11 +25,12 @@ import torch
 
 from bsrnn.checkpoint import load_file
 from bsrnn.errors import CheckpointError
-from curate.errors import StemcurateError
-from curate.spectra import StemSpectrum
+from curate import ASSETS
+from curate.common.errors import StemcurateError
+from curate.scoring.spectra import StemSpectrum
 
 PANNS_RATE = 32000
-LABELS_CSV = Path(__file__).resolve().parent / "data" / "class_labels_indices.csv"
+LABELS_CSV = ASSETS / "class_labels_indices.csv"
 STEM_CLASSES = {
     "vocals": [
         "Speech",

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bsrnn.errors import BSRNNError
-from curate.errors import StemcurateError
+from curate.common.errors import StemcurateError
 
 EXIT_BAD_INPUT = 2
 err_console = Console(stderr=True, markup=False)  # file and track names print literally ('[live]' is not markup)

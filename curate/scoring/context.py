@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from curate.spectra import StemSpectrum, frame_bounds, mel_filterbank
+from curate.scoring.spectra import StemSpectrum, frame_bounds, mel_filterbank
 
 MAX_LAG = 2
 N_NEGATIVES = 24

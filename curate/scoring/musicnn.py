@@ -15,8 +15,8 @@ dataset being curated. Architecture (``musicnn`` 0.1.0, ``models.build_musicnn``
   original flattens them), batch norm, dense 200 + ReLU + batch norm (the *penultimate* 200-d
   layer), dense 50 and a sigmoid (the tags, :data:`MTT_TAGS`).
 
-The weights (``curate/data/musicnn_mtt.safetensors``, float16, ISC licence in
-``curate/data/MUSICNN_LICENSE.md``) were converted once from the checkpoint in the ``musicnn``
+The weights (``curate/assets/musicnn_mtt.safetensors``, float16, ISC licence in
+``curate/assets/MUSICNN_LICENSE.md``) were converted once from the checkpoint in the ``musicnn``
 0.1.0 wheel by ``scripts/convert_musicnn.py``; ``tests/test_musicnn.py`` checks this port against
 the original model's outputs recorded there. Unlike the original front end, the mel power is never
 cast to float16 (which overflows to inf on loud stems).
@@ -32,15 +32,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from curate.errors import StemcurateError
-from curate.spectra import StemSpectrum
+from curate import ASSETS
+from curate.common.errors import StemcurateError
+from curate.scoring.spectra import StemSpectrum
 
 SAMPLE_RATE = 16000
 N_FFT = 512
 HOP = 256
 N_MELS = 96
 PATCH_FRAMES = 187
-WEIGHTS = Path(__file__).resolve().parent / "data" / "musicnn_mtt.safetensors"
+WEIGHTS = ASSETS / "musicnn_mtt.safetensors"
 MTT_TAGS = (
     "guitar",
     "classical",

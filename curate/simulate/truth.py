@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from curate.corrupt import LEAK_KINDS
-from curate.datasets import load_segment
+from curate.data.datasets import load_segment
+from curate.simulate.corrupt import LEAK_KINDS
 
 
 def fragment_truth(
@@ -91,14 +91,14 @@ def fragment_truth(
 
 
 def manifest_truth(manifest, *, data_root=None) -> pd.DataFrame | None:
-    """Ground truth per row of ``manifest`` (a :class:`~curate.schema.Manifest`), or None when there is none:
+    """Ground truth per row of ``manifest`` (a :class:`~curate.data.schema.Manifest`), or None when there is none:
     its own ``corrupted`` (and ``corruption_source``, ``corruption_kind``) columns when it has them,
     else :func:`fragment_truth` of ``<data root>/corruptions.parquet`` written by ``curate corrupt``
     (``data_root``, default the manifest's). The one source of truth for training, the reports and
     the benchmarks."""
     from pathlib import Path
 
-    from curate.schema import CORRUPTIONS_FILE, read_corruptions
+    from curate.data.schema import CORRUPTIONS_FILE, read_corruptions
 
     frame = manifest.frame
     if "corrupted" in frame.columns:

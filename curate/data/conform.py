@@ -7,7 +7,7 @@ scan accepts the others read the same way:
 * **Samples** (:func:`sample_problem`): a file with NaN or infinite samples, or with a peak far
   above full scale (:data:`MAX_PEAK_DB`, a corrupt float file), is not audio anyone can use: the
   scan reports and skips it, ``separate`` skips it, ``evaluate`` leaves its track out, ``repair``
-  copies its track unchanged, ``corrupt`` refuses it (:meth:`curate.datasets.Track.load_all`
+  copies its track unchanged, ``corrupt`` refuses it (:meth:`curate.data.datasets.Track.load_all`
   raises an error naming the file).
 
 * **Sample rate** (:func:`rate_problem`): a file at less than :data:`MIN_SAMPLE_RATE` Hz (telephone
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from curate.errors import StemcurateError
+from curate.common.errors import StemcurateError
 
 LENGTH_TOLERANCE_S = 1.0
 """Largest length difference, in seconds, between the stems of one track that is read up to the shortest."""

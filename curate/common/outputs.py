@@ -5,7 +5,7 @@ report or results file written again). Everything else is refused before any wor
 line naming the path: one of the command's own inputs, a folder, or a file of another kind (a
 manifest given as the HTML report's path, a text file given as the manifest's). Kinds are read from
 the file itself: the ``stemcurate.kind`` metadata of a Parquet table, the ``generator`` meta tag
-of an HTML report. Outputs are then written atomically (:mod:`curate.atomic`).
+of an HTML report. Outputs are then written atomically (:mod:`curate.common.atomic`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from curate.errors import StemcurateError
+from curate.common.errors import StemcurateError
 
 HTML_GENERATOR = '<meta name="generator" content="stemcurate '
 """How the tag every HTML report carries in its head starts; its content goes on with the report's
@@ -41,7 +41,7 @@ def file_kind(path: str | Path) -> str | None:
             if head[:4] == b"PAR1":
                 import pyarrow.parquet as pq
 
-                from curate.schema import META_KIND
+                from curate.data.schema import META_KIND
 
                 kind = (pq.read_schema(path).metadata or {}).get(META_KIND)
                 return kind.decode() if kind else None

@@ -9,8 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from curate.errors import StemcurateError
-from curate.outputs import output_path
+from curate.common.errors import StemcurateError
+from curate.common.outputs import output_path
 
 
 def _takes_files(folder: Path, name: Path) -> None:

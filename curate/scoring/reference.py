@@ -1,11 +1,11 @@
 """The reference pool: clean, correctly labelled units that teach the label model without being scored.
 
-The classifier of :mod:`curate.classify` otherwise learns only from the dataset's own, possibly
+The classifier of :mod:`curate.scoring.classify` otherwise learns only from the dataset's own, possibly
 wrong, labels, and a dataset of one track cannot be predicted out of fold at all. The pool joins
-every out-of-fold fit (weighted by :attr:`curate.classify.LabelModelConfig.reference_weight`):
+every out-of-fold fit (weighted by :attr:`curate.scoring.classify.LabelModelConfig.reference_weight`):
 
 * the default pool: ``curate synth`` tracks (:data:`SYNTH_POOL`), whose embeddings ship with the
-  package in ``curate/data/reference_synth.npz`` (one array per embedder part, so a scan does not
+  package in ``curate/assets/reference_synth.npz`` (one array per embedder part, so a scan does not
   render and embed them each time; ``scripts/build_reference_pool.py`` rebuilds the file). For an
   embedder whose part is not in the file (``panns``, or other musicnn weights), the pool is rendered
   and embedded once and kept in the user's cache folder (``$XDG_CACHE_HOME/stemcurate``, default
@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curate.classify import ReferenceUnits, split_units
-from curate.errors import StemcurateError
+from curate import ASSETS
+from curate.common.errors import StemcurateError
+from curate.scoring.classify import ReferenceUnits, split_units
 
-POOL_FILE = Path(__file__).resolve().parent / "data" / "reference_synth.npz"
+POOL_FILE = ASSETS / "reference_synth.npz"
 POOL_VERSION = 1
 
 
@@ -61,7 +62,7 @@ def embed_dataset(
     pre-flight checks are left out. Raises :class:`StemcurateError` when ``root`` holds no tracks or
     no fragment.
     """
-    from curate.datasets import DEFAULT_STEMS, available_stems, discover
+    from curate.data.datasets import DEFAULT_STEMS, available_stems, discover
     from curate.scan import ScoreConfig, scan_track
 
     tracks = discover(root, subset="train")
@@ -93,7 +94,7 @@ def build_synth_pool(
     pool: SynthPool = SYNTH_POOL,
 ) -> ReferenceUnits:
     """Render the default pool with ``curate synth`` into a temporary folder and embed it."""
-    from curate.synth import synth_dataset
+    from curate.simulate.synth import synth_dataset
 
     with tempfile.TemporaryDirectory(prefix="stemcurate-pool-") as tmp:
         synth_dataset(tmp, tracks=pool.tracks, seconds=pool.seconds, seed=pool.seed)
@@ -157,7 +158,7 @@ def cached_synth_pool(
 
 def save_pool(parts: dict[str, ReferenceUnits], path: str | Path = POOL_FILE) -> Path:
     """Write the embeddings of the same units under several embedder parts (``features``, ``musicnn``), float16."""
-    from curate.atomic import atomic_path
+    from curate.common.atomic import atomic_path
 
     first = next(iter(parts.values()))
     for name, p in parts.items():

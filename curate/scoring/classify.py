@@ -64,7 +64,7 @@ class LabelModelConfig:
     foreign_prior: float = 0.005
     """Prior probability that a stem whose class matches its label still comes from another track."""
     use_alignment: bool = True
-    """Weigh onset alignment with the sibling stems (:mod:`curate.context`)."""
+    """Weigh onset alignment with the sibling stems (:mod:`curate.scoring.context`)."""
     stem_pooling: float = 0.1
     """Weight of the stem's mean log-likelihood against the fragment's own."""
     temperature: float = 1.0
@@ -101,7 +101,7 @@ class ReferenceUnits:
     """Clean, correctly labelled units that join every classifier fit and are never scored.
 
     ``units``: one row per unit with ``track`` and ``stem`` (its label); ``emb``: ``(units, d)``, from
-    the same embedder as the dataset. See :mod:`curate.reference`.
+    the same embedder as the dataset. See :mod:`curate.scoring.reference`.
     """
 
     units: pd.DataFrame
@@ -366,7 +366,7 @@ def score_labels(
     (same embedder) that joins every fit (see :class:`ReferenceUnits`), so that a dataset of one or a
     few tracks still gets label scores. Raises ``ValueError`` with fewer than 2 tracks and no pool.
     """
-    from curate.context import alignment_z, foreign_log_lr
+    from curate.scoring.context import alignment_z, foreign_log_lr
 
     frame = frame.reset_index(drop=True)
     units, arr, unit_of = split_units(frame, {"emb": emb} if env is None else {"emb": emb, "env": env})

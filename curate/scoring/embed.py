@@ -1,13 +1,13 @@
 """Fragment embedders for the classifier, chosen with ``curate scan --embedder NAME``.
 
 * ``musicnn`` (default): the pretrained MTT_musicnn tagger shipped with the package
-  (:mod:`curate.musicnn`): pooled features and penultimate layer, knowledge that does not come
+  (:mod:`curate.scoring.musicnn`): pooled features and penultimate layer, knowledge that does not come
   from the dataset's labels. On the 94 real MUSDB18 excerpts its out-of-fold unit accuracy is
   0.98 against 0.97 for ``features``, on rendered songs 0.98 against 0.96, and with one track and
   the reference pool it still names every stem of a real excerpt (``features``: not the drums).
-* ``features``: hand-made descriptors (:mod:`curate.features`), no weights needed.
+* ``features``: hand-made descriptors (:mod:`curate.scoring.features`), no weights needed.
 * ``features+musicnn``: both, concatenated.
-* ``panns``: PANNs Cnn14 embeddings and AudioSet scores (:mod:`curate.panns`), from a checkpoint
+* ``panns``: PANNs Cnn14 embeddings and AudioSet scores (:mod:`curate.scoring.panns`), from a checkpoint
   file the user downloaded (``--panns-checkpoint``).
 """
 
@@ -17,16 +17,16 @@ import functools
 
 import numpy as np
 
-from curate.errors import StemcurateError
-from curate.features import fragment_features
-from curate.spectra import StemSpectrum
+from curate.common.errors import StemcurateError
+from curate.scoring.features import fragment_features
+from curate.scoring.spectra import StemSpectrum
 
 EMBEDDERS = ("features", "musicnn", "features+musicnn", "panns")
 DEFAULT_EMBEDDER = "musicnn"
 
 
 class FeatureEmbedder:
-    """Hand-made descriptors per fragment (see :mod:`curate.features`)."""
+    """Hand-made descriptors per fragment (see :mod:`curate.scoring.features`)."""
 
     name = "features"
 
@@ -57,7 +57,7 @@ def make_embedder(
     if name not in EMBEDDERS:
         raise StemcurateError(f"unknown embedder '{name}' (use {', '.join(EMBEDDERS)})")
     if name == "panns":
-        from curate.panns import PannsEmbedder
+        from curate.scoring.panns import PannsEmbedder
 
         if not panns_checkpoint:
             raise StemcurateError("--embedder panns needs --panns-checkpoint PATH (Cnn14_mAP=0.431.pth)")
@@ -67,7 +67,7 @@ def make_embedder(
         if part == "features":
             members.append(FeatureEmbedder())
         else:
-            from curate.musicnn import WEIGHTS, MusicnnEmbedder
+            from curate.scoring.musicnn import WEIGHTS, MusicnnEmbedder
 
             members.append(MusicnnEmbedder(musicnn_weights or WEIGHTS, device=device))
     return members[0] if len(members) == 1 else ConcatEmbedder(members)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from curate.spectra import StemSpectrum, frame_bounds, mel_filterbank, segment_sums
+from curate.scoring.spectra import StemSpectrum, frame_bounds, mel_filterbank, segment_sums
 
 N_MELS = 40
 N_MELS_HPSS = 96

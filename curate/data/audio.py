@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from curate.atomic import atomic_path
-from curate.errors import StemcurateError
+from curate.common.atomic import atomic_path
+from curate.common.errors import StemcurateError
 
 AUDIO_EXTENSIONS = (".wav", ".flac")
 

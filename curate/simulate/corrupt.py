@@ -25,8 +25,8 @@ three kinds (equally likely) with probability ``bleed_rate``. Stems of RMS below
 corrupted nor used as a source. Non-finite samples are an error. ``mixture`` is the sum of the
 corrupted stems (a mono stem in every channel). Written as float32 WAV, into a hidden
 ``.DST.partial`` folder beside ``DST`` that is renamed to ``DST`` once complete
-(:func:`curate.atomic.atomic_dir`).
-``DST/corruptions.parquet`` has one row per corruption (see :data:`curate.schema.CORRUPTIONS_SCHEMA`);
+(:func:`curate.common.atomic.atomic_dir`).
+``DST/corruptions.parquet`` has one row per corruption (see :data:`curate.data.schema.CORRUPTIONS_SCHEMA`);
 stems without a row are clean. Other subsets are copied unchanged.
 """
 
@@ -40,12 +40,12 @@ import numpy as np
 import pandas as pd
 from scipy import signal
 
-from curate import audio as audio_io
-from curate.atomic import atomic_dir
-from curate.datasets import MIXTURE, Track, copy_subsets, discover
-from curate.errors import StemcurateError
-from curate.outputs import output_path
-from curate.schema import CORRUPTIONS_FILE, CORRUPTIONS_SCHEMA, write_corruptions
+from curate.common.atomic import atomic_dir
+from curate.common.errors import StemcurateError
+from curate.common.outputs import output_path
+from curate.data import audio as audio_io
+from curate.data.datasets import MIXTURE, Track, copy_subsets, discover
+from curate.data.schema import CORRUPTIONS_FILE, CORRUPTIONS_SCHEMA, write_corruptions
 
 MISLABEL_KINDS = ("swap", "replace", "partial")
 LEAK_KINDS = ("bleed", "room", "console")

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bsrnn.separator import Separator
-from curate.datasets import load_segment
+from curate.data.datasets import load_segment
 
 
 def load_separator(paths, *, device: str = "cpu") -> Separator:

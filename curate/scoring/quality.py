@@ -8,7 +8,7 @@
 target's model takes 3 dB more of the stem than the labelled target's model, 0.97 at equal energy).
 
 ``label_score`` is the probability that the stem's content is its label (see
-:mod:`curate.classify`; 1 when no classifier ran). ``bleed_factor`` is 0.5 at -22 dB of leakage,
+:mod:`curate.scoring.classify`; 1 when no classifier ran). ``bleed_factor`` is 0.5 at -22 dB of leakage,
 0.9 at -23.9 dB, 0.99 at -26 dB and 0.1 at -20.1 dB: at ``--threshold 0.7`` a fragment with a
 certain label is rejected from about -22.7 dB of bleed on (leaks worth removing are -20 dB and up).
 ``curate filter --bleed-db B`` moves that bound to ``B`` (the midpoint follows, see :func:`bleed_mid_for`):

@@ -1,0 +1,1 @@
+"""The dataset on disk: track discovery, audio I/O, per-file checks and the manifest schema."""

@@ -1,0 +1,308 @@
+"""Discover tracks and stems in MUSDB18 (``.stem.mp4``), MUSDB18-HQ and any folder in that layout.
+
+Layouts under ``ROOT/<subset>/`` (subset ``train`` or ``test``):
+
+* folder layout (MUSDB18-HQ): ``<track>/{mixture,vocals,bass,drums,other}.wav`` (or ``.flac``);
+  any other ``<name>.wav`` in a track folder is a stem called ``<name>`` (guitar, piano, ...).
+* stems layout (MUSDB18): ``<track>.stem.mp4`` files, read through ``musdb``/``stempeg``
+  (needs ``ffmpeg``); streams 0-4 are mixture, drums, bass, other, vocals.
+
+Audio comes back float32 ``(channels, samples)`` at the file's own rate.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from curate.common.errors import StemcurateError, as_path
+from curate.data import audio as audio_io
+
+DEFAULT_STEMS = ("vocals", "bass", "drums", "other")
+MIXTURE = "mixture"
+SUBSETS = ("train", "test")
+STEM_MP4 = ".stem.mp4"
+MUSDB_STREAMS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
+"""Stream index of each source inside a MUSDB18 ``.stem.mp4`` file (musdb's ``mus.yaml``)."""
+
+
+@dataclass(frozen=True)
+class StemFile:
+    """One source of a track: a wav/flac file, or one stream of a ``.stem.mp4``."""
+
+    name: str
+    path: Path
+    stream: int | None = None
+
+    def relative_to(self, root: Path) -> str:
+        """Path relative to the data root, POSIX separators (as stored in manifests)."""
+        return Path(os.path.relpath(self.path, root)).as_posix()
+
+
+@dataclass
+class Track:
+    """A track of a dataset: its mixture (if present) and stems, by name."""
+
+    name: str
+    subset: str
+    root: Path
+    stems: dict[str, StemFile]
+    mixture: StemFile | None = None
+    ignored: list[Path] = field(default_factory=list)
+    """Second files of a stem (``bass.flac`` beside ``bass.wav``): the ``.wav`` is read, these are not."""
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def is_stem_mp4(self) -> bool:
+        return any(s.stream is not None for s in self.stems.values())
+
+    def source(self, name: str) -> StemFile:
+        if name == MIXTURE and self.mixture is not None:
+            return self.mixture
+        if name not in self.stems:
+            raise StemcurateError(f"track '{self.name}': no stem '{name}' (has {', '.join(self.stems)})")
+        return self.stems[name]
+
+    def load(self, name: str, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, int]:
+        """Samples ``[start, stop)`` of stem ``name`` (or ``mixture``): float32 ``(channels, samples)``, Hz."""
+        return load_source(self.source(name), start, stop)
+
+    def load_all(self, names: list[str] | None = None) -> tuple[dict[str, np.ndarray], int]:
+        """All named stems (default: every stem), read to the shortest when their lengths are up to a second
+        apart (:mod:`curate.data.conform`). :class:`StemcurateError` naming the file for one that does not
+        decode, holds unusable samples (NaN/inf, far above full scale) or has a sample rate outside the
+        range read, naming the track when rates differ or lengths differ more."""
+        from curate.data.conform import audio_problem, common_length
+
+        names = list(self.stems) if names is None else names
+        out, rates = {}, {}
+        for n in names:
+            out[n], rates[n] = self.load(n)
+            unusable = audio_problem(out[n], rates[n])
+            if unusable:
+                raise StemcurateError(f"{self.source(n).path}: {unusable[1]}")
+        if len(set(rates.values())) > 1:
+            detail = ", ".join(f"{n} {r} Hz" for n, r in rates.items())
+            raise StemcurateError(f"track '{self.name}': stems have different sample rates ({detail})")
+        if not out:
+            return out, 0
+        rate = next(iter(rates.values()))
+        n = common_length({k: a.shape[1] for k, a in out.items()}, rate, where=f"track '{self.name}'")
+        return {k: a[:, :n] for k, a in out.items()}, rate
+
+
+def load_source(src: StemFile, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, int]:
+    """Read ``[start, stop)`` samples of one source: float32 ``(channels, samples)`` and its rate in Hz."""
+    if src.stream is None:
+        return audio_io.read(src.path, start, stop)
+    full, sr = _decode_stem_mp4(str(src.path), src.stream)
+    return full[:, start:stop], sr
+
+
+def load_segment(
+    root: str | Path, rel_path: str, stem: str, start: int, stop: int | None, *, need: int = 0
+) -> tuple[np.ndarray, int]:
+    """Read a manifest row's audio: ``rel_path`` under ``root``; ``stem`` picks the stream of a ``.stem.mp4``.
+
+    ``need``: the samples from ``start`` that the manifest says the file holds (its fragments'
+    ends); :class:`StemcurateError` naming the file when it holds fewer (it changed since the scan)."""
+    path = Path(root) / rel_path
+    stream = MUSDB_STREAMS.get(stem) if path.name.endswith(STEM_MP4) else None
+    if path.name.endswith(STEM_MP4) and stream is None:
+        raise StemcurateError(f"{path}: no stream for stem '{stem}' in a MUSDB18 .stem.mp4")
+    x, sr = load_source(StemFile(stem, path, stream), start, stop)
+    if x.shape[1] < need:
+        raise file_changed(path, start + x.shape[1], start + need)
+    return x, sr
+
+
+def file_changed(path: str | Path, holds: int, expected: int) -> StemcurateError:
+    """The error for a file shorter than its manifest rows: ``holds`` samples, rows up to ``expected``."""
+    return StemcurateError(
+        f"{path}: holds {holds} samples, the manifest has fragments up to sample {expected}; "
+        "the file changed since the scan, re-run curate scan"
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _decode_stem_mp4(path: str, stream: int) -> tuple[np.ndarray, int]:
+    _require_ffmpeg(path)
+    import stempeg
+
+    try:
+        data, sr = stempeg.read_stems(path, stem_id=stream, dtype=np.float32)
+    except Exception as exc:  # stempeg raises bare Exceptions and ffmpeg errors
+        raise StemcurateError(
+            f"{path}: cannot decode stream {stream} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from None
+    data = np.asarray(data, dtype=np.float32)
+    if data.ndim == 1:
+        data = data[:, None]
+    return np.ascontiguousarray(data.T), int(sr)
+
+
+def _require_ffmpeg(path) -> None:
+    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+        raise StemcurateError(f"{path}: reading .stem.mp4 needs ffmpeg and ffprobe (apt-get install -y ffmpeg)")
+
+
+def default_root() -> Path | None:
+    """The ``MUSDB_DIR`` environment variable, as musdb and open-unmix use it."""
+    value = os.environ.get("MUSDB_DIR")
+    return Path(value) if value else None
+
+
+def discover(root: str | Path | None = None, *, subset: str = "train") -> list[Track]:
+    """Find all tracks of ``subset`` under ``root`` (default ``$MUSDB_DIR``), sorted by name.
+
+    Every stem file present is listed; selecting stems is the caller's job. Raises
+    :class:`StemcurateError` for a missing/empty root or when no track is found.
+    """
+    if root is None:
+        root = default_root()
+        if root is None:
+            raise StemcurateError("no data folder given and MUSDB_DIR is not set")
+    root = as_path(root, "root")
+    if subset not in SUBSETS:
+        raise StemcurateError(f"--subset {subset}: unknown subset (use {' or '.join(SUBSETS)})")
+    if not root.exists():
+        raise StemcurateError(f"{root}: data folder does not exist")
+    if not root.is_dir():
+        raise StemcurateError(f"{root}: not a folder")
+    if not any(root.iterdir()):
+        raise StemcurateError(f"{root}: data folder is empty")
+    sub = root / subset
+    if not sub.is_dir():
+        raise StemcurateError(
+            f"{root}: no '{subset}' folder (expected {subset}/<track>/{{mixture,vocals,bass,drums,other}}.wav "
+            f"or {subset}/<track>.stem.mp4)"
+        )
+    tracks = _discover_folders(root, sub, subset) + _discover_stem_mp4(root, sub, subset)
+    if not tracks:
+        raise StemcurateError(
+            f"{sub}: no tracks found (expected <track>/{{mixture,vocals,bass,drums,other}}.wav|.flac "
+            f"or <track>.stem.mp4)"
+        )
+    names = [t.name for t in tracks]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise StemcurateError(f"{sub}: track '{dupes[0]}' appears both as a folder and as a .stem.mp4")
+    return sorted(tracks, key=lambda t: t.name)
+
+
+def _hidden(p: Path) -> bool:
+    """Hidden files and folders (``.DS_Store``, macOS ``._name`` AppleDouble files, ``.git``) are never tracks."""
+    return p.name.startswith(".")
+
+
+def not_tracks(root: str | Path, *, subset: str = "train") -> list[tuple[Path, str]]:
+    """Entries of ``root/subset`` that :func:`discover` does not read as tracks, with why: a folder with
+    no audio of its own but tracks inside (nested: move them up to ``subset/``), other folders and
+    files. Hidden entries are left out (ignored everywhere)."""
+    sub = Path(root) / subset
+    out = []
+    if not sub.is_dir():
+        return out
+    for p in sorted(sub.iterdir()):
+        if _hidden(p) or (p.is_file() and p.name.endswith(STEM_MP4)):
+            continue
+        if p.is_dir():
+            if any(
+                f.is_file() and f.suffix.lower() in audio_io.AUDIO_EXTENSIONS and not _hidden(f) for f in p.iterdir()
+            ):
+                continue
+            nested = [
+                f
+                for f in p.rglob("*")
+                if f.is_file()
+                and not any(x.startswith(".") for x in f.relative_to(p).parts)
+                and (f.name.endswith(STEM_MP4) or f.suffix.lower() in audio_io.AUDIO_EXTENSIONS)
+            ]
+            why = (
+                f"nested: holds {len(nested)} audio file(s) in sub-folders; tracks must sit directly in {subset}/"
+                if nested
+                else "a folder without audio files"
+            )
+            out.append((p, why))
+        else:
+            out.append((p, "not a track (tracks are folders of stems or .stem.mp4 files)"))
+    return out
+
+
+def _discover_folders(root: Path, sub: Path, subset: str) -> list[Track]:
+    tracks = []
+    for folder in sorted(p for p in sub.iterdir() if p.is_dir() and not _hidden(p)):
+        files: dict[str, Path] = {}
+        ignored: list[Path] = []
+        for f in sorted(folder.iterdir()):
+            ext = f.suffix.lower()
+            # a broken link is listed too: the scan then names it instead of calling the stem missing
+            if (f.is_file() or f.is_symlink()) and ext in audio_io.AUDIO_EXTENSIONS and not f.name.startswith("."):
+                if f.stem not in files:
+                    files[f.stem] = f
+                elif ext == ".wav" and files[f.stem].suffix.lower() != ".wav":  # the .wav of a stem is read
+                    ignored.append(files[f.stem])
+                    files[f.stem] = f
+                else:
+                    ignored.append(f)
+        if not files:
+            continue
+        mixture = files.pop(MIXTURE, None)
+        stems = {n: StemFile(n, p) for n, p in files.items()}
+        tracks.append(
+            Track(folder.name, subset, root, stems, StemFile(MIXTURE, mixture) if mixture else None, sorted(ignored))
+        )
+    return tracks
+
+
+def _discover_stem_mp4(root: Path, sub: Path, subset: str) -> list[Track]:
+    """``<track>.stem.mp4`` files directly in ``sub`` (not hidden), with MUSDB18's stream order."""
+    files = sorted(p for p in sub.glob(f"*{STEM_MP4}") if p.is_file() and not _hidden(p))
+    if not files:
+        return []
+    _require_ffmpeg(files[0])
+    stems = [n for n in DEFAULT_STEMS if n in MUSDB_STREAMS]
+    return [
+        Track(
+            p.name[: -len(STEM_MP4)],
+            subset,
+            root,
+            {n: StemFile(n, p, MUSDB_STREAMS[n]) for n in stems},
+            StemFile(MIXTURE, p, MUSDB_STREAMS[MIXTURE]),
+        )
+        for p in files
+    ]
+
+
+def copy_subsets(src: str | Path, dst: str | Path, *, skip) -> None:
+    """Copy the subsets of ``src`` that are not in ``skip`` (and not yet in ``dst``) unchanged, for a
+    copy of a dataset that rewrites only some subsets (``curate corrupt``, ``curate repair``)."""
+    src, dst = Path(src), Path(dst)
+    for subset in SUBSETS:
+        if subset not in skip and (src / subset).is_dir() and not (dst / subset).exists():
+            shutil.copytree(src / subset, dst / subset)
+
+
+def copy_track(track: Track, dst_subset: str | Path) -> None:
+    """Copy a track's files unchanged into ``dst_subset`` (a subset folder of another data root): a
+    folder track as ``dst_subset/<name>/``, a ``.stem.mp4`` as the same file."""
+    dst_subset = Path(dst_subset)
+    files = {track.source(n).path for n in [*track.stems, *([MIXTURE] if track.mixture is not None else [])]}
+    for f in sorted(files):
+        target = dst_subset / f.name if f.name.endswith(STEM_MP4) else dst_subset / track.name / f.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, target)
+
+
+def available_stems(tracks: list[Track]) -> list[str]:
+    """Stem names present in at least one track, in order of first appearance."""
+    seen: dict[str, None] = {}
+    for t in tracks:
+        for n in t.stems:
+            seen.setdefault(n, None)
+    return list(seen)

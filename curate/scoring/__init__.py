@@ -1,0 +1,1 @@
+"""Evidence per fragment: spectra, embedders, reference pool, bleed, alignment, label model, quality."""

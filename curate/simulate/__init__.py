@@ -1,0 +1,1 @@
+"""Demo data and label noise with ground truth: synthetic songs, corruptions, manifest truth."""
