@@ -1,6 +1,7 @@
 """``curate scan``: check every file, run SAD on every stem, write the manifest.
 
-Resumable: each finished track (a :class:`~curate.scanparts.TrackScan`) is kept in
+The per-track stage is :mod:`curate.scantrack`. Resumable: each finished track (a
+:class:`~curate.scanparts.TrackScan`) is kept in
 ``<manifest>.parts/`` (:mod:`curate.scanparts`) and not recomputed by a later run with the same
 settings; the manifest and its ``.problems.parquet`` appear atomically at the end, and the parts
 folder is then removed.
@@ -20,7 +21,7 @@ import pandas as pd
 from curate.common.atomic import check_folder, ensure_writable_dir, make_dir, write_text
 from curate.common.errors import StemcurateError, as_int, as_path
 from curate.common.outputs import check_output, output_path
-from curate.data.checks import WARNING, CheckConfig, Problem, check_track
+from curate.data.checks import CheckConfig, Problem
 from curate.data.datasets import DEFAULT_STEMS, MIXTURE, Track, available_stems, discover, not_tracks
 from curate.data.schema import (
     MANIFEST_SCHEMA,
@@ -31,47 +32,11 @@ from curate.data.schema import (
     write_manifest,
     write_problems,
 )
-from curate.scanparts import ROW_COLUMNS, TrackScan, check_parts, load_part, part_key, prepare_parts, save_part
-from curate.scoring.bleed import BleedConfig, track_bleed
-from curate.scoring.classify import LabelModelConfig, LabelScores, score_labels
-from curate.scoring.context import onset_envelope, unit_envelopes
-from curate.scoring.embed import DEFAULT_EMBEDDER, make_embedder
+from curate.scanparts import TrackScan, check_parts, load_part, part_key, prepare_parts, save_part
+from curate.scantrack import ScoreConfig, init_worker, pad_concat, scan_track, scan_track_job
+from curate.scoring.classify import LabelScores, score_labels
 from curate.scoring.quality import quality as quality_score
-from curate.scoring.spectra import stft
-from sad import SADConfig, detect
-
-
-@dataclass(frozen=True)
-class ScoreConfig:
-    """The scoring stage of a scan: embedder, bleed and label model. ``embedder=None``: SAD only."""
-
-    embedder: str | None = DEFAULT_EMBEDDER
-    panns_checkpoint: str | None = None
-    musicnn_weights: str | None = None
-    """Another MTT_musicnn weight file (safetensors) than the shipped one."""
-    device: str = "cpu"
-    bleed: BleedConfig = BleedConfig()
-    labels: LabelModelConfig = LabelModelConfig()
-    separator: tuple | None = None  # trained BSRNN checkpoints (files or saved_models folders): self-separation
-    reference_pool: bool = True
-    """Let the shipped ``curate synth`` pool join the label model's fits (:mod:`curate.scoring.reference`)."""
-    reference: tuple | None = None
-    """Folders of the user's trusted clean stems that join the pool."""
-
-    def __post_init__(self):
-        for name in ("panns_checkpoint", "musicnn_weights"):  # a Path is accepted; stored as str for metadata
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, str(getattr(self, name)))
-        for name in ("separator", "reference"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, tuple(str(p) for p in getattr(self, name)))
-
-    def make_embedder(self):
-        """The embedder of these settings (loaded once per process)."""
-        return make_embedder(self.embedder, self.panns_checkpoint, self.device, self.musicnn_weights)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from sad import SADConfig
 
 
 @dataclass
@@ -89,137 +54,6 @@ class ScanResult:
     warnings: list[str] = field(default_factory=list)
     labels: LabelScores | None = None
     """The label model behind ``label_score`` (None without scores or without enough data)."""
-
-
-def fragment_rows(track: Track, stem: str, audio: np.ndarray, sample_rate: int, sad_config: SADConfig) -> list[dict]:
-    """Manifest rows for the salient fragments of one stem ``audio`` ``(channels, samples)``."""
-    bounds = detect(audio, sample_rate, sad_config)
-    rel = track.source(stem).relative_to(track.root)
-    rows = []
-    for start, end in bounds:
-        seg = audio[:, start:end].astype(np.float64)
-        ms = float(np.mean(seg**2)) if seg.size else 0.0
-        rows.append(
-            dict(
-                track=track.name,
-                subset=track.subset,
-                stem=stem,
-                path=rel,
-                start=int(start),
-                end=int(end),
-                sample_rate=int(sample_rate),
-                channels=int(audio.shape[0]),
-                rms_db=float(10 * np.log10(max(ms, 1e-20))),
-            )
-        )
-    return rows
-
-
-def _no_fragments(track: Track, stem: str, seconds: float, sad_config: SADConfig) -> Problem:
-    """The problem row of a stem that yields no fragment: too short for the detection window, or never active enough."""
-    if seconds < sad_config.window_s:
-        why = (
-            f"{seconds:.1f} s, shorter than the {sad_config.window_s:g}-s detection window (try --sad-window "
-            f"{max(seconds / 2, 0.5):.1f})"
-        )
-    else:
-        why = (
-            f"no {sad_config.window_s:g}-s window is active enough (quiet or sparse throughout; see --sad-window, "
-            "--sad-min-active)"
-        )
-    return Problem(
-        track.name,
-        track.subset,
-        stem,
-        track.source(stem).relative_to(track.root),
-        "no_fragments",
-        WARNING,
-        f"no fragment: {why}",
-    )
-
-
-def scan_track(
-    track: Track,
-    stems: list[str],
-    *,
-    sad_config: SADConfig = SADConfig(),
-    check_config: CheckConfig = CheckConfig(),
-    score: ScoreConfig | None = None,
-) -> TrackScan:
-    """Check one track, detect the salient fragments of its requested stems and, with ``score``,
-    embed them and measure their bleed (from every stem of the track, requested or not)."""
-    checked = check_track(track, stems, check_config)
-    rows, bounds = [], {}
-    for stem in stems:
-        if stem in checked.audio and stem != MIXTURE:
-            stem_rows = fragment_rows(track, stem, checked.audio[stem], checked.sample_rate, sad_config)
-            if not stem_rows:
-                checked.problems.append(
-                    _no_fragments(track, stem, checked.audio[stem].shape[1] / checked.sample_rate, sad_config)
-                )
-            rows.extend(stem_rows)
-            bounds[stem] = np.array([[r["start"], r["end"]] for r in stem_rows], dtype=np.int64).reshape(-1, 2)
-    if score is None or score.embedder is None:
-        return TrackScan(pd.DataFrame(rows, columns=ROW_COLUMNS), checked.problems, checked.residual_db, None)
-    sources = {n: x for n, x in checked.audio.items() if n != MIXTURE}
-    if sources:  # the other stems that passed the same checks: possible sources of a leak
-        sources.update(checked.context or {})
-    spectra = {n: stft(x, checked.sample_rate) for n, x in sources.items()}
-    embedder = score.make_embedder()
-    embs, envs, bleed = [], [], {}
-    if spectra:  # a stem without siblings reads the floor (-80 dB: no leak), not NaN
-        full_bounds = {n: bounds.get(n, np.zeros((0, 2), np.int64)) for n in spectra}
-        bleed = track_bleed(spectra, full_bounds, score.bleed)
-    for stem, b in bounds.items():
-        if len(b):
-            half = (b[:, 1] - b[:, 0]) // 2
-            units = np.stack(
-                [np.stack([b[:, 0], b[:, 0] + half], 1), np.stack([b[:, 0] + half, b[:, 1]], 1)], 1
-            ).reshape(-1, 2)
-            embs.append(embedder.embed(sources[stem], spectra[stem], units).reshape(len(b), 2, -1))
-            length = int(-(-half.max() // spectra[stem].hop))
-            env = unit_envelopes(onset_envelope(spectra[stem]), units, spectra[stem].hop, length)
-            envs.append(env.reshape(len(b), 2, length))
-    k = 0
-    for stem, b in bounds.items():
-        db, src, _ = bleed.get(stem, (np.full(len(b), np.nan), [None] * len(b), None))
-        for q in range(len(b)):
-            rows[k + q]["bleed_db"] = float(db[q])
-            rows[k + q]["bleed_stem"] = src[q]
-        k += len(b)
-    frame = pd.DataFrame(rows, columns=ROW_COLUMNS)
-    if not embs:
-        return TrackScan(frame, checked.problems, checked.residual_db, {})
-    arrays = {"emb": np.concatenate(embs).astype(np.float32), "env": _pad_concat(envs)}
-    return TrackScan(frame, checked.problems, checked.residual_db, arrays)
-
-
-def _pad_concat(arrays: list[np.ndarray]) -> np.ndarray:
-    """Concatenate ``(n_i, ..., L_i)`` arrays along axis 0, zero-padding the last axis to the longest."""
-    if not arrays:
-        return np.zeros((0,), np.float16)
-    length = max(a.shape[-1] for a in arrays)
-    return np.concatenate([np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, length - a.shape[-1])]) for a in arrays])
-
-
-_WORKER_LIMITS = None
-
-
-def _init_worker() -> None:
-    """One thread per worker process: ``--jobs N`` runs N tracks side by side, and a worker whose
-    torch and BLAS also start a thread per core oversubscribes the CPU (real scan, 2 jobs on 2 cores:
-    51 s for the tracks with default threads, 35 s with one each)."""
-    global _WORKER_LIMITS
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(1)
-    _WORKER_LIMITS = threadpool_limits(limits=1)  # kept for the worker's life
-
-
-def _scan_track_job(args):
-    track, stems, sad_config, check_config, score = args
-    return scan_track(track, stems, sad_config=sad_config, check_config=check_config, score=score)
 
 
 def _check_options(*, output, txt_dir, stems, jobs, configs: dict) -> None:
@@ -393,8 +227,8 @@ def scan(
         from concurrent.futures import ProcessPoolExecutor
 
         workers_n = min(jobs, len(todo), os.cpu_count() or 1)  # more processes than cores or tracks only cost memory
-        with ProcessPoolExecutor(max_workers=workers_n, initializer=_init_worker) as workers:
-            futures = {workers.submit(_scan_track_job, (t, scanned, sad_config, check_config, score)): t for t in todo}
+        with ProcessPoolExecutor(max_workers=workers_n, initializer=init_worker) as workers:
+            futures = {workers.submit(scan_track_job, (t, scanned, sad_config, check_config, score)): t for t in todo}
             from concurrent.futures import as_completed
 
             for fut in as_completed(futures):
@@ -420,7 +254,7 @@ def scan(
     warn: list[str] = []
     labels = None
     if score is not None and score.embedder is not None and len(fragments):
-        arrays = {k: _pad_concat([e[k] for e in embs if e and k in e])[order] for k in ("emb", "env")}
+        arrays = {k: pad_concat([e[k] for e in embs if e and k in e])[order] for k in ("emb", "env")}
         labels = _score(fragments, arrays["emb"], arrays["env"], score, root, reference, warn)
     if scanned != stems:  # the context stems leave the manifest and the problems
         fragments = fragments[fragments["stem"].isin(stems)].reset_index(drop=True)

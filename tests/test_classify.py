@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from curate.data.datasets import discover
-from curate.scan import ScoreConfig, scan_track
+from curate.scantrack import ScoreConfig, scan_track
 from curate.scoring.classify import (
     LabelModelConfig,
     confident_issues,

@@ -233,7 +233,7 @@ def test_bleed_of_the_requested_stems_comes_from_every_stem_of_the_track(synth_d
     """`--stems vocals` scores only the vocals, but a leak into them can come from any sibling: the
     siblings are read for the leak model (before, a vocals-only scan measured no bleed at all)."""
     from curate.data.datasets import discover
-    from curate.scan import scan_track
+    from curate.scantrack import scan_track
     from curate.simulate.corrupt import make_leak
 
     folder = next((synth_dir / "train").iterdir())

@@ -63,7 +63,7 @@ def embed_dataset(
     no fragment.
     """
     from curate.data.datasets import DEFAULT_STEMS, available_stems, discover
-    from curate.scan import ScoreConfig, scan_track
+    from curate.scantrack import ScoreConfig, scan_track
 
     tracks = discover(root, subset="train")
     present = available_stems(tracks)

@@ -1,0 +1,188 @@
+"""The per-track stage of ``curate scan``: checks, SAD, and with a :class:`ScoreConfig` the embeddings,
+onset envelopes and bleed of every fragment of one track (:func:`scan_track`).
+
+Each track is independent of the others: :func:`curate.scan.scan` runs this stage in worker processes
+(``--jobs``) and keeps each result as a part (:mod:`curate.scanparts`) before the dataset-wide label model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from curate.data.checks import WARNING, CheckConfig, Problem, check_track
+from curate.data.datasets import MIXTURE, Track
+from curate.scanparts import ROW_COLUMNS, TrackScan
+from curate.scoring.bleed import BleedConfig, track_bleed
+from curate.scoring.classify import LabelModelConfig
+from curate.scoring.context import onset_envelope, unit_envelopes
+from curate.scoring.embed import DEFAULT_EMBEDDER, make_embedder
+from curate.scoring.spectra import stft
+from sad import SADConfig, detect
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """The scoring stage of a scan: embedder, bleed and label model. ``embedder=None``: SAD only."""
+
+    embedder: str | None = DEFAULT_EMBEDDER
+    panns_checkpoint: str | None = None
+    musicnn_weights: str | None = None
+    """Another MTT_musicnn weight file (safetensors) than the shipped one."""
+    device: str = "cpu"
+    bleed: BleedConfig = BleedConfig()
+    labels: LabelModelConfig = LabelModelConfig()
+    separator: tuple | None = None  # trained BSRNN checkpoints (files or saved_models folders): self-separation
+    reference_pool: bool = True
+    """Let the shipped ``curate synth`` pool join the label model's fits (:mod:`curate.scoring.reference`)."""
+    reference: tuple | None = None
+    """Folders of the user's trusted clean stems that join the pool."""
+
+    def __post_init__(self):
+        for name in ("panns_checkpoint", "musicnn_weights"):  # a Path is accepted; stored as str for metadata
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, str(getattr(self, name)))
+        for name in ("separator", "reference"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(str(p) for p in getattr(self, name)))
+
+    def make_embedder(self):
+        """The embedder of these settings (loaded once per process)."""
+        return make_embedder(self.embedder, self.panns_checkpoint, self.device, self.musicnn_weights)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def fragment_rows(track: Track, stem: str, audio: np.ndarray, sample_rate: int, sad_config: SADConfig) -> list[dict]:
+    """Manifest rows for the salient fragments of one stem ``audio`` ``(channels, samples)``."""
+    bounds = detect(audio, sample_rate, sad_config)
+    rel = track.source(stem).relative_to(track.root)
+    rows = []
+    for start, end in bounds:
+        seg = audio[:, start:end].astype(np.float64)
+        ms = float(np.mean(seg**2)) if seg.size else 0.0
+        rows.append(
+            dict(
+                track=track.name,
+                subset=track.subset,
+                stem=stem,
+                path=rel,
+                start=int(start),
+                end=int(end),
+                sample_rate=int(sample_rate),
+                channels=int(audio.shape[0]),
+                rms_db=float(10 * np.log10(max(ms, 1e-20))),
+            )
+        )
+    return rows
+
+
+def _no_fragments(track: Track, stem: str, seconds: float, sad_config: SADConfig) -> Problem:
+    """The problem row of a stem that yields no fragment: too short for the detection window, or never active enough."""
+    if seconds < sad_config.window_s:
+        why = (
+            f"{seconds:.1f} s, shorter than the {sad_config.window_s:g}-s detection window (try --sad-window "
+            f"{max(seconds / 2, 0.5):.1f})"
+        )
+    else:
+        why = (
+            f"no {sad_config.window_s:g}-s window is active enough (quiet or sparse throughout; see --sad-window, "
+            "--sad-min-active)"
+        )
+    return Problem(
+        track.name,
+        track.subset,
+        stem,
+        track.source(stem).relative_to(track.root),
+        "no_fragments",
+        WARNING,
+        f"no fragment: {why}",
+    )
+
+
+def scan_track(
+    track: Track,
+    stems: list[str],
+    *,
+    sad_config: SADConfig = SADConfig(),
+    check_config: CheckConfig = CheckConfig(),
+    score: ScoreConfig | None = None,
+) -> TrackScan:
+    """Check one track, detect the salient fragments of its requested stems and, with ``score``,
+    embed them and measure their bleed (from every stem of the track, requested or not)."""
+    checked = check_track(track, stems, check_config)
+    rows, bounds = [], {}
+    for stem in stems:
+        if stem in checked.audio and stem != MIXTURE:
+            stem_rows = fragment_rows(track, stem, checked.audio[stem], checked.sample_rate, sad_config)
+            if not stem_rows:
+                checked.problems.append(
+                    _no_fragments(track, stem, checked.audio[stem].shape[1] / checked.sample_rate, sad_config)
+                )
+            rows.extend(stem_rows)
+            bounds[stem] = np.array([[r["start"], r["end"]] for r in stem_rows], dtype=np.int64).reshape(-1, 2)
+    if score is None or score.embedder is None:
+        return TrackScan(pd.DataFrame(rows, columns=ROW_COLUMNS), checked.problems, checked.residual_db, None)
+    sources = {n: x for n, x in checked.audio.items() if n != MIXTURE}
+    if sources:  # the other stems that passed the same checks: possible sources of a leak
+        sources.update(checked.context or {})
+    spectra = {n: stft(x, checked.sample_rate) for n, x in sources.items()}
+    embedder = score.make_embedder()
+    embs, envs, bleed = [], [], {}
+    if spectra:  # a stem without siblings reads the floor (-80 dB: no leak), not NaN
+        full_bounds = {n: bounds.get(n, np.zeros((0, 2), np.int64)) for n in spectra}
+        bleed = track_bleed(spectra, full_bounds, score.bleed)
+    for stem, b in bounds.items():
+        if len(b):
+            half = (b[:, 1] - b[:, 0]) // 2
+            units = np.stack(
+                [np.stack([b[:, 0], b[:, 0] + half], 1), np.stack([b[:, 0] + half, b[:, 1]], 1)], 1
+            ).reshape(-1, 2)
+            embs.append(embedder.embed(sources[stem], spectra[stem], units).reshape(len(b), 2, -1))
+            length = int(-(-half.max() // spectra[stem].hop))
+            env = unit_envelopes(onset_envelope(spectra[stem]), units, spectra[stem].hop, length)
+            envs.append(env.reshape(len(b), 2, length))
+    k = 0
+    for stem, b in bounds.items():
+        db, src, _ = bleed.get(stem, (np.full(len(b), np.nan), [None] * len(b), None))
+        for q in range(len(b)):
+            rows[k + q]["bleed_db"] = float(db[q])
+            rows[k + q]["bleed_stem"] = src[q]
+        k += len(b)
+    frame = pd.DataFrame(rows, columns=ROW_COLUMNS)
+    if not embs:
+        return TrackScan(frame, checked.problems, checked.residual_db, {})
+    arrays = {"emb": np.concatenate(embs).astype(np.float32), "env": pad_concat(envs)}
+    return TrackScan(frame, checked.problems, checked.residual_db, arrays)
+
+
+def pad_concat(arrays: list[np.ndarray]) -> np.ndarray:
+    """Concatenate ``(n_i, ..., L_i)`` arrays along axis 0, zero-padding the last axis to the longest."""
+    if not arrays:
+        return np.zeros((0,), np.float16)
+    length = max(a.shape[-1] for a in arrays)
+    return np.concatenate([np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, length - a.shape[-1])]) for a in arrays])
+
+
+_WORKER_LIMITS = None
+
+
+def init_worker() -> None:
+    """One thread per worker process: ``--jobs N`` runs N tracks side by side, and a worker whose
+    torch and BLAS also start a thread per core oversubscribes the CPU (real scan, 2 jobs on 2 cores:
+    51 s for the tracks with default threads, 35 s with one each)."""
+    global _WORKER_LIMITS
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    _WORKER_LIMITS = threadpool_limits(limits=1)  # kept for the worker's life
+
+
+def scan_track_job(args):
+    """:func:`scan_track` of one ``(track, stems, sad_config, check_config, score)`` tuple (a worker's job)."""
+    track, stems, sad_config, check_config, score = args
+    return scan_track(track, stems, sad_config=sad_config, check_config=check_config, score=score)
