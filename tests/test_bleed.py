@@ -225,9 +225,9 @@ def _sums(recv, src):
     return g, p_r, p_s, pw_r, pw_s
 
 
-def test_path_response_is_the_leak_filter():
+def testpath_response_is_the_leak_filter():
     """The leak model's filter, read back from the summed spectra, is the filter the leak went through."""
-    from curate.scoring.bleed import BleedConfig, _lag_window, _path_response
+    from curate.scoring.leak import BleedConfig, lag_window, path_response
 
     rng = np.random.default_rng(1)
     f, t, n_fft = 1025, 300, 2048
@@ -237,21 +237,15 @@ def test_path_response_is_the_leak_filter():
     true = np.fft.rfft(taps)
     recv = src * true[None, :, None]
     g, p_r, p_s, _, _ = _sums(recv, src)
-    resp = _path_response(0, g, p_s, p_r, None, n_fft, 512, _lag_window(n_fft), BleedConfig())
+    resp = path_response(0, g, p_s, p_r, None, n_fft, 512, lag_window(n_fft), BleedConfig())
     assert np.max(np.abs(resp - true)) < 0.02
 
 
 def test_floor_violation_tells_the_receiver_from_the_source():
     """A stem that holds a leak is never much quieter than the leak; the leak's source, read as a
     receiver the other way round, is (where it pauses while the real receiver plays)."""
-    from curate.scoring.bleed import (
-        BleedConfig,
-        _band_edges,
-        _band_energy,
-        _lag_window,
-        _path_response,
-        floor_violation,
-    )
+    from curate.scoring.bleed import _band_edges, _band_energy, floor_violation
+    from curate.scoring.leak import BleedConfig, lag_window, path_response
 
     rng = np.random.default_rng(0)
     f, t, n_fft = 1025, 400, 2048
@@ -263,9 +257,9 @@ def test_floor_violation_tells_the_receiver_from_the_source():
     recv = own + 0.3 * src  # frames 50-99: the leak alone; 25-49: recv's own part alone
     edges = _band_edges(f)
     g, p_r, p_s, pw_r, pw_s = _sums(recv, src)
-    lw = _lag_window(n_fft)
-    into_recv = _path_response(0, g, p_s, p_r, None, n_fft, 512, lw, BleedConfig())
-    into_src = _path_response(0, np.conj(g), p_r, p_s, None, n_fft, 512, lw, BleedConfig())
+    lw = lag_window(n_fft)
+    into_recv = path_response(0, g, p_s, p_r, None, n_fft, 512, lw, BleedConfig())
+    into_src = path_response(0, np.conj(g), p_r, p_s, None, n_fft, 512, lw, BleedConfig())
     assert (
         floor_violation(_band_energy(pw_r, edges), pw_s, into_recv, edges) < 0.02
     )  # src into recv: recv always holds its leak
@@ -281,14 +275,8 @@ def test_floor_violation_reads_the_leak_path_not_chance_coherence():
     holds is the leak path's output, so the bass is not 'quieter than its leak' where it pauses. A
     per-band gain read from the cross-spectrum (the earlier rule) put a quarter of the leak there
     (0.27 here) and, on a rendered song, read the keyboard as the receiver of a -3 dB bass leak."""
-    from curate.scoring.bleed import (
-        BleedConfig,
-        _band_edges,
-        _band_energy,
-        _lag_window,
-        _path_response,
-        floor_violation,
-    )
+    from curate.scoring.bleed import _band_edges, _band_energy, floor_violation
+    from curate.scoring.leak import BleedConfig, lag_window, path_response
 
     rng = np.random.default_rng(0)
     f, t, n_fft = 1025, 400, 2048
@@ -303,7 +291,7 @@ def test_floor_violation_reads_the_leak_path_not_chance_coherence():
     recv = own + 0.3 * src * high
     g, p_r, p_s, pw_r, pw_s = _sums(recv, src)
     edges = _band_edges(f)
-    path = _path_response(0, g, p_s, p_r, None, n_fft, 512, _lag_window(n_fft), BleedConfig())
+    path = path_response(0, g, p_s, p_r, None, n_fft, 512, lag_window(n_fft), BleedConfig())
     assert floor_violation(_band_energy(pw_r, edges), pw_s, path, edges) < 0.05
     flow = np.add.reduceat(np.abs(g) ** 2 / p_s, edges[:-1]) / np.add.reduceat(p_s, edges[:-1])  # the per-band gain
     per_band = flow[:, None] * _band_energy(pw_s, edges)
