@@ -41,8 +41,8 @@ from curate.data.datasets import discover  # noqa: E402
 from curate.data.schema import read_manifest  # noqa: E402
 from curate.scan import ScoreConfig, scan  # noqa: E402
 from curate.scoring.bleed import BleedConfig  # noqa: E402
-from curate.scoring.classify import LabelModelConfig, split_units  # noqa: E402
 from curate.scoring.embed import DEFAULT_EMBEDDER, EMBEDDERS  # noqa: E402
+from curate.scoring.labelmodel import LabelModelConfig, split_units  # noqa: E402
 from curate.scoring.quality import reasons  # noqa: E402
 from curate.simulate.corrupt import LEAK_KINDS, MISLABEL_KINDS, corrupt_dataset  # noqa: E402
 from curate.simulate.synth import synth_dataset  # noqa: E402

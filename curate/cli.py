@@ -15,8 +15,8 @@ from curate.data.schema import CORRUPTIONS_FILE, REPAIRS_FILE
 from curate.filter import filter_manifest
 from curate.repair import RepairConfig, repair_dataset
 from curate.scan import ScoreConfig, scan
-from curate.scoring.classify import LabelModelConfig
 from curate.scoring.embed import DEFAULT_EMBEDDER, EMBEDDERS
+from curate.scoring.labelmodel import LabelModelConfig
 from curate.simulate.corrupt import corrupt_dataset
 from curate.simulate.synth import synth_dataset
 from sad import SADConfig

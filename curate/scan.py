@@ -34,7 +34,8 @@ from curate.data.schema import (
 )
 from curate.scanparts import TrackScan, check_parts, load_part, part_key, prepare_parts, save_part
 from curate.scantrack import ScoreConfig, init_worker, pad_concat, scan_track, scan_track_job
-from curate.scoring.classify import LabelScores, score_labels
+from curate.scoring.classify import score_labels
+from curate.scoring.labelmodel import LabelScores
 from curate.scoring.quality import quality as quality_score
 from sad import SADConfig
 

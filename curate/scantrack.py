@@ -16,9 +16,9 @@ from curate.data.checks import WARNING, CheckConfig, Problem, check_track
 from curate.data.datasets import MIXTURE, Track
 from curate.scanparts import ROW_COLUMNS, TrackScan
 from curate.scoring.bleed import BleedConfig, track_bleed
-from curate.scoring.classify import LabelModelConfig
 from curate.scoring.context import onset_envelope, unit_envelopes
 from curate.scoring.embed import DEFAULT_EMBEDDER, make_embedder
+from curate.scoring.labelmodel import LabelModelConfig
 from curate.scoring.spectra import stft
 from sad import SADConfig, detect
 

@@ -4,15 +4,9 @@ import pytest
 
 from curate.data.datasets import discover
 from curate.scantrack import ScoreConfig, scan_track
-from curate.scoring.classify import (
-    LabelModelConfig,
-    confident_issues,
-    confident_thresholds,
-    joint_posterior,
-    out_of_fold_proba,
-    relative_features,
-    split_units,
-)
+from curate.scoring.labelmodel import LabelModelConfig, split_units
+from curate.scoring.oof import out_of_fold_proba, relative_features
+from curate.scoring.posterior import joint_posterior
 from curate.simulate.synth import synth_dataset
 
 CLASSES = ["bass", "drums", "other", "vocals"]
@@ -52,7 +46,7 @@ def test_units_are_shared_by_overlapping_fragments():
 
 def test_folds_never_share_a_track(monkeypatch):
     """Every row must be predicted by a model fitted without its track."""
-    import curate.scoring.classify as cl
+    import curate.scoring.oof as oof
 
     seen = []
 
@@ -69,25 +63,13 @@ def test_folds_never_share_a_track(monkeypatch):
             seen.append(len(X))
             return np.full((len(X), 2), 0.5)
 
-    monkeypatch.setattr(cl, "_make_classifier", lambda config: Spy())
+    monkeypatch.setattr(oof, "make_classifier", lambda config: Spy())
     n = 60
     X = np.arange(n, dtype=float)[:, None]
     groups = np.repeat(np.arange(12), 5)
     labels = np.where(np.arange(n) % 2, "a", "b")
     out_of_fold_proba(X, labels, groups, ["a", "b"])
     assert sum(seen) == n and len(seen) == 5  # 5 folds, each row predicted once
-
-
-def test_confident_thresholds_hand_computed():
-    proba = np.array(
-        [[0.9, 0.1, 0.0], [0.6, 0.4, 0.0], [0.3, 0.7, 0.0], [0.2, 0.8, 0.0], [0.1, 0.2, 0.7], [0.8, 0.1, 0.1]]
-    )
-    labels = np.array([0, 0, 1, 1, 2, 2])
-    t = confident_thresholds(proba, labels)
-    np.testing.assert_allclose(t, [0.75, 0.75, 0.4])
-    # row 1: p0=0.6 < 0.75 but no other class reaches its threshold -> no issue
-    # row 5: labelled 2 with p2=0.1 < 0.4 and p0=0.8 >= 0.75 -> issue
-    assert confident_issues(proba, labels, t).tolist() == [False, False, False, False, False, True]
 
 
 def _window(stems, probas, track="t", start=0):
@@ -131,7 +113,7 @@ def test_replacement_by_another_class_is_flagged():
 
 
 def test_product_of_experts_golden():
-    from curate.scoring.classify import product_of_experts
+    from curate.scoring.oof import product_of_experts
 
     a = np.array([[0.8, 0.2], [0.5, 0.5]])
     b = np.array([[0.5, 0.5], [0.9, 0.1]])

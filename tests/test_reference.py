@@ -7,7 +7,9 @@ import pytest
 import curate.scoring.reference as reference
 from curate.common.errors import StemcurateError
 from curate.scan import ScoreConfig, scan
-from curate.scoring.classify import LabelModelConfig, ReferenceUnits, out_of_fold_proba, score_labels
+from curate.scoring.classify import score_labels
+from curate.scoring.labelmodel import LabelModelConfig, ReferenceUnits
+from curate.scoring.oof import out_of_fold_proba
 from curate.scoring.reference import (
     POOL_FILE,
     SYNTH_POOL,

@@ -28,7 +28,7 @@ import pandas as pd
 
 from curate import ASSETS
 from curate.common.errors import StemcurateError
-from curate.scoring.classify import ReferenceUnits, split_units
+from curate.scoring.labelmodel import ReferenceUnits, split_units
 
 POOL_FILE = ASSETS / "reference_synth.npz"
 POOL_VERSION = 1
