@@ -5,7 +5,7 @@ a scan does not render and embed the pool each time (see :mod:`curate.scoring.re
 
 Renders :data:`curate.scoring.reference.SYNTH_POOL` with ``curate synth`` once and stores the ``features`` and
 ``musicnn`` embeddings of the same units (float16). Rerun it whenever an embedder or ``curate synth``
-changes; ``tests/test_reference.py`` fails while the shipped file is stale.
+changes; ``tests/curate/scoring/test_reference.py`` fails while the shipped file is stale.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ dataset being curated. Architecture (``musicnn`` 0.1.0, ``models.build_musicnn``
 
 The weights (``curate/assets/musicnn_mtt.safetensors``, float16, ISC licence in
 ``curate/assets/MUSICNN_LICENSE.md``) were converted once from the checkpoint in the ``musicnn``
-0.1.0 wheel by ``scripts/convert_musicnn.py``; ``tests/test_musicnn.py`` checks this port against
+0.1.0 wheel by ``scripts/convert_musicnn.py``; ``tests/curate/scoring/test_musicnn.py`` checks this port against
 the original model's outputs recorded there. Unlike the original front end, the mel power is never
 cast to float16 (which overflows to inf on loud stems).
 """

@@ -14,7 +14,7 @@ from curate.scoring.musicnn import PATCH_FRAMES, WEIGHTS, MusiCNN, MusicnnEmbedd
 from curate.scoring.spectra import stft
 from tests.conftest import noise_stems, write_track
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 REFERENCE = REPO / "tests" / "data" / "musicnn_reference.npz"
 
 

@@ -41,7 +41,7 @@ def test_stem_class_map_names_exist():
 
 def test_scan_with_panns_through_the_cli(cnn14_checkpoint, synth_dir, tmp_path):
     out = tmp_path / "m.parquet"
-    # the synthetic reference pool would be embedded with Cnn14 once (cached; tests/test_reference.py covers that path)
+    # the synthetic reference pool would be embedded with Cnn14 once (cached; test_reference.py covers that path)
     r = runner.invoke(
         app,
         [
