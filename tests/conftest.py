@@ -61,6 +61,18 @@ def random_models(folder: Path, targets=("vocals", "bass")) -> Path:
     return folder
 
 
+def tiny_train(manifest, *extra, steps=2, batch=2, out=None, export_dir=None, valid=False) -> list[str]:
+    """``pipelines train`` arguments of a short run of the tiny model on ``manifest``: ``steps`` steps of
+    ``batch`` 1-s crops, without validation unless ``valid``, no progress bar, into the run folder ``out``
+    and exporting to ``export_dir`` when given, then ``extra``."""
+    args = ["train", "-m", str(manifest), "--model", "tiny", "--max-steps", str(steps), "-b", str(batch)]
+    args += ["--set", "crop_s=1"] + ([] if valid else ["--set", "valid_fraction=0"]) + ["--no-progress"]
+    args += (["-o", str(out)] if out is not None else []) + (
+        [] if export_dir is None else ["--export-dir", str(export_dir)]
+    )
+    return args + [str(a) for a in extra]
+
+
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory) -> Path:
     """A 3-track, 7-second ``curate synth`` dataset (train) plus one test track."""

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from curate.cli import app as curate_app
 from pipelines.cli import app as pipelines_app
-from tests.conftest import noise_stems, random_models, write_track
+from tests.conftest import noise_stems, random_models, tiny_train, write_track
 
 runner = CliRunner()
 SR = 44100
@@ -373,20 +373,8 @@ def test_corrupt_refuses_a_bad_file_and_leaves_nothing(world, tmp_path):
 
 
 def test_train_on_the_kept_fragments_of_mono_and_six_channel_files(world, tmp_path):
-    extra = [
-        "--target",
-        "bass",
-        "--max-steps",
-        "2",
-        "-b",
-        "2",
-        "--set",
-        "crop_s=1",
-        "--set",
-        "valid_fraction=0",
-        "--no-progress",
-    ]
-    res = run(pipelines_app, *tiny(world / "scored.parquet", tmp_path / "run", tmp_path / "e", *extra))
+    args = tiny_train(world / "scored.parquet", "--target", "bass", out=tmp_path / "run", export_dir=tmp_path / "e")
+    res = run(pipelines_app, *args)
     assert res.exit_code == 0, res.output
     from bsrnn.checkpoint import read_checkpoint
 
@@ -957,24 +945,7 @@ def test_train_writes_only_into_a_new_empty_or_earlier_run_folder(world, tmp_pat
     mine.mkdir()
     (mine / "notes.txt").write_text("my notes")
     (mine / "config.yaml").mkdir()  # not even a run's config file
-    base = [
-        "train",
-        "-m",
-        world / "scored.parquet",
-        "--model",
-        "tiny",
-        "--max-steps",
-        "1",
-        "-b",
-        "1",
-        "--set",
-        "crop_s=1",
-        "--set",
-        "valid_fraction=0",
-        "--export-dir",
-        tmp_path / "e",
-        "--no-progress",
-    ]
+    base = tiny_train(world / "scored.parquet", steps=1, batch=1, export_dir=tmp_path / "e")
     one_line_error(run(pipelines_app, *base, "-o", mine), mine, "not a training run folder")
     assert sorted(p.name for p in mine.iterdir()) == ["config.yaml", "notes.txt"] and not (tmp_path / "e").exists()
     (tmp_path / "file").write_text("x")
@@ -1003,26 +974,7 @@ def test_train_refuses_a_moved_dataset_before_writing_anything(world, tmp_path):
 
 def test_a_short_run_its_report_resume_rules_and_report_kinds(world, tmp_path):
     run_dir = tmp_path / "run"
-    args = [
-        "train",
-        "-m",
-        world / "scored.parquet",
-        "--model",
-        "tiny",
-        "--max-steps",
-        "3",
-        "-b",
-        "1",
-        "--set",
-        "crop_s=1",
-        "--set",
-        "valid_fraction=0",
-        "-o",
-        run_dir,
-        "--export-dir",
-        tmp_path / "e",
-        "--no-progress",
-    ]
+    args = tiny_train(world / "scored.parquet", steps=3, batch=1, out=run_dir, export_dir=tmp_path / "e")
     assert run(pipelines_app, *args).exit_code == 0
     # a run shorter than the logging interval still logs, so its report has a loss curve
     assert run(pipelines_app, "report", run_dir, "-o", tmp_path / "run.html").exit_code == 0

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from bsrnn.model import BSRNN, BSRNNConfig
 from bsrnn.separator import Separator
-from tests.conftest import random_models
+from tests.conftest import random_models, tiny_train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 runner = CliRunner()
@@ -140,32 +140,7 @@ def test_cli_on_cuda(synth_dir, tmp_path):
     a, b = pd.read_parquet(tmp_path / "cpu.parquet"), pd.read_parquet(tmp_path / "cuda.parquet")
     ok = a["separation_db"].notna()
     assert ok.any() and np.allclose(a.loc[ok, "separation_db"], b.loc[ok, "separation_db"], atol=0.05)
-    res = runner.invoke(
-        app,
-        [
-            "train",
-            "-m",
-            str(tmp_path / "cuda.parquet"),
-            "--model",
-            "tiny",
-            "--max-steps",
-            "2",
-            "-b",
-            "2",
-            "--set",
-            "crop_s=1",
-            "--set",
-            "valid_fraction=0",
-            "--accelerator",
-            "gpu",
-            "--devices",
-            "1",
-            "-o",
-            str(tmp_path / "run"),
-            "--export-dir",
-            str(tmp_path / "exp"),
-            "--no-progress",
-        ],
-    )
+    args = tiny_train(tmp_path / "cuda.parquet", "--accelerator", "gpu", "--devices", "1", out=tmp_path / "run")
+    res = runner.invoke(app, args + ["--export-dir", str(tmp_path / "exp")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "exp" / "vocals" / "vocals.ckpt").is_file()

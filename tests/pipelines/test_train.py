@@ -19,6 +19,7 @@ from pipelines.data import FragmentPool, StepSampler, TrainExamples, _mask, frag
 from pipelines.module import SeparationModule, lr_multiplier
 from pipelines.robust import LossTruncation, combine, example_weights, relative_losses
 from pipelines.train import train
+from tests.conftest import tiny_train
 
 runner = CliRunner()
 FAST = dict(batch_size=4, crop_s=1.0, valid_crop_s=1.5, val_every=5, warmup_epochs=0, valid_fraction=0.0)
@@ -37,6 +38,15 @@ def noisy(tmp_path_factory):
     scan(base / "noisy", output=base / "m.parquet", score=None)
     scan(base / "clean", output=base / "clean.parquet", score=None)
     return base
+
+
+def _train(manifest, out, cfg, *, target="vocals", model=None, export=None, **kw):
+    """:func:`train` of the tiny model for ``target`` (or ``model``) with ``cfg`` into ``out``, exporting to
+    ``export`` when given (else train's default), without a progress bar."""
+    model = model if model is not None else model_config("tiny", target)
+    if export is not None:
+        kw["export_dir"] = export
+    return train(manifest, model=model, config=cfg, out=out, progress=False, **kw)
 
 
 def test_weights_as_specified():
@@ -260,14 +270,7 @@ def test_short_run_lowers_the_loss(noisy, tmp_path):
 
     torch.manual_seed(cfg.seed)
     before = loss_of(mcfg, SeparationModule(mcfg.__dict__, cfg.__dict__).model.state_dict())
-    r = train(
-        noisy / "clean.parquet",
-        model=mcfg,
-        config=cfg,
-        out=tmp_path / "run",
-        export_dir=tmp_path / "exp",
-        progress=False,
-    )
+    r = _train(noisy / "clean.parquet", tmp_path / "run", cfg, model=mcfg, export=tmp_path / "exp")
     assert r.global_step == 40
     after_cfg, state = read_model(r.exported)
     after = loss_of(after_cfg, state)
@@ -281,29 +284,12 @@ def test_short_run_lowers_the_loss(noisy, tmp_path):
 def test_resume_continues_at_the_saved_step(noisy, tmp_path):
     mcfg = model_config("tiny", "vocals")
     cfg = train_config({}, **{**FAST, "valid_fraction": 0.2}, max_steps=8, truncate=True, truncate_warmup=2)
-    straight = train(
-        noisy / "m.parquet", model=mcfg, config=cfg, out=tmp_path / "a", export_dir=tmp_path / "ea", progress=False
-    )
-    first = train(
-        noisy / "m.parquet",
-        model=mcfg,
-        config=replace(cfg, max_steps=5),
-        out=tmp_path / "b",
-        export_dir=tmp_path / "eb",
-        progress=False,
-    )
+    straight = _train(noisy / "m.parquet", tmp_path / "a", cfg, model=mcfg, export=tmp_path / "ea")
+    first = _train(noisy / "m.parquet", tmp_path / "b", replace(cfg, max_steps=5), model=mcfg, export=tmp_path / "eb")
     assert first.global_step == 5
     with pytest.raises(StemcurateError, match="already holds a run"):
-        train(noisy / "m.parquet", model=mcfg, config=cfg, out=tmp_path / "b", progress=False)
-    resumed = train(
-        noisy / "m.parquet",
-        model=mcfg,
-        config=cfg,
-        out=tmp_path / "b",
-        resume=True,
-        export_dir=tmp_path / "eb",
-        progress=False,
-    )
+        _train(noisy / "m.parquet", tmp_path / "b", cfg, model=mcfg)
+    resumed = _train(noisy / "m.parquet", tmp_path / "b", cfg, model=mcfg, export=tmp_path / "eb", resume=True)
     assert resumed.global_step == 8
     a = torch.load(straight.last_checkpoint, weights_only=True)["state_dict"]
     b = torch.load(resumed.last_checkpoint, weights_only=True)["state_dict"]
@@ -335,14 +321,7 @@ def test_truncation_drops_corrupted_more_than_clean(noisy, tmp_path):
         truncate_quantile=0.3,
         truncate_on="absolute",
     )
-    r = train(
-        noisy / "m.parquet",
-        model=model_config("tiny", "vocals"),
-        config=cfg,
-        out=tmp_path / "run",
-        export_dir=tmp_path / "e",
-        progress=False,
-    )
+    r = _train(noisy / "m.parquet", tmp_path / "run", cfg, export=tmp_path / "e")
     d = r.dropped
     assert d["corrupted"] is not None and d["clean"] is not None
     # measured: 0.36 vs 0.22 (seeds 1, 2: 0.29 vs 0.18, 0.32 vs 0.15)
@@ -351,54 +330,23 @@ def test_truncation_drops_corrupted_more_than_clean(noisy, tmp_path):
 
 def test_init_from_checks_hyperparameters(noisy, tmp_path):
     cfg = train_config({}, **FAST, max_steps=2)
-    r = train(
-        noisy / "m.parquet",
-        model=model_config("tiny", "vocals"),
-        config=cfg,
-        out=tmp_path / "a",
-        export_dir=tmp_path / "e",
-        progress=False,
-    )
+    r = _train(noisy / "m.parquet", tmp_path / "a", cfg, export=tmp_path / "e")
     with pytest.raises(StemcurateError, match="fc_dim"):
-        train(
+        _train(
             noisy / "m.parquet",
+            tmp_path / "b",
+            cfg,
             model=model_config("tiny", "vocals", {"fc_dim": 16}),
-            config=cfg,
-            out=tmp_path / "b",
             init_from=r.exported,
-            progress=False,
         )
-    r2 = train(
-        noisy / "m.parquet",
-        model=model_config("tiny", "vocals"),
-        config=replace(cfg, lr=1e-4),
-        out=tmp_path / "c",
-        init_from=r.exported,
-        export_dir=tmp_path / "e2",
-        progress=False,
+    r2 = _train(
+        noisy / "m.parquet", tmp_path / "c", replace(cfg, lr=1e-4), export=tmp_path / "e2", init_from=r.exported
     )  # training-only settings may differ
     assert r2.global_step == 2
 
 
 def test_cli_ddp_flags_and_bad_input(noisy, tmp_path):
-    args = [
-        "train",
-        "-m",
-        str(noisy / "m.parquet"),
-        "--model",
-        "tiny",
-        "--max-steps",
-        "2",
-        "-b",
-        "2",
-        "--set",
-        "crop_s=1",
-        "--set",
-        "valid_fraction=0",
-        "--export-dir",
-        str(tmp_path / "e"),
-        "--no-progress",
-    ]
+    args = tiny_train(noisy / "m.parquet", export_dir=tmp_path / "e")
     res = runner.invoke(
         app, args + ["-o", str(tmp_path / "ddp"), "--accelerator", "cpu", "--devices", "1", "--strategy", "ddp"]
     )
@@ -444,14 +392,7 @@ def test_workers_give_the_same_batches(noisy):
 
 def test_ema_run_exports_averaged_weights(noisy, tmp_path):
     cfg = train_config({}, **FAST, max_steps=3, ema_decay=0.5)
-    r = train(
-        noisy / "m.parquet",
-        model=model_config("tiny", "drums"),
-        config=cfg,
-        out=tmp_path / "run",
-        export_dir=tmp_path / "e",
-        progress=False,
-    )
+    r = _train(noisy / "m.parquet", tmp_path / "run", cfg, target="drums", export=tmp_path / "e")
     assert r.global_step == 3 and r.exported.is_file()
     last = torch.load(r.last_checkpoint, weights_only=True)
     averaged, current = last["state_dict"], last["current_model_state"]  # EMA weights, raw weights (for resuming)
@@ -527,14 +468,7 @@ def test_absurd_levels_are_caught_at_every_layer(tmp_path):
         sf.write(f, v, sr, subtype="FLOAT")
     cfg = train_config({}, **FAST, max_steps=3)
     with pytest.raises(StemcurateError, match=r"step \d+: the (training loss|gradient)"):
-        train(
-            tmp_path / "m.parquet",
-            model=model_config("tiny", "vocals"),
-            config=cfg,
-            out=tmp_path / "run",
-            export_dir=tmp_path / "exp",
-            progress=False,
-        )
+        _train(tmp_path / "m.parquet", tmp_path / "run", cfg, export=tmp_path / "exp")
     assert not (tmp_path / "exp" / "vocals" / "vocals.ckpt").exists()
 
     model = BSRNN(model_config("tiny", "vocals"))
@@ -559,39 +493,17 @@ def test_resume_refuses_a_changed_manifest_or_settings(noisy, tmp_path):
     man = tmp_path / "m.parquet"
     m = read_manifest(noisy / "m.parquet")
     write_manifest(m.frame, man, root=m.root, meta=m.meta)
-    train(man, model=mcfg, config=cfg, out=tmp_path / "run", export_dir=tmp_path / "e", progress=False)
+    _train(man, tmp_path / "run", cfg, model=mcfg, export=tmp_path / "e")
     kept = m.frame[m.frame["track"] != sorted(set(m.frame["track"]))[0]]  # re-scanned without one track
     write_manifest(kept, man, root=m.root, meta=m.meta)
     with pytest.raises(StemcurateError, match="cannot resume.*manifest's fragments"):
-        train(
-            man,
-            model=mcfg,
-            config=replace(cfg, max_steps=5),
-            out=tmp_path / "run",
-            resume=True,
-            export_dir=tmp_path / "e",
-            progress=False,
-        )
+        _train(man, tmp_path / "run", replace(cfg, max_steps=5), model=mcfg, export=tmp_path / "e", resume=True)
     write_manifest(m.frame, man, root=m.root, meta=m.meta)
     with pytest.raises(StemcurateError, match=r"train.lr: 0.001 -> 0.01"):
-        train(
-            man,
-            model=mcfg,
-            config=replace(cfg, max_steps=5, lr=1e-2),
-            out=tmp_path / "run",
-            resume=True,
-            export_dir=tmp_path / "e",
-            progress=False,
+        _train(
+            man, tmp_path / "run", replace(cfg, max_steps=5, lr=1e-2), model=mcfg, export=tmp_path / "e", resume=True
         )
-    r = train(
-        man,
-        model=mcfg,
-        config=replace(cfg, max_steps=5),
-        out=tmp_path / "run",
-        resume=True,
-        export_dir=tmp_path / "e",
-        progress=False,
-    )
+    r = _train(man, tmp_path / "run", replace(cfg, max_steps=5), model=mcfg, export=tmp_path / "e", resume=True)
     assert r.global_step == 5
 
 
@@ -605,14 +517,7 @@ def test_every_command_takes_the_same_model_paths(noisy, tmp_path):
     from bsrnn.model import BSRNN
 
     cfg = train_config({}, **FAST, max_steps=3)
-    r = train(
-        noisy / "m.parquet",
-        model=model_config("tiny", "vocals"),
-        config=cfg,
-        out=tmp_path / "run",
-        export_dir=tmp_path / "e",
-        progress=False,
-    )
+    r = _train(noisy / "m.parquet", tmp_path / "run", cfg, export=tmp_path / "e")
     written = sorted(
         str(p.relative_to(r.run_dir)) for p in r.run_dir.rglob("*") if p.is_file() and not p.parts[-2] == "tb"
     )
@@ -661,15 +566,7 @@ def test_every_command_takes_the_same_model_paths(noisy, tmp_path):
         assert res.exit_code == 0, (form, res.output)
         usdr.append(pd.read_parquet(tmp_path / f"res{i}.parquet")["usdr"].tolist())
     assert usdr[0] == usdr[1]
-    r2 = train(
-        noisy / "m.parquet",
-        model=model_config("tiny", "vocals"),
-        config=cfg,
-        out=tmp_path / "run2",
-        init_from=r.run_dir,
-        export_dir=tmp_path / "e2",
-        progress=False,
-    )
+    r2 = _train(noisy / "m.parquet", tmp_path / "run2", cfg, export=tmp_path / "e2", init_from=r.run_dir)
     assert r2.global_step == 3
     res = runner.invoke(
         app,

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from curate.cli import app as curate_app
 from curate.data.schema import write_corruptions, write_manifest
 from pipelines.cli import app as pipelines_app
-from tests.conftest import noise_stems, write_track
+from tests.conftest import noise_stems, tiny_train, write_track
 
 runner = CliRunner()
 FLAGS = [
@@ -194,31 +194,9 @@ def test_run_report_in_a_browser(synth_dir, tmp_path):
 
     scan(synth_dir, output=tmp_path / "m.parquet", score=None)
     run = tmp_path / "run"
-    args = [
-        "train",
-        "-m",
-        str(tmp_path / "m.parquet"),
-        "--model",
-        "tiny",
-        "--max-steps",
-        "6",
-        "-b",
-        "2",
-        "--set",
-        "crop_s=1",
-        "--set",
-        "val_every=3",
-        "--valid-tracks",
-        sorted(p.name for p in (synth_dir / "train").iterdir())[0],
-        "--truncate",
-        "--truncate-warmup",
-        "2",
-        "-o",
-        str(run),
-        "--export-dir",
-        str(tmp_path / "sm"),
-        "--no-progress",
-    ]
+    valid = sorted(p.name for p in (synth_dir / "train").iterdir())[0]
+    extra = ["--set", "val_every=3", "--valid-tracks", valid, "--truncate", "--truncate-warmup", "2"]
+    args = tiny_train(tmp_path / "m.parquet", *extra, steps=6, valid=True, out=run, export_dir=tmp_path / "sm")
     assert runner.invoke(pipelines_app, args).exit_code == 0
     assert runner.invoke(pipelines_app, ["evaluate", str(run), "--data", str(synth_dir)]).exit_code == 0
     res = runner.invoke(pipelines_app, ["report", str(run)])
