@@ -39,17 +39,20 @@ DEFAULT_MODELS = Path("saved_models")
 """Where models are looked for when no source is named."""
 
 
-def load_file(path: str | os.PathLike, *, what: str = "checkpoint", map_location: str | torch.device = "cpu"):
+def load_file(
+    path: str | os.PathLike, *, what: str = "checkpoint", map_location: str | torch.device = "cpu", mmap: bool = False
+):
     """The object stored in the torch file ``path`` (tensors, dicts, lists, numbers and strings only:
-    ``weights_only=True``). :class:`CheckpointError` naming ``path`` (and ``what`` it should be) when it
-    is a folder, missing, or not loadable."""
+    ``weights_only=True``). ``mmap``: tensors are mapped from the file, not read, until used (for a look
+    at a checkpoint's step or hyperparameters). :class:`CheckpointError` naming ``path`` (and ``what`` it
+    should be) when it is a folder, missing, or not loadable."""
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder, not a {what} file")
     if not path.is_file():
         raise CheckpointError(f"{path}: {what} not found")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # unpickling errors come in many types
         raise CheckpointError(f"{path}: not a loadable {what} ({type(exc).__name__})") from None
 

@@ -93,7 +93,7 @@ class RunDir:
         """The global step ``last.ckpt`` holds; :class:`StemcurateError` when there is nothing to resume."""
         if not self.last.is_file():
             raise StemcurateError(f"{self.path}: nothing to resume (no {RUN_CHECKPOINTS[1]})")
-        state = load_file(self.last)
+        state = load_file(self.last, mmap=True)  # the step only: the weights stay on disk
         return int(state.get("global_step", 0)) if isinstance(state, dict) else 0
 
     def check_resume(self, now: dict) -> None:
