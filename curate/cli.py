@@ -10,7 +10,9 @@ from rich.table import Table
 
 from curate.common.cliutil import err_console, guarded, make_app, out_console, parse_list, progress_bar
 from curate.common.errors import MAX_SEED, StemcurateError
+from curate.data import decoded
 from curate.data.checks import CheckConfig
+from curate.data.datasets import STEM_MP4
 from curate.data.schema import CORRUPTIONS_FILE, REPAIRS_FILE
 from curate.filter import filter_manifest
 from curate.repair import RepairConfig, repair_dataset
@@ -317,6 +319,14 @@ def _print_summary(result) -> None:
     if frag["quality"].notna().any():
         q = frag["quality"].astype(float)
         out_console.print(f"quality: median {q.median():.2f}, {int((q < 0.7).sum())} of {len(q)} fragments below 0.7")
+    if frag["path"].astype(str).str.endswith(STEM_MP4).any():
+        root, entries, size = decoded.usage()
+        out_console.print(
+            f"decoded .stem.mp4 files: {root} ({entries} files, {size / 1e9:.2f} GB; about 0.1 GB per minute of song; "
+            f"{decoded.CACHE_ENV}=DIR moves it, ={decoded.OFF} decodes on every read)"
+            if root is not None
+            else f"decoded .stem.mp4 files: not cached ({decoded.CACHE_ENV}={decoded.OFF})"
+        )
     out_console.print(f"manifest: {result.manifest}  ({len(frag)} fragments)")
     out_console.print(f"problems: {result.problems_file}  ({len(result.problems)} rows)")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -15,11 +16,15 @@ MUSDB_SAMPLE = SHARED_DATA / "musdb18-sample"
 MUSDBHQ_SAMPLE = SHARED_DATA / "musdb18hq-sample"
 
 
+def need_ffmpeg():
+    if shutil.which("ffmpeg") is None:
+        pytest.fail("ffmpeg is required for the MUSDB18 .stem.mp4 tests (apt-get install -y ffmpeg)")
+
+
 def need_shared():
     if not MUSDB_SAMPLE.is_dir() or not MUSDBHQ_SAMPLE.is_dir():
         pytest.skip(f"shared test data not found at {SHARED_DATA}")
-    if shutil.which("ffmpeg") is None:
-        pytest.fail("ffmpeg is required for the MUSDB18 .stem.mp4 tests (apt-get install -y ffmpeg)")
+    need_ffmpeg()
 
 
 def write_track(
@@ -59,6 +64,19 @@ def random_models(folder: Path, targets=("vocals", "bass")) -> Path:
         (folder / t).mkdir(parents=True, exist_ok=True)
         BSRNN(BSRNNConfig.preset("tiny", t)).save(folder / t / f"{t}.ckpt")
     return folder
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _decode_cache(tmp_path_factory):
+    """Decoded ``.stem.mp4`` files (:mod:`curate.data.decoded`) go to the session's temporary folder,
+    not to the user's cache."""
+    old = os.environ.get("STEMCURATE_CACHE")
+    os.environ["STEMCURATE_CACHE"] = str(tmp_path_factory.mktemp("decoded"))
+    yield
+    if old is None:
+        os.environ.pop("STEMCURATE_CACHE", None)
+    else:
+        os.environ["STEMCURATE_CACHE"] = old
 
 
 def tiny_train(manifest, *extra, steps=2, batch=2, out=None, export_dir=None, valid=False) -> list[str]:

@@ -12,7 +12,6 @@ Audio comes back float32 ``(channels, samples)`` at the file's own rate.
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import numpy as np
 
 from curate.common.errors import StemcurateError, as_path
 from curate.data import audio as audio_io
+from curate.data.decoded import read_stream, require_ffmpeg
 
 DEFAULT_STEMS = ("vocals", "bass", "drums", "other")
 MIXTURE = "mixture"
@@ -100,8 +100,7 @@ def load_source(src: StemFile, start: int = 0, stop: int | None = None) -> tuple
     """Read ``[start, stop)`` samples of one source: float32 ``(channels, samples)`` and its rate in Hz."""
     if src.stream is None:
         return audio_io.read(src.path, start, stop)
-    full, sr = _decode_stem_mp4(str(src.path), src.stream)
-    return full[:, start:stop], sr
+    return read_stream(src.path, src.stream, start, stop)  # decoded once into a cache (curate.data.decoded)
 
 
 def load_segment(
@@ -127,28 +126,6 @@ def file_changed(path: str | Path, holds: int, expected: int) -> StemcurateError
         f"{path}: holds {holds} samples, the manifest has fragments up to sample {expected}; "
         "the file changed since the scan, re-run curate scan"
     )
-
-
-@functools.lru_cache(maxsize=8)
-def _decode_stem_mp4(path: str, stream: int) -> tuple[np.ndarray, int]:
-    _require_ffmpeg(path)
-    import stempeg
-
-    try:
-        data, sr = stempeg.read_stems(path, stem_id=stream, dtype=np.float32)
-    except Exception as exc:  # stempeg raises bare Exceptions and ffmpeg errors
-        raise StemcurateError(
-            f"{path}: cannot decode stream {stream} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-        ) from None
-    data = np.asarray(data, dtype=np.float32)
-    if data.ndim == 1:
-        data = data[:, None]
-    return np.ascontiguousarray(data.T), int(sr)
-
-
-def _require_ffmpeg(path) -> None:
-    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
-        raise StemcurateError(f"{path}: reading .stem.mp4 needs ffmpeg and ffprobe (apt-get install -y ffmpeg)")
 
 
 def default_root() -> Path | None:
@@ -265,7 +242,7 @@ def _discover_stem_mp4(root: Path, sub: Path, subset: str) -> list[Track]:
     files = sorted(p for p in sub.glob(f"*{STEM_MP4}") if p.is_file() and not _hidden(p))
     if not files:
         return []
-    _require_ffmpeg(files[0])
+    require_ffmpeg(files[0])
     stems = [n for n in DEFAULT_STEMS if n in MUSDB_STREAMS]
     return [
         Track(

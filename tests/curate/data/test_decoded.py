@@ -1,0 +1,119 @@
+"""curate/data/decoded.py: a .stem.mp4 is decoded once, reads from the cache are the decoder's own samples,
+and an interrupted or unwritable cache never gives wrong audio."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from curate.common.errors import StemcurateError
+from curate.data import decoded
+from curate.data.datasets import discover, load_segment
+from tests.conftest import need_ffmpeg
+
+
+@pytest.fixture
+def stem_mp4(tmp_path, monkeypatch):
+    """A 2-s, five-stream MUSDB18-style file under ``tmp_path/data/train``, and a private cache folder."""
+    need_ffmpeg()
+    import stempeg
+
+    monkeypatch.setenv(decoded.CACHE_ENV, str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((5, 2 * 44100, 2))).astype(np.float32)
+    path = tmp_path / "data" / "train" / "song.stem.mp4"
+    path.parent.mkdir(parents=True)
+    stempeg.write_stems(str(path), x, sample_rate=44100, writer=stempeg.StreamsWriter(codec="aac", bitrate=128000))
+    return path
+
+
+def test_cached_reads_are_the_decoders_samples_and_decode_once(stem_mp4, monkeypatch):
+    direct = [decoded._decode(str(stem_mp4), s)[0] for s in range(5)]
+    first, sr = decoded.read_stream(stem_mp4, 4, 1000, 5000)
+    assert sr == 44100 and np.array_equal(first, direct[4][:, 1000:5000])
+    root, entries, size = decoded.usage()
+    assert entries == 1 and size > 5 * 2 * 88000 * 4  # five float32 stereo streams
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(decoded, "_decode_all", no_decoding)
+    monkeypatch.setattr(decoded, "_decode", no_decoding)
+    for s in range(5):
+        assert np.array_equal(decoded.read_stream(stem_mp4, s)[0], direct[s])
+    # ranges past the end read like slices
+    n = direct[0].shape[1]
+    assert decoded.read_stream(stem_mp4, 0, n - 10, n + 100)[0].shape == (2, 10)
+    assert decoded.read_stream(stem_mp4, 0, n + 5)[0].shape == (2, 0)
+    with pytest.raises(StemcurateError, match="no stream 7"):
+        decoded.read_stream(stem_mp4, 7)
+
+
+def test_the_dataset_readers_go_through_the_cache(stem_mp4):
+    (track,) = discover(stem_mp4.parents[1])
+    vocals, _ = track.load("vocals")
+    part, _ = load_segment(stem_mp4.parents[1], "train/song.stem.mp4", "vocals", 100, 300)
+    assert np.array_equal(part, vocals[:, 100:300])
+    assert decoded.usage()[1] == 1
+
+
+def test_a_changed_file_gets_a_new_entry(stem_mp4):
+    old = decoded.entry_for(stem_mp4)
+    decoded.read_stream(stem_mp4, 0)
+    st = stem_mp4.stat()
+    os.utime(stem_mp4, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert decoded.entry_for(stem_mp4) != old
+    decoded.read_stream(stem_mp4, 0)
+    assert decoded.usage()[1] == 2
+    assert decoded.clear() > 0 and decoded.usage()[1] == 0
+
+
+def test_an_interrupted_decode_leaves_no_entry(stem_mp4, monkeypatch):
+    calls = []
+
+    def failing_write(path, *a, **k):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return sf.write(path, *a, **k)
+
+    monkeypatch.setattr(decoded.sf, "write", failing_write)
+    with pytest.raises(KeyboardInterrupt):
+        decoded.read_stream(stem_mp4, 0)
+    cache = decoded.cache_root()
+    assert not decoded.entry_for(stem_mp4).exists() and not list(cache.iterdir())
+    monkeypatch.undo()
+    monkeypatch.setenv(decoded.CACHE_ENV, str(cache))
+    assert np.array_equal(decoded.read_stream(stem_mp4, 2)[0], decoded._decode(str(stem_mp4), 2)[0])
+
+
+def test_off_and_an_unwritable_cache_decode_on_every_read(stem_mp4, tmp_path, monkeypatch, capsys):
+    want = decoded._decode(str(stem_mp4), 1)[0][:, 10:20]
+    monkeypatch.setenv(decoded.CACHE_ENV, "off")
+    assert decoded.cache_root() is None and decoded.entry_for(stem_mp4) is None
+    assert np.array_equal(decoded.read_stream(stem_mp4, 1, 10, 20)[0], want)
+    blocker = tmp_path / "a file"
+    blocker.write_text("x")
+    monkeypatch.setenv(decoded.CACHE_ENV, str(blocker / "cache"))  # below a file: cannot be created
+    assert np.array_equal(decoded.read_stream(stem_mp4, 1, 10, 20)[0], want)
+    assert "cannot write the decode cache" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_default_location_follows_xdg(monkeypatch, tmp_path):
+    monkeypatch.delenv(decoded.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert decoded.cache_root() == tmp_path / "stemcurate" / "decoded"
+
+
+def test_a_file_that_does_not_decode_is_named(tmp_path, monkeypatch):
+    need_ffmpeg()
+    monkeypatch.setenv(decoded.CACHE_ENV, str(tmp_path / "cache"))
+    bad = tmp_path / "bad.stem.mp4"
+    bad.write_bytes(b"not an mp4 at all" * 100)
+    with pytest.raises(StemcurateError, match="bad.stem.mp4: cannot decode"):
+        decoded.read_stream(bad, 0)
+    assert decoded.usage()[1] == 0
