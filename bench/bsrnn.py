@@ -23,7 +23,7 @@ from bsrnn.bands import BUILTIN_SPECS, band_edges  # noqa: E402
 from bsrnn.layers import BandSplit, MaskEstimation  # noqa: E402
 from bsrnn.model import BSRNN, BSRNNConfig  # noqa: E402
 from bsrnn.separator import Separator  # noqa: E402
-from tests.bsrnn_reference import BandSplitLoop, MaskEstimationLoop, copy_band_split, copy_mask_estimation  # noqa: E402
+from tests.bsrnn.loop_reference import BandSplitLoop, MaskEstimationLoop, copy_band_split, copy_mask_estimation  # noqa: E402
 
 SR = 44100
 

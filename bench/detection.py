@@ -39,7 +39,8 @@ from bench.common import REPO, finish, render  # noqa: E402
 from curate.data import audio  # noqa: E402
 from curate.data.datasets import discover  # noqa: E402
 from curate.data.schema import read_manifest  # noqa: E402
-from curate.scan import ScoreConfig, scan  # noqa: E402
+from curate.scan import scan  # noqa: E402
+from curate.scantrack import ScoreConfig  # noqa: E402
 from curate.scoring.bleed import BleedConfig  # noqa: E402
 from curate.scoring.embed import DEFAULT_EMBEDDER, EMBEDDERS  # noqa: E402
 from curate.scoring.labelmodel import LabelModelConfig, split_units  # noqa: E402

@@ -63,7 +63,8 @@ from bsrnn.model import BSRNN  # noqa: E402
 from curate.data.schema import CORRUPTIONS_FILE, REPAIRS_FILE, read_corruptions, read_manifest, write_manifest  # noqa: E402
 from curate.filter import filter_manifest  # noqa: E402
 from curate.repair import repair_dataset  # noqa: E402
-from curate.scan import ScoreConfig, scan  # noqa: E402
+from curate.scan import scan  # noqa: E402
+from curate.scantrack import ScoreConfig  # noqa: E402
 from curate.simulate.corrupt import corrupt_dataset  # noqa: E402
 from pipelines.config import model_config, train_config  # noqa: E402
 from pipelines.data import fragment_corrupted  # noqa: E402

@@ -16,7 +16,8 @@ from curate.data.datasets import STEM_MP4
 from curate.data.schema import CORRUPTIONS_FILE, REPAIRS_FILE
 from curate.filter import filter_manifest
 from curate.repair import RepairConfig, repair_dataset
-from curate.scan import ScoreConfig, scan
+from curate.scan import scan
+from curate.scantrack import ScoreConfig
 from curate.scoring.embed import DEFAULT_EMBEDDER, EMBEDDERS
 from curate.scoring.labelmodel import LabelModelConfig
 from curate.simulate.corrupt import corrupt_dataset
@@ -156,15 +157,13 @@ def scan_cmd(
             reference=tuple(reference) if reference else None,
         )
     )
-    bar = progress_bar()
-    task = bar.add_task("scan", total=None, item="", start=False)
+    with progress_bar() as bar:  # appears once the data folder is known to be good (on_start)
+        task = bar.add_task("scan", total=None, item="", start=False)
 
-    def on_start(n: int) -> None:  # the bar appears once the data folder is known to be good
-        bar.start()
-        bar.start_task(task)
-        bar.update(task, total=n)
+        def on_start(n: int) -> None:
+            bar.start_task(task)
+            bar.update(task, total=n)
 
-    try:
         result = scan(
             data_dir,
             output=output,
@@ -178,9 +177,6 @@ def scan_cmd(
             on_start=on_start,
             on_track=lambda t: bar.update(task, advance=1, item=t.name),
         )
-    finally:
-        if bar.live.is_started:
-            bar.stop()
     _print_summary(result)
     if strict and len(result.problems):
         err_console.print(

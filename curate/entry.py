@@ -1,4 +1,4 @@
-"""Console-script entry points of ``curate`` and ``pipelines``.
+"""Console-script entry point of ``curate`` (``pipelines``: :mod:`pipelines.entry`).
 
 The command-line modules are imported here rather than by the script wrapper, so that Ctrl-C while
 they load (torch alone takes seconds) ends with one line and exit code 130, as an interrupt during
@@ -11,7 +11,8 @@ import importlib
 import sys
 
 
-def _run(module: str) -> None:
+def run_app(module: str) -> None:
+    """Import ``module`` and run its Typer ``app``; Ctrl-C during the import is one line and exit code 130."""
     try:
         app = importlib.import_module(module).app
     except KeyboardInterrupt:
@@ -22,9 +23,4 @@ def _run(module: str) -> None:
 
 def curate() -> None:
     """``curate``: :mod:`curate.cli`."""
-    _run("curate.cli")
-
-
-def pipelines() -> None:
-    """``pipelines``: :mod:`pipelines.cli`."""
-    _run("pipelines.cli")
+    run_app("curate.cli")

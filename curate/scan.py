@@ -187,7 +187,7 @@ def scan(
         # (--stems vocals) has no sibling to tell "holds drums" from "holds its label" otherwise
         present = available_stems(tracks)
         scanned = stems + [s for s in DEFAULT_STEMS if s in present and s not in stems]
-        from curate.scoring.reference import reference_pool
+        from curate.reference import reference_pool
 
         # before any track is scanned: a --reference folder without tracks fails now, not after the scan
         reference = reference_pool(
@@ -297,7 +297,7 @@ def _score(
     fragments: pd.DataFrame, emb: np.ndarray, env: np.ndarray, score: ScoreConfig, root: Path, pool, warn: list[str]
 ) -> LabelScores | None:
     """Fill ``label_score``, ``predicted_stem``, ``separation_db`` (with ``score.separator``) and ``quality``
-    in place, with the reference ``pool`` (:func:`curate.scoring.reference.reference_pool`, or None); append
+    in place, with the reference ``pool`` (:func:`curate.reference.reference_pool`, or None); append
     warnings to ``warn``; return the label model's details."""
     n_tracks = fragments["track"].nunique()
     labels = None

@@ -36,7 +36,7 @@ class ScoreConfig:
     labels: LabelModelConfig = LabelModelConfig()
     separator: tuple | None = None  # trained BSRNN checkpoints (files or saved_models folders): self-separation
     reference_pool: bool = True
-    """Let the shipped ``curate synth`` pool join the label model's fits (:mod:`curate.scoring.reference`)."""
+    """Let the shipped ``curate synth`` pool join the label model's fits (:mod:`curate.reference`)."""
     reference: tuple | None = None
     """Folders of the user's trusted clean stems that join the pool."""
 

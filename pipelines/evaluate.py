@@ -195,7 +195,7 @@ def write_results(results: pd.DataFrame, path: str | Path, *, header: str = "") 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from curate.data.schema import META_KIND
+    from curate.common.outputs import META_KIND
 
     path, log = results_paths(path)
     table = pa.Table.from_pandas(results, preserve_index=False)

@@ -66,6 +66,14 @@ def random_models(folder: Path, targets=("vocals", "bass")) -> Path:
     return folder
 
 
+def spectra_sums(recv, src):
+    """Cross-spectrum, powers per bin and powers per bin and frame of two STFTs ``(channels, F, frames)``."""
+    g = np.einsum("cft,cft->f", recv, np.conj(src))
+    p_r, p_s = (np.einsum("cft,cft->f", x, np.conj(x)).real for x in (recv, src))
+    pw_r, pw_s = (np.einsum("cft,cft->ft", x, np.conj(x)).real for x in (recv, src))
+    return g, p_r, p_s, pw_r, pw_s
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _decode_cache(tmp_path_factory):
     """Decoded ``.stem.mp4`` files (:mod:`curate.data.decoded`) go to the session's temporary folder,

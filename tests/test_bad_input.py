@@ -527,14 +527,17 @@ def test_ctrl_c_while_a_command_loads_is_one_line_and_exit_130(monkeypatch, caps
     import importlib
 
     from curate import entry
+    from pipelines import entry as pipelines_entry
 
     def interrupted(name):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(importlib, "import_module", interrupted)
-    with pytest.raises(SystemExit) as exc:
-        entry.curate()
-    assert exc.value.code == 130 and capsys.readouterr().err.strip() == "interrupted while starting; nothing was done"
+    for command in (entry.curate, pipelines_entry.pipelines):
+        with pytest.raises(SystemExit) as exc:
+            command()
+        assert exc.value.code == 130
+        assert capsys.readouterr().err.strip() == "interrupted while starting; nothing was done"
 
 
 def test_outputs_in_a_folder_that_takes_no_files_are_one_line_errors(world, tmp_path):

@@ -60,9 +60,32 @@ def make_app(name: str, help: str) -> typer.Typer:
     )  # usage errors as click prints them: one "Error: ..." line, no box
 
 
+class _LazyProgress(Progress):
+    """A :class:`~rich.progress.Progress` that appears at its first update, so that a command that
+    stops on bad input before any work prints its one-line error without an empty bar above it."""
+
+    def __enter__(self) -> "_LazyProgress":
+        return self
+
+    def update(self, *args, **kwargs) -> None:
+        if not self.live.is_started:
+            self.start()
+        super().update(*args, **kwargs)
+
+    def advance(self, *args, **kwargs) -> None:
+        if not self.live.is_started:
+            self.start()
+        super().advance(*args, **kwargs)
+
+    def stop(self) -> None:
+        if self.live.is_started:  # rich prints a line break on stop even when nothing was shown
+            super().stop()
+
+
 def progress_bar() -> Progress:
-    """A rich progress bar on stderr: description, bar, n/total, elapsed, remaining."""
-    return Progress(
+    """A rich progress bar on stderr: description, bar, n/total, elapsed, remaining (shown from the
+    first update on)."""
+    return _LazyProgress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),

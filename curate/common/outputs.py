@@ -20,6 +20,8 @@ HTML_GENERATOR = '<meta name="generator" content="stemcurate '
 kind (``curation report``, ``run report``): how a report is told from other HTML files and from the
 other kind of report."""
 
+META_KIND = b"stemcurate.kind"
+"""Parquet metadata key that names what a stemcurate Parquet file is (manifest, problems, results, ...)."""
 LOG_HEADER = "# stemcurate evaluation log"
 """The first line of ``pipelines evaluate``'s text log."""
 
@@ -40,8 +42,6 @@ def file_kind(path: str | Path) -> str | None:
             head = fh.read(4096)
             if head[:4] == b"PAR1":
                 import pyarrow.parquet as pq
-
-                from curate.data.schema import META_KIND
 
                 kind = (pq.read_schema(path).metadata or {}).get(META_KIND)
                 return kind.decode() if kind else None

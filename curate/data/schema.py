@@ -41,11 +41,11 @@ import pyarrow.parquet as pq
 
 from curate.common.atomic import atomic_path
 from curate.common.errors import StemcurateError, as_path
+from curate.common.outputs import META_KIND
 
 MANIFEST_VERSION = 1
 """Bumped whenever a column changes meaning or type."""
 
-META_KIND = b"stemcurate.kind"
 META_VERSION = b"stemcurate.version"
 META_ROOT = b"stemcurate.data_root"
 META_EXTRA = b"stemcurate.meta"

@@ -37,12 +37,75 @@ largest fraction.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from curate.scoring.leak import BleedConfig, cell_sums, lag_window, leak_fraction, path_response
+from curate.scoring.leak import cell_sums, hann_lag_window, leak_fraction, path_response
 from curate.scoring.spectra import StemSpectrum, frame_bounds
 
 FLOOR_DB = -80.0
+
+
+@dataclass(frozen=True)
+class BleedConfig:
+    """Search range and filter length of the leak model."""
+
+    max_delay_ms: float = 21.0
+    """Longest leak delay searched (and the most negative delay checked for the reverse direction)."""
+    min_delay_ms: float = 0.25
+    """Peaks within +-this are 'zero delay': a leak of unknown direction (see ``resolve_direction``)."""
+    taps: int = 96
+    """Wiener filter length in samples, starting ``pre`` samples before the detected delay."""
+    pre: int = 8
+    peak_none: float = 8.5
+    peak_full: float = 11.5
+    """Whitened cross-correlation peak over its median: no leak evidence below, full above."""
+    lin_none: float = 0.80
+    lin_full: float = 0.88
+    """Phase linearity of the coherent bins (0-1): no leak evidence below, full above."""
+    reverse_ratio: float = 0.1
+    """A positive-delay peak below half the strongest (reverse) one still counts as a leak (both ways)
+    when it is significant on its own (``peak_full``) and at least this fraction of the strongest."""
+    msc_bias: float = 0.008
+    """Coherence that independent stems show over a few hundred frames, subtracted per bin."""
+    block_s: float = 1.5
+    """Cross-validation blocks: a fragment's frames are cut into blocks of at most this length, and the
+    filter fitted on the even blocks is scored on the odd ones and vice versa."""
+    cross_validate: bool = True
+    """Count only the leak that a filter fitted on one half of the fragment predicts in the other half."""
+    late_frames: bool = True
+    """Measure delays beyond half a hop on frames one hop apart (see :func:`leak_fraction`)."""
+    explain_away: bool = True
+    """A positive-delay reading beside a stronger reverse path counts only for what it predicts once the
+    reverse path is taken out (see :func:`leak_fraction`)."""
+    resolve_direction: bool = True
+    """When ``j`` reads as leaking into ``i`` and ``i`` into ``j`` through one path (mirrored delays: a
+    zero-delay path has no direction), only one reading counts, as a leak into the stem that (1) holds the
+    shared content as the smaller share (a leak is a part of its receiver, its source holds it whole) and
+    (2) is never much quieter than the leak would make it (see :func:`floor_violation`); the two log
+    ratios are added."""
+
+    def __post_init__(self):
+        checks = [
+            (
+                self.taps >= 1 and 0 <= self.pre < self.taps,
+                f"taps must be 1 or more and pre within 0-taps, got {self.taps}, {self.pre}",
+            ),
+            (
+                0 <= self.min_delay_ms < self.max_delay_ms,
+                f"need 0 <= min_delay_ms < max_delay_ms, got {self.min_delay_ms}, {self.max_delay_ms}",
+            ),
+            (
+                self.peak_none < self.peak_full,
+                f"peak_none must be below peak_full, got {self.peak_none}, {self.peak_full}",
+            ),
+            (self.lin_none < self.lin_full, f"lin_none must be below lin_full, got {self.lin_none}, {self.lin_full}"),
+            (self.block_s > 0, f"block_s must be positive, got {self.block_s}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"BleedConfig: {message}")
 
 
 def _band_edges(n_bins: int, n_bands: int = 16) -> np.ndarray:
@@ -139,7 +202,7 @@ def track_bleed(
     if config.cross_validate:
         sums += [(csum(power, sel), csum(cross, sel), csum(late, sel)) for sel in (~odd, odd)]
     del power, cross, late
-    lw = lag_window(n_fft)
+    lw = hann_lag_window(n_fft)
     band_edges = _band_edges(specs[0].shape[1])
     powers = (
         [np.einsum("cft,cft->ft", sp, np.conj(sp)).real.astype(np.float32) for sp in specs]

@@ -64,7 +64,7 @@ class ReferenceUnits:
     """Clean, correctly labelled units that join every classifier fit and are never scored.
 
     ``units``: one row per unit with ``track`` and ``stem`` (its label); ``emb``: ``(units, d)``, from
-    the same embedder as the dataset. See :mod:`curate.scoring.reference`.
+    the same embedder as the dataset. See :mod:`curate.reference`.
     """
 
     units: pd.DataFrame

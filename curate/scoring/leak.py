@@ -20,79 +20,22 @@ and a candidate source ``j``, over the STFT frames of one fragment:
    (normal equations from the Welch auto/cross-correlations, lag-window corrected); the predicted
    energy over the energy of ``i``, times the evidence grade, is the leak fraction of ``j`` in ``i``.
 
-The track-level decision (cross-validated blocks, direction, ``bleed_db``) is :mod:`curate.scoring.bleed`.
+The track-level reading (cross-validated blocks, direction, ``bleed_db``) and the settings of both
+(:class:`~curate.scoring.bleed.BleedConfig`) are :mod:`curate.scoring.bleed`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.linalg import matmul_toeplitz, solve_toeplitz
 
-
-@dataclass(frozen=True)
-class BleedConfig:
-    """Search range and filter length of the leak model."""
-
-    max_delay_ms: float = 21.0
-    """Longest leak delay searched (and the most negative delay checked for the reverse direction)."""
-    min_delay_ms: float = 0.25
-    """Peaks within +-this are 'zero delay': a leak of unknown direction (see ``resolve_direction``)."""
-    taps: int = 96
-    """Wiener filter length in samples, starting ``pre`` samples before the detected delay."""
-    pre: int = 8
-    peak_none: float = 8.5
-    peak_full: float = 11.5
-    """Whitened cross-correlation peak over its median: no leak evidence below, full above."""
-    lin_none: float = 0.80
-    lin_full: float = 0.88
-    """Phase linearity of the coherent bins (0-1): no leak evidence below, full above."""
-    reverse_ratio: float = 0.1
-    """A positive-delay peak below half the strongest (reverse) one still counts as a leak (both ways)
-    when it is significant on its own (``peak_full``) and at least this fraction of the strongest."""
-    msc_bias: float = 0.008
-    """Coherence that independent stems show over a few hundred frames, subtracted per bin."""
-    block_s: float = 1.5
-    """Cross-validation blocks: a fragment's frames are cut into blocks of at most this length, and the
-    filter fitted on the even blocks is scored on the odd ones and vice versa."""
-    cross_validate: bool = True
-    """Count only the leak that a filter fitted on one half of the fragment predicts in the other half."""
-    late_frames: bool = True
-    """Measure delays beyond half a hop on frames one hop apart (see :func:`leak_fraction`)."""
-    explain_away: bool = True
-    """A positive-delay reading beside a stronger reverse path counts only for what it predicts once the
-    reverse path is taken out (see :func:`leak_fraction`)."""
-    resolve_direction: bool = True
-    """When ``j`` reads as leaking into ``i`` and ``i`` into ``j`` through one path (mirrored delays: a
-    zero-delay path has no direction), only one reading counts, as a leak into the stem that (1) holds the
-    shared content as the smaller share (a leak is a part of its receiver, its source holds it whole) and
-    (2) is never much quieter than the leak would make it (see :func:`floor_violation`); the two log
-    ratios are added."""
-
-    def __post_init__(self):
-        checks = [
-            (
-                self.taps >= 1 and 0 <= self.pre < self.taps,
-                f"taps must be 1 or more and pre within 0-taps, got {self.taps}, {self.pre}",
-            ),
-            (
-                0 <= self.min_delay_ms < self.max_delay_ms,
-                f"need 0 <= min_delay_ms < max_delay_ms, got {self.min_delay_ms}, {self.max_delay_ms}",
-            ),
-            (
-                self.peak_none < self.peak_full,
-                f"peak_none must be below peak_full, got {self.peak_none}, {self.peak_full}",
-            ),
-            (self.lin_none < self.lin_full, f"lin_none must be below lin_full, got {self.lin_none}, {self.lin_full}"),
-            (self.block_s > 0, f"block_s must be positive, got {self.block_s}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"BleedConfig: {message}")
+if TYPE_CHECKING:  # the settings live with the track-level reading that owns them
+    from curate.scoring.bleed import BleedConfig
 
 
-def lag_window(n_fft: int) -> np.ndarray:
+def hann_lag_window(n_fft: int) -> np.ndarray:
     """Hann-window autocorrelation normalised to 1 at lag 0, on the circular lag axis ``(n_fft,)``."""
     w = np.hanning(n_fft + 1)[:-1]
     ww = np.correlate(w, w, "full")[n_fft - 1 :]
@@ -187,7 +130,7 @@ def leak_fraction(
     p_i: np.ndarray,
     n_fft: int,
     sample_rate: int,
-    config: BleedConfig = BleedConfig(),
+    config: BleedConfig,
     lag_window: np.ndarray | None = None,
     halves: tuple | None = None,
     late: tuple | None = None,
@@ -208,7 +151,7 @@ def leak_fraction(
     Returns ``(fraction of i's energy predicted from j, delay in samples)``; 0 when the
     coherence points the other way (``i`` leaking into ``j``).
     """
-    lw = lag_window(n_fft) if lag_window is None else lag_window
+    lw = hann_lag_window(n_fft) if lag_window is None else lag_window
     e_i = np.fft.irfft(p_i, n=n_fft)[0]
     if e_i <= 0 or not np.any(p_j > 0):
         return 0.0, 0

@@ -3,7 +3,7 @@ import torch
 
 from bsrnn.bands import BUILTIN_SPECS, BandSpecError, band_edges, validate_spec
 from bsrnn.layers import BandSplit, MaskEstimation
-from tests.bsrnn_reference import BandSplitLoop, MaskEstimationLoop, copy_band_split, copy_mask_estimation
+from tests.bsrnn.loop_reference import BandSplitLoop, MaskEstimationLoop, copy_band_split, copy_mask_estimation
 
 PER_BIN = 4  # stereo x (re, im)
 

@@ -8,7 +8,8 @@ import soundfile as sf
 from curate.common.errors import StemcurateError
 from curate.data.checks import CheckConfig, residual_db
 from curate.data.schema import MANIFEST_SCHEMA, read_manifest
-from curate.scan import ScoreConfig, scan
+from curate.scan import scan
+from curate.scantrack import ScoreConfig
 from tests.conftest import MUSDB_SAMPLE, MUSDBHQ_SAMPLE, need_shared, noise_stems, write_track
 
 # tests of checks and resuming, where the embedder does not matter, use the fast descriptors

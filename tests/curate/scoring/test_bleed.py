@@ -4,10 +4,10 @@ import soundfile as sf
 from scipy import signal
 
 from curate.scoring.bleed import track_bleed
-from curate.scoring.spectra import segment_sums, stft
+from curate.scoring.spectra import stft
 from curate.simulate.corrupt import make_leak
 from curate.simulate.synth import synth_track
-from tests.conftest import MUSDBHQ_SAMPLE, need_shared
+from tests.conftest import MUSDBHQ_SAMPLE, need_shared, spectra_sums
 
 SR = 44100
 
@@ -58,14 +58,6 @@ def test_independent_noise_has_no_bleed():
     stems = {k: 0.1 * rng.standard_normal((2, 12 * SR)) for k in ("a", "b", "c")}
     for db, _, _ in _bleed(stems).values():
         assert (db < -35).all()
-
-
-def test_segment_sums_matches_slicing():
-    rng = np.random.default_rng(0)
-    v = rng.standard_normal((3, 200))
-    fb = np.array([[0, 10], [5, 120], [20, 20], [150, 200], [0, 200]])
-    ref = np.stack([v[:, a:b].sum(axis=1) for a, b in fb], axis=1)
-    np.testing.assert_allclose(segment_sums(v, fb), ref, atol=1e-12)
 
 
 @pytest.mark.parametrize("dst", ["bass", "drums"])
@@ -217,19 +209,11 @@ def test_no_source_reads_as_leaking_on_real_stems():
     assert flags[True] <= 1 and flags[False] >= 4  # of 12 (bass into drums: bass reads -22.4 dB the other way)
 
 
-def _sums(recv, src):
-    """Cross-spectrum, powers per bin and powers per bin and frame of two STFTs ``(channels, F, frames)``."""
-    g = np.einsum("cft,cft->f", recv, np.conj(src))
-    p_r, p_s = (np.einsum("cft,cft->f", x, np.conj(x)).real for x in (recv, src))
-    pw_r, pw_s = (np.einsum("cft,cft->ft", x, np.conj(x)).real for x in (recv, src))
-    return g, p_r, p_s, pw_r, pw_s
-
-
 def test_floor_violation_tells_the_receiver_from_the_source():
     """A stem that holds a leak is never much quieter than the leak; the leak's source, read as a
     receiver the other way round, is (where it pauses while the real receiver plays)."""
-    from curate.scoring.bleed import _band_edges, _band_energy, floor_violation
-    from curate.scoring.leak import BleedConfig, lag_window, path_response
+    from curate.scoring.bleed import BleedConfig, _band_edges, _band_energy, floor_violation
+    from curate.scoring.leak import hann_lag_window, path_response
 
     rng = np.random.default_rng(0)
     f, t, n_fft = 1025, 400, 2048
@@ -240,8 +224,8 @@ def test_floor_violation_tells_the_receiver_from_the_source():
     own = (rng.standard_normal((2, f, t)) + 1j * rng.standard_normal((2, f, t))) * np.where(frame < 50, 1.0, 0.0)
     recv = own + 0.3 * src  # frames 50-99: the leak alone; 25-49: recv's own part alone
     edges = _band_edges(f)
-    g, p_r, p_s, pw_r, pw_s = _sums(recv, src)
-    lw = lag_window(n_fft)
+    g, p_r, p_s, pw_r, pw_s = spectra_sums(recv, src)
+    lw = hann_lag_window(n_fft)
     into_recv = path_response(0, g, p_s, p_r, None, n_fft, 512, lw, BleedConfig())
     into_src = path_response(0, np.conj(g), p_r, p_s, None, n_fft, 512, lw, BleedConfig())
     assert (
@@ -259,8 +243,8 @@ def test_floor_violation_reads_the_leak_path_not_chance_coherence():
     holds is the leak path's output, so the bass is not 'quieter than its leak' where it pauses. A
     per-band gain read from the cross-spectrum (the earlier rule) put a quarter of the leak there
     (0.27 here) and, on a rendered song, read the keyboard as the receiver of a -3 dB bass leak."""
-    from curate.scoring.bleed import _band_edges, _band_energy, floor_violation
-    from curate.scoring.leak import BleedConfig, lag_window, path_response
+    from curate.scoring.bleed import BleedConfig, _band_edges, _band_energy, floor_violation
+    from curate.scoring.leak import hann_lag_window, path_response
 
     rng = np.random.default_rng(0)
     f, t, n_fft = 1025, 400, 2048
@@ -273,9 +257,9 @@ def test_floor_violation_reads_the_leak_path_not_chance_coherence():
     src = noise()
     own = (10 * noise() + 3 * src * np.exp(2j * np.pi * rng.random(f))[None, :, None]) * low * plays
     recv = own + 0.3 * src * high
-    g, p_r, p_s, pw_r, pw_s = _sums(recv, src)
+    g, p_r, p_s, pw_r, pw_s = spectra_sums(recv, src)
     edges = _band_edges(f)
-    path = path_response(0, g, p_s, p_r, None, n_fft, 512, lag_window(n_fft), BleedConfig())
+    path = path_response(0, g, p_s, p_r, None, n_fft, 512, hann_lag_window(n_fft), BleedConfig())
     assert floor_violation(_band_energy(pw_r, edges), pw_s, path, edges) < 0.05
     flow = np.add.reduceat(np.abs(g) ** 2 / p_s, edges[:-1]) / np.add.reduceat(p_s, edges[:-1])  # the per-band gain
     per_band = flow[:, None] * _band_energy(pw_s, edges)

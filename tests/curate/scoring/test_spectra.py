@@ -53,3 +53,11 @@ def test_mel_filterbank_covers_every_band_with_unit_peaks_in_order():
     assert (fb.max(axis=1) > 0.5).all() and fb.max() <= 1.0 + 1e-6
     centres = fb.argmax(axis=1)
     assert (np.diff(centres) >= 0).all() and centres[-1] > centres[0]
+
+
+def test_segment_sums_match_slicing_with_empty_and_whole_ranges():
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((3, 200))
+    fb = np.array([[0, 10], [5, 120], [20, 20], [150, 200], [0, 200]])
+    ref = np.stack([v[:, a:b].sum(axis=1) for a, b in fb], axis=1)
+    np.testing.assert_allclose(segment_sums(v, fb), ref, atol=1e-12)

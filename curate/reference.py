@@ -2,7 +2,7 @@
 
 The classifier of :mod:`curate.scoring.classify` otherwise learns only from the dataset's own, possibly
 wrong, labels, and a dataset of one track cannot be predicted out of fold at all. The pool joins
-every out-of-fold fit (weighted by :attr:`curate.scoring.classify.LabelModelConfig.reference_weight`):
+every out-of-fold fit (weighted by :attr:`curate.scoring.labelmodel.LabelModelConfig.reference_weight`):
 
 * the default pool: ``curate synth`` tracks (:data:`SYNTH_POOL`), whose embeddings ship with the
   package in ``curate/assets/reference_synth.npz`` (one array per embedder part, so a scan does not

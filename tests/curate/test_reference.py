@@ -4,13 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import curate.scoring.reference as reference
+import curate.reference as reference
 from curate.common.errors import StemcurateError
-from curate.scan import ScoreConfig, scan
-from curate.scoring.classify import score_labels
-from curate.scoring.labelmodel import LabelModelConfig, ReferenceUnits
-from curate.scoring.oof import out_of_fold_proba
-from curate.scoring.reference import (
+from curate.reference import (
     POOL_FILE,
     SYNTH_POOL,
     SynthPool,
@@ -19,6 +15,11 @@ from curate.scoring.reference import (
     load_pool,
     reference_pool,
 )
+from curate.scan import scan
+from curate.scantrack import ScoreConfig
+from curate.scoring.classify import score_labels
+from curate.scoring.labelmodel import LabelModelConfig, ReferenceUnits
+from curate.scoring.oof import out_of_fold_proba
 from curate.simulate.synth import synth_dataset
 from tests.conftest import MUSDBHQ_SAMPLE, need_shared
 
