@@ -8,7 +8,15 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from curate.common.cliutil import err_console, guarded, make_app, out_console, parse_list, progress_bar
+from curate.common.cliutil import (
+    ShowProgress,
+    err_console,
+    guarded,
+    make_app,
+    out_console,
+    parse_list,
+    progress_bar,
+)
 from curate.common.errors import MAX_SEED, StemcurateError
 from curate.data import decoded
 from curate.data.checks import CheckConfig
@@ -37,9 +45,10 @@ def synth(
         float, typer.Option("--seconds", "-s", min=1.0, max=3600.0, help="Length of each track in seconds (1 to 3600).")
     ] = 10.0,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Random seed; same seed, same files.")] = 0,
+    progress: ShowProgress = True,
 ):
     """Write a synthetic demo dataset whose stems sound like vocals, bass, drums and other."""
-    with progress_bar() as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("synth", total=tracks + test_tracks, item="")
         synth_dataset(
             out_dir,
@@ -123,6 +132,7 @@ def scan_cmd(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the label model.")] = 0,
+    progress: ShowProgress = True,
 ):
     """Check every file and index the salient fragments of every stem into a Parquet manifest."""
     try:
@@ -157,7 +167,7 @@ def scan_cmd(
             reference=tuple(reference) if reference else None,
         )
     )
-    with progress_bar() as bar:  # appears once the data folder is known to be good (on_start)
+    with progress_bar(progress) as bar:  # appears once the data folder is known to be good (on_start)
         task = bar.add_task("scan", total=None, item="", start=False)
 
         def on_start(n: int) -> None:
@@ -237,9 +247,10 @@ def corrupt(
     ] = 0.2,
     subset: Annotated[str, typer.Option("--subset", help="Subset to corrupt; the others are copied.")] = "train",
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Random seed.")] = 0,
+    progress: ShowProgress = True,
 ):
     """Write a label-noise copy of a dataset and its ground truth (DST/corruptions.parquet)."""
-    with progress_bar() as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("corrupt", total=None, item="")
         truth = corrupt_dataset(
             src,
@@ -263,6 +274,7 @@ def repair(
         float, typer.Option("--leak-min-db", help="Subtract leaks from this level up (dB re the stem).")
     ] = RepairConfig.leak_min_db,
     no_relabel: Annotated[bool, typer.Option("--no-relabel", help="Do not trade the labels of swapped files.")] = False,
+    progress: ShowProgress = True,
 ):
     """Write a copy of the dataset with swapped files relabelled and leaks subtracted (DST/repairs.parquet);
     rescan and filter it: what cannot be mended is still rejected there."""
@@ -270,7 +282,7 @@ def repair(
 
     cfg = RepairConfig(leak_min_db=leak_min_db, relabel=not no_relabel)
     m = read_manifest(manifest)
-    with progress_bar() as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("repair", total=int(m.frame["track"].nunique()), item="")
         table = repair_dataset(m, dst, config=cfg, progress=lambda name: bar.update(task, advance=1, item=name))
     counts = table["action"].value_counts().to_dict() if len(table) else {}

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from curate.common.cliutil import guarded, make_app, out_console, parse_list
+from curate.common.cliutil import ShowProgress, guarded, make_app, out_console, parse_list
 from curate.common.errors import MAX_SEED, StemcurateError
 
 app = make_app("pipelines", "Train, evaluate and run Band-Split RNN separators on curated manifests.")
@@ -102,7 +102,7 @@ def train_cmd(
     strategy: Annotated[str, typer.Option("--strategy", help="auto, ddp, ...")] = "auto",
     num_nodes: Annotated[int, typer.Option("--num-nodes", min=1, help="Nodes for multi-node DDP.")] = 1,
     seed: Annotated[Optional[int], typer.Option("--seed", min=0, max=MAX_SEED, help="Random seed.")] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+    progress: ShowProgress = True,
 ):
     """Train a BSRNN for one target on a curated manifest (noise-robust options: --weighting, --truncate)."""
     from pipelines.config import parse_sets
@@ -204,6 +204,7 @@ def evaluate_cmd(
     ] = None,
     frame: Annotated[float, typer.Option("--frame", help="Separation frame, seconds.")] = 3.0,
     hop: Annotated[float, typer.Option("--hop", help="Separation hop, seconds.")] = 2.5,
+    progress: ShowProgress = True,
 ):
     """Separate a test set and print uSDR (mean ± std) and cSDR (median) per target."""
     from bsrnn.checkpoint import load_models
@@ -221,7 +222,7 @@ def evaluate_cmd(
     results_paths(
         out, inputs=[*sources, root]
     )  # refuse a manifest, a model or another file as the output before any work
-    with progress_bar() as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("evaluate", total=tracks, item="")
         results = evaluate(
             models,
@@ -278,6 +279,7 @@ def separate_cmd(
     ] = "rescale",
     frame: Annotated[float, typer.Option("--frame", help="Separation frame, seconds.")] = 3.0,
     hop: Annotated[float, typer.Option("--hop", help="Separation hop, seconds.")] = 2.5,
+    progress: ShowProgress = True,
 ):
     """Separate songs into stems with trained models."""
     from curate.common.atomic import check_folder
@@ -303,7 +305,7 @@ def separate_cmd(
     check_folder(output)
     check_song_folders(output_folders(inputs, input if input.is_dir() else input.parent, output).values(), output)
     sep = load_separator(checkpoints, targets, device=device, frame_s=frame, hop_s=hop)
-    with progress_bar() as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("separate", total=len(inputs), item="")
         report = separate_files(
             inputs,

@@ -12,6 +12,7 @@ The layout is :class:`pipelines.runs.RunDir`'s. The best model is exported as
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ from pipelines.runs import RunDir, manifest_digest
 from pipelines.trainer import (
     LastCheckpoint,
     ManifestData,
+    StepLines,
     atomic_checkpoint_io,
     check_trainer_args,
     merge_logs,
@@ -126,6 +128,8 @@ def train(
     ``resume`` continues ``out/checkpoints/last.ckpt`` at its global step (up to ``config.max_steps``);
     ``init_from`` starts from a trained model's weights (any model source of :mod:`bsrnn.checkpoint`
     holding a ``model.target`` model; model hyperparameters must match);
+    ``progress``: Lightning's progress bar where stderr is a terminal, else a line every twentieth of
+    the run (:class:`~pipelines.trainer.StepLines`: step, loss, validation uSDR, seconds).
     ``callbacks`` are extra Lightning callbacks.
     """
     from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
@@ -232,6 +236,9 @@ def train(
     if config.ema_decay > 0:
         checkpointing.append(EMAWeightAveraging(decay=config.ema_decay))
     checkpointing.append(LastCheckpoint(last, config.val_every))
+    bar = progress and sys.stderr.isatty()  # a terminal: Lightning's bar; a log or a pipe: a line now and then
+    if progress and not bar:
+        checkpointing.append(StepLines(max(1, config.max_steps // 20), config.max_steps))
     metrics_csv = rd.metrics_csv
     earlier = pd.read_csv(metrics_csv) if resume and metrics_csv.is_file() else None  # CSVLogger deletes it
     loggers = [CSVLogger(run, name=rd.logs.name, version="")]
@@ -261,7 +268,7 @@ def train(
         enable_checkpointing=has_valid,
         log_every_n_steps=max(1, min(10, config.val_every // 2, config.max_steps)),
         use_distributed_sampler=False,
-        enable_progress_bar=progress,
+        enable_progress_bar=bar,
         enable_model_summary=False,
         default_root_dir=run,
         plugins=[atomic_checkpoint_io()],

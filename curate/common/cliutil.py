@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -82,9 +83,15 @@ class _LazyProgress(Progress):
             super().stop()
 
 
-def progress_bar() -> Progress:
+ShowProgress = Annotated[
+    bool, typer.Option("--progress/--no-progress", help="Show progress on stderr (--no-progress: silent).")
+]
+"""The ``--progress/--no-progress`` option of every long command."""
+
+
+def progress_bar(show: bool = True) -> Progress:
     """A rich progress bar on stderr: description, bar, n/total, elapsed, remaining (shown from the
-    first update on)."""
+    first update on; nothing at all with ``show=False``)."""
     return _LazyProgress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -93,6 +100,7 @@ def progress_bar() -> Progress:
         TimeRemainingColumn(),
         TextColumn("{task.fields[item]}", markup=False),
         console=err_console,
+        disable=not show,
     )
 
 

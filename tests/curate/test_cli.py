@@ -187,3 +187,25 @@ def test_names_with_brackets_print_literally(tmp_path):
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
     assert "broken song [remastered].wav" in text and (tmp_path / "sep" / "good song [live]" / "vocals.wav").is_file()
+
+
+def test_every_long_command_shows_progress_unless_told_not_to(tmp_path):
+    """``--no-progress`` silences the bar of synth, scan, corrupt and repair (train, evaluate and separate:
+    tests/pipelines); without it the bar is drawn on stderr."""
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    bar = "━"
+    for quiet in (False, True):
+        flag = ["--no-progress"] if quiet else []
+        d = tmp_path / f"q{int(quiet)}"
+        steps = [
+            ["synth", str(d / "data"), "--tracks", "2", "--seconds", "8", *flag],
+            ["corrupt", str(d / "data"), str(d / "noisy"), "--mislabel-rate", "0.5", *flag],
+            ["scan", str(d / "noisy"), "-o", str(d / "m.parquet"), "--embedder", "features", *flag],
+            ["repair", str(d / "m.parquet"), str(d / "fixed"), *flag],
+        ]
+        for args in steps:
+            res = runner.invoke(app, args)
+            assert res.exit_code == 0, (args, res.output)
+            assert (f"{args[0]} {bar}" in res.output) is not quiet, (args, res.output)  # "scan ━━━ 2/2 ..."

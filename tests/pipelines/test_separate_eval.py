@@ -338,3 +338,15 @@ def test_clip_mode_rescale_clamp_none(tmp_path):
     assert np.abs(got["none"]).max() == pytest.approx(1.8)
     with pytest.raises(StemcurateError, match="--clip-mode"):
         separate_files([song], tmp_path / "x", Loud(), clip_mode="soft")
+
+
+def test_evaluate_and_separate_progress_and_no_progress(models, synth_dir, tmp_path):
+    song = next((synth_dir / "test").iterdir()) / "mixture.wav"
+    for quiet in (False, True):
+        flag = ["--no-progress"] if quiet else []
+        ev = ["evaluate", str(models), "--data", str(synth_dir), "-n", "1", "-o", str(tmp_path / f"r{quiet}.parquet")]
+        sep = ["separate", "-i", str(song), "-o", str(tmp_path / f"s{quiet}"), "-c", str(models)]
+        for name, args in (("evaluate", ev), ("separate", sep)):
+            res = runner.invoke(app, args + flag)
+            assert res.exit_code == 0, res.output
+            assert (f"{name} ━" in res.output) is not quiet, res.output

@@ -596,3 +596,21 @@ def test_every_command_takes_the_same_model_paths(noisy, tmp_path):
         app, ["separate", "-i", str(song), "-o", str(tmp_path / "sepy"), "-c", str(r.exported), "-c", str(r.run_dir)]
     )
     assert res.exit_code == 2 and "a second 'vocals' model" in res.output, res.output
+
+
+def test_progress_lines_where_no_terminal_shows_a_bar(noisy, tmp_path, capsys):
+    """Under a pipe or a log (pytest captures stderr), training reports a line every twentieth of the
+    run with its loss; ``progress=False`` is silent."""
+    cfg = train_config({}, **FAST, max_steps=4)
+    train(
+        noisy / "m.parquet",
+        model=model_config("tiny", "vocals"),
+        config=cfg,
+        out=tmp_path / "a",
+        export_dir=tmp_path / "e",
+    )
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("step ")]
+    assert [ln.split()[1] for ln in lines] == ["1/4", "2/4", "3/4", "4/4"], lines
+    assert all(" loss " in ln and ln.endswith(" s") for ln in lines)
+    _train(noisy / "m.parquet", tmp_path / "b", cfg, export=tmp_path / "e2")
+    assert "step " not in capsys.readouterr().err
