@@ -23,6 +23,7 @@ from torch.utils.data import Dataset, Sampler
 from curate.common.errors import StemcurateError
 from curate.data.conform import to_channels
 from curate.data.datasets import load_segment
+from curate.data.regions import region_mask
 from curate.data.schema import Manifest
 from curate.simulate.truth import manifest_truth
 from pipelines.config import TrainConfig
@@ -130,7 +131,7 @@ class FragmentPool:
         x, _ = load_segment(self.root, path, stem, lo, stop, need=min(stop, int(self.ends[hit].max())) - lo)
         audio = np.zeros((x.shape[0], length), dtype=np.float32)
         audio[:, lo - start : lo - start + x.shape[1]] = x[:, : length - (lo - start)]
-        audio *= _mask(self.starts[hit] - start, self.ends[hit] - start, length, int(fade_s * file_rate))
+        audio *= region_mask(self.starts[hit] - start, self.ends[hit] - start, length, int(fade_s * file_rate))
         audio = to_channels(audio, channels)  # the scan's rule: mono repeated, the first channels kept
         if file_rate != sample_rate:
             out_len = round(length * sample_rate / file_rate)
@@ -145,31 +146,6 @@ class FragmentPool:
         ]
         flag = 1 if bad else (0 if ((c == 0) | (c == 1)).all() else -1)
         return audio, float(self.quality[hit].min()), flag
-
-
-def _mask(starts: np.ndarray, ends: np.ndarray, length: int, fade: int) -> np.ndarray:
-    """1 inside the union of ``[start, end)`` (window coordinates, may reach outside ``[0, length)``),
-    0 outside, with linear fades of ``fade`` samples at the union's edges that lie inside the window."""
-    m = np.zeros(length, dtype=np.float32)
-    merged: list[list[int]] = []
-    for s, e in sorted(zip(starts.tolist(), ends.tolist())):
-        if merged and s <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], e)
-        else:
-            merged.append([s, e])
-    for s0, e0 in merged:
-        s, e = max(0, s0), min(length, e0)
-        if e <= s:
-            continue
-        m[s:e] = 1.0
-        f = min(fade, (e - s) // 2)
-        if f > 0:
-            ramp = (np.arange(f, dtype=np.float32) + 0.5) / f
-            if s0 > 0:
-                m[s : s + f] = ramp
-            if e0 < length:
-                m[e - f : e] = ramp[::-1]
-    return m
 
 
 def _fix_length(x: np.ndarray, n: int) -> np.ndarray:

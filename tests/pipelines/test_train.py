@@ -12,10 +12,11 @@ from typer.testing import CliRunner
 
 from bsrnn.checkpoint import read_checkpoint as read_model
 from curate.common.errors import StemcurateError
+from curate.data.regions import region_mask
 from curate.data.schema import read_manifest
 from pipelines.cli import app
 from pipelines.config import TrainConfig, model_config, parse_sets, train_config
-from pipelines.data import FragmentPool, StepSampler, TrainExamples, _mask, fragment_corrupted, split_tracks
+from pipelines.data import FragmentPool, StepSampler, TrainExamples, fragment_corrupted, split_tracks
 from pipelines.module import SeparationModule, lr_multiplier
 from pipelines.robust import LossTruncation, combine, example_weights, relative_losses
 from pipelines.train import train
@@ -183,10 +184,10 @@ def test_schedule_is_the_seeds():
 
 
 def test_mask_and_sampler():
-    m = _mask(np.array([10, 40]), np.array([40, 60]), 80, fade=4)
+    m = region_mask(np.array([10, 40]), np.array([40, 60]), 80, fade=4)
     assert (m[14:56] == 1).all() and m[:10].sum() == 0 and m[60:].sum() == 0  # touching fragments merge
     assert 0 < m[10] < m[13] < 1 and 0 < m[59] < 1
-    full = _mask(np.array([-5]), np.array([100]), 80, fade=4)
+    full = region_mask(np.array([-5]), np.array([100]), 80, fade=4)
     assert (full == 1).all()  # no fades where the fragment runs past the window
     s = list(StepSampler(2, 4, 3, rank=1, world=2))
     assert s == [(2 * 2 + 1) * 3 + i for i in range(3)] + [(3 * 2 + 1) * 3 + i for i in range(3)]
