@@ -292,6 +292,45 @@ def repair(
     out_console.print(f"next: curate scan {dst} -o repaired.parquet && curate filter repaired.parquet")
 
 
+@app.command(name="export")
+@guarded(interrupted="finished tracks are kept; run the same command again to resume")
+def export_cmd(
+    manifest: Annotated[Path, typer.Argument(help="Scored manifest (curate scan) or kept one (curate filter).")],
+    out: Annotated[Path, typer.Argument(help="Folder to write (new, empty, or an earlier export).")],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="musdb-hq (MSST types 1/4/6, demucs, open-unmix), msst-csv, txt.")
+    ] = "musdb-hq",
+    threshold: Annotated[
+        float, typer.Option("--threshold", "-t", help="Kept: quality at least this (a scored manifest).")
+    ] = 0.7,
+    drop_tracks: Annotated[
+        bool, typer.Option("--drop-tracks", help="musdb-hq: only the tracks with no rejected fragment, unchanged.")
+    ] = False,
+    min_kept: Annotated[
+        float, typer.Option("--min-kept", help="msst-csv: share of a stem file's fragments that must be kept.")
+    ] = 0.9,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier export in OUT.")] = False,
+    progress: ShowProgress = True,
+):
+    """Write the kept fragments for another trainer: MUSDB18-HQ folders with rejected regions silenced,
+    an MSST CSV of clean stem files, or the seed's txt lists (OUT/export.json says what was done)."""
+    from curate.export import ExportConfig, export
+
+    cfg = ExportConfig(format=fmt, threshold=threshold, drop_tracks=drop_tracks, min_kept=min_kept)
+    with progress_bar(progress) as bar:
+        task = bar.add_task("export", total=None, item="")
+        res = export(
+            manifest, out, config=cfg, overwrite=overwrite, progress=lambda n: bar.update(task, advance=1, item=n)
+        )
+    for track, why in res.skipped:
+        err_console.print(f"left out: {track} ({why})")
+    out_console.print(
+        f"wrote {len(res.written)} {'track folders' if fmt == 'musdb-hq' else 'files'} to {res.out}"
+        + (f" ({len(res.resumed)} kept from an earlier run)" if res.resumed else "")
+        + f"; record: {res.record}"
+    )
+
+
 def _print_summary(result) -> None:
     frag = result.fragments
     table = Table(title=f"{result.tracks} tracks scanned" + (f" ({result.resumed} resumed)" if result.resumed else ""))

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curate.common.atomic import check_folder, ensure_writable_dir, make_dir, write_text
+from curate.common.atomic import check_folder, ensure_writable_dir
 from curate.common.errors import StemcurateError, as_int, as_path
 from curate.common.outputs import check_output, output_path
 from curate.data.checks import CheckConfig, Problem
@@ -32,6 +32,7 @@ from curate.data.schema import (
     write_manifest,
     write_problems,
 )
+from curate.export import write_txt_lists
 from curate.scanparts import TrackScan, check_parts, load_part, part_key, prepare_parts, save_part
 from curate.scantrack import ScoreConfig, init_worker, pad_concat, scan_track, scan_track_job
 from curate.scoring.classify import score_labels
@@ -111,18 +112,6 @@ def resolve_stems(tracks: list[Track], stems: list[str] | None, root: Path) -> l
         if s not in present:
             raise StemcurateError(f"unknown stem '{s}': tracks under {root} have {', '.join(present) or 'no stems'}")
     return stems
-
-
-def write_txt_lists(frame: pd.DataFrame, txt_dir: Path, subset: str, stems: list[str]) -> list[Path]:
-    """Seed-compatible ``{stem}_{subset}.txt`` files: ``{track}\\t{start}\\t{end}`` per fragment."""
-    out = []
-    make_dir(txt_dir)
-    for stem in stems:
-        path = Path(txt_dir) / f"{stem}_{subset}.txt"
-        sel = frame[frame["stem"] == stem]
-        write_text(path, "".join(f"{r.track}\t{r.start}\t{r.end}\n" for r in sel.itertuples()))
-        out.append(path)
-    return out
 
 
 def scan(

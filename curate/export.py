@@ -1,0 +1,251 @@
+"""``curate export``: what other trainers read, made from the fragments curation kept.
+
+Formats (``OUT`` is a folder; ``export.json`` in it says what was done):
+
+* ``musdb-hq``: ``OUT/<subset>/<track>/{<stem>,mixture}.wav`` (float32), read by MUSDB18-HQ loaders
+  (``musdb.DB(root=OUT, is_wav=True)``, MSST dataset types 1/4/6, demucs, open-unmix). In every stem,
+  each region of a rejected fragment that no kept fragment covers is silenced with short fades
+  (:func:`curate.data.regions.region_mask`, the masking of ``pipelines train``); stems without manifest
+  rows are copied as they are, and ``mixture.wav`` is the sum of the written stems (the original
+  mixture, unchanged, where no stem was touched). ``drop_tracks``: only the tracks with no rejected
+  fragment, unchanged.
+* ``msst-csv``: ``OUT/<subset>.csv`` in MSST's dataset type 3 (``instrum,path``): the stem files whose
+  kept fragments hold at least ``min_kept`` of their fragments' duration, as absolute paths (whole
+  files: an MSST loader reads the whole file).
+* ``txt``: the seed's ``OUT/{stem}_{subset}.txt`` fragment lists (``{track}\\t{start}\\t{end}``), the same
+  files as ``curate scan --txt-dir`` (:func:`write_txt_lists`).
+
+The manifest is a scored one (kept: ``quality >= threshold``, as ``curate filter``) or the kept
+manifest ``curate filter`` wrote (its rejected rows are read back from the scored manifest it names).
+An ``OUT`` that holds anything but an earlier export is refused; an earlier finished export is replaced
+only with ``overwrite``; an interrupted one with the same settings resumes (every finished track folder
+or list is kept; each is written to a temporary name and renamed).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from curate.common.atomic import atomic_dir, make_dir, write_text
+from curate.common.errors import StemcurateError, as_number, as_path
+from curate.common.outputs import output_path
+from curate.data import audio as audio_io
+from curate.data.datasets import MIXTURE, STEM_MP4, discover
+from curate.data.regions import region_mask
+from curate.data.schema import Manifest, read_manifest
+
+FORMATS = ("musdb-hq", "msst-csv", "txt")
+EXPORT_FILE = "export.json"
+MARKER = ".stemcurate-export"
+"""Written first into ``OUT``: the settings of an export under way (a rerun with the same ones resumes)."""
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Settings of one export (see the module docstring)."""
+
+    format: str = "musdb-hq"
+    threshold: float = 0.7
+    fade_s: float = 0.05
+    """Fade at each edge of a silenced region, seconds (as training's ``fade_s``)."""
+    drop_tracks: bool = False
+    min_kept: float = 0.9
+
+    def __post_init__(self):
+        if self.format not in FORMATS:
+            raise StemcurateError(f"--format {self.format!r}: one of {', '.join(FORMATS)}")
+        for name, low, high in (("threshold", 0.0, 1.0), ("min_kept", 0.0, 1.0), ("fade_s", 0.0, 1.0)):
+            value = as_number(getattr(self, name), f"--{name.replace('_', '-')}")
+            if not low <= value <= high:
+                raise StemcurateError(f"--{name.replace('_', '-')} must be within {low:g}-{high:g}, got {value}")
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote: ``written`` paths (track folders or files), ``resumed`` ones kept from
+    an interrupted run, ``skipped`` tracks with reasons, and the ``export.json`` path."""
+
+    out: Path
+    config: ExportConfig
+    written: list[Path] = field(default_factory=list)
+    resumed: list[Path] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    record: Path | None = None
+
+
+def kept_and_rejected(manifest: str | Path, *, threshold: float) -> tuple[Manifest, pd.DataFrame, pd.DataFrame]:
+    """``(manifest, kept rows, rejected rows)`` of a scored manifest, or of the kept manifest of
+    ``curate filter`` (then the rejected rows come from the scored manifest it was made from).
+    :class:`StemcurateError` for a manifest without scores, filter's rejected list, or a kept manifest
+    whose source cannot be read."""
+    m = read_manifest(manifest)
+    frame = m.frame
+    source = (m.meta.get("filter") or {}).get("source")
+    if source is None:
+        if not m.has_scores:
+            raise StemcurateError(f"{manifest}: manifest has no quality scores; scan with an embedder first")
+        keep = frame["quality"].astype(float) >= threshold
+        return m, frame[keep], frame[~keep]
+    if "reason" in frame.columns and frame["reason"].notna().any():
+        raise StemcurateError(f"{manifest}: is curate filter's list of rejected fragments; export the kept one")
+    candidates = [Path(source)] if Path(source).is_absolute() else [Path(source), Path(manifest).parent / source]
+    src = next((p for p in candidates if p.is_file()), None)
+    if src is None:
+        raise StemcurateError(
+            f"{manifest}: made by curate filter from {source}, which cannot be read; export the scored manifest"
+        )
+    full = read_manifest(src).frame
+    key = ["track", "subset", "stem", "start", "end"]
+    seen = full[key].merge(frame[key].drop_duplicates(), how="left", on=key, indicator=True)["_merge"] == "both"
+    return m, frame, full[~seen.to_numpy()]
+
+
+def write_txt_lists(frame: pd.DataFrame, txt_dir: Path, subset: str, stems: list[str]) -> list[Path]:
+    """Seed-compatible ``{stem}_{subset}.txt`` files: ``{track}\\t{start}\\t{end}`` per fragment."""
+    out = []
+    make_dir(txt_dir)
+    for stem in stems:
+        path = Path(txt_dir) / f"{stem}_{subset}.txt"
+        sel = frame[frame["stem"] == stem]
+        write_text(path, "".join(f"{r.track}\t{r.start}\t{r.end}\n" for r in sel.itertuples()))
+        out.append(path)
+    return out
+
+
+def _prepare(out: Path, settings: dict, overwrite: bool) -> bool:
+    """Make ``out`` ready; True when it holds an interrupted export of the same settings (resume)."""
+    if out.exists() and not out.is_dir():
+        raise StemcurateError(f"{out}: exists and is not a folder")
+    marker, record = out / MARKER, out / EXPORT_FILE
+    if out.is_dir() and any(out.iterdir()):
+        if not marker.is_file():
+            raise StemcurateError(f"{out}: folder exists and holds something else than an export; choose another")
+        try:
+            before = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            before = None
+        if before == settings and not record.is_file():
+            return True
+        if not overwrite:
+            what = "a finished export" if record.is_file() else "an export with other settings"
+            raise StemcurateError(f"{out}: holds {what}; pass --overwrite to replace it")
+        shutil.rmtree(out)
+    make_dir(out)
+    write_text(marker, json.dumps(settings, sort_keys=True))
+    return False
+
+
+def export(
+    manifest: str | Path,
+    out: str | Path,
+    *,
+    config: ExportConfig = ExportConfig(),
+    overwrite: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Export the kept fragments of ``manifest`` to the folder ``out`` in ``config.format`` (see the
+    module docstring). :class:`StemcurateError` for bad input: the manifest, ``out`` holding something
+    else, inside the dataset, or a finished export without ``overwrite``; ``msst-csv`` of ``.stem.mp4``
+    sources (no file per stem: export ``musdb-hq`` first)."""
+    manifest = as_path(manifest, "manifest")
+    out = output_path(as_path(out, "out"))
+    if not isinstance(config, ExportConfig):
+        raise StemcurateError(f"config {config!r}: give an ExportConfig")
+    m, kept, rejected = kept_and_rejected(manifest, threshold=config.threshold)
+    root = Path(m.root).resolve()
+    if out.resolve() == root or root in out.resolve().parents:
+        raise StemcurateError(f"{out}: the export must not be written into the dataset it is made from ({root})")
+    if config.format == "msst-csv" and m.frame["path"].astype(str).str.endswith(STEM_MP4).any():
+        raise StemcurateError(
+            f"{manifest}: .stem.mp4 sources hold no file per stem for an MSST CSV; export --format musdb-hq first"
+        )
+    settings = {"manifest": str(Path(manifest).resolve()), **asdict(config)}
+    resuming = _prepare(out, settings, overwrite)
+    result = ExportResult(out, config)
+    every = pd.concat([kept, rejected], ignore_index=True)  # a kept manifest holds only the kept rows
+    subsets = sorted(set(every["subset"]))
+    if config.format == "txt":
+        for subset in subsets:
+            sel = kept[kept["subset"] == subset]
+            result.written += write_txt_lists(sel, out, subset, sorted(set(every["stem"])))
+    elif config.format == "msst-csv":
+        for subset in subsets:
+            result.written.append(_write_csv(m.root, every, kept, subset, out / f"{subset}.csv", config.min_kept))
+    else:
+        _write_musdb_hq(m.root, every, kept, rejected, out, config, result, resuming, progress)
+    record = {
+        **settings,
+        "written": [str(p.relative_to(out)) for p in result.written],
+        "resumed": [str(p.relative_to(out)) for p in result.resumed],
+        "skipped": [{"track": t, "why": why} for t, why in result.skipped],
+        "kept_fragments": int(len(kept)),
+        "rejected_fragments": int(len(rejected)),
+    }
+    result.record = write_text(out / EXPORT_FILE, json.dumps(record, indent=2) + "\n")
+    return result
+
+
+def _write_csv(root: Path, every: pd.DataFrame, kept: pd.DataFrame, subset: str, path: Path, min_kept: float) -> Path:
+    """MSST type-3 rows of the stem files of ``subset`` whose kept share of fragment time is ``min_kept`` or more."""
+    frame = every[every["subset"] == subset]
+    dur = (frame["end"] - frame["start"]).groupby([frame["stem"], frame["path"]]).sum()
+    k = kept[kept["subset"] == subset]
+    kept_dur = (k["end"] - k["start"]).groupby([k["stem"], k["path"]]).sum().reindex(dur.index, fill_value=0)
+    share = kept_dur / dur
+    rows = [f"{stem},{(Path(root) / rel).resolve()}" for (stem, rel), s in share.items() if s >= min_kept]
+    for line in rows:
+        if line.count(",") != 1 or "\n" in line:
+            raise StemcurateError(f"{line.split(',', 1)[1]}: a path with a comma or line break cannot go in a CSV")
+    return write_text(path, "instrum,path\n" + "".join(r + "\n" for r in sorted(rows)))
+
+
+def _write_musdb_hq(root, every, kept, rejected, out, config, result, resuming, progress) -> None:
+    """One folder per track of ``every`` (the manifest's rows, kept and rejected) under ``out/<subset>``."""
+    tracks = {(t.subset, t.name): t for s in sorted(set(every["subset"])) for t in discover(root, subset=s)}
+    for subset, name in sorted(set(zip(every["subset"], every["track"]))):
+        dst = out / subset / name
+        if progress is not None:
+            progress(name)
+        track = tracks.get((subset, name))
+        if track is None:
+            result.skipped.append((name, "not found in the dataset any more"))
+            continue
+        rej = rejected[(rejected["subset"] == subset) & (rejected["track"] == name)]
+        if config.drop_tracks and len(rej):
+            result.skipped.append((name, f"{len(rej)} rejected fragment(s)"))
+            continue
+        if resuming and dst.is_dir():
+            result.resumed.append(dst)
+            continue
+        stems, sr = track.load_all()
+        k = kept[(kept["subset"] == subset) & (kept["track"] == name)]
+        fade = int(round(config.fade_s * sr))
+        changed = False
+        for stem, x in stems.items():
+            r = rej[rej["stem"] == stem]
+            if len(r) == 0:
+                continue
+            n = x.shape[1]
+            cut = region_mask(r["start"].to_numpy(), r["end"].to_numpy(), n, fade)
+            keep_s = k[k["stem"] == stem]
+            keep = region_mask(keep_s["start"].to_numpy(), keep_s["end"].to_numpy(), n, fade)
+            stems[stem] = x * np.maximum(1.0 - cut, keep)[None]
+            changed = True
+        with atomic_dir(dst) as work:
+            for stem, x in stems.items():
+                audio_io.write(work / f"{stem}.wav", x, sr, subtype="FLOAT")
+            if changed or track.mixture is None:
+                chans = max(x.shape[0] for x in stems.values())
+                mix = sum(np.broadcast_to(x, (chans, x.shape[1])) for x in stems.values())
+            else:
+                mix, _ = track.load(MIXTURE)
+                mix = mix[:, : next(iter(stems.values())).shape[1]]
+            audio_io.write(work / f"{MIXTURE}.wav", mix, sr, subtype="FLOAT")
+        result.written.append(dst)

@@ -1,0 +1,196 @@
+"""curate/export.py: MUSDB18-HQ folders with rejected regions silenced (read back by musdb), MSST CSV
+lists, txt lists, resume after an interrupt, and refusals."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from curate.common.errors import StemcurateError
+from curate.export import EXPORT_FILE, ExportConfig, export, write_txt_lists
+from curate.filter import filter_manifest
+from curate.scan import scan
+from curate.scantrack import ScoreConfig
+from curate.simulate.corrupt import corrupt_dataset
+from curate.simulate.synth import synth_dataset
+
+STEMS = ("vocals", "bass", "drums", "other")
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory):
+    """A scored manifest of a corrupted 4-track synth set, and curate filter's kept/rejected manifests."""
+    root = tmp_path_factory.mktemp("export")
+    synth_dataset(root / "data", tracks=4, seconds=8, seed=2)
+    corrupt_dataset(root / "data", root / "noisy", mislabel_rate=0.3, bleed_rate=0.3, seed=1)
+    scan(root / "noisy", output=root / "m.parquet", score=ScoreConfig(embedder="features"))
+    res = filter_manifest(root / "m.parquet", output=root / "clean.parquet", rejected=root / "rej.parquet")
+    assert len(res.kept) and len(res.rejected)
+    return root, res.kept, res.rejected
+
+
+def _read(path):
+    return sf.read(path, dtype="float32", always_2d=True)[0].T
+
+
+def test_musdb_hq_silences_rejected_regions_only_and_reads_back_with_musdb(curated, tmp_path):
+    root, kept, rejected = curated
+    out = export(root / "clean.parquet", tmp_path / "hq", config=ExportConfig(fade_s=0.01))
+    assert len(out.written) == 4 and (tmp_path / "hq" / EXPORT_FILE).is_file()
+    fade = int(0.01 * 44100)
+    for r in rejected.itertuples():
+        got, src = _read(tmp_path / "hq" / "train" / r.track / f"{r.stem}.wav"), _read(root / "noisy" / r.path)
+        covered = np.zeros(got.shape[1], bool)
+        for k in kept[(kept.track == r.track) & (kept.stem == r.stem)].itertuples():
+            covered[max(0, k.start - fade) : k.end + fade] = True
+        inside = np.zeros_like(covered)
+        inside[r.start + fade : r.end - fade] = True
+        assert np.all(got[:, inside & ~covered] == 0) and np.abs(src[:, inside & ~covered]).max() > 0
+    for k in kept.itertuples():  # kept audio away from any fade is the source, bit for bit
+        got, src = _read(tmp_path / "hq" / "train" / k.track / f"{k.stem}.wav"), _read(root / "noisy" / k.path)
+        near = np.zeros(got.shape[1], bool)
+        for r in rejected[(rejected.track == k.track) & (rejected.stem == k.stem)].itertuples():
+            near[max(0, r.start - fade) : r.end + fade] = True
+        sel = np.zeros_like(near)
+        sel[k.start : k.end] = True
+        assert np.array_equal(got[:, sel & ~near], src[:, sel & ~near])
+    # the same export from the scored manifest and the filter's threshold
+    again = export(root / "m.parquet", tmp_path / "hq2", config=ExportConfig(fade_s=0.01))
+    for f in (tmp_path / "hq" / "train").rglob("*.wav"):
+        assert np.array_equal(_read(f), _read(tmp_path / "hq2" / f.relative_to(tmp_path / "hq")))
+    assert len(again.written) == 4
+
+    import musdb
+
+    db = musdb.DB(root=str(tmp_path / "hq"), is_wav=True, subsets="train")
+    assert len(db) == 4
+    touched = set(rejected["track"])
+    for track in db:  # musdb reads WAVs through ffmpeg at 16 bits: equal within 2 LSB, clipped at full scale
+        parts = sum(track.targets[s].audio for s in STEMS)
+        own = _read(root / "noisy" / "train" / track.name / "mixture.wav").T
+        want = parts if track.name in touched else own  # a touched track's mixture is the sum of its stems
+        assert track.audio.shape == want.shape and np.abs(track.audio - np.clip(want, -1, 1)).max() < 7e-5
+
+
+def test_drop_tracks_keeps_only_clean_tracks_unchanged(curated, tmp_path):
+    root, kept, rejected = curated
+    res = export(root / "m.parquet", tmp_path / "d", config=ExportConfig(drop_tracks=True))
+    every, dirty = set(kept["track"]) | set(rejected["track"]), set(rejected["track"])
+    assert {p.name for p in res.written} == every - dirty and {t for t, _ in res.skipped} == dirty
+    # at threshold 0 nothing is rejected: every track is copied as it is, its own mixture included
+    res = export(root / "m.parquet", tmp_path / "all", config=ExportConfig(drop_tracks=True, threshold=0.0))
+    assert {p.name for p in res.written} == every and not res.skipped
+    for folder in res.written:
+        for stem in (*STEMS, "mixture"):
+            src = root / "noisy" / "train" / folder.name / f"{stem}.wav"
+            assert np.array_equal(_read(folder / f"{stem}.wav"), _read(src))
+
+
+def test_msst_csv_lists_whole_stem_files_with_enough_kept(curated, tmp_path):
+    root, kept, rejected = curated
+    export(root / "clean.parquet", tmp_path / "c", config=ExportConfig(format="msst-csv", min_kept=0.5))
+    text = (tmp_path / "c" / "train.csv").read_text()
+    assert text.startswith("instrum,path\n")
+    table = pd.read_csv(tmp_path / "c" / "train.csv")
+    assert list(table.columns) == ["instrum", "path"] and table["path"].map(lambda p: p.startswith("/")).all()
+    every = pd.concat([kept, rejected])
+    share = (kept.end - kept.start).groupby([kept.stem, kept.path]).sum() / (every.end - every.start).groupby(
+        [every.stem, every.path]
+    ).sum()
+    want = {(s, str((root / "noisy" / p).resolve())) for (s, p), v in share.fillna(0).items() if v >= 0.5}
+    assert set(zip(table["instrum"], table["path"])) == want and want
+
+
+def test_txt_lists_are_the_kept_fragments(curated, tmp_path):
+    root, kept, _ = curated
+    export(root / "clean.parquet", tmp_path / "t", config=ExportConfig(format="txt"))
+    write_txt_lists(kept, tmp_path / "ref", "train", list(STEMS))
+    for stem in STEMS:
+        name = f"{stem}_train.txt"
+        assert (tmp_path / "t" / name).read_text() == (tmp_path / "ref" / name).read_text()
+
+
+def test_an_interrupted_export_resumes_and_ends_as_a_straight_one(curated, tmp_path):
+    root, _, _ = curated
+    seen = []
+
+    def stop_at_third(name):
+        seen.append(name)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export(root / "m.parquet", tmp_path / "r", progress=stop_at_third)
+    assert not list((tmp_path / "r" / "train").glob(".*"))  # no half-written track folder
+    res = export(root / "m.parquet", tmp_path / "r")
+    assert len(res.resumed) == 2 and len(res.written) == 2
+    straight = export(root / "m.parquet", tmp_path / "s")
+    for f in (tmp_path / "s" / "train").rglob("*.wav"):
+        assert np.array_equal(_read(f), _read(tmp_path / "r" / f.relative_to(tmp_path / "s")))
+    assert len(straight.written) == 4
+
+
+def test_refusals(curated, tmp_path):
+    root, _, _ = curated
+    export(root / "m.parquet", tmp_path / "x", config=ExportConfig(format="txt"))
+    with pytest.raises(StemcurateError, match="finished export; pass --overwrite"):
+        export(root / "m.parquet", tmp_path / "x", config=ExportConfig(format="txt"))
+    (tmp_path / "x" / EXPORT_FILE).unlink()  # as if interrupted: resumable with the same settings only
+    with pytest.raises(StemcurateError, match="export with other settings"):
+        export(root / "m.parquet", tmp_path / "x", config=ExportConfig(format="txt", threshold=0.5))
+    assert export(root / "m.parquet", tmp_path / "x", config=ExportConfig(format="msst-csv"), overwrite=True).written
+    assert not (tmp_path / "x" / "vocals_train.txt").exists()  # the earlier export was replaced
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(StemcurateError, match="something else than an export"):
+        export(root / "m.parquet", tmp_path / "mine", overwrite=True)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    with pytest.raises(StemcurateError, match="rejected fragments"):
+        export(root / "rej.parquet", tmp_path / "y")
+    with pytest.raises(StemcurateError, match="into the dataset"):
+        export(root / "m.parquet", root / "noisy" / "exported")
+    with pytest.raises(StemcurateError, match="--format"):
+        ExportConfig(format="demucs")
+    with pytest.raises(StemcurateError, match="--min-kept"):
+        ExportConfig(min_kept=2)
+    lone = tmp_path / "lone.parquet"
+    shutil.copy(root / "clean.parquet", lone)
+    moved = root / "m.parquet"
+    hidden = root / "m.parquet.away"
+    moved.rename(hidden)
+    try:
+        with pytest.raises(StemcurateError, match="cannot be read; export the scored manifest"):
+            export(lone, tmp_path / "z")
+    finally:
+        hidden.rename(moved)
+
+
+def test_scan_of_the_export_finds_the_kept_fragments(curated, tmp_path):
+    """Round trip: the kept fragments are still salient (SAD) where the export left them."""
+    root, kept, _ = curated
+    export(root / "clean.parquet", tmp_path / "hq")
+    again = scan(tmp_path / "hq", output=tmp_path / "again.parquet", score=None).fragments
+    for k in kept.itertuples():
+        same = again[(again.track == k.track) & (again.stem == k.stem)]
+        overlap = (np.minimum(same.end, k.end) - np.maximum(same.start, k.start)).clip(lower=0).sum()
+        assert overlap >= 0.9 * (k.end - k.start), (k.track, k.stem, k.start)
+
+
+def test_the_command_line_refuses_in_one_line(curated, tmp_path):
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    root, _, _ = curated
+    runner = CliRunner()
+    args = ["export", str(root / "m.parquet"), str(tmp_path / "o"), "-f", "txt", "--no-progress"]
+    assert runner.invoke(app, args).exit_code == 0
+    for extra, why in (([], "--overwrite"), (["-f", "zip"], "--format"), (["--threshold", "2"], "--threshold")):
+        res = runner.invoke(app, args + extra)
+        lines = [ln for ln in res.output.splitlines() if ln.strip()]
+        assert res.exit_code == 2 and len(lines) == 1 and why in lines[0] and "Traceback" not in res.output, res.output
+    assert runner.invoke(app, args + ["--overwrite"]).exit_code == 0
