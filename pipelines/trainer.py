@@ -48,6 +48,11 @@ class StepLines(L.Callback):
     def __init__(self, every: int, total: int, stream=None):
         self.every, self.total, self.stream = max(1, every), total, stream
         self._t0 = time.monotonic()
+        self._usdr = None  # kept here: Lightning may clear its callback metrics at an epoch's start
+
+    def on_validation_end(self, trainer, pl_module):
+        if "val/usdr" in trainer.callback_metrics:
+            self._usdr = float(trainer.callback_metrics["val/usdr"])
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
@@ -57,8 +62,8 @@ class StepLines(L.Callback):
         line = f"step {step}/{self.total}"
         if "train/loss" in metrics:
             line += f"  loss {float(metrics['train/loss']):.4f}"
-        if "val/usdr" in metrics:
-            line += f"  val uSDR {float(metrics['val/usdr']):.2f} dB"
+        if self._usdr is not None:
+            line += f"  val uSDR {self._usdr:.2f} dB"
         print(f"{line}  {time.monotonic() - self._t0:.0f} s", file=self.stream or sys.stderr, flush=True)
 
 

@@ -615,3 +615,14 @@ def test_progress_lines_where_no_terminal_shows_a_bar(noisy, tmp_path, capsys):
     assert all(" loss " in ln and ln.endswith(" s") for ln in lines)
     _train(noisy / "m.parquet", tmp_path / "b", cfg, export=tmp_path / "e2")
     assert "step " not in capsys.readouterr().err
+    # with validation (after step 2), the lines that follow it carry its uSDR
+    cfg = train_config({}, **{**FAST, "valid_fraction": 0.2, "val_every": 2}, max_steps=4)
+    train(
+        noisy / "m.parquet",
+        model=model_config("tiny", "vocals"),
+        config=cfg,
+        out=tmp_path / "c",
+        export_dir=tmp_path / "e3",
+    )
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("step ")]
+    assert not any("uSDR" in ln for ln in lines[:2]) and all(" val uSDR " in ln for ln in lines[2:]), lines
