@@ -41,13 +41,13 @@ def noisy(tmp_path_factory):
     return base
 
 
-def _train(manifest, out, cfg, *, target="vocals", model=None, export=None, **kw):
+def _train(manifest, out, cfg, *, target="vocals", model=None, export=None, progress=False, **kw):
     """:func:`train` of the tiny model for ``target`` (or ``model``) with ``cfg`` into ``out``, exporting to
-    ``export`` when given (else train's default), without a progress bar."""
+    ``export`` when given (else train's default), without progress unless ``progress``."""
     model = model if model is not None else model_config("tiny", target)
     if export is not None:
         kw["export_dir"] = export
-    return train(manifest, model=model, config=cfg, out=out, progress=False, **kw)
+    return train(manifest, model=model, config=cfg, out=out, progress=progress, **kw)
 
 
 def test_weights_as_specified():
@@ -603,13 +603,7 @@ def test_progress_lines_where_no_terminal_shows_a_bar(noisy, tmp_path, capsys):
     """Under a pipe or a log (pytest captures stderr), training reports a line every twentieth of the
     run with its loss; ``progress=False`` is silent."""
     cfg = train_config({}, **FAST, max_steps=4)
-    train(
-        noisy / "m.parquet",
-        model=model_config("tiny", "vocals"),
-        config=cfg,
-        out=tmp_path / "a",
-        export_dir=tmp_path / "e",
-    )
+    _train(noisy / "m.parquet", tmp_path / "a", cfg, export=tmp_path / "e", progress=True)
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("step ")]
     assert [ln.split()[1] for ln in lines] == ["1/4", "2/4", "3/4", "4/4"], lines
     assert all(" loss " in ln and ln.endswith(" s") for ln in lines)
@@ -617,12 +611,6 @@ def test_progress_lines_where_no_terminal_shows_a_bar(noisy, tmp_path, capsys):
     assert "step " not in capsys.readouterr().err
     # with validation (after step 2), the lines that follow it carry its uSDR
     cfg = train_config({}, **{**FAST, "valid_fraction": 0.2, "val_every": 2}, max_steps=4)
-    train(
-        noisy / "m.parquet",
-        model=model_config("tiny", "vocals"),
-        config=cfg,
-        out=tmp_path / "c",
-        export_dir=tmp_path / "e3",
-    )
+    _train(noisy / "m.parquet", tmp_path / "c", cfg, export=tmp_path / "e3", progress=True)
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("step ")]
     assert not any("uSDR" in ln for ln in lines[:2]) and all(" val uSDR " in ln for ln in lines[2:]), lines
