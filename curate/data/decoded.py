@@ -10,6 +10,8 @@ all of its streams in one ffmpeg call, into float32 WAV files that hold the deco
 
 ``<cache>`` is ``$STEMCURATE_CACHE``, else ``$XDG_CACHE_HOME/stemcurate/decoded``, else
 ``~/.cache/stemcurate/decoded``; ``STEMCURATE_CACHE=off`` decodes on every read (nothing written).
+Each entry ends with an ``info.json`` (streams, frames, rate); an entry that does not match it (a
+file truncated or deleted since) is decoded again.
 Size: float32 stereo at 44.1 kHz is 21 MB per minute of one stream, so about 106 MB per minute of
 a five-stream song (a 4-minute MUSDB18 song: 0.42 GB; the 150 songs: about 60 GB; a 7-s excerpt:
 12 MB). A file that changed (size or modification time) gets a new entry; :func:`clear` removes
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import shutil
 import sys
@@ -35,6 +38,7 @@ import soundfile as sf
 from curate.common.errors import StemcurateError
 
 CACHE_ENV = "STEMCURATE_CACHE"
+INFO = "info.json"
 OFF = "off"
 
 
@@ -70,28 +74,44 @@ def read_stream(
         entry = entry_for(path)
     except OSError as exc:
         raise StemcurateError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    if entry is not None and not entry.is_dir():
+    for attempt in (0, 1):
+        if entry is not None and _info(entry) is None:  # missing, or damaged since: decode (again)
+            try:
+                shutil.rmtree(entry, ignore_errors=True)
+                _fill(Path(path), entry)
+            except OSError as exc:  # an unwritable cache: decode without it
+                why = exc.strerror or exc
+                _warn_once(f"warning: cannot write the decode cache {entry.parent} ({why}); decoding on every read")
+                entry = None
+        if entry is None:
+            full, sr = _decode(str(path), stream)
+            return full[:, start:stop], sr
+        info = _info(entry) or {"streams": 0}
+        if not 0 <= stream < info["streams"]:
+            raise StemcurateError(f"{path}: no stream {stream} (it has {info['streams']} streams)")
         try:
-            _fill(Path(path), entry)
-        except OSError as exc:  # an unwritable cache: decode without it
-            _warn_once(
-                f"warning: cannot write the decode cache {entry.parent} ({exc.strerror or exc}); decoding on every read"
-            )
-            entry = None
-    if entry is None:
-        full, sr = _decode(str(path), stream)
-        return full[:, start:stop], sr
-    file = entry / f"{stream}.wav"
-    if not file.is_file():
-        streams = sorted(int(p.stem) for p in entry.glob("*.wav"))
-        raise StemcurateError(f"{path}: no stream {stream} (it has {len(streams)} streams)")
-    with sf.SoundFile(str(file)) as f:
-        n = f.frames
-        a = min(max(start, 0), n)
-        b = n if stop is None else min(max(stop, a), n)
-        f.seek(a)
-        data = f.read(b - a, dtype="float32", always_2d=True)
-        return np.ascontiguousarray(data.T), int(f.samplerate)
+            with sf.SoundFile(str(entry / f"{stream}.wav")) as f:
+                if f.frames == info["frames"] and f.samplerate == info["sample_rate"]:
+                    n = f.frames
+                    a = min(max(start, 0), n)
+                    b = n if stop is None else min(max(stop, a), n)
+                    f.seek(a)
+                    data = f.read(b - a, dtype="float32", always_2d=True)
+                    if len(data) == b - a:
+                        return np.ascontiguousarray(data.T), int(f.samplerate)
+        except (sf.LibsndfileError, RuntimeError, OSError):
+            pass
+        shutil.rmtree(entry, ignore_errors=True)  # a damaged entry: the next pass decodes it again
+    raise StemcurateError(f"{path}: the decode cache entry {entry} stays unreadable after decoding again")
+
+
+def _info(entry: Path) -> dict | None:
+    """The entry's ``info.json`` (streams, frames, rate), written last: None when missing or unreadable."""
+    try:
+        info = json.loads((entry / INFO).read_text())
+        return info if {"streams", "frames", "sample_rate"} <= set(info) else None
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def _fill(path: Path, entry: Path) -> None:
@@ -103,6 +123,9 @@ def _fill(path: Path, entry: Path) -> None:
         tmp.mkdir()
         for k, x in enumerate(streams):
             sf.write(str(tmp / f"{k}.wav"), x.T, sr, subtype="FLOAT")
+        frames = {x.shape[1] for x in streams}
+        info = {"streams": len(streams), "frames": max(frames) if frames else 0, "sample_rate": sr}
+        (tmp / INFO).write_text(json.dumps(info))
         try:
             os.replace(tmp, entry)
         except OSError:

@@ -117,3 +117,20 @@ def test_a_file_that_does_not_decode_is_named(tmp_path, monkeypatch):
     with pytest.raises(StemcurateError, match="bad.stem.mp4: cannot decode"):
         decoded.read_stream(bad, 0)
     assert decoded.usage()[1] == 0
+
+
+def test_a_damaged_entry_is_decoded_again(stem_mp4):
+    want = [decoded._decode(str(stem_mp4), s)[0] for s in (0, 3)]
+    decoded.read_stream(stem_mp4, 0)
+    entry = decoded.entry_for(stem_mp4)
+    damage = [
+        lambda: (entry / "3.wav").unlink(),  # a stream file gone
+        lambda: (entry / "0.wav").write_bytes((entry / "0.wav").read_bytes()[:5000]),  # truncated
+        lambda: (entry / decoded.INFO).write_text("{not json"),
+        lambda: (entry / "0.wav").write_bytes(b"garbage" * 100),
+    ]
+    for hurt in damage:
+        hurt()
+        assert np.array_equal(decoded.read_stream(stem_mp4, 0)[0], want[0])
+        assert np.array_equal(decoded.read_stream(stem_mp4, 3)[0], want[1])
+    assert decoded.usage()[1] == 1
