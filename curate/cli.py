@@ -301,8 +301,9 @@ def export_cmd(
         str, typer.Option("--format", "-f", help="musdb-hq (MSST types 1/4/6, demucs, open-unmix), msst-csv, txt.")
     ] = "musdb-hq",
     threshold: Annotated[
-        float, typer.Option("--threshold", "-t", help="Kept: quality at least this (a scored manifest).")
-    ] = 0.7,
+        Optional[float],
+        typer.Option("--threshold", "-t", help="Kept: quality at least this (default 0.7; a kept manifest: filter's)."),
+    ] = None,
     drop_tracks: Annotated[
         bool, typer.Option("--drop-tracks", help="musdb-hq: only the tracks with no rejected fragment, unchanged.")
     ] = False,
@@ -324,8 +325,9 @@ def export_cmd(
         )
     for track, why in res.skipped:
         err_console.print(f"left out: {track} ({why})")
+    n = len(res.written)
     out_console.print(
-        f"wrote {len(res.written)} {'track folders' if fmt == 'musdb-hq' else 'files'} to {res.out}"
+        f"wrote {n} {'track folder' if fmt == 'musdb-hq' else 'file'}{'' if n == 1 else 's'} to {res.out}"
         + (f" ({len(res.resumed)} kept from an earlier run)" if res.resumed else "")
         + f"; record: {res.record}"
     )

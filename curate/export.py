@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ from curate.common.atomic import atomic_dir, make_dir, write_text
 from curate.common.errors import StemcurateError, as_number, as_path
 from curate.common.outputs import output_path
 from curate.data import audio as audio_io
-from curate.data.datasets import MIXTURE, STEM_MP4, discover
+from curate.data.datasets import MIXTURE, STEM_MP4, SUBSETS, discover
 from curate.data.regions import region_mask
 from curate.data.schema import Manifest, read_manifest
 
@@ -52,7 +52,9 @@ class ExportConfig:
     """Settings of one export (see the module docstring)."""
 
     format: str = "musdb-hq"
-    threshold: float = 0.7
+    threshold: float | None = None
+    """Kept: ``quality >= threshold`` (None: 0.7, or the threshold of the ``curate filter`` run that made a
+    kept manifest; another one with a kept manifest is refused: export the scored manifest instead)."""
     fade_s: float = 0.05
     """Fade at each edge of a silenced region, seconds (as training's ``fade_s``)."""
     drop_tracks: bool = False
@@ -62,6 +64,8 @@ class ExportConfig:
         if self.format not in FORMATS:
             raise StemcurateError(f"--format {self.format!r}: one of {', '.join(FORMATS)}")
         for name, low, high in (("threshold", 0.0, 1.0), ("min_kept", 0.0, 1.0), ("fade_s", 0.0, 1.0)):
+            if getattr(self, name) is None:
+                continue
             value = as_number(getattr(self, name), f"--{name.replace('_', '-')}")
             if not low <= value <= high:
                 raise StemcurateError(f"--{name.replace('_', '-')} must be within {low:g}-{high:g}, got {value}")
@@ -80,19 +84,30 @@ class ExportResult:
     record: Path | None = None
 
 
-def kept_and_rejected(manifest: str | Path, *, threshold: float) -> tuple[Manifest, pd.DataFrame, pd.DataFrame]:
-    """``(manifest, kept rows, rejected rows)`` of a scored manifest, or of the kept manifest of
-    ``curate filter`` (then the rejected rows come from the scored manifest it was made from).
-    :class:`StemcurateError` for a manifest without scores, filter's rejected list, or a kept manifest
-    whose source cannot be read."""
+def kept_and_rejected(
+    manifest: str | Path, *, threshold: float | None = None
+) -> tuple[Manifest, pd.DataFrame, pd.DataFrame, float]:
+    """``(manifest, kept rows, rejected rows, threshold used)`` of a scored manifest (``threshold``,
+    default 0.7), or of the kept manifest of ``curate filter`` (then the rejected rows come from the
+    scored manifest it was made from, at filter's threshold). :class:`StemcurateError` for a manifest
+    without scores, filter's rejected list, another threshold than filter's with its kept manifest, or a
+    kept manifest whose source cannot be read."""
     m = read_manifest(manifest)
     frame = m.frame
-    source = (m.meta.get("filter") or {}).get("source")
+    made_by = m.meta.get("filter") or {}
+    source = made_by.get("source")
     if source is None:
         if not m.has_scores:
             raise StemcurateError(f"{manifest}: manifest has no quality scores; scan with an embedder first")
+        threshold = 0.7 if threshold is None else threshold
         keep = frame["quality"].astype(float) >= threshold
-        return m, frame[keep], frame[~keep]
+        return m, frame[keep], frame[~keep], float(threshold)
+    used = float(made_by.get("threshold", 0.7))
+    if threshold is not None and threshold != used:
+        raise StemcurateError(
+            f"{manifest}: curate filter kept these fragments at threshold {used:g}; to export at {threshold:g}, "
+            f"export the scored manifest ({source})"
+        )
     if "reason" in frame.columns and frame["reason"].notna().any():
         raise StemcurateError(f"{manifest}: is curate filter's list of rejected fragments; export the kept one")
     candidates = [Path(source)] if Path(source).is_absolute() else [Path(source), Path(manifest).parent / source]
@@ -104,7 +119,7 @@ def kept_and_rejected(manifest: str | Path, *, threshold: float) -> tuple[Manife
     full = read_manifest(src).frame
     key = ["track", "subset", "stem", "start", "end"]
     seen = full[key].merge(frame[key].drop_duplicates(), how="left", on=key, indicator=True)["_merge"] == "both"
-    return m, frame, full[~seen.to_numpy()]
+    return m, frame, full[~seen.to_numpy()], used
 
 
 def write_txt_lists(frame: pd.DataFrame, txt_dir: Path, subset: str, stems: list[str]) -> list[Path]:
@@ -119,13 +134,31 @@ def write_txt_lists(frame: pd.DataFrame, txt_dir: Path, subset: str, stems: list
     return out
 
 
+def _export_entries(out: Path) -> list[Path] | None:
+    """The entries of ``out`` that an export writes (its marker and record, subset folders of track
+    folders, ``<subset>.csv``, ``<stem>_<subset>.txt``); None when it holds anything else."""
+    entries = []
+    for p in out.iterdir():
+        ours = (
+            p.name in (MARKER, EXPORT_FILE)
+            or (p.is_dir() and not p.is_symlink() and p.name in SUBSETS)
+            or (p.is_file() and p.suffix == ".csv" and p.stem in SUBSETS)
+            or (p.is_file() and p.suffix == ".txt" and p.stem.rpartition("_")[2] in SUBSETS)
+        )
+        if not ours:
+            return None
+        entries.append(p)
+    return entries
+
+
 def _prepare(out: Path, settings: dict, overwrite: bool) -> bool:
     """Make ``out`` ready; True when it holds an interrupted export of the same settings (resume)."""
     if out.exists() and not out.is_dir():
         raise StemcurateError(f"{out}: exists and is not a folder")
     marker, record = out / MARKER, out / EXPORT_FILE
     if out.is_dir() and any(out.iterdir()):
-        if not marker.is_file():
+        entries = _export_entries(out) if marker.is_file() else None
+        if entries is None:
             raise StemcurateError(f"{out}: folder exists and holds something else than an export; choose another")
         try:
             before = json.loads(marker.read_text())
@@ -136,7 +169,8 @@ def _prepare(out: Path, settings: dict, overwrite: bool) -> bool:
         if not overwrite:
             what = "a finished export" if record.is_file() else "an export with other settings"
             raise StemcurateError(f"{out}: holds {what}; pass --overwrite to replace it")
-        shutil.rmtree(out)
+        for p in entries:  # only what an export writes
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
     make_dir(out)
     write_text(marker, json.dumps(settings, sort_keys=True))
     return False
@@ -158,28 +192,45 @@ def export(
     out = output_path(as_path(out, "out"))
     if not isinstance(config, ExportConfig):
         raise StemcurateError(f"config {config!r}: give an ExportConfig")
-    m, kept, rejected = kept_and_rejected(manifest, threshold=config.threshold)
-    root = Path(m.root).resolve()
-    if out.resolve() == root or root in out.resolve().parents:
+    m, kept, rejected, threshold = kept_and_rejected(manifest, threshold=config.threshold)
+    root, where = Path(m.root).resolve(), out.resolve()
+    if where == root or root in where.parents:
         raise StemcurateError(f"{out}: the export must not be written into the dataset it is made from ({root})")
-    if config.format == "msst-csv" and m.frame["path"].astype(str).str.endswith(STEM_MP4).any():
-        raise StemcurateError(
-            f"{manifest}: .stem.mp4 sources hold no file per stem for an MSST CSV; export --format musdb-hq first"
-        )
+    for inside, what in ((root, "the dataset"), (Path(manifest).resolve(), "the manifest")):
+        if where in inside.parents:
+            raise StemcurateError(f"{out}: holds {what} ({inside}); write the export elsewhere")
+    every = pd.concat([kept, rejected], ignore_index=True)  # a kept manifest holds only the kept rows
+    if config.format != "txt":
+        if every["path"].astype(str).str.endswith(STEM_MP4).any() and config.format == "msst-csv":
+            raise StemcurateError(
+                f"{manifest}: .stem.mp4 sources hold no file per stem for an MSST CSV; export --format musdb-hq first"
+            )
+        for rel in sorted(set(every["path"].astype(str))):  # every file the scan read is still there
+            if not (root / rel).is_file():
+                raise StemcurateError(f"{root / rel}: missing (it was scanned); restore it or re-run curate scan")
+    subsets = sorted(set(every["subset"]))
+    csv = {s: _csv_rows(root, every, kept, s, config.min_kept) for s in subsets} if config.format == "msst-csv" else {}
+    config = replace(config, threshold=threshold)
     settings = {"manifest": str(Path(manifest).resolve()), **asdict(config)}
+    created = not out.exists()
     resuming = _prepare(out, settings, overwrite)
     result = ExportResult(out, config)
-    every = pd.concat([kept, rejected], ignore_index=True)  # a kept manifest holds only the kept rows
-    subsets = sorted(set(every["subset"]))
-    if config.format == "txt":
-        for subset in subsets:
-            sel = kept[kept["subset"] == subset]
-            result.written += write_txt_lists(sel, out, subset, sorted(set(every["stem"])))
-    elif config.format == "msst-csv":
-        for subset in subsets:
-            result.written.append(_write_csv(m.root, every, kept, subset, out / f"{subset}.csv", config.min_kept))
-    else:
-        _write_musdb_hq(m.root, every, kept, rejected, out, config, result, resuming, progress)
+    try:
+        if config.format == "txt":
+            for subset in subsets:
+                sel = kept[kept["subset"] == subset]
+                result.written += write_txt_lists(sel, out, subset, sorted(set(every["stem"])))
+        elif config.format == "msst-csv":
+            for subset, rows in csv.items():
+                result.written.append(
+                    write_text(out / f"{subset}.csv", "instrum,path\n" + "".join(r + "\n" for r in rows))
+                )
+        else:
+            _write_musdb_hq(root, every, kept, rejected, out, config, result, resuming, progress)
+    except BaseException:
+        if created and not result.written and not result.resumed:
+            shutil.rmtree(out, ignore_errors=True)  # nothing done: leave no folder behind
+        raise
     record = {
         **settings,
         "written": [str(p.relative_to(out)) for p in result.written],
@@ -192,8 +243,9 @@ def export(
     return result
 
 
-def _write_csv(root: Path, every: pd.DataFrame, kept: pd.DataFrame, subset: str, path: Path, min_kept: float) -> Path:
-    """MSST type-3 rows of the stem files of ``subset`` whose kept share of fragment time is ``min_kept`` or more."""
+def _csv_rows(root: Path, every: pd.DataFrame, kept: pd.DataFrame, subset: str, min_kept: float) -> list[str]:
+    """MSST type-3 rows (``instrum,path``) of the stem files of ``subset`` whose kept share of fragment
+    time is ``min_kept`` or more; :class:`StemcurateError` for a path a CSV cannot hold."""
     frame = every[every["subset"] == subset]
     dur = (frame["end"] - frame["start"]).groupby([frame["stem"], frame["path"]]).sum()
     k = kept[kept["subset"] == subset]
@@ -201,9 +253,9 @@ def _write_csv(root: Path, every: pd.DataFrame, kept: pd.DataFrame, subset: str,
     share = kept_dur / dur
     rows = [f"{stem},{(Path(root) / rel).resolve()}" for (stem, rel), s in share.items() if s >= min_kept]
     for line in rows:
-        if line.count(",") != 1 or "\n" in line:
+        if line.count(",") != 1 or "\n" in line or "\r" in line:
             raise StemcurateError(f"{line.split(',', 1)[1]}: a path with a comma or line break cannot go in a CSV")
-    return write_text(path, "instrum,path\n" + "".join(r + "\n" for r in sorted(rows)))
+    return sorted(rows)
 
 
 def _write_musdb_hq(root, every, kept, rejected, out, config, result, resuming, progress) -> None:

@@ -194,3 +194,58 @@ def test_the_command_line_refuses_in_one_line(curated, tmp_path):
         lines = [ln for ln in res.output.splitlines() if ln.strip()]
         assert res.exit_code == 2 and len(lines) == 1 and why in lines[0] and "Traceback" not in res.output, res.output
     assert runner.invoke(app, args + ["--overwrite"]).exit_code == 0
+
+
+def test_overwrite_never_removes_what_the_export_did_not_write(curated, tmp_path):
+    """Review of issue 22: --overwrite removed the whole folder, a user's files and a dataset in it too."""
+    root, _, _ = curated
+    out = tmp_path / "o"
+    export(root / "m.parquet", out, config=ExportConfig(format="txt"))
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(StemcurateError, match="something else than an export"):
+        export(root / "m.parquet", out, config=ExportConfig(format="txt"), overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine" and (out / "vocals_train.txt").is_file()
+    with pytest.raises(StemcurateError, match="holds the dataset"):
+        export(root / "m.parquet", root.parent, overwrite=True)
+    inner = tmp_path / "box"
+    inner.mkdir()
+    shutil.copy(root / "m.parquet", inner / "m.parquet")
+    with pytest.raises(StemcurateError, match="holds the manifest"):
+        export(inner / "m.parquet", tmp_path, overwrite=True)
+    assert (inner / "m.parquet").is_file()
+
+
+def test_files_gone_since_the_scan_are_named_and_nothing_is_written(curated, tmp_path):
+    root, kept, _ = curated
+    data = tmp_path / "noisy"
+    shutil.copytree(root / "noisy", data)
+    scanned = pd.read_parquet(root / "m.parquet")
+    from curate.data.schema import read_manifest, write_manifest
+
+    m = read_manifest(root / "m.parquet")
+    write_manifest(m.frame, tmp_path / "m.parquet", root=data, meta=m.meta)
+    victim = data / scanned["path"].iloc[0]
+    victim.unlink()
+    for fmt in ("musdb-hq", "msst-csv"):
+        with pytest.raises(StemcurateError, match=f"{victim.name}: missing"):
+            export(tmp_path / "m.parquet", tmp_path / fmt, config=ExportConfig(format=fmt))
+        assert not (tmp_path / fmt).exists()
+    # a file that fails while reading (cut short: lengths differ) leaves no folder when nothing was written
+    shutil.copy(root / "noisy" / scanned["path"].iloc[0], victim)
+    first = sorted(set(scanned["track"]))[0]
+    stem = next((data / "train" / first).glob("*.wav"))
+    x, sr = sf.read(stem)
+    sf.write(stem, x[: sr // 2], sr)
+    with pytest.raises(StemcurateError):
+        export(tmp_path / "m.parquet", tmp_path / "cut")
+    assert not (tmp_path / "cut").exists()
+
+
+def test_a_kept_manifest_exports_at_its_filters_threshold(curated, tmp_path):
+    root, kept, _ = curated
+    with pytest.raises(StemcurateError, match="kept these fragments at threshold 0.7"):
+        export(root / "clean.parquet", tmp_path / "a", config=ExportConfig(format="txt", threshold=0.2))
+    res = export(root / "clean.parquet", tmp_path / "b", config=ExportConfig(format="txt"))
+    import json
+
+    assert json.loads(res.record.read_text())["threshold"] == 0.7 and res.config.threshold == 0.7
