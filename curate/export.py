@@ -40,6 +40,7 @@ from curate.data import audio as audio_io
 from curate.data.datasets import MIXTURE, STEM_MP4, SUBSETS, discover
 from curate.data.regions import region_mask
 from curate.data.schema import Manifest, read_manifest
+from curate.filter import read_scored
 
 FORMATS = ("musdb-hq", "msst-csv", "txt")
 EXPORT_FILE = "export.json"
@@ -92,13 +93,11 @@ def kept_and_rejected(
     scored manifest it was made from, at filter's threshold). :class:`StemcurateError` for a manifest
     without scores, filter's rejected list, another threshold than filter's with its kept manifest, or a
     kept manifest whose source cannot be read."""
-    m = read_manifest(manifest)
+    m = read_scored(manifest, 0.7 if threshold is None else threshold)  # curate filter's rules for its input
     frame = m.frame
     made_by = m.meta.get("filter") or {}
     source = made_by.get("source")
     if source is None:
-        if not m.has_scores:
-            raise StemcurateError(f"{manifest}: manifest has no quality scores; scan with an embedder first")
         threshold = 0.7 if threshold is None else threshold
         keep = frame["quality"].astype(float) >= threshold
         return m, frame[keep], frame[~keep], float(threshold)

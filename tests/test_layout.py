@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import tomllib
 from fnmatch import fnmatch
 from pathlib import Path
@@ -13,6 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("curate", "sad", "bsrnn", "pipelines", "reports")
 
 
+@functools.cache
 def _modules() -> dict[str, Path]:
     """Dotted module name -> file, for every module of the installed packages."""
     out = {}

@@ -68,14 +68,16 @@ class _LazyProgress(Progress):
     def __enter__(self) -> "_LazyProgress":
         return self
 
-    def update(self, *args, **kwargs) -> None:
+    def _show(self) -> None:
         if not self.live.is_started:
             self.start()
+
+    def update(self, *args, **kwargs) -> None:
+        self._show()
         super().update(*args, **kwargs)
 
     def advance(self, *args, **kwargs) -> None:
-        if not self.live.is_started:
-            self.start()
+        self._show()
         super().advance(*args, **kwargs)
 
     def stop(self) -> None:

@@ -74,11 +74,13 @@ def read_stream(
         entry = entry_for(path)
     except OSError as exc:
         raise StemcurateError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    for attempt in (0, 1):
-        if entry is not None and _info(entry) is None:  # missing, or damaged since: decode (again)
+    for _ in (0, 1):
+        info = None if entry is None else _info(entry)  # read once per pass: this is every training read
+        if entry is not None and info is None:  # missing, or damaged since: decode (again)
             try:
                 shutil.rmtree(entry, ignore_errors=True)
                 _fill(Path(path), entry)
+                info = _info(entry)
             except OSError as exc:  # an unwritable cache: decode without it
                 why = exc.strerror or exc
                 _warn_once(f"warning: cannot write the decode cache {entry.parent} ({why}); decoding on every read")
@@ -86,7 +88,7 @@ def read_stream(
         if entry is None:
             full, sr = _decode(str(path), stream)
             return full[:, start:stop], sr
-        info = _info(entry) or {"streams": 0}
+        info = info or {"streams": 0}
         if not 0 <= stream < info["streams"]:
             raise StemcurateError(f"{path}: no stream {stream} (it has {info['streams']} streams)")
         try:
