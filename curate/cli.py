@@ -21,6 +21,7 @@ from curate.common.errors import MAX_SEED, StemcurateError
 from curate.data import decoded
 from curate.data.checks import CheckConfig
 from curate.data.datasets import STEM_MP4
+from curate.data.layouts import LAYOUTS
 from curate.data.schema import CORRUPTIONS_FILE, REPAIRS_FILE
 from curate.filter import filter_manifest
 from curate.repair import RepairConfig, repair_dataset
@@ -65,10 +66,13 @@ def synth(
 @guarded
 def scan_cmd(
     data_dir: Annotated[
-        Optional[Path], typer.Argument(help="Dataset root (default: $MUSDB_DIR).", show_default=False)
+        Optional[Path], typer.Argument(help="Dataset root or MSST CSV list (default: $MUSDB_DIR).", show_default=False)
     ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Manifest to write.")] = Path("manifest.parquet"),
     subset: Annotated[str, typer.Option("--subset", help="train or test.")] = "train",
+    layout: Annotated[
+        Optional[str], typer.Option("--layout", help=f"One of {', '.join(LAYOUTS)}; default: detected.")
+    ] = None,
     stems: Annotated[
         Optional[str], typer.Option("--stems", help="Comma-separated stems (default vocals,bass,drums,other).")
     ] = None,
@@ -178,6 +182,7 @@ def scan_cmd(
             data_dir,
             output=output,
             subset=subset,
+            layout=layout,
             stems=parse_list(stems, "--stems"),
             sad_config=sad_config,
             check_config=CheckConfig(silence_db=silence_db, max_residual_db=max_residual_db),
@@ -298,7 +303,8 @@ def export_cmd(
     manifest: Annotated[Path, typer.Argument(help="Scored manifest (curate scan) or kept one (curate filter).")],
     out: Annotated[Path, typer.Argument(help="Folder to write (new, empty, or an earlier export).")],
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help="musdb-hq (MSST types 1/4/6, demucs, open-unmix), msst-csv, txt.")
+        str,
+        typer.Option("--format", "-f", help="musdb-hq (MSST types 1/4/6, demucs, open-unmix), msst-csv, txt, relabel."),
     ] = "musdb-hq",
     threshold: Annotated[
         Optional[float],

@@ -14,6 +14,13 @@ Formats (``OUT`` is a folder; ``export.json`` in it says what was done):
   files: an MSST loader reads the whole file).
 * ``txt``: the seed's ``OUT/{stem}_{subset}.txt`` fragment lists (``{track}\\t{start}\\t{end}``), the same
   files as ``curate scan --txt-dir`` (:func:`write_txt_lists`).
+* ``relabel``: every track in the ``musdb-hq`` layout, unmasked, with the files that hold each other's
+  label (the swaps ``curate repair`` trades: :func:`curate.repair.swapped_pairs`) written under their
+  true names; ``export.json`` lists them.
+
+A stem summed from several files (MoisesDB, MedleyDB: the manifest's ``parts``) is written as one file
+by ``musdb-hq`` and ``relabel``, and listed file by file by ``msst-csv``. Datasets without track structure
+(``stem-folders``, ``csv`` layouts) have no track folders to write: ``msst-csv`` and ``txt`` only.
 
 The manifest is a scored one (kept: ``quality >= threshold``, as ``curate filter``) or the kept
 manifest ``curate filter`` wrote (its rejected rows are read back from the scored manifest it names).
@@ -38,11 +45,12 @@ from curate.common.errors import StemcurateError, as_number, as_path
 from curate.common.outputs import output_path
 from curate.data import audio as audio_io
 from curate.data.datasets import MIXTURE, STEM_MP4, SUBSETS, discover
+from curate.data.layouts import MUSDB, WITHOUT_SIBLINGS
 from curate.data.regions import region_mask
 from curate.data.schema import Manifest, read_manifest
 from curate.filter import read_scored
 
-FORMATS = ("musdb-hq", "msst-csv", "txt")
+FORMATS = ("musdb-hq", "msst-csv", "txt", "relabel")
 EXPORT_FILE = "export.json"
 MARKER = ".stemcurate-export"
 """Written first into ``OUT``: the settings of an export under way (a rerun with the same ones resumes)."""
@@ -83,6 +91,8 @@ class ExportResult:
     resumed: list[Path] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     record: Path | None = None
+    relabelled: list[dict] = field(default_factory=list)
+    """``relabel``: ``{subset, track, stem, written_as}`` of each file written under another name."""
 
 
 def kept_and_rejected(
@@ -199,12 +209,17 @@ def export(
         if where in inside.parents:
             raise StemcurateError(f"{out}: holds {what} ({inside}); write the export elsewhere")
     every = pd.concat([kept, rejected], ignore_index=True)  # a kept manifest holds only the kept rows
+    layout = m.meta.get("layout") or MUSDB
+    if config.format in ("musdb-hq", "relabel") and layout in WITHOUT_SIBLINGS:
+        raise StemcurateError(
+            f"{manifest}: a {layout} dataset has no tracks to write as folders; export --format msst-csv or txt"
+        )
     if config.format != "txt":
         if every["path"].astype(str).str.endswith(STEM_MP4).any() and config.format == "msst-csv":
             raise StemcurateError(
                 f"{manifest}: .stem.mp4 sources hold no file per stem for an MSST CSV; export --format musdb-hq first"
             )
-        for rel in sorted(set(every["path"].astype(str))):  # every file the scan read is still there
+        for rel in m.audio_files(every).index:  # every file the scan read is still there
             if not (root / rel).is_file():
                 raise StemcurateError(f"{root / rel}: missing (it was scanned); restore it or re-run curate scan")
     subsets = sorted(set(every["subset"]))
@@ -225,7 +240,7 @@ def export(
                     write_text(out / f"{subset}.csv", "instrum,path\n" + "".join(r + "\n" for r in rows))
                 )
         else:
-            _write_musdb_hq(root, every, kept, rejected, out, config, result, resuming, progress)
+            _write_musdb_hq(root, layout, every, kept, rejected, out, config, result, resuming, progress)
     except BaseException:
         if created and not result.written and not result.resumed:
             shutil.rmtree(out, ignore_errors=True)  # nothing done: leave no folder behind
@@ -235,6 +250,7 @@ def export(
         "written": [str(p.relative_to(out)) for p in result.written],
         "resumed": [str(p.relative_to(out)) for p in result.resumed],
         "skipped": [{"track": t, "why": why} for t, why in result.skipped],
+        "relabelled": result.relabelled,
         "kept_fragments": int(len(kept)),
         "rejected_fragments": int(len(rejected)),
     }
@@ -250,16 +266,33 @@ def _csv_rows(root: Path, every: pd.DataFrame, kept: pd.DataFrame, subset: str, 
     k = kept[kept["subset"] == subset]
     kept_dur = (k["end"] - k["start"]).groupby([k["stem"], k["path"]]).sum().reindex(dur.index, fill_value=0)
     share = kept_dur / dur
-    rows = [f"{stem},{(Path(root) / rel).resolve()}" for (stem, rel), s in share.items() if s >= min_kept]
+    parts = {}  # a summed stem: each of its files under the stem's name
+    if "parts" in frame.columns:
+        parts = {p: list(q) for p, q in zip(frame["path"], frame["parts"]) if q is not None and len(q)}
+    rows = [
+        f"{stem},{(Path(root) / f).resolve()}"
+        for (stem, rel), s in share.items()
+        if s >= min_kept
+        for f in parts.get(rel, [rel])
+    ]
     for line in rows:
         if line.count(",") != 1 or "\n" in line or "\r" in line:
             raise StemcurateError(f"{line.split(',', 1)[1]}: a path with a comma or line break cannot go in a CSV")
     return sorted(rows)
 
 
-def _write_musdb_hq(root, every, kept, rejected, out, config, result, resuming, progress) -> None:
-    """One folder per track of ``every`` (the manifest's rows, kept and rejected) under ``out/<subset>``."""
-    tracks = {(t.subset, t.name): t for s in sorted(set(every["subset"])) for t in discover(root, subset=s)}
+def _write_musdb_hq(root, layout, every, kept, rejected, out, config, result, resuming, progress) -> None:
+    """One folder per track of ``every`` (the manifest's rows, kept and rejected) under ``out/<subset>``:
+    masked (``musdb-hq``) or with swapped files under their true names (``relabel``)."""
+    from curate.repair import file_labels, swapped_pairs
+
+    relabel = config.format == "relabel"
+    moves: dict[tuple[str, str], dict[str, str]] = {}
+    for subset, name, a, b in swapped_pairs(file_labels(every)) if relabel else ():
+        moves.setdefault((subset, name), {}).update({a: b, b: a})
+    tracks = {
+        (t.subset, t.name): t for s in sorted(set(every["subset"])) for t in discover(root, subset=s, layout=layout)
+    }
     for subset, name in sorted(set(zip(every["subset"], every["track"]))):
         dst = out / subset / name
         if progress is not None:
@@ -269,6 +302,8 @@ def _write_musdb_hq(root, every, kept, rejected, out, config, result, resuming, 
             result.skipped.append((name, "not found in the dataset any more"))
             continue
         rej = rejected[(rejected["subset"] == subset) & (rejected["track"] == name)]
+        if relabel:
+            rej = rej.iloc[:0]  # a relabelled copy silences nothing
         if config.drop_tracks and len(rej):
             result.skipped.append((name, f"{len(rej)} rejected fragment(s)"))
             continue
@@ -289,6 +324,10 @@ def _write_musdb_hq(root, every, kept, rejected, out, config, result, resuming, 
             keep = region_mask(keep_s["start"].to_numpy(), keep_s["end"].to_numpy(), n, fade)
             stems[stem] = x * np.maximum(1.0 - cut, keep)[None]
             changed = True
+        move = moves.get((subset, name), {})
+        for a, b in sorted(move.items()):
+            result.relabelled.append(dict(subset=subset, track=name, stem=a, written_as=b))
+        stems = {move.get(s, s): x for s, x in stems.items()}
         with atomic_dir(dst) as work:
             for stem, x in stems.items():
                 audio_io.write(work / f"{stem}.wav", x, sr, subtype="FLOAT")

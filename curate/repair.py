@@ -48,6 +48,7 @@ from curate.common.outputs import output_path
 from curate.data import audio as audio_io
 from curate.data.conform import to_channels
 from curate.data.datasets import MIXTURE, copy_subsets, copy_track, discover, file_changed
+from curate.data.layouts import MUSDB, WITHOUT_SIBLINGS
 from curate.data.schema import REPAIRS_FILE, Manifest, write_repairs
 from curate.scoring.bleed import BleedConfig, track_bleed
 from curate.scoring.spectra import stft
@@ -234,6 +235,12 @@ def repair_dataset(
         raise StemcurateError(f"{dst}: the repaired copy must not be inside the dataset it is made from ({root})")
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         raise StemcurateError(f"{dst}: output folder exists and is not empty")
+    layout = manifest.meta.get("layout") or MUSDB
+    if layout in WITHOUT_SIBLINGS:
+        raise StemcurateError(
+            f"{manifest.root}: a {layout} dataset has no tracks: leaks and swaps are repaired between the files "
+            "of a track"
+        )
     pairs = swapped_pairs(file_labels(frame), config=config) if config.relabel else []
     relabel: dict[tuple[str, str], dict[str, str]] = {}
     for subset, track, a, b in pairs:
@@ -243,7 +250,7 @@ def repair_dataset(
         subsets = sorted(set(frame["subset"]))
         for subset in subsets:
             scanned = set(frame.loc[frame["subset"] == subset, "track"])
-            for track in discover(manifest.root, subset=subset):
+            for track in discover(manifest.root, subset=subset, layout=layout):
                 if track.name not in scanned:
                     continue
                 try:
@@ -273,7 +280,8 @@ def repair_dataset(
                 rows += [dict(track=track.name, subset=subset, **a) for a in actions]
                 if progress:
                     progress(track.name)
-        copy_subsets(manifest.root, work, skip=set(subsets))
+        if layout == MUSDB:
+            copy_subsets(manifest.root, work, skip=set(subsets))
         table = pd.DataFrame(
             rows,
             columns=["track", "subset", "stem", "action", "new_stem", "source_stem", "leak_db", "removed_db", "detail"],

@@ -22,7 +22,8 @@ from curate.common.atomic import check_folder, ensure_writable_dir
 from curate.common.errors import StemcurateError, as_int, as_path
 from curate.common.outputs import check_output, output_path
 from curate.data.checks import CheckConfig, Problem
-from curate.data.datasets import DEFAULT_STEMS, MIXTURE, Track, available_stems, discover, not_tracks
+from curate.data.datasets import DEFAULT_STEMS, MIXTURE, Track, available_stems, default_root, discover, not_tracks
+from curate.data.layouts import MEDLEYDB, MEDLEYDB_FINE, MOISESDB, MOISESDB_FINE, MUSDB, resolve_layout
 from curate.data.schema import (
     MANIFEST_SCHEMA,
     MANIFEST_VERSION,
@@ -97,12 +98,15 @@ def _fingerprint(
     }
 
 
-def resolve_stems(tracks: list[Track], stems: list[str] | None, root: Path) -> list[str]:
-    """Validate requested stem names against the files found. Default: those of vocals, bass, drums and
-    other that the data has (a vocals-only dataset is scanned for vocals), else every stem it has."""
+def resolve_stems(tracks: list[Track], stems: list[str] | None, root: Path, *, layout: str = MUSDB) -> list[str]:
+    """Validate requested stem names against the files found. Default in the ``musdb``, ``moisesdb`` and
+    ``medleydb`` layouts: those of vocals, bass, drums and other that the data has (a vocals-only dataset
+    is scanned for vocals), else every stem it has; in the other layouts every label found."""
     present = available_stems(tracks)
-    if stems is None:
+    if stems is None and layout in (MUSDB, MOISESDB, MEDLEYDB):
         stems = [s for s in DEFAULT_STEMS if s in present] or [s for s in present if s != MIXTURE]
+    elif stems is None:
+        stems = sorted(s for s in present if s != MIXTURE)
     stems = list(dict.fromkeys(stems))
     if not stems:
         raise StemcurateError("--stems: no stem names given")
@@ -110,7 +114,11 @@ def resolve_stems(tracks: list[Track], stems: list[str] | None, root: Path) -> l
         if s == MIXTURE:
             raise StemcurateError("--stems: 'mixture' is not a stem")
         if s not in present:
-            raise StemcurateError(f"unknown stem '{s}': tracks under {root} have {', '.join(present) or 'no stems'}")
+            fine = {MOISESDB: MOISESDB_FINE, MEDLEYDB: MEDLEYDB_FINE}.get(layout)
+            hint = f" (read as the 4 standard stems; --layout {fine} keeps the dataset's own labels)" if fine else ""
+            raise StemcurateError(
+                f"unknown stem '{s}': tracks under {root} have {', '.join(present) or 'no stems'}{hint}"
+            )
     return stems
 
 
@@ -120,6 +128,7 @@ def scan(
     output: str | Path = "manifest.parquet",
     subset: str = "train",
     stems: list[str] | None = None,
+    layout: str | None = None,
     sad_config: SADConfig = SADConfig(),
     check_config: CheckConfig = CheckConfig(),
     score: ScoreConfig | None = ScoreConfig(),
@@ -155,7 +164,11 @@ def scan(
     txt_dir = None if txt_dir is None else output_path(txt_dir)
     if txt_dir is not None:  # the seed's list names: {stem}_{subset}.txt, replaced on a re-scan
         check_folder(txt_dir)
-    tracks = discover(root, subset=subset)
+    source = root if root is not None else default_root()
+    if source is not None:
+        source = as_path(source, "root")
+        layout = resolve_layout(source, layout)
+    tracks = discover(source, subset=subset, layout=layout)
     root = tracks[0].root
     for track in tracks if txt_dir is not None else ():
         if any(c in track.name for c in "\t\r\n"):
@@ -164,7 +177,7 @@ def scan(
                 f"hold"
                 " (one fragment per line, tab-separated); rename it"
             )
-    stems = resolve_stems(tracks, stems, root)
+    stems = resolve_stems(tracks, stems, root, layout=layout or MUSDB)
     scanned, reference = stems, None
     if score is not None and (score.embedder is not None or score.separator is not None):
         from bsrnn.separator import torch_device
@@ -188,7 +201,7 @@ def scan(
             panns_checkpoint=score.panns_checkpoint,
             musicnn_weights=score.musicnn_weights,
         )
-    prepare_parts(parts, _fingerprint(root, subset, scanned, sad_config, check_config, score))
+    prepare_parts(parts, {**_fingerprint(root, subset, scanned, sad_config, check_config, score), "layout": layout})
     if on_start:
         on_start(len(tracks))
 
@@ -251,12 +264,14 @@ def scan(
         problems = [p for p in problems if p.stem is None or p.stem in stems or p.stem == MIXTURE]
     problems += [
         Problem(entry.name, subset, None, Path(os.path.relpath(entry, root)).as_posix(), "not_a_track", "skipped", why)
-        for entry, why in not_tracks(root, subset=subset)
+        for entry, why in not_tracks(source, subset=subset, layout=layout)
     ]
     problem_frame = pd.DataFrame([asdict(p) for p in problems]) if problems else empty_problems()
     meta = {
         "subset": subset,
         "stems": stems,
+        "layout": layout,
+        "source": str(Path(source).resolve()),
         "sad": sad_config.to_dict(),
         "checks": check_config.to_dict(),
         "score": None if score is None else score.to_dict(),

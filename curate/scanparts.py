@@ -28,7 +28,7 @@ from curate.data.schema import REQUIRED_COLUMNS
 PARTS_KIND = "stemcurate scan parts"
 """The ``kind`` in ``<output>.parts/scan.json``: how a scan knows the parts folder is its own."""
 
-ROW_COLUMNS = REQUIRED_COLUMNS + ["bleed_db", "bleed_stem"]
+ROW_COLUMNS = REQUIRED_COLUMNS + ["bleed_db", "bleed_stem", "parts", "dataset_bleed"]
 """The columns of a track's fragment rows before the label model scores them."""
 
 
@@ -47,7 +47,7 @@ class TrackScan:
 def part_key(track: Track) -> str:
     """The track's name and the path, size and modification time of each of its files: a track whose files
     changed since an interrupted scan is scanned again, not taken from the earlier part."""
-    files = sorted({str(f.path) for f in [*track.stems.values(), track.mixture] if f is not None})
+    files = sorted({str(p) for f in [*track.stems.values(), track.mixture] if f is not None for p in f.files})
     stats = []
     for f in files:
         try:

@@ -59,7 +59,8 @@ class ScoreConfig:
 def fragment_rows(track: Track, stem: str, audio: np.ndarray, sample_rate: int, sad_config: SADConfig) -> list[dict]:
     """Manifest rows for the salient fragments of one stem ``audio`` ``(channels, samples)``."""
     bounds = detect(audio, sample_rate, sad_config)
-    rel = track.source(stem).relative_to(track.root)
+    src = track.source(stem)
+    rel, parts = src.relative_to(track.root), src.parts_relative_to(track.root)
     rows = []
     for start, end in bounds:
         seg = audio[:, start:end].astype(np.float64)
@@ -75,6 +76,8 @@ def fragment_rows(track: Track, stem: str, audio: np.ndarray, sample_rate: int, 
                 sample_rate=int(sample_rate),
                 channels=int(audio.shape[0]),
                 rms_db=float(10 * np.log10(max(ms, 1e-20))),
+                parts=parts,
+                dataset_bleed=track.bleed.get(stem),
             )
         )
     return rows

@@ -127,8 +127,11 @@ class FragmentPool:
             return None
         file_rate = int(self.rates[hit[0]])
         path = self.frame["path"].iat[hit[0]]
+        parts = self.frame["parts"].iat[hit[0]] if "parts" in self.frame.columns else None
         lo = max(0, start)
-        x, _ = load_segment(self.root, path, stem, lo, stop, need=min(stop, int(self.ends[hit].max())) - lo)
+        x, _ = load_segment(
+            self.root, path, stem, lo, stop, need=min(stop, int(self.ends[hit].max())) - lo, parts=parts
+        )
         audio = np.zeros((x.shape[0], length), dtype=np.float32)
         audio[:, lo - start : lo - start + x.shape[1]] = x[:, : length - (lo - start)]
         audio *= region_mask(self.starts[hit] - start, self.ends[hit] - start, length, int(fade_s * file_rate))

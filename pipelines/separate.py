@@ -128,7 +128,7 @@ def _is_dataset(root: Path, subsets) -> bool:
 
     for subset in subsets:
         try:
-            if discover(root, subset=subset):
+            if discover(root, subset=subset, layout="musdb"):
                 return True
         except StemcurateError:
             pass

@@ -154,7 +154,7 @@ def _lowest_section(
             half = int(clip_s * sr / 2)
             a, b = max(int(r.start), mid - half), min(int(r.end), mid + half)
             try:
-                x, _ = load_segment(root, r.path, r.stem, a, b, need=b - a)
+                x, _ = load_segment(root, r.path, r.stem, a, b, need=b - a, parts=getattr(r, "parts", None))
                 player = html.audio_clip(x, sr)
                 spec = html.img(plots.spectrogram(x.mean(axis=0), sr), f"spectrogram of {r.track} {stem}", cls="spec")
             except StemcurateError as exc:

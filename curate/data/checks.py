@@ -119,14 +119,27 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
     loaded: dict[str, np.ndarray] = {}
     rates: dict[str, int] = {}
     rel = {n: track.source(n).relative_to(track.root) for n in names}
+    absent = set()
+    if track.listed_in is not None:  # MoisesDB, MedleyDB, a CSV list: files the metadata names
+        for name in names:
+            gone = [f for f in track.source(name).files if not f.exists() and not f.is_symlink()]
+            if gone:
+                absent.add(name)
+                more = f" (and {len(gone) - 1} more of its files)" if len(gone) > 1 else ""
+                where = Path(os.path.relpath(gone[0], track.root)).as_posix()
+                report(
+                    name, rel[name], "missing", ERROR, f"{where}: listed in {track.listed_in.name} but not found{more}"
+                )
     for name in names:
         src = track.source(name)
+        if name in absent:
+            continue
         try:
             x, sr = track.load(name)
         except StemcurateError as exc:
             report(name, rel[name], "decode", ERROR, str(exc).split(": ", 1)[-1])
             continue
-        if src.stream is None and src.path.suffix.lower() == ".wav":
+        if src.stream is None and not src.parts and src.path.suffix.lower() == ".wav":
             declared = audio_io.wav_declared_frames(src.path)
             if declared is not None and declared > x.shape[1]:
                 report(

@@ -1,4 +1,5 @@
-"""Discover tracks and stems in MUSDB18 (``.stem.mp4``), MUSDB18-HQ and any folder in that layout.
+"""Discover tracks and stems in MUSDB18 (``.stem.mp4``), MUSDB18-HQ and any folder in that layout; the
+other layouts (MoisesDB, MedleyDB, MSST stem folders and CSV lists) are read by :mod:`curate.data.layouts`.
 
 Layouts under ``ROOT/<subset>/`` (subset ``train`` or ``test``):
 
@@ -33,15 +34,27 @@ MUSDB_STREAMS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
 
 @dataclass(frozen=True)
 class StemFile:
-    """One source of a track: a wav/flac file, or one stream of a ``.stem.mp4``."""
+    """One source of a track: a wav/flac file, one stream of a ``.stem.mp4``, or the sum of several
+    wav/flac files (``parts``: MoisesDB's source files of a stem, MedleyDB's stems of one label); then
+    ``path`` is a name for the sum, ``<track folder>/<stem>``, not a file."""
 
     name: str
     path: Path
     stream: int | None = None
+    parts: tuple[Path, ...] = ()
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The files read for this source."""
+        return self.parts or (self.path,)
 
     def relative_to(self, root: Path) -> str:
         """Path relative to the data root, POSIX separators (as stored in manifests)."""
         return Path(os.path.relpath(self.path, root)).as_posix()
+
+    def parts_relative_to(self, root: Path) -> list[str] | None:
+        """``parts`` relative to the data root (the manifest's ``parts`` column), None for a single file."""
+        return [Path(os.path.relpath(p, root)).as_posix() for p in self.parts] if self.parts else None
 
 
 @dataclass
@@ -55,6 +68,11 @@ class Track:
     mixture: StemFile | None = None
     ignored: list[Path] = field(default_factory=list)
     """Second files of a stem (``bass.flac`` beside ``bass.wav``): the ``.wav`` is read, these are not."""
+    bleed: dict[str, bool] = field(default_factory=dict)
+    """The dataset's own bleed flag of each stem, where it has one (MedleyDB ``has_bleed``, MoisesDB ``hasBleed``)."""
+    listed_in: Path | None = None
+    """The metadata file that lists the track's files (MoisesDB ``data.json``, MedleyDB YAML, a CSV list):
+    a listed file that is not there is reported missing."""
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -98,23 +116,56 @@ class Track:
 
 def load_source(src: StemFile, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, int]:
     """Read ``[start, stop)`` samples of one source: float32 ``(channels, samples)`` and its rate in Hz."""
+    if src.parts:
+        return _sum_parts(src, start, stop)
     if src.stream is None:
         return audio_io.read(src.path, start, stop)
     return read_stream(src.path, src.stream, start, stop)  # decoded once into a cache (curate.data.decoded)
 
 
+def _sum_parts(src: StemFile, start: int, stop: int | None) -> tuple[np.ndarray, int]:
+    """The sum of a source's ``parts``, with the rules of a track's files (:mod:`curate.data.conform`): one
+    rate, lengths up to a second apart read to the shortest, a mono part added to both channels."""
+    from curate.data.conform import common_length, to_channels
+
+    arrays, rates = {}, {}
+    for p in src.parts:
+        arrays[p], rates[p] = audio_io.read(p, start, stop)
+    if len(set(rates.values())) > 1:
+        detail = ", ".join(f"{p.name} {r} Hz" for p, r in rates.items())
+        raise StemcurateError(f"{src.path}: the files of stem '{src.name}' have different sample rates ({detail})")
+    rate = next(iter(rates.values()))
+    lengths = {f"{p.parent.name}/{p.name}": a.shape[1] for p, a in arrays.items()}
+    n = min(lengths.values()) if stop is not None else common_length(lengths, rate, where=f"stem '{src.name}'")
+    channels = max(a.shape[0] for a in arrays.values())
+    total = np.zeros((channels, n), np.float32)
+    for a in arrays.values():
+        total += to_channels(a[:, :n], channels)
+    return total, rate
+
+
 def load_segment(
-    root: str | Path, rel_path: str, stem: str, start: int, stop: int | None, *, need: int = 0
+    root: str | Path,
+    rel_path: str,
+    stem: str,
+    start: int,
+    stop: int | None,
+    *,
+    need: int = 0,
+    parts: list[str] | tuple[str, ...] | np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Read a manifest row's audio: ``rel_path`` under ``root``; ``stem`` picks the stream of a ``.stem.mp4``.
+    """Read a manifest row's audio: ``rel_path`` under ``root``; ``stem`` picks the stream of a ``.stem.mp4``;
+    a row with ``parts`` (files under ``root``) reads their sum.
 
     ``need``: the samples from ``start`` that the manifest says the file holds (its fragments'
     ends); :class:`StemcurateError` naming the file when it holds fewer (it changed since the scan)."""
     path = Path(root) / rel_path
-    stream = MUSDB_STREAMS.get(stem) if path.name.endswith(STEM_MP4) else None
-    if path.name.endswith(STEM_MP4) and stream is None:
+    has_parts = parts is not None and len(parts) > 0
+    stream = MUSDB_STREAMS.get(stem) if path.name.endswith(STEM_MP4) and not has_parts else None
+    if path.name.endswith(STEM_MP4) and stream is None and not has_parts:
         raise StemcurateError(f"{path}: no stream for stem '{stem}' in a MUSDB18 .stem.mp4")
-    x, sr = load_source(StemFile(stem, path, stream), start, stop)
+    src = StemFile(stem, path, stream, tuple(Path(root) / p for p in parts) if has_parts else ())
+    x, sr = load_source(src, start, stop)
     if x.shape[1] < need:
         raise file_changed(path, start + x.shape[1], start + need)
     return x, sr
@@ -134,12 +185,15 @@ def default_root() -> Path | None:
     return Path(value) if value else None
 
 
-def discover(root: str | Path | None = None, *, subset: str = "train") -> list[Track]:
+def discover(root: str | Path | None = None, *, subset: str = "train", layout: str | None = None) -> list[Track]:
     """Find all tracks of ``subset`` under ``root`` (default ``$MUSDB_DIR``), sorted by name.
 
-    Every stem file present is listed; selecting stems is the caller's job. Raises
-    :class:`StemcurateError` for a missing/empty root or when no track is found.
+    ``layout``: one of :data:`curate.data.layouts.LAYOUTS`, or None to detect it
+    (:func:`curate.data.layouts.detect_layout`). Every stem file present is listed; selecting stems is
+    the caller's job. Raises :class:`StemcurateError` for a missing/empty root or when no track is found.
     """
+    from curate.data import layouts
+
     if root is None:
         root = default_root()
         if root is None:
@@ -147,6 +201,9 @@ def discover(root: str | Path | None = None, *, subset: str = "train") -> list[T
     root = as_path(root, "root")
     if subset not in SUBSETS:
         raise StemcurateError(f"--subset {subset}: unknown subset (use {' or '.join(SUBSETS)})")
+    layout = layouts.resolve_layout(root, layout)
+    if layout != layouts.MUSDB:
+        return layouts.discover_other(root, layout, subset=subset)
     if not root.exists():
         raise StemcurateError(f"{root}: data folder does not exist")
     if not root.is_dir():
@@ -172,25 +229,31 @@ def discover(root: str | Path | None = None, *, subset: str = "train") -> list[T
     return sorted(tracks, key=lambda t: t.name)
 
 
-def _hidden(p: Path) -> bool:
+def hidden(p: Path) -> bool:
     """Hidden files and folders (``.DS_Store``, macOS ``._name`` AppleDouble files, ``.git``) are never tracks."""
     return p.name.startswith(".")
 
 
-def not_tracks(root: str | Path, *, subset: str = "train") -> list[tuple[Path, str]]:
+def not_tracks(root: str | Path, *, subset: str = "train", layout: str | None = None) -> list[tuple[Path, str]]:
     """Entries of ``root/subset`` that :func:`discover` does not read as tracks, with why: a folder with
     no audio of its own but tracks inside (nested: move them up to ``subset/``), other folders and
-    files. Hidden entries are left out (ignored everywhere)."""
+    files. Hidden entries are left out (ignored everywhere). Other layouts:
+    :func:`curate.data.layouts.not_tracks_other`."""
+    from curate.data import layouts
+
+    layout = layouts.resolve_layout(Path(root), layout)
+    if layout != layouts.MUSDB:
+        return layouts.not_tracks_other(Path(root), layout)
     sub = Path(root) / subset
     out = []
     if not sub.is_dir():
         return out
     for p in sorted(sub.iterdir()):
-        if _hidden(p) or (p.is_file() and p.name.endswith(STEM_MP4)):
+        if hidden(p) or (p.is_file() and p.name.endswith(STEM_MP4)):
             continue
         if p.is_dir():
             if any(
-                f.is_file() and f.suffix.lower() in audio_io.AUDIO_EXTENSIONS and not _hidden(f) for f in p.iterdir()
+                f.is_file() and f.suffix.lower() in audio_io.AUDIO_EXTENSIONS and not hidden(f) for f in p.iterdir()
             ):
                 continue
             nested = [
@@ -213,7 +276,7 @@ def not_tracks(root: str | Path, *, subset: str = "train") -> list[tuple[Path, s
 
 def _discover_folders(root: Path, sub: Path, subset: str) -> list[Track]:
     tracks = []
-    for folder in sorted(p for p in sub.iterdir() if p.is_dir() and not _hidden(p)):
+    for folder in sorted(p for p in sub.iterdir() if p.is_dir() and not hidden(p)):
         files: dict[str, Path] = {}
         ignored: list[Path] = []
         for f in sorted(folder.iterdir()):
@@ -239,7 +302,7 @@ def _discover_folders(root: Path, sub: Path, subset: str) -> list[Track]:
 
 def _discover_stem_mp4(root: Path, sub: Path, subset: str) -> list[Track]:
     """``<track>.stem.mp4`` files directly in ``sub`` (not hidden), with MUSDB18's stream order."""
-    files = sorted(p for p in sub.glob(f"*{STEM_MP4}") if p.is_file() and not _hidden(p))
+    files = sorted(p for p in sub.glob(f"*{STEM_MP4}") if p.is_file() and not hidden(p))
     if not files:
         return []
     require_ffmpeg(files[0])
@@ -267,8 +330,17 @@ def copy_subsets(src: str | Path, dst: str | Path, *, skip) -> None:
 
 def copy_track(track: Track, dst_subset: str | Path) -> None:
     """Copy a track's files unchanged into ``dst_subset`` (a subset folder of another data root): a
-    folder track as ``dst_subset/<name>/``, a ``.stem.mp4`` as the same file."""
+    folder track as ``dst_subset/<name>/``, a ``.stem.mp4`` as the same file. A track of another layout
+    (MoisesDB, MedleyDB: :mod:`curate.data.layouts`) is written as a MUSDB18-HQ folder, each stem as
+    read (summed), float32 WAV; a file that cannot be read raises :class:`StemcurateError`."""
     dst_subset = Path(dst_subset)
+    if track.listed_in is not None:
+        folder = dst_subset / track.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in [*track.stems, *([MIXTURE] if track.mixture is not None else [])]:
+            x, sr = track.load(n)
+            audio_io.write(folder / f"{n}.wav", x, sr, subtype="FLOAT")
+        return
     files = {track.source(n).path for n in [*track.stems, *([MIXTURE] if track.mixture is not None else [])]}
     for f in sorted(files):
         target = dst_subset / f.name if f.name.endswith(STEM_MP4) else dst_subset / track.name / f.name

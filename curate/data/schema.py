@@ -23,6 +23,11 @@ bleed_stem       string     stem that leaks most (nullable)
 separation_db    float32    self-separation: labelled target's model output vs the strongest other
                             target's, dB (``curate scan --separator``; nullable)
 reason           string     why a fragment was rejected, human readable (nullable)
+parts            list       for a stem summed from several files (MoisesDB, MedleyDB): the files,
+                 <string>   relative to the data root; ``path`` is then ``<track folder>/<stem>``, a
+                            name, not a file (null for a stem in one file)
+dataset_bleed    bool       the dataset's own bleed flag of the stem (MedleyDB ``has_bleed``,
+                            MoisesDB ``hasBleed``; null where the dataset has none)
 ===============  =========  ==========================================================
 
 Extra columns (e.g. ground truth written by ``curate corrupt``) are kept as they are.
@@ -68,6 +73,8 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("bleed_stem", pa.string()),
         pa.field("separation_db", pa.float32()),
         pa.field("reason", pa.string()),
+        pa.field("parts", pa.list_(pa.string())),
+        pa.field("dataset_bleed", pa.bool_()),
     ]
 )
 
@@ -151,6 +158,17 @@ class Manifest:
         """Absolute path of the stem file of one row (a Series or namedtuple with ``path``)."""
         return self.root / row.path
 
+    def audio_files(self, frame: pd.DataFrame | None = None) -> pd.Series:
+        """The last fragment end (samples) of every audio file the rows of ``frame`` (default: all) read,
+        indexed by path relative to the root: a row's ``path``, or each of its ``parts`` when it has them."""
+        frame = self.frame if frame is None else frame
+        files = frame[["path", "end"]].copy()
+        if "parts" in frame.columns:
+            parts = frame["parts"].map(lambda p: list(p) if p is not None and len(p) else None)
+            files["path"] = [p if q is None else q for p, q in zip(frame["path"], parts)]
+            files = files.explode("path")
+        return files.groupby("path")["end"].max()
+
     def check_files(self, where: str | Path, *, tracks=None) -> None:
         """:class:`StemcurateError` naming ``where`` (the manifest) and the first of its audio files (of
         ``tracks`` when given) that is not there (a dataset moved or deleted since the scan), or naming a
@@ -159,7 +177,7 @@ class Manifest:
         from curate.data.datasets import file_changed
 
         frame = self.frame if tracks is None else self.frame[self.frame["track"].isin(set(tracks))]
-        ends = frame.groupby("path")["end"].max()
+        ends = self.audio_files(frame)
         missing = [p for p in ends.index if not (self.root / p).is_file()]
         if missing:
             raise StemcurateError(

@@ -41,7 +41,8 @@ def separation_db(
             continue
         if on_stem:
             on_stem(f"{track}/{stem}")
-        audio, sr = load_segment(root, g["path"].iloc[0], stem, 0, None, need=int(g["end"].max()))
+        parts = g["parts"].iloc[0] if "parts" in g.columns else None
+        audio, sr = load_segment(root, g["path"].iloc[0], stem, 0, None, need=int(g["end"].max()), parts=parts)
         outs = separator(audio, sr)
         scale = separator.sample_rate / sr
         power = {t: np.square(y.numpy().astype(np.float64)).sum(axis=0) for t, y in outs.items()}

@@ -45,6 +45,7 @@ from curate.common.errors import StemcurateError
 from curate.common.outputs import output_path
 from curate.data import audio as audio_io
 from curate.data.datasets import MIXTURE, Track, copy_subsets, discover
+from curate.data.layouts import WITHOUT_SIBLINGS, detect_layout
 from curate.data.schema import CORRUPTIONS_FILE, CORRUPTIONS_SCHEMA, write_corruptions
 
 MISLABEL_KINDS = ("swap", "replace", "partial")
@@ -148,7 +149,9 @@ def corrupt_dataset(
         raise StemcurateError(f"{dst}: output exists and is not a folder")
     if dst.exists() and any(dst.iterdir()):
         raise StemcurateError(f"{dst}: output folder exists and is not empty")
-    tracks = discover(src, subset=subset)
+    if (layout := detect_layout(src)) in WITHOUT_SIBLINGS:
+        raise StemcurateError(f"{src}: a {layout} dataset has no tracks; curate corrupt mixes up the stems of a track")
+    tracks = discover(src, subset=subset, layout=layout)
     with atomic_dir(dst) as work:
         return _corrupt_tracks(
             src,

@@ -1,0 +1,293 @@
+"""Dataset layouts besides MUSDB18 / MUSDB18-HQ: MoisesDB, MedleyDB, MSST stem folders and CSV lists.
+
+``curate scan ROOT`` detects the layout (:func:`detect_layout`) or takes ``--layout NAME``:
+
+* ``musdb``: ``ROOT/{train,test}/<track>/<stem>.wav|.flac`` or ``ROOT/{train,test}/<track>.stem.mp4``
+  (:mod:`curate.data.datasets`; track folders without a mixture file, as the SDX23 label-noise and
+  bleeding sets ship them, are read the same way).
+* ``moisesdb``: ``ROOT/<track-id>/data.json`` and one folder per stem (``bass``, ``bowed_strings``,
+  ``drums``, ``guitar``, ``other``, ``other_keys``, ``other_plucked``, ``percussion``, ``piano``,
+  ``vocals``, ``wind``) of source files listed in ``data.json``; a stem is the sum of its files.
+  Labels are mapped to the 4 standard stems as MoisesDB's own ``mix_4_stems`` does
+  (:data:`MOISESDB_TO_STANDARD`: vocals, bass and drums kept, the other 8 summed into ``other``;
+  percussion is ``other`` there). ``moisesdb-fine`` keeps the 11 labels.
+* ``medleydb``: ``ROOT/<Track>/<Track>_METADATA.yaml`` naming each stem's instrument and file in
+  ``<Track>_STEMS/`` (``<Track>_STEM_NN.wav``), and ``<Track>_MIX.wav``. Instruments map to the 4
+  standard stems by :func:`medleydb_stem`; the stems of one label are summed. ``medleydb-fine`` keeps
+  the instrument names as labels (``male singer``, ``electric bass``...). The YAML's ``has_bleed`` goes
+  to the manifest's ``dataset_bleed`` column.
+* ``stem-folders`` (MSST dataset type 2): ``ROOT/<stem>/<file>.wav|.flac``, each file its own track.
+* ``csv`` (MSST dataset type 3): ROOT is a CSV file with columns ``instrum,path`` (paths absolute or
+  relative to the CSV's folder); each file its own track (a file listed under two labels is one
+  track with both).
+
+The last two have no track structure: a file has no siblings, so only the per-stem evidence applies
+(instrument classifier, reference pool, pretrained embedding); there is no bleed measure. These
+layouts have no subsets: every track is read as ``train``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from curate.common.errors import StemcurateError
+from curate.data import audio as audio_io
+from curate.data.datasets import DEFAULT_STEMS, MIXTURE, STEM_MP4, StemFile, Track, hidden
+
+MUSDB = "musdb"
+MOISESDB = "moisesdb"
+MOISESDB_FINE = "moisesdb-fine"
+MEDLEYDB = "medleydb"
+MEDLEYDB_FINE = "medleydb-fine"
+STEM_FOLDERS = "stem-folders"
+CSV = "csv"
+LAYOUTS = (MUSDB, MOISESDB, MOISESDB_FINE, MEDLEYDB, MEDLEYDB_FINE, STEM_FOLDERS, CSV)
+WITHOUT_SIBLINGS = (STEM_FOLDERS, CSV)
+"""Layouts whose files have no siblings: no bleed measure, no structural evidence."""
+
+MOISESDB_STEMS = (
+    "bass",
+    "bowed_strings",
+    "drums",
+    "guitar",
+    "other",
+    "other_keys",
+    "other_plucked",
+    "percussion",
+    "piano",
+    "vocals",
+    "wind",
+)
+"""MoisesDB's 11 stem labels (its ``stemName`` values and folder names)."""
+MOISESDB_TO_STANDARD = {s: s if s in ("vocals", "bass", "drums") else "other" for s in MOISESDB_STEMS}
+"""MoisesDB label -> standard stem, as ``moisesdb.defaults.mix_4_stems``."""
+
+MEDLEYDB_VOCALS = frozenset(
+    {"male singer", "female singer", "male rapper", "female rapper", "vocalists", "choir", "male speaker",
+     "female speaker", "beatboxing"}
+)  # fmt: skip
+MEDLEYDB_BASS = frozenset({"electric bass", "double bass"})
+MEDLEYDB_DRUMS = frozenset(
+    {"drum set", "drum machine", "auxiliary percussion", "percussion", "kick drum", "snare drum", "bass drum",
+     "toms", "cymbal", "hi-hat", "tambourine", "shaker", "cowbell", "claps", "bongo", "conga", "tabla",
+     "darbuka", "doumbek", "cabasa", "guiro", "maracas", "timbales", "gong", "castanet", "triangle"}
+)  # fmt: skip
+
+
+def medleydb_stem(instrument: str) -> str:
+    """MedleyDB instrument label -> standard stem: singers, rappers, vocalists, choir, speakers and
+    beatboxing -> ``vocals``; electric and double bass -> ``bass``; drum set, drum machine and the
+    unpitched percussion labels (:data:`MEDLEYDB_DRUMS`) -> ``drums``; everything else -> ``other``."""
+    name = instrument.strip().lower()
+    if name in MEDLEYDB_VOCALS or "singer" in name or "vocalist" in name:
+        return "vocals"
+    if name in MEDLEYDB_BASS:
+        return "bass"
+    if name in MEDLEYDB_DRUMS:
+        return "drums"
+    return "other"
+
+
+def _dirs(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not hidden(p))
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    return sorted(
+        f
+        for f in folder.iterdir()
+        if (f.is_file() or f.is_symlink()) and f.suffix.lower() in audio_io.AUDIO_EXTENSIONS and not hidden(f)
+    )
+
+
+def detect_layout(root: Path) -> str:
+    """The layout of ``root``: ``csv`` for a ``.csv`` file; ``musdb`` when it has a ``train`` or ``test``
+    folder; ``moisesdb`` when a folder in it has a ``data.json``; ``medleydb`` when one has a
+    ``*_METADATA.yaml`` or ``*_STEMS`` folder; ``stem-folders`` when its folders hold audio files that are
+    not named like a track's stems (``mixture``, ``vocals``...); else ``musdb`` (whose errors say what
+    was expected)."""
+    if root.is_file() and root.suffix.lower() == ".csv":
+        return CSV
+    if not root.is_dir() or (root / "train").is_dir() or (root / "test").is_dir():
+        return MUSDB
+    folders = _dirs(root)
+    if any((d / "data.json").is_file() for d in folders):
+        return MOISESDB
+    if any(next(d.glob("*_METADATA.yaml"), None) or next(d.glob("*_STEMS"), None) for d in folders):
+        return MEDLEYDB
+    holding = [files for d in folders if (files := _audio_files(d))]
+    track_like = {MIXTURE, *DEFAULT_STEMS}
+    if holding and not any(sum(f.stem in track_like for f in files) >= 2 for files in holding):
+        return STEM_FOLDERS
+    return MUSDB
+
+
+def resolve_layout(root: Path, layout: str | None) -> str:
+    """``layout`` checked against :data:`LAYOUTS`, or the one detected at ``root`` when None."""
+    if layout is None:
+        return detect_layout(root)
+    if layout not in LAYOUTS:
+        raise StemcurateError(f"--layout {layout}: unknown layout (use one of {', '.join(LAYOUTS)})")
+    return layout
+
+
+def discover_other(root: Path, layout: str, *, subset: str = "train") -> list[Track]:
+    """The tracks of a dataset in ``layout`` (not ``musdb``), sorted by name; :class:`StemcurateError`
+    for a missing root, a subset other than ``train`` or when no track is found."""
+    if layout == CSV:
+        if not root.is_file():
+            raise StemcurateError(f"{root}: CSV list does not exist" if not root.exists() else f"{root}: not a file")
+    elif not root.is_dir():
+        raise StemcurateError(f"{root}: data folder does not exist" if not root.exists() else f"{root}: not a folder")
+    if subset != "train":
+        raise StemcurateError(
+            f"{root}: a {layout} dataset has no subsets, every track is read as 'train' (--subset {subset} "
+            "does not apply)"
+        )
+    if layout == CSV:
+        tracks = _csv_tracks(root)
+    elif layout == STEM_FOLDERS:
+        tracks = [
+            Track(f"{d.name}/{f.name}", "train", root, {d.name: StemFile(d.name, f)})
+            for d in _dirs(root)
+            for f in _audio_files(d)
+        ]
+    else:
+        read = _moisesdb_track if layout in (MOISESDB, MOISESDB_FINE) else _medleydb_track
+        tracks = [t for d in _dirs(root) if isinstance(t := read(d, root, layout), Track)]
+    if not tracks:
+        raise StemcurateError(f"{root}: no tracks found in the {layout} layout (expected {_EXPECTED[layout]})")
+    return sorted(tracks, key=lambda t: t.name)
+
+
+_EXPECTED = {
+    MOISESDB: "<track-id>/data.json and its stem folders",
+    MOISESDB_FINE: "<track-id>/data.json and its stem folders",
+    MEDLEYDB: "<Track>/<Track>_METADATA.yaml and <Track>_STEMS/",
+    MEDLEYDB_FINE: "<Track>/<Track>_METADATA.yaml and <Track>_STEMS/",
+    STEM_FOLDERS: "<stem>/<file>.wav|.flac",
+    CSV: "rows 'instrum,path'",
+}
+
+
+def not_tracks_other(root: Path, layout: str) -> list[tuple[Path, str]]:
+    """Entries of a MoisesDB or MedleyDB root that are not read as tracks, with why (no or unreadable
+    metadata, no stems); files and folders left out of a stem-folders root; nothing for a CSV list."""
+    out = []
+    if layout == CSV or not root.is_dir():
+        return out
+    for p in sorted(root.iterdir()):
+        if hidden(p):
+            continue
+        if p.is_file():
+            out.append((p, f"not a track ({_EXPECTED[layout]})"))
+        elif layout == STEM_FOLDERS:
+            if not _audio_files(p):
+                out.append((p, "a folder without audio files"))
+        else:
+            read = _moisesdb_track if layout in (MOISESDB, MOISESDB_FINE) else _medleydb_track
+            why = read(p, root, layout)
+            if isinstance(why, str):
+                out.append((p, why))
+    return out
+
+
+def _source(label: str, files: list[Path], folder: Path) -> StemFile:
+    """One file as itself; several as their sum, named ``<track folder>/<label>``."""
+    files = sorted(set(files))
+    return StemFile(label, files[0]) if len(files) == 1 else StemFile(label, folder / label, parts=tuple(files))
+
+
+def _moisesdb_track(folder: Path, root: Path, layout: str) -> Track | str:
+    """The track in a MoisesDB folder, or why it is not one."""
+    meta_file = folder / "data.json"
+    if not meta_file.is_file():
+        return "no data.json (a MoisesDB track folder has data.json and its stem folders)"
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        entries = meta["stems"]
+        files: dict[str, list[Path]] = {}
+        bleed: dict[str, bool] = {}
+        for stem in entries:
+            fine = str(stem["stemName"])
+            label = fine if layout == MOISESDB_FINE else MOISESDB_TO_STANDARD.get(fine, "other")
+            for source in stem["tracks"]:
+                ext = str(source.get("extension", "wav")).lstrip(".")
+                files.setdefault(label, []).append(folder / fine / f"{source['id']}.{ext}")
+                bleed[label] = bleed.get(label, False) or bool(source.get("hasBleed", False))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return f"unreadable data.json ({type(exc).__name__}: {exc})"
+    if not files:
+        return "data.json lists no source files"
+    stems = {label: _source(label, f, folder) for label, f in files.items()}
+    return Track(folder.name, "train", root, stems, None, bleed=bleed, listed_in=meta_file)
+
+
+def _yes(value) -> bool:
+    return value is True or str(value).strip().lower() in ("yes", "true", "1")
+
+
+def _medleydb_track(folder: Path, root: Path, layout: str) -> Track | str:
+    """The track in a MedleyDB folder, or why it is not one."""
+    import yaml
+
+    meta_file = folder / f"{folder.name}_METADATA.yaml"
+    if not meta_file.is_file():
+        found = sorted(folder.glob("*_METADATA.yaml"))
+        if len(found) != 1:
+            return f"no {meta_file.name} (a MedleyDB track folder has <Track>_METADATA.yaml and <Track>_STEMS/)"
+        meta_file = found[0]
+    try:
+        meta = yaml.safe_load(meta_file.read_text(encoding="utf-8"))
+        stem_dir = folder / str(meta.get("stem_dir") or f"{folder.name}_STEMS")
+        files: dict[str, list[Path]] = {}
+        for key in sorted(meta["stems"]):
+            entry = meta["stems"][key]
+            instrument = entry["instrument"]
+            instrument = str(instrument[0] if isinstance(instrument, list) else instrument).strip()
+            label = instrument if layout == MEDLEYDB_FINE else medleydb_stem(instrument)
+            files.setdefault(label, []).append(stem_dir / str(entry["filename"]))
+        mix = folder / str(meta.get("mix_filename") or f"{folder.name}_MIX.wav")
+        has_bleed = _yes(meta.get("has_bleed", False))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        return f"unreadable {meta_file.name} ({type(exc).__name__}: {exc})"
+    if not files:
+        return f"{meta_file.name} lists no stems"
+    stems = {label: _source(label, f, folder) for label, f in files.items()}
+    mixture = StemFile(MIXTURE, mix) if mix.is_file() else None
+    return Track(folder.name, "train", root, stems, mixture, bleed={n: has_bleed for n in stems}, listed_in=meta_file)
+
+
+def _csv_tracks(csv_file: Path) -> list[Track]:
+    """MSST type 3: ``instrum,path`` rows; the data root is the deepest folder holding every file."""
+    import os
+
+    try:
+        with open(csv_file, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames or not {"instrum", "path"} <= {c.strip() for c in reader.fieldnames}:
+                raise StemcurateError(f"{csv_file}: not an MSST list (needs the columns instrum,path)")
+            rows = []
+            for line, row in enumerate(reader, start=2):
+                row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+                if not row["instrum"] or not row["path"]:
+                    raise StemcurateError(f"{csv_file}: line {line}: empty instrum or path")
+                path = Path(row["path"])
+                rows.append((row["instrum"], path if path.is_absolute() else csv_file.parent / path))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise StemcurateError(f"{csv_file}: cannot read the CSV list ({exc})") from None
+    if not rows:
+        return []
+    if any(p.name.endswith(STEM_MP4) or p.suffix.lower() not in audio_io.AUDIO_EXTENSIONS for _, p in rows):
+        bad = next(p for _, p in rows if p.name.endswith(STEM_MP4) or p.suffix.lower() not in audio_io.AUDIO_EXTENSIONS)
+        raise StemcurateError(f"{csv_file}: {bad}: not a .wav or .flac file")
+    root = Path(os.path.commonpath([str(p.parent.resolve()) for _, p in rows]))
+    tracks: dict[str, Track] = {}
+    for label, path in rows:
+        path = path.resolve()
+        name = path.relative_to(root).as_posix()
+        track = tracks.setdefault(name, Track(name, "train", root, {}, listed_in=csv_file))
+        track.stems.setdefault(label, StemFile(label, path))
+    return list(tracks.values())
