@@ -23,7 +23,15 @@ from curate.common.errors import StemcurateError, as_int, as_path
 from curate.common.outputs import check_output, output_path
 from curate.data.checks import CheckConfig, Problem
 from curate.data.datasets import DEFAULT_STEMS, MIXTURE, Track, available_stems, default_root, discover, not_tracks
-from curate.data.layouts import MEDLEYDB, MEDLEYDB_FINE, MOISESDB, MOISESDB_FINE, MUSDB, resolve_layout
+from curate.data.layouts import (
+    MEDLEYDB,
+    MEDLEYDB_FINE,
+    MOISESDB,
+    MOISESDB_FINE,
+    MUSDB,
+    WITHOUT_SIBLINGS,
+    resolve_layout,
+)
 from curate.data.schema import (
     MANIFEST_SCHEMA,
     MANIFEST_VERSION,
@@ -259,6 +267,11 @@ def scan(
     if score is not None and score.embedder is not None and len(fragments):
         arrays = {k: pad_concat([e[k] for e in embs if e and k in e])[order] for k in ("emb", "env")}
         labels = _score(fragments, arrays["emb"], arrays["env"], score, root, reference, warn)
+    if layout in WITHOUT_SIBLINGS:
+        warn.append(
+            f"a {layout} dataset has no track structure: labels rest on per-stem evidence only (instrument "
+            "classifier, reference pool, embedding); no bleed measure"
+        )
     if scanned != stems:  # the context stems leave the manifest and the problems
         fragments = fragments[fragments["stem"].isin(stems)].reset_index(drop=True)
         problems = [p for p in problems if p.stem is None or p.stem in stems or p.stem == MIXTURE]

@@ -61,6 +61,29 @@ def _label_model_note(meta: dict) -> str:
     return f'<p class="note">{escape(text[:1].upper() + text[1:])}</p>'
 
 
+def _layout_note(meta: dict, frame: pd.DataFrame, kept: pd.Series) -> str:
+    """What the dataset's layout lets curation see: no siblings in stem folders and CSV lists; the
+    dataset's own bleed flags (MedleyDB, MoisesDB) against what the scan kept."""
+    from curate.data.layouts import WITHOUT_SIBLINGS
+
+    layout = meta.get("layout") or "musdb"
+    notes = []
+    if layout in WITHOUT_SIBLINGS:
+        notes.append(
+            f"This dataset ({layout} layout) has no track structure: a file has no siblings, so there is no bleed "
+            "measure and no structural evidence. Labels rest on the per-stem evidence only: the instrument "
+            "classifier, the reference pool and the pretrained embedding."
+        )
+    flagged = frame["dataset_bleed"].fillna(False).astype(bool) if "dataset_bleed" in frame.columns else None
+    if flagged is not None and flagged.any():
+        notes.append(
+            f"The dataset flags bleed on {int(flagged.sum())} of {len(frame)} fragments (column dataset_bleed); "
+            f"{int((flagged & ~kept).sum())} of them are rejected here, and {int((~flagged & ~kept).sum())} of the "
+            "unflagged ones."
+        )
+    return "".join(f'<p class="note">{escape(n)}</p>' for n in notes)
+
+
 def _bleed_sources(frame: pd.DataFrame, limit: float, floor_db: float = -30.0) -> str:
     """Which sibling leaks into which stem: fragments above ``floor_db``, their median and loudest level."""
     sel = frame[(frame["bleed_db"] > floor_db) & frame["bleed_stem"].notna()]
@@ -212,7 +235,7 @@ def curation_report(
             f"{root}: data folder not found"
             + ("" if data_root is not None else " (moved since the scan? pass --data DIR)")
         )
-    files = m.frame["path"].drop_duplicates()
+    files = m.audio_files().index
     if len(files) and not any((root / p).is_file() for p in files):
         raise StemcurateError(
             f"{root}: none of the manifest's {len(files)} files is here (is it the folder that was scanned? --data)"
@@ -291,6 +314,7 @@ def curation_report(
             "<h2>Quality</h2>",
             str(html.img(qual, "histograms of quality per stem")),
             "<h2>Bleed</h2>",
+            _layout_note(m.meta, frame, kept),
             '<p class="note">Leakage of the other stems of the track into each fragment, in dB relative to the '
             "fragment (clean stems read far below -30 dB).</p>",
             str(html.img(bleed, "histograms of bleed per stem")),

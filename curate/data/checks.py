@@ -26,6 +26,7 @@ from curate.common.errors import StemcurateError, check_finite_fields
 from curate.data import audio as audio_io
 from curate.data.conform import MAX_PEAK_DB, audio_problem, common_length, peak_dbfs
 from curate.data.datasets import MIXTURE, Track
+from curate.data.layouts import WITHOUT_SIBLINGS
 
 ERROR, WARNING = "skipped", "warning"
 
@@ -101,7 +102,7 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
     def report(stem, path, check, severity, detail):
         problems.append(Problem(track.name, track.subset, stem, path, check, severity, detail))
 
-    for name in stems:
+    for name in stems if track.layout not in WITHOUT_SIBLINGS else ():  # a file without siblings lacks no stem
         if name not in track.stems:
             report(name, None, "missing", ERROR, f"no {name} file in track (has {', '.join(track.stems) or 'none'})")
     for path in track.ignored:  # bass.flac beside bass.wav: one file per stem is read, and the scan says which

@@ -70,6 +70,8 @@ class Track:
     """Second files of a stem (``bass.flac`` beside ``bass.wav``): the ``.wav`` is read, these are not."""
     bleed: dict[str, bool] = field(default_factory=dict)
     """The dataset's own bleed flag of each stem, where it has one (MedleyDB ``has_bleed``, MoisesDB ``hasBleed``)."""
+    layout: str = "musdb"
+    """The layout it was read in (:data:`curate.data.layouts.LAYOUTS`)."""
     listed_in: Path | None = None
     """The metadata file that lists the track's files (MoisesDB ``data.json``, MedleyDB YAML, a CSV list):
     a listed file that is not there is reported missing."""

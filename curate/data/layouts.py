@@ -150,7 +150,7 @@ def discover_other(root: Path, layout: str, *, subset: str = "train") -> list[Tr
         tracks = _csv_tracks(root)
     elif layout == STEM_FOLDERS:
         tracks = [
-            Track(f"{d.name}/{f.name}", "train", root, {d.name: StemFile(d.name, f)})
+            Track(f"{d.name}/{f.name}", "train", root, {d.name: StemFile(d.name, f)}, layout=STEM_FOLDERS)
             for d in _dirs(root)
             for f in _audio_files(d)
         ]
@@ -222,7 +222,7 @@ def _moisesdb_track(folder: Path, root: Path, layout: str) -> Track | str:
     if not files:
         return "data.json lists no source files"
     stems = {label: _source(label, f, folder) for label, f in files.items()}
-    return Track(folder.name, "train", root, stems, None, bleed=bleed, listed_in=meta_file)
+    return Track(folder.name, "train", root, stems, None, bleed=bleed, layout=layout, listed_in=meta_file)
 
 
 def _yes(value) -> bool:
@@ -257,7 +257,8 @@ def _medleydb_track(folder: Path, root: Path, layout: str) -> Track | str:
         return f"{meta_file.name} lists no stems"
     stems = {label: _source(label, f, folder) for label, f in files.items()}
     mixture = StemFile(MIXTURE, mix) if mix.is_file() else None
-    return Track(folder.name, "train", root, stems, mixture, bleed={n: has_bleed for n in stems}, listed_in=meta_file)
+    bleed = {n: has_bleed for n in stems}
+    return Track(folder.name, "train", root, stems, mixture, bleed=bleed, layout=layout, listed_in=meta_file)
 
 
 def _csv_tracks(csv_file: Path) -> list[Track]:
@@ -288,6 +289,6 @@ def _csv_tracks(csv_file: Path) -> list[Track]:
     for label, path in rows:
         path = path.resolve()
         name = path.relative_to(root).as_posix()
-        track = tracks.setdefault(name, Track(name, "train", root, {}, listed_in=csv_file))
+        track = tracks.setdefault(name, Track(name, "train", root, {}, layout=CSV, listed_in=csv_file))
         track.stems.setdefault(label, StemFile(label, path))
     return list(tracks.values())

@@ -3,7 +3,9 @@ lists, txt lists, resume after an interrupt, and refusals."""
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -249,3 +251,46 @@ def test_a_kept_manifest_exports_at_its_filters_threshold(curated, tmp_path):
     import json
 
     assert json.loads(res.record.read_text())["threshold"] == 0.7 and res.config.threshold == 0.7
+
+
+def test_summed_stems_export_as_one_file_or_file_by_file(tmp_path):
+    """A MoisesDB copy of a synth set (``other`` in two source files): musdb-hq writes each stem as the
+    original, msst-csv lists both files of ``other``; a dataset without tracks writes no folders."""
+    import musdb
+
+    from curate.simulate.layouts import write_layout
+
+    synth_dataset(tmp_path / "musdb", tracks=3, seconds=8, seed=2)
+    root = write_layout(tmp_path / "musdb", tmp_path / "moises", "moisesdb", has_bleed=True)
+    scan(root, output=tmp_path / "m.parquet", score=ScoreConfig(embedder="features"))
+    export(tmp_path / "m.parquet", tmp_path / "hq", config=ExportConfig(threshold=0.0))
+    db = musdb.DB(root=str(tmp_path / "hq"), is_wav=True, subsets="train")
+    songs = {json.loads((d / "data.json").read_text())["song"]: d.name for d in root.iterdir()}
+    assert sorted(t.name for t in db) == sorted(songs.values())
+    for name, tid in songs.items():
+        track = next(t for t in db if t.name == tid)
+        for stem in STEMS:
+            ref = _read(tmp_path / "musdb" / "train" / name / f"{stem}.wav")
+            got = track.targets[stem].audio.T  # musdb reads WAVs through ffmpeg at 16 bits
+            assert np.abs(got - np.clip(ref, -1, 1)).max() < 7e-5, (name, stem)
+    export(tmp_path / "m.parquet", tmp_path / "csv", config=ExportConfig(format="msst-csv", threshold=0.0))
+    rows = pd.read_csv(tmp_path / "csv" / "train.csv")
+    pairs = pd.read_parquet(tmp_path / "m.parquet")[["track", "stem"]].drop_duplicates()
+    assert (pairs["stem"] == "other").sum() == 3  # a stem without fragments (one vocals) is in no list
+    assert len(rows) == len(pairs) + 3 and (rows["instrum"] == "other").sum() == 6
+    assert {Path(p).parent.name for p in rows.loc[rows["instrum"] == "other", "path"]} == {"guitar", "piano"}
+
+    folders = write_layout(tmp_path / "musdb", tmp_path / "folders", "stem-folders")
+    scan(folders, output=tmp_path / "f.parquet", score=ScoreConfig(embedder="features"))
+    with pytest.raises(StemcurateError, match="no tracks to write as folders"):
+        export(tmp_path / "f.parquet", tmp_path / "fhq", config=ExportConfig(threshold=0.0))
+    assert not (tmp_path / "fhq").exists()
+    out = export(tmp_path / "f.parquet", tmp_path / "fcsv", config=ExportConfig(format="msst-csv", threshold=0.0))
+    assert len(pd.read_csv(out.written[0])) == len(pairs)
+    from reports.curation import curation_report
+
+    pages = {
+        n: Path(curation_report(tmp_path / f"{n}.parquet", output=tmp_path / f"{n}.html")).read_text() for n in "fm"
+    }
+    assert "no track structure" in pages["f"] and "no track structure" not in pages["m"]
+    assert "flags bleed on" in pages["m"] and "flags bleed on" not in pages["f"]  # the copy says hasBleed

@@ -189,3 +189,24 @@ def test_leaks_both_ways_are_kept_not_subtracted():
     clean = {"vocals": vocals, "bass": bass, "drums": drums, "other": other}
     for s in clean:
         assert _snr(clean[s], fixed[s]) >= _snr(clean[s], stems[s]) - 0.5, s
+
+
+def test_export_relabel_writes_the_swapped_files_under_their_true_names(damaged, tmp_path):
+    """The swap repair would trade (track 0's vocals and other) is written under the true names, the
+    rest as it is (no masking, no leak subtraction); export.json lists the moves."""
+    import json
+
+    from curate.export import EXPORT_FILE, ExportConfig, export
+
+    base, tracks = damaged
+    out = export(base / "scored.parquet", tmp_path / "relabel", config=ExportConfig(format="relabel"))
+    assert sorted((r["track"], r["stem"], r["written_as"]) for r in out.relabelled) == [
+        (tracks[0], "other", "vocals"),
+        (tracks[0], "vocals", "other"),
+    ]
+    assert json.loads((tmp_path / "relabel" / EXPORT_FILE).read_text())["relabelled"] == out.relabelled
+    for t in tracks:
+        for s in ("vocals", "bass", "drums", "other"):
+            got = audio.read(tmp_path / "relabel" / "train" / t / f"{s}.wav")[0]
+            want = base / ("clean" if t == tracks[0] else "noisy") / "train" / t / f"{s}.wav"
+            assert np.array_equal(got, audio.read(want)[0]), (t, s)  # track 1 keeps its leak, track 2 its vocals

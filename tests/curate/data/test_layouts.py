@@ -1,0 +1,171 @@
+"""curate/data/layouts.py: MoisesDB, MedleyDB, MSST stem folders and CSV lists, on miniature copies of
+their real structure written from a synth set (curate/simulate/layouts.py); each read back as the
+MUSDB-layout original reads."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from curate.cli import app
+from curate.common.errors import StemcurateError
+from curate.data import audio
+from curate.data.checks import ERROR
+from curate.data.datasets import discover, load_segment
+from curate.data.layouts import detect_layout, medleydb_stem
+from curate.data.schema import read_manifest
+from curate.scan import scan
+from curate.simulate.layouts import write_layout
+from curate.simulate.synth import synth_dataset
+
+runner = CliRunner()
+LAYOUTS = ("moisesdb", "medleydb", "stem-folders", "csv")
+
+
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory):
+    """A 3-track synth set, its SAD-only manifest, and a copy in each layout."""
+    base = tmp_path_factory.mktemp("layouts")
+    synth_dataset(base / "musdb", tracks=3, seconds=8, seed=2)
+    scan(base / "musdb", output=base / "musdb.parquet", score=None)
+    roots = {layout: write_layout(base / "musdb", base / layout, layout, has_bleed=True) for layout in LAYOUTS}
+    return base, roots
+
+
+def _key(frame: pd.DataFrame, names: dict | None = None) -> set:
+    """(original track, stem, start, end) of every fragment; ``names`` maps the layout's track names back."""
+    tracks = frame["track"].map(names) if names else frame["track"]
+    return set(zip(tracks, frame["stem"], frame["start"], frame["end"]))
+
+
+def test_every_layout_is_detected_and_reads_the_fragments_of_the_original(copies, tmp_path):
+    base, roots = copies
+    original = read_manifest(base / "musdb.parquet").frame
+    found = pd.read_parquet(base / "musdb.problems.parquet")
+    assert detect_layout(base / "musdb") == "musdb"
+    for layout, root in roots.items():
+        assert detect_layout(root) == layout
+        res = scan(root, output=tmp_path / f"{layout}.parquet", score=None)
+        m = read_manifest(res.manifest)
+        assert m.meta["layout"] == layout
+        assert sorted(zip(res.problems["stem"], res.problems["check"])) == sorted(zip(found["stem"], found["check"]))
+        if layout == "moisesdb":  # track folders are ids; data.json has the song name
+            names = {d.name: json.loads((d / "data.json").read_text())["song"] for d in root.iterdir()}
+        elif layout in ("stem-folders", "csv"):  # one track per file: <stem>/<track>.wav
+            names = {t: t.split("/")[-1].removesuffix(".wav") for t in m.frame["track"]}
+        else:
+            names = None
+        assert _key(m.frame, names) == _key(original), layout
+        assert (
+            m.frame["dataset_bleed"].tolist() == [True] * len(m.frame)
+            if layout in ("moisesdb", "medleydb")
+            else (m.frame["dataset_bleed"].isna().all())
+        )
+
+
+def test_a_stem_of_several_files_is_their_sum_in_the_manifest_and_in_every_reader(copies, tmp_path):
+    base, roots = copies
+    m = read_manifest(scan(roots["medleydb"], output=tmp_path / "m.parquet", score=None).manifest)
+    other = m.frame[m.frame["stem"] == "other"].iloc[0]
+    assert other["path"] == f"{other['track']}/other" and len(other["parts"]) == 2  # piano + guitar stems
+    assert all(p.startswith(f"{other['track']}/{other['track']}_STEMS/") for p in other["parts"])
+    assert m.frame[m.frame["stem"] == "vocals"]["parts"].isna().all()  # one file: the file itself
+    x, _ = load_segment(m.root, other["path"], "other", other["start"], other["end"], parts=other["parts"])
+    ref = audio.read(base / "musdb" / "train" / other["track"] / "other.wav", other["start"], other["end"])[0]
+    assert np.allclose(x, ref, atol=1e-6) and np.abs(ref).max() > 0.01
+    assert set(m.audio_files().index) >= set(other["parts"]) and other["path"] not in m.audio_files().index
+
+
+def test_fine_labels_and_the_maps(copies, tmp_path):
+    _, roots = copies
+    fine = {t.name: set(t.stems) for t in discover(roots["moisesdb"], layout="moisesdb-fine")}
+    assert all(s == {"vocals", "bass", "drums", "guitar", "piano"} for s in fine.values())
+    res = scan(roots["medleydb"], output=tmp_path / "f.parquet", layout="medleydb-fine", score=None)
+    assert set(res.stems) == {"female singer", "electric bass", "drum set", "piano", "distorted electric guitar"}
+    assert [medleydb_stem(i) for i in ("male singer", "Vocalists", "double bass", "bass clarinet", "toms")] == [
+        "vocals",
+        "vocals",
+        "bass",
+        "other",
+        "drums",
+    ]
+    res = runner.invoke(app, ["scan", str(roots["moisesdb"]), "-o", str(tmp_path / "g.parquet"), "--stems", "guitar"])
+    assert res.exit_code == 2 and "--layout moisesdb-fine" in res.output
+
+
+def test_bad_tracks_are_reported_and_the_rest_scanned(copies, tmp_path):
+    _, roots = copies
+    moises = tmp_path / "moises"
+    shutil.copytree(roots["moisesdb"], moises)
+    ids = sorted(p.name for p in moises.iterdir())
+    (moises / ids[0] / "data.json").unlink()  # a track without data.json
+    (moises / ids[1] / "data.json").write_text("{not json")
+    res = scan(moises, output=tmp_path / "m.parquet", score=None)
+    skipped = res.problems[res.problems["check"] == "not_a_track"].set_index("track")["detail"]
+    assert "no data.json" in skipped[ids[0]] and "unreadable data.json" in skipped[ids[1]]
+    assert set(res.fragments["track"]) == {ids[2]}
+
+    medley = tmp_path / "medley"
+    shutil.copytree(roots["medleydb"], medley)
+    track = sorted(p.name for p in medley.iterdir())[0]
+    gone = medley / track / f"{track}_STEMS" / f"{track}_STEM_03.wav"  # piano: half of 'other'
+    gone.unlink()
+    res = scan(medley, output=tmp_path / "d.parquet", score=None)
+    miss = res.problems[res.problems["check"] == "missing"].iloc[0]
+    assert (miss["track"], miss["stem"], miss["severity"]) == (track, "other", ERROR)
+    assert gone.name in miss["detail"] and f"{track}_METADATA.yaml" in miss["detail"]
+    assert not ((res.fragments["track"] == track) & (res.fragments["stem"] == "other")).any()
+    assert ((res.fragments["track"] == track) & (res.fragments["stem"] == "vocals")).any()
+
+
+def test_csv_and_layout_errors(copies, tmp_path):
+    _, roots = copies
+    for text, needle in (
+        ("instrument,file\nvocals,a.wav\n", "needs the columns instrum,path"),
+        ("instrum,path\nvocals,\n", "line 2: empty instrum or path"),
+        ("instrum,path\nvocals,song.mp3\n", "not a .wav or .flac file"),
+    ):
+        bad = tmp_path / "bad.csv"
+        bad.write_text(text)
+        res = runner.invoke(app, ["scan", str(bad), "-o", str(tmp_path / "x.parquet"), "--no-score"])
+        assert res.exit_code == 2 and needle in res.output and "Traceback" not in res.output, res.output
+    lines = roots["csv"].read_text().splitlines()
+    listed = tmp_path / "gone.csv"
+    listed.write_text("\n".join([*lines, "vocals," + str(tmp_path / "nowhere" / "a.wav")]) + "\n")
+    res = scan(listed, output=tmp_path / "g.parquet", score=None)
+    miss = res.problems[res.problems["check"] == "missing"]
+    assert len(miss) == 1 and miss["track"].iloc[0].endswith("nowhere/a.wav") and "gone.csv" in miss["detail"].iloc[0]
+    assert res.fragments["track"].nunique() == 11  # 12 files listed; one vocals file has no active window
+    with pytest.raises(StemcurateError, match="unknown layout"):
+        discover(roots["moisesdb"], layout="moises")
+    with pytest.raises(StemcurateError, match="has no subsets"):
+        discover(roots["moisesdb"], subset="test")
+    with pytest.raises(StemcurateError, match="no tracks found in the medleydb layout"):
+        discover(roots["moisesdb"], layout="medleydb")
+    # a MUSDB subset folder given as the root is not taken for stem folders: the error says what is expected
+    with pytest.raises(StemcurateError, match="no 'train' folder"):
+        discover(roots["moisesdb"].parent / "musdb" / "train")
+
+
+def test_training_reads_summed_stems(copies, tmp_path):
+    """``pipelines train`` on a MedleyDB manifest: its ``other`` crops are the sum of two stem files."""
+    from pipelines.cli import app as pipelines_app
+    from pipelines.data import FragmentPool
+    from tests.conftest import tiny_train
+
+    _, roots = copies
+    m = scan(roots["medleydb"], output=tmp_path / "m.parquet", score=None)
+    pool = FragmentPool(read_manifest(m.manifest), sorted(set(m.fragments["track"])))
+    row = m.fragments[m.fragments["stem"] == "other"].iloc[0]
+    got = pool.read(row["track"], "other", int(row["start"]), 4410, sample_rate=44100, channels=2, fade_s=0.0)
+    want = audio.read(roots["medleydb"].parent / "musdb" / "train" / row["track"] / "other.wav", int(row["start"]))
+    assert got is not None and np.allclose(got[0], want[0][:, :4410], atol=1e-6)
+    res = runner.invoke(
+        pipelines_app, tiny_train(m.manifest, "--target", "other", out=tmp_path / "run", export_dir=tmp_path / "models")
+    )
+    assert res.exit_code == 0, res.output
