@@ -18,14 +18,13 @@ from curate.common.cliutil import (
     progress_bar,
 )
 from curate.common.errors import MAX_SEED, StemcurateError
-from curate.data import decoded
 from curate.data.checks import CheckConfig
-from curate.data.datasets import STEM_MP4
 from curate.data.layouts import LAYOUTS
 from curate.data.schema import CORRUPTIONS_FILE, REPAIRS_FILE
 from curate.filter import filter_manifest
 from curate.repair import RepairConfig, repair_dataset
 from curate.scan import scan
+from curate.scansummary import print_scan_summary
 from curate.scantrack import ScoreConfig
 from curate.scoring.embed import DEFAULT_EMBEDDER, EMBEDDERS
 from curate.scoring.labelmodel import LabelModelConfig
@@ -192,7 +191,7 @@ def scan_cmd(
             on_start=on_start,
             on_track=lambda t: bar.update(task, advance=1, item=t.name),
         )
-    _print_summary(result)
+    print_scan_summary(result)
     if strict and len(result.problems):
         err_console.print(
             f"error: {len(result.problems)} problem(s) found and --strict is set; see {result.problems_file}"
@@ -320,70 +319,29 @@ def export_cmd(
     progress: ShowProgress = True,
 ):
     """Write the kept fragments for another trainer: MUSDB18-HQ folders with rejected regions silenced,
-    an MSST CSV of clean stem files, or the seed's txt lists (OUT/export.json says what was done)."""
+    an MSST CSV of clean stem files, the seed's txt lists, or a copy with swapped files under their true
+    names (relabel). OUT/export.json says what was done."""
     from curate.export import ExportConfig, export
 
     cfg = ExportConfig(format=fmt, threshold=threshold, drop_tracks=drop_tracks, min_kept=min_kept)
     with progress_bar(progress) as bar:
         task = bar.add_task("export", total=None, item="")
         res = export(
-            manifest, out, config=cfg, overwrite=overwrite, progress=lambda n: bar.update(task, advance=1, item=n)
+            manifest,
+            out,
+            config=cfg,
+            overwrite=overwrite,
+            progress=lambda n, total: bar.update(task, advance=1, item=n, total=total),
         )
     for track, why in res.skipped:
         err_console.print(f"left out: {track} ({why})")
     n = len(res.written)
     out_console.print(
-        f"wrote {n} {'track folder' if fmt == 'musdb-hq' else 'file'}{'' if n == 1 else 's'} to {res.out}"
+        f"wrote {n} {'track folder' if fmt in ('musdb-hq', 'relabel') else 'file'}{'' if n == 1 else 's'} to {res.out}"
+        + (f", {len(res.relabelled)} file(s) under their true names" if fmt == "relabel" else "")
         + (f" ({len(res.resumed)} kept from an earlier run)" if res.resumed else "")
         + f"; record: {res.record}"
     )
-
-
-def _print_summary(result) -> None:
-    frag = result.fragments
-    table = Table(title=f"{result.tracks} tracks scanned" + (f" ({result.resumed} resumed)" if result.resumed else ""))
-    table.add_column("stem")
-    table.add_column("fragments", justify="right")
-    table.add_column("tracks", justify="right")
-    table.add_column("hours", justify="right")
-    for stem in result.stems:
-        g = frag[frag["stem"] == stem]
-        hours = float(((g["end"] - g["start"]) / g["sample_rate"]).sum()) / 3600
-        table.add_row(str(stem), str(len(g)), str(g["track"].nunique()), f"{hours:.2f}")
-    out_console.print(table)
-    if len(result.problems):
-        pt = Table(title=f"{len(result.problems)} problem(s)")
-        for col in ("track", "stem", "check", "severity", "detail"):
-            pt.add_column(col)
-        for p in result.problems.head(30).itertuples():
-            pt.add_row(
-                str(p.track), p.stem if isinstance(p.stem, str) and p.stem else "-", p.check, p.severity, p.detail
-            )
-        out_console.print(pt)
-        if len(result.problems) > 30:
-            out_console.print(f"... {len(result.problems) - 30} more")
-    for w in result.warnings:
-        err_console.print(f"warning: {w}")
-    if result.labels is not None:
-        lab = result.labels
-        out_console.print(
-            f"label model: estimated noise rate {lab.eps:.0%} (share of stems whose content is not their label); "
-            f"{lab.dataset_share:.0%} of its training from this dataset"
-            + (f", {lab.reference_units} reference units" if lab.reference_units else "")
-        )
-    if frag["quality"].notna().any():
-        q = frag["quality"].astype(float)
-        out_console.print(f"quality: median {q.median():.2f}, {int((q < 0.7).sum())} of {len(q)} fragments below 0.7")
-    if frag["path"].astype(str).str.endswith(STEM_MP4).any():
-        root, entries, size = decoded.usage()
-        out_console.print(
-            f"decoded .stem.mp4 files: {root} ({entries} files, {size / 1e9:.2f} GB; about 0.1 GB per minute of song; "
-            f"{decoded.CACHE_ENV}=DIR moves it, ={decoded.OFF} decodes on every read)"
-            if root is not None
-            else f"decoded .stem.mp4 files: not cached ({decoded.CACHE_ENV}={decoded.OFF})"
-        )
-    out_console.print(f"manifest: {result.manifest}  ({len(frag)} fragments)")
-    out_console.print(f"problems: {result.problems_file}  ({len(result.problems)} rows)")
 
 
 @app.command(name="report")

@@ -191,7 +191,7 @@ def export(
     *,
     config: ExportConfig = ExportConfig(),
     overwrite: bool = False,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str, int], None] | None = None,
 ) -> ExportResult:
     """Export the kept fragments of ``manifest`` to the folder ``out`` in ``config.format`` (see the
     module docstring). :class:`StemcurateError` for bad input: the manifest, ``out`` holding something
@@ -293,10 +293,11 @@ def _write_musdb_hq(root, layout, every, kept, rejected, out, config, result, re
     tracks = {
         (t.subset, t.name): t for s in sorted(set(every["subset"])) for t in discover(root, subset=s, layout=layout)
     }
-    for subset, name in sorted(set(zip(every["subset"], every["track"]))):
+    todo = sorted(set(zip(every["subset"], every["track"])))
+    for subset, name in todo:
         dst = out / subset / name
         if progress is not None:
-            progress(name)
+            progress(name, len(todo))
         track = tracks.get((subset, name))
         if track is None:
             result.skipped.append((name, "not found in the dataset any more"))

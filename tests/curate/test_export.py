@@ -120,7 +120,7 @@ def test_an_interrupted_export_resumes_and_ends_as_a_straight_one(curated, tmp_p
     root, _, _ = curated
     seen = []
 
-    def stop_at_third(name):
+    def stop_at_third(name, total):
         seen.append(name)
         if len(seen) == 3:
             raise KeyboardInterrupt
