@@ -31,6 +31,8 @@ or list is kept; each is written to a temporary name and renamed).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from collections.abc import Callable
@@ -223,7 +225,9 @@ def export(
             if not (root / rel).is_file():
                 raise StemcurateError(f"{root / rel}: missing (it was scanned); restore it or re-run curate scan")
     subsets = sorted(set(every["subset"]))
-    csv = {s: _csv_rows(root, every, kept, s, config.min_kept) for s in subsets} if config.format == "msst-csv" else {}
+    lists = (
+        {s: _csv_rows(root, every, kept, s, config.min_kept) for s in subsets} if config.format == "msst-csv" else {}
+    )
     config = replace(config, threshold=threshold)
     settings = {"manifest": str(Path(manifest).resolve()), **asdict(config)}
     created = not out.exists()
@@ -235,10 +239,8 @@ def export(
                 sel = kept[kept["subset"] == subset]
                 result.written += write_txt_lists(sel, out, subset, sorted(set(every["stem"])))
         elif config.format == "msst-csv":
-            for subset, rows in csv.items():
-                result.written.append(
-                    write_text(out / f"{subset}.csv", "instrum,path\n" + "".join(r + "\n" for r in rows))
-                )
+            for subset, rows in lists.items():
+                result.written.append(write_text(out / f"{subset}.csv", _csv_text(rows)))
         else:
             _write_musdb_hq(root, layout, every, kept, rejected, out, config, result, resuming, progress)
     except BaseException:
@@ -260,7 +262,7 @@ def export(
 
 def _csv_rows(root: Path, every: pd.DataFrame, kept: pd.DataFrame, subset: str, min_kept: float) -> list[str]:
     """MSST type-3 rows (``instrum,path``) of the stem files of ``subset`` whose kept share of fragment
-    time is ``min_kept`` or more; :class:`StemcurateError` for a path a CSV cannot hold."""
+    time is ``min_kept`` or more; :class:`StemcurateError` for a path with a line break."""
     frame = every[every["subset"] == subset]
     dur = (frame["end"] - frame["start"]).groupby([frame["stem"], frame["path"]]).sum()
     k = kept[kept["subset"] == subset]
@@ -269,16 +271,25 @@ def _csv_rows(root: Path, every: pd.DataFrame, kept: pd.DataFrame, subset: str, 
     parts = {}  # a summed stem: each of its files under the stem's name
     if "parts" in frame.columns:
         parts = {p: list(q) for p, q in zip(frame["path"], frame["parts"]) if q is not None and len(q)}
-    rows = [
-        f"{stem},{(Path(root) / f).resolve()}"
+    rows = sorted(
+        (str(stem), str((Path(root) / f).resolve()))
         for (stem, rel), s in share.items()
         if s >= min_kept
         for f in parts.get(rel, [rel])
-    ]
-    for line in rows:
-        if line.count(",") != 1 or "\n" in line or "\r" in line:
-            raise StemcurateError(f"{line.split(',', 1)[1]}: a path with a comma or line break cannot go in a CSV")
-    return sorted(rows)
+    )
+    for _, path in rows:
+        if "\n" in path or "\r" in path:
+            raise StemcurateError(f"{path!r}: a path with a line break cannot go in a CSV list")
+    return rows
+
+
+def _csv_text(rows: list[tuple[str, str]]) -> str:
+    """An ``instrum,path`` CSV (RFC 4180 quoting: a path with a comma is quoted, as pandas reads it)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["instrum", "path"])
+    writer.writerows(rows)
+    return buf.getvalue()
 
 
 def _write_musdb_hq(root, layout, every, kept, rejected, out, config, result, resuming, progress) -> None:

@@ -91,6 +91,21 @@ def residual_db(mixture: np.ndarray, stems: list[np.ndarray]) -> float:
     return float(10 * np.log10(err / max(ref, 1e-20)))
 
 
+def _truncated(src, read: int) -> tuple[Path, int, int] | None:
+    """``(file, declared, held)`` for the first WAV file of ``src`` whose header declares more samples than
+    it holds (``read``: the samples read from a single file; the parts of a sum are measured from their
+    headers), None when there is none."""
+    if src.stream is not None:
+        return None
+    for f in src.files:
+        if f.suffix.lower() == ".wav":
+            declared = audio_io.wav_declared_frames(f)
+            held = read if not src.parts else audio_io.info(f).frames
+            if declared is not None and declared > held:
+                return f, declared, held
+    return None
+
+
 def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfig()) -> CheckedTrack:
     """Decode every file of ``track`` and run all checks.
 
@@ -135,18 +150,19 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
         src = track.source(name)
         if name in absent:
             continue
-        try:
-            x, sr = track.load(name)
-        except StemcurateError as exc:
-            report(name, rel[name], "decode", ERROR, str(exc).split(": ", 1)[-1])
-            continue
-        if src.stream is None and not src.parts and src.path.suffix.lower() == ".wav":
-            declared = audio_io.wav_declared_frames(src.path)
-            if declared is not None and declared > x.shape[1]:
-                report(
-                    name, rel[name], "truncated", ERROR, f"header declares {declared} samples, file holds {x.shape[1]}"
-                )
+        cut = _truncated(src, 0) if src.parts else None  # a short part would read as a length mismatch
+        if cut is None:
+            try:
+                x, sr = track.load(name)
+            except StemcurateError as exc:
+                report(name, rel[name], "decode", ERROR, str(exc).split(": ", 1)[-1])
                 continue
+            cut = None if src.parts else _truncated(src, x.shape[1])
+        if cut is not None:
+            file, declared, held = cut
+            where = "" if file == src.path else f"{Path(os.path.relpath(file, track.root)).as_posix()}: "
+            report(name, rel[name], "truncated", ERROR, f"{where}header declares {declared} samples, file holds {held}")
+            continue
         if x.shape[1] == 0:
             report(name, rel[name], "empty", ERROR, "no samples")
             continue

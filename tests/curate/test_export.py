@@ -294,3 +294,20 @@ def test_summed_stems_export_as_one_file_or_file_by_file(tmp_path):
     }
     assert "no track structure" in pages["f"] and "no track structure" not in pages["m"]
     assert "flags bleed on" in pages["m"] and "flags bleed on" not in pages["f"]  # the copy says hasBleed
+
+
+def test_msst_csv_quotes_a_path_with_a_comma_and_scans_back(tmp_path):
+    """MSST reads its CSV with pandas: a path with a comma is quoted (not refused), and curate scan reads
+    the list back (the csv layout) to the same fragments."""
+    synth_dataset(tmp_path / "data", tracks=2, seconds=8, seed=4)
+    first = sorted((tmp_path / "data" / "train").iterdir())[0]
+    first.rename(first.with_name("Jokers, Jacks & Kings"))
+    scan(tmp_path / "data", output=tmp_path / "m.parquet", score=ScoreConfig(embedder="features"))
+    out = export(tmp_path / "m.parquet", tmp_path / "csv", config=ExportConfig(format="msst-csv", threshold=0.0))
+    rows = pd.read_csv(out.written[0])
+    assert any("Jokers, Jacks & Kings" in p for p in rows["path"]) and all(Path(p).is_file() for p in rows["path"])
+    back = scan(out.written[0], output=tmp_path / "back.parquet", score=None)
+    m = pd.read_parquet(tmp_path / "m.parquet")
+    key = lambda f, names: sorted(zip(f["track"].map(names), f["stem"], f["start"], f["end"]))  # noqa: E731
+    to_track = {t: t.split("/")[-2] for t in back.fragments["track"]}  # <track>/<stem>.wav under the data root
+    assert key(back.fragments, to_track) == key(m, {t: t for t in m["track"]})

@@ -121,6 +121,12 @@ def test_bad_tracks_are_reported_and_the_rest_scanned(copies, tmp_path):
     assert gone.name in miss["detail"] and f"{track}_METADATA.yaml" in miss["detail"]
     assert not ((res.fragments["track"] == track) & (res.fragments["stem"] == "other")).any()
     assert ((res.fragments["track"] == track) & (res.fragments["stem"] == "vocals")).any()
+    second = sorted(p.name for p in medley.iterdir())[1]
+    part = medley / second / f"{second}_STEMS" / f"{second}_STEM_04.wav"  # guitar: the other half of 'other'
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+    res = scan(medley, output=tmp_path / "t.parquet", score=None)
+    cut = res.problems[res.problems["check"] == "truncated"].iloc[0]
+    assert (cut["track"], cut["stem"]) == (second, "other") and part.name in cut["detail"]
 
 
 def test_csv_and_layout_errors(copies, tmp_path):
