@@ -175,3 +175,15 @@ def test_training_reads_summed_stems(copies, tmp_path):
         pipelines_app, tiny_train(m.manifest, "--target", "other", out=tmp_path / "run", export_dir=tmp_path / "models")
     )
     assert res.exit_code == 0, res.output
+
+
+def test_track_folders_without_a_mixture_read_as_the_others(copies, tmp_path):
+    """The SDX23 label-noise and bleeding sets ship stems only: the same fragments, no residual check."""
+    base, _ = copies
+    shutil.copytree(base / "musdb", tmp_path / "stems")
+    for mix in (tmp_path / "stems" / "train").glob("*/mixture.wav"):
+        mix.unlink()
+    assert detect_layout(tmp_path / "stems") == "musdb"
+    res = scan(tmp_path / "stems", output=tmp_path / "s.parquet", score=None)
+    assert _key(res.fragments) == _key(read_manifest(base / "musdb.parquet").frame)
+    assert all(v is None for v in res.residual_db.values()) and "residual" not in set(res.problems["check"])
