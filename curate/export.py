@@ -47,7 +47,7 @@ from curate.common.errors import StemcurateError, as_number, as_path
 from curate.common.outputs import output_path
 from curate.data import audio as audio_io
 from curate.data.datasets import MIXTURE, STEM_MP4, SUBSETS, discover
-from curate.data.layouts import MUSDB, WITHOUT_SIBLINGS
+from curate.data.layouts import CSV, MUSDB, WITHOUT_SIBLINGS
 from curate.data.regions import region_mask
 from curate.data.schema import Manifest, read_manifest
 from curate.filter import read_scored
@@ -133,6 +133,17 @@ def kept_and_rejected(
     return m, frame, full[~seen.to_numpy()], used
 
 
+def check_txt_names(names, where, *, lists: str = "the txt lists") -> None:
+    """:class:`StemcurateError` naming ``where`` and the first track name with a tab or line break, which
+    the txt lists (one fragment per line, tab-separated) cannot hold."""
+    bad = next((n for n in names if any(c in str(n) for c in "\t\r\n")), None)
+    if bad is not None:
+        raise StemcurateError(
+            f"{where}: track {bad!r} has a tab or line break in its name, which {lists} cannot hold "
+            "(one fragment per line, tab-separated); rename it"
+        )
+
+
 def write_txt_lists(frame: pd.DataFrame, txt_dir: Path, subset: str, stems: list[str]) -> list[Path]:
     """Seed-compatible ``{stem}_{subset}.txt`` files: ``{track}\\t{start}\\t{end}`` per fragment."""
     out = []
@@ -205,13 +216,16 @@ def export(
         raise StemcurateError(f"config {config!r}: give an ExportConfig")
     m, kept, rejected, threshold = kept_and_rejected(manifest, threshold=config.threshold)
     root, where = Path(m.root).resolve(), out.resolve()
-    if where == root or root in where.parents:
-        raise StemcurateError(f"{out}: the export must not be written into the dataset it is made from ({root})")
-    for inside, what in ((root, "the dataset"), (Path(manifest).resolve(), "the manifest")):
-        if where in inside.parents:
-            raise StemcurateError(f"{out}: holds {what} ({inside}); write the export elsewhere")
     every = pd.concat([kept, rejected], ignore_index=True)  # a kept manifest holds only the kept rows
     layout = m.meta.get("layout") or MUSDB
+    # the dataset's folders: its root, or for a CSV list (files anywhere) the folders of its files
+    folders = {(root / p).parent.resolve() for p in m.audio_files(every).index} if layout == CSV else {root}
+    for folder in sorted(folders):
+        if where == folder or folder in where.parents:
+            raise StemcurateError(f"{out}: the export must not be written into the dataset it is made from ({folder})")
+    for inside, what in [*((f, "the dataset") for f in sorted(folders)), (Path(manifest).resolve(), "the manifest")]:
+        if where in inside.parents:
+            raise StemcurateError(f"{out}: holds {what} ({inside}); write the export elsewhere")
     if config.format in ("musdb-hq", "relabel") and layout in WITHOUT_SIBLINGS:
         raise StemcurateError(
             f"{manifest}: a {layout} dataset has no tracks to write as folders; export --format msst-csv or txt"
@@ -225,9 +239,16 @@ def export(
             if not (root / rel).is_file():
                 raise StemcurateError(f"{root / rel}: missing (it was scanned); restore it or re-run curate scan")
     subsets = sorted(set(every["subset"]))
+    if config.format == "txt":
+        check_txt_names(sorted(set(every["track"])), manifest)
     lists = (
         {s: _csv_rows(root, every, kept, s, config.min_kept) for s in subsets} if config.format == "msst-csv" else {}
     )
+    if lists and not any(lists.values()):
+        raise StemcurateError(
+            f"{manifest}: no stem file has {config.min_kept:.0%} of its fragment time kept (--min-kept); "
+            "nothing to list"
+        )
     config = replace(config, threshold=threshold)
     settings = {"manifest": str(Path(manifest).resolve()), **asdict(config)}
     created = not out.exists()
@@ -240,6 +261,9 @@ def export(
                 result.written += write_txt_lists(sel, out, subset, sorted(set(every["stem"])))
         elif config.format == "msst-csv":
             for subset, rows in lists.items():
+                if not rows:
+                    result.skipped.append((f"{subset}.csv", f"no stem file with {config.min_kept:.0%} kept"))
+                    continue
                 result.written.append(write_text(out / f"{subset}.csv", _csv_text(rows)))
         else:
             _write_musdb_hq(root, layout, every, kept, rejected, out, config, result, resuming, progress)
@@ -322,7 +346,11 @@ def _write_musdb_hq(root, layout, every, kept, rejected, out, config, result, re
         if resuming and dst.is_dir():
             result.resumed.append(dst)
             continue
-        stems, sr = track.load_all()
+        try:
+            stems, sr = track.load_all()
+        except StemcurateError as exc:  # a file no reader can use (curate.data.conform): the track is left out
+            result.skipped.append((name, str(exc)))
+            continue
         k = kept[(kept["subset"] == subset) & (kept["track"] == name)]
         fade = int(round(config.fade_s * sr))
         changed = False

@@ -41,7 +41,7 @@ from curate.data.schema import (
     write_manifest,
     write_problems,
 )
-from curate.export import write_txt_lists
+from curate.export import check_txt_names, write_txt_lists
 from curate.scanparts import TrackScan, check_parts, load_part, part_key, prepare_parts, save_part
 from curate.scantrack import ScoreConfig, init_worker, pad_concat, scan_track, scan_track_job
 from curate.scoring.classify import score_labels
@@ -178,13 +178,8 @@ def scan(
         layout = resolve_layout(source, layout)
     tracks = discover(source, subset=subset, layout=layout)
     root = tracks[0].root
-    for track in tracks if txt_dir is not None else ():
-        if any(c in track.name for c in "\t\r\n"):
-            raise StemcurateError(
-                f"{root}: track {track.name!r} has a tab or line break in its name, which the --txt-dir lists cannot "
-                f"hold"
-                " (one fragment per line, tab-separated); rename it"
-            )
+    if txt_dir is not None:
+        check_txt_names([t.name for t in tracks], root, lists="the --txt-dir lists")
     stems = resolve_stems(tracks, stems, root, layout=layout or MUSDB)
     scanned, reference = stems, None
     if score is not None and (score.embedder is not None or score.separator is not None):

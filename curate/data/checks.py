@@ -120,6 +120,8 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
     for name in stems if track.layout not in WITHOUT_SIBLINGS else ():  # a file without siblings lacks no stem
         if name not in track.stems:
             report(name, None, "missing", ERROR, f"no {name} file in track (has {', '.join(track.stems) or 'none'})")
+    for stem, check, detail in track.notes:
+        report(stem, None, check, WARNING, detail)
     for path in track.ignored:  # bass.flac beside bass.wav: one file per stem is read, and the scan says which
         name = path.stem
         kept = track.source(name).path.name

@@ -70,6 +70,9 @@ class Track:
     """Second files of a stem (``bass.flac`` beside ``bass.wav``): the ``.wav`` is read, these are not."""
     bleed: dict[str, bool] = field(default_factory=dict)
     """The dataset's own bleed flag of each stem, where it has one (MedleyDB ``has_bleed``, MoisesDB ``hasBleed``)."""
+    notes: list[tuple[str, str, str]] = field(default_factory=list)
+    """``(stem, check, detail)`` warnings the reader found in the track's metadata (an unknown label, a
+    missing mixture), reported by the scan."""
     layout: str = "musdb"
     """The layout it was read in (:data:`curate.data.layouts.LAYOUTS`)."""
     listed_in: Path | None = None
@@ -138,7 +141,7 @@ def _sum_parts(src: StemFile, start: int, stop: int | None) -> tuple[np.ndarray,
         raise StemcurateError(f"{src.path}: the files of stem '{src.name}' have different sample rates ({detail})")
     rate = next(iter(rates.values()))
     lengths = {f"{p.parent.name}/{p.name}": a.shape[1] for p, a in arrays.items()}
-    n = min(lengths.values()) if stop is not None else common_length(lengths, rate, where=f"stem '{src.name}'")
+    n = min(lengths.values()) if stop is not None else common_length(lengths, rate, where=str(src.path))
     channels = max(a.shape[0] for a in arrays.values())
     total = np.zeros((channels, n), np.float32)
     for a in arrays.values():

@@ -108,10 +108,13 @@ def detect_layout(root: Path) -> str:
     ``*_METADATA.yaml`` or ``*_STEMS`` folder; ``stem-folders`` when its folders hold audio files that are
     not named like a track's stems (``mixture``, ``vocals``...); else ``musdb`` (whose errors say what
     was expected)."""
-    if root.is_file() and root.suffix.lower() == ".csv":
+    if root.suffix.lower() == ".csv" and not root.is_dir():
         return CSV
     if not root.is_dir() or (root / "train").is_dir() or (root / "test").is_dir():
         return MUSDB
+    if (root / "data.json").is_file() or next(root.glob("*_METADATA.yaml"), None):
+        what = "MoisesDB" if (root / "data.json").is_file() else "MedleyDB"
+        raise StemcurateError(f"{root}: a {what} track folder; scan the folder that holds the tracks ({root.parent})")
     folders = _dirs(root)
     if any((d / "data.json").is_file() for d in folders):
         return MOISESDB
@@ -150,8 +153,9 @@ def discover_other(root: Path, layout: str, *, subset: str = "train") -> list[Tr
         tracks = _csv_tracks(root)
     elif layout == STEM_FOLDERS:
         tracks = [
-            Track(f"{d.name}/{f.name}", "train", root, {d.name: StemFile(d.name, f)}, layout=STEM_FOLDERS)
+            Track(f"{d.name}/{f.name}", "train", root, {label: StemFile(label, f)}, layout=STEM_FOLDERS)
             for d in _dirs(root)
+            if (label := label_name(d.name))
             for f in _audio_files(d)
         ]
     else:
@@ -194,10 +198,28 @@ def not_tracks_other(root: Path, layout: str) -> list[tuple[Path, str]]:
     return out
 
 
+def label_name(value) -> str | None:
+    """A dataset's label as a stem name: a string, stripped, ``/`` and control characters replaced by ``-``
+    and a space (a name is a file name in every export: MedleyDB has ``fx/processed sound``); None for
+    a missing, empty or non-text label."""
+    if not isinstance(value, str):
+        return None
+    name = "".join(" " if c in "\t\r\n" else c for c in value).replace("/", "-").replace("\\", "-").strip()
+    return name or None
+
+
 def _source(label: str, files: list[Path], folder: Path) -> StemFile:
     """One file as itself; several as their sum, named ``<track folder>/<label>``."""
     files = sorted(set(files))
     return StemFile(label, files[0]) if len(files) == 1 else StemFile(label, folder / label, parts=tuple(files))
+
+
+class _Bad(Exception):
+    """Why a metadata file is not what its layout says, as a problem row's detail."""
+
+
+def _read_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8-sig")  # a byte-order mark (Excel, Windows editors) is not content
 
 
 def _moisesdb_track(folder: Path, root: Path, layout: str) -> Track | str:
@@ -205,27 +227,42 @@ def _moisesdb_track(folder: Path, root: Path, layout: str) -> Track | str:
     meta_file = folder / "data.json"
     if not meta_file.is_file():
         return "no data.json (a MoisesDB track folder has data.json and its stem folders)"
+    files: dict[str, list[Path]] = {}
+    bleed: dict[str, bool] = {}
+    notes = []
     try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        entries = meta["stems"]
-        files: dict[str, list[Path]] = {}
-        bleed: dict[str, bool] = {}
-        for stem in entries:
-            fine = str(stem["stemName"])
+        try:
+            meta = json.loads(_read_text(meta_file))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise _Bad(str(exc).splitlines()[0]) from None
+        entries = meta.get("stems") if isinstance(meta, dict) else None
+        if not isinstance(entries, list):
+            raise _Bad("no list of 'stems'")
+        for i, stem in enumerate(entries):
+            fine = label_name(stem.get("stemName")) if isinstance(stem, dict) else None
+            sources = stem.get("tracks") if isinstance(stem, dict) else None
+            if fine is None or not isinstance(sources, list):
+                raise _Bad(f"stem {i + 1} has no 'stemName' or no list of 'tracks'")
             label = fine if layout == MOISESDB_FINE else MOISESDB_TO_STANDARD.get(fine, "other")
-            for source in stem["tracks"]:
-                ext = str(source.get("extension", "wav")).lstrip(".")
-                files.setdefault(label, []).append(folder / fine / f"{source['id']}.{ext}")
-                bleed[label] = bleed.get(label, False) or bool(source.get("hasBleed", False))
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        return f"unreadable data.json ({type(exc).__name__}: {exc})"
+            if fine not in MOISESDB_STEMS:
+                notes.append((label, "label", f"'{fine}' is not a MoisesDB stem name; read as '{label}'"))
+            for source in sources:
+                sid = label_name(source.get("id")) if isinstance(source, dict) else None
+                if sid is None:
+                    raise _Bad(f"a source of stem '{fine}' has no 'id'")
+                ext = str(source.get("extension") or "wav").lstrip(".")
+                files.setdefault(label, []).append(folder / fine / f"{sid}.{ext}")
+                bleed[label] = bleed.get(label, False) or _yes(source.get("hasBleed", False))
+    except _Bad as exc:
+        return f"unreadable data.json ({exc})"
     if not files:
         return "data.json lists no source files"
     stems = {label: _source(label, f, folder) for label, f in files.items()}
-    return Track(folder.name, "train", root, stems, None, bleed=bleed, layout=layout, listed_in=meta_file)
+    return Track(folder.name, "train", root, stems, None, bleed=bleed, layout=layout, listed_in=meta_file, notes=notes)
 
 
 def _yes(value) -> bool:
+    """A flag written as a boolean, ``yes``/``no`` or ``true``/``false`` (MedleyDB's YAML, MoisesDB's JSON)."""
     return value is True or str(value).strip().lower() in ("yes", "true", "1")
 
 
@@ -239,44 +276,67 @@ def _medleydb_track(folder: Path, root: Path, layout: str) -> Track | str:
         if len(found) != 1:
             return f"no {meta_file.name} (a MedleyDB track folder has <Track>_METADATA.yaml and <Track>_STEMS/)"
         meta_file = found[0]
+    files: dict[str, list[Path]] = {}
+    notes = []
     try:
-        meta = yaml.safe_load(meta_file.read_text(encoding="utf-8"))
+        try:
+            meta = yaml.safe_load(_read_text(meta_file))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise _Bad(" ".join(str(exc).split())) from None
+        entries = meta.get("stems") if isinstance(meta, dict) else None
+        if not isinstance(entries, dict):
+            raise _Bad("no mapping of 'stems'")
         stem_dir = folder / str(meta.get("stem_dir") or f"{folder.name}_STEMS")
-        files: dict[str, list[Path]] = {}
-        for key in sorted(meta["stems"]):
-            entry = meta["stems"][key]
-            instrument = entry["instrument"]
-            instrument = str(instrument[0] if isinstance(instrument, list) else instrument).strip()
+        for key in sorted(entries, key=str):
+            entry = entries[key]
+            instrument = entry.get("instrument") if isinstance(entry, dict) else None
+            instrument = label_name(instrument[0] if isinstance(instrument, list) and instrument else instrument)
+            filename = entry.get("filename") if isinstance(entry, dict) else None
+            if instrument is None or not isinstance(filename, str) or not filename.strip():
+                raise _Bad(f"stem {key} has no 'instrument' or no 'filename'")
             label = instrument if layout == MEDLEYDB_FINE else medleydb_stem(instrument)
-            files.setdefault(label, []).append(stem_dir / str(entry["filename"]))
+            files.setdefault(label, []).append(stem_dir / filename.strip())
         mix = folder / str(meta.get("mix_filename") or f"{folder.name}_MIX.wav")
         has_bleed = _yes(meta.get("has_bleed", False))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, AttributeError, IndexError) as exc:
-        return f"unreadable {meta_file.name} ({type(exc).__name__}: {exc})"
+    except _Bad as exc:
+        return f"unreadable {meta_file.name} ({exc})"
     if not files:
         return f"{meta_file.name} lists no stems"
     stems = {label: _source(label, f, folder) for label, f in files.items()}
     mixture = StemFile(MIXTURE, mix) if mix.is_file() else None
+    if mixture is None:
+        notes.append(
+            (MIXTURE, "missing", f"{mix.name} (mix_filename of {meta_file.name}) not found; no residual check")
+        )
     bleed = {n: has_bleed for n in stems}
-    return Track(folder.name, "train", root, stems, mixture, bleed=bleed, layout=layout, listed_in=meta_file)
+    return Track(
+        folder.name, "train", root, stems, mixture, bleed=bleed, layout=layout, listed_in=meta_file, notes=notes
+    )
 
 
 def _csv_tracks(csv_file: Path) -> list[Track]:
-    """MSST type 3: ``instrum,path`` rows; the data root is the deepest folder holding every file."""
+    """MSST type 3: ``instrum,path`` rows; the data root is the deepest folder holding every file (links
+    are not followed: a listed link is a file where it is listed)."""
     import os
 
     try:
-        with open(csv_file, newline="", encoding="utf-8") as fh:
+        with open(csv_file, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             if not reader.fieldnames or not {"instrum", "path"} <= {c.strip() for c in reader.fieldnames}:
                 raise StemcurateError(f"{csv_file}: not an MSST list (needs the columns instrum,path)")
             rows = []
             for line, row in enumerate(reader, start=2):
+                if None in row:  # more fields than the header
+                    raise StemcurateError(
+                        f"{csv_file}: line {line}: {len(reader.fieldnames) + len(row[None])} fields, expected "
+                        f"{len(reader.fieldnames)} (quote a path holding a comma)"
+                    )
                 row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-                if not row["instrum"] or not row["path"]:
+                label = label_name(row["instrum"])
+                if label is None or not row["path"]:
                     raise StemcurateError(f"{csv_file}: line {line}: empty instrum or path")
                 path = Path(row["path"])
-                rows.append((row["instrum"], path if path.is_absolute() else csv_file.parent / path))
+                rows.append((label, Path(os.path.abspath(path if path.is_absolute() else csv_file.parent / path))))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise StemcurateError(f"{csv_file}: cannot read the CSV list ({exc})") from None
     if not rows:
@@ -284,10 +344,9 @@ def _csv_tracks(csv_file: Path) -> list[Track]:
     if any(p.name.endswith(STEM_MP4) or p.suffix.lower() not in audio_io.AUDIO_EXTENSIONS for _, p in rows):
         bad = next(p for _, p in rows if p.name.endswith(STEM_MP4) or p.suffix.lower() not in audio_io.AUDIO_EXTENSIONS)
         raise StemcurateError(f"{csv_file}: {bad}: not a .wav or .flac file")
-    root = Path(os.path.commonpath([str(p.parent.resolve()) for _, p in rows]))
+    root = Path(os.path.commonpath([str(p.parent) for _, p in rows]))
     tracks: dict[str, Track] = {}
     for label, path in rows:
-        path = path.resolve()
         name = path.relative_to(root).as_posix()
         track = tracks.setdefault(name, Track(name, "train", root, {}, layout=CSV, listed_in=csv_file))
         track.stems.setdefault(label, StemFile(label, path))

@@ -19,7 +19,9 @@ from curate.data.checks import ERROR
 from curate.data.datasets import discover, load_segment
 from curate.data.layouts import detect_layout, medleydb_stem
 from curate.data.schema import read_manifest
+from curate.export import ExportConfig, export
 from curate.scan import scan
+from curate.scantrack import ScoreConfig
 from curate.simulate.layouts import write_layout
 from curate.simulate.synth import synth_dataset
 
@@ -187,3 +189,86 @@ def test_track_folders_without_a_mixture_read_as_the_others(copies, tmp_path):
     res = scan(tmp_path / "stems", output=tmp_path / "s.parquet", score=None)
     assert _key(res.fragments) == _key(read_manifest(base / "musdb.parquet").frame)
     assert all(v is None for v in res.residual_db.values()) and "residual" not in set(res.problems["check"])
+
+
+def test_metadata_quirks_of_real_files(copies, tmp_path):
+    """Byte-order marks, flags written as strings, labels with '/' (MedleyDB's 'fx/processed sound'),
+    empty or unknown labels, a missing mixture, a track folder given as the root."""
+    _, roots = copies
+    moises, medley = tmp_path / "moises", tmp_path / "medley"
+    shutil.copytree(roots["moisesdb"], moises)
+    shutil.copytree(roots["medleydb"], medley)
+    ids = sorted(p.name for p in moises.iterdir())
+    meta = json.loads((moises / ids[0] / "data.json").read_text())
+    for stem in meta["stems"]:
+        for source in stem["tracks"]:
+            source["hasBleed"] = "false"  # a string, not a boolean
+    (moises / ids[0] / "data.json").write_text(json.dumps(meta), encoding="utf-8-sig")  # with a BOM
+    meta = json.loads((moises / ids[1] / "data.json").read_text())
+    vocals = next(s for s in meta["stems"] if s["stemName"] == "vocals")
+    vocals["stemName"] = "Vocals"  # not a MoisesDB name: summed into other, with a warning
+    (moises / ids[1] / "vocals").rename(moises / ids[1] / "Vocals")
+    (moises / ids[1] / "data.json").write_text(json.dumps(meta))
+    res = scan(moises, output=tmp_path / "m.parquet", score=None)
+    rows = res.fragments[res.fragments["track"] == ids[0]]
+    assert len(rows) and not rows["dataset_bleed"].any()
+    label = res.problems[res.problems["check"] == "label"]
+    assert list(label["track"]) == [ids[1]] and "'Vocals' is not a MoisesDB stem name" in label["detail"].iloc[0]
+
+    tracks = sorted(p.name for p in medley.iterdir())
+    for i, t in enumerate(tracks):
+        yml = medley / t / f"{t}_METADATA.yaml"
+        text = yml.read_text().replace("instrument: piano", "instrument: fx/processed sound")
+        yml.write_text(text.replace("instrument: drum set", "instrument: ''") if i == 0 else text)
+    (medley / tracks[1] / f"{tracks[1]}_MIX.wav").unlink()
+    res = scan(medley, output=tmp_path / "d.parquet", layout="medleydb-fine", score=None)
+    assert "fx-processed sound" in set(res.fragments["stem"]) and tracks[0] not in set(res.fragments["track"])
+    skipped = res.problems[res.problems["check"] == "not_a_track"]
+    assert list(skipped["track"]) == [tracks[0]] and "has no 'instrument'" in skipped["detail"].iloc[0]
+    missing = res.problems[res.problems["check"] == "missing"]
+    assert list(missing["track"]) == [tracks[1]] and "_MIX.wav" in missing["detail"].iloc[0]
+    with pytest.raises(StemcurateError, match="a MedleyDB track folder; scan the folder that holds the tracks"):
+        discover(medley / tracks[1])
+
+
+def test_csv_lists_as_people_write_them(copies, tmp_path):
+    """A BOM, an unquoted comma, a link to a file elsewhere, files under two trees: read, or one line."""
+    base, roots = copies
+    rows = roots["csv"].read_text().splitlines()[1:]
+    bom = tmp_path / "bom.csv"
+    bom.write_text("instrum,path\n" + "\n".join(rows) + "\n", encoding="utf-8-sig")
+    assert len(discover(bom)) == len(rows)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"instrum,path\n{rows[0]},extra\n")
+    res = runner.invoke(app, ["scan", str(bad), "-o", str(tmp_path / "x.parquet"), "--no-score"])
+    assert res.exit_code == 2 and "line 2: 3 fields, expected 2 (quote a path" in res.output, res.output
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "v.wav").symlink_to(rows[0].split(",", 1)[1])  # a link to a file of another folder
+    elsewhere = tmp_path / "other_tree" / "b.wav"
+    elsewhere.parent.mkdir()
+    shutil.copy(rows[1].split(",", 1)[1], elsewhere)
+    spread = tmp_path / "spread.csv"
+    spread.write_text(f"instrum,path\nvocals,{tmp_path / 'links' / 'v.wav'}\nbass,{elsewhere}\n")
+    tracks = discover(spread)
+    assert sorted(t.name for t in tracks) == ["links/v.wav", "other_tree/b.wav"]
+    scan(spread, output=tmp_path / "s.parquet", score=ScoreConfig(embedder="features"))
+    out = export(tmp_path / "s.parquet", tmp_path / "lists", config=ExportConfig(format="msst-csv", threshold=0.0))
+    assert len(pd.read_csv(out.written[0])) == 2
+    with pytest.raises(StemcurateError, match="must not be written into the dataset"):
+        export(tmp_path / "s.parquet", tmp_path / "links" / "x", config=ExportConfig(format="txt"))
+    with pytest.raises(StemcurateError, match="nothing to list"):
+        export(tmp_path / "s.parquet", tmp_path / "none", config=ExportConfig(format="msst-csv", threshold=1.0))
+    assert not (tmp_path / "none").exists()
+
+
+def test_txt_lists_refuse_a_track_name_they_cannot_hold(copies, tmp_path):
+    _, roots = copies
+    folders = tmp_path / "folders"
+    shutil.copytree(roots["stem-folders"], folders)
+    first = sorted((folders / "vocals").iterdir())[0]
+    first.rename(first.with_name("a\tb.wav"))
+    scan(folders, output=tmp_path / "f.parquet", score=ScoreConfig(embedder="features"))
+    with pytest.raises(StemcurateError, match="has a tab or line break in its name"):
+        export(tmp_path / "f.parquet", tmp_path / "txt", config=ExportConfig(format="txt"))
+    with pytest.raises(StemcurateError, match="has a tab or line break in its name"):
+        scan(folders, output=tmp_path / "g.parquet", score=None, txt_dir=tmp_path / "lists")
