@@ -23,8 +23,8 @@ from curate.data.layouts import LAYOUTS
 from curate.data.schema import CORRUPTIONS_FILE, REPAIRS_FILE
 from curate.filter import filter_manifest
 from curate.repair import RepairConfig, repair_dataset
-from curate.scan import scan
-from curate.scansummary import print_scan_summary
+from curate.scan import ShardScan, scan
+from curate.scansummary import parse_shard, print_scan_summary
 from curate.scantrack import ScoreConfig
 from curate.scoring.embed import DEFAULT_EMBEDDER, EMBEDDERS
 from curate.scoring.labelmodel import LabelModelConfig
@@ -135,6 +135,9 @@ def scan_cmd(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the label model.")] = 0,
+    shard: Annotated[
+        Optional[str], typer.Option("--shard", help="I/N: only the tracks of shard I (0..N-1); merge without it.")
+    ] = None,
     progress: ShowProgress = True,
 ):
     """Check every file and index the salient fragments of every stem into a Parquet manifest."""
@@ -190,9 +193,10 @@ def scan_cmd(
             jobs=jobs,
             on_start=on_start,
             on_track=lambda t: bar.update(task, advance=1, item=t.name),
+            shard=parse_shard(shard),
         )
     print_scan_summary(result)
-    if strict and len(result.problems):
+    if strict and not isinstance(result, ShardScan) and len(result.problems):  # a shard's are the merge's
         err_console.print(
             f"error: {len(result.problems)} problem(s) found and --strict is set; see {result.problems_file}"
         )

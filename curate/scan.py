@@ -42,7 +42,7 @@ from curate.data.schema import (
     write_problems,
 )
 from curate.export import check_txt_names, write_txt_lists
-from curate.scanparts import TrackScan, check_parts, load_part, part_key, prepare_parts, save_part
+from curate.scanparts import TrackScan, check_parts, load_part, part_key, prepare_parts, save_part, shard_of
 from curate.scantrack import ScoreConfig, init_worker, pad_concat, scan_track, scan_track_job
 from curate.scoring.classify import score_labels
 from curate.scoring.labelmodel import LabelScores
@@ -65,6 +65,18 @@ class ScanResult:
     warnings: list[str] = field(default_factory=list)
     labels: LabelScores | None = None
     """The label model behind ``label_score`` (None without scores or without enough data)."""
+
+
+@dataclass
+class ShardScan:
+    """What ``scan(..., shard=(i, n))`` did: the ``tracks`` of shard ``i`` of ``n`` (of ``total``) are in
+    ``parts`` (``resumed`` of them from an earlier run); the scan without ``shard`` merges them."""
+
+    parts: Path
+    shard: tuple[int, int]
+    tracks: int
+    total: int
+    resumed: int = 0
 
 
 def _check_options(*, output, txt_dir, stems, jobs, configs: dict) -> None:
@@ -144,7 +156,8 @@ def scan(
     txt_dir: str | Path | None = None,
     on_start: Callable[[int], None] | None = None,
     on_track: Callable[[Track], None] | None = None,
-) -> ScanResult:
+    shard: tuple[int, int] | None = None,
+) -> ScanResult | ShardScan:
     """Scan ``subset`` of the dataset at ``root`` and write the manifest to ``output``.
 
     Stage 1 per track (``jobs`` processes): pre-flight checks, SAD, and with ``score`` the
@@ -152,6 +165,11 @@ def scan(
     ``score=None`` stops after SAD (score columns stay empty). ``on_start(n_tracks)`` and
     ``on_track(track)`` report progress. Raises :class:`StemcurateError` for bad input
     (missing/empty root, no tracks, unknown stems, unwritable output).
+
+    ``shard=(i, n)``: stage 1 only, for the tracks of shard ``i`` of ``n`` (:func:`~curate.scanparts.shard_of`),
+    kept in ``<output>.parts`` (shared by the shards: run them anywhere that sees the same folders, at the
+    same time or not); returns a :class:`ShardScan` and writes no manifest. The same call without
+    ``shard`` then takes every finished track from there, scans any left, and fits the label model.
     """
     _check_options(
         output=output,
@@ -162,6 +180,13 @@ def scan(
             sad_config=(sad_config, SADConfig), check_config=(check_config, CheckConfig), score=(score, ScoreConfig)
         ),
     )
+    if shard is not None and not (
+        isinstance(shard, tuple)
+        and len(shard) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in shard)
+        and 0 <= shard[0] < shard[1]
+    ):
+        raise StemcurateError(f"shard {shard!r}: give (I, N) with 0 <= I < N")
     stems = [stems] if isinstance(stems, str) else stems
     output = output_path(output)
     ensure_writable_dir(output)
@@ -192,6 +217,7 @@ def scan(
         # (--stems vocals) has no sibling to tell "holds drums" from "holds its label" otherwise
         present = available_stems(tracks)
         scanned = stems + [s for s in DEFAULT_STEMS if s in present and s not in stems]
+    if score is not None and score.embedder is not None and shard is None:  # the label model's: not a shard's
         from curate.reference import reference_pool
 
         # before any track is scanned: a --reference folder without tracks fails now, not after the scan
@@ -205,15 +231,16 @@ def scan(
             musicnn_weights=score.musicnn_weights,
         )
     prepare_parts(parts, {**_fingerprint(root, subset, scanned, sad_config, check_config, score), "layout": layout})
+    mine = tracks if shard is None else [t for t in tracks if shard_of(t, shard[1]) == shard[0]]
     if on_start:
-        on_start(len(tracks))
+        on_start(len(mine))
 
     results: dict[str, TrackScan] = {}
     todo = []
     keys = {
-        track.name: part_key(track) for track in tracks
+        track.name: part_key(track) for track in mine
     }  # taken before scanning: a file changed meanwhile is scanned again next time
-    for track in tracks:
+    for track in mine:
         part = load_part(parts, keys[track.name])
         if part is None:
             todo.append(track)
@@ -243,6 +270,8 @@ def scan(
         for track in todo:
             finished(track, scan_track(track, scanned, sad_config=sad_config, check_config=check_config, score=score))
 
+    if shard is not None:
+        return ShardScan(parts, shard, len(mine), len(tracks), resumed)
     frames, embs, problems, residuals = [], [], [], {}
     for track in tracks:
         done = results[track.name]

@@ -65,7 +65,7 @@ def check_parts(parts: Path) -> None:
     if not parts.exists() and not parts.is_symlink():
         return
     if parts.is_dir() and not parts.is_symlink():
-        if not any(parts.iterdir()):
+        if not any(p for p in parts.iterdir() if not p.name.startswith(".")):  # empty, or a stamp being written
             return
         try:
             if json.loads((parts / "scan.json").read_text()).get("kind") == PARTS_KIND:
@@ -85,13 +85,22 @@ def prepare_parts(parts: Path, settings: dict) -> None:
     if parts.is_dir():
         try:
             same = json.loads(stamp.read_text()) == json.loads(json.dumps(fingerprint))
+        except FileNotFoundError:  # being made by a shard that started at the same time, unless it holds parts
+            same = not any(parts.glob("*.parquet"))
         except (OSError, ValueError):
             same = False
         if not same:
             shutil.rmtree(parts)
     parts.mkdir(parents=True, exist_ok=True)
     if not stamp.exists():
-        stamp.write_text(json.dumps(fingerprint))
+        write_text(stamp, json.dumps(fingerprint))  # atomic: a shard starting meanwhile reads all of it or nothing
+
+
+def shard_of(track: Track, shards: int) -> int:
+    """The shard (``0 .. shards - 1``) a track belongs to: a stable hash of ``<subset>/<track>``, the same on
+    every machine and in every run, so that the shards of ``curate scan --shard I/N`` cover each track once."""
+    digest = hashlib.sha1(f"{track.subset}/{track.name}".encode()).hexdigest()
+    return int(digest[:12], 16) % shards
 
 
 def load_part(parts: Path, key: str) -> TrackScan | None:

@@ -1,16 +1,37 @@
-"""What ``curate scan`` prints when it is done: stems, problems, warnings, label model, quality, cache."""
+"""What ``curate scan`` prints when it is done (stems, problems, warnings, label model, quality, cache), and
+its ``--shard`` option."""
 
 from __future__ import annotations
 
 from rich.table import Table
 
 from curate.common.cliutil import err_console, out_console
+from curate.common.errors import StemcurateError
 from curate.data import decoded
 from curate.data.datasets import STEM_MP4
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``--shard I/N`` -> ``(I, N)``; :class:`StemcurateError` unless ``0 <= I < N``."""
+    if text is None:
+        return None
+    i, _, n = text.partition("/")
+    if not (i.strip().isdigit() and n.strip().isdigit() and int(i) < int(n)):
+        raise StemcurateError(f"--shard {text}: give I/N with 0 <= I < N (shard I of N, counted from 0)")
+    return int(i), int(n)
+
+
 def print_scan_summary(result) -> None:
-    """Print a :class:`curate.scan.ScanResult` for a person: tables to stdout, warnings to stderr."""
+    """Print a :class:`curate.scan.ScanResult` (or a shard's :class:`curate.scan.ShardScan`) for a person:
+    tables to stdout, warnings to stderr."""
+    if not hasattr(result, "fragments"):  # a ShardScan
+        i, n = result.shard
+        out_console.print(
+            f"shard {i}/{n}: {result.tracks} of {result.total} tracks scanned into {result.parts}"
+            + (f" ({result.resumed} already there)" if result.resumed else "")
+            + "; when every shard is done, run the same command without --shard to merge them"
+        )
+        return
     frag = result.fragments
     table = Table(title=f"{result.tracks} tracks scanned" + (f" ({result.resumed} resumed)" if result.resumed else ""))
     table.add_column("stem")

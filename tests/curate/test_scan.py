@@ -318,3 +318,39 @@ def test_tracks_shorter_than_the_window_are_reported_and_strict_fails(tmp_path):
         ["scan", str(tmp_path / "d"), "-o", str(m), "--no-score", "--sad-window", "2.5", "--sad-hop", "1.25"],
     )
     assert res.exit_code == 0 and len(read_manifest(m).frame) > 0
+
+
+def test_shards_in_separate_processes_merge_to_the_one_process_scan(tmp_path):
+    """Issue 23, item 5: three ``curate scan --shard I/3`` processes at the same time, then the scan without
+    --shard, give the manifest of one process; every track is in exactly one shard."""
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+    from curate.data.datasets import discover
+    from curate.scanparts import shard_of
+    from curate.simulate.synth import synth_dataset
+
+    synth_dataset(tmp_path / "data", tracks=6, seconds=6, seed=5)
+    tracks = discover(tmp_path / "data")
+    assert len({shard_of(t, 3) for t in tracks}) >= 2  # the hash spreads them (a shard may get none)
+    args = ["scan", str(tmp_path / "data"), "-o", str(tmp_path / "m.parquet"), "--embedder", "features"]
+    run = [sys.executable, "-c", "from curate.entry import curate; curate()", *args, "--no-progress"]
+    procs = [subprocess.Popen([*run, "--shard", f"{i}/3"], stdout=subprocess.PIPE, text=True) for i in range(3)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    counts = [sum(shard_of(t, 3) == i for t in tracks) for i in range(3)]
+    assert all(f"shard {i}/3: {counts[i]} of 6 tracks" in out for i, out in enumerate(outs)), outs
+    assert not (tmp_path / "m.parquet").exists() and len(list((tmp_path / "m.parquet.parts").glob("*.parquet"))) == 6
+    merged = scan(tmp_path / "data", output=tmp_path / "m.parquet", score=ScoreConfig(embedder="features"))
+    assert merged.resumed == 6 and not (tmp_path / "m.parquet.parts").exists()
+    single = scan(tmp_path / "data", output=tmp_path / "one.parquet", score=ScoreConfig(embedder="features"))
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "m.parquet"), pd.read_parquet(tmp_path / "one.parquet"))
+    assert single.resumed == 0
+    res = CliRunner().invoke(app, [*args, "--shard", "3/3"])
+    assert res.exit_code == 2 and "0 <= I < N" in res.output
+    for bad in ((3, 3), (-1, 2), (0, 0), "0/3", (True, 2)):
+        with pytest.raises(StemcurateError, match="0 <= I < N"):
+            scan(tmp_path / "data", output=tmp_path / "x.parquet", shard=bad)
