@@ -61,12 +61,37 @@ def torch_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+PRECISIONS = ("fp32", "bf16", "int8")
+"""Arithmetic of a :class:`Separator`: ``fp32``; ``bf16``, the models under ``torch.autocast`` with bfloat16
+(CPUs with AVX-512 BF16/AMX and recent GPUs run it natively); ``int8``, dynamic int8 quantisation of the
+LSTM and linear layers (``torch.ao.quantization.quantize_dynamic``, CPU only; the band layers stay fp32).
+``bench`` figures of each against fp32 (speed and SDR of the output) are in docs/benchmarks.md."""
+
+
+def _int8(model: nn.Module) -> nn.Module:
+    """A dynamically int8-quantised copy of ``model``'s LSTM and linear layers (the model is left as it is)."""
+    import copy
+    import warnings
+
+    try:
+        from torch.ao.quantization import quantize_dynamic
+    except ImportError:  # pragma: no cover - removed in some future torch
+        raise BSRNNError("precision int8: this torch has no torch.ao.quantization; use fp32 or bf16") from None
+    with warnings.catch_warnings():  # torch deprecates eager quantisation in favour of torchao, not installed here
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(copy.deepcopy(model), {nn.LSTM, nn.Linear}, dtype=torch.qint8)
+
+
 class Separator:
     """Runs models ``(batch, channels, samples) -> (batch, channels, samples)`` over long audio.
 
     ``model`` is one model or ``{target: model}``; :meth:`separate` runs the first (or only) one,
     calling the separator runs them all. ``device``: where the models run (they are moved there);
-    None keeps them where their parameters are. Results always come back on the CPU.
+    None keeps them where their parameters are. ``precision``: one of :data:`PRECISIONS`. Results
+    always come back on the CPU as float32.
+
+    Memory: besides the models, one padded copy of the input, the output and its overlap weights
+    (``samples`` floats each), and one batch of ``batch_size`` frames at a time.
     """
 
     def __init__(
@@ -78,6 +103,7 @@ class Separator:
         hop_s: float = 2.5,
         batch_size: int = 4,
         device: str | torch.device | None = None,
+        precision: str = "fp32",
     ):
         if not all(
             isinstance(v, numbers.Real) and not isinstance(v, bool) for v in (frame_s, hop_s, sample_rate, batch_size)
@@ -120,6 +146,14 @@ class Separator:
         if device is not None:  # a model built or loaded on the CPU runs where the batches go
             for m in self.models.values():
                 m.to(self.device)
+        if precision not in PRECISIONS:
+            raise BSRNNError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
+        if precision == "int8" and self.device.type != "cpu":
+            raise BSRNNError(f"precision int8 runs on the CPU, not on {self.device} (use bf16 there)")
+        self.precision = precision
+        if precision == "int8":
+            self.models = {t: _int8(m) for t, m in self.models.items()}
+            self.model = next(iter(self.models.values()))
 
     @classmethod
     def from_checkpoint(
@@ -128,7 +162,7 @@ class Separator:
         """The models of one model source or several (:func:`bsrnn.checkpoint.load_models`: model files,
         run folders, ``saved_models`` folders; none: ``./saved_models``), one per target, only ``targets``
         when given. :class:`~bsrnn.errors.CheckpointError` for a bad source or models of different
-        sample rates. ``options``: ``frame_s``, ``hop_s``, ``batch_size``."""
+        sample rates. ``options``: ``frame_s``, ``hop_s``, ``batch_size``, ``precision``."""
         from bsrnn.checkpoint import load_models
 
         loaded = load_models(sources, targets, device=device)
@@ -194,7 +228,7 @@ class Separator:
         CPU."""
         return self._run(self.model, audio)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _run(self, model: nn.Module, audio) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(audio) if not torch.is_tensor(audio) else audio, dtype=torch.float32)
         if x.ndim != 2:
@@ -211,8 +245,12 @@ class Separator:
         for first in range(0, n_frames, self.batch_size):
             idx = range(first, min(n_frames, first + self.batch_size))
             batch = torch.stack([padded[:, i * hop : i * hop + frame] for i in idx]).to(self.device)
-            y = model(batch).float().cpu()
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                y = model(batch)
+            y = y.float().cpu()
             for b, i in enumerate(idx):
-                out[:, i * hop : i * hop + frame] += y[b] * window
+                out[:, i * hop : i * hop + frame].addcmul_(y[b], window)
                 weight[i * hop : i * hop + frame] += window
-        return (out / weight.clamp_min(1e-8))[:, pad : pad + n]
+            del batch, y  # one batch at a time
+        del padded
+        return out.div_(weight.clamp_min_(1e-8))[:, pad : pad + n]  # in place: no second output-sized buffer

@@ -279,6 +279,9 @@ def separate_cmd(
     ] = "rescale",
     frame: Annotated[float, typer.Option("--frame", help="Separation frame, seconds.")] = 3.0,
     hop: Annotated[float, typer.Option("--hop", help="Separation hop, seconds.")] = 2.5,
+    precision: Annotated[
+        str, typer.Option("--precision", help="fp32, bf16 (autocast) or int8 (dynamic quantisation, CPU).")
+    ] = "fp32",
     progress: ShowProgress = True,
 ):
     """Separate songs into stems with trained models."""
@@ -304,7 +307,7 @@ def separate_cmd(
     inputs = find_inputs(input, exclude=output)
     check_folder(output)
     check_song_folders(output_folders(inputs, input if input.is_dir() else input.parent, output).values(), output)
-    sep = load_separator(checkpoints, targets, device=device, frame_s=frame, hop_s=hop)
+    sep = load_separator(checkpoints, targets, device=device, frame_s=frame, hop_s=hop, precision=precision)
     with progress_bar(progress) as bar:
         task = bar.add_task("separate", total=len(inputs), item="")
         report = separate_files(

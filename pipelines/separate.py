@@ -87,13 +87,14 @@ def load_separator(
 ) -> Separator:
     """:meth:`Separator.from_checkpoint` of the sources (none: ``saved_models``), only ``targets`` when
     given, with a bad ``frame_s``/``hop_s`` named as ``--frame/--hop``. ``options``: ``frame_s``,
-    ``hop_s``, ``batch_size``. A bad model source is a :class:`~bsrnn.errors.CheckpointError`."""
+    ``hop_s``, ``batch_size``, ``precision``. A bad model source is a :class:`~bsrnn.errors.CheckpointError`."""
     try:
         return Separator.from_checkpoint(sources, targets=targets, device=device, **options)
     except (CheckpointError, DeviceError):
         raise
     except BSRNNError as exc:
-        raise StemcurateError(f"--frame/--hop: {exc}") from None
+        option = "--precision" if str(exc).startswith("precision") else "--frame/--hop"
+        raise StemcurateError(f"{option}: {exc}") from None
 
 
 def output_folder(src: Path, root: Path, out_dir: Path) -> Path:

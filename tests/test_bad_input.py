@@ -849,6 +849,10 @@ EXTREMES = [  # (app, arguments): numbers far outside what the option means
         pipelines_app,
         ["separate", "-i", "{data}/test/good/mixture.wav", "-o", "{tmp}/sep", "-c", "{models}", "--frame", "1e9"],
     ),
+    (
+        pipelines_app,
+        ["separate", "-i", "{data}/test/good/mixture.wav", "-o", "{tmp}/sep", "-c", "{models}", "--precision", "fp8"],
+    ),
 ] + [
     (
         pipelines_app,
