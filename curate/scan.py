@@ -230,7 +230,8 @@ def scan(
             panns_checkpoint=score.panns_checkpoint,
             musicnn_weights=score.musicnn_weights,
         )
-    prepare_parts(parts, {**_fingerprint(root, subset, scanned, sad_config, check_config, score), "layout": layout})
+    settings = {**_fingerprint(root, subset, scanned, sad_config, check_config, score), "layout": layout}
+    prepare_parts(parts, settings, shard=shard is not None)
     mine = tracks if shard is None else [t for t in tracks if shard_of(t, shard[1]) == shard[0]]
     if on_start:
         on_start(len(mine))

@@ -58,6 +58,15 @@ def part_key(track: Track) -> str:
     return hashlib.sha1("\n".join([f"{track.subset}/{track.name}", *stats]).encode()).hexdigest()[:16]
 
 
+STAMP = "scan.json"
+SHARDED = "sharded"
+"""Marker in the parts folder: ``--shard`` runs wrote parts here (a merge with other settings must not drop them)."""
+
+
+def _stamp_tmp(parts: Path) -> Path:
+    return parts / f".{STAMP}.{os.getpid()}.tmp"
+
+
 def check_parts(parts: Path) -> None:
     """:class:`StemcurateError` unless ``parts`` (``<output>.parts``) is free for the scan's resumable
     parts: new, empty, or written by an earlier scan (its ``scan.json`` says so). Anything else there, a
@@ -65,10 +74,11 @@ def check_parts(parts: Path) -> None:
     if not parts.exists() and not parts.is_symlink():
         return
     if parts.is_dir() and not parts.is_symlink():
-        if not any(p for p in parts.iterdir() if not p.name.startswith(".")):  # empty, or a stamp being written
+        # empty, or holding only the stamp another shard is writing
+        if not any(p for p in parts.iterdir() if not (p.name.startswith(f".{STAMP}.") and p.name.endswith(".tmp"))):
             return
         try:
-            if json.loads((parts / "scan.json").read_text()).get("kind") == PARTS_KIND:
+            if json.loads((parts / STAMP).read_text()).get("kind") == PARTS_KIND:
                 return
         except (OSError, ValueError, AttributeError):
             pass
@@ -78,22 +88,55 @@ def check_parts(parts: Path) -> None:
     )
 
 
-def prepare_parts(parts: Path, settings: dict) -> None:
+def _read_stamp(stamp: Path):
+    """The settings in ``stamp``; None when there is none; ``{}`` when it cannot be read."""
+    try:
+        value = json.loads(stamp.read_text())
+        return value if isinstance(value, dict) else {}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+
+
+def _create_stamp(parts: Path, fingerprint: dict) -> None:
+    """Write ``scan.json`` whole and only if there is none (a hard link of a complete temporary file: of
+    shards starting together, the first one's settings win and the others compare with them)."""
+    tmp = _stamp_tmp(parts)
+    tmp.write_text(json.dumps(fingerprint))
+    try:
+        os.link(tmp, parts / STAMP)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def prepare_parts(parts: Path, settings: dict, *, shard: bool = False) -> None:
     """Make ``parts`` the store of a scan with ``settings`` (JSON-able): kept when its ``scan.json``
-    holds the same settings, emptied otherwise (call :func:`check_parts` first)."""
-    stamp, fingerprint = parts / "scan.json", {"kind": PARTS_KIND, **settings}
-    if parts.is_dir():
-        try:
-            same = json.loads(stamp.read_text()) == json.loads(json.dumps(fingerprint))
-        except FileNotFoundError:  # being made by a shard that started at the same time, unless it holds parts
-            same = not any(parts.glob("*.parquet"))
-        except (OSError, ValueError):
-            same = False
-        if not same:
-            shutil.rmtree(parts)
+    holds the same settings. Otherwise emptied, unless ``shard`` (a ``--shard`` run) or the parts came
+    from shards: then :class:`StemcurateError` naming the settings that differ, since emptying would
+    drop other machines' work (call :func:`check_parts` first)."""
+    stamp = parts / STAMP
+    fingerprint = json.loads(json.dumps({"kind": PARTS_KIND, **settings}))
     parts.mkdir(parents=True, exist_ok=True)
-    if not stamp.exists():
-        write_text(stamp, json.dumps(fingerprint))  # atomic: a shard starting meanwhile reads all of it or nothing
+    current = _read_stamp(stamp)
+    if current is None and not any(parts.glob("*.parquet")):
+        _create_stamp(parts, fingerprint)
+        current = _read_stamp(stamp)
+    if current != fingerprint:
+        if shard or (parts / SHARDED).exists():
+            old = current or {}
+            differ = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+            raise StemcurateError(
+                f"{parts}: holds the parts of --shard runs with other settings (differing: {', '.join(differ)}); "
+                "give every shard and the merge the same settings, or remove the folder to start again"
+            )
+        shutil.rmtree(parts)
+        parts.mkdir(parents=True)
+        _create_stamp(parts, fingerprint)
+    if shard and not (parts / SHARDED).exists():
+        write_text(parts / SHARDED, "")
 
 
 def shard_of(track: Track, shards: int) -> int:

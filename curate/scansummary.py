@@ -3,6 +3,8 @@ its ``--shard`` option."""
 
 from __future__ import annotations
 
+import re
+
 from rich.table import Table
 
 from curate.common.cliutil import err_console, out_console
@@ -15,10 +17,10 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     """``--shard I/N`` -> ``(I, N)``; :class:`StemcurateError` unless ``0 <= I < N``."""
     if text is None:
         return None
-    i, _, n = text.partition("/")
-    if not (i.strip().isdigit() and n.strip().isdigit() and int(i) < int(n)):
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text, re.ASCII)
+    if match is None or int(match[1]) >= int(match[2]):
         raise StemcurateError(f"--shard {text}: give I/N with 0 <= I < N (shard I of N, counted from 0)")
-    return int(i), int(n)
+    return int(match[1]), int(match[2])
 
 
 def print_scan_summary(result) -> None:
@@ -29,7 +31,9 @@ def print_scan_summary(result) -> None:
         out_console.print(
             f"shard {i}/{n}: {result.tracks} of {result.total} tracks scanned into {result.parts}"
             + (f" ({result.resumed} already there)" if result.resumed else "")
+            + ("; no track falls in this shard" if not result.tracks else "")
             + "; when every shard is done, run the same command without --shard to merge them"
+            + " (--txt-dir and --strict act there)"
         )
         return
     frag = result.fragments

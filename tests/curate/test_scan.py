@@ -354,3 +354,37 @@ def test_shards_in_separate_processes_merge_to_the_one_process_scan(tmp_path):
     for bad in ((3, 3), (-1, 2), (0, 0), "0/3", (True, 2)):
         with pytest.raises(StemcurateError, match="0 <= I < N"):
             scan(tmp_path / "data", output=tmp_path / "x.parquet", shard=bad)
+
+
+def test_shards_with_other_settings_are_refused_not_dropped(tmp_path):
+    """A shard or a merge with other settings than the shards' before it stops with the settings that
+    differ; nothing is deleted. A folder of the user's with only dot-files is not taken for parts."""
+    from curate.scan import ShardScan
+    from curate.scansummary import parse_shard
+    from curate.simulate.synth import synth_dataset
+    from sad import SADConfig
+
+    synth_dataset(tmp_path / "data", tracks=4, seconds=6, seed=5)
+    out, parts = tmp_path / "m.parquet", tmp_path / "m.parquet.parts"
+    first = scan(tmp_path / "data", output=out, score=None, shard=(0, 2))
+    assert isinstance(first, ShardScan) and (parts / "sharded").exists()
+    before = sorted(parts.iterdir())
+    other = SADConfig(window_s=4.0, hop_s=2.0)
+    with pytest.raises(StemcurateError, match=r"other settings \(differing: sad\)"):
+        scan(tmp_path / "data", output=out, score=None, shard=(1, 2), sad_config=other)
+    with pytest.raises(StemcurateError, match="differing: sad"):
+        scan(tmp_path / "data", output=out, score=None, sad_config=other)  # the merge
+    assert sorted(parts.iterdir()) == before
+    merged = scan(tmp_path / "data", output=out, score=None)
+    assert merged.resumed == first.tracks and not parts.exists()
+
+    mine = tmp_path / "h.parquet.parts"
+    (mine / ".git").mkdir(parents=True)
+    (mine / ".notes").write_text("keep")
+    with pytest.raises(StemcurateError, match="is not an interrupted scan's parts folder"):
+        scan(tmp_path / "data", output=tmp_path / "h.parquet", score=None)
+    assert (mine / ".notes").read_text() == "keep"
+    for bad in ("\u00b2/3", "0/\u00b2", "1/0", "a/b", "3", "1/3/5"):
+        with pytest.raises(StemcurateError, match="0 <= I < N"):
+            parse_shard(bad)
+    assert parse_shard(" 1 / 3 ") == (1, 3)
