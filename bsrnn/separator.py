@@ -90,8 +90,9 @@ class Separator:
     None keeps them where their parameters are. ``precision``: one of :data:`PRECISIONS`. Results
     always come back on the CPU as float32.
 
-    Memory: besides the models, one padded copy of the input, the output and its overlap weights
-    (``samples`` floats each), and one batch of ``batch_size`` frames at a time.
+    Memory: besides the models and the input, the output and its overlap weights (``channels + 1``
+    floats per sample) and one batch of ``batch_size`` frames at a time: no copy of the input, no
+    chunk outputs kept, no float64.
     """
 
     def __init__(
@@ -237,20 +238,22 @@ class Separator:
         frame, hop, pad = self.frame, self.hop, self.fade
         n_frames = max(1, int(np.ceil((n + 2 * pad - frame) / hop)) + 1)
         total = (n_frames - 1) * hop + frame
-        padded = torch.zeros(channels, total)
-        padded[:, pad : pad + n] = x
         window = trapezoid(frame, self.fade)
         out = torch.zeros(channels, total)
         weight = torch.zeros(total)
         for first in range(0, n_frames, self.batch_size):
             idx = range(first, min(n_frames, first + self.batch_size))
-            batch = torch.stack([padded[:, i * hop : i * hop + frame] for i in idx]).to(self.device)
+            batch = torch.zeros(len(idx), channels, frame)  # frames cut from the input, zeros past its ends
+            for b, i in enumerate(idx):
+                start = i * hop - pad
+                lo, hi = max(0, start), min(n, start + frame)
+                if hi > lo:
+                    batch[b, :, lo - start : hi - start] = x[:, lo:hi]
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                y = model(batch)
+                y = model(batch.to(self.device))
             y = y.float().cpu()
             for b, i in enumerate(idx):
                 out[:, i * hop : i * hop + frame].addcmul_(y[b], window)
                 weight[i * hop : i * hop + frame] += window
             del batch, y  # one batch at a time
-        del padded
         return out.div_(weight.clamp_min_(1e-8))[:, pad : pad + n]  # in place: no second output-sized buffer
