@@ -49,7 +49,7 @@ from curate.data import audio as audio_io
 from curate.data.datasets import MIXTURE, STEM_MP4, SUBSETS, discover
 from curate.data.layouts import CSV, MUSDB, WITHOUT_SIBLINGS
 from curate.data.regions import region_mask
-from curate.data.schema import Manifest, read_manifest
+from curate.data.schema import Manifest, read_manifest, row_parts
 from curate.filter import read_scored
 
 FORMATS = ("musdb-hq", "msst-csv", "txt", "relabel")
@@ -219,7 +219,8 @@ def export(
     every = pd.concat([kept, rejected], ignore_index=True)  # a kept manifest holds only the kept rows
     layout = m.meta.get("layout") or MUSDB
     # the dataset's folders: its root, or for a CSV list (files anywhere) the folders of its files
-    folders = {(root / p).parent.resolve() for p in m.audio_files(every).index} if layout == CSV else {root}
+    files = m.audio_files(every).index
+    folders = {(root / p).parent.resolve() for p in files} if layout == CSV else {root}
     for folder in sorted(folders):
         if where == folder or folder in where.parents:
             raise StemcurateError(f"{out}: the export must not be written into the dataset it is made from ({folder})")
@@ -235,7 +236,7 @@ def export(
             raise StemcurateError(
                 f"{manifest}: .stem.mp4 sources hold no file per stem for an MSST CSV; export --format musdb-hq first"
             )
-        for rel in m.audio_files(every).index:  # every file the scan read is still there
+        for rel in files:  # every file the scan read is still there
             if not (root / rel).is_file():
                 raise StemcurateError(f"{root / rel}: missing (it was scanned); restore it or re-run curate scan")
     subsets = sorted(set(every["subset"]))
@@ -294,7 +295,7 @@ def _csv_rows(root: Path, every: pd.DataFrame, kept: pd.DataFrame, subset: str, 
     share = kept_dur / dur
     parts = {}  # a summed stem: each of its files under the stem's name
     if "parts" in frame.columns:
-        parts = {p: list(q) for p, q in zip(frame["path"], frame["parts"]) if q is not None and len(q)}
+        parts = {p: q for p, q in zip(frame["path"], frame["parts"].map(row_parts)) if q is not None}
     rows = sorted(
         (str(stem), str((Path(root) / f).resolve()))
         for (stem, rel), s in share.items()

@@ -11,6 +11,7 @@ from curate.common.cliutil import err_console, out_console
 from curate.common.errors import StemcurateError
 from curate.data import decoded
 from curate.data.datasets import STEM_MP4
+from curate.scan import ShardScan
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -26,7 +27,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 def print_scan_summary(result) -> None:
     """Print a :class:`curate.scan.ScanResult` (or a shard's :class:`curate.scan.ShardScan`) for a person:
     tables to stdout, warnings to stderr."""
-    if not hasattr(result, "fragments"):  # a ShardScan
+    if isinstance(result, ShardScan):
         i, n = result.shard
         out_console.print(
             f"shard {i}/{n}: {result.tracks} of {result.total} tracks scanned into {result.parts}"

@@ -23,6 +23,7 @@ import numpy as np
 from curate.common.errors import StemcurateError, as_path
 from curate.data import audio as audio_io
 from curate.data.decoded import read_stream, require_ffmpeg
+from curate.data.schema import row_parts
 
 DEFAULT_STEMS = ("vocals", "bass", "drums", "other")
 MIXTURE = "mixture"
@@ -165,11 +166,11 @@ def load_segment(
     ``need``: the samples from ``start`` that the manifest says the file holds (its fragments'
     ends); :class:`StemcurateError` naming the file when it holds fewer (it changed since the scan)."""
     path = Path(root) / rel_path
-    has_parts = parts is not None and len(parts) > 0
-    stream = MUSDB_STREAMS.get(stem) if path.name.endswith(STEM_MP4) and not has_parts else None
-    if path.name.endswith(STEM_MP4) and stream is None and not has_parts:
+    parts = row_parts(parts)
+    stream = MUSDB_STREAMS.get(stem) if path.name.endswith(STEM_MP4) and parts is None else None
+    if path.name.endswith(STEM_MP4) and stream is None and parts is None:
         raise StemcurateError(f"{path}: no stream for stem '{stem}' in a MUSDB18 .stem.mp4")
-    src = StemFile(stem, path, stream, tuple(Path(root) / p for p in parts) if has_parts else ())
+    src = StemFile(stem, path, stream, tuple(Path(root) / p for p in parts or ()))
     x, sr = load_source(src, start, stop)
     if x.shape[1] < need:
         raise file_changed(path, start + x.shape[1], start + need)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 from curate.common.errors import StemcurateError
@@ -159,8 +160,7 @@ def discover_other(root: Path, layout: str, *, subset: str = "train") -> list[Tr
             for f in _audio_files(d)
         ]
     else:
-        read = _moisesdb_track if layout in (MOISESDB, MOISESDB_FINE) else _medleydb_track
-        tracks = [t for d in _dirs(root) if isinstance(t := read(d, root, layout), Track)]
+        tracks = [t for d in _dirs(root) if isinstance(t := _read_track(d, root, layout), Track)]
     if not tracks:
         raise StemcurateError(f"{root}: no tracks found in the {layout} layout (expected {_EXPECTED[layout]})")
     return sorted(tracks, key=lambda t: t.name)
@@ -191,8 +191,7 @@ def not_tracks_other(root: Path, layout: str) -> list[tuple[Path, str]]:
             if not _audio_files(p):
                 out.append((p, "a folder without audio files"))
         else:
-            read = _moisesdb_track if layout in (MOISESDB, MOISESDB_FINE) else _medleydb_track
-            why = read(p, root, layout)
+            why = _read_track(p, root, layout)
             if isinstance(why, str):
                 out.append((p, why))
     return out
@@ -206,6 +205,12 @@ def label_name(value) -> str | None:
         return None
     name = "".join(" " if c in "\t\r\n" else c for c in value).replace("/", "-").replace("\\", "-").strip()
     return name or None
+
+
+def _read_track(folder: Path, root: Path, layout: str) -> Track | str:
+    """The track in a MoisesDB or MedleyDB folder, or why it is not one."""
+    read = _moisesdb_track if layout in (MOISESDB, MOISESDB_FINE) else _medleydb_track
+    return read(folder, root, layout)
 
 
 def _source(label: str, files: list[Path], folder: Path) -> StemFile:
@@ -317,8 +322,6 @@ def _medleydb_track(folder: Path, root: Path, layout: str) -> Track | str:
 def _csv_tracks(csv_file: Path) -> list[Track]:
     """MSST type 3: ``instrum,path`` rows; the data root is the deepest folder holding every file (links
     are not followed: a listed link is a file where it is listed)."""
-    import os
-
     try:
         with open(csv_file, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
@@ -341,8 +344,10 @@ def _csv_tracks(csv_file: Path) -> list[Track]:
         raise StemcurateError(f"{csv_file}: cannot read the CSV list ({exc})") from None
     if not rows:
         return []
-    if any(p.name.endswith(STEM_MP4) or p.suffix.lower() not in audio_io.AUDIO_EXTENSIONS for _, p in rows):
-        bad = next(p for _, p in rows if p.name.endswith(STEM_MP4) or p.suffix.lower() not in audio_io.AUDIO_EXTENSIONS)
+    bad = next(
+        (p for _, p in rows if p.name.endswith(STEM_MP4) or p.suffix.lower() not in audio_io.AUDIO_EXTENSIONS), None
+    )
+    if bad is not None:
         raise StemcurateError(f"{csv_file}: {bad}: not a .wav or .flac file")
     root = Path(os.path.commonpath([str(p.parent) for _, p in rows]))
     tracks: dict[str, Track] = {}

@@ -155,7 +155,8 @@ class Manifest:
     meta: dict = field(default_factory=dict)
 
     def audio_path(self, row) -> Path:
-        """Absolute path of the stem file of one row (a Series or namedtuple with ``path``)."""
+        """Absolute path of the stem file of one row (a Series or namedtuple with ``path``); for a row with
+        ``parts`` the name of their sum (:meth:`audio_files` lists the files)."""
         return self.root / row.path
 
     def audio_files(self, frame: pd.DataFrame | None = None) -> pd.Series:
@@ -164,8 +165,7 @@ class Manifest:
         frame = self.frame if frame is None else frame
         files = frame[["path", "end"]].copy()
         if "parts" in frame.columns:
-            parts = frame["parts"].map(lambda p: list(p) if p is not None and len(p) else None)
-            files["path"] = [p if q is None else q for p, q in zip(frame["path"], parts)]
+            files["path"] = [p if q is None else q for p, q in zip(frame["path"], frame["parts"].map(row_parts))]
             files = files.explode("path")
         return files.groupby("path")["end"].max()
 
@@ -192,6 +192,11 @@ class Manifest:
     def has_scores(self) -> bool:
         """True when the classifier stage filled ``quality`` for every row."""
         return len(self.frame) > 0 and bool(self.frame["quality"].notna().all())
+
+
+def row_parts(value) -> list[str] | None:
+    """A ``parts`` cell as a list of paths, None for a stem in one file (null or empty; Parquet gives arrays)."""
+    return None if value is None or len(value) == 0 else [str(p) for p in value]
 
 
 def empty_frame() -> pd.DataFrame:
