@@ -282,6 +282,10 @@ def separate_cmd(
     precision: Annotated[
         str, typer.Option("--precision", help="fp32, bf16 (autocast) or int8 (dynamic quantisation, CPU).")
     ] = "fp32",
+    batch_size: Annotated[
+        Optional[int],
+        typer.Option("--batch-size", min=1, help="Frames per model call (default 1 on the CPU, 4 on a GPU)."),
+    ] = None,
     progress: ShowProgress = True,
 ):
     """Separate songs into stems with trained models."""
@@ -307,7 +311,9 @@ def separate_cmd(
     inputs = find_inputs(input, exclude=output)
     check_folder(output)
     check_song_folders(output_folders(inputs, input if input.is_dir() else input.parent, output).values(), output)
-    sep = load_separator(checkpoints, targets, device=device, frame_s=frame, hop_s=hop, precision=precision)
+    sep = load_separator(
+        checkpoints, targets, device=device, frame_s=frame, hop_s=hop, precision=precision, batch_size=batch_size
+    )
     with progress_bar(progress) as bar:
         task = bar.add_task("separate", total=len(inputs), item="")
         report = separate_files(

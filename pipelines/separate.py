@@ -93,7 +93,11 @@ def load_separator(
     except (CheckpointError, DeviceError):
         raise
     except BSRNNError as exc:
-        option = "--precision" if str(exc).startswith("precision") else "--frame/--hop"
+        msg = str(exc)
+        option = next(
+            (o for k, o in (("precision", "--precision"), ("batch_size", "--batch-size")) if msg.startswith(k)),
+            "--frame/--hop",
+        )
         raise StemcurateError(f"{option}: {exc}") from None
 
 

@@ -100,3 +100,20 @@ def test_memory_is_the_output_and_its_weights_not_copies(tmp_path):
     assert done.returncode == 0, done.stderr
     over, output = map(float, done.stdout.split())
     assert over < 1.5 * output + 32, (over, output)
+
+
+def test_default_batch_is_one_frame_on_the_cpu_and_gives_the_same_output():
+    """Issue 23, item 3: on the CPU one frame per call (a paper-size model's LSTMs peak with the batch,
+    not the speed); any batch size gives the same output."""
+    from bsrnn.model import BSRNN, BSRNNConfig
+    from bsrnn.separator import default_batch_size
+
+    torch.manual_seed(0)
+    model = BSRNN(BSRNNConfig.preset("tiny", "vocals")).eval()
+    sep = Separator(model)
+    assert sep.batch_size == 1 == default_batch_size(torch.device("cpu"))
+    assert default_batch_size(torch.device("cuda")) == 4
+    x = torch.randn(2, int(9.1 * SR)) * 0.1
+    assert torch.allclose(sep.separate(x), Separator(model, batch_size=4).separate(x), atol=1e-5)
+    with pytest.raises(Exception, match="batch_size 0"):
+        Separator(model, batch_size=0)
