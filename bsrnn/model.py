@@ -85,7 +85,10 @@ class _Residual(nn.Module):
         self.fc = nn.Linear(2 * hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y, _ = self.rnn(self.norm(x))
+        y, _ = self.rnn(self.norm(x))  # (N, L, 2H): with batch_first, a transposed view of the LSTM's (L, N, 2H)
+        yt = y.transpose(0, 1)
+        if yt.is_contiguous():  # project in the LSTM's own layout: one matmul, no copy (under bf16
+            return x + self.fc(yt).transpose(0, 1)  # autocast, the view made matmul copy the weight per row)
         return x + self.fc(y)
 
 
