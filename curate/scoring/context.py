@@ -72,7 +72,9 @@ def alignment_z(frame: pd.DataFrame, env: np.ndarray, *, seed: int = 0) -> tuple
     """Alignment ``z`` of every unit and a null sample of ``z`` for foreign units.
 
     ``frame``: one row per unit with ``track``, ``stem``, ``start``; ``env``: ``(units, frames)``.
-    Units with no sibling get NaN.
+    Units with no sibling get NaN. Linear in the units: the negatives of a unit are drawn as positions
+    among the units of other tracks and mapped to rows through its own track's rows, without listing
+    the others (which made the cost quadratic in the tracks).
     """
     x = _standardise(env)
     tracks = frame["track"].to_numpy()
@@ -83,15 +85,22 @@ def alignment_z(frame: pd.DataFrame, env: np.ndarray, *, seed: int = 0) -> tuple
     if frame["track"].nunique() < 2:
         return z, z_null
     codes, _ = pd.factorize(tracks)
+    order = np.argsort(codes, kind="stable")  # each track's rows, ascending, one block per track
+    counts = np.bincount(codes)
+    ends = np.cumsum(counts)
     for _, rows in frame.groupby(["track", "start"], sort=False).indices.items():
         rows = np.asarray(rows)
         if len(rows) < 2:
             continue
-        others = np.flatnonzero(codes != codes[rows[0]])
+        c = codes[rows[0]]
+        own = order[ends[c] - counts[c] : ends[c]]
+        skip = own - np.arange(len(own))  # others[p] = p + (own rows at or before it) = p + #(skip <= p)
+        n_others = n - len(own)
         for i in rows:
             sib = rows[rows != i]
             need = N_NEGATIVES + len(sib)
-            neg = rng.choice(others, size=need, replace=len(others) < need)
+            pos = rng.choice(n_others, size=need, replace=n_others < need)
+            neg = pos + np.searchsorted(skip, pos, side="right")
             null_c = _peak_corr(x[i][None], x[neg[:N_NEGATIVES]])
             mu, sigma = null_c.mean(), null_c.std() + 1e-3
             z[i] = ((_peak_corr(x[i][None], x[sib]) - mu) / sigma).max()

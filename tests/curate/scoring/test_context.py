@@ -60,3 +60,50 @@ def test_a_part_that_aligns_less_is_judged_against_its_own_kind():
     assert np.mean(own[clean_vocals] > 0) < 0.12
     assert np.mean(own[foreign] > 0) > 0.6  # foreign vocals still lean foreign
     assert np.mean(own[: 3 * n] > 0) < 0.05
+
+
+def _alignment_z_listing_the_others(frame, env, *, seed=0):
+    """The earlier form of alignment_z: it listed every other track's units for every unit (quadratic)."""
+    from curate.scoring.context import N_NEGATIVES, _peak_corr, _standardise
+
+    x = _standardise(env)
+    rng = np.random.default_rng(seed)
+    n = len(frame)
+    z, z_null = np.full(n, np.nan), np.full(n, np.nan)
+    codes, _ = pd.factorize(frame["track"].to_numpy())
+    for _, rows in frame.groupby(["track", "start"], sort=False).indices.items():
+        rows = np.asarray(rows)
+        if len(rows) < 2:
+            continue
+        others = np.flatnonzero(codes != codes[rows[0]])
+        for i in rows:
+            sib = rows[rows != i]
+            need = N_NEGATIVES + len(sib)
+            neg = rng.choice(others, size=need, replace=len(others) < need)
+            null_c = _peak_corr(x[i][None], x[neg[:N_NEGATIVES]])
+            mu, sigma = null_c.mean(), null_c.std() + 1e-3
+            z[i] = ((_peak_corr(x[i][None], x[sib]) - mu) / sigma).max()
+            z_null[i] = ((_peak_corr(x[i][None], x[neg[N_NEGATIVES:]]) - mu) / sigma).max()
+    return z, z_null
+
+
+def test_linear_negative_draw_equals_listing_the_other_tracks():
+    """Issue 23, item 4: the negatives are drawn as positions among the other tracks' units without
+    listing them; the same generator state gives the same units, so every z is bit-equal to the
+    quadratic form, with tracks interleaved in the frame, few tracks (draws with replacement) and many."""
+    rng = np.random.default_rng(3)
+    for n_tracks, shuffle in ((2, False), (3, True), (40, True)):
+        rows = [
+            (f"t{t}", s, w)
+            for t in range(n_tracks)
+            for w in range(int(rng.integers(1, 5)))
+            for s in ("vocals", "bass", "drums", "other")[: int(rng.integers(1, 5))]
+        ]
+        frame = pd.DataFrame(rows, columns=["track", "stem", "start"])
+        if shuffle:
+            frame = frame.sample(frac=1.0, random_state=1).reset_index(drop=True)
+        env = rng.random((len(frame), 60)).astype(np.float16)
+        got, ref = alignment_z(frame, env, seed=7), _alignment_z_listing_the_others(frame, env, seed=7)
+        for a, b in zip(got, ref):
+            assert np.array_equal(a, b, equal_nan=True), n_tracks
+        assert np.isfinite(got[0]).any()
