@@ -10,8 +10,9 @@ Usage: python bench/scan_cost.py [--save] [--quick] [--jobs N] [--tracks N] [--s
 2. Stage 2 at scale: the scanned units tiled to 100, 300 and 1000 tracks (each copy a new track, its
    embeddings with 5 % noise, its onset envelopes with noise), then the label model
    (:func:`curate.scoring.classify.score_labels` with the reference pool) and the alignment evidence
-   alone (:func:`curate.scoring.context.alignment_z`) timed at each size. ``growth`` is time per track at
-   1000 over time per track at 100 (1 = linear).
+   alone (:func:`curate.scoring.context.alignment_z`) timed at each size, beside its earlier form (which
+   listed the other tracks' units for every unit; kept in the tests as the reference it must equal) at
+   the smallest and largest. ``growth`` is time per track at 1000 over time per track at 100 (1 = linear).
 3. A scan of 1000 such tracks, extrapolated: stage 1 is independent per track (its time per track times
    1000), stage 2 as measured at 1000.
 
@@ -34,6 +35,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import finish  # noqa: E402
+from tests.curate.scoring.test_context import _alignment_z_listing_the_others  # noqa: E402
 
 
 def _stage2_inputs(parts: Path, root: Path):
@@ -109,7 +111,7 @@ def main() -> None:
     audio_s = n_tracks * stems * seconds
     score = ScoreConfig()
     pool = reference_pool(score.embedder, synth=score.reference_pool, stems=result.stems)
-    label_s, align_s, units_at = {}, {}, {}
+    label_s, align_s, align_ref_s, units_at = {}, {}, {}, {}
     for size in sizes:
         f, e, v = tile(fragments, emb, env, size)
         t = time.perf_counter()
@@ -120,10 +122,15 @@ def main() -> None:
         t = time.perf_counter()
         alignment_z(units, arr["env"], seed=0)
         align_s[size] = time.perf_counter() - t
+        if size in (sizes[0], sizes[-1]):  # the earlier form, which listed the other tracks' units per unit
+            t = time.perf_counter()
+            _alignment_z_listing_the_others(units, arr["env"], seed=0)
+            align_ref_s[size] = time.perf_counter() - t
         print(f"  {size} tracks: label model {label_s[size]:.1f} s, alignment {align_s[size]:.2f} s", file=sys.stderr)
     lo, hi = sizes[0], sizes[-1]
     growth_label = (label_s[hi] / hi) / (label_s[lo] / lo)
     growth_align = (align_s[hi] / hi) / (align_s[lo] / lo)
+    growth_align_ref = (align_ref_s[hi] / hi) / (align_ref_s[lo] / lo)
     per_track1 = stage1 / n_tracks
     total_hi = per_track1 * hi + label_s[hi]
     x_rt = audio_s / (stage1 + stage2)
@@ -145,6 +152,11 @@ def main() -> None:
         f"alignment {growth_align:.2f} (1 = linear)"
     )
     print(
+        f"alignment before (listing the other tracks' units): {align_ref_s[lo]:.2f} s at {lo} tracks, "
+        f"{align_ref_s[hi]:.2f} s at {hi} (growth {growth_align_ref:.2f}); now {align_s[hi]:.2f} s at {hi}, "
+        f"{align_ref_s[hi] / align_s[hi]:.1f}x faster"
+    )
+    print(
         f"{hi} tracks extrapolated: stage 1 {per_track1 * hi:.0f} s + stage 2 {label_s[hi]:.0f} s = {total_hi:.0f} s, "
         f"{x_rt_hi:.1f}x real time"
     )
@@ -157,6 +169,8 @@ def main() -> None:
         "alignment_s": {str(s): round(v, 3) for s, v in align_s.items()},
         "growth_label_model": round(growth_label, 2),
         "growth_alignment": round(growth_align, 2),
+        "alignment_before_s": {str(k): round(v, 3) for k, v in align_ref_s.items()},
+        "growth_alignment_before": round(growth_align_ref, 2),
         "tracks": n_tracks,
         "seconds": seconds,
         "stems": stems,
