@@ -175,6 +175,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="input of the rounds, s (the issue's figures: 60)")
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.threads < 1 or (args.repeat is not None and args.repeat < 1):
+        ap.error("--threads and --repeat must be 1 or more")
+    if not 0 < args.seconds <= 3600:
+        ap.error(f"--seconds {args.seconds}: give a length from just above 0 to 3600 s")
     if args.child:
         print(json.dumps(child(args.child, args.seconds, args.threads, args.out)))
         return
@@ -184,7 +188,7 @@ def main() -> None:
     except ImportError as e:
         raise SystemExit(f"bench/peers.py needs the benchmark extras: pip install -e .[bench] ({e})") from None
     threads = args.threads
-    rounds = args.repeat or (1 if args.quick else 3)
+    rounds = args.repeat if args.repeat is not None else (1 if args.quick else 3)
     names = [HTDEMUCS, *BSRNN_RUNS]
     runs: dict[str, list[dict]] = {n: [] for n in names}
     with tempfile.TemporaryDirectory() as tmp:

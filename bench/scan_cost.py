@@ -85,6 +85,10 @@ def main() -> None:
     ap.add_argument("--tracks", type=int, default=None)
     ap.add_argument("--seconds", type=float, default=None)
     args = ap.parse_args()
+    if args.jobs < 1 or (args.tracks is not None and args.tracks < 2):
+        ap.error("--jobs must be 1 or more and --tracks 2 or more (the label model needs two tracks)")
+    if args.seconds is not None and not 10 <= args.seconds <= 3600:
+        ap.error(f"--seconds {args.seconds}: give 10 to 3600 s (a fragment is 6 s of SAD windows)")
     from curate.reference import reference_pool
     from curate.scan import scan
     from curate.scantrack import ScoreConfig
@@ -93,8 +97,8 @@ def main() -> None:
     from curate.scoring.labelmodel import split_units
     from curate.simulate.synth import synth_dataset
 
-    n_tracks = args.tracks or (8 if args.quick else 24)
-    seconds = args.seconds or (30.0 if args.quick else 60.0)
+    n_tracks = args.tracks if args.tracks is not None else (8 if args.quick else 24)
+    seconds = args.seconds if args.seconds is not None else (30.0 if args.quick else 60.0)
     sizes = (100, 300) if args.quick else (100, 300, 1000)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"

@@ -14,6 +14,7 @@ The high-level API holds one model per target::
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -124,8 +125,16 @@ class Separator:
                 f"frame_s {frame_s!r}, hop_s {hop_s!r}, sample_rate {sample_rate!r}, batch_size {batch_size!r}: give "
                 f"numbers"
             )
+        given = {"frame_s": frame_s, "hop_s": hop_s, "sample_rate": sample_rate, "batch_size": batch_size}
+        infinite = [f"{k} {v!r}" for k, v in given.items() if v is not None and not math.isfinite(v)]
+        if infinite:
+            raise BSRNNError(f"{', '.join(infinite)}: give finite numbers")
         if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
             raise BSRNNError(f"batch_size {batch_size}: give a whole number of frames, 1 or more")
+        if int(sample_rate) != sample_rate or sample_rate < 1:
+            raise BSRNNError(f"sample_rate {sample_rate!r}: give a whole number of Hz, 1 or more")
+        if precision not in PRECISIONS:  # before the device: a bad name is wrong on any machine
+            raise BSRNNError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
         if not 0 < hop_s <= frame_s:
             raise BSRNNError(f"hop ({hop_s} s) must be > 0 and at most the frame ({frame_s} s)")
         if frame_s > MAX_FRAME_S:
@@ -139,7 +148,7 @@ class Separator:
             self.models = {target: model}
         model = next(iter(self.models.values()))
         self.model = model
-        self.sample_rate = sample_rate
+        self.sample_rate = sample_rate = int(sample_rate)
         self.channels = getattr(getattr(model, "config", None), "channels", 2)
         n_fft = max((getattr(getattr(m, "config", None), "n_fft", 0) for m in self.models.values()), default=0)
         if frame_s * sample_rate < n_fft:
@@ -148,6 +157,8 @@ class Separator:
             )
         self.frame = int(round(frame_s * sample_rate))
         self.hop = int(round(hop_s * sample_rate))
+        if self.hop < 1:
+            raise BSRNNError(f"hop ({hop_s} s) is under one sample at {sample_rate} Hz")
         self.fade = min(self.frame - self.hop, self.frame // 2)
         self.device = (
             torch_device(device)
@@ -155,13 +166,11 @@ class Separator:
             else next((p.device for p in model.parameters()), torch.device("cpu"))
         )
         self.batch_size = default_batch_size(self.device) if batch_size is None else int(batch_size)
+        if precision == "int8" and self.device.type != "cpu":  # before any model moves
+            raise BSRNNError(f"precision int8 runs on the CPU, not on {self.device} (use bf16 there)")
         if device is not None:  # a model built or loaded on the CPU runs where the batches go
             for m in self.models.values():
                 m.to(self.device)
-        if precision not in PRECISIONS:
-            raise BSRNNError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
-        if precision == "int8" and self.device.type != "cpu":
-            raise BSRNNError(f"precision int8 runs on the CPU, not on {self.device} (use bf16 there)")
         self.precision = precision
         if precision == "int8":
             self.models = {t: _int8(m) for t, m in self.models.items()}

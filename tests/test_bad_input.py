@@ -853,6 +853,26 @@ EXTREMES = [  # (app, arguments): numbers far outside what the option means
         pipelines_app,
         ["separate", "-i", "{data}/test/good/mixture.wav", "-o", "{tmp}/sep", "-c", "{models}", "--precision", "fp8"],
     ),
+    (
+        pipelines_app,
+        ["separate", "-i", "{data}/test/good/mixture.wav", "-o", "{tmp}/sep", "-c", "{models}", "--hop", "0.00001"],
+    ),
+    (
+        pipelines_app,
+        [
+            "separate",
+            "-i",
+            "{data}/test/good/mixture.wav",
+            "-o",
+            "{tmp}/sep",
+            "-c",
+            "{models}",
+            "--precision",
+            "fp16",
+            "--device",
+            "cuda:7",
+        ],
+    ),
 ] + [
     (
         pipelines_app,

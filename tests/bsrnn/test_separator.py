@@ -117,3 +117,27 @@ def test_default_batch_is_one_frame_on_the_cpu_and_gives_the_same_output():
     assert torch.allclose(sep.separate(x), Separator(model, batch_size=4).separate(x), atol=1e-5)
     with pytest.raises(Exception, match="batch_size 0"):
         Separator(model, batch_size=0)
+
+
+@pytest.mark.parametrize(
+    "bad, named",
+    [
+        (dict(batch_size=float("nan")), "batch_size nan"),
+        (dict(batch_size=float("inf")), "batch_size inf"),
+        (dict(sample_rate=float("nan")), "sample_rate nan"),
+        (dict(sample_rate=float("inf")), "sample_rate inf"),
+        (dict(hop_s=float("nan")), "hop_s nan"),
+        (dict(sample_rate=44100.5), "sample_rate 44100.5"),
+        (dict(hop_s=1e-9), "under one sample"),
+        (dict(precision="fp16", device="cuda:99"), "precision 'fp16'"),  # named before the device is looked at
+    ],
+)
+def test_non_finite_fractional_or_sub_sample_settings_are_one_line_errors(bad, named):
+    """Review of issue 23: NaN/inf settings gave ValueError/OverflowError, a hop under one sample a
+    ZeroDivisionError at the first call, and a bad precision name was reported as a device problem."""
+    from bsrnn.errors import BSRNNError
+
+    model = Gain(1.0)
+    with pytest.raises(BSRNNError, match=named.replace("(", r"\(")):
+        Separator(model, **bad)
+    assert model.g.device.type == "cpu"  # nothing was moved
