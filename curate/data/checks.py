@@ -106,6 +106,30 @@ def _truncated(src, read: int) -> tuple[Path, int, int] | None:
     return None
 
 
+def _in_part(track: Track, src, problem: tuple[str, str], config: CheckConfig) -> str:
+    """The detail of ``problem`` (non-finite or too loud) found in the sum of ``src``'s parts, prefixed with
+    the first part file that has it on its own (read again only here, when there is a problem)."""
+    if not src.parts:
+        return problem[1]
+    for f in src.parts:
+        try:
+            x, sr = audio_io.read(f)
+        except StemcurateError:
+            continue
+        own = audio_problem(x, sr, max_peak_db=config.max_peak_db)
+        if own and own[0] == problem[0]:
+            return f"{Path(os.path.relpath(f, track.root)).as_posix()}: {own[1]}"
+    return problem[1]
+
+
+def _mono_parts(track: Track, src, channels: int) -> list[str]:
+    """The mono files among the parts of a stereo sum (each is added to both channels), relative to the
+    data root."""
+    if not src.parts or channels < 2:
+        return []
+    return [Path(os.path.relpath(f, track.root)).as_posix() for f in src.parts if audio_io.info(f).channels == 1]
+
+
 def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfig()) -> CheckedTrack:
     """Decode every file of ``track`` and run all checks.
 
@@ -170,8 +194,10 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
             continue
         unusable = audio_problem(x, sr, max_peak_db=config.max_peak_db)
         if unusable:
-            report(name, rel[name], unusable[0], ERROR, unusable[1])
+            report(name, rel[name], unusable[0], ERROR, _in_part(track, src, unusable, config))
             continue
+        for part in _mono_parts(track, src, x.shape[0]):
+            report(name, rel[name], "channels", WARNING, f"{part}: mono part, added to both channels of the sum")
         if x.shape[0] == 1:
             report(name, rel[name], "channels", WARNING, "mono file, used as one channel")
         elif x.shape[0] > 2:

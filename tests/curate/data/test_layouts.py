@@ -272,3 +272,27 @@ def test_txt_lists_refuse_a_track_name_they_cannot_hold(copies, tmp_path):
         export(tmp_path / "f.parquet", tmp_path / "txt", config=ExportConfig(format="txt"))
     with pytest.raises(StemcurateError, match="has a tab or line break in its name"):
         scan(folders, output=tmp_path / "g.parquet", score=None, txt_dir=tmp_path / "lists")
+
+
+def test_a_bad_or_mono_part_of_a_summed_stem_is_named(copies, tmp_path):
+    """A NaN in one part file is reported with that file (not only the stem), and a mono part of a stereo
+    sum is a warning naming it (it is added to both channels)."""
+    _, roots = copies
+    medley = tmp_path / "medley"
+    shutil.copytree(roots["medleydb"], medley)
+    first, second = sorted(p.name for p in medley.iterdir())[:2]
+    bad = medley / first / f"{first}_STEMS" / f"{first}_STEM_04.wav"  # guitar: half of 'other'
+    x, sr = audio.read(bad)
+    x[:, 100] = np.nan
+    audio.write(bad, x, sr, subtype="FLOAT")
+    mono = medley / second / f"{second}_STEMS" / f"{second}_STEM_03.wav"  # piano: the other half
+    y, sr = audio.read(mono)
+    audio.write(mono, y.mean(axis=0, keepdims=True), sr, subtype="FLOAT")
+    res = scan(medley, output=tmp_path / "m.parquet", score=None)
+    p = res.problems.set_index(["track", "check"])
+    nan = p.loc[(first, "non_finite")]
+    assert nan["stem"] == "other" and nan["severity"] == ERROR and bad.name in nan["detail"]
+    ch = p.loc[(second, "channels")]
+    assert ch["stem"] == "other" and mono.name in ch["detail"] and "mono part" in ch["detail"]
+    assert ((res.fragments["track"] == second) & (res.fragments["stem"] == "other")).any()  # a warning only
+    assert not ((res.fragments["track"] == first) & (res.fragments["stem"] == "other")).any()
