@@ -69,6 +69,13 @@ LSTM and linear layers (``torch.ao.quantization.quantize_dynamic``, CPU only; th
 ``bench`` figures of each against fp32 (speed and SDR of the output) are in docs/benchmarks.md."""
 
 
+def check_precision(precision) -> None:
+    """:class:`BSRNNError` unless ``precision`` is one of :data:`PRECISIONS` (checked before any device or model
+    is touched: a bad name is wrong on any machine)."""
+    if precision not in PRECISIONS:
+        raise BSRNNError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
+
+
 def default_batch_size(device: torch.device) -> int:
     """Frames per model call when none is given: 1 on the CPU, 4 elsewhere.
 
@@ -133,8 +140,7 @@ class Separator:
             raise BSRNNError(f"batch_size {batch_size}: give a whole number of frames, 1 or more")
         if int(sample_rate) != sample_rate or sample_rate < 1:
             raise BSRNNError(f"sample_rate {sample_rate!r}: give a whole number of Hz, 1 or more")
-        if precision not in PRECISIONS:  # before the device: a bad name is wrong on any machine
-            raise BSRNNError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
+        check_precision(precision)
         if not 0 < hop_s <= frame_s:
             raise BSRNNError(f"hop ({hop_s} s) must be > 0 and at most the frame ({frame_s} s)")
         if frame_s > MAX_FRAME_S:
@@ -186,6 +192,7 @@ class Separator:
         sample rates. ``options``: ``frame_s``, ``hop_s``, ``batch_size``, ``precision``."""
         from bsrnn.checkpoint import load_models
 
+        check_precision(options.get("precision", "fp32"))
         loaded = load_models(sources, targets, device=device)
         rates = {m.config.sample_rate for _, m in loaded.values()}
         if len(rates) > 1:

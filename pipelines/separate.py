@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bsrnn.errors import BSRNNError, CheckpointError, DeviceError
-from bsrnn.separator import PRECISIONS, Separator
+from bsrnn.separator import Separator
 from curate.common.atomic import make_dir, write_text
 from curate.common.errors import StemcurateError
 from curate.common.outputs import output_path
@@ -88,9 +88,6 @@ def load_separator(
     """:meth:`Separator.from_checkpoint` of the sources (none: ``saved_models``), only ``targets`` when
     given, with a bad ``frame_s``/``hop_s`` named as ``--frame/--hop``. ``options``: ``frame_s``,
     ``hop_s``, ``batch_size``, ``precision``. A bad model source is a :class:`~bsrnn.errors.CheckpointError`."""
-    precision = options.get("precision", "fp32")
-    if precision not in PRECISIONS:  # wrong on any machine: named before the device or the models are read
-        raise StemcurateError(f"--precision {precision!r}: one of {', '.join(PRECISIONS)}")
     try:
         return Separator.from_checkpoint(sources, targets=targets, device=device, **options)
     except (CheckpointError, DeviceError):

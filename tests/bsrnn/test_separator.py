@@ -141,3 +141,11 @@ def test_non_finite_fractional_or_sub_sample_settings_are_one_line_errors(bad, n
     with pytest.raises(BSRNNError, match=named.replace("(", r"\(")):
         Separator(model, **bad)
     assert model.g.device.type == "cpu"  # nothing was moved
+
+
+def test_from_checkpoint_names_a_bad_precision_before_reading_models(tmp_path):
+    from bsrnn.errors import BSRNNError, CheckpointError
+
+    with pytest.raises(BSRNNError, match="precision 'fp16'") as caught:
+        Separator.from_checkpoint([tmp_path / "missing.ckpt"], device="cuda:99", precision="fp16")
+    assert not isinstance(caught.value, CheckpointError)
