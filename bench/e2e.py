@@ -128,6 +128,7 @@ def train_settings(steps: int, *, batch: int = 4, crop: float = 2.0, lr: float =
         lr=lr,
         valid_fraction=0.0,
         val_every=10_000,
+        schedule="seed",
         warmup_epochs=1,
         epoch_steps=10,
         truncate_warmup=max(10, steps // 4),

@@ -32,7 +32,9 @@ from pipelines.train import train  # noqa: E402
 
 
 def timed_run(manifest: Path, out: Path, steps: int, seed: int) -> float:
-    cfg = train_config({}, max_steps=steps, valid_fraction=0.0, val_every=10**6, warmup_epochs=0, seed=seed)
+    cfg = train_config(
+        {}, max_steps=steps, valid_fraction=0.0, val_every=10**6, schedule="constant", warmup_steps=0, seed=seed
+    )
     start = time.perf_counter()
     train(manifest, model=model_config("tiny", "vocals"), config=cfg, out=out, export_dir=out / "exp", progress=False)
     return time.perf_counter() - start

@@ -1,11 +1,12 @@
 """Training throughput on this machine: examples per second of the real trainer (data loading,
-forward, backward, optimiser step) for the tiny and the paper-size BSRNN.
+forward, backward, optimiser step) for every model size (tiny, small, medium, paper).
 
 Usage: python bench/train.py [--save] [--quick] [--accelerator gpu]
 A 4-track `curate synth` set is scanned (no scores) and trained on with `pipelines.train.train`
-(batch 4 x 3 s stereo for tiny, 2 x 3 s for paper); the first step (warm-up) is not timed.
-Prints a table, then one JSON line: {"tiny_examples_per_s", "paper_examples_per_s"} (with ``--accelerator
-gpu``: also "device"; ``--save`` then writes docs/benchmarks/train_gpu.json).
+(batch 4 x 3 s stereo for tiny and small, 2 x 3 s for medium and paper); the first step (warm-up) is not timed.
+Prints a table, then one JSON line: {"tiny_examples_per_s", "small_examples_per_s", "medium_examples_per_s",
+"paper_examples_per_s"} (with ``--accelerator gpu``: also "device"; ``--save`` then writes
+docs/benchmarks/train_gpu.json).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def throughput(
         max_steps=steps,
         valid_fraction=0.0,
         val_every=10_000,
-        warmup_epochs=0,
+        schedule="constant",
+        warmup_steps=0,
         num_workers=0 if accelerator == "cpu" else 4,
     )
     train(
@@ -78,26 +80,26 @@ def main() -> None:
     args = ap.parse_args()
     gpu = args.accelerator != "cpu"
     torch.set_num_threads(torch.get_num_threads())
+    # batch and timed steps per size (GPU: larger batches, more steps)
+    plan = {"tiny": (4, 21), "small": (4, 9), "medium": (2, 6), "paper": (2, 4)}
+    rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         synth_dataset(work / "data", tracks=4, test_tracks=0, seconds=12.0, seed=0)
         scan(work / "data", output=work / "m.parquet", score=None)
-        tb, pb = (16, 8) if gpu else (4, 2)
-        tiny, tiny_step = throughput(
-            work / "m.parquet", work, "tiny", tb, (6 if args.quick else 21) * (3 if gpu else 1), args.accelerator
-        )
-        paper, paper_step = throughput(
-            work / "m.parquet", work, "paper", pb, (2 if args.quick else 4) * (5 if gpu else 1), args.accelerator
-        )
+        for size, (batch, steps) in plan.items():
+            batch, steps = (batch * 4, steps * 3) if gpu else (batch, steps)
+            steps = max(3, steps // 3) if args.quick else steps
+            rows[size] = (batch, *throughput(work / "m.parquet", work, size, batch, steps, args.accelerator))
     device = (
         torch.cuda.get_device_name(0)
         if gpu and torch.cuda.is_available()
         else f"cpu, {torch.get_num_threads()} threads"
     )
     print(f"{'model':<8}{'batch':>6}{'s/step':>10}{'examples/s':>12}   (3 s stereo crops, {device})")
-    print(f"{'tiny':<8}{tb:>6}{tiny_step:>10.3f}{tiny:>12.2f}")
-    print(f"{'paper':<8}{pb:>6}{paper_step:>10.2f}{paper:>12.3f}")
-    figures = {"tiny_examples_per_s": round(tiny, 2), "paper_examples_per_s": round(paper, 4)}
+    for size, (batch, rate, step) in rows.items():
+        print(f"{size:<8}{batch:>6}{step:>10.3f}{rate:>12.3f}")
+    figures = {f"{size}_examples_per_s": round(rate, 4) for size, (_, rate, _) in rows.items()}
     finish("train_gpu" if gpu else "train", {**figures, "device": device} if gpu else figures, args.save)
 
 

@@ -24,6 +24,8 @@ __all__ = ["BSRNN", "BSRNNConfig", "CheckpointError", "SIZES"]  # CheckpointErro
 
 SIZES = {
     "paper": dict(fc_dim=128, rnn_dim=256, num_layers=12, mlp_dim=512),
+    "medium": dict(fc_dim=96, rnn_dim=128, num_layers=6, mlp_dim=256),
+    "small": dict(fc_dim=64, rnn_dim=64, num_layers=4, mlp_dim=128),
     "tiny": dict(fc_dim=32, rnn_dim=32, num_layers=2, mlp_dim=64),
 }
 
@@ -71,7 +73,7 @@ class BSRNNConfig:
     def preset(cls, size: str, target: str = "vocals", **overrides) -> "BSRNNConfig":
         """``paper`` (fc 128, rnn 256, 12 layers, mlp 512) or ``tiny`` (for CPU demos and tests)."""
         if size not in SIZES:
-            raise ValueError(f"unknown model size '{size}' (use {' or '.join(SIZES)})")
+            raise ValueError(f"unknown model size '{size}' (use {', '.join(SIZES)})")
         return cls(target=target, **{**SIZES[size], **overrides})
 
 

@@ -50,7 +50,12 @@ def train_cmd(
     ] = None,
     target: Annotated[Optional[str], typer.Option("--target", "-t", help="Stem to separate (default vocals).")] = None,
     model: Annotated[
-        Optional[str], typer.Option("--model", help="paper (default), tiny or a YAML file of model hyperparameters.")
+        Optional[str],
+        typer.Option(
+            "--model",
+            help="auto (default: paper on a GPU, the CPU size on a CPU), paper, medium, small, tiny or a YAML file "
+            "of model hyperparameters.",
+        ),
     ] = None,
     sets: Annotated[
         Optional[list[str]],
@@ -137,6 +142,7 @@ def train_cmd(
         )
     else:
         settings = new_run_settings(
+            accelerator=accelerator,
             target=target,
             model=model,
             manifest=manifest,

@@ -14,6 +14,7 @@ from bsrnn.model import SIZES, BSRNNConfig
 from curate.common.errors import MAX_SEED, StemcurateError
 
 WEIGHTINGS = ("none", "quality", "binary")
+SCHEDULES = ("cosine", "constant", "seed")
 TRUNCATE_MODES = ("history", "batch")
 TRUNCATE_ON = ("relative", "absolute")
 
@@ -40,10 +41,14 @@ class TrainConfig:
     valid_fraction: float = 0.1  # tracks held back when valid_tracks is empty (0: no validation)
     valid_crop_s: float = 6.0
     valid_crops_per_track: int = 4
-    # optimisation (Adam; the seed's schedule: lr * alpha^(warmup - e) while e < warmup, then gamma^(e - warmup),
-    # with e = step // epoch_steps)
+    # optimisation (Adam). schedule "cosine": lr rises linearly over warmup_steps, then follows a half cosine
+    # down to lr * min_lr_ratio at max_steps; "constant": the same warm-up, then lr; "seed": the seed's
+    # lr * alpha^(warmup_epochs - e) while e < warmup_epochs, then gamma^(e - warmup_epochs), e = step // epoch_steps
     max_steps: int = 1000
     lr: float = 1e-3
+    schedule: str = "cosine"
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.01
     warmup_epochs: int = 10
     warmup_alpha: float = 0.1
     decay_gamma: float = 0.98
@@ -75,11 +80,13 @@ class TrainConfig:
             raise StemcurateError("training settings: " + "; ".join(problems))
         if self.weighting not in WEIGHTINGS:
             problems.append(f"weighting must be one of {', '.join(WEIGHTINGS)} (got '{self.weighting}')")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule must be one of {', '.join(SCHEDULES)} (got '{self.schedule}')")
         if self.truncate_mode not in TRUNCATE_MODES:
             problems.append(f"truncate_mode must be history or batch (got '{self.truncate_mode}')")
         if self.truncate_on not in TRUNCATE_ON:
             problems.append(f"truncate_on must be relative or absolute (got '{self.truncate_on}')")
-        for name in ("remix_p", "silence_p", "valid_fraction", "binary_threshold", "noisy_weight"):
+        for name in ("remix_p", "silence_p", "valid_fraction", "binary_threshold", "noisy_weight", "min_lr_ratio"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 problems.append(f"{name} must be within 0-1 (got {getattr(self, name)})")
         if not 0.0 < self.truncate_quantile < 1.0:
@@ -102,10 +109,9 @@ class TrainConfig:
         for name, high in (("max_steps", MAX_STEPS), ("batch_size", MAX_BATCH), ("num_workers", 1024)):
             if int(getattr(self, name)) > high:
                 problems.append(f"{name} must be at most {high} (got {getattr(self, name)})")
-        if int(self.num_workers) < 0 or int(self.warmup_epochs) < 0:
-            problems.append(
-                f"num_workers and warmup_epochs must be >= 0 (got {self.num_workers}, {self.warmup_epochs})"
-            )
+        for name in ("num_workers", "warmup_epochs", "warmup_steps"):
+            if int(getattr(self, name)) < 0:
+                problems.append(f"{name} must be >= 0 (got {getattr(self, name)})")
         if not 0 <= float(self.gain_db) <= 40:
             problems.append(f"gain_db must be within [0, 40] dB (got {self.gain_db})")
         for name in ("fade_s", "truncate_level_band_db"):
@@ -161,15 +167,31 @@ def parse_sets(items: list[str] | None) -> dict:
     return out
 
 
+CPU_SIZE = "tiny"
+"""The size ``--model auto`` trains on a CPU: the preset that learned the most in 10 and 30 minutes of
+this project's 2-core machine (docs/training.md)."""
+
+
+def auto_size(accelerator: str = "auto") -> str:
+    """The model size of ``--model auto`` (the default): ``paper`` where the run trains on a GPU
+    (``--accelerator gpu``/``cuda``, or ``auto`` with CUDA present), :data:`CPU_SIZE` elsewhere."""
+    import torch
+
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return "paper" if gpu else CPU_SIZE
+
+
 def model_config(model: str, target: str, overrides: dict | None = None) -> BSRNNConfig:
-    """``paper``/``tiny`` preset or a YAML file of :class:`BSRNNConfig` fields (``size:`` picks a base preset)."""
+    """A preset of :data:`bsrnn.model.SIZES` (``paper``, ``medium``, ``small``, ``tiny``) or a YAML file of
+    :class:`BSRNNConfig` fields (``size:`` picks a base preset); ``auto`` is resolved by the caller
+    (:func:`auto_size`)."""
     overrides = {k: v for k, v in (overrides or {}).items() if k in MODEL_KEYS}
     if model in SIZES:
         base: dict = dict(SIZES[model])
     else:
         path = Path(model)
         if not path.is_file():
-            raise StemcurateError(f"--model {model}: not a preset ({' or '.join(SIZES)}) and no such YAML file")
+            raise StemcurateError(f"--model {model}: not a preset ({', '.join(SIZES)}) and no such YAML file")
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -182,7 +204,7 @@ def model_config(model: str, target: str, overrides: dict | None = None) -> BSRN
             raise StemcurateError(f"{path}: expected a mapping of model hyperparameters")
         size = data.pop("size", None)
         if size is not None and size not in SIZES:
-            raise StemcurateError(f"{path}: size must be {' or '.join(SIZES)} (got {size!r})")
+            raise StemcurateError(f"{path}: size must be {', '.join(SIZES)} (got {size!r})")
         unknown = sorted(set(data) - MODEL_KEYS)
         if unknown:
             raise StemcurateError(f"{path}: unknown model hyperparameter(s) {', '.join(unknown)}")

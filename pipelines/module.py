@@ -1,7 +1,10 @@
-"""The Lightning module that trains one BSRNN target with the seed's loss and schedule and the
-noise-robust weighting and truncation of :mod:`pipelines.robust`."""
+"""The Lightning module that trains one BSRNN target with the seed's loss, a warm-up and decay of the
+learning rate (:func:`lr_multiplier`), and the noise-robust weighting and truncation of
+:mod:`pipelines.robust`."""
 
 from __future__ import annotations
+
+import math
 
 import lightning as L
 import torch
@@ -14,17 +17,36 @@ from pipelines.robust import LossTruncation, combine, example_weights, relative_
 
 
 def lr_multiplier(step: int, cfg: TrainConfig) -> float:
-    """The seed's schedule at global ``step``: ``alpha^(warmup - e)`` while ``e < warmup``, then
-    ``gamma^(e - warmup)``, where ``e = step // epoch_steps``."""
-    e = step // cfg.epoch_steps
-    if e < cfg.warmup_epochs:
-        return cfg.warmup_alpha ** (cfg.warmup_epochs - e)
-    return cfg.decay_gamma ** (e - cfg.warmup_epochs)
+    """The learning rate at global ``step`` as a fraction of ``cfg.lr``.
+
+    ``cosine`` (default): ``(step + 1) / warmup_steps`` during the warm-up, then a half cosine from 1 at
+    ``warmup_steps`` to ``min_lr_ratio`` at ``max_steps`` (held there beyond it); ``constant``: the same
+    warm-up, then 1; ``seed``: ``alpha^(warmup_epochs - e)`` while ``e < warmup_epochs``, then
+    ``gamma^(e - warmup_epochs)``, where ``e = step // epoch_steps``.
+    """
+    if cfg.schedule == "seed":
+        e = step // cfg.epoch_steps
+        if e < cfg.warmup_epochs:
+            return cfg.warmup_alpha ** (cfg.warmup_epochs - e)
+        return cfg.decay_gamma ** (e - cfg.warmup_epochs)
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    span = max(1, cfg.max_steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def warmup_end(cfg: TrainConfig) -> int:
+    """The first step at the full learning rate."""
+    return cfg.warmup_epochs * cfg.epoch_steps if cfg.schedule == "seed" else cfg.warmup_steps
 
 
 class SeparationModule(L.LightningModule):
     """BSRNN + loss (L1 on real and imaginary spectrogram parts + L1 on the waveform, per example),
-    Adam with the seed's warm-up/decay, weighting and loss truncation, validation uSDR."""
+    Adam with a linear warm-up and a cosine decay (or the seed's schedule), weighting and loss truncation,
+    validation uSDR."""
 
     def __init__(self, model: dict, train: dict):
         super().__init__()

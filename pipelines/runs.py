@@ -26,7 +26,15 @@ from bsrnn.checkpoint import RUN_CHECKPOINTS, load_file, load_models
 from bsrnn.model import BSRNNConfig
 from curate.common.errors import StemcurateError
 from curate.common.outputs import output_path
-from pipelines.config import MODEL_KEYS, TRAIN_KEYS, TrainConfig, model_config, model_differences, train_config
+from pipelines.config import (
+    MODEL_KEYS,
+    TRAIN_KEYS,
+    TrainConfig,
+    auto_size,
+    model_config,
+    model_differences,
+    train_config,
+)
 
 RESUME_MAY_CHANGE = ("max_steps", "num_workers", "val_every")
 """Settings a resumed run may change (a longer run, other loader workers, another validation interval)."""
@@ -69,7 +77,10 @@ class RunDir:
             raise StemcurateError(f"{self.path}: not a training run folder (no {self.config_file.name})")
         try:
             data = yaml.safe_load(self.config_file.read_text())
-            return BSRNNConfig(**data.pop("model")), TrainConfig(**data.pop("train")), data
+            train = data.pop("train")
+            if isinstance(train, dict) and "schedule" not in train:  # a run from before the schedule setting
+                train["schedule"] = "seed"
+            return BSRNNConfig(**data.pop("model")), TrainConfig(**train), data
         except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
             raise StemcurateError(f"{self.config_file}: unreadable run configuration ({exc})") from None
 
@@ -162,18 +173,20 @@ def new_run_settings(
     overrides: dict,
     init_from: Path | None,
     export_dir: Path | None,
+    accelerator: str = "auto",
     **train_options,
 ) -> RunSettings:
-    """Settings of a new run: ``--model`` (paper, tiny or a YAML file; default paper, or with
-    ``init_from`` and no size asked for, the size of that model) with ``overrides`` (``--set``), and
-    ``train_options`` (the training options given; None for those not given)."""
+    """Settings of a new run: ``--model`` (a preset, ``auto`` or a YAML file; default ``auto``: the size for
+    ``accelerator``, :func:`pipelines.config.auto_size`; with ``init_from`` and no size asked for, the size of
+    that model) with ``overrides`` (``--set``), and ``train_options`` (the training options given; None for
+    those not given)."""
     target, manifest = target or "vocals", manifest or Path("clean.parquet")
     if init_from is not None and model is None and not any(k in overrides for k in SIZE_KEYS):
         model_cfg = load_models(init_from, [target])[target][
             1
         ].config  # the checkpoint's own size unless one is asked for
     else:
-        model_cfg = model_config(model or "paper", target, overrides)
+        model_cfg = model_config(auto_size(accelerator) if model in (None, "auto") else model, target, overrides)
     return RunSettings(
         manifest, model_cfg, train_config(overrides, **train_options), export_dir or Path("saved_models")
     )
@@ -211,7 +224,7 @@ def resumed_run_settings(
     if init_from is not None and str(init_from) != str(saved.get("init_from")):
         changed.append("--init-from")
     model_sets = {k: v for k, v in overrides.items() if k in MODEL_KEYS}
-    if model is not None:
+    if model not in (None, "auto"):  # auto: the size the run started with
         if model_differences(model_config(model, model_cfg.target, model_sets), model_cfg):
             changed.append("--model")
     else:

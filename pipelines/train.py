@@ -27,6 +27,7 @@ from curate.common.atomic import atomic_path, make_dir, write_text
 from curate.common.errors import StemcurateError
 from curate.common.outputs import output_path
 from curate.data.schema import read_manifest
+from pipelines.budget import budget_lines, device_label, examples_per_second, schedule_warning
 from pipelines.config import TrainConfig, config_dict, model_differences
 from pipelines.data import (
     FragmentPool,
@@ -128,8 +129,11 @@ def train(
     ``resume`` continues ``out/checkpoints/last.ckpt`` at its global step (up to ``config.max_steps``);
     ``init_from`` starts from a trained model's weights (any model source of :mod:`bsrnn.checkpoint`
     holding a ``model.target`` model; model hyperparameters must match);
-    ``progress``: Lightning's progress bar where stderr is a terminal, else a line every twentieth of
-    the run (:class:`~pipelines.trainer.StepLines`: step, loss, validation uSDR, seconds).
+    ``progress``: first the expected examples per second on the run's device and the run's duration at that
+    rate (:mod:`pipelines.budget`, a second or two of timing), then Lightning's progress bar where stderr is a
+    terminal, else a line every twentieth of the run (:class:`~pipelines.trainer.StepLines`: step, loss,
+    validation uSDR, seconds). A run that ends before its learning-rate warm-up does is warned about on
+    stderr.
     ``callbacks`` are extra Lightning callbacks.
     """
     from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
@@ -190,6 +194,9 @@ def train(
         else None
     )
 
+    warning = schedule_warning(config)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = SeparationModule(asdict(model), asdict(config))
     if init_from is not None and not resume:
@@ -273,6 +280,11 @@ def train(
         default_root_dir=run,
         plugins=[atomic_checkpoint_io()],
     )
+    if progress and trainer.global_rank == 0:
+        device = trainer.strategy.root_device
+        rate = examples_per_second(model, batch_size=config.batch_size, crop_s=config.crop_s, device=device)
+        for line in budget_lines(model, config, rate, device_label(device), start_step=step if resume else 0):
+            print(line, file=sys.stderr, flush=True)
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore",

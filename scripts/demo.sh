@@ -11,7 +11,7 @@ curate corrupt "$OUT/data" "$OUT/noisy" --mislabel-rate 0.2 --bleed-rate 0.2 --s
 curate scan "$OUT/noisy" -o "$OUT/manifest.parquet" --txt-dir "$OUT/lists" --jobs 2
 curate filter "$OUT/manifest.parquet" --threshold 0.7 -o "$OUT/clean.parquet" --rejected "$OUT/rejected.parquet"
 pipelines train --manifest "$OUT/clean.parquet" --target vocals --model tiny --max-steps "$STEPS" --batch-size 4 \
-  --weighting quality --truncate --truncate-warmup 60 --set epoch_steps=6 --set val_every=60 --valid-fraction 0.1 \
+  --weighting quality --truncate --truncate-warmup 60 --set val_every=60 --valid-fraction 0.1 \
   --out "$OUT/runs/vocals" --export-dir "$OUT/saved_models"
 pipelines evaluate "$OUT/runs/vocals"
 pipelines separate -i "$OUT/data/test/synth000-012/mixture.wav" -o "$OUT/separated" -c "$OUT/saved_models/vocals/vocals.ckpt" --residual

@@ -72,7 +72,15 @@ def test_train_on_gpu_and_use_the_model_on_cpu(synth_dir, tmp_path):
 
     scan(synth_dir, output=tmp_path / "m.parquet", score=None)
     cfg = train_config(
-        {}, batch_size=4, crop_s=1.0, valid_fraction=0.0, val_every=1000, warmup_epochs=0, max_steps=30, lr=3e-3
+        {},
+        batch_size=4,
+        crop_s=1.0,
+        valid_fraction=0.0,
+        val_every=1000,
+        schedule="constant",
+        warmup_steps=0,
+        max_steps=30,
+        lr=3e-3,
     )
     runs = [
         train(

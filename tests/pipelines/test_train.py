@@ -17,13 +17,15 @@ from curate.data.schema import read_manifest
 from pipelines.cli import app
 from pipelines.config import TrainConfig, model_config, parse_sets, train_config
 from pipelines.data import FragmentPool, StepSampler, TrainExamples, fragment_corrupted, split_tracks
-from pipelines.module import SeparationModule, lr_multiplier
+from pipelines.module import SeparationModule, lr_multiplier, warmup_end
 from pipelines.robust import LossTruncation, combine, example_weights, relative_losses
 from pipelines.train import train
 from tests.conftest import tiny_train
 
 runner = CliRunner()
-FAST = dict(batch_size=4, crop_s=1.0, valid_crop_s=1.5, val_every=5, warmup_epochs=0, valid_fraction=0.0)
+FAST = dict(
+    batch_size=4, crop_s=1.0, valid_crop_s=1.5, val_every=5, schedule="constant", warmup_steps=0, valid_fraction=0.0
+)
 
 
 @pytest.fixture(scope="module")
@@ -175,8 +177,34 @@ def test_truncation_ranks_losses_free_of_the_example_level():
         TrainConfig(truncate_on="level")
 
 
-def test_schedule_is_the_seeds():
-    cfg = TrainConfig(warmup_epochs=10, warmup_alpha=0.1, decay_gamma=0.98, epoch_steps=100)
+def test_default_schedule_warms_up_linearly_then_follows_a_cosine():
+    cfg = TrainConfig(max_steps=1100, warmup_steps=100, min_lr_ratio=0.01)
+    assert cfg.schedule == "cosine"
+    assert lr_multiplier(0, cfg) == pytest.approx(0.01)  # learning from the first step
+    assert lr_multiplier(49, cfg) == pytest.approx(0.5)
+    assert lr_multiplier(99, cfg) == pytest.approx(1.0)
+    assert lr_multiplier(100, cfg) == pytest.approx(1.0)
+    assert lr_multiplier(600, cfg) == pytest.approx(0.01 + 0.99 * 0.5)  # half way down the cosine
+    assert lr_multiplier(350, cfg) == pytest.approx(0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi / 4)))
+    assert lr_multiplier(1100, cfg) == pytest.approx(0.01) == lr_multiplier(5000, cfg)  # held at the floor
+    rates = [lr_multiplier(s, cfg) for s in range(1100)]
+    assert all(a <= b for a, b in zip(rates[:100], rates[1:101])) and all(
+        a >= b for a, b in zip(rates[100:], rates[101:])
+    )
+    flat = TrainConfig(schedule="constant", warmup_steps=10)
+    assert [lr_multiplier(s, flat) for s in (0, 9, 10, 10**6)] == pytest.approx([0.1, 1.0, 1.0, 1.0])
+    assert lr_multiplier(0, TrainConfig(warmup_steps=0, max_steps=10)) == 1.0  # no warm-up
+    assert warmup_end(cfg) == 100 and warmup_end(TrainConfig(schedule="seed")) == 1000
+    with pytest.raises(StemcurateError, match="schedule must be one of"):
+        TrainConfig(schedule="plateau")
+    with pytest.raises(StemcurateError, match="min_lr_ratio"):
+        TrainConfig(min_lr_ratio=1.5)
+    with pytest.raises(StemcurateError, match="warmup_steps"):
+        TrainConfig(warmup_steps=-1)
+
+
+def test_seed_schedule_is_the_seeds():
+    cfg = TrainConfig(schedule="seed", warmup_epochs=10, warmup_alpha=0.1, decay_gamma=0.98, epoch_steps=100)
     assert lr_multiplier(0, cfg) == pytest.approx(0.1**10)
     assert lr_multiplier(950, cfg) == pytest.approx(0.1)
     assert lr_multiplier(1000, cfg) == pytest.approx(1.0)
@@ -604,8 +632,11 @@ def test_progress_lines_where_no_terminal_shows_a_bar(noisy, tmp_path, capsys):
     run with its loss; ``progress=False`` is silent."""
     cfg = train_config({}, **FAST, max_steps=4)
     _train(noisy / "m.parquet", tmp_path / "a", cfg, export=tmp_path / "e", progress=True)
-    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("step ")]
+    err = capsys.readouterr().err.splitlines()
+    lines = [ln for ln in err if ln.startswith("step ")]
     assert [ln.split()[1] for ln in lines] == ["1/4", "2/4", "3/4", "4/4"], lines
+    assert err[0].startswith("vocals: tiny model (") and " examples/s (batch 4 of 1-s crops" in err[0], err[0]
+    assert "4 steps take about" in err[0]
     assert all(" loss " in ln and ln.endswith(" s") for ln in lines)
     _train(noisy / "m.parquet", tmp_path / "b", cfg, export=tmp_path / "e2")
     assert "step " not in capsys.readouterr().err
@@ -614,3 +645,55 @@ def test_progress_lines_where_no_terminal_shows_a_bar(noisy, tmp_path, capsys):
     _train(noisy / "m.parquet", tmp_path / "c", cfg, export=tmp_path / "e3", progress=True)
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("step ")]
     assert not any("uSDR" in ln for ln in lines[:2]) and all(" val uSDR " in ln for ln in lines[2:]), lines
+
+
+def test_budget_estimate_and_warm_up_warning(noisy, tmp_path, capsys):
+    from pipelines.budget import budget_lines, examples_per_second, schedule_warning, size_name
+
+    mcfg = model_config("tiny", "vocals")
+    torch.manual_seed(3)
+    expected_next = torch.rand(3)
+    torch.manual_seed(3)
+    rate = examples_per_second(mcfg, batch_size=4, crop_s=0.5, seconds=0.2)
+    assert torch.equal(torch.rand(3), expected_next)  # the run's random state is left as it was
+    assert np.isfinite(rate) and rate > 0
+    assert [size_name(model_config(s, "bass")) for s in ("tiny", "small", "medium", "paper")] == [
+        "tiny",
+        "small",
+        "medium",
+        "paper",
+    ]
+    assert size_name(model_config("tiny", "bass", {"fc_dim": 8})) == "custom"
+    (line,) = budget_lines(mcfg, TrainConfig(max_steps=600, batch_size=4), 2.0, "cpu (2 threads)", start_step=300)
+    assert "about 2.00 examples/s" in line and "300 steps take about 10 min" in line  # 300 * 4 / 2 s
+    assert schedule_warning(TrainConfig(max_steps=101, warmup_steps=100)) is None
+    warn = schedule_warning(TrainConfig(max_steps=100, warmup_steps=100))
+    assert warn.startswith("warning: --max-steps 100 ends before the learning-rate warm-up") and "warmup_steps" in warn
+    assert "warmup_epochs" in schedule_warning(TrainConfig(schedule="seed", max_steps=999))
+    # pipelines train says it on stderr, progress or not
+    cfg = train_config({}, **{**FAST, "schedule": "cosine", "warmup_steps": 50}, max_steps=2)
+    _train(noisy / "m.parquet", tmp_path / "w", cfg, export=tmp_path / "e")
+    assert "warning: --max-steps 2 ends before the learning-rate warm-up does (step 50" in capsys.readouterr().err
+
+
+def test_presets_grow_in_size_and_cost():
+    from bsrnn.model import BSRNN, SIZES
+
+    params = [sum(p.numel() for p in BSRNN(model_config(s, "vocals")).parameters()) for s in SIZES]
+    assert list(SIZES) == ["paper", "medium", "small", "tiny"] and params == sorted(params, reverse=True)
+
+
+def test_a_run_from_before_the_schedule_setting_resumes_with_the_seeds(noisy, tmp_path):
+    import yaml
+
+    from pipelines.runs import RunDir
+
+    cfg = train_config({}, **FAST, max_steps=2)
+    _train(noisy / "m.parquet", tmp_path / "old", cfg, export=tmp_path / "e")
+    run = RunDir(tmp_path / "old")
+    data = yaml.safe_load(run.config_file.read_text())
+    assert run.load_config()[1].schedule == "constant"
+    for key in ("schedule", "warmup_steps", "min_lr_ratio"):
+        del data["train"][key]
+    run.config_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert run.load_config()[1].schedule == "seed"
