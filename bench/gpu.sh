@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# The device checks of a session that is lent a GPU, as one script (issue 23, item 6):
+# The device checks of a session that is lent a GPU, as one script (about 10 minutes on one GPU):
 # the CUDA tests, the band layers and whole model against the per-band loop on the GPU (forward+backward),
-# separation real-time factors there, and training throughput. Run from the repo root with .venv set up.
+# separation real-time factors there, training throughput of every model size, and the learning curve on
+# the real songs (paper size, 3 minutes, beside open-unmix's trainer when its wheel is installed:
+# pip install --no-deps openunmix==1.3.0). Run from the repo root with .venv set up.
 set -euo pipefail
 source .venv/bin/activate
 python -m pytest -q tests/test_cuda.py
 python bench/bsrnn.py --device cuda --quick --save
 python bench/train.py --accelerator gpu --quick --save
+umx=()
+python -c "import sys, types; sys.modules['torchaudio'] = types.ModuleType('torchaudio'); import openunmix" 2>/dev/null \
+    || umx=(--no-openunmix)
+python bench/learning.py --accelerator gpu --model paper --budgets 3 --threads 8 --set num_workers=6 "${umx[@]}" --save

@@ -120,6 +120,15 @@ def _score_track(track, models: dict[str, BSRNN], seps: dict[str, Separator]) ->
     seconds = time.perf_counter() - t0
     refs = {t: to_channels(audio[t], channels) for t in models}
     ests = {t: to_channels(e[:, :n], channels) for t, e in ests.items()}
+    return score_estimates(track.name, refs, ests, rate, seconds=seconds)
+
+
+def score_estimates(name: str, refs: dict, ests: dict, rate: int, *, seconds: float = 0.0) -> list[dict]:
+    """The result rows (:data:`RESULT_COLUMNS`) of one track from its references and estimates, each
+    ``{target: (channels, samples)}`` float arrays of the same shape, at ``rate`` Hz: uSDR over the whole
+    track, cSDR the median of museval's 1-s windows (the targets evaluated together); a silent reference
+    is left out. ``seconds``: the separation time, shared among the targets."""
+    models = list(refs)
     silent = [t for t in models if _silent(refs[t])]
     scored = [t for t in models if t not in silent]
     windows = {}
@@ -133,7 +142,7 @@ def _score_track(track, models: dict[str, BSRNN], seps: dict[str, Separator]) ->
         track_usdr = float(usdr(torch.from_numpy(refs[t]), torch.from_numpy(ests[t]))) if t in windows else float("nan")
         rows.append(
             dict(
-                track=track.name,
+                track=name,
                 target=t,
                 usdr=track_usdr,
                 csdr=float(np.median(ok)) if ok.size else float("nan"),
