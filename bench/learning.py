@@ -2,7 +2,7 @@
 wall-clock budgets, beside open-unmix's trainer on the same songs and the same budgets.
 
 Usage: python bench/learning.py [--budgets 10,30] [--model small] [--set key=value ...] [--target vocals]
-                               [--no-openunmix] [--openunmix-batch 16] [--work DIR] [--save] [--quick]
+                               [--no-openunmix] [--openunmix-batch 16] [--work DIR] [--save [--save-as NAME]] [--quick]
                                [--accelerator gpu]
 
 Data: the 94 real MUSDB18 excerpts of ../shared/data/musdb18-7s/train (6.8 s each), split once by a fixed
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from dataclasses import asdict
@@ -116,10 +117,14 @@ def score(separate, tests, target: str) -> dict:
 
 
 class Deadline(L.Callback):
-    """Stop training once ``seconds`` have passed since the first training step began."""
+    """Stop training once ``seconds`` have passed since the first training step began; at the end of the
+    warm-up (``replan_at`` steps), set the run's ``max_steps`` (and with it the cosine decay, which has not
+    begun) from the steps per second of its second half, validation included, so that the run fills the budget.
+    The run is then the one ``pipelines train --max-steps N`` gives, N chosen to fit the budget on this machine."""
 
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float, *, replan_at: int | None = None, fill: float = 0.97):
         self.seconds, self.t0, self.elapsed, self.steps = seconds, None, 0.0, 0
+        self.replan_at, self.fill, self.replanned, self.half = replan_at, fill, None, None
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         if self.t0 is None:
@@ -127,6 +132,15 @@ class Deadline(L.Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         self.elapsed, self.steps = time.perf_counter() - self.t0, trainer.global_step
+        if self.replan_at is not None and self.half is None and self.steps >= self.replan_at // 2:
+            self.half = (self.steps, self.elapsed)  # the rate is measured after the first reads warmed the caches
+        if self.replan_at is not None and self.replanned is None and self.steps >= self.replan_at:
+            rate = (self.steps - self.half[0]) / max(self.elapsed - self.half[1], 1e-9)
+            steps = self.steps + int((self.seconds - self.elapsed) * rate * self.fill)
+            self.replanned = max(self.steps + 1, min(trainer.max_steps, steps))
+            module.cfg.max_steps = self.replanned
+            trainer.fit_loop.epoch_loop.max_steps = self.replanned
+            log(f"ours: {rate:.2f} steps/s over the warm-up; max_steps set to {self.replanned}")
         if self.elapsed >= self.seconds:
             trainer.should_stop = True
 
@@ -145,11 +159,12 @@ def run_ours(args, size: str, data: Path, manifest: Path, valid: list[str], budg
         sets,
         valid_tracks=valid,
         seed=args.seed,
-        max_steps=steps,
+        max_steps=int(steps * 1.5) if probe.warmup_steps < steps / 2 else steps,  # room for the re-plan
         val_every=sets.get("val_every", max(10, steps // 10)),
     )
     name = f"{Path(size).stem}-{budget_s / 60:g}min-{args.tag}"
-    deadline = Deadline(budget_s)
+    replan = probe.warmup_steps if probe.schedule != "seed" and cfg.max_steps > steps else None
+    deadline = Deadline(budget_s, replan_at=replan)
     log(f"ours: {name}: {steps} steps planned at {rate:.2f} examples/s, settings {json.dumps(sets)}")
     result = train(
         manifest,
@@ -172,6 +187,7 @@ def run_ours(args, size: str, data: Path, manifest: Path, valid: list[str], budg
         "valid_usdr": round(result.best_usdr, 3) if result.best_usdr is not None else None,
         "steps": int(result.global_step),
         "planned_steps": steps,
+        "replanned_steps": deadline.replanned,
         "train_s": round(deadline.elapsed, 1),
         "examples": int(result.global_step) * cfg.batch_size,
         "examples_per_s": round(int(result.global_step) * cfg.batch_size / max(deadline.elapsed, 1e-9), 3),
@@ -223,7 +239,8 @@ def main() -> None:
     ap.add_argument("--accelerator", default="cpu", choices=("cpu", "gpu"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="budgets of 1 minute (a smoke test)")
-    ap.add_argument("--save", action="store_true", help="write docs/benchmarks/learning.json")
+    ap.add_argument("--save", action="store_true", help="write docs/benchmarks/learning.json (or --save-as NAME)")
+    ap.add_argument("--save-as", default=None, help="with --save: write docs/benchmarks/NAME.json instead")
     args = ap.parse_args()
     try:
         budgets = [float(b) for b in ("1" if args.quick else args.budgets).split(",")]
@@ -235,6 +252,8 @@ def main() -> None:
     models = dict(zip(budgets, models * len(budgets) if len(models) == 1 else models))
     if not budgets or not all(np.isfinite(b) and b > 0 for b in budgets):
         ap.error("--budgets: each budget must be a positive number of minutes")
+    if args.save_as is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", args.save_as):
+        ap.error(f"--save-as {args.save_as!r}: a plain file name of letters, digits, _ and -")
     if args.threads < 1 or not 0 < args.fill <= 1 or args.openunmix_batch < 1:
         ap.error("--threads and --openunmix-batch must be >= 1, --fill within (0, 1]")
     torch.set_num_threads(args.threads)
@@ -284,7 +303,7 @@ def main() -> None:
         device=f"cpu, {args.threads} threads" if args.accelerator == "cpu" else torch.cuda.get_device_name(0),
         songs={"train": len(train), "valid": len(valid), "test": len(test)},
     )
-    finish("learning" if args.accelerator == "cpu" else "learning_gpu", figures, args.save)
+    finish(args.save_as or ("learning" if args.accelerator == "cpu" else "learning_gpu"), figures, args.save)
 
 
 if __name__ == "__main__":

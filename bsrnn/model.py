@@ -1,7 +1,7 @@
 """The Band-Split RNN (Luo & Yu 2022, arXiv 2209.15174) for one target.
 
-``(batch, channels, samples)`` -> STFT (Hann, ``n_fft`` 2048, hop 512) -> band split (real/imag x
-channels of each band's bins as features, per-band normalisation and linear to ``fc_dim``) ->
+``(batch, channels, samples)`` -> STFT (Hann, ``n_fft`` 2048, hop 512; 1024 in the ``tiny`` preset) -> band split
+(real/imag x channels of each band's bins as features, per-band normalisation and linear to ``fc_dim``) ->
 ``num_layers`` residual blocks (a BLSTM over time, then a BLSTM over bands; each: layer norm ->
 BLSTM -> linear, plus the input) -> mask estimation (per band: norm -> MLP with Tanh -> linear -> GLU)
 -> complex mask on the spectrogram -> iSTFT. All normalisations act per frame, so any input length
@@ -23,11 +23,13 @@ from bsrnn.layers import BandSplit, MaskEstimation
 __all__ = ["BSRNN", "BSRNNConfig", "CheckpointError", "SIZES"]  # CheckpointError: its import path before bsrnn.errors
 
 SIZES = {
-    "paper": dict(fc_dim=128, rnn_dim=256, num_layers=12, mlp_dim=512),
-    "medium": dict(fc_dim=96, rnn_dim=128, num_layers=6, mlp_dim=256),
-    "small": dict(fc_dim=64, rnn_dim=64, num_layers=4, mlp_dim=128),
-    "tiny": dict(fc_dim=32, rnn_dim=32, num_layers=2, mlp_dim=64),
+    "paper": dict(fc_dim=128, rnn_dim=256, num_layers=12, mlp_dim=512, hop=512),
+    "medium": dict(fc_dim=96, rnn_dim=128, num_layers=6, mlp_dim=256, hop=512),
+    "small": dict(fc_dim=64, rnn_dim=64, num_layers=4, mlp_dim=128, hop=512),
+    "tiny": dict(fc_dim=32, rnn_dim=32, num_layers=2, mlp_dim=64, hop=1024),
 }
+"""Model presets. ``tiny``, the size for short CPU runs, hops 1024 samples (half the paper's frames: about twice
+the examples per second, and more learned in 10 minutes of a 2-core CPU on real songs; docs/training.md)."""
 
 
 @dataclass
@@ -71,7 +73,8 @@ class BSRNNConfig:
 
     @classmethod
     def preset(cls, size: str, target: str = "vocals", **overrides) -> "BSRNNConfig":
-        """``paper`` (fc 128, rnn 256, 12 layers, mlp 512) or ``tiny`` (for CPU demos and tests)."""
+        """A preset of :data:`SIZES`: ``paper`` (fc 128, rnn 256, 12 layers, mlp 512, hop 512), ``medium``,
+        ``small`` or ``tiny`` (fc 32, rnn 32, 2 layers, mlp 64, hop 1024: CPU demos and tests)."""
         if size not in SIZES:
             raise ValueError(f"unknown model size '{size}' (use {', '.join(SIZES)})")
         return cls(target=target, **{**SIZES[size], **overrides})

@@ -45,9 +45,8 @@ def _timed_steps(model: BSRNNConfig, per_step: int, crop_s: float, device: torch
 
 
 def size_name(model: BSRNNConfig) -> str:
-    """The preset a model's dimensions match (:data:`bsrnn.model.SIZES`), else ``custom``."""
-    dims = {k: getattr(model, k) for k in ("fc_dim", "rnn_dim", "num_layers", "mlp_dim")}
-    return next((name for name, d in SIZES.items() if d == dims), "custom")
+    """The preset a model's dimensions and hop match (:data:`bsrnn.model.SIZES`), else ``custom``."""
+    return next((name for name, d in SIZES.items() if all(getattr(model, k) == v for k, v in d.items())), "custom")
 
 
 def _duration(seconds: float) -> str:
