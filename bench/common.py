@@ -15,6 +15,43 @@ RENDER = REPO.parent / "shared" / "tools" / "render_multitracks.py"
 LEVELS = ("equal", "rendered")  # render(level=...): re-mixed with relevel, or as the renderer wrote them
 
 
+def log(msg: str) -> None:
+    """A time-stamped progress line on stderr."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+REAL_SONGS = REPO.parent / "shared" / "data" / "musdb18-7s" / "train"  # 94 real MUSDB18 excerpts of 6.8 s
+N_TEST, N_VALID = 24, 8  # held-out test songs and validation songs of the fixed real-song split
+
+
+def split_real_songs(folder: Path = REAL_SONGS) -> tuple[list[Path], list[Path], list[Path]]:
+    """``(train, valid, test)`` song files of ``folder`` (``.stem.mp4``): a fixed permutation (seed 0) of the
+    sorted names, ``N_TEST`` test songs, ``N_VALID`` validation songs, the rest (62 of 94) for training."""
+    import numpy as np
+
+    files = sorted(folder.glob("*.stem.mp4"))
+    if len(files) < N_TEST + N_VALID + 8:
+        raise SystemExit(f"{folder}: {len(files)} songs; the benchmark needs the 94 MUSDB18 excerpts")
+    order = np.random.default_rng(0).permutation(len(files))
+    test = sorted(files[i] for i in order[:N_TEST])
+    valid = sorted(files[i] for i in order[N_TEST : N_TEST + N_VALID])
+    train = sorted(files[i] for i in order[N_TEST + N_VALID :])
+    return train, valid, test
+
+
+def link_real_songs(data: Path, *, songs: Path = REAL_SONGS) -> tuple[Path, tuple[list[str], list[str], list[str]]]:
+    """Link the real songs of ``songs`` into ``data/train`` (training and validation songs) and ``data/test``
+    (:func:`split_real_songs`); ``(data, (train, valid, test track names))``."""
+    train, valid, test = split_real_songs(songs)
+    for subset, files in (("train", train + valid), ("test", test)):
+        (data / subset).mkdir(parents=True, exist_ok=True)
+        for f in files:
+            link = data / subset / f.name
+            if not link.exists():
+                link.symlink_to(f.resolve())
+    return data, tuple([f.name[: -len(".stem.mp4")] for f in group] for group in (train, valid, test))
+
+
 def render(
     out: Path, *, train: int, test: int = 0, seconds: float = 20.0, seed: int = 0, level: str = "rendered"
 ) -> None:

@@ -39,7 +39,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, finish  # noqa: E402
+from bench.common import finish, link_real_songs, log  # noqa: E402
 from bsrnn.separator import Separator  # noqa: E402
 from curate.data.conform import to_channels  # noqa: E402
 from curate.data.datasets import MIXTURE, discover  # noqa: E402
@@ -47,48 +47,18 @@ from pipelines.budget import examples_per_second  # noqa: E402
 from pipelines.config import auto_size, model_config, parse_sets, train_config  # noqa: E402
 from pipelines.evaluate import score_estimates  # noqa: E402
 
-SONGS = REPO.parent / "shared" / "data" / "musdb18-7s" / "train"
-N_TEST, N_VALID = 24, 8
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def split_songs(folder: Path = SONGS) -> tuple[list[Path], list[Path], list[Path]]:
-    """``(train, valid, test)`` song files: a fixed permutation (seed 0) of the sorted names."""
-    files = sorted(folder.glob("*.stem.mp4"))
-    if len(files) < N_TEST + N_VALID + 8:
-        raise SystemExit(f"{folder}: {len(files)} songs; the benchmark needs the 94 MUSDB18 excerpts")
-    order = np.random.default_rng(0).permutation(len(files))
-    test = sorted(files[i] for i in order[:N_TEST])
-    valid = sorted(files[i] for i in order[N_TEST : N_TEST + N_VALID])
-    train = sorted(files[i] for i in order[N_TEST + N_VALID :])
-    return train, valid, test
-
-
-def track_name(path: Path) -> str:
-    return path.name[: -len(".stem.mp4")]
-
 
 def prepare(work: Path) -> tuple[Path, Path, list[str], list[str], list[str]]:
     """Link the songs into ``work/data/{train,test}`` and scan the train subset; ``(data root, manifest, train,
     valid, test track names)``."""
     from curate.scan import scan
 
-    train, valid, test = split_songs()
-    data = work / "data"
-    for subset, files in (("train", train + valid), ("test", test)):
-        (data / subset).mkdir(parents=True, exist_ok=True)
-        for f in files:
-            link = data / subset / f.name
-            if not link.exists():
-                link.symlink_to(f.resolve())
+    data, (train, valid, test) = link_real_songs(work / "data")
     manifest = work / "train.parquet"
     if not manifest.is_file():
         log(f"scanning {len(train) + len(valid)} songs (SAD only)")
         scan(data, output=manifest, subset="train", score=None, jobs=2)
-    return data, manifest, *[[track_name(f) for f in group] for group in (train, valid, test)]
+    return data, manifest, train, valid, test
 
 
 def test_tracks(data: Path, target: str) -> list[tuple[str, np.ndarray, np.ndarray, int]]:
