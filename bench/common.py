@@ -29,7 +29,9 @@ def split_real_songs(folder: Path = REAL_SONGS) -> tuple[list[Path], list[Path],
     sorted names, ``N_TEST`` test songs, ``N_VALID`` validation songs, the rest (62 of 94) for training."""
     import numpy as np
 
-    files = sorted(folder.glob("*.stem.mp4"))
+    from curate.data.datasets import STEM_MP4
+
+    files = sorted(folder.glob(f"*{STEM_MP4}"))
     if len(files) < N_TEST + N_VALID + 8:
         raise SystemExit(f"{folder}: {len(files)} songs; the benchmark needs the 94 MUSDB18 excerpts")
     order = np.random.default_rng(0).permutation(len(files))
@@ -39,9 +41,11 @@ def split_real_songs(folder: Path = REAL_SONGS) -> tuple[list[Path], list[Path],
     return train, valid, test
 
 
-def link_real_songs(data: Path, *, songs: Path = REAL_SONGS) -> tuple[Path, tuple[list[str], list[str], list[str]]]:
+def link_real_songs(data: Path, *, songs: Path = REAL_SONGS) -> tuple[list[str], list[str], list[str]]:
     """Link the real songs of ``songs`` into ``data/train`` (training and validation songs) and ``data/test``
-    (:func:`split_real_songs`); ``(data, (train, valid, test track names))``."""
+    (:func:`split_real_songs`); ``(train, valid, test)`` track names."""
+    from curate.data.datasets import STEM_MP4
+
     train, valid, test = split_real_songs(songs)
     for subset, files in (("train", train + valid), ("test", test)):
         (data / subset).mkdir(parents=True, exist_ok=True)
@@ -49,7 +53,7 @@ def link_real_songs(data: Path, *, songs: Path = REAL_SONGS) -> tuple[Path, tupl
             link = data / subset / f.name
             if not link.exists():
                 link.symlink_to(f.resolve())
-    return data, tuple([f.name[: -len(".stem.mp4")] for f in group] for group in (train, valid, test))
+    return tuple([f.name[: -len(STEM_MP4)] for f in group] for group in (train, valid, test))
 
 
 def render(

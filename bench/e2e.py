@@ -129,15 +129,15 @@ def train_settings(
     crop: float | None = None,
     lr: float | None = None,
     fill_missing: bool = False,
-    schedule: str = "seed",
+    trainer_defaults: bool = False,
 ):
     """The benchmark's :class:`TrainConfig`: no validation, truncation after a quarter of the steps.
 
-    ``schedule="seed"`` (rendered data): one 10-step warm-up epoch, lr 3e-3, 2-s crops. ``"default"``
-    (real songs): the trainer's own schedule, learning rate and crop length (``pipelines train``'s
-    defaults) unless ``crop``/``lr`` are given."""
+    By default (rendered data) the seed's schedule with one 10-step warm-up epoch, lr 3e-3, 2-s crops;
+    ``trainer_defaults`` (real songs): the trainer's own schedule, learning rate and crop length
+    (``pipelines train``'s defaults). ``crop``/``lr`` override either."""
     sets: dict = {}
-    if schedule == "seed":
+    if not trainer_defaults:
         sets = dict(schedule="seed", warmup_epochs=1, epoch_steps=10, lr=3e-3, crop_s=2.0)
     if lr is not None:
         sets["lr"] = lr
@@ -296,7 +296,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     clean, noisy = work / "clean", work / "noisy"
     if real:
-        _, (train_songs, valid_songs, test_songs) = link_real_songs(clean)
+        train_songs, valid_songs, test_songs = link_real_songs(clean)
         args.train_tracks, args.test_tracks, args.seconds = len(train_songs) + len(valid_songs), len(test_songs), 6.8
     elif not (clean / "test").is_dir():
         log("rendering")
@@ -341,7 +341,7 @@ def main() -> None:
         crop=args.crop,
         lr=args.lr,
         fill_missing=args.fill_missing,
-        schedule="default" if real else "seed",
+        trainer_defaults=real,
     )
     trunc = dict(truncate=True, truncate_quantile=0.3, truncate_mode="history")
     # curated data holds far fewer corrupted examples: drop a tenth, not 30 % (which drops hard clean ones)

@@ -53,7 +53,8 @@ def prepare(work: Path) -> tuple[Path, Path, list[str], list[str], list[str]]:
     valid, test track names)``."""
     from curate.scan import scan
 
-    data, (train, valid, test) = link_real_songs(work / "data")
+    data = work / "data"
+    train, valid, test = link_real_songs(data)
     manifest = work / "train.parquet"
     if not manifest.is_file():
         log(f"scanning {len(train) + len(valid)} songs (SAD only)")

@@ -33,10 +33,11 @@ def test_too_few_songs_is_an_error(tmp_path):
 
 def test_link_real_songs_builds_train_and_test_subsets(tmp_path):
     folder = _songs(tmp_path / "songs", 50)
-    data, (train, valid, test) = common.link_real_songs(tmp_path / "data", songs=folder)
+    data = tmp_path / "data"
+    train, valid, test = common.link_real_songs(data, songs=folder)
     linked = {p.name for p in (data / "train").iterdir()}
     assert linked == {f"{n}.stem.mp4" for n in train + valid}
     assert {p.name for p in (data / "test").iterdir()} == {f"{n}.stem.mp4" for n in test}
     assert all((data / "train" / f"{n}.stem.mp4").is_symlink() for n in train)
     # a second call changes nothing
-    assert common.link_real_songs(tmp_path / "data", songs=folder)[1] == (train, valid, test)
+    assert common.link_real_songs(data, songs=folder) == (train, valid, test)
