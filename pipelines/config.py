@@ -32,10 +32,11 @@ class TrainConfig:
     crop_s: float = 3.0  # training crop, seconds
     batch_size: int = 4
     num_workers: int = 0
-    remix_p: float = 0.25  # accompaniment from 1-3 random fragments of other tracks
+    remix_p: float = 0.5  # accompaniment from 1-3 random fragments of other tracks
     silence_p: float = 0.1  # silent target
     fill_missing: bool = False  # accompaniment stem with nothing kept in the track: same stem of another track
     gain_db: float = 10.0  # uniform random gain per source in [-gain_db, +gain_db]
+    swap_p: float = 0.5  # left and right channels of a source swapped (a mono source is unchanged)
     fade_s: float = 0.01  # fade at the edges of kept fragments
     valid_tracks: list = field(default_factory=list)
     valid_fraction: float = 0.1  # tracks held back when valid_tracks is empty (0: no validation)
@@ -54,7 +55,7 @@ class TrainConfig:
     decay_gamma: float = 0.98
     epoch_steps: int = 100
     grad_clip: float = 5.0
-    ema_decay: float = 0.0  # 0: no EMA of weights
+    ema_decay: float = 0.995  # EMA of the weights from the warm-up's end (pipelines.module.ema_decay); 0: none
     val_every: int = 100  # steps between validations / checkpoints
     # noise robustness
     weighting: str = "none"  # none | quality | binary
@@ -86,7 +87,15 @@ class TrainConfig:
             problems.append(f"truncate_mode must be history or batch (got '{self.truncate_mode}')")
         if self.truncate_on not in TRUNCATE_ON:
             problems.append(f"truncate_on must be relative or absolute (got '{self.truncate_on}')")
-        for name in ("remix_p", "silence_p", "valid_fraction", "binary_threshold", "noisy_weight", "min_lr_ratio"):
+        for name in (
+            "remix_p",
+            "silence_p",
+            "swap_p",
+            "valid_fraction",
+            "binary_threshold",
+            "noisy_weight",
+            "min_lr_ratio",
+        ):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 problems.append(f"{name} must be within 0-1 (got {getattr(self, name)})")
         if not 0.0 < self.truncate_quantile < 1.0:

@@ -6,7 +6,7 @@ accompaniment is the same track's other stems over the same window (or, with pro
 track has no kept fragment at all (curation rejected the whole stem) is taken from another track
 (``fill_missing``, off by default: the examples then look like full mixtures, but at short CPU
 budgets the easier gapped examples trained better; see docs/benchmarks.md); every source gets a
-random gain;
+random gain and, with probability ``swap_p``, its left and right channels swapped;
 with probability ``silence_p`` the target is silent. Each source is read lazily and multiplied by
 the mask of its stem's kept fragments (with short fades), so audio that curation rejected or never
 indexed is not used for targets nor for accompaniment. Example ``i`` depends only on ``(seed, i)``.
@@ -221,17 +221,20 @@ class TrainExamples(Dataset):
                     frow = _weighted_pick(rng, *self.fill[s])
                     fst, fn = self._window(rng, frow)
                     sources[k] = (p.frame["track"].iat[frow], s, fst, fn)
+        # channel swap per source; drawn last, so that swap_p 0 leaves every other draw as it was
+        swaps = rng.random(1 + len(sources)) < cfg.swap_p if cfg.swap_p > 0 else np.zeros(1 + len(sources), bool)
         tgt, quality, flag = p.read(track, self.target, start, n, **read)
-        tgt = _fix_length(tgt, out_len) * gains[0]
+        tgt = _fix_length(tgt, out_len)[::-1] * gains[0] if swaps[0] else _fix_length(tgt, out_len) * gains[0]
         qualities, flags = ([] if silent else [quality]), ([] if silent else [flag])
         if silent:
             tgt = np.zeros_like(tgt)
         mix = tgt.copy()
-        for (t, s, st, ln), g in zip(sources, gains[1:]):
+        for (t, s, st, ln), g, swap in zip(sources, gains[1:], swaps[1:]):
             got = p.read(t, s, st, ln, **read)
             if got is None:
                 continue
-            mix += _fix_length(got[0], out_len) * g
+            audio = _fix_length(got[0], out_len)
+            mix += (audio[::-1] if swap else audio) * g
             qualities.append(got[1])
             flags.append(got[2])
         flag = 1 if 1 in flags else (0 if flags and all(f == 0 for f in flags) else -1)

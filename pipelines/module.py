@@ -43,6 +43,17 @@ def warmup_end(cfg: TrainConfig) -> int:
     return cfg.warmup_epochs * cfg.epoch_steps if cfg.schedule == "seed" else cfg.warmup_steps
 
 
+def ema_decay(cfg: TrainConfig) -> float:
+    """The EMA decay a run uses: ``cfg.ema_decay``, lowered where needed so that the averaging horizon
+    (``1 / (1 - decay)`` steps) is at most a quarter of the steps averaged (from the warm-up's end to
+    ``max_steps``): a short run averages over its own recent steps, not mostly over where it started.
+    0: no averaging."""
+    if cfg.ema_decay <= 0:
+        return 0.0
+    span = cfg.max_steps - warmup_end(cfg)
+    return max(0.0, min(cfg.ema_decay, 1.0 - 4.0 / span)) if span > 0 else 0.0
+
+
 class SeparationModule(L.LightningModule):
     """BSRNN + loss (L1 on real and imaginary spectrogram parts + L1 on the waveform, per example),
     Adam with a linear warm-up and a cosine decay (or the seed's schedule), weighting and loss truncation,

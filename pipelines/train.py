@@ -139,7 +139,7 @@ def train(
     from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    from pipelines.module import SeparationModule
+    from pipelines.module import SeparationModule, ema_decay, warmup_end
 
     check_trainer_args(accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes)
     rd, export_dir = RunDir(out), output_path(export_dir)
@@ -240,8 +240,12 @@ def train(
                 enable_version_counter=False,
             )
         )
-    if config.ema_decay > 0:
-        checkpointing.append(EMAWeightAveraging(decay=config.ema_decay))
+    if ema_decay(config) > 0:
+        # averaging starts where the warm-up ends (the weights before it are far from where the run goes);
+        # buffers are constants (STFT window, band layout): averaging them would only add rounding
+        checkpointing.append(
+            EMAWeightAveraging(decay=ema_decay(config), use_buffers=False, update_starting_at_step=warmup_end(config))
+        )
     checkpointing.append(LastCheckpoint(last, config.val_every))
     bar = progress and sys.stderr.isatty()  # a terminal: Lightning's bar; a log or a pipe: a line now and then
     if progress and not bar:

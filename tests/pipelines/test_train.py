@@ -17,7 +17,7 @@ from curate.data.schema import read_manifest
 from pipelines.cli import app
 from pipelines.config import TrainConfig, model_config, parse_sets, train_config
 from pipelines.data import FragmentPool, StepSampler, TrainExamples, fragment_corrupted, split_tracks
-from pipelines.module import SeparationModule, lr_multiplier, warmup_end
+from pipelines.module import SeparationModule, ema_decay, lr_multiplier, warmup_end
 from pipelines.robust import LossTruncation, combine, example_weights, relative_losses
 from pipelines.train import train
 from tests.conftest import tiny_train
@@ -244,6 +244,27 @@ def test_examples_are_deterministic_and_only_use_manifest_audio(noisy):
     assert "drums" not in reads and "vocals" in reads
 
 
+def test_channel_swap_mirrors_every_source_and_changes_nothing_else(noisy):
+    """swap_p 1 gives the examples of swap_p 0 with left and right exchanged (every source swapped,
+    every other random draw unchanged); swap_p 0.5 swaps some sources and not others."""
+    m = read_manifest(noisy / "m.parquet")
+    pool = FragmentPool(m, sorted(set(m.frame["track"])))
+    cfg = TrainConfig(seed=2, crop_s=1.0, remix_p=0.5, silence_p=0.0)
+
+    def examples(swap_p):
+        ds = TrainExamples(pool, "vocals", replace(cfg, swap_p=swap_p), sample_rate=44100, channels=2, length=40)
+        return [ds[i] for i in range(12)]
+
+    plain, swapped, half = examples(0.0), examples(1.0), examples(0.5)
+    assert any(not torch.allclose(x["target"][0], x["target"][1]) for x in plain)  # the channels differ
+    for a, b in zip(plain, swapped):
+        assert torch.allclose(b["target"], a["target"].flip(0)) and torch.allclose(b["mixture"], a["mixture"].flip(0))
+    same = [torch.allclose(h["target"], a["target"]) for h, a in zip(half, plain)]
+    assert any(same) and not all(same)
+    with pytest.raises(StemcurateError, match="swap_p"):
+        train_config({"swap_p": 1.5})
+
+
 @pytest.mark.parametrize("fill", [True, False])
 def test_rejected_accompaniment_is_filled_from_other_tracks(noisy, fill):
     """A track whose bass and other were all rejected still gets a full accompaniment (from other
@@ -312,7 +333,10 @@ def test_short_run_lowers_the_loss(noisy, tmp_path):
 
 def test_resume_continues_at_the_saved_step(noisy, tmp_path):
     mcfg = model_config("tiny", "vocals")
-    cfg = train_config({}, **{**FAST, "valid_fraction": 0.2}, max_steps=8, truncate=True, truncate_warmup=2)
+    # an EMA decay under both runs' caps (pipelines.module.ema_decay), so that the 5-step run averages as the 8-step one
+    cfg = train_config(
+        {}, **{**FAST, "valid_fraction": 0.2}, max_steps=8, truncate=True, truncate_warmup=2, ema_decay=0.1
+    )
     straight = _train(noisy / "m.parquet", tmp_path / "a", cfg, model=mcfg, export=tmp_path / "ea")
     first = _train(noisy / "m.parquet", tmp_path / "b", replace(cfg, max_steps=5), model=mcfg, export=tmp_path / "eb")
     assert first.global_step == 5
@@ -320,10 +344,11 @@ def test_resume_continues_at_the_saved_step(noisy, tmp_path):
         _train(noisy / "m.parquet", tmp_path / "b", cfg, model=mcfg)
     resumed = _train(noisy / "m.parquet", tmp_path / "b", cfg, model=mcfg, export=tmp_path / "eb", resume=True)
     assert resumed.global_step == 8
-    a = torch.load(straight.last_checkpoint, weights_only=True)["state_dict"]
-    b = torch.load(resumed.last_checkpoint, weights_only=True)["state_dict"]
-    for k in a:
-        assert torch.allclose(a[k], b[k], atol=1e-5), k
+    a = torch.load(straight.last_checkpoint, weights_only=True)
+    b = torch.load(resumed.last_checkpoint, weights_only=True)
+    for part in ("state_dict", "current_model_state"):  # the averaged weights and the raw ones
+        for k in a[part]:
+            assert torch.allclose(a[part][k], b[part][k], atol=1e-5), (part, k)
     logs = pd.read_csv(tmp_path / "b" / "logs" / "metrics.csv")
     ref = pd.read_csv(tmp_path / "a" / "logs" / "metrics.csv")
     steps = lambda f: f.loc[f["train/loss"].notna(), "step"].tolist()  # noqa: E731
@@ -420,15 +445,48 @@ def test_workers_give_the_same_batches(noisy):
 
 
 def test_ema_run_exports_averaged_weights(noisy, tmp_path):
-    cfg = train_config({}, **FAST, max_steps=3, ema_decay=0.5)
-    r = _train(noisy / "m.parquet", tmp_path / "run", cfg, target="drums", export=tmp_path / "e")
-    assert r.global_step == 3 and r.exported.is_file()
+    """The exported weights are the EMA of the raw weights after every step from the warm-up's end on
+    (the first averaged step copies), computed here from the steps as they happened; the constant
+    buffers (STFT window) are not averaged."""
+    import lightning as L
+
+    name = "band_split.norm_weight.0"
+    seen, window = [], []
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer, module, *args):
+            seen.append(module.model.state_dict()[name].clone())
+
+        def on_train_end(self, trainer, module):  # after the EMA callback put the averaged weights in place
+            window.append(module.model.window.clone())
+
+    cfg = train_config({}, **{**FAST, "warmup_steps": 2}, max_steps=12, ema_decay=0.5)
+    assert ema_decay(cfg) == 0.5  # a horizon of 2 steps fits a quarter of the 10 averaged
+    r = _train(noisy / "m.parquet", tmp_path / "run", cfg, target="drums", export=tmp_path / "e", callbacks=[Record()])
+    assert r.global_step == 12 and r.exported.is_file() and len(seen) == 12
+    expected = seen[2]  # steps 0 and 1 are the warm-up
+    for raw in seen[3:]:
+        expected = 0.5 * expected + 0.5 * raw
     last = torch.load(r.last_checkpoint, weights_only=True)
     averaged, current = last["state_dict"], last["current_model_state"]  # EMA weights, raw weights (for resuming)
     exported = torch.load(r.exported, weights_only=True)["state_dict"]
-    name = "band_split.norm_weight.0"
+    assert torch.allclose(exported[name], expected, atol=1e-6)
     assert torch.equal(exported[name], averaged["model." + name])
-    assert not torch.equal(averaged["model." + name], current["model." + name])
+    assert torch.equal(current["model." + name], seen[-1]) and not torch.allclose(seen[-1], expected, atol=1e-6)
+    assert torch.equal(window[0], torch.hann_window(2048))
+
+
+def test_ema_horizon_fits_the_run():
+    """The default decay (0.995: a 200-step horizon) holds for runs that average over 800 steps or more
+    and shrinks to a quarter of the averaged steps below that; no averaging without steps to average."""
+    assert TrainConfig().ema_decay == 0.995
+    assert ema_decay(TrainConfig(max_steps=1000, warmup_steps=100)) == 0.995
+    assert ema_decay(TrainConfig(max_steps=300, warmup_steps=100)) == pytest.approx(1 - 4 / 200)
+    assert ema_decay(TrainConfig(max_steps=100, warmup_steps=100)) == 0.0
+    assert ema_decay(TrainConfig(max_steps=103, warmup_steps=100)) == 0.0
+    assert ema_decay(TrainConfig(max_steps=5000, ema_decay=0.0)) == 0.0
+    seed = TrainConfig(schedule="seed", max_steps=1500)  # its warm-up ends at step 1000
+    assert ema_decay(seed) == pytest.approx(1 - 4 / 500)
 
 
 def test_a_six_channel_stem_that_the_scan_kept_trains(tmp_path):
