@@ -1,7 +1,7 @@
 """End to end: does curating and training robustly on noisy stems get close to training on clean stems?
 
-Usage: python bench/e2e.py [--data rendered|real] [--quick] [--save] [--seeds 0,1,2] [--steps 200]
-                         [--configs a,b,c,d,e,f,o] [--work DIR]
+Usage: python bench/e2e.py [--data rendered|real] [--quick] [--save [--save-as NAME]] [--seeds 0,1,2] [--steps 200]
+                         [--configs a,b,c,d,e,f,o] [--model tiny] [--work DIR]
                          [--accelerator gpu --device cuda] [--level equal|rendered] [--no-repair] [--no-fill-missing]
                          [--jobs 2]
 
@@ -11,7 +11,7 @@ re-mixes every track with its stems at about equal loudness (``--level equal``, 
 bench.common.relevel: as rendered, the vocal line of some songs sits 10-21 dB under the rest, where
 no model at this budget beats a silent estimate), corrupts the train split with `curate corrupt` (30 % of stems
 mislabelled,
-30 % with leaks), and trains the tiny BSRNN for vocals and bass with the same step budget and seed in six
+30 % with leaks), and trains the tiny BSRNN (``--model``) for vocals and bass with the same step budget and seed in six
 configurations:
 
   a  clean oracle: every fragment of the clean train split
@@ -67,7 +67,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import LEVELS, REPO, finish, link_real_songs, log, render  # noqa: E402
-from bsrnn.model import BSRNN  # noqa: E402
+from bsrnn.model import BSRNN, SIZES  # noqa: E402
 from curate.data.schema import CORRUPTIONS_FILE, REPAIRS_FILE, read_corruptions, read_manifest, write_manifest  # noqa: E402
 from curate.filter import filter_manifest  # noqa: E402
 from curate.repair import repair_dataset  # noqa: E402
@@ -165,14 +165,16 @@ def _used(train: dict) -> dict:
     return train if train.get("truncate") else {k: v for k, v in train.items() if not k.startswith("truncate_")}
 
 
-def cached_model(export: Path, cfg, digest: str) -> BSRNN | None:
-    """The model exported to ``export`` by an earlier run of this benchmark with the same training
-    settings on the same fragments (``bench.json`` beside it), or None: the benchmark resumes."""
+def cached_model(export: Path, cfg, digest: str, preset: str = "tiny") -> BSRNN | None:
+    """The model exported to ``export`` by an earlier run of this benchmark with the same preset and
+    training settings on the same fragments (``bench.json`` beside it), or None: the benchmark resumes."""
     side = export / "bench.json"
     if not side.is_file():
         return None
     done = json.loads(side.read_text())
     if _used(done.get("train", {})) != _used(json.loads(json.dumps(asdict(cfg)))) or done.get("manifest") != digest:
+        return None
+    if done.get("model", "tiny") != preset:
         return None
     return BSRNN.load(export / f"{export.name}.ckpt")
 
@@ -182,12 +184,14 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _train_target(manifest: Path, target: str, cfg, out: Path, export_dir: Path, accelerator: str) -> Path:
-    """Train one target's tiny BSRNN from scratch into ``out`` and export it; the exported file."""
+def _train_target(
+    manifest: Path, target: str, cfg, out: Path, export_dir: Path, accelerator: str, preset: str = "tiny"
+) -> Path:
+    """Train one target's BSRNN of size ``preset`` from scratch into ``out`` and export it; the exported file."""
     shutil.rmtree(out, ignore_errors=True)
     r = train(
         manifest,
-        model=model_config("tiny", target),
+        model=model_config(preset, target),
         config=cfg,
         out=out,
         export_dir=export_dir,
@@ -205,18 +209,21 @@ def train_eval(
     models = {}
     digest = manifest_digest(manifest)
     cfg = replace(base, seed=seed, **robust)
-    export_dir = work / "models" / f"{name}-{seed}"
+    preset = run.get("model", "tiny")
+    export_dir = work / "models" / (f"{name}-{seed}" if preset == "tiny" else f"{name}-{preset}-{seed}")
     todo = {}
     for t in targets:
-        models[t] = cached_model(export_dir / t, cfg, digest)
+        models[t] = cached_model(export_dir / t, cfg, digest, preset)
         if models[t] is not None:
             log(f"  {t}: reusing {export_dir / t}")
             continue
-        job = (manifest, t, cfg, work / "runs" / f"{name}-{t}-{seed}", export_dir, run["accelerator"])
+        job = (manifest, t, cfg, work / "runs" / f"{export_dir.name}-{t}", export_dir, run["accelerator"], preset)
         todo[t] = run["pool"].submit(_train_target, *job) if run.get("pool") else _train_target(*job)
     for t, job in todo.items():
         models[t] = BSRNN.load(job if isinstance(job, Path) else job.result())
-        (export_dir / t / "bench.json").write_text(json.dumps({"train": asdict(cfg), "manifest": digest}))
+        (export_dir / t / "bench.json").write_text(
+            json.dumps({"train": asdict(cfg), "manifest": digest, "model": preset})
+        )
     res = evaluate(models, data, subset="test", device=run["device"])
     return {t: (float(g["usdr"].mean()), float(np.nanmedian(g["csdr"]))) for t, g in res.groupby("target")}
 
@@ -225,6 +232,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 seed, 8 + 2 tracks of 12 s, 60 steps")
     ap.add_argument("--save", action="store_true", help="write docs/benchmarks/e2e.json and docs/img/e2e.png")
+    ap.add_argument(
+        "--save-as", default=None, help="with --save: docs/benchmarks/NAME.json and docs/img/NAME.png instead"
+    )
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--targets", default="vocals,bass")
     ap.add_argument("--configs", default="a,b,c,d,e,f")
@@ -237,6 +247,7 @@ def main() -> None:
     )
     ap.add_argument("--steps", type=int, default=None, help="training steps per model (rendered 200, real 600)")
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--model", default="tiny", choices=list(SIZES), help="model preset of every trained model")
     ap.add_argument("--crop", type=float, default=None, help="crop length, s (rendered 2; real: the trainer's default)")
     ap.add_argument("--lr", type=float, default=None, help="learning rate (rendered 3e-3; real: the trainer's default)")
     ap.add_argument(
@@ -355,7 +366,7 @@ def main() -> None:
         pool = ProcessPoolExecutor(
             args.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init, initargs=(threads,)
         )
-    run = {"accelerator": args.accelerator, "device": args.device, "pool": pool}
+    run = {"accelerator": args.accelerator, "device": args.device, "pool": pool, "model": args.model}
     spent = {c: 0.0 for c in configs}  # seconds per configuration (f: its rescans and, when trained here, round one)
     if "o" in configs and not manifests["truth"].is_file():
         truth_filter(manifests["noisy"], manifests["truth"])
@@ -379,7 +390,7 @@ def main() -> None:
                 manifest, robust = plan[c]
                 results[c][seed] = train_eval(manifest, clean, work, c, targets, seed, base, run=run, **robust)
             else:
-                round1 = work / "models" / f"c-{seed}"
+                round1 = work / "models" / (f"c-{seed}" if args.model == "tiny" else f"c-{args.model}-{seed}")
                 if seed not in results.get("c", {}):  # trains (c), or checks that its models match these settings
                     results.setdefault("c", {})[seed] = train_eval(
                         manifests["noisy"], clean, work, "c", targets, seed, base, run=run, **trunc
@@ -443,7 +454,7 @@ def main() -> None:
         f"{len(filt.kept) + len(filt.rejected)} fragments"
     )
     print(
-        f"tiny BSRNN, {args.steps} steps x {args.batch} x {base.crop_s:g} s, lr {base.lr:g} ({base.schedule}), "
+        f"{args.model} BSRNN, {args.steps} steps x {args.batch} x {base.crop_s:g} s, lr {base.lr:g} ({base.schedule}), "
         f"seeds {seeds}; total "
         f"{total_s / 60:.1f} min (prep {prep_s / 60:.1f})"
     )
@@ -488,6 +499,7 @@ def main() -> None:
         "min_gap_db": args.min_gap,
         "data": args.data,
         "steps": args.steps,
+        "model": args.model,
         "seeds": seeds,
         "minutes": round(total_s / 60, 1),
         "prep_minutes": round(prep_s / 60, 1),
@@ -495,7 +507,7 @@ def main() -> None:
         "repair": args.repair,
         "kept_fragments": len(filt.kept),
     }
-    name = "e2e_real" if real else "e2e"
+    name = args.save_as or ("e2e_real" if real else "e2e")
     if args.save:
         _plot(sdr, spread, targets, configs, REPO / "docs" / "img" / f"{name}.png")
     finish(name, figures, args.save)
