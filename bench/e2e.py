@@ -189,6 +189,7 @@ def _train_target(
 ) -> Path:
     """Train one target's BSRNN of size ``preset`` from scratch into ``out`` and export it; the exported file."""
     shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(export_dir / target, ignore_errors=True)  # a stale model of other settings (cached_model refused it)
     r = train(
         manifest,
         model=model_config(preset, target),
@@ -217,7 +218,8 @@ def train_eval(
         if models[t] is not None:
             log(f"  {t}: reusing {export_dir / t}")
             continue
-        job = (manifest, t, cfg, work / "runs" / f"{export_dir.name}-{t}", export_dir, run["accelerator"], preset)
+        runs = work / "runs" / (f"{name}-{t}-{seed}" if preset == "tiny" else f"{name}-{preset}-{t}-{seed}")
+        job = (manifest, t, cfg, runs, export_dir, run["accelerator"], preset)
         todo[t] = run["pool"].submit(_train_target, *job) if run.get("pool") else _train_target(*job)
     for t, job in todo.items():
         models[t] = BSRNN.load(job if isinstance(job, Path) else job.result())
