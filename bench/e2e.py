@@ -179,6 +179,13 @@ def cached_model(export: Path, cfg, digest: str, preset: str = "tiny") -> BSRNN 
     return BSRNN.load(export / f"{export.name}.ckpt")
 
 
+def model_name(name: str, seed: int, preset: str, target: str | None = None) -> str:
+    """The folder name of configuration ``name``'s models (``target``: its run) for ``seed``; the preset
+    is named unless it is ``tiny`` (the folders of earlier runs keep their names)."""
+    parts = [name] + ([] if preset == "tiny" else [preset]) + ([target] if target else []) + [str(seed)]
+    return "-".join(parts)
+
+
 def _worker_init(threads: int) -> None:
     """A training worker process: ``threads`` torch threads, so that the workers share the cores."""
     torch.set_num_threads(threads)
@@ -211,15 +218,22 @@ def train_eval(
     digest = manifest_digest(manifest)
     cfg = replace(base, seed=seed, **robust)
     preset = run.get("model", "tiny")
-    export_dir = work / "models" / (f"{name}-{seed}" if preset == "tiny" else f"{name}-{preset}-{seed}")
+    export_dir = work / "models" / model_name(name, seed, preset)
     todo = {}
     for t in targets:
         models[t] = cached_model(export_dir / t, cfg, digest, preset)
         if models[t] is not None:
             log(f"  {t}: reusing {export_dir / t}")
             continue
-        runs = work / "runs" / (f"{name}-{t}-{seed}" if preset == "tiny" else f"{name}-{preset}-{t}-{seed}")
-        job = (manifest, t, cfg, runs, export_dir, run["accelerator"], preset)
+        job = (
+            manifest,
+            t,
+            cfg,
+            work / "runs" / model_name(name, seed, preset, t),
+            export_dir,
+            run["accelerator"],
+            preset,
+        )
         todo[t] = run["pool"].submit(_train_target, *job) if run.get("pool") else _train_target(*job)
     for t, job in todo.items():
         models[t] = BSRNN.load(job if isinstance(job, Path) else job.result())
@@ -392,7 +406,7 @@ def main() -> None:
                 manifest, robust = plan[c]
                 results[c][seed] = train_eval(manifest, clean, work, c, targets, seed, base, run=run, **robust)
             else:
-                round1 = work / "models" / (f"c-{seed}" if args.model == "tiny" else f"c-{args.model}-{seed}")
+                round1 = work / "models" / model_name("c", seed, args.model)
                 if seed not in results.get("c", {}):  # trains (c), or checks that its models match these settings
                     results.setdefault("c", {})[seed] = train_eval(
                         manifests["noisy"], clean, work, "c", targets, seed, base, run=run, **trunc

@@ -224,7 +224,8 @@ class TrainExamples(Dataset):
         # channel swap per source; drawn last, so that swap_p 0 leaves every other draw as it was
         swaps = rng.random(1 + len(sources)) < cfg.swap_p if cfg.swap_p > 0 else np.zeros(1 + len(sources), bool)
         tgt, quality, flag = p.read(track, self.target, start, n, **read)
-        tgt = _fix_length(tgt, out_len)[::-1] * gains[0] if swaps[0] else _fix_length(tgt, out_len) * gains[0]
+        tgt = _fix_length(tgt, out_len)
+        tgt = (tgt[::-1] if swaps[0] else tgt) * gains[0]
         qualities, flags = ([] if silent else [quality]), ([] if silent else [flag])
         if silent:
             tgt = np.zeros_like(tgt)

@@ -240,11 +240,12 @@ def train(
                 enable_version_counter=False,
             )
         )
-    if ema_decay(config) > 0:
+    decay = ema_decay(config)
+    if decay > 0:
         # averaging starts where the warm-up ends (the weights before it are far from where the run goes);
         # buffers are constants (STFT window, band layout): averaging them would only add rounding
         checkpointing.append(
-            EMAWeightAveraging(decay=ema_decay(config), use_buffers=False, update_starting_at_step=warmup_end(config))
+            EMAWeightAveraging(decay=decay, use_buffers=False, update_starting_at_step=warmup_end(config))
         )
     checkpointing.append(LastCheckpoint(last, config.val_every))
     bar = progress and sys.stderr.isatty()  # a terminal: Lightning's bar; a log or a pipe: a line now and then
