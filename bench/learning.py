@@ -124,7 +124,9 @@ def run_ours(args, size: str, data: Path, manifest: Path, valid: list[str], budg
     model = model_config(size, args.target, sets)
     probe = train_config(sets, valid_tracks=valid, seed=args.seed)
     device = "cuda" if args.accelerator == "gpu" else "cpu"
-    rate = examples_per_second(model, batch_size=probe.batch_size, crop_s=probe.crop_s, device=device, seconds=5)
+    rate = examples_per_second(
+        model, batch_size=probe.batch_size, crop_s=probe.crop_s, device=device, precision=probe.precision, seconds=5
+    )
     steps = max(20, int(budget_s * rate / probe.batch_size * args.fill))
     cfg = train_config(
         sets,

@@ -15,6 +15,11 @@ from curate.common.errors import MAX_SEED, StemcurateError
 
 WEIGHTINGS = ("none", "quality", "binary")
 SCHEDULES = ("cosine", "constant", "seed")
+TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
+"""Arithmetic of training: ``fp32``; ``bf16``, forward and loss under ``torch.autocast`` with bfloat16 and the
+weights, gradients and optimiser state in float32 (Lightning's ``bf16-mixed``); ``auto``, ``bf16`` where the
+device computes bfloat16 natively (a CUDA GPU that supports it; a CPU with AVX512-BF16 or AMX, through oneDNN),
+else ``fp32`` (:func:`pipelines.budget.resolve_precision`)."""
 TRUNCATE_MODES = ("history", "batch")
 TRUNCATE_ON = ("relative", "absolute")
 
@@ -37,6 +42,8 @@ class TrainConfig:
     fill_missing: bool = False  # accompaniment stem with nothing kept in the track: same stem of another track
     gain_db: float = 10.0  # uniform random gain per source in [-gain_db, +gain_db]
     swap_p: float = 0.5  # left and right channels of a source swapped (a mono source is unchanged)
+    speed_p: float = 0.0  # the example played faster or slower (pitch and tempo together, all its sources)
+    speed_range: float = 0.1  # speed factor uniform in [1 - speed_range, 1 + speed_range]
     fade_s: float = 0.01  # fade at the edges of kept fragments
     valid_tracks: list = field(default_factory=list)
     valid_fraction: float = 0.1  # tracks held back when valid_tracks is empty (0: no validation)
@@ -55,6 +62,7 @@ class TrainConfig:
     decay_gamma: float = 0.98
     epoch_steps: int = 100
     grad_clip: float = 5.0
+    precision: str = "auto"  # auto | fp32 | bf16 (TRAIN_PRECISIONS)
     ema_decay: float = 0.995  # EMA of the weights from the warm-up's end (pipelines.module.ema_decay); 0: none
     val_every: int = 100  # steps between validations / checkpoints
     # noise robustness
@@ -83,6 +91,8 @@ class TrainConfig:
             problems.append(f"weighting must be one of {', '.join(WEIGHTINGS)} (got '{self.weighting}')")
         if self.schedule not in SCHEDULES:
             problems.append(f"schedule must be one of {', '.join(SCHEDULES)} (got '{self.schedule}')")
+        if self.precision not in TRAIN_PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(TRAIN_PRECISIONS)} (got '{self.precision}')")
         if self.truncate_mode not in TRUNCATE_MODES:
             problems.append(f"truncate_mode must be history or batch (got '{self.truncate_mode}')")
         if self.truncate_on not in TRUNCATE_ON:
@@ -91,6 +101,7 @@ class TrainConfig:
             "remix_p",
             "silence_p",
             "swap_p",
+            "speed_p",
             "valid_fraction",
             "binary_threshold",
             "noisy_weight",
@@ -121,6 +132,8 @@ class TrainConfig:
         for name in ("num_workers", "warmup_epochs", "warmup_steps"):
             if int(getattr(self, name)) < 0:
                 problems.append(f"{name} must be >= 0 (got {getattr(self, name)})")
+        if not 0 <= float(self.speed_range) < 0.5:
+            problems.append(f"speed_range must be within [0, 0.5) (got {self.speed_range})")
         if not 0 <= float(self.gain_db) <= 40:
             problems.append(f"gain_db must be within [0, 40] dB (got {self.gain_db})")
         for name in ("fade_s", "truncate_level_band_db"):
@@ -184,10 +197,17 @@ this project's 2-core machine (docs/training.md)."""
 def auto_size(accelerator: str = "auto") -> str:
     """The model size of ``--model auto`` (the default): ``paper`` where the run trains on a GPU
     (``--accelerator gpu``/``cuda``, or ``auto`` with CUDA present), :data:`CPU_SIZE` elsewhere."""
+    return "paper" if accelerator_device(accelerator) == "cuda" else CPU_SIZE
+
+
+def accelerator_device(accelerator: str = "auto") -> str:
+    """The device type a Lightning ``accelerator`` trains on: ``cuda`` for ``gpu``/``cuda`` (and ``auto`` with
+    CUDA present), ``cpu`` for ``cpu`` (and ``auto`` without CUDA), else the accelerator's own name."""
     import torch
 
-    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    return "paper" if gpu else CPU_SIZE
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return "cuda"
+    return "cpu" if accelerator == "auto" else accelerator
 
 
 def model_config(model: str, target: str, overrides: dict | None = None) -> BSRNNConfig:

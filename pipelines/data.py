@@ -7,7 +7,9 @@ track has no kept fragment at all (curation rejected the whole stem) is taken fr
 (``fill_missing``, off by default: the examples then look like full mixtures, but at short CPU
 budgets the easier gapped examples trained better; see docs/benchmarks.md); every source gets a
 random gain and, with probability ``swap_p``, its left and right channels swapped;
-with probability ``silence_p`` the target is silent. Each source is read lazily and multiplied by
+with probability ``speed_p`` the whole example plays at a speed factor uniform within
+``1 ± speed_range`` (every source resampled by the same factor: pitch and tempo change together, the
+sources stay aligned); with probability ``silence_p`` the target is silent. Each source is read lazily and multiplied by
 the mask of its stem's kept fragments (with short fades), so audio that curation rejected or never
 indexed is not used for targets nor for accompaniment. Example ``i`` depends only on ``(seed, i)``.
 """
@@ -157,6 +159,14 @@ def _fix_length(x: np.ndarray, n: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, n - x.shape[1])))
 
 
+def _play_at(x: np.ndarray, speed: float, n: int) -> np.ndarray:
+    """``(channels, samples)`` audio played ``speed`` times as fast (resampled by ``1 / speed``: pitch and tempo
+    together), cut or padded to ``n`` samples."""
+    if speed != 1.0:
+        x = np.ascontiguousarray(soxr.resample(x.T, speed, 1.0).T, dtype=np.float32)
+    return _fix_length(x, n)
+
+
 def _weighted_pick(rng: np.random.Generator, rows: np.ndarray, cum: np.ndarray) -> int:
     return int(rows[np.searchsorted(cum, rng.random() * cum[-1], side="right")])
 
@@ -189,9 +199,9 @@ class TrainExamples(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def _window(self, rng: np.random.Generator, row: int) -> tuple[int, int]:
+    def _window(self, rng: np.random.Generator, row: int, speed: float = 1.0) -> tuple[int, int]:
         p = self.pool
-        n = round(self.cfg.crop_s * int(p.rates[row]))
+        n = round(self.cfg.crop_s * speed * int(p.rates[row]))
         s, e = int(p.starts[row]), int(p.ends[row])
         if e - s >= n:
             return int(rng.integers(s, e - n + 1)), n
@@ -200,15 +210,20 @@ class TrainExamples(Dataset):
     def __getitem__(self, index: int) -> dict:
         cfg, p = self.cfg, self.pool
         rng = np.random.default_rng([cfg.seed, int(index)])
+        # the speed has its own stream, so that speed_p 0 leaves every other draw as it was
+        speed_rng = np.random.default_rng([cfg.seed, int(index), 1])
+        speed = 1.0
+        if speed_rng.random() < cfg.speed_p:
+            speed = float(speed_rng.uniform(1 - cfg.speed_range, 1 + cfg.speed_range))
         row = _weighted_pick(rng, self.targets, self.target_cum)
         track = p.frame["track"].iat[row]
-        start, n = self._window(rng, row)
+        start, n = self._window(rng, row, speed)
         silent = rng.random() < cfg.silence_p
         sources = []  # (track, stem, start, length)
         if self.other_cum is not None and rng.random() < cfg.remix_p:
             for _ in range(int(rng.integers(1, 4))):
                 orow = _weighted_pick(rng, self.others, self.other_cum)
-                ostart, on = self._window(rng, orow)
+                ostart, on = self._window(rng, orow, speed)
                 sources.append((p.frame["track"].iat[orow], p.frame["stem"].iat[orow], ostart, on))
         else:
             sources = [(track, s, start, n) for s in self.fill]
@@ -219,12 +234,12 @@ class TrainExamples(Dataset):
             for k, (t, s, _, _) in enumerate(sources):
                 if t == track and (t, s) not in p.by_source:  # same-track sources are the stems of self.fill
                     frow = _weighted_pick(rng, *self.fill[s])
-                    fst, fn = self._window(rng, frow)
+                    fst, fn = self._window(rng, frow, speed)
                     sources[k] = (p.frame["track"].iat[frow], s, fst, fn)
         # channel swap per source; drawn last, so that swap_p 0 leaves every other draw as it was
         swaps = rng.random(1 + len(sources)) < cfg.swap_p if cfg.swap_p > 0 else np.zeros(1 + len(sources), bool)
         tgt, quality, flag = p.read(track, self.target, start, n, **read)
-        tgt = _fix_length(tgt, out_len)
+        tgt = _play_at(tgt, speed, out_len)
         tgt = (tgt[::-1] if swaps[0] else tgt) * gains[0]
         qualities, flags = ([] if silent else [quality]), ([] if silent else [flag])
         if silent:
@@ -234,7 +249,7 @@ class TrainExamples(Dataset):
             got = p.read(t, s, st, ln, **read)
             if got is None:
                 continue
-            audio = _fix_length(got[0], out_len)
+            audio = _play_at(got[0], speed, out_len)
             mix += (audio[::-1] if swap else audio) * g
             qualities.append(got[1])
             flags.append(got[2])

@@ -27,8 +27,8 @@ from curate.common.atomic import atomic_path, make_dir, write_text
 from curate.common.errors import StemcurateError
 from curate.common.outputs import output_path
 from curate.data.schema import read_manifest
-from pipelines.budget import budget_lines, device_label, examples_per_second, schedule_warning
-from pipelines.config import TrainConfig, config_dict, model_differences
+from pipelines.budget import budget_lines, device_label, examples_per_second, resolve_precision, schedule_warning
+from pipelines.config import TrainConfig, accelerator_device, config_dict, model_differences
 from pipelines.data import (
     FragmentPool,
     TrainExamples,
@@ -46,6 +46,9 @@ from pipelines.trainer import (
     check_trainer_args,
     merge_logs,
 )
+
+LIGHTNING_PRECISION = {"fp32": "32-true", "bf16": "bf16-mixed"}
+"""Lightning's name of each resolved training precision."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -227,6 +230,7 @@ def train(
         write_text(run / "hparams.yaml", yaml.safe_dump(config_dict(model, config), sort_keys=False))
 
     has_valid = valid_ds is not None and len(valid_ds) > 0
+    precision = resolve_precision(config.precision, accelerator_device(accelerator))
     checkpointing: list = []
     if has_valid:
         checkpointing.append(
@@ -264,6 +268,7 @@ def train(
 
     trainer = L.Trainer(
         accelerator=accelerator,
+        precision=LIGHTNING_PRECISION[precision],
         devices=devices,
         strategy=strategy,
         num_nodes=num_nodes,
@@ -287,8 +292,13 @@ def train(
     )
     if progress and trainer.global_rank == 0:
         device = trainer.strategy.root_device
-        rate = examples_per_second(model, batch_size=config.batch_size, crop_s=config.crop_s, device=device)
-        for line in budget_lines(model, config, rate, device_label(device), start_step=step if resume else 0):
+        rate = examples_per_second(
+            model, batch_size=config.batch_size, crop_s=config.crop_s, device=device, precision=precision
+        )
+        lines = budget_lines(
+            model, config, rate, device_label(device), start_step=step if resume else 0, precision=precision
+        )
+        for line in lines:
             print(line, file=sys.stderr, flush=True)
     with warnings.catch_warnings():
         warnings.filterwarnings(

@@ -265,6 +265,54 @@ def test_channel_swap_mirrors_every_source_and_changes_nothing_else(noisy):
         train_config({"swap_p": 1.5})
 
 
+def test_speed_changes_pitch_and_tempo_of_every_source_together(tmp_path):
+    """speed_p 1: each example plays at its drawn speed (a 440 Hz target sounds at 440 * speed, the 110 Hz
+    accompaniment of the same track at 110 * speed: the sources stay together), at the crop's length;
+    with speed_p 0 the speed range changes nothing."""
+    from curate.scan import scan
+    from tests.conftest import write_track
+
+    sr, n = 44100, 8 * 44100
+    t = np.arange(n) / sr
+    tones = {"vocals": 440.0, "bass": 110.0, "drums": 1320.0}
+    notes = np.sin(2 * np.pi * 1.5 * t) > -0.6  # gated, so that source activity detection finds them active
+    stems = {k: np.tile(0.1 * notes * np.sin(2 * np.pi * f * t), (2, 1)).astype(np.float32) for k, f in tones.items()}
+    write_track(tmp_path / "d" / "train" / "tones", stems, with_mixture=False)
+    scan(tmp_path / "d", output=tmp_path / "m.parquet", score=None)
+    m = read_manifest(tmp_path / "m.parquet")
+    pool = FragmentPool(m, ["tones"])
+    cfg = TrainConfig(seed=4, crop_s=2.0, remix_p=0.0, silence_p=0.0, gain_db=0.0, swap_p=0.0, speed_p=0.0)
+
+    def peak_hz(x, lo, hi):
+        x = x[0].numpy().astype(np.float64)
+        spec = np.abs(np.fft.rfft(x * np.hanning(x.size), 16 * x.size))
+        f = np.fft.rfftfreq(16 * x.size, 1 / sr)
+        band = (f > lo) & (f < hi)
+        return float(f[band][np.argmax(spec[band])])
+
+    fast = TrainExamples(pool, "vocals", replace(cfg, speed_p=1.0), sample_rate=sr, channels=2, length=10)
+    speeds = []
+    for i in range(6):
+        ex = fast[i]
+        draw = np.random.default_rng([cfg.seed, i, 1])
+        assert draw.random() < 1.0
+        speed = float(draw.uniform(0.9, 1.1))
+        speeds.append(speed)
+        assert ex["target"].shape == ex["mixture"].shape == (2, 2 * sr)
+        assert peak_hz(ex["target"], 300, 600) == pytest.approx(440 * speed, abs=0.5)
+        assert peak_hz(ex["mixture"] - ex["target"], 60, 200) == pytest.approx(110 * speed, abs=0.5)
+    assert max(speeds) - min(speeds) > 0.02
+    plain = TrainExamples(pool, "vocals", cfg, sample_rate=sr, channels=2, length=10)
+    off = TrainExamples(
+        pool, "vocals", replace(cfg, speed_p=0.0, speed_range=0.3), sample_rate=sr, channels=2, length=10
+    )
+    for i in range(6):
+        assert torch.equal(off[i]["mixture"], plain[i]["mixture"])
+        assert peak_hz(plain[i]["target"], 300, 600) == pytest.approx(440, abs=0.5)
+    with pytest.raises(StemcurateError, match="speed_range"):
+        train_config({"speed_range": 0.5})
+
+
 @pytest.mark.parametrize("fill", [True, False])
 def test_rejected_accompaniment_is_filled_from_other_tracks(noisy, fill):
     """A track whose bass and other were all rejected still gets a full accompaniment (from other
@@ -732,6 +780,38 @@ def test_budget_estimate_and_warm_up_warning(noisy, tmp_path, capsys):
     cfg = train_config({}, **{**FAST, "schedule": "cosine", "warmup_steps": 50}, max_steps=2)
     _train(noisy / "m.parquet", tmp_path / "w", cfg, export=tmp_path / "e")
     assert "warning: --max-steps 2 ends before the learning-rate warm-up does (step 50" in capsys.readouterr().err
+
+
+def test_training_precision_resolves_by_device(monkeypatch):
+    """``auto`` is bf16 exactly where the device computes bfloat16 natively; an unknown precision is refused."""
+    from pipelines import budget
+
+    assert TrainConfig().precision == "auto"
+    with pytest.raises(StemcurateError, match="precision must be one of auto, fp32, bf16"):
+        TrainConfig(precision="fp16")
+    assert budget.resolve_precision("fp32", "cpu") == "fp32" and budget.resolve_precision("bf16", "cpu") == "bf16"
+    for native in (True, False):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda native=native: native, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda native=native: native, raising=False)
+        assert budget.native_bf16("cpu") is native
+        assert budget.resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
+    assert budget.native_bf16("meta") is False
+
+
+def test_bf16_run_trains_under_autocast_and_keeps_float32_weights(noisy, tmp_path, capsys):
+    """A bf16 run computes its steps in bfloat16 (its first loss differs from the fp32 run's, same seed and
+    batch, by bfloat16's rounding, not more) and keeps and exports float32 weights."""
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        cfg = train_config({}, **FAST, max_steps=3, precision=precision)
+        r = _train(noisy / "m.parquet", tmp_path / precision, cfg, export=tmp_path / f"e{precision}", progress=True)
+        logs = pd.read_csv(tmp_path / precision / "logs" / "metrics.csv").dropna(subset=["train/loss"])
+        losses[precision] = float(logs["train/loss"].iloc[0])
+        state = torch.load(r.exported, weights_only=True)["state_dict"]
+        assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+        assert f"cpu ({torch.get_num_threads()} threads), {precision}: about" in capsys.readouterr().err
+    assert losses["fp32"] != losses["bf16"] and losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)
 
 
 def test_presets_grow_in_size_and_cost():
