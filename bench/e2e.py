@@ -2,7 +2,8 @@
 
 Usage: python bench/e2e.py [--data rendered|real] [--quick] [--save [--save-as NAME]] [--seeds 0,1,2] [--steps 200]
                          [--configs a,b,c,d,e,f,o] [--model tiny] [--work DIR]
-                         [--accelerator gpu --device cuda] [--level equal|rendered] [--no-repair] [--no-fill-missing]
+                         [--accelerator gpu --device cuda] [--precision auto|fp32|bf16] [--level equal|rendered]
+                         [--no-repair] [--no-fill-missing]
                          [--jobs 2]
 
 Renders a dataset (../shared/tools/render_multitracks.py: 32 train + 4 test tracks of 40 s, every usable
@@ -74,7 +75,14 @@ from curate.repair import repair_dataset  # noqa: E402
 from curate.scan import scan  # noqa: E402
 from curate.scantrack import ScoreConfig  # noqa: E402
 from curate.simulate.corrupt import corrupt_dataset  # noqa: E402
-from pipelines.config import model_config, train_config  # noqa: E402
+from pipelines.budget import resolve_precision  # noqa: E402
+from pipelines.config import (  # noqa: E402
+    TRAIN_PRECISIONS,
+    TrainConfig,
+    accelerator_device,
+    model_config,
+    train_config,
+)
 from pipelines.data import fragment_corrupted  # noqa: E402
 from pipelines.evaluate import evaluate  # noqa: E402
 from pipelines.train import train  # noqa: E402
@@ -130,6 +138,7 @@ def train_settings(
     lr: float | None = None,
     fill_missing: bool = False,
     trainer_defaults: bool = False,
+    precision: str = "auto",
 ):
     """The benchmark's :class:`TrainConfig`: no validation, truncation after a quarter of the steps.
 
@@ -151,6 +160,7 @@ def train_settings(
         val_every=10_000,
         truncate_warmup=max(10, steps // 4),
         fill_missing=fill_missing,
+        precision=precision,
     )
 
 
@@ -165,14 +175,22 @@ def _used(train: dict) -> dict:
     return train if train.get("truncate") else {k: v for k, v in train.items() if not k.startswith("truncate_")}
 
 
-def cached_model(export: Path, cfg, digest: str, preset: str = "tiny") -> BSRNN | None:
+def cached_model(export: Path, cfg, digest: str, preset: str = "tiny", accelerator: str = "auto") -> BSRNN | None:
     """The model exported to ``export`` by an earlier run of this benchmark with the same preset and
-    training settings on the same fragments (``bench.json`` beside it), or None: the benchmark resumes."""
+    training settings on the same fragments (``bench.json`` beside it), or None: the benchmark resumes.
+    Precision is compared as resolved on ``accelerator``'s device; a setting that the recorded run
+    predates counts as its default (precision: fp32)."""
     side = export / "bench.json"
     if not side.is_file():
         return None
     done = json.loads(side.read_text())
-    if _used(done.get("train", {})) != _used(json.loads(json.dumps(asdict(cfg)))) or done.get("manifest") != digest:
+    device = accelerator_device(accelerator)
+    # a setting newer than the recorded run: its default, which trains as before, except precision (fp32 then)
+    was = {**asdict(TrainConfig()), "precision": "fp32", **done.get("train", {})}
+    was["precision"] = resolve_precision(was["precision"], device)
+    now = json.loads(json.dumps(asdict(cfg)))
+    now["precision"] = resolve_precision(now["precision"], device)
+    if _used(was) != _used(now) or done.get("manifest") != digest:
         return None
     if done.get("model", "tiny") != preset:
         return None
@@ -221,7 +239,7 @@ def train_eval(
     export_dir = work / "models" / model_name(name, seed, preset)
     todo = {}
     for t in targets:
-        models[t] = cached_model(export_dir / t, cfg, digest, preset)
+        models[t] = cached_model(export_dir / t, cfg, digest, preset, run["accelerator"])
         if models[t] is not None:
             log(f"  {t}: reusing {export_dir / t}")
             continue
@@ -264,6 +282,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="training steps per model (rendered 200, real 600)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--model", default="tiny", choices=list(SIZES), help="model preset of every trained model")
+    ap.add_argument(
+        "--precision",
+        default="auto",
+        choices=TRAIN_PRECISIONS,
+        help="training arithmetic of every model (pipelines train's precision; auto: bf16 where the device has it)",
+    )
     ap.add_argument("--crop", type=float, default=None, help="crop length, s (rendered 2; real: the trainer's default)")
     ap.add_argument("--lr", type=float, default=None, help="learning rate (rendered 3e-3; real: the trainer's default)")
     ap.add_argument(
@@ -369,6 +393,7 @@ def main() -> None:
         lr=args.lr,
         fill_missing=args.fill_missing,
         trainer_defaults=real,
+        precision=args.precision,
     )
     trunc = dict(truncate=True, truncate_quantile=0.3, truncate_mode="history")
     # curated data holds far fewer corrupted examples: drop a tenth, not 30 % (which drops hard clean ones)
