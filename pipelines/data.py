@@ -9,9 +9,10 @@ budgets the easier gapped examples trained better; see docs/benchmarks.md); ever
 random gain and, with probability ``swap_p``, its left and right channels swapped;
 with probability ``speed_p`` the whole example plays at a speed factor uniform within
 ``1 ± speed_range`` (every source resampled by the same factor: pitch and tempo change together, the
-sources stay aligned); with probability ``silence_p`` the target is silent. Each source is read lazily and multiplied by
-the mask of its stem's kept fragments (with short fades), so audio that curation rejected or never
-indexed is not used for targets nor for accompaniment. Example ``i`` depends only on ``(seed, i)``.
+sources stay aligned); with probability ``silence_p`` the target is silent. Each source is read
+lazily and multiplied by the mask of its stem's kept fragments (with short fades), so audio that
+curation rejected or never indexed is not used for targets nor for accompaniment. Example ``i``
+depends only on ``(seed, i)``.
 """
 
 from __future__ import annotations

@@ -295,7 +295,7 @@ def test_speed_changes_pitch_and_tempo_of_every_source_together(tmp_path):
     for i in range(6):
         ex = fast[i]
         draw = np.random.default_rng([cfg.seed, i, 1])
-        assert draw.random() < 1.0
+        draw.random()  # the speed_p draw (always below 1)
         speed = float(draw.uniform(0.9, 1.1))
         speeds.append(speed)
         assert ex["target"].shape == ex["mixture"].shape == (2, 2 * sr)
@@ -303,9 +303,7 @@ def test_speed_changes_pitch_and_tempo_of_every_source_together(tmp_path):
         assert peak_hz(ex["mixture"] - ex["target"], 60, 200) == pytest.approx(110 * speed, abs=0.5)
     assert max(speeds) - min(speeds) > 0.02
     plain = TrainExamples(pool, "vocals", cfg, sample_rate=sr, channels=2, length=10)
-    off = TrainExamples(
-        pool, "vocals", replace(cfg, speed_p=0.0, speed_range=0.3), sample_rate=sr, channels=2, length=10
-    )
+    off = TrainExamples(pool, "vocals", replace(cfg, speed_range=0.3), sample_rate=sr, channels=2, length=10)
     for i in range(6):
         assert torch.equal(off[i]["mixture"], plain[i]["mixture"])
         assert peak_hz(plain[i]["target"], 300, 600) == pytest.approx(440, abs=0.5)
