@@ -31,6 +31,15 @@ gives no direction, and some console leaks are read as leaks into their source).
 clean stems read as leaking 26 -> 3 of 174, room leaks found 0.91 -> 1.0, console 0.90 (was 0.90).
 Clean fragments of the clean real set read as leaking: 10 -> 5 of 376.
 
+Then one direction per pair of stems of the track: where some fragment of ``i`` reads ``j`` and some
+fragment of ``j`` reads ``i``, the pair is read once over the whole track both ways; a path delayed one
+way only (a copy comes later than its original) or else the two asymmetries above decide which stem
+receives, and the source's zero-delay readings of its receiver are dropped in all its fragments.
+Readings at a clear positive delay stay (two microphones in one room leak both ways, each path delayed).
+On the 94 real excerpts corrupted with every kind (0.3+0.3, three seeds) the clean stems rejected beside
+a corrupted one fell from 8.2 % to 4.5 % of the clean fragments, precision 0.932 -> 0.961, recall
+0.935 -> 0.927; rendered songs unchanged (0.870 / 0.910 against 0.877 / 0.910 before, old kinds).
+
 ``bleed_db`` is ``10 log10(sum_j fraction_j)`` (-80 dB floor) and ``bleed_stem`` the ``j`` with the
 largest fraction.
 """
@@ -84,7 +93,7 @@ class BleedConfig:
     zero-delay path has no direction), only one reading counts, as a leak into the stem that (1) holds the
     shared content as the smaller share (a leak is a part of its receiver, its source holds it whole) and
     (2) is never much quieter than the leak would make it (see :func:`floor_violation`); the two log
-    ratios are added."""
+    ratios are added. Then one direction per pair over the whole track (see the module docstring)."""
 
     def __post_init__(self):
         checks = [
@@ -210,52 +219,115 @@ def track_bleed(
         else []
     )
     bands = [_band_energy(p, band_edges) for p in powers]
-    out = {}
+    zero = max(1, int(config.min_delay_ms * sr / 1000))  # delays up to this give no direction
+
+    def sums_of(i, j, a, b):
+        """(cross X_i X_j*, power of j, power of i, late) over cells a..b, all of them or one half."""
+        return [
+            (
+                cx[i, j, :, b] - cx[i, j, :, a],
+                cp[j, :, b] - cp[j, :, a],
+                cp[i, :, b] - cp[i, :, a],
+                (lt[i, j, :, b] - lt[i, j, :, a], lt[j, i, :, b] - lt[j, i, :, a]),
+            )
+            for cp, cx, lt in sums
+        ]
+
+    def read(part, b_minus_a):
+        halves = tuple(part[1:]) if len(part) == 3 and b_minus_a >= 2 else None
+        late = part[0][3] if config.late_frames else None
+        return leak_fraction(*part[0][:3], n_fft, sr, config, lw, halves=halves, late=late, hop=hop)
+
+    def violations(i, j, part, back, tau, tau_back, fa, fz):
+        """Floor violations of i receiving j's leak and of j receiving i's, over frames fa..fz."""
+        late = config.late_frames
+        paths = [
+            path_response(d, *p[0][:3], p[0][3] if late else None, n_fft, hop, lw, config)
+            for d, p in ((tau, part), (tau_back, back))
+        ]
+        fwd = floor_violation(bands[i][:, fa:fz], powers[j][:, fa:fz], paths[0], band_edges)
+        rev = floor_violation(bands[j][:, fa:fz], powers[i][:, fa:fz], paths[1], band_edges)
+        return fwd, rev
+
+    def receives(i, j, f, tau, f_back, tau_back, fwd, rev) -> bool:
+        """Whether i, not j, receives the content the two share (see ``resolve_direction``)."""
+        if tau > zero and tau_back <= zero:  # only the path into i is delayed: the copy comes later
+            return True
+        if tau_back > zero and tau <= zero:
+            return False
+        return np.log(f_back / f) + np.log((rev + 1e-3) / (fwd + 1e-3)) >= 0
+
+    out, delays = {}, {}
     for i, s in enumerate(names):
         fb = fbs[s]
         pos = np.searchsorted(edges, fb)
         others = [j for j in range(len(names)) if j != i]
         frac = np.zeros((len(fb), len(others)))
+        delays[s] = np.zeros((len(fb), len(others)), np.int64)
         for q, (a, b) in enumerate(pos):
             for k, j in enumerate(others):
-                # (cross X_i X_j*, power of j, power of i) over the fragment's cells, all of them or one half
-                part = [
-                    (
-                        cx[i, j, :, b] - cx[i, j, :, a],
-                        cp[j, :, b] - cp[j, :, a],
-                        cp[i, :, b] - cp[i, :, a],
-                        (lt[i, j, :, b] - lt[i, j, :, a], lt[j, i, :, b] - lt[j, i, :, a]),
-                    )
-                    for cp, cx, lt in sums
-                ]
-                halves = tuple(part[1:]) if len(part) == 3 and b - a >= 2 else None
-                late = part[0][3] if config.late_frames else None
-                frac[q, k], tau = leak_fraction(*part[0][:3], n_fft, sr, config, lw, halves=halves, late=late, hop=hop)
+                part = sums_of(i, j, a, b)
+                frac[q, k], tau = read(part, b - a)
+                delays[s][q, k] = tau
                 if frac[q, k] > 0 and config.resolve_direction:
                     # the same frames the other way round: i leaking into j
                     back = [(np.conj(g), p_i, p_j, lt[::-1]) for g, p_j, p_i, lt in part]
-                    f_back, tau_back = leak_fraction(
-                        *back[0][:3],
-                        n_fft,
-                        sr,
-                        config,
-                        lw,
-                        halves=tuple(back[1:]) if halves else None,
-                        late=back[0][3] if late is not None else None,
-                        hop=hop,
-                    )
+                    f_back, tau_back = read(back, b - a)
                     if f_back > 0 and one_path(tau, tau_back, config):
-                        fa, fz = fb[q]  # one path seen from both ends: which stem receives it?
-                        paths = [
-                            path_response(d, *p[0][:3], p[0][3] if late is not None else None, n_fft, hop, lw, config)
-                            for d, p in ((tau, part), (tau_back, back))
-                        ]
-                        fwd = floor_violation(bands[i][:, fa:fz], powers[j][:, fa:fz], paths[0], band_edges)
-                        rev = floor_violation(bands[j][:, fa:fz], powers[i][:, fa:fz], paths[1], band_edges)
-                        if np.log(f_back / frac[q, k]) + np.log((rev + 1e-3) / (fwd + 1e-3)) < 0:
+                        fwd, rev = violations(i, j, part, back, tau, tau_back, *fb[q])
+                        if not receives(i, j, frac[q, k], tau, f_back, tau_back, fwd, rev):
                             frac[q, k] = 0.0  # i is its source, not its receiver
+        out[s] = frac
+    if config.resolve_direction:
+        _one_direction_per_pair(
+            names, out, delays, sums_of, read, violations, receives, len(edges) - 1, first.frames, zero
+        )
+    result = {}
+    for i, s in enumerate(names):
+        frac = out[s]
+        others = [j for j in range(len(names)) if j != i]
         total = np.minimum(frac.sum(axis=1), 1.0)  # several sources cannot hold more than all of i
         db = np.maximum(10 * np.log10(np.maximum(total, 1e-30)), FLOOR_DB)
         stem = [names[others[int(r.argmax())]] if r.max() > 0 else None for r in frac]
-        out[s] = (db.astype(np.float32), stem, frac)
-    return out
+        result[s] = (db.astype(np.float32), stem, frac)
+    return result
+
+
+def _one_direction_per_pair(
+    names, fracs, delays, sums_of, read, violations, receives, cells: int, frames: int, zero: int
+) -> None:
+    """Make one leak direction per pair of stems of a track (in place on ``fracs``, per stem ``(n, others)``).
+
+    Where some fragment of ``i`` reads ``j`` as leaking into it and some fragment of ``j`` reads ``i``, the
+    pair is read over the whole track both ways and the direction decided once (``receives``: a path
+    delayed one way only; else the smaller share and the floor violations); the source's readings of its
+    receiver at zero delay (``delays`` per stem ``(n, others)`` in samples; ``zero``: the largest delay
+    that gives no direction) are dropped in every fragment. Content shared at zero delay, or delayed one
+    way only, is one recording leaking into another, not two leaks; a reading at a clear positive delay is
+    a path of its own (two microphones in one room) and stays, and so do paths delayed both ways over the
+    whole track."""
+
+    def col(i, j):
+        return j if j < i else j - 1
+
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            fi, fj = fracs[names[i]], fracs[names[j]]
+            if not (fi.size and fj.size and fi[:, col(i, j)].max() > 0 and fj[:, col(j, i)].max() > 0):
+                continue
+            part = sums_of(i, j, 0, cells)
+            back = [(np.conj(g), p_i, p_j, lt[::-1]) for g, p_j, p_i, lt in part]
+            f, tau = read(part, cells)
+            f_back, tau_back = read(back, cells)
+            if f > 0 and f_back > 0 and tau > zero and tau_back > zero:
+                continue  # delayed both ways: two paths (two microphones in one room), both leaks
+            if f > 0 and f_back > 0:
+                fwd, rev = violations(i, j, part, back, tau, tau_back, 0, frames)
+                i_receives = receives(i, j, f, tau, f_back, tau_back, fwd, rev)
+            elif f > 0 or f_back > 0:
+                i_receives = f > 0
+            else:  # neither reads over the whole track: the smaller mean share is the receiver's
+                i_receives = fi[:, col(i, j)].mean() <= fj[:, col(j, i)].mean()
+            src, recv = (j, i) if i_receives else (i, j)
+            undirected = delays[names[src]][:, col(src, recv)] <= zero
+            fracs[names[src]][undirected, col(src, recv)] = 0.0
