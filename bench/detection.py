@@ -6,17 +6,19 @@ once to WAV; a default scan gives one 6-s fragment, two 3-s units, per stem: not
 Each run scans the clean data once (per-unit out-of-fold accuracy of the label model's classifier,
 clean false-rejection rate with every rejection and its reason), then, per corruption seed, a
 `curate corrupt` copy (see curate/simulate/truth.py for what counts as a corrupted fragment): AUROC of
-1 - quality, precision and recall of quality < --threshold, recall per kind. Side by side on the same
+1 - quality, precision and recall of quality < --threshold, recall per kind, clean fragments rejected and
+the collateral: clean fragments rejected in a track that holds a corrupted stem (the innocent sibling
+blamed), as a share of the clean fragments and of the false rejections. Side by side on the same
 out-of-fold probabilities, on label corruptions alone (leak-only fragments left out):
 `cleanlab.filter.find_label_issues` (filter_by='both', a benchmark-only peer) on the first and on
 the last round's probabilities, against ``label_score < threshold``.
 
 Usage: python bench/detection.py [--data rendered|synth|real] [--tracks 16] [--seconds 20]
-       [--mislabel-rate 0.2] [--bleed-rate 0.2] [--seed 0] [--corrupt-seeds 0,1,2] [--jobs 2]
+       [--mislabel-rate 0.2] [--bleed-rate 0.2] [--kinds swap,replace,...] [--seed 0] [--corrupt-seeds 0,1,2] [--jobs 2]
        [--threshold 0.7] [--embedder NAME] [--keep DIR] [--save]
 AUROC is averaged over the corruption seeds, precision and recall are pooled over all copies.
 Prints tables, then one JSON line: {"auroc", "precision", "recall", "recall_by_kind", "unit_accuracy",
-"unit_accuracy_by_class", "clean_false_rejection", "x_realtime", ...}.
+"unit_accuracy_by_class", "clean_false_rejection", "noisy_clean_rejected", "collateral", "x_realtime", ...}.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from curate.scoring.bleed import BleedConfig  # noqa: E402
 from curate.scoring.embed import DEFAULT_EMBEDDER, EMBEDDERS  # noqa: E402
 from curate.scoring.labelmodel import LabelModelConfig, split_units  # noqa: E402
 from curate.scoring.quality import reasons  # noqa: E402
-from curate.simulate.corrupt import LEAK_KINDS, MISLABEL_KINDS, corrupt_dataset  # noqa: E402
+from curate.simulate.corrupt import KINDS, LEAK_KINDS, STEM_KINDS, corrupt_dataset  # noqa: E402
 from curate.simulate.synth import synth_dataset  # noqa: E402
 from curate.simulate.truth import manifest_truth  # noqa: E402
 
@@ -113,8 +115,14 @@ def evaluate(frame: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> dict
     flagged = q < threshold
     tp, fp, fn = int((flagged & y).sum()), int((flagged & ~y).sum()), int((~flagged & y).sum())
     kinds = truth["corruption_kind"].to_numpy()[known]
+    # collateral: clean fragments rejected in a track that holds a corrupted stem (the innocent sibling blamed)
+    tracks = frame["track"].to_numpy()[known]
+    bad_tracks = set(tracks[y])
+    false_rej = flagged & ~y
+    in_bad = np.array([t in bad_tracks for t in tracks], dtype=bool)
+    clean_n = int((~y).sum())
     by_kind, count_by_kind = {}, {}
-    for k in MISLABEL_KINDS + LEAK_KINDS:
+    for k in STEM_KINDS + LEAK_KINDS:
         sel = np.array([isinstance(v, str) and k in v.split("+") for v in kinds])
         if sel.any():
             by_kind[k] = round(float(flagged[sel].mean()), 3)
@@ -131,6 +139,9 @@ def evaluate(frame: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> dict
         "flagged": int(flagged.sum()),
         "true_pos": tp,
         "false_pos": fp,
+        "clean_rejected": round(fp / max(clean_n, 1), 4),
+        "collateral": round(int((false_rej & in_bad).sum()) / max(clean_n, 1), 4),
+        "collateral_share": round(int((false_rej & in_bad).sum()) / max(fp, 1), 3),
     }
 
 
@@ -171,6 +182,12 @@ def main() -> None:
         type=lambda v: [int(x) for x in v.split(",")],
         default=[0, 1, 2],
         help="comma-separated corruption seeds",
+    )
+    ap.add_argument(
+        "--kinds",
+        type=lambda v: [k.strip() for k in v.split(",") if k.strip()],
+        default=list(KINDS),
+        help=f"corruption kinds drawn (default all: {','.join(KINDS)})",
     )
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--threshold", type=float, default=0.7)
@@ -247,7 +264,7 @@ def main() -> None:
         noisy = work / f"noisy{seed}"
         if noisy.exists():
             shutil.rmtree(noisy)
-        corrupt_dataset(clean, noisy, mislabel_rate=mislabel, bleed_rate=bleed, seed=seed)
+        corrupt_dataset(clean, noisy, mislabel_rate=mislabel, bleed_rate=bleed, seed=seed, kinds=args.kinds)
         result = scan(noisy, output=work / f"manifest{seed}.parquet", score=score, jobs=args.jobs)
         frame = result.fragments
         truth = manifest_truth(read_manifest(result.manifest))
@@ -260,7 +277,8 @@ def main() -> None:
         scored.append(both)
         print(
             f"corruption seed {seed}: auroc {fig['auroc']}, precision {fig['precision']}, recall {fig['recall']}, by "
-            f"kind {fig['recall_by_kind']}, counts {fig['count_by_kind']}"
+            f"kind {fig['recall_by_kind']}, counts {fig['count_by_kind']}, clean rejected {fig['clean_rejected']}, "
+            f"collateral {fig['collateral']} ({fig['collateral_share']} of false rejections)"
         )
     both = pd.concat(scored, ignore_index=True)
     pooled = evaluate(both, both[["corrupted", "corruption_kind"]], args.threshold)
@@ -284,6 +302,10 @@ def main() -> None:
         "recall": pooled["recall"],
         "recall_by_kind": pooled["recall_by_kind"],
         "count_by_kind": pooled["count_by_kind"],
+        "noisy_clean_rejected": pooled["clean_rejected"],
+        "collateral": pooled["collateral"],
+        "collateral_share": pooled["collateral_share"],
+        "kinds": args.kinds,
         **fig_clean,
         "label_only": label_side,
         "per_seed": [{k: r[k] for k in ("auroc", "precision", "recall", "recall_by_kind")} for r in runs],
@@ -317,6 +339,8 @@ def main() -> None:
         print(f"{'recall ' + k:<30}{v:>8}   (n={fig['count_by_kind'][k]})")
     print(f"{'unit accuracy (clean)':<30}{acc:>8}")
     print(f"{'clean false rejection':<30}{fig['clean_false_rejection']:>8}")
+    print(f"{'clean rejected (noisy sets)':<30}{fig['noisy_clean_rejected']:>8}")
+    print(f"{'collateral (of clean)':<30}{fig['collateral']:>8}   ({fig['collateral_share']} of false rejections)")
     print(f"{'x real time (clean scan)':<30}{fig['x_realtime']:>8}")
     print(
         f"\nlabel corruptions alone ({int(sel.sum())} fragments, {int(y_label.sum())} mislabelled), threshold "

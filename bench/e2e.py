@@ -3,7 +3,7 @@
 Usage: python bench/e2e.py [--data rendered|real] [--quick] [--save [--save-as NAME]] [--seeds 0,1,2] [--steps 200]
                          [--configs a,b,c,d,e,f,o] [--model tiny] [--work DIR]
                          [--accelerator gpu --device cuda] [--precision auto|fp32|bf16] [--level equal|rendered]
-                         [--no-repair] [--no-fill-missing]
+                         [--no-repair] [--no-fill-missing] [--kinds swap,replace,partial,bleed,room,console]
                          [--jobs 2]
 
 Renders a dataset (../shared/tools/render_multitracks.py: 32 train + 4 test tracks of 40 s, every usable
@@ -74,7 +74,7 @@ from curate.filter import filter_manifest  # noqa: E402
 from curate.repair import repair_dataset  # noqa: E402
 from curate.scan import scan  # noqa: E402
 from curate.scantrack import ScoreConfig  # noqa: E402
-from curate.simulate.corrupt import corrupt_dataset  # noqa: E402
+from curate.simulate.corrupt import LEAK_KINDS, MISLABEL_KINDS, corrupt_dataset  # noqa: E402
 from pipelines.budget import resolve_precision  # noqa: E402
 from pipelines.config import (  # noqa: E402
     TRAIN_PRECISIONS,
@@ -320,6 +320,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=40.0)
     ap.add_argument("--mislabel-rate", type=float, default=0.3)
     ap.add_argument("--bleed-rate", type=float, default=0.3)
+    ap.add_argument(
+        "--kinds",
+        default=",".join(MISLABEL_KINDS + LEAK_KINDS),
+        help="corruption kinds (default: the mislabel and leak kinds, without separated)",
+    )
     ap.add_argument("--render-seed", type=int, default=0)
     ap.add_argument(
         "--level",
@@ -361,7 +366,14 @@ def main() -> None:
         )
     if not (noisy / CORRUPTIONS_FILE).is_file():
         log("corrupting")
-        corrupt_dataset(clean, noisy, mislabel_rate=args.mislabel_rate, bleed_rate=args.bleed_rate, seed=0)
+        corrupt_dataset(
+            clean,
+            noisy,
+            mislabel_rate=args.mislabel_rate,
+            bleed_rate=args.bleed_rate,
+            seed=0,
+            kinds=[k for k in args.kinds.split(",") if k],
+        )
     manifests = {
         "clean": work / "clean.parquet",
         "noisy": work / "noisy.parquet",

@@ -28,6 +28,7 @@ from curate.scansummary import parse_shard, print_scan_summary
 from curate.scantrack import ScoreConfig
 from curate.scoring.embed import DEFAULT_EMBEDDER, EMBEDDERS
 from curate.scoring.labelmodel import LabelModelConfig
+from curate.simulate.corrupt import KINDS as CORRUPTION_KINDS
 from curate.simulate.corrupt import corrupt_dataset
 from curate.simulate.synth import synth_dataset
 from sad import SADConfig
@@ -222,9 +223,23 @@ def filter_cmd(
             "(default about -22.7 at threshold 0.7).",
         ),
     ] = None,
+    keep_separated: Annotated[
+        bool,
+        typer.Option(
+            "--keep-separated",
+            help="Judge stems made by a separator like recorded ones (training on pseudo-labels on purpose).",
+        ),
+    ] = False,
 ):
     """Split a scanned manifest into clean and rejected fragments, each rejection with a reason."""
-    res = filter_manifest(manifest, threshold=threshold, output=output, rejected=rejected, bleed_db=bleed_db)
+    res = filter_manifest(
+        manifest,
+        threshold=threshold,
+        output=output,
+        rejected=rejected,
+        bleed_db=bleed_db,
+        keep_separated=keep_separated,
+    )
     table = Table(title=f"quality >= {threshold}: kept {len(res.kept)}, rejected {len(res.rejected)}")
     table.add_column("stem")
     for col in res.summary.columns:
@@ -248,13 +263,22 @@ def corrupt(
     dst: Annotated[Path, typer.Argument(help="Folder for the noisy copy (must not exist or be empty).")],
     mislabel_rate: Annotated[
         float,
-        typer.Option("--mislabel-rate", help="Probability per stem of a swap, replacement or partial replacement."),
+        typer.Option(
+            "--mislabel-rate",
+            help="Probability per stem of a swap, a replacement, a partial replacement or a separator's estimate.",
+        ),
     ] = 0.2,
     bleed_rate: Annotated[
         float, typer.Option("--bleed-rate", help="Probability per stem of leaks from other stems.")
     ] = 0.2,
     subset: Annotated[str, typer.Option("--subset", help="Subset to corrupt; the others are copied.")] = "train",
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Random seed.")] = 0,
+    kinds: Annotated[
+        str,
+        typer.Option(
+            "--kinds", help=f"Comma-separated kinds to draw from: {','.join(CORRUPTION_KINDS)} (default all)."
+        ),
+    ] = ",".join(CORRUPTION_KINDS),
     progress: ShowProgress = True,
 ):
     """Write a label-noise copy of a dataset and its ground truth (DST/corruptions.parquet)."""
@@ -267,6 +291,7 @@ def corrupt(
             bleed_rate=bleed_rate,
             seed=seed,
             subset=subset,
+            kinds=[k.strip() for k in kinds.split(",") if k.strip()],
             progress=lambda name: bar.update(task, advance=1, item=name),
         )
     counts = truth["kind"].value_counts().to_dict() if len(truth) else {}

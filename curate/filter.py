@@ -49,11 +49,14 @@ def filter_manifest(
     output: str | Path = "clean.parquet",
     rejected: str | Path = "rejected.parquet",
     bleed_db: float | None = None,
+    keep_separated: bool = False,
 ) -> FilterResult:
     """Keep fragments with ``quality >= threshold``; give every rejected one a ``reason``.
 
     ``bleed_db``: the bleed bound in dB re the fragment; ``quality`` is recomputed so that a fragment
     with a certain label is kept up to that much bleed (default: about -22.7 dB at threshold 0.7).
+    ``keep_separated``: ``quality`` is recomputed without the mixture phase lock, so that stems made by a
+    separator are judged like recorded ones (for training on pseudo-labels on purpose).
     Raises :class:`StemcurateError` for a threshold outside 0-1 (0-1 exclusive with ``bleed_db``),
     a bound outside -80 dB (the scan's floor, no leak measured) to 0 dB, ``output`` or ``rejected``
     naming the manifest itself, a manifest without scores, or a result with no fragment kept (nothing is
@@ -84,8 +87,16 @@ def filter_manifest(
             mid = bleed_mid_for(bleed_db, threshold)
         except ValueError as exc:
             raise StemcurateError(f"--bleed-db: {exc}") from None
-        frame["quality"] = quality(frame["label_score"], frame["bleed_db"], frame["separation_db"], bleed_mid_db=mid)
-    why = reasons(frame, threshold, bleed_mid_db=mid)
+    if bleed_db is not None or keep_separated:
+        frame["quality"] = quality(
+            frame["label_score"],
+            frame["bleed_db"],
+            frame["separation_db"],
+            frame["mixture_lock"],
+            bleed_mid_db=mid,
+            keep_separated=keep_separated,
+        )
+    why = reasons(frame, threshold, bleed_mid_db=mid, keep_separated=keep_separated)
     frame["reason"] = why["reason"]
     keep = frame["quality"] >= threshold
     kept, rej = frame[keep].copy(), frame[~keep].copy()
@@ -95,7 +106,15 @@ def filter_manifest(
             "lower --threshold or check the data (curate report)"
         )
     kept["reason"] = None
-    meta = {**m.meta, "filter": {"threshold": threshold, "bleed_db": bleed_db, "source": str(Path(manifest))}}
+    meta = {
+        **m.meta,
+        "filter": {
+            "threshold": threshold,
+            "bleed_db": bleed_db,
+            "keep_separated": keep_separated,
+            "source": str(Path(manifest)),
+        },
+    }
     write_manifest(kept, output, root=m.root, meta=meta)
     write_manifest(rej, rejected, root=m.root, meta=meta)
     kinds = why.loc[rej.index, "kind"]

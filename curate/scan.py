@@ -369,5 +369,6 @@ def _score(
         fragments["label_score"].to_numpy(dtype=float),
         fragments["bleed_db"].to_numpy(dtype=float),
         fragments["separation_db"].to_numpy(dtype=float),
+        fragments["mixture_lock"].to_numpy(dtype=float),
     )
     return labels

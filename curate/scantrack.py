@@ -15,10 +15,12 @@ import pandas as pd
 from curate.data.checks import WARNING, CheckConfig, Problem, check_track
 from curate.data.datasets import MIXTURE, Track
 from curate.scanparts import ROW_COLUMNS, TrackScan
-from curate.scoring.bleed import BleedConfig, track_bleed
+from curate.scoring.bleed import FLOOR_DB, BleedConfig, track_bleed
 from curate.scoring.context import onset_envelope, unit_envelopes
 from curate.scoring.embed import DEFAULT_EMBEDDER, make_embedder
 from curate.scoring.labelmodel import LabelModelConfig
+from curate.scoring.quality import separated_factor
+from curate.scoring.separated import mixture_lock
 from curate.scoring.spectra import stft
 from sad import SADConfig, detect
 
@@ -135,9 +137,16 @@ def scan_track(
     spectra = {n: stft(x, checked.sample_rate) for n, x in sources.items()}
     embedder = score.make_embedder()
     embs, envs, bleed = [], [], {}
+    locks: dict[str, np.ndarray] = {}
     if spectra:  # a stem without siblings reads the floor (-80 dB: no leak), not NaN
         full_bounds = {n: bounds.get(n, np.zeros((0, 2), np.int64)) for n in spectra}
         bleed = track_bleed(spectra, full_bounds, score.bleed)
+        if len(spectra) >= 2:  # each stem's fragments and, last, the whole stem
+            length = next(iter(sources.values())).shape[-1]
+            whole = {k: np.concatenate([b, [[0, length]]]).astype(np.int64) for k, b in full_bounds.items()}
+            both = mixture_lock(spectra, whole)
+            locks = {k: v[:-1] for k, v in both.items()}
+            bleed = without_separated_sources(bleed, {k: float(v[-1]) for k, v in both.items()})
     for stem, b in bounds.items():
         if len(b):
             half = (b[:, 1] - b[:, 0]) // 2
@@ -151,15 +160,44 @@ def scan_track(
     k = 0
     for stem, b in bounds.items():
         db, src, _ = bleed.get(stem, (np.full(len(b), np.nan), [None] * len(b), None))
+        lock = locks.get(stem, np.full(len(b), np.nan))
         for q in range(len(b)):
             rows[k + q]["bleed_db"] = float(db[q])
             rows[k + q]["bleed_stem"] = src[q]
+            rows[k + q]["mixture_lock"] = float(lock[q])
         k += len(b)
     frame = pd.DataFrame(rows, columns=ROW_COLUMNS)
     if not embs:
         return TrackScan(frame, checked.problems, checked.residual_db, {})
     arrays = {"emb": np.concatenate(embs).astype(np.float32), "env": pad_concat(envs)}
     return TrackScan(frame, checked.problems, checked.residual_db, arrays)
+
+
+def without_separated_sources(
+    bleed: dict[str, tuple[np.ndarray, list, np.ndarray]], whole_lock: dict[str, float]
+) -> dict[str, tuple[np.ndarray, list, np.ndarray]]:
+    """:func:`~curate.scoring.bleed.track_bleed`'s result without the leaks read from a stem that is a separator's
+    output (``whole_lock``: each stem's :func:`~curate.scoring.separated.mixture_lock` over the whole stem,
+    NaN where not measured): a mask estimate holds masked pieces of its siblings, so it reads as their source
+    at zero delay, but the content came from them. The separated stem itself is blamed by its own lock."""
+    names = list(whole_lock)
+    separated = {n for n, v in whole_lock.items() if v == v and float(separated_factor(v)) < 0.5}
+    if not separated:
+        return bleed
+    out = {}
+    for stem, (db, src, frac) in bleed.items():
+        others = [n for n in names if n != stem]
+        drop = [k for k, n in enumerate(others) if n in separated]
+        if not drop or frac.shape[1] != len(others):
+            out[stem] = (db, src, frac)
+            continue
+        frac = frac.copy()
+        frac[:, drop] = 0.0
+        total = np.minimum(frac.sum(axis=1), 1.0)
+        db = np.maximum(10 * np.log10(np.maximum(total, 1e-30)), FLOOR_DB).astype(np.float32)
+        src = [others[int(r.argmax())] if r.max() > 0 else None for r in frac]
+        out[stem] = (db, src, frac)
+    return out
 
 
 def pad_concat(arrays: list[np.ndarray]) -> np.ndarray:

@@ -22,6 +22,9 @@ bleed_db         float32    leakage of other stems, dB relative to the fragment 
 bleed_stem       string     stem that leaks most (nullable)
 separation_db    float32    self-separation: labelled target's model output vs the strongest other
                             target's, dB (``curate scan --separator``; nullable)
+mixture_lock     float32    -1..1: how closely the stem keeps the mixture's phase where it is present
+                            but not dominant; near 1 for a separator's output (nullable; see
+                            :mod:`curate.scoring.separated`)
 reason           string     why a fragment was rejected, human readable (nullable)
 parts            list       for a stem summed from several files (MoisesDB, MedleyDB): the files,
                  <string>   relative to the data root; ``path`` is then ``<track folder>/<stem>``, a
@@ -72,6 +75,7 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("bleed_db", pa.float32()),
         pa.field("bleed_stem", pa.string()),
         pa.field("separation_db", pa.float32()),
+        pa.field("mixture_lock", pa.float32()),
         pa.field("reason", pa.string()),
         pa.field("parts", pa.list_(pa.string())),
         pa.field("dataset_bleed", pa.bool_()),
@@ -108,10 +112,12 @@ CORRUPTIONS_SCHEMA = pa.schema(
 )
 """Rows of ``corruptions.parquet`` written by ``curate corrupt``: one per corruption of one stem.
 
-``kind`` is swap, replace, partial, or a leak kind: bleed, room or console (see :mod:`curate.simulate.corrupt`);
-``[start, end)`` the affected samples; ``source_*`` where the wrong content comes from; ``leak_db`` the
-level of one source's leak relative to the receiving stem's RMS (a room leak has a row per source: its
-level in all is their power sum).
+``kind`` is swap, replace, partial, separated, or a leak kind: bleed, room or console (see
+:mod:`curate.simulate.corrupt`); ``[start, end)`` the affected samples; ``source_*`` where the wrong content
+comes from (a separated stem: its siblings, comma-separated); ``leak_db`` the level of one source's leak
+relative to the receiving stem's RMS (a room leak has a row per source: its level in all is their power
+sum; a separated stem: the level of the siblings' masked remains); ``filter`` the leak's coloration or the
+separator mask's settings.
 """
 
 CORRUPTIONS_FILE = "corruptions.parquet"
@@ -143,7 +149,16 @@ REPAIRS_FILE = "repairs.parquet"
 """``curate repair``'s log of actions, at the root of the copy it writes."""
 
 REQUIRED_COLUMNS = [f.name for f in MANIFEST_SCHEMA if not f.nullable]
-SCORE_COLUMNS = ["quality", "label_score", "predicted_stem", "bleed_db", "bleed_stem", "separation_db", "reason"]
+SCORE_COLUMNS = [
+    "quality",
+    "label_score",
+    "predicted_stem",
+    "bleed_db",
+    "bleed_stem",
+    "separation_db",
+    "mixture_lock",
+    "reason",
+]
 
 
 @dataclass
@@ -289,7 +304,7 @@ def _check_rows(frame: pd.DataFrame, path: Path) -> None:
     """:class:`StemcurateError` naming the first row whose values no scan writes (a hand-edited manifest):
     bounds outside ``0 <= start < end``, a rate or channel count below 1, a non-finite number, a
     quality or label score outside [0, 1]."""
-    floats = ["rms_db", "quality", "label_score", "bleed_db", "separation_db"]
+    floats = ["rms_db", "quality", "label_score", "bleed_db", "separation_db", "mixture_lock"]
     bad = {
         "start < 0": frame["start"] < 0,
         "end <= start": frame["end"] <= frame["start"],

@@ -1,11 +1,15 @@
 """``quality``: one 0-1 score per fragment from label score and bleed, and the reasons for rejecting.
 
-    quality = label_score * bleed_factor(bleed_db) * separation_factor(separation_db)
+    quality = label_score * bleed_factor(bleed_db) * separation_factor(separation_db) * separated_factor(mixture_lock)
     bleed_factor(b) = 1 / (1 + 10 ** ((b - BLEED_MID_DB) / BLEED_SLOPE_DB))
     separation_factor(d) = 1 / (1 + 10 ** ((SEPARATION_MID_DB - d) / SEPARATION_SLOPE_DB))
 
 ``separation_factor`` is 1 unless ``curate scan --separator`` ran (then 0.5 when the strongest other
 target's model takes 3 dB more of the stem than the labelled target's model, 0.97 at equal energy).
+
+``separated_factor`` is 0.5 at a mixture phase lock of ``LOCK_MID`` and falls to 0.1 ``LOCK_SLOPE`` above it
+(:mod:`curate.scoring.separated`: a separator's output keeps the mixture's phase where it is not dominant;
+``curate filter --keep-separated`` leaves it out, for users who train on separator outputs on purpose).
 
 ``label_score`` is the probability that the stem's content is its label (see
 :mod:`curate.scoring.classify`; 1 when no classifier ran). ``bleed_factor`` is 0.5 at -22 dB of leakage,
@@ -24,6 +28,8 @@ BLEED_MID_DB = -22.0
 BLEED_SLOPE_DB = 2.0
 SEPARATION_MID_DB = -3.0
 SEPARATION_SLOPE_DB = 2.0
+LOCK_MID = 0.66
+LOCK_SLOPE = 0.025
 
 
 def bleed_factor(bleed_db, *, mid_db: float = BLEED_MID_DB) -> np.ndarray:
@@ -52,12 +58,29 @@ def separation_factor(separation_db) -> np.ndarray:
     return 1.0 / (1.0 + 10 ** ((SEPARATION_MID_DB - d) / SEPARATION_SLOPE_DB))
 
 
-def quality(label_score, bleed_db, separation_db=None, *, bleed_mid_db: float = BLEED_MID_DB) -> np.ndarray:
-    """Combined 0-1 score (float32) of label score (NaN counts as 1), bleed and self-separation."""
+def separated_factor(mixture_lock) -> np.ndarray:
+    """0-1 factor for a mixture phase lock (-1..1; NaN, not measured, counts as 1); 0.5 at ``LOCK_MID``."""
+    lock = np.nan_to_num(np.asarray(mixture_lock, dtype=np.float64), nan=-1.0)
+    return 1.0 / (1.0 + 10 ** ((lock - LOCK_MID) / LOCK_SLOPE))
+
+
+def quality(
+    label_score,
+    bleed_db,
+    separation_db=None,
+    mixture_lock=None,
+    *,
+    bleed_mid_db: float = BLEED_MID_DB,
+    keep_separated: bool = False,
+) -> np.ndarray:
+    """Combined 0-1 score (float32) of label score (NaN counts as 1), bleed, self-separation and, unless
+    ``keep_separated``, the mixture phase lock."""
     ls = np.nan_to_num(np.asarray(label_score, dtype=np.float64), nan=1.0)
     q = ls * bleed_factor(bleed_db, mid_db=bleed_mid_db)
     if separation_db is not None:
         q = q * separation_factor(separation_db)
+    if mixture_lock is not None and not keep_separated:
+        q = q * separated_factor(mixture_lock)
     return q.astype(np.float32)
 
 
@@ -68,12 +91,15 @@ def _blame(label_score: float, bleed_fac: float, threshold: float) -> tuple[bool
     return label, bleed
 
 
-def reasons(frame: pd.DataFrame, threshold: float, *, bleed_mid_db: float = BLEED_MID_DB) -> pd.DataFrame:
+def reasons(
+    frame: pd.DataFrame, threshold: float, *, bleed_mid_db: float = BLEED_MID_DB, keep_separated: bool = False
+) -> pd.DataFrame:
     """Why each row of ``frame`` whose ``quality`` is below ``threshold`` is rejected.
 
-    Needs ``stem``, ``quality``, ``label_score``, ``predicted_stem``, ``bleed_db``, ``bleed_stem``.
-    Returns columns ``reason`` (human readable) and ``kind`` (``label``, ``bleed``, ``label+bleed``
-    or ``other``); rows that pass get None in both.
+    Needs ``stem``, ``quality``, ``label_score``, ``predicted_stem``, ``bleed_db``, ``bleed_stem``; uses
+    ``separation_db`` and ``mixture_lock`` where present. Returns columns ``reason`` (human readable) and
+    ``kind`` (``label``, ``bleed``, ``label+bleed``, ``separated`` or ``other``); rows that pass get None in
+    both.
     """
     texts, kinds = [], []
     for r in frame.itertuples():
@@ -82,7 +108,13 @@ def reasons(frame: pd.DataFrame, threshold: float, *, bleed_mid_db: float = BLEE
             kinds.append(None)
             continue
         ls = r.label_score if r.label_score == r.label_score else 1.0
-        label, bleed = _blame(ls, float(bleed_factor(r.bleed_db, mid_db=bleed_mid_db)), threshold)
+        bleed_fac = float(bleed_factor(r.bleed_db, mid_db=bleed_mid_db))
+        lock = getattr(r, "mixture_lock", None)
+        separated = not keep_separated and lock is not None and lock == lock and float(separated_factor(lock)) < 0.5
+        if separated:  # the lock explains the low quality: the other parts only where they fail on their own
+            label, bleed = ls < threshold, bleed_fac < threshold
+        else:
+            label, bleed = _blame(ls, bleed_fac, threshold)
         parts = []
         if label:
             if isinstance(r.predicted_stem, str) and r.predicted_stem != r.stem:
@@ -95,10 +127,15 @@ def reasons(frame: pd.DataFrame, threshold: float, *, bleed_mid_db: float = BLEE
         sep = getattr(r, "separation_db", None)
         if sep is not None and sep == sep and float(separation_factor(sep)) < threshold:
             parts.append(f"separator hears another stem ({sep:.0f} dB)")
+        if separated:
+            parts.append(
+                f"predicted kind: separated (a separator's output: keeps the mixture's phase, lock {lock:.2f})"
+            )
         if not parts:
             parts.append(f"low quality ({r.quality:.2f})")
         texts.append("; ".join(parts))
-        kinds.append("+".join(k for k, on in (("label", label), ("bleed", bleed)) if on) or "other")
+        on = (("label", label), ("bleed", bleed), ("separated", separated))
+        kinds.append("+".join(k for k, v in on if v) or "other")
     return pd.DataFrame(
         {
             "reason": pd.Series(texts, index=frame.index, dtype=object),

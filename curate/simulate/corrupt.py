@@ -5,7 +5,11 @@ Kinds of corruption (per stem of the corrupted subset):
 * ``swap``: two stems of a track exchange their audio (both labels are wrong);
 * ``replace``: the stem is replaced by another track's stem of another class, level-matched;
 * ``partial``: a time range (3-8 s) of the stem is replaced by another track's stem of another class
-  (on a one-track dataset the donor is the track itself).
+  (on a one-track dataset the donor is the track itself);
+* ``separated``: the stem is replaced by a mask-based separator's estimate of it from the track's mixture
+  (as training sets built from separator outputs are; :mod:`curate.simulate.masking`): the ratio mask
+  ``|S|^p / (|S|^p + |R|^p)`` of the stem and the rest (``p`` 0.5-2), smoothed over 1-15 bins and 1-9
+  frames, with a floor of 0-0.1: the stem plus masked remains of every sibling.
 
 Kinds of leak (the other stem files of the same track as they are after the mislabels leak in; each
 row's ``leak_db`` is one sibling's level relative to the receiving stem's RMS; a ``room`` leak's level
@@ -19,9 +23,10 @@ in all is the power sum of its rows):
 * ``console``: electrical crosstalk on a desk or an interface: 1-2 siblings at zero delay, flat or
   rising with frequency (high-pass 1-5 kHz), each -24...-10 dB. Zero delay gives no direction.
 
-A stem gets a mislabel kind with probability ``mislabel_rate`` (a swap corrupts its partner too, so
-the share of mislabelled stems is higher than the rate) and, independently, a leak of one of the
-three kinds (equally likely) with probability ``bleed_rate``. Stems of RMS below 1e-4 are neither
+A stem gets one of the first four kinds (equally likely among those in ``kinds``) with probability
+``mislabel_rate`` (a swap corrupts its partner too, so the share of corrupted stems is higher than the
+rate) and, independently, a leak of one of the leak kinds in ``kinds`` (equally likely) with probability
+``bleed_rate``. Stems of RMS below 1e-4 are neither
 corrupted nor used as a source. Non-finite samples are an error. ``mixture`` is the sum of the
 corrupted stems (a mono stem in every channel). Written as float32 WAV, into a hidden
 ``.DST.partial`` folder beside ``DST`` that is renamed to ``DST`` once complete
@@ -47,9 +52,14 @@ from curate.data import audio as audio_io
 from curate.data.datasets import MIXTURE, Track, copy_subsets, discover
 from curate.data.layouts import WITHOUT_SIBLINGS, detect_layout
 from curate.data.schema import CORRUPTIONS_FILE, CORRUPTIONS_SCHEMA, write_corruptions
+from curate.simulate.masking import separated_stem
 
 MISLABEL_KINDS = ("swap", "replace", "partial")
+SEPARATED = "separated"
+STEM_KINDS = (*MISLABEL_KINDS, SEPARATED)
+"""The kinds that replace (part of) a stem's file, drawn with probability ``mislabel_rate``."""
 LEAK_KINDS = ("bleed", "room", "console")
+KINDS = (*STEM_KINDS, *LEAK_KINDS)
 
 
 def _rms(x: np.ndarray) -> float:
@@ -132,9 +142,18 @@ def corrupt_dataset(
     bleed_rate: float = 0.2,
     seed: int = 0,
     subset: str = "train",
+    kinds: tuple[str, ...] | list[str] = KINDS,
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
-    """Write a corrupted copy of ``src`` to ``dst`` and return the truth table (also ``dst/corruptions.parquet``)."""
+    """Write a corrupted copy of ``src`` to ``dst`` and return the truth table (also ``dst/corruptions.parquet``).
+
+    ``kinds``: the kinds drawn (a subset of :data:`KINDS`; default all of them). Raises
+    :class:`~curate.common.errors.StemcurateError` on a bad rate, seed, kind or output folder."""
+    kinds = tuple(kinds)
+    if unknown := [k for k in kinds if k not in KINDS]:
+        raise StemcurateError(f"--kinds: unknown kind {', '.join(unknown)} (choose from {', '.join(KINDS)})")
+    if not kinds:
+        raise StemcurateError(f"--kinds: give at least one kind (choose from {', '.join(KINDS)})")
     for name, rate in (("--mislabel-rate", mislabel_rate), ("--bleed-rate", bleed_rate)):
         if not 0.0 <= rate <= 1.0:
             raise StemcurateError(f"{name} must be within 0-1, got {rate}")
@@ -161,6 +180,7 @@ def corrupt_dataset(
             bleed_rate=bleed_rate,
             seed=seed,
             subset=subset,
+            kinds=kinds,
             progress=progress,
         )
 
@@ -174,10 +194,13 @@ def _corrupt_tracks(
     bleed_rate: float,
     seed: int,
     subset: str,
+    kinds: tuple[str, ...],
     progress: Callable[[str], None] | None,
 ) -> pd.DataFrame:
     """The body of :func:`corrupt_dataset`: write every track's corrupted copy and the truth table into ``dst``."""
     rng = np.random.default_rng(seed)
+    stem_kinds = [k for k in STEM_KINDS if k in kinds]
+    leak_kinds = [k for k in LEAK_KINDS if k in kinds]
     rows: list[dict] = []
     cache: dict[str, tuple[dict[str, np.ndarray], int]] = {}
 
@@ -207,10 +230,27 @@ def _corrupt_tracks(
         labels = [s for s in clean if _rms(clean[s]) > 1e-4]
         done: set[str] = set()
         for stem in labels:
-            if stem in done or rng.random() >= mislabel_rate:
+            if not stem_kinds or stem in done or rng.random() >= mislabel_rate:
                 continue
-            kind = MISLABEL_KINDS[int(rng.integers(3))]
+            kind = stem_kinds[int(rng.integers(len(stem_kinds)))]
             partners = [s for s in labels if s != stem and s not in done]
+            siblings = [s for s in labels if s != stem]
+            if kind == SEPARATED:
+                if siblings:  # a track with one stem has nothing to separate it from
+                    rest = functools.reduce(np.add, [_fit(clean[s], n, clean[stem].shape[0]) for s in siblings])
+                    out[stem], level, text = separated_stem(rng, clean[stem], rest)
+                    where = dict(track=track.name, subset=subset, stem=stem, kind=SEPARATED, start=0, end=n)
+                    rows.append(
+                        dict(
+                            where,
+                            source_track=track.name,
+                            source_stem=",".join(siblings),
+                            leak_db=round(level, 2),
+                            filter=text,
+                        )
+                    )
+                    done.add(stem)
+                continue
             if kind == "swap" and partners:
                 other = partners[int(rng.integers(len(partners)))]
                 out[stem], out[other] = clean[other].copy(), clean[stem].copy()
@@ -264,7 +304,7 @@ def _corrupt_tracks(
             done.add(stem)
         mislabeled = {k: v.copy() for k, v in out.items()}  # leaks copy what the other files hold now
         for stem in labels:
-            if rng.random() >= bleed_rate:
+            if not leak_kinds or rng.random() >= bleed_rate:
                 continue
             others = [s for s in labels if s != stem]
             if others:
@@ -276,7 +316,7 @@ def _corrupt_tracks(
                     mislabeled,
                     sr,
                     n,
-                    LEAK_KINDS[int(rng.integers(len(LEAK_KINDS)))],
+                    leak_kinds[int(rng.integers(len(leak_kinds)))],
                     track=track.name,
                     subset=subset,
                 )
@@ -291,9 +331,10 @@ def _corrupt_tracks(
         if progress:
             progress(track.name)
     copy_subsets(src, dst, skip={subset})
+    # the schema's column order whatever kind came first; nothing drawn: an empty truth table
     truth = (
-        pd.DataFrame(rows) if rows else CORRUPTIONS_SCHEMA.empty_table().to_pandas()
-    )  # nothing drawn: an empty truth table
+        pd.DataFrame(rows, columns=CORRUPTIONS_SCHEMA.names) if rows else CORRUPTIONS_SCHEMA.empty_table().to_pandas()
+    )
     write_corruptions(truth, dst / CORRUPTIONS_FILE)
     return truth
 

@@ -1,6 +1,7 @@
 """Fragment-level ground truth from ``curate corrupt``'s ``corruptions.parquet``.
 
-A fragment is *corrupted* when its stem was swapped or replaced, when a partial replacement covers
+A fragment is *corrupted* when its stem was swapped, replaced or replaced by a separator's estimate
+(``separated``), when a partial replacement covers
 at least ``min_overlap`` of it, or when its stem received a leak that is actually present in it:
 the leak level scaled by how loud the leaking and the receiving stems are in this fragment
 compared with their whole-stem RMS must reach ``min_leak_db`` (checked when ``data_root`` is
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from curate.data.datasets import load_segment
-from curate.simulate.corrupt import LEAK_KINDS
+from curate.simulate.corrupt import LEAK_KINDS, SEPARATED
 
 
 def fragment_truth(
@@ -49,7 +50,7 @@ def fragment_truth(
         leaks: dict[str, list[tuple[float, str | None]]] = {}  # per leak kind: (level in dB, source stem)
         for c in rows.itertuples():
             overlap = max(0, min(r.end, c.end) - max(r.start, c.start)) / (r.end - r.start)
-            if c.kind in ("swap", "replace"):
+            if c.kind in ("swap", "replace", SEPARATED):
                 found.append(c.kind)
                 src.add(getattr(c, "source_stem", None))
             elif c.kind == "partial":

@@ -32,12 +32,13 @@ FAST = dict(
 def noisy(tmp_path_factory):
     """6 synth tracks, 30 % of the stems mislabelled (no leaks), scanned without scores."""
     from curate.scan import scan
-    from curate.simulate.corrupt import corrupt_dataset
+    from curate.simulate.corrupt import LEAK_KINDS, MISLABEL_KINDS, corrupt_dataset
     from curate.simulate.synth import synth_dataset
 
     base = tmp_path_factory.mktemp("train")
     synth_dataset(base / "clean", tracks=6, test_tracks=0, seconds=8.0, seed=5)
-    corrupt_dataset(base / "clean", base / "noisy", mislabel_rate=0.3, bleed_rate=0.0, seed=1)
+    kinds = MISLABEL_KINDS + LEAK_KINDS  # without separated: the draws of the data these tests were written on
+    corrupt_dataset(base / "clean", base / "noisy", mislabel_rate=0.3, bleed_rate=0.0, seed=1, kinds=kinds)
     scan(base / "noisy", output=base / "m.parquet", score=None)
     scan(base / "clean", output=base / "clean.parquet", score=None)
     return base

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,6 +8,7 @@ import soundfile as sf
 from curate.common.errors import StemcurateError
 from curate.data.schema import read_corruptions
 from curate.simulate.corrupt import LEAK_KINDS, corrupt_dataset, room_response
+from curate.simulate.masking import separated_estimate
 from curate.simulate.truth import fragment_truth
 
 STEMS = ("vocals", "bass", "drums", "other")
@@ -176,3 +179,49 @@ def test_an_error_leaves_no_half_copy_and_mono_stems_are_mixed(synth_dir, tmp_pa
     np.testing.assert_allclose(
         _read(out / "mixture.wav"), sum(stems.values()), atol=1e-6
     )  # the mono bass in both channels
+
+
+def test_separated_masks_of_a_stem_and_its_rest_add_up_to_the_mixture():
+    rng = np.random.default_rng(0)
+    stem, rest = rng.standard_normal((2, 44100)), rng.standard_normal((2, 44100)) * 0.3
+    settings = dict(power=1.3, smooth_bins=5, smooth_frames=3, floor=0.0)
+    a, a_rest = separated_estimate(stem, rest, **settings)
+    b, b_rest = separated_estimate(rest, stem, **settings)
+    np.testing.assert_allclose(a + b, stem + rest, atol=1e-6)  # ratio masks of the two sum to one
+    np.testing.assert_allclose(a_rest + (b - b_rest), rest, atol=1e-6)  # the rest is shared out, nothing lost
+    assert 0.05 < np.mean(a_rest**2) / np.mean(rest**2) < 0.95  # a soft mask keeps some of the rest
+
+
+def test_separated_floor_sets_the_level_of_the_remains():
+    t = np.arange(3 * 44100) / 44100
+    stem = np.stack([np.sin(2 * np.pi * 440 * t)] * 2)
+    rest = np.stack([0.5 * np.sin(2 * np.pi * 5000 * t)] * 2)
+    est, remains = separated_estimate(stem, rest, power=2.0, smooth_bins=1, smooth_frames=1, floor=0.1)
+    inner = slice(4096, -4096)
+    level = 10 * np.log10(np.mean(remains[:, inner] ** 2) / np.mean(rest[:, inner] ** 2))
+    assert abs(level + 20.0) < 0.5  # the stem is silent at 5 kHz: the mask sits at its floor there
+    error = est[:, inner] - stem[:, inner] - 0.1 * rest[:, inner]
+    assert 10 * np.log10(np.mean(stem[:, inner] ** 2) / np.mean(error**2)) > 25
+
+
+def test_separated_kind_holds_the_stem_and_masked_remains_of_its_siblings(synth_dir, tmp_path):
+    truth = corrupt_dataset(synth_dir, tmp_path / "s", mislabel_rate=0.5, bleed_rate=0.5, seed=1, kinds=["separated"])
+    assert len(truth) and set(truth["kind"]) == {"separated"}
+    for r in truth.itertuples():
+        folder = synth_dir / "train" / r.track
+        out, clean = _read(tmp_path / "s" / "train" / r.track / f"{r.stem}.wav"), _read(folder / f"{r.stem}.wav")
+        siblings = r.source_stem.split(",")
+        assert sorted(siblings) == sorted(set(STEMS) - {r.stem}) and (r.start, r.end) == (0, clean.shape[1])
+        rest = sum(_read(folder / f"{s}.wav") for s in siblings)
+        # the written stem is the mask estimate the stated settings give (rounded to two decimals in the text)
+        m = re.fullmatch(r"mask power ([\d.]+), smoothed (\d+) bins x (\d+) frames, floor ([\d.]+)", r.filter)
+        power, bins, frames, floor = float(m[1]), int(m[2]), int(m[3]), float(m[4])
+        est, remains = separated_estimate(clean, rest, power=power, smooth_bins=bins, smooth_frames=frames, floor=floor)
+        assert 10 * np.log10(np.sum(out**2) / np.sum((out - est) ** 2)) > 25
+        assert 10 * np.log10(np.sum((out - clean) ** 2) / np.sum(clean**2)) > -40  # not the clean stem
+        level = 20 * np.log10(np.sqrt(np.mean(remains**2) / np.mean(clean**2)))
+        assert r.leak_db < 0 and abs(level - r.leak_db) < 0.5
+    with pytest.raises(StemcurateError, match="unknown kind"):
+        corrupt_dataset(synth_dir, tmp_path / "x", kinds=["separate"])
+    with pytest.raises(StemcurateError, match="at least one kind"):
+        corrupt_dataset(synth_dir, tmp_path / "y", kinds=[])
