@@ -265,7 +265,10 @@ def curation_report(
         numeric=set(range(1, 4 + len(kinds))),
     )
     top_reasons = (
-        frame.loc[~kept, "reason"].str.replace(r"\(p=[0-9.]+\)|-?\d+ dB", "…", regex=True).value_counts().head(8)
+        frame.loc[~kept, "reason"]
+        .str.replace(r"\(p=[0-9.]+\)|-?\d+ dB|lock -?[0-9.]+", "…", regex=True)
+        .value_counts()
+        .head(8)
     )
     reason_table = html.table(
         ["reason (pattern)", "fragments"], [[r, int(n)] for r, n in top_reasons.items()], numeric={1}

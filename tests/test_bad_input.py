@@ -751,6 +751,8 @@ def test_scan_names_duplicate_and_broken_stem_files_and_prints_no_nan(tmp_path):
         (lambda d: d.assign(sample_rate=0), "sample_rate < 1"),
         (lambda d: d.assign(channels=-2), "channels < 1"),
         (lambda d: d.assign(quality=2.0), "quality outside [0, 1]"),
+        (lambda d: d.assign(mixture_lock=1.5), "mixture_lock outside [-1, 1]"),
+        (lambda d: d.assign(mixture_lock=-3.0), "mixture_lock outside [-1, 1]"),
         (lambda d: d.assign(rms_db=np.inf), "rms_db not finite"),
         (lambda d: d.assign(track=None), "column 'track' has"),
         (None, "unreadable 'stemcurate.meta'"),

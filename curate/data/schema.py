@@ -303,7 +303,7 @@ def read_manifest(path: str | Path) -> Manifest:
 def _check_rows(frame: pd.DataFrame, path: Path) -> None:
     """:class:`StemcurateError` naming the first row whose values no scan writes (a hand-edited manifest):
     bounds outside ``0 <= start < end``, a rate or channel count below 1, a non-finite number, a
-    quality or label score outside [0, 1]."""
+    quality or label score outside [0, 1], a mixture lock outside [-1, 1]."""
     floats = ["rms_db", "quality", "label_score", "bleed_db", "separation_db", "mixture_lock"]
     bad = {
         "start < 0": frame["start"] < 0,
@@ -312,6 +312,7 @@ def _check_rows(frame: pd.DataFrame, path: Path) -> None:
         "channels < 1": frame["channels"] < 1,
         **{f"{c} not finite": frame[c].notna() & ~np.isfinite(frame[c].astype("float64")) for c in floats},
         **{f"{c} outside [0, 1]": (frame[c] < -1e-6) | (frame[c] > 1 + 1e-6) for c in ("quality", "label_score")},
+        "mixture_lock outside [-1, 1]": (frame["mixture_lock"] < -1 - 1e-6) | (frame["mixture_lock"] > 1 + 1e-6),
     }
     for what, mask in bad.items():
         if mask.any():

@@ -110,7 +110,9 @@ def reasons(
         ls = r.label_score if r.label_score == r.label_score else 1.0
         bleed_fac = float(bleed_factor(r.bleed_db, mid_db=bleed_mid_db))
         lock = getattr(r, "mixture_lock", None)
-        separated = not keep_separated and lock is not None and lock == lock and float(separated_factor(lock)) < 0.5
+        sep_fac = 1.0 if keep_separated or lock is None or lock != lock else float(separated_factor(lock))
+        # the lock is blamed where its factor fails on its own or is the lowest of the three
+        separated = sep_fac < threshold or (sep_fac < 1.0 - 1e-3 and sep_fac <= min(ls, bleed_fac))
         if separated:  # the lock explains the low quality: the other parts only where they fail on their own
             label, bleed = ls < threshold, bleed_fac < threshold
         else:

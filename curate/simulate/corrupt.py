@@ -171,6 +171,10 @@ def corrupt_dataset(
     if (layout := detect_layout(src)) in WITHOUT_SIBLINGS:
         raise StemcurateError(f"{src}: a {layout} dataset has no tracks; curate corrupt mixes up the stems of a track")
     tracks = discover(src, subset=subset, layout=layout)
+    if set(kinds) <= {SEPARATED} and mislabel_rate > 0 and all(len(t.stems) < 2 for t in tracks):
+        raise StemcurateError(
+            f"{src}: --kinds separated: every track has one stem; a separator's estimate needs siblings"
+        )
     with atomic_dir(dst) as work:
         return _corrupt_tracks(
             src,

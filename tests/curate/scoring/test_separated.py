@@ -116,3 +116,26 @@ def test_quality_and_reason_of_a_separated_fragment_and_keep_separated():
     frame["quality"] = kept
     assert reasons(frame, 0.7, keep_separated=True)["kind"].tolist() == [None, None]
     assert float(separated_factor(np.nan)) > 0.999  # not measured: no penalty
+
+
+def test_a_lock_near_its_midpoint_is_named_as_the_reason_not_the_label():
+    import pandas as pd
+
+    from curate.scoring.quality import LOCK_MID
+
+    frame = pd.DataFrame(
+        dict(
+            stem=["vocals", "bass"],
+            label_score=[0.99, 0.55],
+            predicted_stem=["vocals", "bass"],
+            bleed_db=[-40.0, -40.0],
+            bleed_stem=[None, None],
+            separation_db=[np.nan, np.nan],
+            mixture_lock=[LOCK_MID, LOCK_MID - 0.1],
+        )
+    )
+    frame["quality"] = quality(frame["label_score"], frame["bleed_db"], frame["separation_db"], frame["mixture_lock"])
+    assert (frame["quality"] < 0.7).all()
+    why = reasons(frame, 0.7)
+    assert why["kind"].tolist() == ["separated", "label"], why  # the lowest factor is blamed
+    assert "label uncertain" not in why["reason"][0] and "lock 0.66" in why["reason"][0]

@@ -221,6 +221,12 @@ def test_separated_kind_holds_the_stem_and_masked_remains_of_its_siblings(synth_
         assert 10 * np.log10(np.sum((out - clean) ** 2) / np.sum(clean**2)) > -40  # not the clean stem
         level = 20 * np.log10(np.sqrt(np.mean(remains**2) / np.mean(clean**2)))
         assert r.leak_db < 0 and abs(level - r.leak_db) < 0.5
+    single = tmp_path / "single" / "train" / "t0"
+    single.mkdir(parents=True)
+    (single / "bass.wav").write_bytes((synth_dir / "train" / r.track / "bass.wav").read_bytes())
+    with pytest.raises(StemcurateError, match="every track has one stem"):
+        corrupt_dataset(tmp_path / "single", tmp_path / "z", mislabel_rate=1.0, kinds=["separated"])
+    assert not (tmp_path / "z").exists()
     with pytest.raises(StemcurateError, match="unknown kind"):
         corrupt_dataset(synth_dir, tmp_path / "x", kinds=["separate"])
     with pytest.raises(StemcurateError, match="at least one kind"):
