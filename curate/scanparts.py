@@ -28,7 +28,7 @@ from curate.data.schema import REQUIRED_COLUMNS
 PARTS_KIND = "stemcurate scan parts"
 """The ``kind`` in ``<output>.parts/scan.json``: how a scan knows the parts folder is its own."""
 
-ROW_COLUMNS = REQUIRED_COLUMNS + ["bleed_db", "bleed_stem", "mixture_lock", "parts", "dataset_bleed"]
+ROW_COLUMNS = REQUIRED_COLUMNS + ["bleed_db", "bleed_stem", "bleed_delay_ms", "mixture_lock", "parts", "dataset_bleed"]
 """The columns of a track's fragment rows before the label model scores them."""
 
 

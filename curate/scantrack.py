@@ -140,7 +140,7 @@ def scan_track(
     locks: dict[str, np.ndarray] = {}
     if spectra:  # a stem without siblings reads the floor (-80 dB: no leak), not NaN
         full_bounds = {n: bounds.get(n, np.zeros((0, 2), np.int64)) for n in spectra}
-        bleed = track_bleed(spectra, full_bounds, score.bleed)
+        bleed = track_bleed(spectra, full_bounds, score.bleed, with_delays=True)
         if len(spectra) >= 2:  # each stem's fragments and, last, the whole stem
             length = next(iter(sources.values())).shape[-1]
             whole = {k: np.concatenate([b, [[0, length]]]).astype(np.int64) for k, b in full_bounds.items()}
@@ -159,11 +159,13 @@ def scan_track(
             envs.append(env.reshape(len(b), 2, length))
     k = 0
     for stem, b in bounds.items():
-        db, src, _ = bleed.get(stem, (np.full(len(b), np.nan), [None] * len(b), None))
+        db, src, frac, delay = bleed.get(stem, (np.full(len(b), np.nan), [None] * len(b), None, None))
         lock = locks.get(stem, np.full(len(b), np.nan))
         for q in range(len(b)):
             rows[k + q]["bleed_db"] = float(db[q])
             rows[k + q]["bleed_stem"] = src[q]
+            # the delay of the strongest source's path, ms
+            rows[k + q]["bleed_delay_ms"] = float(delay[q, frac[q].argmax()]) if src[q] is not None else np.nan
             rows[k + q]["mixture_lock"] = float(lock[q])
         k += len(b)
     frame = pd.DataFrame(rows, columns=ROW_COLUMNS)
@@ -185,18 +187,18 @@ def without_separated_sources(
     if not separated:
         return bleed
     out = {}
-    for stem, (db, src, frac) in bleed.items():
+    for stem, (db, src, frac, *rest) in bleed.items():
         others = [n for n in names if n != stem]
         drop = [k for k, n in enumerate(others) if n in separated]
         if not drop or frac.shape[1] != len(others):
-            out[stem] = (db, src, frac)
+            out[stem] = (db, src, frac, *rest)
             continue
         frac = frac.copy()
         frac[:, drop] = 0.0
         total = np.minimum(frac.sum(axis=1), 1.0)
         db = np.maximum(10 * np.log10(np.maximum(total, 1e-30)), FLOOR_DB).astype(np.float32)
         src = [others[int(r.argmax())] if r.max() > 0 else None for r in frac]
-        out[stem] = (db, src, frac)
+        out[stem] = (db, src, frac, *rest)
     return out
 
 

@@ -266,7 +266,7 @@ def curation_report(
     )
     top_reasons = (
         frame.loc[~kept, "reason"]
-        .str.replace(r"\(p=[0-9.]+\)|-?\d+ dB|lock -?[0-9.]+", "…", regex=True)
+        .str.replace(r"\(p=[0-9.]+\)|-?\d+ dB|lock -?[0-9.]+|[0-9.]+ ms", "…", regex=True)
         .value_counts()
         .head(8)
     )

@@ -20,6 +20,8 @@ label_score      float32    probability that the label is right (nullable)
 predicted_stem   string     most likely label for the content (nullable)
 bleed_db         float32    leakage of other stems, dB relative to the fragment (nullable)
 bleed_stem       string     stem that leaks most (nullable)
+bleed_delay_ms   float32    delay of that stem's leak path, ms (0: zero delay, no direction in the delay;
+                            nullable)
 separation_db    float32    self-separation: labelled target's model output vs the strongest other
                             target's, dB (``curate scan --separator``; nullable)
 mixture_lock     float32    -1..1: how closely the stem keeps the mixture's phase where it is present
@@ -74,6 +76,7 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("predicted_stem", pa.string()),
         pa.field("bleed_db", pa.float32()),
         pa.field("bleed_stem", pa.string()),
+        pa.field("bleed_delay_ms", pa.float32()),
         pa.field("separation_db", pa.float32()),
         pa.field("mixture_lock", pa.float32()),
         pa.field("reason", pa.string()),
@@ -155,6 +158,7 @@ SCORE_COLUMNS = [
     "predicted_stem",
     "bleed_db",
     "bleed_stem",
+    "bleed_delay_ms",
     "separation_db",
     "mixture_lock",
     "reason",
@@ -304,7 +308,7 @@ def _check_rows(frame: pd.DataFrame, path: Path) -> None:
     """:class:`StemcurateError` naming the first row whose values no scan writes (a hand-edited manifest):
     bounds outside ``0 <= start < end``, a rate or channel count below 1, a non-finite number, a
     quality or label score outside [0, 1], a mixture lock outside [-1, 1]."""
-    floats = ["rms_db", "quality", "label_score", "bleed_db", "separation_db", "mixture_lock"]
+    floats = ["rms_db", "quality", "label_score", "bleed_db", "bleed_delay_ms", "separation_db", "mixture_lock"]
     bad = {
         "start < 0": frame["start"] < 0,
         "end <= start": frame["end"] <= frame["start"],

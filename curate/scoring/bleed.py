@@ -163,24 +163,31 @@ def _blocks(edges: np.ndarray, block: int) -> np.ndarray:
 
 
 def track_bleed(
-    spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray], config: BleedConfig = BleedConfig()
-) -> dict[str, tuple[np.ndarray, list[str | None], np.ndarray]]:
+    spectra: dict[str, StemSpectrum],
+    bounds: dict[str, np.ndarray],
+    config: BleedConfig = BleedConfig(),
+    *,
+    with_delays: bool = False,
+) -> dict[str, tuple]:
     """Bleed of every fragment of every stem of one track.
 
     ``spectra``: STFT per stem (same rate, size and length); ``bounds``: ``(n, 2)`` sample bounds per stem.
-    Returns per stem ``(bleed_db (n,), bleed_stem list, fractions (n, other stems))``; ``bleed_db`` is at
-    most 0 dB. A single stem has no leak (-80 dB). Raises ``ValueError`` for stems of different STFT
-    size, rate or length, non-finite values, or missing or mis-shaped bounds.
+    Returns per stem ``(bleed_db (n,), bleed_stem list, fractions (n, other stems))`` and, with
+    ``with_delays``, a fourth item: the delay of each reading ``(n, other stems)`` in ms (0 where the
+    fraction is 0; at most ``config.min_delay_ms`` is zero delay); ``bleed_db`` is at most 0 dB. A single
+    stem has no leak (-80 dB). Raises ``ValueError`` for stems of different STFT size, rate or length,
+    non-finite values, or missing or mis-shaped bounds.
     """
     names = list(spectra)
     missing = [s for s in names if s not in bounds]
     if missing:
         raise ValueError(f"track_bleed: no bounds for {', '.join(missing)}")
     if len(names) < 2:  # no sibling, no leak
-        return {
+        none = {
             s: (np.full(len(bounds[s]), FLOOR_DB, np.float32), [None] * len(bounds[s]), np.zeros((len(bounds[s]), 0)))
             for s in names
         }
+        return {s: (*v, np.zeros_like(v[2])) for s, v in none.items()} if with_delays else none
     first = spectra[names[0]]
     n_fft, hop, sr = first.n_fft, first.hop, first.sample_rate
     for s in names:
@@ -290,6 +297,8 @@ def track_bleed(
         db = np.maximum(10 * np.log10(np.maximum(total, 1e-30)), FLOOR_DB)
         stem = [names[others[int(r.argmax())]] if r.max() > 0 else None for r in frac]
         result[s] = (db.astype(np.float32), stem, frac)
+        if with_delays:
+            result[s] += (np.where(frac > 0, delays[s] * 1000.0 / sr, 0.0),)
     return result
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from curate.scoring.bleed import BleedConfig
+
 BLEED_MID_DB = -22.0
 BLEED_SLOPE_DB = 2.0
 SEPARATION_MID_DB = -3.0
@@ -91,6 +93,15 @@ def _blame(label_score: float, bleed_fac: float, threshold: float) -> tuple[bool
     return label, bleed
 
 
+def _direction(source: str, delay_ms) -> str:
+    """Why the leak is read as coming from ``source`` into this stem, for a reason's text."""
+    if delay_ms is None or delay_ms != delay_ms:
+        return ""
+    if delay_ms > BleedConfig.min_delay_ms:
+        return f" (a copy of {source} arriving {delay_ms:.1f} ms later)"
+    return f" (at zero delay: {source} holds the shared content whole, this stem as the smaller share)"
+
+
 def reasons(
     frame: pd.DataFrame, threshold: float, *, bleed_mid_db: float = BLEED_MID_DB, keep_separated: bool = False
 ) -> pd.DataFrame:
@@ -125,7 +136,7 @@ def reasons(
                 parts.append(f"label uncertain (p={ls:.2f})")
         if bleed:
             src = r.bleed_stem if isinstance(r.bleed_stem, str) else "other stems"
-            parts.append(f"{src} bleed at {r.bleed_db:.0f} dB")
+            parts.append(f"{src} bleed at {r.bleed_db:.0f} dB{_direction(src, getattr(r, 'bleed_delay_ms', None))}")
         sep = getattr(r, "separation_db", None)
         if sep is not None and sep == sep and float(separation_factor(sep)) < threshold:
             parts.append(f"separator hears another stem ({sep:.0f} dB)")

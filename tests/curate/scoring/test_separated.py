@@ -139,3 +139,23 @@ def test_a_lock_near_its_midpoint_is_named_as_the_reason_not_the_label():
     why = reasons(frame, 0.7)
     assert why["kind"].tolist() == ["separated", "label"], why  # the lowest factor is blamed
     assert "label uncertain" not in why["reason"][0] and "lock 0.66" in why["reason"][0]
+
+
+def test_a_bleed_reason_says_why_the_leak_is_read_into_this_stem():
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        dict(
+            stem=["vocals", "bass", "other"],
+            quality=[0.01, 0.01, 0.01],
+            label_score=[0.99, 0.99, 0.99],
+            predicted_stem=["vocals", "bass", "other"],
+            bleed_db=[-12.0, -12.0, -12.0],
+            bleed_stem=["drums", "other", "drums"],
+            bleed_delay_ms=[4.02, 0.0, np.nan],
+        )
+    )
+    why = reasons(frame, 0.7)["reason"].tolist()
+    assert why[0] == "drums bleed at -12 dB (a copy of drums arriving 4.0 ms later)"
+    assert why[1].startswith("other bleed at -12 dB (at zero delay: other holds the shared content whole")
+    assert why[2] == "drums bleed at -12 dB"  # no delay recorded: no direction said
