@@ -15,7 +15,7 @@ import pandas as pd
 from curate.data.checks import WARNING, CheckConfig, Problem, check_track
 from curate.data.datasets import MIXTURE, Track
 from curate.scanparts import ROW_COLUMNS, TrackScan
-from curate.scoring.bleed import FLOOR_DB, BleedConfig, track_bleed
+from curate.scoring.bleed import BleedConfig, bleed_of_fractions, track_bleed
 from curate.scoring.context import onset_envelope, unit_envelopes
 from curate.scoring.embed import DEFAULT_EMBEDDER, make_embedder
 from curate.scoring.labelmodel import LabelModelConfig
@@ -195,10 +195,7 @@ def without_separated_sources(
             continue
         frac = frac.copy()
         frac[:, drop] = 0.0
-        total = np.minimum(frac.sum(axis=1), 1.0)
-        db = np.maximum(10 * np.log10(np.maximum(total, 1e-30)), FLOOR_DB).astype(np.float32)
-        src = [others[int(r.argmax())] if r.max() > 0 else None for r in frac]
-        out[stem] = (db, src, frac, *rest)
+        out[stem] = (*bleed_of_fractions(frac, others), frac, *rest)
     return out
 
 

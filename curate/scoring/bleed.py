@@ -278,7 +278,7 @@ def track_bleed(
                 delays[s][q, k] = tau
                 if frac[q, k] > 0 and config.resolve_direction:
                     # the same frames the other way round: i leaking into j
-                    back = [(np.conj(g), p_i, p_j, lt[::-1]) for g, p_j, p_i, lt in part]
+                    back = _reversed(part)
                     f_back, tau_back = read(back, b - a)
                     if f_back > 0 and one_path(tau, tau_back, config):
                         fwd, rev = violations(i, j, part, back, tau, tau_back, *fb[q])
@@ -290,16 +290,26 @@ def track_bleed(
             names, out, delays, sums_of, read, violations, receives, len(edges) - 1, first.frames, zero
         )
     result = {}
-    for i, s in enumerate(names):
+    for s in names:
         frac = out[s]
-        others = [j for j in range(len(names)) if j != i]
-        total = np.minimum(frac.sum(axis=1), 1.0)  # several sources cannot hold more than all of i
-        db = np.maximum(10 * np.log10(np.maximum(total, 1e-30)), FLOOR_DB)
-        stem = [names[others[int(r.argmax())]] if r.max() > 0 else None for r in frac]
-        result[s] = (db.astype(np.float32), stem, frac)
+        result[s] = (*bleed_of_fractions(frac, [n for n in names if n != s]), frac)
         if with_delays:
             result[s] += (np.where(frac > 0, delays[s] * 1000.0 / sr, 0.0),)
     return result
+
+
+def bleed_of_fractions(frac: np.ndarray, others: list[str]) -> tuple[np.ndarray, list[str | None]]:
+    """``bleed_db`` ``(n,)`` float32 and ``bleed_stem`` of fragments from their leak fractions ``(n, others)``:
+    ``10 log10`` of the summed fractions (at most 1: several sources cannot hold more than all of the
+    stem; -80 dB floor) and the source with the largest fraction (None where none leaks)."""
+    total = np.minimum(frac.sum(axis=1), 1.0)
+    db = np.maximum(10 * np.log10(np.maximum(total, 1e-30)), FLOOR_DB).astype(np.float32)
+    return db, [others[int(r.argmax())] if r.max() > 0 else None for r in frac]
+
+
+def _reversed(part: list[tuple]) -> list[tuple]:
+    """The sums of :func:`track_bleed`'s ``sums_of(i, j, ...)`` as those of ``(j, i)``: i leaking into j."""
+    return [(np.conj(g), p_i, p_j, lt[::-1]) for g, p_j, p_i, lt in part]
 
 
 def _one_direction_per_pair(
@@ -325,7 +335,7 @@ def _one_direction_per_pair(
             if not (fi.size and fj.size and fi[:, col(i, j)].max() > 0 and fj[:, col(j, i)].max() > 0):
                 continue
             part = sums_of(i, j, 0, cells)
-            back = [(np.conj(g), p_i, p_j, lt[::-1]) for g, p_j, p_i, lt in part]
+            back = _reversed(part)
             f, tau = read(part, cells)
             f_back, tau_back = read(back, cells)
             if f > 0 and f_back > 0 and tau > zero and tau_back > zero:
