@@ -37,7 +37,7 @@ class TrainConfig:
     crop_s: float = 3.0  # training crop, seconds
     batch_size: int = 4
     num_workers: int = 0
-    remix_p: float = 0.5  # accompaniment from 1-3 random fragments of other tracks
+    remix_p: float = 0.8  # accompaniment from 1-3 random fragments of other tracks
     silence_p: float = 0.1  # silent target
     fill_missing: bool = False  # accompaniment stem with nothing kept in the track: same stem of another track
     gain_db: float = 10.0  # uniform random gain per source in [-gain_db, +gain_db]
