@@ -38,6 +38,7 @@ from sklearn.metrics import roc_auc_score
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import REPO, finish, render  # noqa: E402
+from curate.common.cliutil import parse_list  # noqa: E402
 from curate.data import audio  # noqa: E402
 from curate.data.datasets import discover  # noqa: E402
 from curate.data.schema import read_manifest  # noqa: E402
@@ -82,14 +83,14 @@ def unit_accuracy(result) -> tuple[float, dict]:
     return round(float(np.mean(pred == truth)), 3), by
 
 
-def label_issue_flags(result, threshold: float) -> dict[str, np.ndarray]:
+def label_issue_flags(result, threshold: float, units: int) -> dict[str, np.ndarray]:
     """Per fragment: flagged by ``label_score < threshold`` and by cleanlab on the first and last round's
     out-of-fold probabilities (a fragment is flagged when either of its units is)."""
     from cleanlab.filter import find_label_issues
 
     lab = result.labels
     frame = result.fragments
-    _, _, unit_of = split_units(frame, {})
+    _, _, unit_of = split_units(frame, {}, units=units)
     y = np.searchsorted(lab.classes, lab.units["stem"].to_numpy())
     out = {"label_score": frame["label_score"].to_numpy(dtype=float) < threshold}
     for name, proba in (("cleanlab_first", lab.first_proba), ("cleanlab_last", lab.proba)):
@@ -185,7 +186,7 @@ def main() -> None:
     )
     ap.add_argument(
         "--kinds",
-        type=lambda v: [k.strip() for k in v.split(",") if k.strip()],
+        type=lambda v: parse_list(v, "--kinds"),
         default=list(KINDS),
         help=f"corruption kinds drawn (default all: {','.join(KINDS)})",
     )
@@ -195,6 +196,9 @@ def main() -> None:
     ap.add_argument("--no-reference-pool", action="store_true", help="leave out the shipped reference pool")
     ap.add_argument("--model", default="logreg", help="label model classifier: logreg, forest, ensemble")
     ap.add_argument("--rounds", type=int, default=None, help="label model rounds (default: the library's)")
+    ap.add_argument(
+        "--units", type=int, default=None, help="label model units per fragment, 2 or 3 (default: the library's)"
+    )
     ap.add_argument(
         "--max-eps", type=float, default=None, help="label model cap of the EM noise rate (default: the library's)"
     )
@@ -225,7 +229,11 @@ def main() -> None:
     if not clean.exists():
         make_clean(args.data, clean, tracks, args.seconds, args.seed)
     prep = time.perf_counter() - t0
-    overrides = {k: v for k, v in (("rounds", args.rounds), ("max_prior_error", args.max_eps)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (("rounds", args.rounds), ("max_prior_error", args.max_eps), ("units", args.units))
+        if v is not None
+    }
     labels = LabelModelConfig(model=args.model, seed=args.seed, **overrides)
     score = ScoreConfig(
         embedder=args.embedder, labels=labels, reference_pool=not args.no_reference_pool, bleed=bleed_config(args.bleed)
@@ -272,7 +280,7 @@ def main() -> None:
         runs.append(fig)
         both = pd.concat([frame, truth], axis=1)
         both["corrupt_seed"] = seed
-        for name, flags in label_issue_flags(result, args.threshold).items():
+        for name, flags in label_issue_flags(result, args.threshold, labels.units).items():
             both[f"flag_{name}"] = flags
         scored.append(both)
         print(

@@ -69,6 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import LEVELS, REPO, finish, link_real_songs, log, render  # noqa: E402
 from bsrnn.model import BSRNN, SIZES  # noqa: E402
+from curate.common.cliutil import parse_list  # noqa: E402
 from curate.data.schema import CORRUPTIONS_FILE, REPAIRS_FILE, read_corruptions, read_manifest, write_manifest  # noqa: E402
 from curate.filter import filter_manifest  # noqa: E402
 from curate.repair import repair_dataset  # noqa: E402
@@ -372,7 +373,7 @@ def main() -> None:
             mislabel_rate=args.mislabel_rate,
             bleed_rate=args.bleed_rate,
             seed=0,
-            kinds=[k for k in args.kinds.split(",") if k],
+            kinds=parse_list(args.kinds, "--kinds"),
         )
     manifests = {
         "clean": work / "clean.parquet",

@@ -291,7 +291,7 @@ def corrupt(
             bleed_rate=bleed_rate,
             seed=seed,
             subset=subset,
-            kinds=[k.strip() for k in kinds.split(",") if k.strip()],
+            kinds=parse_list(kinds, "--kinds"),
             progress=lambda name: bar.update(task, advance=1, item=name),
         )
     counts = truth["kind"].value_counts().to_dict() if len(truth) else {}

@@ -28,7 +28,7 @@ import pandas as pd
 
 from curate import ASSETS
 from curate.common.errors import StemcurateError
-from curate.scoring.labelmodel import ReferenceUnits, split_units
+from curate.scoring.labelmodel import LabelModelConfig, ReferenceUnits, split_units
 
 POOL_FILE = ASSETS / "reference_synth.npz"
 POOL_VERSION = 1
@@ -68,8 +68,12 @@ def embed_dataset(
     tracks = discover(root, subset="train")
     present = available_stems(tracks)
     stems = [s for s in (stems or DEFAULT_STEMS) if s in present]
-    score = ScoreConfig(
-        embedder=embedder, panns_checkpoint=panns_checkpoint, device=device, musicnn_weights=musicnn_weights
+    score = ScoreConfig(  # reference units are fragment halves: the middle halves would add near-copies
+        embedder=embedder,
+        panns_checkpoint=panns_checkpoint,
+        device=device,
+        musicnn_weights=musicnn_weights,
+        labels=LabelModelConfig(units=2),
     )
     frames, embs = [], []
     for track in tracks:

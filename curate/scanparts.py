@@ -35,8 +35,9 @@ ROW_COLUMNS = REQUIRED_COLUMNS + ["bleed_db", "bleed_stem", "bleed_delay_ms", "m
 @dataclass
 class TrackScan:
     """One track scanned: its fragment rows, the problems found, the mixture residual (dB, None
-    without a usable mixture) and, when scored, the arrays of the fragments' two halves: ``emb``
-    ``(rows, 2, d)`` and onset envelopes ``env`` ``(rows, 2, frames)``."""
+    without a usable mixture) and, when scored, the arrays of the fragments' units
+    (:func:`~curate.scoring.labelmodel.unit_bounds`): ``emb`` ``(rows, U, d)`` and onset envelopes ``env``
+    ``(rows, U, frames)``."""
 
     rows: pd.DataFrame
     problems: list[Problem]

@@ -18,7 +18,7 @@ from curate.scanparts import ROW_COLUMNS, TrackScan
 from curate.scoring.bleed import BleedConfig, bleed_of_fractions, track_bleed
 from curate.scoring.context import onset_envelope, unit_envelopes
 from curate.scoring.embed import DEFAULT_EMBEDDER, make_embedder
-from curate.scoring.labelmodel import LabelModelConfig
+from curate.scoring.labelmodel import LabelModelConfig, unit_bounds
 from curate.scoring.quality import separated_factor
 from curate.scoring.separated import mixture_lock
 from curate.scoring.spectra import stft
@@ -149,14 +149,12 @@ def scan_track(
             bleed = without_separated_sources(bleed, {k: float(v[-1]) for k, v in both.items()})
     for stem, b in bounds.items():
         if len(b):
-            half = (b[:, 1] - b[:, 0]) // 2
-            units = np.stack(
-                [np.stack([b[:, 0], b[:, 0] + half], 1), np.stack([b[:, 0] + half, b[:, 1]], 1)], 1
-            ).reshape(-1, 2)
-            embs.append(embedder.embed(sources[stem], spectra[stem], units).reshape(len(b), 2, -1))
-            length = int(-(-half.max() // spectra[stem].hop))
+            per = score.labels.units
+            units = unit_bounds(b, per).reshape(-1, 2)
+            embs.append(embedder.embed(sources[stem], spectra[stem], units).reshape(len(b), per, -1))
+            length = int(-(-(units[:, 1] - units[:, 0]).max() // spectra[stem].hop))
             env = unit_envelopes(onset_envelope(spectra[stem]), units, spectra[stem].hop, length)
-            envs.append(env.reshape(len(b), 2, length))
+            envs.append(env.reshape(len(b), per, length))
     k = 0
     for stem, b in bounds.items():
         db, src, frac, delay = bleed.get(stem, (np.full(len(b), np.nan), [None] * len(b), None, None))

@@ -37,9 +37,10 @@ def score_labels(
 ) -> LabelScores:
     """Label scores of every fragment, and the unit-level model behind them (:class:`LabelScores`).
 
-    ``frame``: manifest rows (``track``, ``stem``, ``start``, ``end``); ``emb`` ``(n, 2, d)`` and
-    ``env`` ``(n, 2, frames)``: embeddings and onset envelopes of the two halves of each fragment.
-    Halves are scored as units; a fragment is as good as its worse half. ``reference``: a clean pool
+    ``frame``: manifest rows (``track``, ``stem``, ``start``, ``end``); ``emb`` ``(n, U, d)`` and
+    ``env`` ``(n, U, frames)``: embeddings and onset envelopes of each fragment's U units (its halves,
+    and with U = 3 its middle half: :func:`~curate.scoring.labelmodel.unit_bounds`). A fragment is as
+    good as its worst unit. ``reference``: a clean pool
     (same embedder) that joins every fit (see :class:`ReferenceUnits`), so that a dataset of one or a
     few tracks still gets label scores. Raises ``ValueError`` with fewer than 2 tracks and no pool.
     """

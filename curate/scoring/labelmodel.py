@@ -1,6 +1,6 @@
 """The label model's settings and data: :class:`LabelModelConfig`, the reference pool's units
 (:class:`ReferenceUnits`), what the model found (:class:`LabelScores`), and fragments cut into units
-(:func:`split_units`). The model itself: :mod:`curate.scoring.classify`.
+(:func:`unit_bounds`, :func:`split_units`). The model itself: :mod:`curate.scoring.classify`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,14 @@ class LabelModelConfig:
     """Weight of each reference-pool unit in the classifier fits: ``min(1, reference_weight / n)`` for a
     dataset of ``n`` tracks. A small dataset leans on the pool; a large one mostly teaches itself (a
     pool unlike the dataset's music would otherwise pull its decision boundaries)."""
+    units: int = 3
+    """Units per fragment (:func:`unit_bounds`): 2 halves, or 3 with the middle half too. A fragment
+    is as good as its worst unit."""
     seed: int = 0
+
+    def __post_init__(self):
+        if self.units not in (2, 3):
+            raise ValueError(f"units per fragment must be 2 or 3, got {self.units}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,7 +94,7 @@ class LabelScores:
     fragments: pd.DataFrame
     """``label_score`` and ``predicted_stem`` per fragment (input order)."""
     units: pd.DataFrame
-    """``track``, ``stem``, ``start`` per unit (half fragment)."""
+    """``track``, ``stem``, ``start`` per unit (half a fragment)."""
     classes: list[str]
     first_proba: np.ndarray
     """``(units, K)`` out-of-fold probabilities of the first round (every unit may teach the model)."""
@@ -102,20 +109,39 @@ class LabelScores:
     """Share of the classifier's training weight that came from the dataset itself (the rest: the reference pool)."""
 
 
-def split_units(
-    frame: pd.DataFrame, arrays: dict[str, np.ndarray]
-) -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndarray]:
-    """Fragments -> units (their two halves, shared by overlapping fragments).
+def unit_bounds(bounds: np.ndarray, units: int = 3) -> np.ndarray:
+    """The units of fragments ``bounds`` ``(n, 2)`` (samples, ``[start, end)``): ``(n, units, 2)``.
 
-    Returns the unit frame (``track``, ``stem``, ``start``), the unit arrays ``(units, ...)`` taken
-    from ``arrays`` ``(fragments, 2, ...)``, and ``(fragments, 2)`` unit indices of each fragment.
+    ``units`` 2: the two halves; 3: the two halves and, between them, the middle half (a replacement as
+    long as half the fragment then fills at least three quarters of one unit wherever it sits, where the
+    halves alone leave it as little as half of each). Raises ``ValueError`` for another count."""
+    if units not in (2, 3):
+        raise ValueError(f"units per fragment must be 2 or 3, got {units}")
+    b = np.asarray(bounds, dtype=np.int64).reshape(-1, 2)
+    half = (b[:, 1] - b[:, 0]) // 2
+    offsets = [np.zeros_like(half), half] if units == 2 else [np.zeros_like(half), half // 2, half]
+    starts = np.stack([b[:, 0] + o for o in offsets], 1)
+    ends = np.minimum(starts + half[:, None], b[:, 1:2])
+    ends[:, -1] = b[:, 1]
+    return np.stack([starts, ends], -1)
+
+
+def split_units(
+    frame: pd.DataFrame, arrays: dict[str, np.ndarray], *, units: int | None = None
+) -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndarray]:
+    """Fragments -> units (:func:`unit_bounds`, shared by overlapping fragments).
+
+    ``arrays``: ``(fragments, U, ...)``, U (2 or 3) units per fragment (``units`` where ``arrays`` is
+    empty; default 2). Returns the unit frame
+    (``track``, ``stem``, ``start``), the unit arrays ``(units, ...)`` and ``(fragments, U)`` unit
+    indices of each fragment.
     """
-    half = ((frame["end"] - frame["start"]) // 2).to_numpy()
-    starts = frame["start"].to_numpy()[:, None] + np.array([0, 1])[None] * half[:, None]
+    per = next(iter(arrays.values())).shape[1] if arrays else (units or 2)
+    starts = unit_bounds(frame[["start", "end"]].to_numpy(), per)[..., 0]
     keys = pd.DataFrame(
         {
-            "track": np.repeat(frame["track"].to_numpy(), 2),
-            "stem": np.repeat(frame["stem"].to_numpy(), 2),
+            "track": np.repeat(frame["track"].to_numpy(), per),
+            "stem": np.repeat(frame["stem"].to_numpy(), per),
             "start": starts.ravel(),
         }
     )
@@ -123,4 +149,4 @@ def split_units(
     first = pd.Series(np.arange(len(codes))).groupby(codes).first().to_numpy()
     units = keys.iloc[first].reset_index(drop=True)
     flat = {k: v.reshape((-1,) + v.shape[2:])[first] for k, v in arrays.items()}
-    return units, flat, codes.reshape(-1, 2)
+    return units, flat, codes.reshape(-1, per)
