@@ -2,7 +2,7 @@
 
 Stems of one track are time-aligned parts of one performance: their note onsets coincide. A stem
 replaced by another song's stem (whole, or for a time range) keeps its sound but loses that.
-For every unit (a half fragment, 3 s) of stem ``i``:
+For every unit (half a fragment, 3 s) of stem ``i``:
 
 * ``c(i, j)``: correlation of the spectral-flux onset envelopes of ``i`` and a sibling ``j`` of the
   same track and time, at lags within +-2 frames (+-23 ms);
