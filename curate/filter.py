@@ -35,6 +35,13 @@ def read_scored(manifest: str | Path, threshold: float) -> Manifest:
     if len(m.frame) == 0:
         raise StemcurateError(f"{manifest}: manifest has no fragments")
     if not m.has_scores:
+        missing = m.frame["quality"].isna()
+        if not missing.all():
+            i = int(missing.to_numpy().argmax())
+            raise StemcurateError(
+                f"{manifest}: {int(missing.sum())} of {len(missing)} rows have no quality score (first: row {i}, "
+                f"{m.frame['track'].iloc[i]}/{m.frame['stem'].iloc[i]}); rescan the data or fix the file"
+            )
         raise StemcurateError(
             f"{manifest}: manifest has no quality scores (scanned with --no-score?); rerun `curate scan` with an "
             f"embedder"

@@ -5,9 +5,11 @@ training-only settings (:class:`TrainConfig`), resolved from ``--model paper|tin
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from bsrnn.model import SIZES, BSRNNConfig
@@ -81,6 +83,9 @@ class TrainConfig:
 
     def __post_init__(self):
         problems = [
+            f"{f.name} {why} (got {getattr(self, f.name)!r})" for f in fields(self) if (why := _wrong_type(f, self))
+        ]
+        problems += [
             f"{f.name} must be a finite number (got {getattr(self, f.name)})"
             for f in fields(self)
             if isinstance(getattr(self, f.name), float) and not math.isfinite(getattr(self, f.name))
@@ -160,6 +165,21 @@ MAX_BATCH = 65536
 
 MODEL_KEYS = {f.name for f in fields(BSRNNConfig)}
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
+
+
+def _wrong_type(f, obj) -> str | None:
+    """What is wrong with the type of field ``f`` of ``obj`` (declared ``float``, ``int`` or ``bool``), or None."""
+    value = getattr(obj, f.name)
+    if f.type == "bool":
+        return None if isinstance(value, (bool, np.bool_)) else "must be true or false"
+    if isinstance(value, (bool, np.bool_)):
+        return None if f.type not in ("float", "int") else "must be a number"
+    if f.type == "float":
+        return None if isinstance(value, numbers.Real) else "must be a number"
+    if f.type == "int":
+        whole = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
+        return None if whole else "must be a whole number"
+    return None
 
 
 def parse_sets(items: list[str] | None) -> dict:

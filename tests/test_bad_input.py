@@ -27,6 +27,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from curate.cli import app as curate_app
+from curate.data.schema import read_manifest, write_manifest
 from pipelines.cli import app as pipelines_app
 from tests.conftest import noise_stems, random_models, tiny_train, write_track
 
@@ -784,6 +785,35 @@ def test_hand_edited_manifests_are_one_line_errors(world, tmp_path, edit, what):
         what,
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["edited.parquet"]
+
+
+def test_a_nan_rms_is_a_one_line_error(world, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(world / "scored.parquet")
+    i = table.schema.get_field_index("rms_db")
+    values = np.full(len(table), np.nan, np.float32)  # NaN values, not nulls (which the schema check names)
+    table = table.set_column(i, table.schema.field(i), pa.array(values, type=pa.float32(), from_pandas=False))
+    bad = tmp_path / "nan.parquet"
+    pq.write_table(table, bad)
+    one_line_error(
+        run(curate_app, "filter", bad, "-o", tmp_path / "c.parquet", "--rejected", tmp_path / "r.parquet"),
+        bad,
+        "rms_db missing",
+    )
+
+
+def test_a_manifest_with_some_rows_unscored_names_them(world, tmp_path):
+    frame = pd.read_parquet(world / "scored.parquet")
+    frame.loc[1, "quality"] = np.nan
+    bad = tmp_path / "partly.parquet"
+    write_manifest(frame, bad, root=read_manifest(world / "scored.parquet").root)
+    one_line_error(
+        run(curate_app, "filter", bad, "-o", tmp_path / "c.parquet", "--rejected", tmp_path / "r.parquet"),
+        bad,
+        f"1 of {len(frame)} rows have no quality score (first: row 1",
+    )
 
 
 DEVICES = ["nonsense", "cuda:7"] + ([] if __import__("torch").cuda.is_available() else ["cuda"])

@@ -306,7 +306,7 @@ def read_manifest(path: str | Path) -> Manifest:
 
 def _check_rows(frame: pd.DataFrame, path: Path) -> None:
     """:class:`StemcurateError` naming the first row whose values no scan writes (a hand-edited manifest):
-    bounds outside ``0 <= start < end``, a rate or channel count below 1, a non-finite number, a
+    bounds outside ``0 <= start < end``, a rate or channel count below 1, a missing ``rms_db``, a non-finite number, a
     quality or label score outside [0, 1], a mixture lock outside [-1, 1]."""
     floats = ["rms_db", "quality", "label_score", "bleed_db", "bleed_delay_ms", "separation_db", "mixture_lock"]
     bad = {
@@ -314,6 +314,7 @@ def _check_rows(frame: pd.DataFrame, path: Path) -> None:
         "end <= start": frame["end"] <= frame["start"],
         "sample_rate < 1": frame["sample_rate"] < 1,
         "channels < 1": frame["channels"] < 1,
+        "rms_db missing": frame["rms_db"].isna(),
         **{f"{c} not finite": frame[c].notna() & ~np.isfinite(frame[c].astype("float64")) for c in floats},
         **{f"{c} outside [0, 1]": (frame[c] < -1e-6) | (frame[c] > 1 + 1e-6) for c in ("quality", "label_score")},
         "mixture_lock outside [-1, 1]": (frame["mixture_lock"] < -1 - 1e-6) | (frame["mixture_lock"] > 1 + 1e-6),

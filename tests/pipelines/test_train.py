@@ -457,6 +457,10 @@ def test_cli_ddp_flags_and_bad_input(noisy, tmp_path):
         (["--set", "nope=1"], "unknown key"),
         (["--weighting", "bogus"], "weighting"),
         (["--set", "remix_p=2"], "remix_p"),
+        (["--set", "remix_p=abc"], "remix_p must be a number (got 'abc')"),
+        (["--set", "epoch_steps=2.5"], "epoch_steps must be a whole number"),
+        (["--set", "fill_missing=maybe"], "fill_missing must be true or false"),
+        (["--set", "fc_dim=abc"], "fc_dim"),
         (["--target", "drums", "--resume"], "not a training run folder"),
         (["--model", str(tmp_path / "missing.yaml")], "missing.yaml"),
     ]:
