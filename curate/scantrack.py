@@ -147,9 +147,9 @@ def scan_track(
             both = mixture_lock(spectra, whole)
             locks = {k: v[:-1] for k, v in both.items()}
             bleed = without_separated_sources(bleed, {k: float(v[-1]) for k, v in both.items()})
+    per = score.labels.units
     for stem, b in bounds.items():
         if len(b):
-            per = score.labels.units
             units = unit_bounds(b, per).reshape(-1, 2)
             embs.append(embedder.embed(sources[stem], spectra[stem], units).reshape(len(b), per, -1))
             length = int(-(-(units[:, 1] - units[:, 0]).max() // spectra[stem].hop))

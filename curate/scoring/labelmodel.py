@@ -59,8 +59,7 @@ class LabelModelConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.units not in (2, 3):
-            raise ValueError(f"units per fragment must be 2 or 3, got {self.units}")
+        _check_units(self.units)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,14 +108,18 @@ class LabelScores:
     """Share of the classifier's training weight that came from the dataset itself (the rest: the reference pool)."""
 
 
+def _check_units(units: int) -> None:
+    if units not in (2, 3):
+        raise ValueError(f"units per fragment must be 2 or 3, got {units}")
+
+
 def unit_bounds(bounds: np.ndarray, units: int = 3) -> np.ndarray:
     """The units of fragments ``bounds`` ``(n, 2)`` (samples, ``[start, end)``): ``(n, units, 2)``.
 
     ``units`` 2: the two halves; 3: the two halves and, between them, the middle half (a replacement as
     long as half the fragment then fills at least three quarters of one unit wherever it sits, where the
     halves alone leave it as little as half of each). Raises ``ValueError`` for another count."""
-    if units not in (2, 3):
-        raise ValueError(f"units per fragment must be 2 or 3, got {units}")
+    _check_units(units)
     b = np.asarray(bounds, dtype=np.int64).reshape(-1, 2)
     half = (b[:, 1] - b[:, 0]) // 2
     offsets = [np.zeros_like(half), half] if units == 2 else [np.zeros_like(half), half // 2, half]
