@@ -45,6 +45,7 @@ from pipelines.trainer import (
     atomic_checkpoint_io,
     check_trainer_args,
     merge_logs,
+    step_line_every,
 )
 
 LIGHTNING_PRECISION = {"fp32": "32-true", "bf16": "bf16-mixed"}
@@ -134,9 +135,10 @@ def train(
     holding a ``model.target`` model; model hyperparameters must match);
     ``progress``: first the expected examples per second on the run's device and the run's duration at that
     rate (:mod:`pipelines.budget`, a second or two of timing), then Lightning's progress bar where stderr is a
-    terminal, else a line every twentieth of the run (:class:`~pipelines.trainer.StepLines`: step, loss,
-    validation uSDR, seconds). A run that ends before its learning-rate warm-up does is warned about on
-    stderr.
+    terminal, else a line every twentieth of the run and at least ten steps apart
+    (:class:`~pipelines.trainer.StepLines`: step, loss, validation uSDR, seconds); ``progress=False`` prints
+    none of this. A run that ends before its learning-rate warm-up does is warned about on stderr.
+    A run shorter than ``config.val_every`` steps validates once, at its end.
     ``callbacks`` are extra Lightning callbacks.
     """
     from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
@@ -254,7 +256,7 @@ def train(
     checkpointing.append(LastCheckpoint(last, config.val_every))
     bar = progress and sys.stderr.isatty()  # a terminal: Lightning's bar; a log or a pipe: a line now and then
     if progress and not bar:
-        checkpointing.append(StepLines(max(1, config.max_steps // 20), config.max_steps))
+        checkpointing.append(StepLines(step_line_every(config.max_steps), config.max_steps))
     metrics_csv = rd.metrics_csv
     earlier = pd.read_csv(metrics_csv) if resume and metrics_csv.is_file() else None  # CSVLogger deletes it
     loggers = [CSVLogger(run, name=rd.logs.name, version="")]
@@ -275,7 +277,8 @@ def train(
         max_steps=config.max_steps,
         max_epochs=-1,
         gradient_clip_val=config.grad_clip,
-        val_check_interval=config.val_every if has_valid else None,
+        # a run shorter than val_every still validates once, at its end, and so has a best.ckpt
+        val_check_interval=min(config.val_every, config.max_steps) if has_valid else None,
         check_val_every_n_epoch=None if has_valid else 1,
         limit_val_batches=1.0 if has_valid else 0,
         num_sanity_val_steps=0,
@@ -303,8 +306,9 @@ def train(
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore",
+            # "not resumable": StepSampler gives a resumed run the examples it would have seen
             message=".*(does not have many workers|num_workers|LeafSpec|isinstance.*treespec|exists and is not "
-            "empty).*",
+            "empty|not resumable).*",
         )
         try:
             trainer.fit(

@@ -40,6 +40,12 @@ class LastCheckpoint(L.Callback):
             trainer.save_checkpoint(self.path, weights_only=False)
 
 
+def step_line_every(max_steps: int) -> int:
+    """Steps between :class:`StepLines`' lines in a run of ``max_steps``: about twenty lines, none closer than
+    ten steps apart (a run of ten steps or fewer: one line, at its end)."""
+    return max(1, min(10, max_steps), max_steps // 20)
+
+
 class StepLines(L.Callback):
     """Progress for logs and pipes, where a progress bar prints nothing readable: a line on ``stream``
     (stderr) every ``every`` optimizer steps and at the last one, ``step 60/240  loss 0.1234  val uSDR

@@ -216,7 +216,7 @@ def _corrupt_tracks(
             cache[t.name] = ({k: v.astype(np.float64) for k, v in stems.items()}, sr)
         return cache[t.name]
 
-    def donor(exclude: Track, not_label: str) -> tuple[str, str, np.ndarray]:
+    def donor(exclude: Track, not_label: str, why: str) -> tuple[str, str, np.ndarray]:
         others = [t for t in tracks if t.name != exclude.name] or [exclude]
         for _ in range(20):
             t = others[int(rng.integers(len(others)))]
@@ -225,7 +225,9 @@ def _corrupt_tracks(
             if names:
                 s = names[int(rng.integers(len(names)))]
                 return t.name, s, stems[s]
-        raise StemcurateError(f"{src}: no donor stem of another class than {not_label} found")
+        raise StemcurateError(
+            f"{src}: {why} in '{exclude.name}' needs a sounding stem other than '{not_label}'; none found"
+        )
 
     for track in tracks:
         clean, sr = load(track)
@@ -258,24 +260,13 @@ def _corrupt_tracks(
             if kind == "swap" and partners:
                 other = partners[int(rng.integers(len(partners)))]
                 out[stem], out[other] = clean[other].copy(), clean[stem].copy()
-                for a, b in ((stem, other), (other, stem)):
-                    rows.append(
-                        dict(
-                            track=track.name,
-                            subset=subset,
-                            stem=a,
-                            kind="swap",
-                            start=0,
-                            end=n,
-                            source_track=track.name,
-                            source_stem=b,
-                        )
-                    )
+                where = dict(track=track.name, subset=subset, kind="swap", start=0, end=n, source_track=track.name)
+                rows += [dict(where, stem=a, source_stem=b) for a, b in ((stem, other), (other, stem))]
                 done |= {stem, other}
                 continue
-            if kind == "swap":
-                kind = "replace"
-            d_track, d_stem, d_audio = donor(track, stem)
+            why = f"'{kind}' of '{stem}'" + (" (no stem to swap with: a replacement)" if kind == "swap" else "")
+            kind = "replace" if kind == "swap" else kind
+            d_track, d_stem, d_audio = donor(track, stem, why)
             target = clean[stem]
             if kind == "replace":
                 content = _fit(d_audio, n, target.shape[0], int(rng.integers(0, max(1, d_audio.shape[1] // 2))))

@@ -738,22 +738,38 @@ def test_every_command_takes_the_same_model_paths(noisy, tmp_path):
 
 def test_progress_lines_where_no_terminal_shows_a_bar(noisy, tmp_path, capsys):
     """Under a pipe or a log (pytest captures stderr), training reports a line every twentieth of the
-    run with its loss; ``progress=False`` is silent."""
-    cfg = train_config({}, **FAST, max_steps=4)
+    run, at least ten steps apart, with its loss; ``progress=False`` is silent."""
+    from pipelines.trainer import step_line_every
+
+    assert [step_line_every(n) for n in (1, 4, 10, 12, 200, 201, 1000)] == [1, 4, 10, 10, 10, 10, 50]
+    cfg = train_config({}, **FAST, max_steps=12)
     _train(noisy / "m.parquet", tmp_path / "a", cfg, export=tmp_path / "e", progress=True)
     err = capsys.readouterr().err.splitlines()
     lines = [ln for ln in err if ln.startswith("step ")]
-    assert [ln.split()[1] for ln in lines] == ["1/4", "2/4", "3/4", "4/4"], lines
+    assert [ln.split()[1] for ln in lines] == ["10/12", "12/12"], lines
     assert err[0].startswith("vocals: tiny model (") and " examples/s (batch 4 of 1-s crops" in err[0], err[0]
-    assert "4 steps take about" in err[0]
+    assert "12 steps take about" in err[0]
     assert all(" loss " in ln and ln.endswith(" s") for ln in lines)
     _train(noisy / "m.parquet", tmp_path / "b", cfg, export=tmp_path / "e2")
     assert "step " not in capsys.readouterr().err
-    # with validation (after step 2), the lines that follow it carry its uSDR
-    cfg = train_config({}, **{**FAST, "valid_fraction": 0.2, "val_every": 2}, max_steps=4)
+    # with validation (after step 11), the line that follows it carries its uSDR
+    cfg = train_config({}, **{**FAST, "valid_fraction": 0.2, "val_every": 11}, max_steps=12)
     _train(noisy / "m.parquet", tmp_path / "c", cfg, export=tmp_path / "e3", progress=True)
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("step ")]
-    assert not any("uSDR" in ln for ln in lines[:2]) and all(" val uSDR " in ln for ln in lines[2:]), lines
+    assert "uSDR" not in lines[0] and " val uSDR " in lines[1], lines
+
+
+def test_a_run_shorter_than_val_every_validates_at_its_end(noisy, tmp_path):
+    """A 3-step run with validation every 100 steps still validates (once, at step 3): it has a best.ckpt,
+    a best score and a validation row in its metrics."""
+    cfg = train_config({}, **{**FAST, "valid_fraction": 0.2, "val_every": 100}, max_steps=3)
+    res = _train(noisy / "m.parquet", tmp_path / "r", cfg, export=tmp_path / "e")
+    assert res.valid_tracks and res.best_checkpoint.name == "best.ckpt" and res.best_checkpoint.is_file()
+    assert res.best_usdr is not None and np.isfinite(res.best_usdr)
+    from pipelines.runs import RunDir
+
+    metrics = pd.read_csv(RunDir(tmp_path / "r").metrics_csv)
+    assert metrics["val/usdr"].dropna().size == 1
 
 
 def test_budget_estimate_and_warm_up_warning(noisy, tmp_path, capsys):

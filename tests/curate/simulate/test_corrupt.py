@@ -231,3 +231,21 @@ def test_separated_kind_holds_the_stem_and_masked_remains_of_its_siblings(synth_
         corrupt_dataset(synth_dir, tmp_path / "x", kinds=["separate"])
     with pytest.raises(StemcurateError, match="at least one kind"):
         corrupt_dataset(synth_dir, tmp_path / "y", kinds=[])
+
+
+def test_a_swap_in_one_stem_tracks_names_what_it_needs(synth_dir, tmp_path):
+    """Where every track holds only vocals, a swap has no partner and falls back to a replacement from
+    another class, which no track has: the error says so, naming the swap, the track and the stem."""
+    import shutil
+
+    src = tmp_path / "src"
+    for t in sorted((synth_dir / "train").iterdir())[:2]:
+        (src / "train" / t.name).mkdir(parents=True)
+        shutil.copy(t / "vocals.wav", src / "train" / t.name / "vocals.wav")
+    with pytest.raises(
+        StemcurateError,
+        match=r"'swap' of 'vocals' \(no stem to swap with: a replacement\) in '.+' "
+        r"needs a sounding stem other than 'vocals'; none found",
+    ):
+        corrupt_dataset(src, tmp_path / "o", mislabel_rate=1.0, bleed_rate=0.0, kinds=("swap",))
+    assert not (tmp_path / "o").exists()
