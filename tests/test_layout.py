@@ -129,11 +129,13 @@ def test_tests_are_not_installed_and_every_package_is():
 
 
 def test_the_readme_import_paths_still_work():
-    """Every import line of the README's Python examples runs as written, and the paths it showed before
-    the modules moved into sub-packages (``curate.datasets``, ``curate.schema``) still work."""
+    """Every import line of the Python examples of the README and of ``docs/*.md`` runs as written, and the
+    paths the README showed before the modules moved into sub-packages (``curate.datasets``,
+    ``curate.schema``) still work."""
     import re
 
-    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    blocks = [b for page in pages for b in re.findall(r"```python\n(.*?)```", page.read_text(), re.S)]
     lines = [
         ln.strip()
         for b in blocks
