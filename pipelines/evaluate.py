@@ -193,6 +193,8 @@ def results_paths(path: str | Path, *, inputs=()) -> tuple[Path, Path]:
     checked before any work: each may be new or an earlier evaluation's, never an input or another
     kind of file (:func:`curate.common.outputs.check_output`)."""
     path = output_path(path)
+    if path.is_dir() or path.name in ("", ".", ".."):
+        raise StemcurateError(f"{path}: is a folder; give the results file (e.g. {path / 'results.parquet'})")
     log = path.parent / "test.log" if path.name == "results.parquet" else path.with_suffix(".log")
     if log == path:
         raise StemcurateError(f"{path}: the results and their text log would be one file; give a .parquet path")

@@ -46,6 +46,7 @@ from pipelines.trainer import (
     check_trainer_args,
     merge_logs,
     step_line_every,
+    warm_ema,
 )
 
 LIGHTNING_PRECISION = {"fp32": "32-true", "bf16": "bf16-mixed"}
@@ -141,7 +142,7 @@ def train(
     A run shorter than ``config.val_every`` steps validates once, at its end.
     ``callbacks`` are extra Lightning callbacks.
     """
-    from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
     from pipelines.module import SeparationModule, ema_decay, warmup_end
@@ -214,6 +215,9 @@ def train(
             )
         module.model.load_state_dict(state)
 
+    for folder in (run, export_dir):  # a file in the way of either fails before either folder is made
+        if Path(folder).exists() and not Path(folder).is_dir():
+            raise StemcurateError(f"{folder}: exists and is not a folder")
     for folder in (run, export_dir):  # a folder that cannot be written fails now, not after training
         make_dir(folder)
     cfg_data = {
@@ -250,9 +254,7 @@ def train(
     if decay > 0:
         # averaging starts where the warm-up ends (the weights before it are far from where the run goes);
         # buffers are constants (STFT window, band layout): averaging them would only add rounding
-        checkpointing.append(
-            EMAWeightAveraging(decay=decay, use_buffers=False, update_starting_at_step=warmup_end(config))
-        )
+        checkpointing.append(warm_ema(decay=decay, use_buffers=False, update_starting_at_step=warmup_end(config)))
     checkpointing.append(LastCheckpoint(last, config.val_every))
     bar = progress and sys.stderr.isatty()  # a terminal: Lightning's bar; a log or a pipe: a line now and then
     if progress and not bar:

@@ -709,6 +709,11 @@ def test_evaluate_refuses_a_results_path_that_is_its_own_log(world, tmp_path):
         tmp_path / "x.log",
     )
     assert not (tmp_path / "x.log").exists()
+    for folder in (tmp_path, Path(".")):  # a folder, the working one included, is not a results file
+        one_line_error(
+            run(pipelines_app, "evaluate", world / "models", "--data", world / "data", "-o", folder),
+            "is a folder; give the results file",
+        )
 
 
 def test_scan_checks_txt_dir_before_scanning(world, tmp_path):
@@ -1497,3 +1502,18 @@ def test_report_names_clips_it_cannot_read_on_the_console(world, tmp_path):
         curate_app, "report", world / "scored.parquet", "--data", data, "-o", tmp_path / "r.html", "--per-stem", "50"
     )
     assert res.exit_code == 0 and "warning: " in res.output and str(data / "train" / "good") in res.output, res.output
+
+
+def test_train_with_a_file_for_its_export_dir_makes_no_run_folder(world, tmp_path):
+    """An --export-dir (or -o) that is a file is refused before either folder is made."""
+    (tmp_path / "afile").write_text("x")
+    one_line_error(
+        run(pipelines_app, *tiny(world / "scored.parquet", tmp_path / "run", tmp_path / "afile")),
+        f"{tmp_path / 'afile'}: exists and is not a folder",
+    )
+    assert not (tmp_path / "run").exists()
+    one_line_error(
+        run(pipelines_app, *tiny(world / "scored.parquet", tmp_path / "afile", tmp_path / "e")),
+        "--out is the run folder",
+    )
+    assert not (tmp_path / "e").exists()

@@ -527,6 +527,32 @@ def test_ema_run_exports_averaged_weights(noisy, tmp_path):
     assert torch.equal(window[0], torch.hann_window(2048))
 
 
+def test_validation_during_the_warm_up_sees_the_trained_weights(noisy, tmp_path):
+    """Before averaging starts (the warm-up), validation scores the weights being trained, not the initial
+    ones the average held until its first update (a flat validation curve through the warm-up)."""
+    import lightning as L
+
+    name = "band_split.norm_weight.0"
+    raw, validated = {}, {}
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer, module, *args):
+            raw[trainer.global_step] = module.model.state_dict()[name].clone()
+
+        def on_validation_epoch_start(self, trainer, module):  # after the EMA callback swapped its weights in
+            validated[trainer.global_step] = module.model.state_dict()[name].clone()
+
+    cfg = train_config(
+        {}, **{**FAST, "warmup_steps": 6, "valid_fraction": 0.2, "val_every": 2}, max_steps=14, ema_decay=0.5
+    )
+    assert ema_decay(cfg) == 0.5 and warmup_end(cfg) == 6
+    _train(noisy / "m.parquet", tmp_path / "run", cfg, export=tmp_path / "e", callbacks=[Record()])
+    assert sorted(validated) == [2, 4, 6, 8, 10, 12, 14]
+    for step in (2, 4):  # warm-up: the trained weights themselves, which have moved since the start
+        assert torch.equal(validated[step], raw[step]) and not torch.equal(raw[step], raw[1])
+    assert not torch.equal(validated[14], raw[14])  # averaging: the average
+
+
 def test_ema_horizon_fits_the_run():
     """The default decay (0.995: a 200-step horizon) holds for runs that average over 800 steps or more
     and shrinks to a quarter of the averaged steps below that; no averaging without steps to average."""
