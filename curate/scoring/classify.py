@@ -76,7 +76,7 @@ def score_labels(
         )
     llr = None
     if env is not None and config.use_alignment:
-        z, z_null = alignment_z(units, arr["env"], seed=config.seed)
+        z, z_null = alignment_z(units, arr["env"], seed=config.seed, pieces=config.alignment_pieces)
         llr = foreign_log_lr(z, z_null, groups=labels)
     mask = np.ones(len(units), bool)
     first = None

@@ -2,7 +2,7 @@
 
 Stems of one track are time-aligned parts of one performance: their note onsets coincide. A stem
 replaced by another song's stem (whole, or for a time range) keeps its sound but loses that.
-For every unit (half a fragment, 3 s) of stem ``i``:
+For every unit (half or middle half of a fragment, 3 s) of stem ``i``:
 
 * ``c(i, j)``: correlation of the spectral-flux onset envelopes of ``i`` and a sibling ``j`` of the
   same track and time, at lags within +-2 frames (+-23 ms);
@@ -10,7 +10,10 @@ For every unit (half a fragment, 3 s) of stem ``i``:
   that does not belong (mean ``mu_i``, spread ``sigma_i``), so the test adapts to the stem:
   a pad with soft attacks correlates weakly with everything;
 * ``z_i = max_j (c(i, j) - mu_i) / sigma_i``: aligned with at least one sibling (one replaced
-  sibling does not make the others look foreign).
+  sibling does not make the others look foreign);
+* each half of the unit is scored so (``pieces``), and the unit's ``z`` is its lower half's (its null sample the
+  same way): another song's content that fills part of a unit leaves the track's own onsets in the
+  rest, and scored whole the unit would still read as aligned.
 
 ``z`` of foreign content follows the null (drawn the same way from other tracks); ``z`` of the
 dataset's stems is mostly that of aligned ones. The log likelihood ratio foreign/aligned comes
@@ -68,17 +71,29 @@ def _peak_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return best
 
 
-def alignment_z(frame: pd.DataFrame, env: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def alignment_z(
+    frame: pd.DataFrame, env: np.ndarray, *, seed: int = 0, pieces: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
     """Alignment ``z`` of every unit and a null sample of ``z`` for foreign units.
 
     ``frame``: one row per unit with ``track``, ``stem``, ``start``; ``env``: ``(units, frames)``.
-    Units with no sibling get NaN. Linear in the units: the negatives of a unit are drawn as positions
-    among the units of other tracks and mapped to rows through its own track's rows, without listing
-    the others (which made the cost quadratic in the tracks).
+    ``pieces``: the envelope is cut into this many equal pieces in time, each piece is scored on its own,
+    and a unit's ``z`` (and its null sample) is that of its least aligned piece: a replacement that
+    fills part of a unit leaves the track's own onsets in the rest, which would otherwise speak for the
+    whole unit. Units with no sibling get NaN.
     """
+    rng = np.random.default_rng(seed)
+    edges = np.linspace(0, env.shape[-1], max(1, pieces) + 1).astype(int)
+    parts = [_alignment_z(frame, env[:, a:b], rng) for a, b in zip(edges[:-1], edges[1:])]
+    return np.fmin.reduce([p[0] for p in parts]), np.fmin.reduce([p[1] for p in parts])
+
+
+def _alignment_z(frame: pd.DataFrame, env: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`alignment_z` of one piece of every unit's envelope. Linear in the units: the negatives of a
+    unit are drawn as positions among the units of other tracks and mapped to rows through its own track's
+    rows, without listing the others (which made the cost quadratic in the tracks)."""
     x = _standardise(env)
     tracks = frame["track"].to_numpy()
-    rng = np.random.default_rng(seed)
     n = len(frame)
     z = np.full(n, np.nan)
     z_null = np.full(n, np.nan)

@@ -36,6 +36,12 @@ class LabelModelConfig:
     """Prior probability that a stem whose class matches its label still comes from another track."""
     use_alignment: bool = True
     """Weigh onset alignment with the sibling stems (:mod:`curate.scoring.context`)."""
+    alignment_pieces: int = 2
+    """Each unit's onset alignment is read on this many equal pieces in time and the least aligned one
+    counts (:func:`curate.scoring.context.alignment_z`). Whole units (1) against halves (2), 0.3+0.3 of
+    the 94 real excerpts, three seeds: AUROC 0.975 -> 0.978, partial replacements found 0.859 -> 0.871,
+    precision 0.964 both; 16 rendered songs at 0.4+0.4: precision 0.908 -> 0.921, at 0.2+0.2: 0.888 ->
+    0.879."""
     stem_pooling: float = 0.1
     """Weight of the stem's mean log-likelihood against the fragment's own."""
     temperature: float = 1.0
@@ -60,6 +66,8 @@ class LabelModelConfig:
 
     def __post_init__(self):
         _check_units(self.units)
+        if not isinstance(self.alignment_pieces, int) or self.alignment_pieces < 1:
+            raise ValueError(f"alignment_pieces must be a whole number of at least 1, got {self.alignment_pieces!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -34,6 +34,27 @@ def test_aligned_stems_score_high_and_foreign_ones_low():
     assert np.abs(llr).max() <= 3.0
 
 
+def test_a_unit_partly_replaced_reads_as_foreign_by_its_least_aligned_piece():
+    """A unit whose last 3/4 come from another song keeps the track's onsets in its first quarter; scored
+    whole, that quarter still aligns it with its siblings, scored by its least aligned half it does not.
+    Clean units stay aligned either way."""
+    rng = np.random.default_rng(0)
+    rows, envs = [], []
+    for t in range(12):
+        beat = _onsets(rng)
+        for s in ("vocals", "bass", "drums", "other"):
+            rows.append((f"t{t}", s, 0))
+            envs.append(beat * rng.uniform(0.5, 1.0) + 0.3 * _onsets(rng, rate=0.05) + 0.05 * rng.random(len(beat)))
+    frame = pd.DataFrame(rows, columns=["track", "stem", "start"])
+    env = np.array(envs, dtype=np.float16)
+    part = ((frame.track == "t3") & (frame.stem == "bass")).to_numpy()
+    env[part, 64:] = _onsets(rng)[64:]  # three quarters of the unit from another song
+    z1, _ = alignment_z(frame, env, seed=1, pieces=1)
+    z2, null2 = alignment_z(frame, env, seed=1, pieces=2)
+    assert z1[part][0] > 3 and z2[part][0] < 2, (z1[part], z2[part])
+    assert np.median(z2[~part]) > 4 and np.median(null2) < 1
+
+
 def test_no_siblings_or_single_track_gives_no_evidence():
     frame = pd.DataFrame({"track": ["a", "b"], "stem": ["vocals", "vocals"], "start": [0, 0]})
     z, z_null = alignment_z(frame, np.random.default_rng(0).random((2, 50)).astype(np.float16))
@@ -103,7 +124,7 @@ def test_linear_negative_draw_equals_listing_the_other_tracks():
         if shuffle:
             frame = frame.sample(frac=1.0, random_state=1).reset_index(drop=True)
         env = rng.random((len(frame), 60)).astype(np.float16)
-        got, ref = alignment_z(frame, env, seed=7), _alignment_z_listing_the_others(frame, env, seed=7)
+        got, ref = alignment_z(frame, env, seed=7, pieces=1), _alignment_z_listing_the_others(frame, env, seed=7)
         for a, b in zip(got, ref):
             assert np.array_equal(a, b, equal_nan=True), n_tracks
         assert np.isfinite(got[0]).any()
