@@ -135,6 +135,11 @@ class FragmentPool:
         x, _ = load_segment(
             self.root, path, stem, lo, stop, need=min(stop, int(self.ends[hit].max())) - lo, parts=parts
         )
+        if not np.isfinite(x).all():  # the file changed since the scan, which checked every sample
+            raise StemcurateError(
+                f"{self.root / path}: {int((~np.isfinite(x)).sum())} NaN/inf samples in samples {lo}-{stop} "
+                f"('{stem}' of '{track}'; the file changed since the scan? scan it again)"
+            )
         audio = np.zeros((x.shape[0], length), dtype=np.float32)
         audio[:, lo - start : lo - start + x.shape[1]] = x[:, : length - (lo - start)]
         audio *= region_mask(self.starts[hit] - start, self.ends[hit] - start, length, int(fade_s * file_rate))

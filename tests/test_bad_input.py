@@ -1517,3 +1517,19 @@ def test_train_with_a_file_for_its_export_dir_makes_no_run_folder(world, tmp_pat
         "--out is the run folder",
     )
     assert not (tmp_path / "e").exists()
+
+
+def test_train_names_a_file_given_nan_samples_after_the_scan(world, tmp_path):
+    """The scan checked every sample; a file that gained NaN samples since is named by training (not
+    "the training loss is nan")."""
+    data = _copy(world / "data", tmp_path / "data")
+    assert run(curate_app, "scan", data, "--no-score", "-o", tmp_path / "m.parquet").exit_code == 0
+    for f in sorted((data / "train").glob("*/[!.]*.wav")):
+        try:
+            x, sr = sf.read(f, always_2d=True)
+        except sf.LibsndfileError:  # the world's broken files stay as they are
+            continue
+        x[:] = np.nan  # every sample: whichever crop is read first meets it
+        sf.write(f, x, sr, subtype="FLOAT")
+    line = one_line_error(_train_one_step(tmp_path), "NaN/inf samples", "changed since the scan")
+    assert str(data / "train") in line
