@@ -253,6 +253,10 @@ def separate_files(
         if audio.shape[1] == 0:
             report.failed.append((src, "no samples"))
             continue
+        declared = audio_io.wav_declared_frames(src) if src.suffix.lower() == ".wav" else None
+        if declared is not None and declared > audio.shape[1]:  # the scan's rule: a cut file is not read
+            report.failed.append((src, f"truncated: header declares {declared} samples, file holds {audio.shape[1]}"))
+            continue
         unusable = audio_problem(audio, sr)  # the scan's rules: rate, NaN/inf, impossible levels
         if unusable:
             report.failed.append((src, unusable[1]))
