@@ -23,7 +23,7 @@ import yaml
 
 from bsrnn.checkpoint import build_model, load_models, read_checkpoint
 from bsrnn.model import BSRNNConfig
-from curate.common.atomic import atomic_path, make_dir, write_text
+from curate.common.atomic import atomic_path, make_dirs, write_text
 from curate.common.errors import StemcurateError
 from curate.common.outputs import output_path
 from curate.data.schema import read_manifest
@@ -42,11 +42,11 @@ from pipelines.trainer import (
     LastCheckpoint,
     ManifestData,
     StepLines,
+    WarmEMA,
     atomic_checkpoint_io,
     check_trainer_args,
     merge_logs,
     step_line_every,
-    warm_ema,
 )
 
 LIGHTNING_PRECISION = {"fp32": "32-true", "bf16": "bf16-mixed"}
@@ -215,11 +215,7 @@ def train(
             )
         module.model.load_state_dict(state)
 
-    for folder in (run, export_dir):  # a file in the way of either fails before either folder is made
-        if Path(folder).exists() and not Path(folder).is_dir():
-            raise StemcurateError(f"{folder}: exists and is not a folder")
-    for folder in (run, export_dir):  # a folder that cannot be written fails now, not after training
-        make_dir(folder)
+    make_dirs(run, export_dir)  # a folder that cannot be written fails now, not after training
     cfg_data = {
         **config_dict(model, config),
         "manifest": str(Path(manifest).resolve()),
@@ -254,7 +250,7 @@ def train(
     if decay > 0:
         # averaging starts where the warm-up ends (the weights before it are far from where the run goes);
         # buffers are constants (STFT window, band layout): averaging them would only add rounding
-        checkpointing.append(warm_ema(decay=decay, use_buffers=False, update_starting_at_step=warmup_end(config)))
+        checkpointing.append(WarmEMA(decay=decay, use_buffers=False, update_starting_at_step=warmup_end(config)))
     checkpointing.append(LastCheckpoint(last, config.val_every))
     bar = progress and sys.stderr.isatty()  # a terminal: Lightning's bar; a log or a pipe: a line now and then
     if progress and not bar:

@@ -12,6 +12,8 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import pandas as pd
+import torch
+from lightning.pytorch.callbacks import EMAWeightAveraging
 from torch.utils.data import DataLoader
 
 from curate.common.atomic import atomic_path
@@ -73,23 +75,18 @@ class StepLines(L.Callback):
         print(f"{line}  {time.monotonic() - self._t0:.0f} s", file=self.stream or sys.stderr, flush=True)
 
 
-def warm_ema(**kwargs):
-    """Lightning's ``EMAWeightAveraging`` (same arguments) whose average follows the trained weights until
-    averaging starts (``update_starting_at_step``): validations and checkpoints during the warm-up see the
-    weights being trained, not the initial ones that the average would otherwise hold until its first update."""
-    import torch
-    from lightning.pytorch.callbacks import EMAWeightAveraging
+class WarmEMA(EMAWeightAveraging):
+    """Lightning's ``EMAWeightAveraging`` whose average follows the trained weights until averaging starts
+    (``update_starting_at_step``): validations and checkpoints during the warm-up see the weights being
+    trained, not the initial ones that the average would otherwise hold until its first update."""
 
-    class WarmEMA(EMAWeightAveraging):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-            avg = self._average_model
-            if avg is not None and int(avg.n_averaged) == 0:  # not averaging yet: the average is the model
-                with torch.no_grad():
-                    for a, p in zip(avg.module.parameters(), pl_module.parameters()):
-                        a.copy_(p)
-
-    return WarmEMA(**kwargs)
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        avg = self._average_model
+        if avg is not None and int(avg.n_averaged) == 0:  # not averaging yet: the average is the model
+            with torch.no_grad():
+                for a, p in zip(avg.module.parameters(), pl_module.parameters()):
+                    a.copy_(p)
 
 
 def atomic_checkpoint_io():

@@ -62,15 +62,23 @@ def check_folder(path: str | os.PathLike) -> Path:
 def make_dir(path: str | os.PathLike) -> Path:
     """Create the folder ``path`` (and its parents) and check that files can be written in it;
     :class:`StemcurateError` naming it otherwise (a file in the way, ``/proc``, no permission)."""
-    path = output_path(path)
-    if path.exists() and not path.is_dir():
-        raise StemcurateError(f"{path}: exists and is not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StemcurateError(f"{path}: cannot create this folder ({exc.strerror or exc})") from None
-    _takes_files(path, path)
-    return path
+    return make_dirs(path)[0]
+
+
+def make_dirs(*paths: str | os.PathLike) -> list[Path]:
+    """:func:`make_dir` for several folders, every one checked for a file in its way before any is created
+    (a run that cannot have all of its folders leaves none behind)."""
+    out = [output_path(p) for p in paths]
+    for path in out:
+        if path.exists() and not path.is_dir():
+            raise StemcurateError(f"{path}: exists and is not a folder")
+    for path in out:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StemcurateError(f"{path}: cannot create this folder ({exc.strerror or exc})") from None
+        _takes_files(path, path)
+    return out
 
 
 def _umask() -> int:

@@ -101,7 +101,7 @@ class LabelScores:
     fragments: pd.DataFrame
     """``label_score`` and ``predicted_stem`` per fragment (input order)."""
     units: pd.DataFrame
-    """``track``, ``stem``, ``start`` per unit (half a fragment)."""
+    """``track``, ``stem``, ``start`` per unit (a half or the middle half of a fragment: :func:`unit_bounds`)."""
     classes: list[str]
     first_proba: np.ndarray
     """``(units, K)`` out-of-fold probabilities of the first round (every unit may teach the model)."""
