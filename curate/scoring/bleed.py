@@ -31,6 +31,20 @@ gives no direction, and some console leaks are read as leaks into their source).
 clean stems read as leaking 26 -> 3 of 174, room leaks found 0.91 -> 1.0, console 0.90 (was 0.90).
 Clean fragments of the clean real set read as leaking: 10 -> 5 of 376.
 
+A stem holds its leak whole, so it cannot fall silent where the leak's source goes on: a reading is
+dropped when more than ``max_floor_violation`` of the predicted leak's energy (the source through the
+fitted filter, per band and frame) lies where the receiver is ``floor_db`` (15 dB) quieter than it
+(:func:`floor_violation`). The leak's level in each band is first set to the median ratio of receiver
+to leak over the band's frames, so that a short filter that misses a steep edge of a leak's response
+(by the same amount in every frame) does not count; frames where the receiver is silent in every band
+(a gate or an edit) do not count either. Parts rendered from one score (a bass on the lead line) are
+coherent while both play, and the double rests where the other part goes on. Detection benchmarks
+(three corruption seeds each; recall unchanged on every set): real 0.3+0.3 precision 0.964 -> 0.968,
+clean stems rejected beside a corrupted one 4.3 % -> 3.7 %; rendered 0.2+0.2 precision 0.879 -> 0.886,
+clean stems rejected 3.75 % -> 3.44 %; rendered 0.4+0.4 precision 0.921 -> 0.924. Without the per-band
+level the check drops more (real precision 0.972, rendered 0.895 and 0.926, recall unchanged), but also
+a -12 dB leak through a 549-Hz high-pass into a bass with nothing of its own above 300 Hz.
+
 Then one direction per pair of stems of the track: where some fragment of ``i`` reads ``j`` and some
 fragment of ``j`` reads ``i``, the pair is read once over the whole track both ways; a path delayed one
 way only (a copy comes later than its original) or else the two asymmetries above decide which stem
@@ -94,6 +108,16 @@ class BleedConfig:
     shared content as the smaller share (a leak is a part of its receiver, its source holds it whole) and
     (2) is never much quieter than the leak would make it (see :func:`floor_violation`); the two log
     ratios are added. Then one direction per pair over the whole track (see the module docstring)."""
+    floor_db: float = -15.0
+    """A receiver more than this many dB under its supposed leak, in a band and frame, contradicts the
+    leak (see ``max_floor_violation``)."""
+    max_floor_violation: float = 0.05
+    """A reading whose leak (the source through the fitted path) would sit ``floor_db`` above the receiver
+    for more than this share of the leak's energy is not a leak: a stem holds its leak whole, so it
+    cannot fall silent where the source goes on. Parts that play the same notes (a bass doubling the
+    lead line, rendered from one score) are coherent while both play, and the double stops where the
+    other part goes on. Frames where the receiver is silent in every band (a gate or an edit) do not
+    count. 1 turns the check off."""
 
     def __post_init__(self):
         checks = [
@@ -111,6 +135,10 @@ class BleedConfig:
             ),
             (self.lin_none < self.lin_full, f"lin_none must be below lin_full, got {self.lin_none}, {self.lin_full}"),
             (self.block_s > 0, f"block_s must be positive, got {self.block_s}"),
+            (
+                0 < self.max_floor_violation <= 1 and self.floor_db < 0,
+                f"need 0 < max_floor_violation <= 1 and floor_db < 0, got {self.max_floor_violation}, {self.floor_db}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -129,23 +157,48 @@ def _band_energy(power: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.add.reduceat(power, edges[:-1], axis=0)
 
 
-def floor_violation(recv: np.ndarray, src_power: np.ndarray, response: np.ndarray | None, edges: np.ndarray) -> float:
+def floor_violation(
+    recv: np.ndarray,
+    src_power: np.ndarray,
+    response: np.ndarray | None,
+    edges: np.ndarray,
+    *,
+    below: float = 0.25,
+    skip_silent: bool = False,
+    band_level: bool = False,
+) -> float:
     """How often a stem is quieter than the leak it would hold: ``0-1``.
 
     If ``src`` leaks into ``recv`` through the path ``response`` ``(F,)`` (the leak model's filter, from
     :func:`path_response`), the leak, ``|response|^2`` times ``src``'s power per bin and frame
     ``src_power`` ``(F, frames)`` summed per band, is a floor under ``recv``'s energy per band and frame
     ``recv`` ``(bands, frames)`` (:func:`_band_energy`): a receiver is never much quieter than its leak.
-    Returns the share of the leak's energy in band-frames where ``recv`` holds less than a quarter of it
-    (0 without a response). The filter, not a per-band gain, is the leak: a per-band gain read from the
-    cross-spectrum also counts the chance coherence of two parts in a band where the receiver is loud (a
-    bass and a keyboard on the same notes), and the source then looks like a leak where the bass pauses.
+    Returns the share of the leak's energy in band-frames where ``recv`` holds less than ``below`` times
+    it (a power ratio; 0 without a response). ``skip_silent``: frames where ``recv`` is silent in every
+    band (90 dB under its loudest frame: a gate or an edit took the leak out with the stem's own
+    content) do not count. ``band_level``: the leak's level in each band is first lowered to the median
+    ratio of ``recv`` to it over the frames where the band holds the leak (a short filter misses a steep
+    edge of a leak's response by the same amount in every frame; a receiver that rests where the
+    source goes on falls under its leak in some frames only). The filter, not a per-band gain, is the
+    leak: a per-band gain read from the cross-spectrum also counts the chance coherence of two parts in a
+    band where the receiver is loud (a bass and a keyboard on the same notes), and the source then looks
+    like a leak where the bass pauses.
     """
     if response is None:
         return 0.0
     leak = _band_energy((np.abs(response) ** 2)[:, None] * src_power, edges)
+    if skip_silent and recv.size:
+        frame_energy = recv.sum(axis=0)
+        live = frame_energy > 1e-9 * frame_energy.max()
+        leak, recv = leak[:, live], recv[:, live]
+    if band_level and leak.size:
+        holds = leak >= 0.01 * leak.max(axis=1, keepdims=True)
+        ratio = np.where(holds, recv / np.maximum(leak, 1e-30), np.nan)
+        with np.errstate(all="ignore"):
+            level = np.nan_to_num(np.nanmedian(ratio, axis=1), nan=1.0)
+        leak = leak * np.minimum(level, 1.0)[:, None]
     total = leak.sum()
-    return float(np.sum(leak * (recv < 0.25 * leak)) / total) if total > 0 else 0.0
+    return float(np.sum(leak * (recv < below * leak)) / total) if total > 0 else 0.0
 
 
 def one_path(tau: int, tau_back: int, config: BleedConfig) -> bool:
@@ -220,9 +273,10 @@ def track_bleed(
     del power, cross, late
     lw = hann_lag_window(n_fft)
     band_edges = _band_edges(specs[0].shape[1])
+    floor_check = config.max_floor_violation < 1
     powers = (
         [np.einsum("cft,cft->ft", sp, np.conj(sp)).real.astype(np.float32) for sp in specs]
-        if config.resolve_direction
+        if config.resolve_direction or floor_check
         else []
     )
     bands = [_band_energy(p, band_edges) for p in powers]
@@ -256,6 +310,16 @@ def track_bleed(
         rev = floor_violation(bands[j][:, fa:fz], powers[i][:, fa:fz], paths[1], band_edges)
         return fwd, rev
 
+    def holds_leak(i, j, part, tau, fa, fz) -> bool:
+        """Whether i holds the leak of j through the path at ``tau`` over frames fa..fz (``floor_db``)."""
+        late = part[0][3] if config.late_frames else None
+        path = path_response(tau, *part[0][:3], late, n_fft, hop, lw, config)
+        below = 10 ** (config.floor_db / 10)
+        fv = floor_violation(
+            bands[i][:, fa:fz], powers[j][:, fa:fz], path, band_edges, below=below, skip_silent=True, band_level=True
+        )
+        return fv <= config.max_floor_violation
+
     def receives(i, j, f, tau, f_back, tau_back, fwd, rev) -> bool:
         """Whether i, not j, receives the content the two share (see ``resolve_direction``)."""
         if tau > zero and tau_back <= zero:  # only the path into i is delayed: the copy comes later
@@ -276,6 +340,8 @@ def track_bleed(
                 part = sums_of(i, j, a, b)
                 frac[q, k], tau = read(part, b - a)
                 delays[s][q, k] = tau
+                if frac[q, k] > 0 and floor_check and not holds_leak(i, j, part, tau, *fb[q]):
+                    frac[q, k] = 0.0  # the receiver falls silent where the source goes on: not a leak
                 if frac[q, k] > 0 and config.resolve_direction:
                     # the same frames the other way round: i leaking into j
                     back = _reversed(part)
