@@ -12,6 +12,7 @@ from curate.common.cliutil import (
     ShowProgress,
     err_console,
     guarded,
+    invoke,
     make_app,
     out_console,
     parse_list,
@@ -398,7 +399,7 @@ def report_cmd(
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    invoke(app)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,15 @@ import sys
 
 
 def run_app(module: str) -> None:
-    """Import ``module`` and run its Typer ``app``; Ctrl-C during the import is one line and exit code 130."""
+    """Import ``module`` and run its Typer ``app`` (:func:`curate.common.cliutil.invoke`: usage errors are one
+    line); Ctrl-C during the import is one line and exit code 130."""
     try:
         app = importlib.import_module(module).app
+        from curate.common.cliutil import invoke
     except KeyboardInterrupt:
         print("interrupted while starting; nothing was done", file=sys.stderr)
         raise SystemExit(130) from None
-    app()
+    invoke(app)
 
 
 def curate() -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from curate.common.cliutil import ShowProgress, guarded, make_app, out_console, parse_list
+from curate.common.cliutil import ShowProgress, guarded, invoke, make_app, out_console, parse_list
 from curate.common.errors import MAX_SEED, StemcurateError
 
 app = make_app("pipelines", "Train, evaluate and run Band-Split RNN separators on curated manifests.")
@@ -365,7 +365,7 @@ def report_cmd(
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    invoke(app)
 
 
 if __name__ == "__main__":

@@ -544,6 +544,48 @@ def test_ctrl_c_while_a_command_loads_is_one_line_and_exit_130(monkeypatch, caps
         assert capsys.readouterr().err.strip() == "interrupted while starting; nothing was done"
 
 
+@pytest.mark.parametrize(
+    "argv, names",
+    [
+        (["curate", "scan", "--nope", "x"], ["curate scan", "--nope"]),
+        (["curate", "no-such-command"], ["curate", "no-such-command"]),
+        (["pipelines", "train", "-m", "x.parquet", "--max-steps", "0"], ["pipelines train", "--max-steps"]),
+        (["pipelines", "train", "-m", "x.parquet", "--seed", "many"], ["pipelines train", "--seed"]),
+        (["pipelines", "separate"], ["pipelines separate", "--input"]),
+        (["curate", "filter", "a.parquet", "b.parquet", "c.parquet"], ["curate filter", "c.parquet"]),
+    ],
+)
+def test_the_option_parsers_usage_errors_are_one_line_and_exit_2(monkeypatch, capsys, argv, names):
+    """What the user types: the console entry points. An unknown option or command, a value out of range or of
+    the wrong type, a missing option, an extra argument: one ``error:`` line naming the command and the
+    problem (click's three-line usage block otherwise)."""
+    from curate import entry
+    from pipelines import entry as pipelines_entry
+
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit) as exc:
+        (entry.curate if argv[0] == "curate" else pipelines_entry.pipelines)()
+    assert exc.value.code == 2
+    out = capsys.readouterr()
+    lines = out.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.err
+    assert "Usage" not in out.err and out.out == ""
+    for n in names:
+        assert n in lines[0], (n, lines[0])
+
+
+def test_help_and_no_arguments_print_help(monkeypatch, capsys):
+    from curate import entry
+
+    for argv, code in ((["curate", "--help"], 0), (["curate"], 2)):
+        monkeypatch.setattr("sys.argv", argv)
+        with pytest.raises(SystemExit) as exc:
+            entry.curate()
+        assert exc.value.code == code
+        out = capsys.readouterr()
+        assert "Usage:" in out.out + out.err and "COMMAND" in out.out + out.err and "scan" in out.out + out.err
+
+
 def test_outputs_in_a_folder_that_takes_no_files_are_one_line_errors(world, tmp_path):
     if not Path("/proc").is_dir():
         pytest.skip("no /proc")

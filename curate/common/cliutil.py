@@ -61,6 +61,34 @@ def make_app(name: str, help: str) -> typer.Typer:
     )  # usage errors as click prints them: one "Error: ..." line, no box
 
 
+def invoke(app: typer.Typer, args: list[str] | None = None) -> None:
+    """Run ``app`` as a console script (``args``: the command line, default ``sys.argv[1:]``) and exit with its
+    code. The option parser's usage errors (an unknown option or command, a value out of range, a missing
+    argument) are one line, ``error: <command>: <what>``, exit code 2, as every other bad input; help, and
+    no arguments (which print help), are as click prints them."""
+    try:  # typer from 0.2x carries its own copy of click, and raises its exceptions
+        from typer._click import exceptions as parser
+    except ImportError:  # pragma: no cover - older typer, on click itself
+        from click import exceptions as parser
+
+    try:
+        code = app(args=args, standalone_mode=False)
+    except parser.NoArgsIsHelpError as exc:
+        exc.show()
+        code = exc.exit_code
+    except parser.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else app.info.name
+        print(f"error: {where}: {exc.format_message()}", file=sys.stderr)
+        code = EXIT_BAD_INPUT
+    except parser.ClickException as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        code = exc.exit_code
+    except parser.Abort:  # an interrupt while the parser prompts
+        print("interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 class _LazyProgress(Progress):
     """A :class:`~rich.progress.Progress` that appears at its first update, so that a command that
     stops on bad input before any work prints its one-line error without an empty bar above it."""
