@@ -186,10 +186,33 @@ def new_run_settings(
             1
         ].config  # the checkpoint's own size unless one is asked for
     else:
-        model_cfg = model_config(auto_size(accelerator) if model in (None, "auto") else model, target, overrides)
+        try:
+            model_cfg = model_config(auto_size(accelerator) if model in (None, "auto") else model, target, overrides)
+        except StemcurateError:
+            _check_target_in(manifest, target)  # a target the manifest lacks is the first thing to say
+            raise
     return RunSettings(
         manifest, model_cfg, train_config(overrides, **train_options), export_dir or Path("saved_models")
     )
+
+
+def _check_target_in(manifest: Path, target: str) -> None:
+    """Raise :class:`StemcurateError` when ``manifest`` reads and holds no fragment of ``target`` (a manifest that
+    cannot be read is left to the training run's own checks)."""
+    from curate.data.schema import read_manifest
+
+    try:
+        stems = set(read_manifest(manifest).frame["stem"])
+    except (StemcurateError, OSError, ValueError):
+        return
+    if stems:
+        check_target(manifest, stems, target)
+
+
+def check_target(manifest: Path, stems: set[str], target: str) -> None:
+    """Raise :class:`StemcurateError` naming ``manifest`` when its ``stems`` do not include ``target``."""
+    if target not in stems:
+        raise StemcurateError(f"{manifest}: no fragments of target '{target}' (stems: {', '.join(sorted(stems))})")
 
 
 def _same(a, b) -> bool:

@@ -37,7 +37,7 @@ from pipelines.data import (
     manifest_tracks,
     split_tracks,
 )
-from pipelines.runs import RunDir, manifest_digest
+from pipelines.runs import RunDir, check_target, manifest_digest
 from pipelines.trainer import (
     LastCheckpoint,
     ManifestData,
@@ -172,10 +172,7 @@ def train(
             f"{manifest}: manifest has no fragments (see the scan's problems file: tracks shorter than the detection "
             f"window?)"
         )
-    if model.target not in set(m.frame["stem"]):
-        raise StemcurateError(
-            f"{manifest}: no fragments of target '{model.target}' (stems: {', '.join(sorted(set(m.frame['stem'])))})"
-        )
+    check_target(manifest, set(m.frame["stem"]), model.target)
     train_tracks, valid_tracks = split_tracks(manifest_tracks(m), config)
     m.check_files(manifest, tracks=train_tracks + valid_tracks)
     truth = fragment_corrupted(m)
