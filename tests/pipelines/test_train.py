@@ -778,11 +778,19 @@ def test_progress_lines_where_no_terminal_shows_a_bar(noisy, tmp_path, capsys):
     assert all(" loss " in ln and ln.endswith(" s") for ln in lines)
     _train(noisy / "m.parquet", tmp_path / "b", cfg, export=tmp_path / "e2")
     assert "step " not in capsys.readouterr().err
-    # with validation (after step 11), the line that follows it carries its uSDR
+    # with validation (after step 11): a line of its own, and the step line that follows carries its uSDR
     cfg = train_config({}, **{**FAST, "valid_fraction": 0.2, "val_every": 11}, max_steps=12)
     _train(noisy / "m.parquet", tmp_path / "c", cfg, export=tmp_path / "e3", progress=True)
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("step ")]
-    assert "uSDR" not in lines[0] and " val uSDR " in lines[1], lines
+    assert [ln.split()[1] for ln in lines] == ["10/12", "11/12", "12/12"], lines
+    assert "uSDR" not in lines[0] and " loss " not in lines[1], lines
+    usdr = lines[1].split(" val uSDR ")[1].split(" dB")[0]
+    assert f" val uSDR {usdr} dB" in lines[2], lines
+    # validating at the last step (every 6 steps): the last line says that validation, not the one before
+    cfg = train_config({}, **{**FAST, "valid_fraction": 0.2, "val_every": 6}, max_steps=12)
+    _train(noisy / "m.parquet", tmp_path / "d", cfg, export=tmp_path / "e4", progress=True)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("step ")]
+    assert lines[-1].startswith("step 12/12  val uSDR "), lines
 
 
 def test_a_run_shorter_than_val_every_validates_at_its_end(noisy, tmp_path):
