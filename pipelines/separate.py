@@ -33,7 +33,27 @@ from curate.common.outputs import output_path
 from curate.data import audio as audio_io
 from curate.data.conform import audio_problem, to_channels
 
-INPUT_EXTENSIONS = (".wav", ".flac", ".mp3")
+INPUT_EXTENSIONS = (".wav", ".flac", ".mp3", ".stem.mp4")
+"""Files ``pipelines separate`` reads; of a ``.stem.mp4`` (MUSDB18), its mixture stream (stream 0)."""
+
+
+def input_extension(path: Path) -> str | None:
+    """The one of :data:`INPUT_EXTENSIONS` that ``path``'s name ends with (any case), else None."""
+    name = path.name.lower()
+    return next((e for e in sorted(INPUT_EXTENSIONS, key=len, reverse=True) if name.endswith(e)), None)
+
+
+def read_input(path: Path) -> tuple[np.ndarray, int]:
+    """Samples ``(channels, samples)`` float32 and rate (Hz) of an input file: a ``.stem.mp4``'s mixture stream
+    (through the decode cache, :mod:`curate.data.decoded`), any other file as it is. :class:`StemcurateError`
+    naming the file when it cannot be read."""
+    if input_extension(path) == ".stem.mp4":
+        from curate.data.decoded import read_stream
+
+        return read_stream(path, 0)
+    return audio_io.read(path)
+
+
 FORMATS = ("wav", "flac", "mp3")
 BITS = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
 CLIP_MODES = ("rescale", "clamp", "none")
@@ -57,20 +77,20 @@ class SeparationReport:
 
 
 def find_inputs(path: str | Path, *, exclude: str | Path | None = None) -> list[Path]:
-    """A wav/mp3/flac file, or the files of those types under a folder (recursive, sorted). Hidden files
+    """A wav/mp3/flac/stem.mp4 file, or the files of those types under a folder (recursive, sorted). Hidden files
     and folders (``.name``) are left out, and so is the folder ``exclude`` (the output folder, when it
     lies inside the input folder: earlier results are not separated again)."""
     path = Path(path)
     if not path.exists():
         raise StemcurateError(f"{path}: no such file or folder")
     if path.is_file():
-        if path.suffix.lower() not in INPUT_EXTENSIONS:
+        if input_extension(path) is None:
             raise StemcurateError(f"{path}: unsupported file type (use {', '.join(INPUT_EXTENSIONS)})")
         return [path]
     skip = Path(exclude).resolve() if exclude is not None else None
 
     def wanted(p: Path) -> bool:  # a broken link too: it is reported as a file that cannot be read, not left out unsaid
-        if not (p.is_file() or p.is_symlink() and not p.exists()) or p.suffix.lower() not in INPUT_EXTENSIONS:
+        if not (p.is_file() or p.is_symlink() and not p.exists()) or input_extension(p) is None:
             return False
         if any(part.startswith(".") for part in p.relative_to(path).parts):
             return False
@@ -104,7 +124,9 @@ def load_separator(
 def output_folder(src: Path, root: Path, out_dir: Path) -> Path:
     """``OUT/<song>`` for a file input, ``OUT/<relative folders>/<song>`` for a file found under a folder;
     a ``<track>/mixture.wav`` (MUSDB18-HQ layout) is the song ``<track>``."""
-    rel = src.relative_to(root).with_suffix("") if src.is_relative_to(root) and src != root else Path(src.stem)
+    rel = src.relative_to(root) if src.is_relative_to(root) and src != root else Path(src.name)
+    ext = input_extension(rel)
+    rel = rel.with_name(rel.name[: -len(ext)]) if ext and len(rel.name) > len(ext) else rel.with_suffix("")
     if rel.name == "mixture":
         rel = rel.parent if rel.parent != Path(".") else Path(src.parent.name)
     return out_dir / rel
@@ -120,7 +142,8 @@ def output_folders(inputs: list[Path], root: Path, out_dir: Path) -> dict[Path, 
     for f, srcs in seen.items():
         if len(srcs) > 1:
             for src in srcs:
-                folders[src] = f.with_name(f"{f.name}_{src.suffix.lstrip('.').lower()}")
+                ext = input_extension(src) or src.suffix
+                folders[src] = f.with_name(f"{f.name}_{ext.lstrip('.').lower().replace('.', '_')}")
     if len(set(folders.values())) < len(folders):  # same name and extension in different case
         for i, src in enumerate(inputs):
             folders[src] = folders[src].with_name(f"{folders[src].name}_{i + 1}")
@@ -246,7 +269,7 @@ def separate_files(
         if on_file:
             on_file(src)
         try:
-            audio, sr = audio_io.read(src)
+            audio, sr = read_input(src)
         except StemcurateError as exc:
             report.failed.append((src, str(exc).split(": ", 1)[-1]))
             continue

@@ -170,6 +170,38 @@ def test_output_folder_names():
         output_folder(Path("test/track1/mixture.wav"), Path("test/track1"), out) == out / "track1"
     )  # MUSDB18-HQ layout
     assert output_folder(Path("test/track1/mixture.wav"), Path("test"), out) == out / "track1"
+    assert output_folder(Path("in/A Song.STEM.MP4"), Path("in"), out) == out / "A Song"  # the whole extension
+    assert output_folder(Path("in/a/b.stem.mp4"), Path("in/a/b.stem.mp4"), out) == out / "b"
+
+
+def test_separate_reads_the_mixture_stream_of_a_stem_mp4(models, tmp_path, monkeypatch):
+    """A MUSDB18 ``.stem.mp4`` is separated from its mixture stream (stream 0, not the sum of the others or
+    another stream): the stems equal those of the same samples written as WAV. Beside a ``.wav`` of the same
+    name, each keeps its whole extension in its folder."""
+    from tests.conftest import need_ffmpeg
+
+    need_ffmpeg()
+    import stempeg
+
+    from curate.data import decoded
+
+    monkeypatch.setenv(decoded.CACHE_ENV, str(tmp_path / "cache"))
+    rng = np.random.default_rng(5)
+    x = (0.05 * rng.standard_normal((5, 2 * 44100, 2))).astype(np.float32)
+    x[0] = x[1:].sum(axis=0) * 0.5 + 0.1 * rng.standard_normal((2 * 44100, 2)).astype(np.float32)
+    song = tmp_path / "in" / "song.stem.mp4"
+    song.parent.mkdir()
+    stempeg.write_stems(str(song), x, sample_rate=44100, writer=stempeg.StreamsWriter(codec="aac", bitrate=128000))
+    mix, sr = decoded.read_stream(song, 0)
+    sf.write(tmp_path / "in" / "song.wav", mix.T, sr, subtype="FLOAT")
+    out = tmp_path / "sep"
+    res = runner.invoke(app, ["separate", "-i", str(tmp_path / "in"), "-o", str(out), "-c", str(models)])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["song_stem_mp4", "song_wav"]
+    for stem in ("vocals", "bass"):
+        a, _ = sf.read(out / "song_stem_mp4" / f"{stem}.wav")
+        b, _ = sf.read(out / "song_wav" / f"{stem}.wav")
+        assert a.shape == (mix.shape[1], 2) and np.array_equal(a, b), stem
 
 
 def test_evaluate_reads_musdb18_stem_mp4(models, tmp_path):
