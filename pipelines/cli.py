@@ -198,6 +198,10 @@ def evaluate_cmd(
     tracks: Annotated[
         Optional[int], typer.Option("--tracks", "-n", min=1, help="Only the first N tracks (a quick check).")
     ] = None,
+    track: Annotated[
+        Optional[list[str]],
+        typer.Option("--track", help="Only this track of the subset, by name (repeatable; with -n, the first N)."),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, ...")] = "cpu",
     output: Annotated[
         Optional[Path],
@@ -229,12 +233,14 @@ def evaluate_cmd(
         out, inputs=[*sources, root]
     )  # refuse a manifest, a model or another file as the output before any work
     with progress_bar(progress) as bar:
-        task = bar.add_task("evaluate", total=tracks, item="")
+        total = min(len(set(track)), tracks or len(set(track))) if track else tracks
+        task = bar.add_task("evaluate", total=total, item="")
         results = evaluate(
             models,
             root,
             subset=subset,
             tracks=tracks,
+            track_names=track,
             device=device,
             frame_s=frame,
             hop_s=hop,

@@ -34,6 +34,7 @@ def evaluate(
     *,
     subset: str = "test",
     tracks: int | None = None,
+    track_names: list[str] | None = None,
     device: str = "cpu",
     frame_s: float = 3.0,
     hop_s: float = 2.5,
@@ -50,8 +51,9 @@ def evaluate(
     (no file for a target, a file that does not decode or holds NaN/inf or impossible levels, files
     that do not line up, another rate than the models') has NaN scores and ``left_out`` says why.
     ``models``: ``{target: BSRNN}`` (or what :func:`bsrnn.checkpoint.load_models` returns).
-    Raises :class:`StemcurateError` for no models or arguments of the wrong type, and when no track
-    at all could be scored."""
+    ``track_names``: only these tracks of the subset, in the subset's order (then ``tracks``: the first N of them).
+    Raises :class:`StemcurateError` for no models or arguments of the wrong type, a name the subset does not
+    hold, and when no track at all could be scored."""
     if isinstance(models, dict):
         models = {t: m[1] if isinstance(m, tuple) and len(m) == 2 else m for t, m in models.items()}
     if not isinstance(models, dict) or not models or not all(isinstance(m, BSRNN) for m in models.values()):
@@ -59,6 +61,17 @@ def evaluate(
             f"models {models!r:.80}: give a non-empty {{target: BSRNN}} dict (bsrnn.checkpoint.load_models)"
         )
     found = discover(as_path(data_root, "data_root"), subset=subset)
+    if track_names is not None:
+        names = [track_names] if isinstance(track_names, str) else list(track_names)
+        if not names:
+            raise StemcurateError("track_names: give at least one track name")
+        missing = [n for n in dict.fromkeys(names) if n not in {t.name for t in found}]
+        if missing:
+            raise StemcurateError(
+                f"{data_root}: the {subset} subset has no track named {', '.join(repr(n) for n in missing)}"
+                f" ({len(found)} tracks; first: {', '.join(t.name for t in found[:3]) or 'none'})"
+            )
+        found = [t for t in found if t.name in set(names)]
     if tracks is not None:
         found = found[: as_int(tracks, "tracks", low=1)]
     try:

@@ -233,6 +233,28 @@ def _eval(models, root, tmp_path):
     return res, out
 
 
+def test_evaluate_named_tracks(models, tmp_path):
+    """``--track NAME`` (repeatable) scores only those tracks of the subset (with ``-n``, the first N of
+    them); a name the subset does not hold is a one-line error naming it, before any work."""
+    from tests.conftest import noise_stems, write_track
+
+    rng = np.random.default_rng(4)
+    for name in ("alpha", "beta, the second", "gamma"):
+        write_track(tmp_path / "d" / "test" / name, noise_stems(rng, seconds=2.0))
+    out = tmp_path / "r.parquet"
+    base = ["evaluate", str(models), "--data", str(tmp_path / "d"), "-o", str(out), "--no-progress"]
+    res = runner.invoke(app, [*base, "--track", "gamma", "--track", "beta, the second"])
+    assert res.exit_code == 0, res.output
+    assert sorted(set(pd.read_parquet(out)["track"])) == ["beta, the second", "gamma"]
+    res = runner.invoke(app, [*base, "--track", "gamma", "--track", "alpha", "-n", "1"])
+    assert res.exit_code == 0 and sorted(set(pd.read_parquet(out)["track"])) == ["alpha"], res.output
+    out.unlink()
+    res = runner.invoke(app, [*base, "--track", "gamma", "--track", "delta"])
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert res.exit_code == 2 and len(lines) == 1 and "no track named 'delta' (" in lines[0], res.output
+    assert not out.exists()
+
+
 def test_evaluate_mono_tracks_and_a_mono_stem(models, tmp_path):
     """Issue 20, case 1: a test track of mono files, and one whose vocals.wav alone is mono, are
     scored in mono (the estimate averaged over channels) instead of a traceback."""
