@@ -114,6 +114,8 @@ def train_cmd(
     from pipelines.runs import RunDir, new_run_settings, resumed_run_settings
     from pipelines.train import train
 
+    if target is not None and not target.strip():
+        raise StemcurateError("--target: empty; give a stem name (vocals, bass, drums, other, ...)")
     run = RunDir(out or Path("runs") / (target or "vocals"))
     overrides = parse_sets(sets)
     options = dict(
@@ -256,7 +258,10 @@ def evaluate_cmd(
 @app.command(name="separate")
 @guarded
 def separate_cmd(
-    input: Annotated[Path, typer.Option("--input", "-i", help="wav/mp3/flac file, or a folder searched recursively.")],
+    input: Annotated[
+        Path,
+        typer.Option("--input", "-i", help="wav/mp3/flac or MUSDB18 .stem.mp4 file, or a folder searched recursively."),
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder: OUT/<song>/<target>.<format>.")] = Path(
         "separated"
     ),

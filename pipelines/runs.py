@@ -197,14 +197,11 @@ def new_run_settings(
 
 
 def _check_target_in(manifest: Path, target: str) -> None:
-    """Raise :class:`StemcurateError` when ``manifest`` reads and holds no fragment of ``target`` (a manifest that
-    cannot be read is left to the training run's own checks)."""
+    """Raise :class:`StemcurateError` when ``manifest`` cannot be read (its own error) or holds no fragment of
+    ``target``."""
     from curate.data.schema import read_manifest
 
-    try:
-        stems = set(read_manifest(manifest).frame["stem"])
-    except (StemcurateError, OSError, ValueError):
-        return
+    stems = set(read_manifest(manifest).frame["stem"])
     if stems:
         check_target(manifest, stems, target)
 

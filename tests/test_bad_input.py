@@ -577,18 +577,26 @@ def test_the_option_parsers_usage_errors_are_one_line_and_exit_2(monkeypatch, ca
 def test_a_target_the_manifest_lacks_is_said_before_the_band_layout_it_lacks(world, tmp_path):
     """``--target piano`` on a manifest without piano: the manifest's stems are the problem, not the missing
     built-in band layout; a manifest that holds the stem is told about the band layout instead."""
-    import pandas as pd
 
     scored = world / "scored.parquet"
     line = one_line_error(run(pipelines_app, *tiny(scored, tmp_path / "run", tmp_path / "e", "--target", "piano")))
     assert str(scored) in line and "no fragments of target 'piano'" in line and "stems: " in line, line
-    frame = pd.read_parquet(scored)
+    from curate.data.schema import read_manifest, write_manifest
+
+    m = read_manifest(scored)
+    frame = m.frame.copy()
     frame.loc[frame["stem"] == "other", "stem"] = "piano"
-    piano = tmp_path / "piano.parquet"
-    frame.to_parquet(piano)
+    piano = write_manifest(frame, tmp_path / "piano.parquet", root=m.root, meta=m.meta)
     line = one_line_error(run(pipelines_app, *tiny(piano, tmp_path / "run", tmp_path / "e", "--target", "piano")))
     assert "band spec" in line, line
-    assert not (tmp_path / "run").exists()
+    missing = tmp_path / "none.parquet"  # a manifest that is not there is said as such, not the band layout
+    line = one_line_error(run(pipelines_app, *tiny(missing, tmp_path / "run", tmp_path / "e", "--target", "piano")))
+    assert str(missing) in line and "not found" in line, line
+    for empty in ("", "  "):  # an empty target is no target, not the default vocals
+        one_line_error(
+            run(pipelines_app, *tiny(scored, tmp_path / "run", tmp_path / "e", "--target", empty)), "--target"
+        )
+    assert not (tmp_path / "run").exists() and not (tmp_path / "e").exists()
 
 
 def test_help_and_no_arguments_print_help(monkeypatch, capsys):

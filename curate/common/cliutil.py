@@ -15,7 +15,8 @@ from bsrnn.errors import BSRNNError
 from curate.common.errors import StemcurateError
 
 EXIT_BAD_INPUT = 2
-err_console = Console(stderr=True, markup=False)  # file and track names print literally ('[live]' is not markup)
+err_console = Console(stderr=True, markup=False, soft_wrap=True)  # names print literally ('[live]' is not markup),
+# and a message is one line in a log however long it is
 out_console = Console(soft_wrap=True, markup=False)  # paths are never broken across lines
 
 
