@@ -65,13 +65,14 @@ def evaluate(
         names = [track_names] if isinstance(track_names, str) else list(track_names)
         if not names:
             raise StemcurateError("track_names: give at least one track name")
-        missing = [n for n in dict.fromkeys(names) if n not in {t.name for t in found}]
+        wanted, held = set(names), {t.name for t in found}
+        missing = [n for n in dict.fromkeys(names) if n not in held]
         if missing:
             raise StemcurateError(
                 f"{data_root}: the {subset} subset has no track named {', '.join(repr(n) for n in missing)}"
                 f" ({len(found)} tracks; first: {', '.join(t.name for t in found[:3]) or 'none'})"
             )
-        found = [t for t in found if t.name in set(names)]
+        found = [t for t in found if t.name in wanted]
     if tracks is not None:
         found = found[: as_int(tracks, "tracks", low=1)]
     try:
