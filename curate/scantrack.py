@@ -21,7 +21,7 @@ from curate.scoring.embed import DEFAULT_EMBEDDER, make_embedder
 from curate.scoring.labelmodel import LabelModelConfig, unit_bounds
 from curate.scoring.quality import separated_factor
 from curate.scoring.separated import mixture_lock
-from curate.scoring.spectra import stft
+from curate.scoring.spectra import StemSpectrum, stft
 from sad import SADConfig, detect
 
 
@@ -140,13 +140,7 @@ def scan_track(
     locks: dict[str, np.ndarray] = {}
     if spectra:  # a stem without siblings reads the floor (-80 dB: no leak), not NaN
         full_bounds = {n: bounds.get(n, np.zeros((0, 2), np.int64)) for n in spectra}
-        bleed = track_bleed(spectra, full_bounds, score.bleed, with_delays=True)
-        if len(spectra) >= 2:  # each stem's fragments and, last, the whole stem
-            length = next(iter(sources.values())).shape[-1]
-            whole = {k: np.concatenate([b, [[0, length]]]).astype(np.int64) for k, b in full_bounds.items()}
-            both = mixture_lock(spectra, whole)
-            locks = {k: v[:-1] for k, v in both.items()}
-            bleed = without_separated_sources(bleed, {k: float(v[-1]) for k, v in both.items()})
+        bleed, locks = bleed_and_locks(spectra, full_bounds, score.bleed)
     per = score.labels.units
     for stem, b in bounds.items():
         if len(b):
@@ -173,13 +167,39 @@ def scan_track(
     return TrackScan(frame, checked.problems, checked.residual_db, arrays)
 
 
+def bleed_and_locks(
+    spectra: dict[str, StemSpectrum], bounds: dict[str, np.ndarray], config: BleedConfig = BleedConfig()
+) -> tuple[dict[str, tuple], dict[str, np.ndarray]]:
+    """The leaks and mixture locks of every fragment of one track's stems.
+
+    ``spectra``: STFT per stem (same rate, size and length); ``bounds``: ``(n, 2)`` sample bounds per stem.
+    Returns :func:`~curate.scoring.bleed.track_bleed`'s result (read ``with_delays``) less the leaks read
+    from a separator's output near zero delay (:func:`without_separated_sources`), and per stem the
+    :func:`~curate.scoring.separated.mixture_lock` of each fragment ``(n,)`` (none for a single stem).
+    Raises ``ValueError`` as :func:`~curate.scoring.bleed.track_bleed` does."""
+    bleed = track_bleed(spectra, bounds, config, with_delays=True)
+    if len(spectra) < 2:
+        return bleed, {}
+    length = next(iter(spectra.values())).frames * next(iter(spectra.values())).hop
+    whole = {k: np.concatenate([b, [[0, length]]]).astype(np.int64) for k, b in bounds.items()}
+    both = mixture_lock(spectra, whole)  # each stem's fragments and, last, the whole stem
+    locks = {k: v[:-1] for k, v in both.items()}
+    whole_lock = {k: float(v[-1]) for k, v in both.items()}
+    return without_separated_sources(bleed, whole_lock, zero_delay_ms=config.separated_delay_ms), locks
+
+
 def without_separated_sources(
-    bleed: dict[str, tuple[np.ndarray, list, np.ndarray]], whole_lock: dict[str, float]
-) -> dict[str, tuple[np.ndarray, list, np.ndarray]]:
+    bleed: dict[str, tuple], whole_lock: dict[str, float], *, zero_delay_ms: float | None = None
+) -> dict[str, tuple]:
     """:func:`~curate.scoring.bleed.track_bleed`'s result without the leaks read from a stem that is a separator's
     output (``whole_lock``: each stem's :func:`~curate.scoring.separated.mixture_lock` over the whole stem,
     NaN where not measured): a mask estimate holds masked pieces of its siblings, so it reads as their source
-    at zero delay, but the content came from them. The separated stem itself is blamed by its own lock."""
+    at zero delay, but the content came from them. The separated stem itself is blamed by its own lock.
+
+    ``zero_delay_ms``: with ``bleed`` read ``with_delays`` (a fourth item per stem, ``(n, others)`` ms), only the
+    readings at most this delay are dropped: a mask shares its siblings' frames, it does not delay them, so a
+    reading at a clear delay is a leak path of its own (the recording leaked into a sibling too). None: every
+    reading from a separated stem is dropped."""
     names = list(whole_lock)
     separated = {n for n, v in whole_lock.items() if v == v and float(separated_factor(v)) < 0.5}
     if not separated:
@@ -192,7 +212,11 @@ def without_separated_sources(
             out[stem] = (db, src, frac, *rest)
             continue
         frac = frac.copy()
-        frac[:, drop] = 0.0
+        if zero_delay_ms is not None and rest:
+            delayed = np.asarray(rest[0])[:, drop] > zero_delay_ms
+            frac[:, drop] = np.where(delayed, frac[:, drop], 0.0)
+        else:
+            frac[:, drop] = 0.0
         out[stem] = (*bleed_of_fractions(frac, others), frac, *rest)
     return out
 

@@ -108,6 +108,11 @@ class BleedConfig:
     shared content as the smaller share (a leak is a part of its receiver, its source holds it whole) and
     (2) is never much quieter than the leak would make it (see :func:`floor_violation`); the two log
     ratios are added. Then one direction per pair over the whole track (see the module docstring)."""
+    separated_delay_ms: float = 1.0
+    """A reading from a stem that is a separator's output counts only at a longer delay than this: a mask
+    estimate holds masked pieces of its siblings in their own frames, read as its leaking into them
+    near zero delay (its frequency smoothing blurs the peak by a fraction of a millisecond), while a
+    clear delay is a leak path of its own (the recording it was cut from leaked into a sibling too)."""
     floor_db: float = -15.0
     """A receiver more than this many dB under its supposed leak, in a band and frame, contradicts the
     leak (see ``max_floor_violation``)."""
@@ -135,6 +140,10 @@ class BleedConfig:
             ),
             (self.lin_none < self.lin_full, f"lin_none must be below lin_full, got {self.lin_none}, {self.lin_full}"),
             (self.block_s > 0, f"block_s must be positive, got {self.block_s}"),
+            (
+                self.separated_delay_ms >= 0,
+                f"separated_delay_ms must be 0 or more, got {self.separated_delay_ms}",
+            ),
             (
                 0 < self.max_floor_violation <= 1 and self.floor_db < 0,
                 f"need 0 < max_floor_violation <= 1 and floor_db < 0, got {self.max_floor_violation}, {self.floor_db}",
