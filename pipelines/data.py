@@ -17,6 +17,8 @@ depends only on ``(seed, i)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import soxr
@@ -306,18 +308,28 @@ class ValidExamples(Dataset):
 
 class StepSampler(Sampler[int]):
     """Example indices for steps ``[start_step, max_steps)`` of one rank: step ``s``, rank ``r`` of ``w``
-    takes indices ``(s * w + r) * batch + [0, batch)``, so a resumed run sees the examples it would have seen."""
+    takes indices ``(s * w + r) * batch + [0, batch)``, so a resumed run sees the examples it would have seen.
 
-    def __init__(self, start_step: int, max_steps: int, batch_size: int, *, rank: int = 0, world: int = 1):
+    ``start_step`` may be a function that gives the trainer's step: it is then read each time iteration
+    starts. A run resumed in the middle of an epoch ends that epoch early (the trainer counts the batches
+    it ran before the interruption); the next epoch then goes on from the step reached, not from the step
+    the run was resumed at."""
+
+    def __init__(
+        self, start_step: int | Callable[[], int], max_steps: int, batch_size: int, *, rank: int = 0, world: int = 1
+    ):
         self.start, self.stop, self.batch, self.rank, self.world = start_step, max_steps, batch_size, rank, world
 
+    def _first(self) -> int:
+        return int(self.start()) if callable(self.start) else int(self.start)
+
     def __iter__(self):
-        for s in range(self.start, self.stop):
+        for s in range(self._first(), self.stop):
             base = (s * self.world + self.rank) * self.batch
             yield from range(base, base + self.batch)
 
     def __len__(self) -> int:
-        return max(0, self.stop - self.start) * self.batch
+        return max(0, self.stop - self._first()) * self.batch
 
 
 def manifest_tracks(manifest: Manifest) -> list[str]:

@@ -23,11 +23,13 @@ from pipelines.data import StepSampler
 
 
 class LastCheckpoint(L.Callback):
-    """Save ``last.ckpt`` every ``every`` steps and when the (single) epoch ends; listed after the EMA
-    callback, so a checkpoint holds the EMA state of the same step (every rank takes part, rank 0 writes)."""
+    """Save ``last.ckpt`` every ``every`` steps and when an epoch ends (one per run, two when it was resumed
+    in the middle of one); listed after the EMA callback, so a checkpoint holds the EMA state of the same step
+    (every rank takes part, rank 0 writes)."""
 
     def __init__(self, path: Path, every: int):
         self.path, self.every = path, every
+        self._interrupted = False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.global_step % self.every == 0:
@@ -39,7 +41,33 @@ class LastCheckpoint(L.Callback):
     def on_exception(self, trainer, pl_module, exception):
         """Ctrl-C: save the step reached, so that ``--resume`` goes on from it."""
         if isinstance(exception, KeyboardInterrupt) and trainer.global_step > 0:
-            trainer.save_checkpoint(self.path, weights_only=False)
+            self._interrupted = True
+            try:
+                trainer.save_checkpoint(self.path, weights_only=False)
+            finally:
+                self._interrupted = False
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        """A checkpoint saved on Ctrl-C is saved as at the end of the last batch whose update was made, the point
+        from which Lightning restarts a run in the middle of an epoch exactly: the batch counts say that batch
+        is processed but not yet completed, and the count of batches that rows are logged at does not hold it
+        yet. Saved as they stood, a batch begun but not finished would count in the validation schedule (every
+        later validation one step early) and every row logged after ``--resume`` would carry the next step's
+        number."""
+        if not self._interrupted:
+            return
+        loop = checkpoint.get("loops", {}).get("fit_loop", {})
+        state = loop.get("epoch_loop.state_dict", {})
+        if isinstance(state.get("_batches_that_stepped"), int) and isinstance(checkpoint.get("global_step"), int):
+            state["_batches_that_stepped"] = checkpoint["global_step"] - 1
+        progress = loop.get("epoch_loop.batch_progress", {})
+        for part in ("total", "current"):
+            counts = progress.get(part) if isinstance(progress, dict) else None
+            if isinstance(counts, dict) and all(
+                isinstance(counts.get(k), int) for k in ("ready", "started", "processed", "completed")
+            ):
+                done = counts["processed"]
+                counts.update(ready=done, started=done, processed=done, completed=done - 1)
 
 
 def step_line_every(max_steps: int) -> int:
@@ -86,6 +114,23 @@ class WarmEMA(EMAWeightAveraging):
     """Lightning's ``EMAWeightAveraging`` whose average follows the trained weights until averaging starts
     (``update_starting_at_step``): validations and checkpoints during the warm-up see the weights being
     trained, not the initial ones that the average would otherwise hold until its first update."""
+
+    _swapped = False  # the average is in the model for a validation
+
+    def on_validation_epoch_start(self, trainer, pl_module):
+        super().on_validation_epoch_start(trainer, pl_module)
+        self._swapped = self._average_model is not None
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        super().on_validation_epoch_end(trainer, pl_module)
+        self._swapped = False
+
+    def on_exception(self, trainer, pl_module, exception):
+        """Ctrl-C during a validation: the trained weights go back into the model (this callback is listed
+        before :class:`LastCheckpoint`), else the checkpoint saved on Ctrl-C would hold the two swapped."""
+        if self._swapped:
+            self._swap_models(pl_module)
+            self._swapped = False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
@@ -164,7 +209,10 @@ class ManifestData(L.LightningDataModule):
 
     def train_dataloader(self):
         t, cfg = self.trainer, self.cfg
-        sampler = StepSampler(t.global_step, cfg.max_steps, cfg.batch_size, rank=t.global_rank, world=t.world_size)
+        # the step is read when each epoch's iteration starts: a run resumed mid-epoch goes on from where it is
+        sampler = StepSampler(
+            lambda: t.global_step, cfg.max_steps, cfg.batch_size, rank=t.global_rank, world=t.world_size
+        )
         return DataLoader(
             self.train_ds,
             batch_size=cfg.batch_size,

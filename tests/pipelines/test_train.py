@@ -404,6 +404,55 @@ def test_resume_continues_at_the_saved_step(noisy, tmp_path):
     )  # rows logged before the resume are kept
 
 
+def test_a_run_interrupted_mid_epoch_resumes_exactly(noisy, tmp_path):
+    """Ctrl-C at step 2 (between batches), 3 (inside a batch, before its update) or 6 (during a validation)
+    of 8, then --resume: the same logged training and validation losses at the same steps, and bit-equal final
+    weights, as the run that was never stopped (a resumed epoch ends early, and the next one must go on from
+    the step reached, not replay the examples from the step resumed at; the batch counts saved on Ctrl-C must
+    be those Lightning restarts from; the average must not be saved swapped with the trained weights during a
+    validation). A validation stopped by Ctrl-C is not run again: its row is the one missing."""
+    import lightning as L
+
+    from pipelines.train import TrainingInterrupted
+
+    class CtrlC(L.Callback):
+        def __init__(self, at, hook):
+            self.at = at
+            setattr(self, hook, self.stop)
+
+        def stop(self, trainer, *args):
+            if trainer.global_step == self.at:
+                raise KeyboardInterrupt
+
+    mcfg = model_config("tiny", "vocals")
+    cfg = train_config({}, **{**FAST, "valid_fraction": 0.2, "val_every": 2}, max_steps=8, ema_decay=0.1)
+    straight = _train(noisy / "m.parquet", tmp_path / "a", cfg, model=mcfg, export=tmp_path / "ea")
+    ref = torch.load(straight.last_checkpoint, weights_only=True)
+
+    def losses(run):
+        logs = pd.read_csv(run / "logs" / "metrics.csv")
+        return logs[["step", "train/loss", "val/loss"]].sort_values(["step", "val/loss"]).reset_index(drop=True)
+
+    expected = losses(tmp_path / "a")
+    assert expected["train/loss"].notna().sum() == 8 and expected["val/loss"].notna().sum() == 4
+    for at, hook in ((2, "on_train_batch_start"), (3, "on_before_optimizer_step"), (6, "on_validation_batch_start")):
+        run = tmp_path / f"stopped{at}"
+        with pytest.raises(TrainingInterrupted) as stop:
+            _train(noisy / "m.parquet", run, cfg, model=mcfg, export=tmp_path / f"e{at}", callbacks=[CtrlC(at, hook)])
+        assert stop.value.step == at
+        resumed = _train(noisy / "m.parquet", run, cfg, model=mcfg, export=tmp_path / f"e{at}", resume=True)
+        assert resumed.global_step == 8
+        got = torch.load(resumed.last_checkpoint, weights_only=True)
+        for part in ("state_dict", "current_model_state"):
+            for k in ref[part]:
+                assert torch.equal(ref[part][k], got[part][k]), (at, part, k)  # bit-equal on CPU
+        want = expected
+        if hook == "on_validation_batch_start":  # the validation after the batch that made step 6, logged at 5
+            want = expected[~((expected["step"] == at - 1) & expected["val/loss"].notna())].reset_index(drop=True)
+            assert len(want) == len(expected) - 1
+        pd.testing.assert_frame_equal(losses(run), want, rtol=1e-6, check_exact=False, obj=f"Ctrl-C at {at}")
+
+
 def test_truncation_drops_corrupted_more_than_clean(noisy, tmp_path):
     m = read_manifest(noisy / "m.parquet")
     flags, _ = fragment_corrupted(m)
