@@ -11,25 +11,15 @@ filter through the fragment: the frames are cut into blocks of at most ``block_s
 is fitted on the even blocks and scored on the odd ones and vice versa, and only the energy it
 predicts on frames it was not fitted on counts. Parts that play along (a bass locked to the kick, a
 keyboard doubling the bass line) fit a filter by chance on some frames that predicts little on the
-others: on the 94 real MUSDB18 excerpts, clean fragments read as leaking above -22.7 dB went from 39
-to 10 of 376, while 106 of 108 injected leaks are still found (rendered songs: 68 of 74, was 69).
-A note held across a block boundary still fits (its two pieces are one waveform).
+others. A note held across a block boundary still fits (its two pieces are one waveform).
 
 A leak seen from both ends (``j`` reads as leaking into ``i`` and ``i`` into ``j`` through one path,
 at mirrored delays or at zero delay, where the delay gives no direction) counts once, in the stem that
 receives it by two asymmetries added as log ratios: the shared content is the smaller share of the
 receiver (a leak is a part of its receiver, its source holds it whole), and the receiver is never much
 quieter, per band and frame, than the leak it holds (:func:`floor_violation`; the leak is the source
-through the leak model's own filter: a per-band gain read from the cross-spectrum also counted the
-chance coherence of parts on the same notes, and on rendered songs a keyboard's console leak into a
-bass was read as a -3 dB bass leak into the keyboard).
-
-Measured on the 94 real excerpts with leaks only (half the stems, the ``bleed``, ``room`` and
-``console`` kinds of :mod:`curate.simulate.corrupt`, seed 11): clean stems read as leaking 58 -> 14 of 182, with
-0.99 / 0.96 / 0.83 of the delayed, room and console leaks found (were 0.97 / 0.88 / 0.91: zero delay
-gives no direction, and some console leaks are read as leaks into their source). On 16 rendered songs:
-clean stems read as leaking 26 -> 3 of 174, room leaks found 0.91 -> 1.0, console 0.90 (was 0.90).
-Clean fragments of the clean real set read as leaking: 10 -> 5 of 376.
+through the leak model's own filter, since a per-band gain read from the cross-spectrum also counts the
+chance coherence of parts on the same notes).
 
 A stem holds its leak whole, so it cannot fall silent where the leak's source goes on: a reading is
 dropped when more than ``max_floor_violation`` of the predicted leak's energy (the source through the
@@ -38,21 +28,14 @@ fitted filter, per band and frame) lies where the receiver is ``floor_db`` (15 d
 to leak over the band's frames, so that a short filter that misses a steep edge of a leak's response
 (by the same amount in every frame) does not count; frames where the receiver is silent in every band
 (a gate or an edit) do not count either. Parts rendered from one score (a bass on the lead line) are
-coherent while both play, and the double rests where the other part goes on. Detection benchmarks
-(three corruption seeds each; recall unchanged on every set): real 0.3+0.3 precision 0.964 -> 0.968,
-clean stems rejected beside a corrupted one 4.3 % -> 3.7 %; rendered 0.2+0.2 precision 0.879 -> 0.886,
-clean stems rejected 3.75 % -> 3.44 %; rendered 0.4+0.4 precision 0.921 -> 0.924. Without the per-band
-level the check drops more (real precision 0.972, rendered 0.895 and 0.926, recall unchanged), but also
-a -12 dB leak through a 549-Hz high-pass into a bass with nothing of its own above 300 Hz.
+coherent while both play, and the double rests where the other part goes on.
 
 Then one direction per pair of stems of the track: where some fragment of ``i`` reads ``j`` and some
 fragment of ``j`` reads ``i``, the pair is read once over the whole track both ways; a path delayed one
 way only (a copy comes later than its original) or else the two asymmetries above decide which stem
 receives, and the source's zero-delay readings of its receiver are dropped in all its fragments.
 Readings at a clear positive delay stay (two microphones in one room leak both ways, each path delayed).
-On the 94 real excerpts corrupted with every kind (0.3+0.3, three seeds) the clean stems rejected beside
-a corrupted one fell from 8.2 % to 4.5 % of the clean fragments, precision 0.932 -> 0.961, recall
-0.935 -> 0.927; rendered songs unchanged (0.870 / 0.910 against 0.877 / 0.910 before, old kinds).
+What each of these rules gains on the detection benchmarks: ``docs/benchmarks.md``.
 
 ``bleed_db`` is ``10 log10(sum_j fraction_j)`` (-80 dB floor) and ``bleed_stem`` the ``j`` with the
 largest fraction.
