@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -81,6 +82,24 @@ def make_dirs(*paths: str | os.PathLike) -> list[Path]:
     return out
 
 
+def _name_max(folder: Path) -> int:
+    """The longest file name ``folder``'s file system takes, in bytes (255 where it does not say)."""
+    try:
+        return int(os.pathconf(folder if folder.exists() else folder.parent, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return 255
+
+
+def work_name(name: str, suffix: str, folder: Path, *, room: int = 0) -> str:
+    """A hidden work name for ``name`` in ``folder``: ``.NAME<suffix>``, or, where that (plus ``room``
+    bytes still to be added) would pass the file system's name limit, ``.<hash of NAME><suffix>``: a name
+    that fits the limit itself must not fail for the few bytes a work name adds."""
+    full = f".{name}{suffix}"
+    if len(full.encode("utf-8", "surrogateescape")) + room <= _name_max(folder):
+        return full
+    return f".{hashlib.sha1(name.encode('utf-8', 'surrogateescape')).hexdigest()[:16]}{suffix}"
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -98,7 +117,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = output_path(path)
     parent = _make_parent(path)  # mkstemp below is the probe: no extra file on this hot path
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+        # mkstemp adds 8 random characters between prefix and suffix
+        fd, tmp = tempfile.mkstemp(prefix=work_name(path.name, ".", parent, room=12), suffix=".tmp", dir=parent)
     except OSError as exc:
         raise StemcurateError(f"{path}: cannot write here ({exc.strerror or exc})") from None
     os.close(fd)
@@ -118,11 +138,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a hidden folder ``.NAME.partial`` beside ``path`` to fill; on success rename it to ``path``
-    (which must not exist, or be an empty folder). On any exception (an interrupt too) the partial folder
-    is removed: no half-written copy is left behind, and a rerun is not refused."""
+    """Yield a hidden folder ``.NAME.partial`` beside ``path`` to fill (:func:`work_name`: a hashed name where
+    ``NAME`` is near the file system's limit); on success rename it to ``path`` (which must not exist, or be
+    an empty folder). On any exception (an interrupt too) the partial folder is removed: no half-written copy
+    is left behind, and a rerun is not refused."""
     path = output_path(path)
-    work = path.parent / f".{path.name}.partial"
+    work = path.parent / work_name(path.name, ".partial", path.parent)
     if work.exists():
         shutil.rmtree(work)
     make_dir(work)

@@ -311,3 +311,29 @@ def test_msst_csv_quotes_a_path_with_a_comma_and_scans_back(tmp_path):
     key = lambda f, names: sorted(zip(f["track"].map(names), f["stem"], f["start"], f["end"]))  # noqa: E731
     to_track = {t: t.split("/")[-2] for t in back.fragments["track"]}  # <track>/<stem>.wav under the data root
     assert key(back.fragments, to_track) == key(m, {t: t for t in m["track"]})
+
+
+def test_names_at_the_file_systems_limit_are_written_whole(tmp_path):
+    """A track name of 250 bytes (130 characters: non-ASCII letters take two) fits the 255-byte limit; the
+    hidden work folder and temporary files the writers add must not take it over."""
+    from curate.common.atomic import atomic_dir, write_text
+
+    name = "é" * 120 + "a" * 10
+    assert len(name.encode()) == 250
+    synth_dataset(tmp_path / "data", tracks=2, seconds=8, seed=3)
+    first = sorted((tmp_path / "data" / "train").iterdir())[0]
+    first.rename(first.parent / name)
+    scan(tmp_path / "data", output=tmp_path / "m.parquet", score=ScoreConfig(embedder="features"))
+    out = export(tmp_path / "m.parquet", tmp_path / "out")
+    assert len(out.written) == 2 and (tmp_path / "out" / EXPORT_FILE).is_file()
+    assert sorted(p.name for p in (tmp_path / "data" / "train" / name).iterdir()) == sorted(
+        p.name for p in (tmp_path / "out" / "train" / name).iterdir()
+    )
+    left = [p for p in (tmp_path / "out").rglob(".*") if p.name.endswith((".partial", ".tmp"))]
+    assert not left  # no work folder or temporary file left
+    long_file = tmp_path / ("b" * 251 + ".txt")  # 255 bytes
+    write_text(long_file, "kept")
+    assert long_file.read_text() == "kept"
+    with atomic_dir(tmp_path / ("c" * 255)) as work:
+        (work / "x").write_text("1")
+    assert (tmp_path / ("c" * 255) / "x").is_file()
