@@ -66,6 +66,19 @@ class RunDir:
         results)."""
         return self.path / ("results.parquet" if subset == "test" else f"results_{subset}.parquet")
 
+    def clear_partial_writes(self) -> list[Path]:
+        """Remove the temporary files that a run killed while writing (a checkpoint, its config, its logs) left
+        beside them (``.NAME.XXXXXXXX.tmp``, :func:`~curate.common.atomic.atomic_path`); the files they were to
+        replace are whole. Returns what was removed. Called when a run starts or resumes: one run per folder."""
+        gone = []
+        for folder in (self.path, self.checkpoints, self.logs):
+            if folder.is_dir():
+                for p in folder.glob(".*.tmp"):
+                    if p.is_file():
+                        p.unlink(missing_ok=True)
+                        gone.append(p)
+        return gone
+
     def is_run(self) -> bool:
         """Whether the folder holds a run's ``config.yaml``."""
         return self.config_file.is_file()

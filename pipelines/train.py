@@ -213,6 +213,7 @@ def train(
         module.model.load_state_dict(state)
 
     make_dirs(run, export_dir)  # a folder that cannot be written fails now, not after training
+    rd.clear_partial_writes()  # a kill during a checkpoint write left its temporary file
     cfg_data = {
         **config_dict(model, config),
         "manifest": str(Path(manifest).resolve()),

@@ -73,12 +73,22 @@ def make_dirs(*paths: str | os.PathLike) -> list[Path]:
     for path in out:
         if path.exists() and not path.is_dir():
             raise StemcurateError(f"{path}: exists and is not a folder")
-    for path in out:
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StemcurateError(f"{path}: cannot create this folder ({exc.strerror or exc})") from None
-        _takes_files(path, path)
+    created: list[Path] = []  # the folders this call made, parents first
+    try:
+        for path in out:
+            missing = [p for p in [path, *path.parents] if not p.exists()][::-1]
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StemcurateError(f"{path}: cannot create this folder ({exc.strerror or exc})") from None
+            finally:
+                created += [p for p in missing if p.is_dir()]
+            _takes_files(path, path)
+    except BaseException:
+        for p in reversed(created):  # only what is still empty: nothing another process put there
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
     return out
 
 

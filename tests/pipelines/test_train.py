@@ -389,8 +389,11 @@ def test_resume_continues_at_the_saved_step(noisy, tmp_path):
     assert first.global_step == 5
     with pytest.raises(StemcurateError, match="already holds a run"):
         _train(noisy / "m.parquet", tmp_path / "b", cfg, model=mcfg)
+    orphan = tmp_path / "b" / "checkpoints" / ".last.ckpt.k9x2m4qa.tmp"  # a kill during a checkpoint write
+    orphan.write_bytes(b"half a checkpoint")
     resumed = _train(noisy / "m.parquet", tmp_path / "b", cfg, model=mcfg, export=tmp_path / "eb", resume=True)
     assert resumed.global_step == 8
+    assert not orphan.exists() and not list((tmp_path / "b").rglob("*.tmp"))
     a = torch.load(straight.last_checkpoint, weights_only=True)
     b = torch.load(resumed.last_checkpoint, weights_only=True)
     for part in ("state_dict", "current_model_state"):  # the averaged weights and the raw ones
@@ -451,6 +454,21 @@ def test_a_run_interrupted_mid_epoch_resumes_exactly(noisy, tmp_path):
             want = expected[~((expected["step"] == at - 1) & expected["val/loss"].notna())].reset_index(drop=True)
             assert len(want) == len(expected) - 1
         pd.testing.assert_frame_equal(losses(run), want, rtol=1e-6, check_exact=False, obj=f"Ctrl-C at {at}")
+
+
+def test_a_refused_export_folder_leaves_no_run_folder_behind(noisy, tmp_path):
+    """--export-dir where no folder can be made (under a file): refused before training, and the run folder
+    (and the parents) made for it are gone again; a folder that was there before stays."""
+    (tmp_path / "file").write_text("x")
+    cfg = train_config({}, **FAST, max_steps=2)
+    for out in (tmp_path / "new" / "deeper" / "run", tmp_path / "run"):
+        with pytest.raises(StemcurateError, match="cannot create this folder"):
+            _train(noisy / "m.parquet", out, cfg, export=tmp_path / "file" / "models")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    (tmp_path / "there").mkdir()
+    with pytest.raises(StemcurateError, match="cannot create this folder"):
+        _train(noisy / "m.parquet", tmp_path / "there", cfg, export=tmp_path / "file" / "models")
+    assert (tmp_path / "there").is_dir()
 
 
 def test_truncation_drops_corrupted_more_than_clean(noisy, tmp_path):
