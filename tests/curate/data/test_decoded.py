@@ -40,7 +40,7 @@ def test_cached_reads_are_the_decoders_samples_and_decode_once(stem_mp4, monkeyp
     def no_decoding(*a, **k):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(decoded, "_decode_all", no_decoding)
+    monkeypatch.setattr(decoded, "_decode_stream", no_decoding)
     monkeypatch.setattr(decoded, "_decode", no_decoding)
     for s in range(5):
         assert np.array_equal(decoded.read_stream(stem_mp4, s)[0], direct[s])
@@ -134,3 +134,65 @@ def test_a_damaged_entry_is_decoded_again(stem_mp4):
         assert np.array_equal(decoded.read_stream(stem_mp4, 0)[0], want[0])
         assert np.array_equal(decoded.read_stream(stem_mp4, 3)[0], want[1])
     assert decoded.usage()[1] == 1
+
+
+def _mux(path, streams):
+    """A .stem.mp4 of ``streams`` = [(rate, seconds)], each stream AAC-coded from its own noise WAV (ffmpeg)."""
+    import subprocess
+
+    rng = np.random.default_rng(5)
+    inputs = []
+    for k, (rate, seconds) in enumerate(streams):
+        wav = path.parent / f"s{k}.wav"
+        sf.write(wav, 0.1 * rng.standard_normal((int(rate * seconds), 2)), rate)
+        inputs += ["-i", str(wav)]
+    maps = [arg for k in range(len(streams)) for arg in ("-map", str(k))]
+    cmd = ["ffmpeg", "-v", "error", "-y", *inputs, *maps, "-c:a", "aac", "-b:a", "128k", "-f", "mp4", str(path)]
+    subprocess.run(cmd, check=True)
+    for k in range(len(streams)):
+        (path.parent / f"s{k}.wav").unlink()
+
+
+def test_both_read_paths_agree_and_each_stream_keeps_its_own_rate(tmp_path, monkeypatch):
+    """Streams of other lengths and rates than the mixture's (a 48-kHz mixture, 44.1-kHz stems, one stem
+    shorter): through the cache and without it, the same samples at each stream's own rate, and the same
+    samples as stempeg gives for each stream read alone at its rate."""
+    need_ffmpeg()
+    import stempeg
+
+    path = tmp_path / "odd.stem.mp4"
+    _mux(path, [(48000, 2.0), (44100, 2.0), (44100, 1.5), (44100, 2.0), (44100, 2.0)])
+    monkeypatch.setenv(decoded.CACHE_ENV, str(tmp_path / "cache"))
+    cached = [decoded.read_stream(path, k) for k in range(5)]
+    monkeypatch.setenv(decoded.CACHE_ENV, decoded.OFF)
+    decoded._decode.cache_clear()
+    direct = [decoded.read_stream(path, k) for k in range(5)]
+    assert [sr for _, sr in cached] == [sr for _, sr in direct] == [48000, 44100, 44100, 44100, 44100]
+    for (a, _), (b, _) in zip(cached, direct):
+        assert np.array_equal(a, b)
+    assert abs(cached[2][0].shape[1] - int(1.5 * 44100)) < 2048 < abs(cached[1][0].shape[1] - int(1.5 * 44100))
+    ref, sr = stempeg.read_stems(str(path), stem_id=1, sample_rate=44100, dtype=np.float32)
+    assert sr == 44100 and np.array_equal(np.asarray(ref, np.float32).T, cached[1][0])
+
+
+@pytest.mark.parametrize("damage", ["garbage", "empty", "truncated"])
+def test_a_damaged_stem_mp4_is_named_with_what_is_wrong_on_both_read_paths(tmp_path, monkeypatch, damage):
+    need_ffmpeg()
+    good = tmp_path / "good.stem.mp4"
+    _mux(good, [(44100, 1.0)] * 5)
+    path = tmp_path / f"{damage}.stem.mp4"
+    data = good.read_bytes()
+    path.write_bytes(
+        {"garbage": b"not an mp4 file at all" * 50, "empty": b"", "truncated": data[: len(data) // 2]}[damage]
+    )
+    verdicts = []
+    for cache in (str(tmp_path / "cache"), decoded.OFF):
+        monkeypatch.setenv(decoded.CACHE_ENV, cache)
+        decoded._decode.cache_clear()
+        with pytest.raises(StemcurateError) as err:
+            decoded.read_stream(path, 1)
+        verdicts.append(str(err.value))
+    assert verdicts[0] == verdicts[1], verdicts  # one decoder, one verdict
+    msg = verdicts[0]
+    assert msg.startswith(f"{path}: cannot decode") and "\n" not in msg and "see ffprobe" not in msg, msg
+    assert "warning" not in msg and msg.rstrip(")").split("(")[-1].strip(), msg  # a reason inside the brackets
