@@ -232,7 +232,7 @@ def export(
             f"{manifest}: a {layout} dataset has no tracks to write as folders; export --format msst-csv or txt"
         )
     if config.format != "txt":
-        if every["path"].astype(str).str.endswith(STEM_MP4).any() and config.format == "msst-csv":
+        if every["path"].astype(str).str.lower().str.endswith(STEM_MP4).any() and config.format == "msst-csv":
             raise StemcurateError(
                 f"{manifest}: .stem.mp4 sources hold no file per stem for an MSST CSV; export --format musdb-hq first"
             )

@@ -71,7 +71,7 @@ def print_scan_summary(result) -> None:
     if frag["quality"].notna().any():
         q = frag["quality"].astype(float)
         out_console.print(f"quality: median {q.median():.2f}, {int((q < 0.7).sum())} of {len(q)} fragments below 0.7")
-    if frag["path"].astype(str).str.endswith(STEM_MP4).any():
+    if frag["path"].astype(str).str.lower().str.endswith(STEM_MP4).any():
         root, entries, size = decoded.usage()
         out_console.print(
             f"decoded .stem.mp4 files: {root} ({entries} files, {size / 1e9:.2f} GB; about 0.1 GB per minute of song; "

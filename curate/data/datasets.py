@@ -29,6 +29,18 @@ DEFAULT_STEMS = ("vocals", "bass", "drums", "other")
 MIXTURE = "mixture"
 SUBSETS = ("train", "test")
 STEM_MP4 = ".stem.mp4"
+
+
+def is_stem_mp4(path: str | Path) -> bool:
+    """Whether ``path``'s name ends with ``.stem.mp4`` in any case (``Song.STEM.MP4`` too)."""
+    return str(path).lower().endswith(STEM_MP4)
+
+
+def stem_mp4_track(path: Path) -> str:
+    """The track name of a ``.stem.mp4`` file: its name without that ending (in whatever case)."""
+    return path.name[: -len(STEM_MP4)]
+
+
 MUSDB_STREAMS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
 """Stream index of each source inside a MUSDB18 ``.stem.mp4`` file (musdb's ``mus.yaml``)."""
 
@@ -167,8 +179,8 @@ def load_segment(
     ends); :class:`StemcurateError` naming the file when it holds fewer (it changed since the scan)."""
     path = Path(root) / rel_path
     parts = row_parts(parts)
-    stream = MUSDB_STREAMS.get(stem) if path.name.endswith(STEM_MP4) and parts is None else None
-    if path.name.endswith(STEM_MP4) and stream is None and parts is None:
+    stream = MUSDB_STREAMS.get(stem) if is_stem_mp4(path.name) and parts is None else None
+    if is_stem_mp4(path.name) and stream is None and parts is None:
         raise StemcurateError(f"{path}: no stream for stem '{stem}' in a MUSDB18 .stem.mp4")
     src = StemFile(stem, path, stream, tuple(Path(root) / p for p in parts or ()))
     x, sr = load_source(src, start, stop)
@@ -255,7 +267,7 @@ def not_tracks(root: str | Path, *, subset: str = "train", layout: str | None = 
     if not sub.is_dir():
         return out
     for p in sorted(sub.iterdir()):
-        if hidden(p) or (p.is_file() and p.name.endswith(STEM_MP4)):
+        if hidden(p) or (p.is_file() and is_stem_mp4(p.name)):
             continue
         if p.is_dir():
             if any(
@@ -267,7 +279,7 @@ def not_tracks(root: str | Path, *, subset: str = "train", layout: str | None = 
                 for f in p.rglob("*")
                 if f.is_file()
                 and not any(x.startswith(".") for x in f.relative_to(p).parts)
-                and (f.name.endswith(STEM_MP4) or f.suffix.lower() in audio_io.AUDIO_EXTENSIONS)
+                and (is_stem_mp4(f.name) or f.suffix.lower() in audio_io.AUDIO_EXTENSIONS)
             ]
             why = (
                 f"nested: holds {len(nested)} audio file(s) in sub-folders; tracks must sit directly in {subset}/"
@@ -308,14 +320,14 @@ def _discover_folders(root: Path, sub: Path, subset: str) -> list[Track]:
 
 def _discover_stem_mp4(root: Path, sub: Path, subset: str) -> list[Track]:
     """``<track>.stem.mp4`` files directly in ``sub`` (not hidden), with MUSDB18's stream order."""
-    files = sorted(p for p in sub.glob(f"*{STEM_MP4}") if p.is_file() and not hidden(p))
+    files = sorted(p for p in sub.iterdir() if is_stem_mp4(p.name) and p.is_file() and not hidden(p))
     if not files:
         return []
     require_ffmpeg(files[0])
     stems = [n for n in DEFAULT_STEMS if n in MUSDB_STREAMS]
     return [
         Track(
-            p.name[: -len(STEM_MP4)],
+            stem_mp4_track(p),
             subset,
             root,
             {n: StemFile(n, p, MUSDB_STREAMS[n]) for n in stems},
@@ -349,7 +361,7 @@ def copy_track(track: Track, dst_subset: str | Path) -> None:
         return
     files = {track.source(n).path for n in [*track.stems, *([MIXTURE] if track.mixture is not None else [])]}
     for f in sorted(files):
-        target = dst_subset / f.name if f.name.endswith(STEM_MP4) else dst_subset / track.name / f.name
+        target = dst_subset / f.name if is_stem_mp4(f.name) else dst_subset / track.name / f.name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(f, target)
 

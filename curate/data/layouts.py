@@ -35,7 +35,7 @@ from pathlib import Path
 
 from curate.common.errors import StemcurateError
 from curate.data import audio as audio_io
-from curate.data.datasets import DEFAULT_STEMS, MIXTURE, STEM_MP4, StemFile, Track, hidden
+from curate.data.datasets import DEFAULT_STEMS, MIXTURE, StemFile, Track, hidden, is_stem_mp4
 
 MUSDB = "musdb"
 MOISESDB = "moisesdb"
@@ -344,9 +344,7 @@ def _csv_tracks(csv_file: Path) -> list[Track]:
         raise StemcurateError(f"{csv_file}: cannot read the CSV list ({exc})") from None
     if not rows:
         return []
-    bad = next(
-        (p for _, p in rows if p.name.endswith(STEM_MP4) or p.suffix.lower() not in audio_io.AUDIO_EXTENSIONS), None
-    )
+    bad = next((p for _, p in rows if is_stem_mp4(p.name) or p.suffix.lower() not in audio_io.AUDIO_EXTENSIONS), None)
     if bad is not None:
         raise StemcurateError(f"{csv_file}: {bad}: not a .wav or .flac file")
     root = Path(os.path.commonpath([str(p.parent) for _, p in rows]))

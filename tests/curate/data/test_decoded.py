@@ -196,3 +196,14 @@ def test_a_damaged_stem_mp4_is_named_with_what_is_wrong_on_both_read_paths(tmp_p
     msg = verdicts[0]
     assert msg.startswith(f"{path}: cannot decode") and "\n" not in msg and "see ffprobe" not in msg, msg
     assert "warning" not in msg and msg.rstrip(")").split("(")[-1].strip(), msg  # a reason inside the brackets
+
+
+def test_an_upper_case_stem_mp4_is_a_musdb18_track(stem_mp4):
+    """``Song.STEM.MP4`` (a Windows or camera-style name) is read like ``song.stem.mp4``."""
+    upper = stem_mp4.with_name("Song.STEM.MP4")
+    stem_mp4.rename(upper)
+    (track,) = discover(upper.parents[1])
+    assert track.name == "Song" and track.is_stem_mp4
+    vocals, sr = track.load("vocals")
+    part, _ = load_segment(upper.parents[1], "train/Song.STEM.MP4", "vocals", 100, 300)
+    assert sr == 44100 and np.array_equal(part, vocals[:, 100:300])
