@@ -77,7 +77,8 @@ class SeparationReport:
 
 
 def find_inputs(path: str | Path, *, exclude: str | Path | None = None) -> list[Path]:
-    """A wav/mp3/flac/stem.mp4 file, or the files of those types under a folder (recursive, sorted). Hidden files
+    """A wav/mp3/flac/stem.mp4 file, or the files of those types under a folder (recursive, through linked
+    folders, sorted). Hidden files
     and folders (``.name``) are left out, and so is the folder ``exclude`` (the output folder, when it
     lies inside the input folder: earlier results are not separated again)."""
     path = Path(path)
@@ -96,10 +97,24 @@ def find_inputs(path: str | Path, *, exclude: str | Path | None = None) -> list[
             return False
         return skip is None or not p.resolve().is_relative_to(skip)
 
-    files = sorted(p for p in path.rglob("*") if wanted(p))
+    files = sorted(p for p in _walk(path) if wanted(p))
     if not files:
         raise StemcurateError(f"{path}: no {', '.join(INPUT_EXTENSIONS)} files in this folder")
     return files
+
+
+def _walk(folder: Path):
+    """Every path under ``folder``, through linked folders too (as ``curate scan`` reads linked track
+    folders), each real folder once: a link that loops back is not followed again."""
+    seen = set()
+    for top, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        for name in dirs + names:
+            yield Path(top) / name
 
 
 def load_separator(

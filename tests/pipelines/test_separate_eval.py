@@ -404,3 +404,23 @@ def test_evaluate_and_separate_progress_and_no_progress(models, synth_dir, tmp_p
             res = runner.invoke(app, args + flag)
             assert res.exit_code == 0, res.output
             assert (f"{name} ━" in res.output) is not quiet, res.output
+
+
+def test_inputs_are_found_through_linked_folders_and_a_loop_ends(tmp_path):
+    """A linked album folder is read (as curate scan reads linked track folders); a link back to a folder
+    above is not followed again."""
+    import soundfile as sf
+
+    from pipelines.separate import find_inputs
+
+    album = tmp_path / "elsewhere" / "album"
+    album.mkdir(parents=True)
+    for name in ("a.wav", "b.flac"):
+        sf.write(album / name, np.zeros((100, 2)), 44100)
+    music = tmp_path / "music"
+    music.mkdir()
+    sf.write(music / "c.wav", np.zeros((100, 2)), 44100)
+    (music / "linked").symlink_to(album, target_is_directory=True)
+    (album / "loop").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    found = [p.relative_to(music).as_posix() for p in find_inputs(music)]
+    assert found == ["c.wav", "linked/a.wav", "linked/b.flac"], found
