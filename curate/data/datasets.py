@@ -240,11 +240,29 @@ def discover(root: str | Path | None = None, *, subset: str = "train", layout: s
             f"{sub}: no tracks found (expected <track>/{{mixture,vocals,bass,drums,other}}.wav|.flac "
             f"or <track>.stem.mp4)"
         )
+    _refuse_stem_folders_read_as_tracks(sub, tracks)
     names = [t.name for t in tracks]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise StemcurateError(f"{sub}: track '{dupes[0]}' appears both as a folder and as a .stem.mp4")
     return sorted(tracks, key=lambda t: t.name)
+
+
+def _refuse_stem_folders_read_as_tracks(sub: Path, tracks: list[Track]) -> None:
+    """:class:`StemcurateError` when the "tracks" are folders named like stems (``bass/``, ``vocals/``) whose
+    files are not named like stems: songs sorted into one folder per stem (Music-Source-Separation-Training's
+    second layout, ``<stem>/<song>.wav``), which read as tracks would make every song a stem."""
+    stem_like = {MIXTURE, *DEFAULT_STEMS}
+    misread = [
+        t.name
+        for t in tracks
+        if t.name.lower() in stem_like and not t.is_stem_mp4 and not any(s.lower() in stem_like for s in t.stems)
+    ]
+    if len(misread) >= 2:
+        raise StemcurateError(
+            f"{sub}: its folders {', '.join(sorted(misread))} are named like stems and hold songs: this is the "
+            f"stem-folders layout (<stem>/<song>.wav), not tracks; scan {sub} with --layout stem-folders"
+        )
 
 
 def hidden(p: Path) -> bool:

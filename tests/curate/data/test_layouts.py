@@ -296,3 +296,26 @@ def test_a_bad_or_mono_part_of_a_summed_stem_is_named(copies, tmp_path):
     assert ch["stem"] == "other" and mono.name in ch["detail"] and "mono part" in ch["detail"]
     assert ((res.fragments["track"] == second) & (res.fragments["stem"] == "other")).any()  # a warning only
     assert not ((res.fragments["track"] == first) & (res.fragments["stem"] == "other")).any()
+
+
+@pytest.mark.parametrize("names", [("bass", "drums", "other", "vocals"), ("Vocals", "Other")])
+def test_stem_folders_under_train_are_refused_not_read_as_tracks(tmp_path, names):
+    """One folder per stem holding songs (``train/<stem>/<song>.wav``), pointed at as a MUSDB root: its
+    folders would read as tracks named like stems whose stems are songs. Refused, naming the layout."""
+    import soundfile as sf
+
+    for stem in names:
+        (tmp_path / "train" / stem).mkdir(parents=True)
+        for song in ("Song A", "Song B"):
+            sf.write(tmp_path / "train" / stem / f"{song}.wav", np.zeros((4410, 2)), 44100)
+    with pytest.raises(StemcurateError, match=r"named like stems and hold songs.*--layout stem-folders"):
+        discover(tmp_path)
+    tracks = discover(tmp_path / "train", layout="stem-folders")
+    assert len(tracks) == 2 * len(names)
+    # a real track folder named like a stem beside real tracks is still a track
+    (tmp_path / "ok" / "train" / "vocals").mkdir(parents=True)
+    (tmp_path / "ok" / "train" / "Song C").mkdir(parents=True)
+    for folder in ("vocals", "Song C"):
+        for stem in ("vocals", "bass"):
+            sf.write(tmp_path / "ok" / "train" / folder / f"{stem}.wav", np.zeros((4410, 2)), 44100)
+    assert sorted(t.name for t in discover(tmp_path / "ok")) == ["Song C", "vocals"]
