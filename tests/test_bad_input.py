@@ -1238,6 +1238,34 @@ def test_a_full_disk_while_writing_audio_or_a_checkpoint_keeps_the_earlier_file(
     assert digest(ckpt) == before and sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "vocals.wav"]
 
 
+def test_a_real_full_disk_is_named_in_the_operating_systems_words(tmp_path):
+    """A 256-KB tmpfs filled by a 3-MB write: libsndfile says only "System error."; the message gives the
+    operating system's reason, and nothing is left on the disk. Skipped where no tmpfs can be mounted."""
+    import shutil
+    import subprocess
+
+    from curate.common.errors import StemcurateError
+    from curate.data import audio as audio_io
+
+    disk = tmp_path / "small"
+    disk.mkdir()
+    if (
+        shutil.which("mount") is None
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True
+        ).returncode
+    ):
+        pytest.skip("cannot mount a tmpfs here (not root, or no mount permission)")
+    try:
+        for name in ("big.wav", "big.flac"):
+            with pytest.raises(StemcurateError) as err:
+                audio_io.write(disk / name, np.random.default_rng(0).standard_normal((2, 441000)).astype("float32"), SR)
+            assert str(err.value) == f"{disk / name}: cannot write (No space left on device)"
+            assert not list(disk.iterdir())
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+
+
 # ---------------------------------------------------------------- third review: paths that go back out, stale
 # outputs, rates, changed files, the API
 

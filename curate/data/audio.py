@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,10 +63,23 @@ def write(path: str | Path, audio: np.ndarray, sample_rate: int, *, subtype: str
         try:
             sf.write(str(tmp), audio.T, sample_rate, subtype=subtype, format=fmt)
         except sf.LibsndfileError as exc:  # a full disk, a quota: libsndfile's error, not an OSError
-            raise StemcurateError(f"{path}: cannot write ({exc.error_string})") from None
+            raise StemcurateError(f"{path}: cannot write ({_system_error(tmp.parent) or exc.error_string})") from None
         except (ValueError, TypeError) as exc:  # a subtype the format does not take
             raise StemcurateError(f"{path}: cannot write ({exc})") from None
     return path
+
+
+def _system_error(folder: Path) -> str | None:
+    """The operating system's own reason why ``folder`` takes no more data (``No space left on device``, a
+    quota), found by writing a little there: libsndfile says only "System error."; None when it writes."""
+    try:
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"\0" * 65536)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def wav_declared_frames(path: str | Path) -> int | None:
