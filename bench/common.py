@@ -29,9 +29,9 @@ def split_real_songs(folder: Path = REAL_SONGS) -> tuple[list[Path], list[Path],
     sorted names, ``N_TEST`` test songs, ``N_VALID`` validation songs, the rest (62 of 94) for training."""
     import numpy as np
 
-    from curate.data.datasets import STEM_MP4
+    from curate.data.datasets import is_stem_mp4
 
-    files = sorted(folder.glob(f"*{STEM_MP4}"))
+    files = sorted(p for p in folder.iterdir() if is_stem_mp4(p.name))
     if len(files) < N_TEST + N_VALID + 8:
         raise SystemExit(f"{folder}: {len(files)} songs; the benchmark needs the 94 MUSDB18 excerpts")
     order = np.random.default_rng(0).permutation(len(files))
@@ -44,7 +44,7 @@ def split_real_songs(folder: Path = REAL_SONGS) -> tuple[list[Path], list[Path],
 def link_real_songs(data: Path, *, songs: Path = REAL_SONGS) -> tuple[list[str], list[str], list[str]]:
     """Link the real songs of ``songs`` into ``data/train`` (training and validation songs) and ``data/test``
     (:func:`split_real_songs`); ``(train, valid, test)`` track names."""
-    from curate.data.datasets import STEM_MP4
+    from curate.data.datasets import stem_mp4_track
 
     train, valid, test = split_real_songs(songs)
     for subset, files in (("train", train + valid), ("test", test)):
@@ -53,7 +53,7 @@ def link_real_songs(data: Path, *, songs: Path = REAL_SONGS) -> tuple[list[str],
             link = data / subset / f.name
             if not link.exists():
                 link.symlink_to(f.resolve())
-    return tuple([f.name[: -len(STEM_MP4)] for f in group] for group in (train, valid, test))
+    return tuple([stem_mp4_track(f) for f in group] for group in (train, valid, test))
 
 
 def render(

@@ -46,7 +46,7 @@ from curate.common.atomic import atomic_dir, make_dir, write_text
 from curate.common.errors import StemcurateError, as_number, as_path
 from curate.common.outputs import output_path
 from curate.data import audio as audio_io
-from curate.data.datasets import MIXTURE, STEM_MP4, SUBSETS, discover
+from curate.data.datasets import MIXTURE, SUBSETS, discover, is_stem_mp4
 from curate.data.layouts import CSV, MUSDB, WITHOUT_SIBLINGS
 from curate.data.regions import region_mask
 from curate.data.schema import Manifest, read_manifest, row_parts
@@ -232,7 +232,7 @@ def export(
             f"{manifest}: a {layout} dataset has no tracks to write as folders; export --format msst-csv or txt"
         )
     if config.format != "txt":
-        if every["path"].astype(str).str.lower().str.endswith(STEM_MP4).any() and config.format == "msst-csv":
+        if every["path"].astype(str).map(is_stem_mp4).any() and config.format == "msst-csv":
             raise StemcurateError(
                 f"{manifest}: .stem.mp4 sources hold no file per stem for an MSST CSV; export --format musdb-hq first"
             )

@@ -10,7 +10,7 @@ from rich.table import Table
 from curate.common.cliutil import err_console, out_console
 from curate.common.errors import StemcurateError
 from curate.data import decoded
-from curate.data.datasets import STEM_MP4
+from curate.data.datasets import is_stem_mp4
 from curate.scan import ShardScan
 
 
@@ -71,7 +71,7 @@ def print_scan_summary(result) -> None:
     if frag["quality"].notna().any():
         q = frag["quality"].astype(float)
         out_console.print(f"quality: median {q.median():.2f}, {int((q < 0.7).sum())} of {len(q)} fragments below 0.7")
-    if frag["path"].astype(str).str.lower().str.endswith(STEM_MP4).any():
+    if frag["path"].astype(str).map(is_stem_mp4).any():
         root, entries, size = decoded.usage()
         out_console.print(
             f"decoded .stem.mp4 files: {root} ({entries} files, {size / 1e9:.2f} GB; about 0.1 GB per minute of song; "

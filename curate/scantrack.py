@@ -180,7 +180,8 @@ def bleed_and_locks(
     bleed = track_bleed(spectra, bounds, config, with_delays=True)
     if len(spectra) < 2:
         return bleed, {}
-    length = next(iter(spectra.values())).frames * next(iter(spectra.values())).hop
+    first = next(iter(spectra.values()))
+    length = first.frames * first.hop  # every frame (frame_bounds clips)
     whole = {k: np.concatenate([b, [[0, length]]]).astype(np.int64) for k, b in bounds.items()}
     both = mixture_lock(spectra, whole)  # each stem's fragments and, last, the whole stem
     locks = {k: v[:-1] for k, v in both.items()}
