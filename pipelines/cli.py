@@ -327,7 +327,8 @@ def separate_cmd(
     output_subtype(fmt, bits, clip_mode)
     inputs = find_inputs(input, exclude=output)
     check_folder(output)
-    check_song_folders(output_folders(inputs, input if input.is_dir() else input.parent, output).values(), output)
+    named = output_folders(inputs, input if input.is_dir() else input.parent, output)
+    check_song_folders([folder for folder, _ in named.values()], output)
     sep = load_separator(
         checkpoints, targets, device=device, frame_s=frame, hop_s=hop, precision=precision, batch_size=batch_size
     )
@@ -346,8 +347,8 @@ def separate_cmd(
         )
     for path, why in report.failed:  # the consoles print names literally (no rich markup)
         err_console.print(f"skipped {path}: {why}")
-    for path, folder in report.renamed:
-        out_console.print(f"{path} -> {folder} (another input has the same name)")
+    for path, folder, why in report.renamed:
+        out_console.print(f"{path} -> {folder} ({why})")
     for path, channels in report.channels:
         out_console.print(f"{path}: {channels} channels, the first {sep.channels} separated")
     for path, action, peak in report.clipped:

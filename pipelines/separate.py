@@ -4,10 +4,10 @@ Outputs ``OUT/<song>/<target>.<format>`` at the model's rate (44.1 kHz), and ``n
 (input minus target) with ``residual``. Files that fail to decode, hold NaN or infinite samples or
 impossible levels (:mod:`curate.data.conform`), are reported and skipped; a file with more channels
 than the models take has its first ones separated (front left and right of a 5.1 file) and is
-listed; every output is written atomically, so an interrupted run leaves no half-written file. Two inputs that would
-share an output folder (``song.wav`` and ``song.mp3``)
-get their extension in the folder name (``OUT/song_wav``, ``OUT/song_mp3``), and the report lists
-them. Samples beyond full scale are handled by ``clip_mode`` (as demucs does): ``rescale`` (the
+listed; every output is written atomically, so an interrupted run leaves no half-written file. Song folders are
+named by :func:`output_folders` (an existing song's stems never move; a shared name gets the rest of
+the input's own name: ``OUT/song_wav``, ``OUT/song_mp3``), and the report lists the renamed ones.
+Samples beyond full scale are handled by ``clip_mode`` (as demucs does): ``rescale`` (the
 file is scaled so that its peak is just below full scale), ``clamp`` (cut at ±1) or ``none`` (float
 files keep them; integer formats then saturate), and the report says which files were touched.
 Each song folder gets a hidden :data:`MARKER` file naming its input: a song folder that exists may
@@ -67,8 +67,8 @@ class SeparationReport:
 
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
-    renamed: list[tuple[Path, Path]] = field(default_factory=list)
-    """Inputs whose output folder carries their extension, since another input shares their name."""
+    renamed: list[tuple[Path, Path, str]] = field(default_factory=list)
+    """Inputs whose song folder is not :func:`output_folder`'s: (file, folder, why)."""
     clipped: list[tuple[Path, str, float]] = field(default_factory=list)
     """Outputs whose peak was above full scale: (file, what was done, peak before)."""
     channels: list[tuple[Path, int]] = field(default_factory=list)
@@ -147,21 +147,63 @@ def output_folder(src: Path, root: Path, out_dir: Path) -> Path:
     return out_dir / rel
 
 
-def output_folders(inputs: list[Path], root: Path, out_dir: Path) -> dict[Path, Path]:
-    """:func:`output_folder` of every input; inputs that would share a folder get their extension in
-    it (``song_wav``, ``song_mp3``), so that no output overwrites another."""
-    folders = {src: output_folder(src, root, out_dir) for src in inputs}
-    seen: dict[Path, list[Path]] = {}
-    for src, f in folders.items():
-        seen.setdefault(f, []).append(src)
-    for f, srcs in seen.items():
-        if len(srcs) > 1:
-            for src in srcs:
-                ext = input_extension(src) or src.suffix
-                folders[src] = f.with_name(f"{f.name}_{ext.lstrip('.').lower().replace('.', '_')}")
-    if len(set(folders.values())) < len(folders):  # same name and extension in different case
-        for i, src in enumerate(inputs):
-            folders[src] = folders[src].with_name(f"{folders[src].name}_{i + 1}")
+def _suffixed(folder: Path, src: Path) -> Path:
+    """``folder`` with the part of ``src``'s name that :func:`output_folder` dropped: its extension as
+    written (``song_mp3``, ``Take_WAV``, ``song_stem_mp4``), or ``mixture`` and its extension for a track's
+    mixture file (``track_mixture_wav``)."""
+    n = len(input_extension(src) or src.suffix)
+    ext = src.name[-n:] if n else ""  # as written: Take.WAV -> _WAV
+    dropped = src.name[:-n] if n and src.name[:-n].lower() == "mixture" else ""
+    tail = "_".join(p for p in (dropped, ext.lstrip(".").replace(".", "_")) if p)
+    return folder.with_name(f"{folder.name}_{tail}")
+
+
+def marker_source(folder: Path) -> str | None:
+    """The input recorded in ``folder``'s :data:`MARKER` (its absolute path), None without one."""
+    try:
+        text = (folder / MARKER).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    head = "separated by pipelines separate from "
+    return next((line[len(head) :] for line in text.splitlines() if line.startswith(head)), "")
+
+
+def output_folders(inputs: list[Path], root: Path, out_dir: Path) -> dict[Path, tuple[Path, str | None]]:
+    """Each input's song folder, and why it is not :func:`output_folder`'s (None when it is).
+
+    An input whose stems are already in ``out_dir`` (a song folder whose :data:`MARKER` names it) keeps
+    that folder, whatever else is separated: adding, removing or reordering inputs never moves an
+    existing input's stems. Otherwise an input gets :func:`output_folder`, unless another input of the
+    run has that name or the folder holds another input's stems: then the suffix from its own name
+    (:func:`_suffixed`: ``song_wav``, ``song_mp3``). :class:`StemcurateError` naming both inputs when
+    even the suffixed folder is taken."""
+    bare = {src: output_folder(src, root, out_dir) for src in inputs}
+    count: dict[Path, int] = {}
+    for f in bare.values():
+        count[f] = count.get(f, 0) + 1
+    folders: dict[Path, tuple[Path, str | None]] = {}
+    for src in inputs:
+        b, s = bare[src], _suffixed(bare[src], src)
+        own = str(src.resolve())
+        held = {f: marker_source(f) for f in (b, s)}
+        if held[b] == own or held[s] == own:
+            f = b if held[b] == own else s
+            folders[src] = (f, None if f == b else "its stems are there from an earlier run")
+        elif count[b] > 1:
+            folders[src] = (s, "another input has the same name")
+        elif held[b] is not None:
+            folders[src] = (s, f"{b} holds the stems of {held[b] or 'another input'}")
+        else:
+            folders[src] = (b, None)
+    taken: dict[Path, Path] = {}
+    for src, (f, _) in folders.items():
+        other = taken.setdefault(f, src)
+        held = marker_source(f)
+        if other != src or (held is not None and held != str(src.resolve())):
+            first = other if other != src else held
+            raise StemcurateError(
+                f"{src}: its output folder {f} is also that of {first}; separate one of them into another --output"
+            )
     return folders
 
 
@@ -277,8 +319,9 @@ def separate_files(
     out_dir = output_path(out_dir)
     root = Path(root) if root is not None else (inputs[0].parent if len(inputs) == 1 else Path("."))
     report = SeparationReport()
-    folders = output_folders(inputs, root, out_dir)
-    report.renamed = [(src, f) for src, f in folders.items() if f != output_folder(src, root, out_dir)]
+    named = output_folders(inputs, root, out_dir)
+    folders = {src: f for src, (f, _) in named.items()}
+    report.renamed = [(src, f, why) for src, (f, why) in named.items() if why]
     check_song_folders(folders.values(), out_dir)
     for src in inputs:
         if on_file:
@@ -313,6 +356,10 @@ def separate_files(
             )
             continue
         folder = folders[src]
+        held = marker_source(folder)
+        if held is not None and held != str(src.resolve()):  # a case-insensitive disk: Take_wav is Take_WAV
+            report.failed.append((src, f"its output folder {folder} holds the stems of {held or 'another input'}"))
+            continue
         mix = None
         if residual:
             import soxr

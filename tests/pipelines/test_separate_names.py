@@ -1,0 +1,107 @@
+"""Where ``pipelines separate`` puts each song: a function of the input's own path and of what the output
+folder already holds, never of the other inputs of a run."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from curate.common.errors import StemcurateError
+from pipelines.separate import MARKER, find_inputs, marker_source, read_input, separate_files
+
+
+class Identity:
+    """A stand-in model whose one target is its input: each output says which song it came from."""
+
+    sample_rate, targets, channels = 44100, ["vocals"], 2
+
+    def __call__(self, audio, sr):
+        return {"vocals": torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))}
+
+
+def _song(path: Path, seed: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = 0.1 * np.random.default_rng(seed).standard_normal((4410 * (3 + seed % 4), 2))
+    sf.write(path, x, 44100, format="MP3" if path.suffix.lower() == ".mp3" else None)
+    return path
+
+
+def _run(inputs, out, root):
+    return separate_files(inputs, out, Identity(), root=root, bits="float")
+
+
+def _layout(out: Path) -> dict[str, str]:
+    """Each song folder of ``out`` and the input its marker names (relative to the input folder)."""
+    return {str(m.parent.relative_to(out)): Path(marker_source(m.parent)).name for m in out.rglob(MARKER)}
+
+
+def _holds_its_input(out: Path) -> None:
+    for m in out.rglob(MARKER):
+        src = Path(marker_source(m.parent))
+        y, _ = sf.read(m.parent / "vocals.wav", dtype="float32")
+        x = read_input(src)[0]
+        assert y.T.shape == x.shape and np.array_equal(y.T, x), (m.parent, src)
+
+
+def test_adding_removing_or_reordering_inputs_never_moves_an_existing_songs_stems(tmp_path):
+    songs = tmp_path / "in"
+    for i, name in enumerate(["demo.wav", "demo.mp3", "Take.wav", "Take.WAV", "a.wav", "a/mixture.wav", "b.wav"]):
+        _song(songs / name, i)
+    out = tmp_path / "sep"
+    first = _run(find_inputs(songs), out, songs)
+    expected = {
+        "demo_wav": "demo.wav",
+        "demo_mp3": "demo.mp3",
+        "Take_wav": "Take.wav",
+        "Take_WAV": "Take.WAV",
+        "a_wav": "a.wav",
+        "a_mixture_wav": "mixture.wav",
+        "b": "b.wav",
+    }
+    assert _layout(out) == expected and first.separated == 7
+    assert {f.name for _, f, _ in first.renamed} == set(expected) - {"b"}
+    _holds_its_input(out)
+
+    # one more input of a name already taken, one of a new name, in another order
+    _song(songs / "demo.flac", 11)
+    _song(songs / "c.mp3", 12)
+    _run(find_inputs(songs)[::-1], out, songs)
+    assert _layout(out) == {**expected, "demo_flac": "demo.flac", "c": "c.mp3"}
+    _holds_its_input(out)
+
+    # one input alone: its stems stay where they are, not in the bare 'demo'
+    report = _run([songs / "demo.wav"], out, songs)
+    assert [(f.name, why) for _, f, why in report.renamed] == [("demo_wav", "its stems are there from an earlier run")]
+    assert not (out / "demo").exists()
+
+
+def test_a_folder_holding_another_songs_stems_is_never_written_with_these(tmp_path):
+    out = tmp_path / "sep"
+    one, two, three = (_song(tmp_path / d / "song.wav", i) for i, d in enumerate(["x", "y", "z"]))
+    _run([one], out, one.parent)
+    _run([two], out, two.parent)  # same name, other file: OUT/song holds x's stems
+    assert _layout(out) == {"song": "song.wav", "song_wav": "song.wav"}
+    assert marker_source(out / "song") == str(one.resolve()) and marker_source(out / "song_wav") == str(two.resolve())
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(StemcurateError, match=r"song.wav: its output folder .*song_wav is also that of .*y/song.wav"):
+        _run([three], out, three.parent)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    _run([two, one], out, tmp_path)  # both again, from another root: each into its own folder
+    assert marker_source(out / "song") == str(one.resolve()) and marker_source(out / "song_wav") == str(two.resolve())
+    _holds_its_input(out)
+
+
+def test_a_case_insensitive_disk_does_not_merge_two_songs(tmp_path):
+    """On a disk that folds case, ``Take_wav`` and ``Take_WAV`` are one folder (here a link makes them one): the
+    second song is skipped with the reason, not written over the first."""
+    songs, out = tmp_path / "in", tmp_path / "sep"
+    _song(songs / "Take.wav", 1), _song(songs / "Take.WAV", 2)
+    (out / "Take_wav").mkdir(parents=True)
+    (out / "Take_WAV").symlink_to("Take_wav")
+    report = _run(find_inputs(songs), out, songs)
+    assert report.separated == 1 and len(report.failed) == 1
+    skipped, why = report.failed[0]
+    assert why.startswith(f"its output folder {out / 'Take_'}") and "holds the stems of" in why
+    _holds_its_input(out / "Take_wav")
