@@ -258,13 +258,13 @@ def scan(
             on_track(track)
 
     if jobs > 1 and len(todo) > 1:
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import as_completed
+
+        from curate.common.workers import worker_pool
 
         workers_n = min(jobs, len(todo), os.cpu_count() or 1)  # more processes than cores or tracks only cost memory
-        with ProcessPoolExecutor(max_workers=workers_n, initializer=init_worker) as workers:
+        with worker_pool(workers_n, initializer=init_worker) as workers:
             futures = {workers.submit(scan_track_job, (t, scanned, sad_config, check_config, score)): t for t in todo}
-            from concurrent.futures import as_completed
-
             for fut in as_completed(futures):
                 finished(futures[fut], fut.result())
     else:

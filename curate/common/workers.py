@@ -1,0 +1,64 @@
+"""Worker processes that stop at once on Ctrl-C, however often it is pressed.
+
+A terminal's Ctrl-C reaches every process of the foreground group: the main process and each worker.
+A worker interrupted inside a job can block on its result pipe, and the main process then waits on it
+for ever. Here the workers ignore SIGINT; the main process, on its first interrupt (or any other
+error), ignores further ones, drops the queued jobs, ends the workers (SIGTERM, then SIGKILL) and
+raises the interrupt, so that its handler prints one line and nothing runs on behind it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+
+
+def _quiet_worker(initializer: Callable[[], None] | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer()
+
+
+@contextlib.contextmanager
+def _no_interrupts() -> Iterator[None]:
+    """SIGINT ignored inside (in the main thread; elsewhere signals cannot be set and none arrive)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def stop(pool: ProcessPoolExecutor, *, grace_s: float = 5.0) -> None:
+    """Drop ``pool``'s queued jobs and end its workers now: SIGTERM, then SIGKILL after ``grace_s`` s."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before Python 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        p.terminate()
+    for p in processes:
+        p.join(grace_s)
+        if p.is_alive():
+            p.kill()
+            p.join(grace_s)
+
+
+@contextlib.contextmanager
+def worker_pool(workers: int, *, initializer: Callable[[], None] | None = None) -> Iterator[ProcessPoolExecutor]:
+    """A :class:`~concurrent.futures.ProcessPoolExecutor` of ``workers`` processes that ignore SIGINT
+    (``initializer`` runs in each after that). Leaving the block normally waits for the jobs; leaving it
+    by an exception (KeyboardInterrupt included) ends the workers at once, with further interrupts
+    ignored meanwhile, and re-raises."""
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_quiet_worker, initargs=(initializer,))
+    try:
+        yield pool
+    except BaseException:
+        with _no_interrupts():
+            stop(pool)
+        raise
+    pool.shutdown(wait=True)
