@@ -16,6 +16,7 @@ traceback, never NaN written as a result, never an existing output lost. Three w
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -1238,32 +1239,55 @@ def test_a_full_disk_while_writing_audio_or_a_checkpoint_keeps_the_earlier_file(
     assert digest(ckpt) == before and sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "vocals.wav"]
 
 
-def test_a_real_full_disk_is_named_in_the_operating_systems_words(tmp_path):
-    """A 256-KB tmpfs filled by a 3-MB write: libsndfile says only "System error."; the message gives the
-    operating system's reason, and nothing is left on the disk. Skipped where no tmpfs can be mounted."""
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str = "256k"):
+    """A tmpfs of ``size`` mounted on ``folder`` (created) for the block; the test is skipped where none can be
+    mounted (not root, or no mount permission)."""
     import shutil
     import subprocess
 
-    from curate.common.errors import StemcurateError
-    from curate.data import audio as audio_io
-
-    disk = tmp_path / "small"
-    disk.mkdir()
+    folder.mkdir(parents=True)
     if (
         shutil.which("mount") is None
         or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True
         ).returncode
     ):
         pytest.skip("cannot mount a tmpfs here (not root, or no mount permission)")
     try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+def test_a_real_full_disk_is_named_in_the_operating_systems_words(tmp_path):
+    """A 256-KB tmpfs filled by a 3-MB write: libsndfile says only "System error."; the message gives the
+    operating system's reason, and nothing is left on the disk. Skipped where no tmpfs can be mounted."""
+    from curate.common.errors import StemcurateError
+    from curate.data import audio as audio_io
+
+    with small_disk(tmp_path / "small") as disk:
         for name in ("big.wav", "big.flac"):
             with pytest.raises(StemcurateError) as err:
                 audio_io.write(disk / name, np.random.default_rng(0).standard_normal((2, 441000)).astype("float32"), SR)
             assert str(err.value) == f"{disk / name}: cannot write (No space left on device)"
             assert not list(disk.iterdir())
-    finally:
-        subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_a_full_disk_during_export_or_repair_names_the_users_output_not_a_work_folder(world, tmp_path):
+    """Export and repair fill hidden work folders (``.NAME.partial``) renamed into place at the end: a
+    write that fails there is reported at the path the user asked for, and nothing is left on the disk."""
+    cases = {
+        "export": lambda out: ["export", world / "scored.parquet", out],
+        "repair": lambda out: ["repair", world / "scored.parquet", out],
+    }
+    for name, args in cases.items():
+        with small_disk(tmp_path / name, "1m") as disk:
+            out = disk / "mine"
+            res = run(curate_app, *args(out))
+            line = one_line_error(res, out, "No space left on device")
+            assert ".partial" not in line and ".tmp" not in line, line
+            assert not list(disk.iterdir()), list(disk.rglob("*"))
 
 
 # ---------------------------------------------------------------- third review: paths that go back out, stale

@@ -162,9 +162,26 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         if path.exists():
             path.rmdir()
         work.rename(path)
+    except (StemcurateError, OSError) as exc:  # said at the user's path, not the hidden work folder's
+        shutil.rmtree(work, ignore_errors=True)
+        said = _at_users_path(exc, work, path)
+        if said is None:
+            raise
+        raise StemcurateError(said) from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def _at_users_path(exc: BaseException, work: Path, path: Path) -> str | None:
+    """The message of ``exc`` with the work folder ``work`` read as ``path`` (None when it does not name it)."""
+    if isinstance(exc, OSError):
+        named = next((f for f in (exc.filename, exc.filename2) if f is not None and str(work) in str(f)), None)
+        if named is None:
+            return None
+        return f"{str(named).replace(str(work), str(path))}: cannot write ({exc.strerror or exc})"
+    text = str(exc)
+    return text.replace(str(work), str(path)) if str(work) in text else None
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
