@@ -79,8 +79,9 @@ BAD_TRACKS = {
     "absurd": ("other.wav", "level"),
     "rate": ("drums.wav", "sample_rate"),
     "length": ("drums.wav", "length"),
+    "unfinalised": ("vocals.wav", "decode"),  # a header whose sizes were never written: it reads empty
 }
-UNUSABLE = {"nonaudio", "zerolen", "nan", "inf", "absurd", "rate", "length"}
+UNUSABLE = {"nonaudio", "zerolen", "nan", "inf", "absurd", "rate", "length", "unfinalised"}
 """Tracks with a file no reader can use (the others are read by documented rules: mono, first two channels)."""
 
 
@@ -105,6 +106,16 @@ def _bad_track(folder: Path, kind: str, rng) -> None:
         sf.write(folder / "drums.wav", st["drums"].T[::2], SR // 2, subtype="FLOAT")
     elif kind == "length":
         sf.write(folder / "drums.wav", np.concatenate([st["drums"].T, st["drums"].T[: 2 * SR]]), SR, subtype="FLOAT")
+    elif kind == "unfinalised":
+        unfinalise(folder / "vocals.wav")
+
+
+def unfinalise(path: Path) -> None:
+    """Zero the RIFF and data sizes of a WAV's header, as a recorder that stopped before finalising leaves it."""
+    b = bytearray(path.read_bytes())
+    at = b.index(b"data")
+    b[4:8], b[at + 4 : at + 8] = (at - 8 + 8).to_bytes(4, "little"), bytes(4)
+    path.write_bytes(bytes(b))
 
 
 @pytest.fixture(scope="module")
@@ -301,6 +312,9 @@ def test_scan_reports_every_bad_file_by_its_real_path_and_ignores_hidden_ones(wo
         assert len(rows), (track, check, problems[problems["track"] == track])
         assert any(p and p.endswith(f"{track}/{file}") and (world / "data" / p).is_file() for p in rows["path"]), rows
     assert not any(".hidden" in t or t.startswith("._") for t in manifest["track"])
+    unfinalised = problems[problems["track"] == "unfinalised"].set_index("check")["detail"]
+    assert unfinalised["decode"].startswith("header declares 0 samples but 308700 follow it (7.00 s)"), unfinalised
+    assert unfinalised["residual"] == "not measured: train/unfinalised/vocals.wav could not be used (see above)"
     assert not problems["path"].dropna().str.contains("/._|.DS_Store|.hidden", regex=True).any()
     assert ODD in set(manifest["track"]) and "good" in set(manifest["track"])
     # unusable files are skipped; mono and six-channel files are read by the documented rule
@@ -405,7 +419,7 @@ def test_evaluate_leaves_out_the_tracks_it_cannot_score_and_names_them(world, tm
 
 def test_separate_skips_unusable_files_and_separates_the_rest(world, tmp_path):
     songs = tmp_path / "songs"  # one song per kind of bad file, an odd name, hidden files and folders
-    for track in ("nonaudio", "zerolen", "nan", "inf", "absurd", "mono", "sixch"):
+    for track in ("nonaudio", "zerolen", "nan", "inf", "absurd", "mono", "sixch", "unfinalised"):
         (songs / track).mkdir(parents=True)
         (songs / track / BAD_TRACKS[track][0]).write_bytes(
             (world / "data" / "test" / track / BAD_TRACKS[track][0]).read_bytes()
@@ -420,12 +434,15 @@ def test_separate_skips_unusable_files_and_separates_the_rest(world, tmp_path):
     res = run(pipelines_app, "separate", "-i", songs, "-o", out, "-c", world / "models" / "vocals")
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
-    for track in ("nonaudio", "zerolen", "nan", "inf", "absurd"):  # each skipped, named by its real path
+    for track in ("nonaudio", "zerolen", "nan", "inf", "absurd", "unfinalised"):  # skipped, named by its real path
         path = str(songs / track / BAD_TRACKS[track][0])
         assert any(line.startswith(f"skipped {path}: ") for line in lines), (track, res.output)
     assert f"{songs / 'sixch' / 'other.wav'}: 6 channels, the first 2 separated" in lines
     assert any(ln.startswith(f"skipped {songs / 'cut.wav'}: truncated: header declares ") for ln in lines), lines
-    assert "3 of 9 files separated into vocals; 3 files in" in res.output
+    assert f"skipped {songs / 'unfinalised' / 'vocals.wav'}: header declares 0 samples but 308700 follow it" in (
+        res.output
+    )
+    assert "3 of 10 files separated into vocals; 3 files in" in res.output
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav"))
     assert written == ["mono/vocals/vocals.wav", f"{ODD}/vocals.wav", "sixch/other/vocals.wav"], written
     for name, channels in zip(written, (1, 2, 2)):

@@ -39,12 +39,17 @@ def read(path: str | Path, start: int = 0, stop: int | None = None) -> tuple[np.
     """Read samples ``[start, stop)`` of a wav/flac file.
 
     Returns ``(audio, sample_rate)`` with audio float32 of shape ``(channels, samples)``.
-    Only the requested range is decoded.
+    Only the requested range is decoded. :class:`StemcurateError` naming the file when it does not
+    decode, or is a WAV that reads empty while audio follows its header (:func:`unfinalised_wav`).
     """
     try:
         data, sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise StemcurateError(f"{path}: cannot decode audio ({_short(exc, path)})") from None
+    if len(data) == 0 and start == 0:  # "empty" only when it is: not a WAV whose header was never finalised
+        why = unfinalised_wav(path)
+        if why:
+            raise StemcurateError(f"{path}: {why}")
     return np.ascontiguousarray(data.T), int(sr)
 
 
@@ -82,18 +87,15 @@ def _system_error(folder: Path) -> str | None:
     return None
 
 
-def wav_declared_frames(path: str | Path) -> int | None:
-    """Frames that a RIFF/WAVE header declares in its ``data`` chunk, or None if not a plain WAV.
-
-    libsndfile silently shortens truncated WAV files to the bytes present; comparing this
-    with the decoded length tells that the file was cut.
-    """
+def _wav_data_chunk(path: str | Path) -> tuple[int, int, int, int] | None:
+    """``(block_align, rate in Hz, declared data bytes, bytes after the data chunk's header)`` of a RIFF/WAVE file, None
+    if not a plain WAV (or an RF64/streamed one, whose size field is 0xFFFFFFFF)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(12)
             if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
                 return None
-            block_align = None
+            block_align = rate = None
             while True:
                 hdr = fh.read(8)
                 if len(hdr) < 8:
@@ -101,16 +103,42 @@ def wav_declared_frames(path: str | Path) -> int | None:
                 cid, size = hdr[:4], struct.unpack("<I", hdr[4:])[0]
                 if cid == b"fmt ":
                     fmt = fh.read(size)
-                    block_align = struct.unpack("<H", fmt[12:14])[0]
+                    if len(fmt) >= 14:
+                        rate, block_align = struct.unpack("<I", fmt[4:8])[0], struct.unpack("<H", fmt[12:14])[0]
                     fh.seek(size % 2, 1)
                 elif cid == b"data":
                     if not block_align or size == 0xFFFFFFFF:
                         return None
-                    return size // block_align
+                    return block_align, rate, size, os.fstat(fh.fileno()).st_size - fh.tell()
                 else:
                     fh.seek(size + size % 2, 1)
     except OSError:
         return None
+
+
+def wav_declared_frames(path: str | Path) -> int | None:
+    """Frames that a RIFF/WAVE header declares in its ``data`` chunk, or None if not a plain WAV.
+
+    libsndfile silently shortens truncated WAV files to the bytes present; comparing this
+    with the decoded length tells that the file was cut.
+    """
+    chunk = _wav_data_chunk(path)
+    return None if chunk is None else chunk[2] // chunk[0]
+
+
+def unfinalised_wav(path: str | Path) -> str | None:
+    """Why ``path`` reads as empty although audio follows its header: a WAV whose ``data`` chunk declares
+    no samples (a recorder stopped before it wrote the sizes into the header; every reader then sees an
+    empty file), with the frames (and seconds) that follow. None for any other file."""
+    chunk = _wav_data_chunk(path)
+    if chunk is None or chunk[2] != 0 or chunk[3] < chunk[0]:
+        return None
+    frames, sr = chunk[3] // chunk[0], chunk[1]
+    length = f" ({frames / sr:.2f} s)" if sr else ""
+    return (
+        f"header declares 0 samples but {frames} follow it{length}: a recording that was not finalised; "
+        "rewrite its header (ffmpeg -i IN -c copy OUT reads to the end of the file)"
+    )
 
 
 def _short(exc: BaseException, path: str | Path | None = None) -> str:

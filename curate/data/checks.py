@@ -240,7 +240,11 @@ def check_track(track: Track, stems: list[str], config: CheckConfig = CheckConfi
             report(name, rel[name], "silent", WARNING if name == MIXTURE else ERROR, f"silent ({what})")
 
     res = None
-    all_ok = all(n in loaded for n in track.stems) and MIXTURE in loaded
+    unread = [n for n in track.stems if n not in loaded]
+    if unread and MIXTURE in loaded:  # the residual needs every stem: say that it was not measured, and why
+        files = ", ".join(rel[n] if n in rel else n for n in unread)
+        report(None, rel[MIXTURE], "residual", WARNING, f"not measured: {files} could not be used (see above)")
+    all_ok = not unread and MIXTURE in loaded
     if all_ok:
         mix = loaded[MIXTURE]
         stem_arrays = [loaded[n] for n in track.stems]

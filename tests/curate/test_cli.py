@@ -81,7 +81,8 @@ def test_truncated_and_silent_scan_to_the_end_and_strict_exits_2(tmp_path):
     ok = runner.invoke(app, ["scan", str(root), "-o", str(out), "--embedder", "features"])
     assert ok.exit_code == 0 and "silent" in ok.stdout and "truncated" in ok.stdout
     problems = pd.read_parquet(tmp_path / "m.problems.parquet")
-    assert sorted(map(tuple, problems[["track", "stem", "check"]].values)) == [
+    assert sorted(map(tuple, problems[["track", "stem", "check"]].fillna("-").values)) == [
+        ("cut", "-", "residual"),  # not measured, and the row says why
         ("cut", "other", "truncated"),
         ("quiet", "drums", "silent"),
     ]
@@ -89,8 +90,8 @@ def test_truncated_and_silent_scan_to_the_end_and_strict_exits_2(tmp_path):
     assert sorted(frags.track.unique()) == ["cut", "quiet", "song"]  # scanned to the end
     strict = runner.invoke(app, ["scan", str(root), "-o", str(out), "--strict", "--embedder", "features"])
     assert strict.exit_code == 2
-    assert "--strict" in strict.stderr and "2 problem(s)" in strict.stderr
-    assert len(pd.read_parquet(tmp_path / "m.problems.parquet")) == 2
+    assert "--strict" in strict.stderr and "3 problem(s)" in strict.stderr
+    assert len(pd.read_parquet(tmp_path / "m.problems.parquet")) == 3
 
 
 def test_synth_then_scan_through_console_scripts(tmp_path):

@@ -86,7 +86,7 @@ def test_truncated_and_silent_files_are_reported_and_skipped(tmp_path):
     assert not ((frags.track == "song1") & (frags.stem == "vocals")).any()
     assert (frags.track == "song2").sum() == 4
     on_disk = pd.read_parquet(tmp_path / "m.problems.parquet")
-    assert len(on_disk) == len(result.problems) == 2
+    assert len(on_disk) == len(result.problems) == 3  # the truncated stem's track: residual not measured
 
 
 def test_decode_rate_length_nan_mono_and_residual_checks(tmp_path):
@@ -123,8 +123,12 @@ def test_decode_rate_length_nan_mono_and_residual_checks(tmp_path):
     assert "all read to 307700 samples" in p.loc["length", "detail"]
     assert p.loc["non_finite", ["track", "stem", "detail"]].tolist() == ["song3", "bass", "1 NaN/inf samples"]
     assert p.loc["channels", ["track", "stem", "severity"]].tolist() == ["song4", "vocals", "warning"]
-    assert p.loc["residual", ["track", "severity"]].tolist() == ["song5", "warning"]
-    assert "by -6.0 dB" in p.loc["residual", "detail"]  # error m against a mixture 2m
+    residual = p.loc[["residual"]].set_index("track")
+    assert set(residual["severity"]) == {"warning"}
+    assert "by -6.0 dB" in residual.loc["song5", "detail"]  # error m against a mixture 2m
+    for track, file in (("song0", "drums"), ("song1", "other"), ("song3", "bass")):  # not measured, and why
+        assert residual.loc[track, "detail"] == f"not measured: train/{track}/{file}.wav could not be used (see above)"
+    assert sorted(residual.index) == ["song0", "song1", "song3", "song5"]
     frags = result.fragments
     mono = frags[(frags.track == "song4") & (frags.stem == "vocals")]
     assert len(mono) == 1 and mono["channels"].iloc[0] == 1  # mono is accepted and used
