@@ -88,12 +88,14 @@ def find_inputs(path: str | Path, *, exclude: str | Path | None = None) -> list[
         if input_extension(path) is None:
             raise StemcurateError(f"{path}: unsupported file type (use {', '.join(INPUT_EXTENSIONS)})")
         return [path]
+    from curate.data.datasets import ignored_name
+
     skip = Path(exclude).resolve() if exclude is not None else None
 
     def wanted(p: Path) -> bool:  # a broken link too: it is reported as a file that cannot be read, not left out unsaid
         if not (p.is_file() or p.is_symlink() and not p.exists()) or input_extension(p) is None:
             return False
-        if any(part.startswith(".") for part in p.relative_to(path).parts):
+        if any(ignored_name(part) for part in p.relative_to(path).parts):  # hidden, recycle bins, NAS indexes
             return False
         return skip is None or not p.resolve().is_relative_to(skip)
 

@@ -265,9 +265,36 @@ def _refuse_stem_folders_read_as_tracks(sub: Path, tracks: list[Track]) -> None:
         )
 
 
+SYSTEM_NAMES = frozenset(
+    {
+        "@eadir",  # Synology's index and thumbnails, one in every folder
+        "#recycle",  # Synology's recycle bin
+        "#snapshot",
+        "@recycle",  # QNAP's
+        "@recently-snapshot",
+        "@sharebin",
+        "$recycle.bin",  # Windows
+        "system volume information",
+        "thumbs.db",
+        "desktop.ini",
+        "__macosx",  # macOS resource forks in a zip archive
+        "~snapshot",  # NetApp
+        "lost+found",  # a file system's root
+    }
+)
+"""Files and folders that operating systems and file servers add to a share (compared without case)."""
+
+
+def ignored_name(name: str) -> bool:
+    """Whether a file or folder called ``name`` is never read as data: hidden ones (``.DS_Store``, macOS
+    ``._name`` AppleDouble files, ``.git``) and :data:`SYSTEM_NAMES` (``@eaDir``, ``#recycle``,
+    ``$RECYCLE.BIN``...)."""
+    return name.startswith(".") or name.casefold() in SYSTEM_NAMES
+
+
 def hidden(p: Path) -> bool:
-    """Hidden files and folders (``.DS_Store``, macOS ``._name`` AppleDouble files, ``.git``) are never tracks."""
-    return p.name.startswith(".")
+    """:func:`ignored_name` of ``p``'s name: never a track, a stem or a stem class."""
+    return ignored_name(p.name)
 
 
 def not_tracks(root: str | Path, *, subset: str = "train", layout: str | None = None) -> list[tuple[Path, str]]:
@@ -296,7 +323,7 @@ def not_tracks(root: str | Path, *, subset: str = "train", layout: str | None = 
                 f
                 for f in p.rglob("*")
                 if f.is_file()
-                and not any(x.startswith(".") for x in f.relative_to(p).parts)
+                and not any(ignored_name(x) for x in f.relative_to(p).parts)
                 and (is_stem_mp4(f.name) or f.suffix.lower() in audio_io.AUDIO_EXTENSIONS)
             ]
             why = (
@@ -318,7 +345,7 @@ def _discover_folders(root: Path, sub: Path, subset: str) -> list[Track]:
         for f in sorted(folder.iterdir()):
             ext = f.suffix.lower()
             # a broken link is listed too: the scan then names it instead of calling the stem missing
-            if (f.is_file() or f.is_symlink()) and ext in audio_io.AUDIO_EXTENSIONS and not f.name.startswith("."):
+            if (f.is_file() or f.is_symlink()) and ext in audio_io.AUDIO_EXTENSIONS and not hidden(f):
                 if f.stem not in files:
                     files[f.stem] = f
                 elif ext == ".wav" and files[f.stem].suffix.lower() != ".wav":  # the .wav of a stem is read

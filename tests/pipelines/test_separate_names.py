@@ -105,3 +105,12 @@ def test_a_case_insensitive_disk_does_not_merge_two_songs(tmp_path):
     skipped, why = report.failed[0]
     assert why.startswith(f"its output folder {out / 'Take_'}") and "holds the stems of" in why
     _holds_its_input(out / "Take_wav")
+
+
+def test_recycle_bins_and_index_folders_are_not_songs(tmp_path):
+    """A share's recycle bin holds deleted songs, its index folders files named like songs: neither is an input."""
+    songs = tmp_path / "in"
+    keep = [_song(songs / "a.wav", 1), _song(songs / "album" / "b.mp3", 2)]
+    for litter in ("#recycle/old.wav", "@eaDir/a.wav", "album/@eaDir/b.mp3", "$RECYCLE.BIN/x/c.wav", ".Trash/d.wav"):
+        _song(songs / litter, 3)
+    assert find_inputs(songs) == keep

@@ -319,3 +319,38 @@ def test_stem_folders_under_train_are_refused_not_read_as_tracks(tmp_path, names
         for stem in ("vocals", "bass"):
             sf.write(tmp_path / "ok" / "train" / folder / f"{stem}.wav", np.zeros((4410, 2)), 44100)
     assert sorted(t.name for t in discover(tmp_path / "ok")) == ["Song C", "vocals"]
+
+
+def _litter(folder, wav) -> None:
+    """What file servers and operating systems add to a shared folder: recycle bins holding a deleted song,
+    index folders, thumbnails."""
+    for name in ("#recycle", "@eaDir", "$RECYCLE.BIN", "__MACOSX", "@Recycle"):
+        (folder / name / "old song").mkdir(parents=True)
+        shutil.copy(wav, folder / name / "old song" / "vocals.wav")
+        shutil.copy(wav, folder / name / "vocals.wav")
+    (folder / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    (folder / "desktop.ini").write_text("[.ShellClassInfo]\n")
+
+
+@pytest.mark.parametrize("layout", ["musdb", "moisesdb", "medleydb", "stem-folders"])
+def test_recycle_bins_and_index_folders_of_a_share_are_not_data(copies, tmp_path, layout):
+    """A NAS share's ``#recycle``, ``@eaDir`` or ``$RECYCLE.BIN`` was a stem class (stem folders) or a
+    ``not_a_track`` row (so ``--strict`` failed on any share); it is now passed over like a hidden folder,
+    at the root, in a subset and inside a stem folder."""
+    base, roots = copies
+    root = shutil.copytree(base / "musdb" if layout == "musdb" else roots[layout], tmp_path / layout)
+    wav = next(root.rglob("*.wav"))
+
+    def strict_scan(name):
+        out = tmp_path / f"{name}.parquet"
+        res = runner.invoke(app, ["scan", str(root), "--no-score", "--strict", "--layout", layout, "-o", str(out)])
+        problems = pd.read_parquet(tmp_path / f"{name}.problems.parquet").drop(columns="path")
+        return res.exit_code, _key(read_manifest(out).frame), problems
+
+    clean = strict_scan("clean")
+    _litter(root, wav)
+    for sub in [root / "train"] if layout == "musdb" else [d for d in root.iterdir() if d.is_dir()][:1]:
+        _litter(sub, wav)
+    littered = strict_scan("littered")
+    assert littered[:2] == clean[:2] and clean[1]
+    pd.testing.assert_frame_equal(littered[2], clean[2])
