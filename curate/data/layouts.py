@@ -29,9 +29,10 @@ layouts have no subsets: every track is read as ``train``.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from curate.common.errors import StemcurateError
 from curate.data import audio as audio_io
@@ -319,12 +320,45 @@ def _medleydb_track(folder: Path, root: Path, layout: str) -> Track | str:
     )
 
 
+CSV_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
+"""Field separators of a CSV list: MSST writes commas; Excel in many locales semicolons; tab-separated text."""
+
+
+def _csv_delimiter(header: str) -> str:
+    """The one of :data:`CSV_DELIMITERS` that splits ``header`` into fields holding ``instrum`` and ``path``
+    (a comma when none does: the error then names the columns)."""
+    for d in CSV_DELIMITERS:
+        if {"instrum", "path"} <= {c.strip().strip('"').strip() for c in header.split(d)}:
+            return d
+    return ","
+
+
+def _listed_path(text: str, csv_file: Path, line: int) -> Path:
+    """The file that a CSV list's ``path`` field names: absolute, or relative to the list's folder. A path
+    written with Windows separators (``train\\song\\vocals.wav``) is read with them when no file has the name
+    as written; a Windows drive or share (``C:\\...``, ``\\\\server\\...``) names no file here, which is said."""
+    path = Path(text)
+    where = path if path.is_absolute() else csv_file.parent / path
+    if "\\" not in text or where.exists() or where.is_symlink():
+        return Path(os.path.abspath(where))
+    win = PureWindowsPath(text)
+    if win.drive or win.root:
+        raise StemcurateError(
+            f"{csv_file}: line {line}: {text}: a Windows path, which names no file on this machine; give the "
+            "paths relative to the CSV file's folder, or as they are here"
+        )
+    return Path(os.path.abspath(csv_file.parent / win.as_posix()))
+
+
 def _csv_tracks(csv_file: Path) -> list[Track]:
-    """MSST type 3: ``instrum,path`` rows; the data root is the deepest folder holding every file (links
-    are not followed: a listed link is a file where it is listed)."""
+    """MSST type 3: ``instrum,path`` rows (or ``;``/tab separated, as Excel saves in many locales); the data
+    root is the deepest folder holding every file (links are not followed: a listed link is a file where
+    it is listed)."""
     try:
         with open(csv_file, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
+            text = fh.read()
+            delimiter = _csv_delimiter(text.split("\n", 1)[0])
+            reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
             if not reader.fieldnames or not {"instrum", "path"} <= {c.strip() for c in reader.fieldnames}:
                 raise StemcurateError(f"{csv_file}: not an MSST list (needs the columns instrum,path)")
             rows = []
@@ -332,15 +366,18 @@ def _csv_tracks(csv_file: Path) -> list[Track]:
                 if None in row:  # more fields than the header
                     raise StemcurateError(
                         f"{csv_file}: line {line}: {len(reader.fieldnames) + len(row[None])} fields, expected "
-                        f"{len(reader.fieldnames)} (quote a path holding a comma)"
+                        f"{len(reader.fieldnames)} (quote a path holding a {CSV_DELIMITERS[delimiter]})"
                     )
                 row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
                 label = label_name(row["instrum"])
                 if label is None or not row["path"]:
                     raise StemcurateError(f"{csv_file}: line {line}: empty instrum or path")
-                path = Path(row["path"])
-                rows.append((label, Path(os.path.abspath(path if path.is_absolute() else csv_file.parent / path))))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+                rows.append((label, _listed_path(row["path"], csv_file, line)))
+    except UnicodeDecodeError as exc:
+        raise StemcurateError(
+            f"{csv_file}: not UTF-8 text (byte {exc.start}); save it as UTF-8 (Excel: 'CSV UTF-8')"
+        ) from None
+    except (OSError, csv.Error) as exc:
         raise StemcurateError(f"{csv_file}: cannot read the CSV list ({exc})") from None
     if not rows:
         return []

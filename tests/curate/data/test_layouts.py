@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -354,3 +355,38 @@ def test_recycle_bins_and_index_folders_of_a_share_are_not_data(copies, tmp_path
     littered = strict_scan("littered")
     assert littered[:2] == clean[:2] and clean[1]
     pd.testing.assert_frame_equal(littered[2], clean[2])
+
+
+def test_csv_lists_as_excel_saves_them(copies, tmp_path):
+    """Excel in many locales separates fields by semicolons, a tab-separated export by tabs, and a list made
+    on Windows writes its relative paths with backslashes: each reads as the plain list does. A Windows
+    drive path names no file here, and a list that is not UTF-8 is one line that says how to save it."""
+    base, roots = copies
+    rows = [r.split(",", 1) for r in roots["csv"].read_text().splitlines()[1:]]
+    folder = roots["csv"].parent
+    plain = {(t.name, tuple(sorted(t.stems))) for t in discover(roots["csv"])}
+    relative = [(label, Path(path).relative_to(folder)) for label, path in rows]
+    cases = {
+        "semicolon.csv": "instrum;path\r\n" + "".join(f"{a};{p}\r\n" for a, p in rows),
+        "tab.csv": "instrum\tpath\n" + "".join(f"{a}\t{p}\n" for a, p in rows),
+        "windows.csv": "instrum;path\r\n" + "".join(f'{a};"{str(p).replace("/", chr(92))}"\r\n' for a, p in relative),
+    }
+    for name, text in cases.items():
+        listed = folder / name
+        listed.write_text(text, encoding="utf-8-sig")
+        try:
+            assert {(t.name, tuple(sorted(t.stems))) for t in discover(listed)} == plain, name
+        finally:
+            listed.unlink()
+    drive = tmp_path / "drive.csv"
+    drive.write_text("instrum;path\nvocals;C:\\music\\song\\vocals.wav\n")
+    with pytest.raises(StemcurateError, match=r"line 2: C:\\music\\song\\vocals.wav: a Windows path"):
+        discover(drive)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("instrum;path\nvocals;chanson é.wav\n".encode("cp1252"))
+    res = runner.invoke(app, ["scan", str(latin), "-o", str(tmp_path / "x.parquet"), "--no-score"])
+    assert res.exit_code == 2 and "not UTF-8 text" in res.output and "CSV UTF-8" in res.output, res.output
+    wide = tmp_path / "wide.csv"
+    wide.write_text(f"instrum;path\n{rows[0][0]};{rows[0][1]};extra\n")
+    with pytest.raises(StemcurateError, match="quote a path holding a semicolon"):
+        discover(wide)
