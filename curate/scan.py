@@ -9,6 +9,7 @@ folder is then removed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import pandas as pd
 
 from curate.common.atomic import check_folder, ensure_writable_dir
 from curate.common.errors import StemcurateError, as_int, as_path
+from curate.common.lock import exclusive
 from curate.common.outputs import check_output, output_path
 from curate.data.checks import CheckConfig, Problem
 from curate.data.datasets import DEFAULT_STEMS, MIXTURE, Track, available_stems, default_root, discover, not_tracks
@@ -192,147 +194,160 @@ def scan(
     ensure_writable_dir(output)
     check_output(output, "manifest")
     check_output(problems_path(output), "problems")
-    parts = output.with_name(output.name + ".parts")
-    check_parts(parts)
-    txt_dir = None if txt_dir is None else output_path(txt_dir)
-    if txt_dir is not None:  # the seed's list names: {stem}_{subset}.txt, replaced on a re-scan
-        check_folder(txt_dir)
-    source = root if root is not None else default_root()
-    if source is not None:
-        source = as_path(source, "root")
-        layout = resolve_layout(source, layout)
-    tracks = discover(source, subset=subset, layout=layout)
-    root = tracks[0].root
-    if txt_dir is not None:
-        check_txt_names([t.name for t in tracks], root, lists="the --txt-dir lists")
-    stems = resolve_stems(tracks, stems, root, layout=layout or MUSDB)
-    scanned, reference = stems, None
-    if score is not None and (score.embedder is not None or score.separator is not None):
-        from bsrnn.separator import torch_device
+    with contextlib.nullcontext() if shard is not None else exclusive(output, what="curate scan"):
+        parts = output.with_name(output.name + ".parts")
+        check_parts(parts)
+        txt_dir = None if txt_dir is None else output_path(txt_dir)
+        if txt_dir is not None:  # the seed's list names: {stem}_{subset}.txt, replaced on a re-scan
+            check_folder(txt_dir)
+        source = root if root is not None else default_root()
+        if source is not None:
+            source = as_path(source, "root")
+            layout = resolve_layout(source, layout)
+        tracks = discover(source, subset=subset, layout=layout)
+        root = tracks[0].root
+        if txt_dir is not None:
+            check_txt_names([t.name for t in tracks], root, lists="the --txt-dir lists")
+        stems = resolve_stems(tracks, stems, root, layout=layout or MUSDB)
+        scanned, reference = stems, None
+        if score is not None and (score.embedder is not None or score.separator is not None):
+            from bsrnn.separator import torch_device
 
-        torch_device(score.device)
-    if score is not None and score.embedder is not None:
-        score.make_embedder()  # fail early on a bad model
-        # the label model reads the track's other standard stems too, unscored: a stem scanned alone
-        # (--stems vocals) has no sibling to tell "holds drums" from "holds its label" otherwise
-        present = available_stems(tracks)
-        scanned = stems + [s for s in DEFAULT_STEMS if s in present and s not in stems]
-    if score is not None and score.embedder is not None and shard is None:  # the label model's: not a shard's
-        from curate.reference import reference_pool
+            torch_device(score.device)
+        if score is not None and score.embedder is not None:
+            score.make_embedder()  # fail early on a bad model
+            # the label model reads the track's other standard stems too, unscored: a stem scanned alone
+            # (--stems vocals) has no sibling to tell "holds drums" from "holds its label" otherwise
+            present = available_stems(tracks)
+            scanned = stems + [s for s in DEFAULT_STEMS if s in present and s not in stems]
+        if score is not None and score.embedder is not None and shard is None:  # the label model's: not a shard's
+            from curate.reference import reference_pool
 
-        # before any track is scanned: a --reference folder without tracks fails now, not after the scan
-        reference = reference_pool(
-            score.embedder,
-            synth=score.reference_pool,
-            dirs=score.reference or (),
-            stems=scanned,
-            device=score.device,
-            panns_checkpoint=score.panns_checkpoint,
-            musicnn_weights=score.musicnn_weights,
-        )
-    settings = {**_fingerprint(root, subset, scanned, sad_config, check_config, score), "layout": layout}
-    prepare_parts(parts, settings, shard=shard is not None)
-    mine = tracks if shard is None else [t for t in tracks if shard_of(t, shard[1]) == shard[0]]
-    if on_start:
-        on_start(len(mine))
+            # before any track is scanned: a --reference folder without tracks fails now, not after the scan
+            reference = reference_pool(
+                score.embedder,
+                synth=score.reference_pool,
+                dirs=score.reference or (),
+                stems=scanned,
+                device=score.device,
+                panns_checkpoint=score.panns_checkpoint,
+                musicnn_weights=score.musicnn_weights,
+            )
+        settings = {**_fingerprint(root, subset, scanned, sad_config, check_config, score), "layout": layout}
+        prepare_parts(parts, settings, shard=shard is not None)
+        mine = tracks if shard is None else [t for t in tracks if shard_of(t, shard[1]) == shard[0]]
+        if on_start:
+            on_start(len(mine))
 
-    results: dict[str, TrackScan] = {}
-    todo = []
-    keys = {
-        track.name: part_key(track) for track in mine
-    }  # taken before scanning: a file changed meanwhile is scanned again next time
-    for track in mine:
-        part = load_part(parts, keys[track.name])
-        if part is None:
-            todo.append(track)
-        else:
-            results[track.name] = part
+        results: dict[str, TrackScan] = {}
+        todo = []
+        keys = {
+            track.name: part_key(track) for track in mine
+        }  # taken before scanning: a file changed meanwhile is scanned again next time
+        for track in mine:
+            part = load_part(parts, keys[track.name])
+            if part is None:
+                todo.append(track)
+            else:
+                results[track.name] = part
+                if on_track:
+                    on_track(track)
+        resumed = len(results)
+
+        def finished(track, out: TrackScan):
+            save_part(parts, keys[track.name], out)
+            results[track.name] = out
             if on_track:
                 on_track(track)
-    resumed = len(results)
 
-    def finished(track, out: TrackScan):
-        save_part(parts, keys[track.name], out)
-        results[track.name] = out
-        if on_track:
-            on_track(track)
+        if jobs > 1 and len(todo) > 1:
+            from concurrent.futures import as_completed
 
-    if jobs > 1 and len(todo) > 1:
-        from concurrent.futures import as_completed
+            from curate.common.workers import worker_pool
 
-        from curate.common.workers import worker_pool
+            workers_n = min(
+                jobs, len(todo), os.cpu_count() or 1
+            )  # more processes than cores or tracks only cost memory
+            with worker_pool(workers_n, initializer=init_worker) as workers:
+                futures = {
+                    workers.submit(scan_track_job, (t, scanned, sad_config, check_config, score)): t for t in todo
+                }
+                for fut in as_completed(futures):
+                    finished(futures[fut], fut.result())
+        else:
+            for track in todo:
+                finished(
+                    track, scan_track(track, scanned, sad_config=sad_config, check_config=check_config, score=score)
+                )
 
-        workers_n = min(jobs, len(todo), os.cpu_count() or 1)  # more processes than cores or tracks only cost memory
-        with worker_pool(workers_n, initializer=init_worker) as workers:
-            futures = {workers.submit(scan_track_job, (t, scanned, sad_config, check_config, score)): t for t in todo}
-            for fut in as_completed(futures):
-                finished(futures[fut], fut.result())
-    else:
-        for track in todo:
-            finished(track, scan_track(track, scanned, sad_config=sad_config, check_config=check_config, score=score))
-
-    if shard is not None:
-        return ShardScan(parts, shard, len(mine), len(tracks), resumed)
-    frames, embs, problems, residuals = [], [], [], {}
-    for track in tracks:
-        done = results[track.name]
-        if len(done.rows):
-            frames.append(done.rows)
-            embs.append(done.arrays)
-        problems.extend(done.problems)
-        residuals[track.name] = done.residual_db
-    fragments = pd.concat(frames, ignore_index=True) if frames else empty_frame()
-    for col in empty_frame().columns:
-        if col not in fragments.columns:
-            fragments[col] = None
-    order = fragments.sort_values(["track", "stem", "start"], kind="stable").index.to_numpy()
-    fragments = fragments.loc[order].reset_index(drop=True)
-    warn: list[str] = []
-    labels = None
-    if score is not None and score.embedder is not None and len(fragments):
-        arrays = {k: pad_concat([e[k] for e in embs if e and k in e])[order] for k in ("emb", "env")}
-        labels = _score(fragments, arrays["emb"], arrays["env"], score, root, reference, warn)
-    if layout in WITHOUT_SIBLINGS:
-        warn.append(
-            f"a {layout} dataset has no track structure: labels rest on per-stem evidence only (instrument "
-            "classifier, reference pool, embedding); no bleed measure"
+        if shard is not None:
+            return ShardScan(parts, shard, len(mine), len(tracks), resumed)
+        frames, embs, problems, residuals = [], [], [], {}
+        for track in tracks:
+            done = results[track.name]
+            if len(done.rows):
+                frames.append(done.rows)
+                embs.append(done.arrays)
+            problems.extend(done.problems)
+            residuals[track.name] = done.residual_db
+        fragments = pd.concat(frames, ignore_index=True) if frames else empty_frame()
+        for col in empty_frame().columns:
+            if col not in fragments.columns:
+                fragments[col] = None
+        order = fragments.sort_values(["track", "stem", "start"], kind="stable").index.to_numpy()
+        fragments = fragments.loc[order].reset_index(drop=True)
+        warn: list[str] = []
+        labels = None
+        if score is not None and score.embedder is not None and len(fragments):
+            arrays = {k: pad_concat([e[k] for e in embs if e and k in e])[order] for k in ("emb", "env")}
+            labels = _score(fragments, arrays["emb"], arrays["env"], score, root, reference, warn)
+        if layout in WITHOUT_SIBLINGS:
+            warn.append(
+                f"a {layout} dataset has no track structure: labels rest on per-stem evidence only (instrument "
+                "classifier, reference pool, embedding); no bleed measure"
+            )
+        if scanned != stems:  # the context stems leave the manifest and the problems
+            fragments = fragments[fragments["stem"].isin(stems)].reset_index(drop=True)
+            problems = [p for p in problems if p.stem is None or p.stem in stems or p.stem == MIXTURE]
+        problems += [
+            Problem(
+                entry.name, subset, None, Path(os.path.relpath(entry, root)).as_posix(), "not_a_track", "skipped", why
+            )
+            for entry, why in not_tracks(source, subset=subset, layout=layout)
+        ]
+        problem_frame = pd.DataFrame([asdict(p) for p in problems]) if problems else empty_problems()
+        meta = {
+            "subset": subset,
+            "stems": stems,
+            "layout": layout,
+            "source": str(Path(source).resolve()),
+            "sad": sad_config.to_dict(),
+            "checks": check_config.to_dict(),
+            "score": None if score is None else score.to_dict(),
+            "label_model": None
+            if labels is None
+            else {
+                "reference_units": labels.reference_units,
+                "dataset_share": round(labels.dataset_share, 4),
+                "noise_rate": round(labels.eps, 4),
+            },
+            "tracks": len(tracks),
+            "residual_db": {
+                k: (None if v is None or not np.isfinite(v) else round(v, 2)) for k, v in residuals.items()
+            },
+        }
+        fragments = fragments[
+            [*MANIFEST_SCHEMA.names, *(c for c in fragments.columns if c not in MANIFEST_SCHEMA.names)]
+        ]  # the manifest's column order, resumed or not
+        prob_path = problems_path(output)
+        write_problems(problem_frame, prob_path)
+        write_manifest(fragments, output, root=root, meta=meta)
+        if txt_dir is not None:
+            write_txt_lists(fragments, Path(txt_dir), subset, stems)
+        shutil.rmtree(parts, ignore_errors=True)
+        return ScanResult(
+            output, prob_path, fragments, problem_frame, len(tracks), stems, resumed, residuals, warn, labels
         )
-    if scanned != stems:  # the context stems leave the manifest and the problems
-        fragments = fragments[fragments["stem"].isin(stems)].reset_index(drop=True)
-        problems = [p for p in problems if p.stem is None or p.stem in stems or p.stem == MIXTURE]
-    problems += [
-        Problem(entry.name, subset, None, Path(os.path.relpath(entry, root)).as_posix(), "not_a_track", "skipped", why)
-        for entry, why in not_tracks(source, subset=subset, layout=layout)
-    ]
-    problem_frame = pd.DataFrame([asdict(p) for p in problems]) if problems else empty_problems()
-    meta = {
-        "subset": subset,
-        "stems": stems,
-        "layout": layout,
-        "source": str(Path(source).resolve()),
-        "sad": sad_config.to_dict(),
-        "checks": check_config.to_dict(),
-        "score": None if score is None else score.to_dict(),
-        "label_model": None
-        if labels is None
-        else {
-            "reference_units": labels.reference_units,
-            "dataset_share": round(labels.dataset_share, 4),
-            "noise_rate": round(labels.eps, 4),
-        },
-        "tracks": len(tracks),
-        "residual_db": {k: (None if v is None or not np.isfinite(v) else round(v, 2)) for k, v in residuals.items()},
-    }
-    fragments = fragments[
-        [*MANIFEST_SCHEMA.names, *(c for c in fragments.columns if c not in MANIFEST_SCHEMA.names)]
-    ]  # the manifest's column order, resumed or not
-    prob_path = problems_path(output)
-    write_problems(problem_frame, prob_path)
-    write_manifest(fragments, output, root=root, meta=meta)
-    if txt_dir is not None:
-        write_txt_lists(fragments, Path(txt_dir), subset, stems)
-    shutil.rmtree(parts, ignore_errors=True)
-    return ScanResult(output, prob_path, fragments, problem_frame, len(tracks), stems, resumed, residuals, warn, labels)
 
 
 def _score(
