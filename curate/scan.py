@@ -32,7 +32,7 @@ from curate.data.layouts import (
     MOISESDB_FINE,
     MUSDB,
     WITHOUT_SIBLINGS,
-    resolve_layout,
+    explain_layout,
 )
 from curate.data.schema import (
     MANIFEST_SCHEMA,
@@ -67,6 +67,9 @@ class ScanResult:
     warnings: list[str] = field(default_factory=list)
     labels: LabelScores | None = None
     """The label model behind ``label_score`` (None without scores or without enough data)."""
+    layout: str = ""
+    layout_reason: str = ""
+    """The layout the dataset was read in, and why (:func:`curate.data.layouts.explain_layout`)."""
 
 
 @dataclass
@@ -130,6 +133,11 @@ def resolve_stems(tracks: list[Track], stems: list[str] | None, root: Path, *, l
     elif stems is None:
         stems = sorted(s for s in present if s != MIXTURE)
     stems = list(dict.fromkeys(stems))
+    if not stems and set(present) <= {MIXTURE}:
+        raise StemcurateError(
+            f"{root}: its tracks hold a mixture and no stem file: nothing to curate (to separate the "
+            "mixtures use pipelines separate)"
+        )
     if not stems:
         raise StemcurateError("--stems: no stem names given")
     for s in stems:
@@ -201,9 +209,10 @@ def scan(
         if txt_dir is not None:  # the seed's list names: {stem}_{subset}.txt, replaced on a re-scan
             check_folder(txt_dir)
         source = root if root is not None else default_root()
+        layout_reason = ""
         if source is not None:
             source = as_path(source, "root")
-            layout = resolve_layout(source, layout)
+            layout, layout_reason = explain_layout(source, layout)
         tracks = discover(source, subset=subset, layout=layout)
         root = tracks[0].root
         if txt_dir is not None:
@@ -320,6 +329,7 @@ def scan(
             "subset": subset,
             "stems": stems,
             "layout": layout,
+            "layout_reason": layout_reason,
             "source": str(Path(source).resolve()),
             "sad": sad_config.to_dict(),
             "checks": check_config.to_dict(),
@@ -346,7 +356,18 @@ def scan(
             write_txt_lists(fragments, Path(txt_dir), subset, stems)
         shutil.rmtree(parts, ignore_errors=True)
         return ScanResult(
-            output, prob_path, fragments, problem_frame, len(tracks), stems, resumed, residuals, warn, labels
+            output,
+            prob_path,
+            fragments,
+            problem_frame,
+            len(tracks),
+            stems,
+            resumed,
+            residuals,
+            warn,
+            labels,
+            layout=layout or MUSDB,
+            layout_reason=layout_reason,
         )
 
 

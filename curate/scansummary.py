@@ -38,6 +38,8 @@ def print_scan_summary(result) -> None:
         )
         return
     frag = result.fragments
+    if result.layout_reason:
+        out_console.print(f"layout: {result.layout} ({result.layout_reason})")
     table = Table(title=f"{result.tracks} tracks scanned" + (f" ({result.resumed} resumed)" if result.resumed else ""))
     table.add_column("stem")
     table.add_column("fragments", justify="right")

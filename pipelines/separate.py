@@ -88,7 +88,7 @@ def find_inputs(path: str | Path, *, exclude: str | Path | None = None) -> list[
         if input_extension(path) is None:
             raise StemcurateError(f"{path}: unsupported file type (use {', '.join(INPUT_EXTENSIONS)})")
         return [path]
-    from curate.data.datasets import ignored_name
+    from curate.data.names import ignored_name
 
     skip = Path(exclude).resolve() if exclude is not None else None
 

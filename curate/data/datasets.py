@@ -23,6 +23,7 @@ import numpy as np
 from curate.common.errors import StemcurateError, as_path
 from curate.data import audio as audio_io
 from curate.data.decoded import read_stream, require_ffmpeg
+from curate.data.names import hidden, ignored_name
 from curate.data.schema import row_parts
 
 DEFAULT_STEMS = ("vocals", "bass", "drums", "other")
@@ -251,7 +252,9 @@ def discover(root: str | Path | None = None, *, subset: str = "train", layout: s
 def _refuse_stem_folders_read_as_tracks(sub: Path, tracks: list[Track]) -> None:
     """:class:`StemcurateError` when the "tracks" are folders named like stems (``bass/``, ``vocals/``) whose
     files are not named like stems: songs sorted into one folder per stem (Music-Source-Separation-Training's
-    second layout, ``<stem>/<song>.wav``), which read as tracks would make every song a stem."""
+    second layout, ``<stem>/<song>.wav``), which read as tracks would make every song a stem; or when every
+    track folder holds a single file named differently in each (``songA/songA.wav``): songs, each of which
+    would be a stem of its own."""
     stem_like = {MIXTURE, *DEFAULT_STEMS}
     misread = [
         t.name
@@ -263,38 +266,15 @@ def _refuse_stem_folders_read_as_tracks(sub: Path, tracks: list[Track]) -> None:
             f"{sub}: its folders {', '.join(sorted(misread))} are named like stems and hold songs: this is the "
             f"stem-folders layout (<stem>/<song>.wav), not tracks; scan {sub} with --layout stem-folders"
         )
-
-
-SYSTEM_NAMES = frozenset(
-    {
-        "@eadir",  # Synology's index and thumbnails, one in every folder
-        "#recycle",  # Synology's recycle bin
-        "#snapshot",
-        "@recycle",  # QNAP's
-        "@recently-snapshot",
-        "@sharebin",
-        "$recycle.bin",  # Windows
-        "system volume information",
-        "thumbs.db",
-        "desktop.ini",
-        "__macosx",  # macOS resource forks in a zip archive
-        "~snapshot",  # NetApp
-        "lost+found",  # a file system's root
-    }
-)
-"""Files and folders that operating systems and file servers add to a share (compared without case)."""
-
-
-def ignored_name(name: str) -> bool:
-    """Whether a file or folder called ``name`` is never read as data: hidden ones (``.DS_Store``, macOS
-    ``._name`` AppleDouble files, ``.git``) and :data:`SYSTEM_NAMES` (``@eaDir``, ``#recycle``,
-    ``$RECYCLE.BIN``...)."""
-    return name.startswith(".") or name.casefold() in SYSTEM_NAMES
-
-
-def hidden(p: Path) -> bool:
-    """:func:`ignored_name` of ``p``'s name: never a track, a stem or a stem class."""
-    return ignored_name(p.name)
+    folders = [t for t in tracks if not t.is_stem_mp4]
+    names = [s for t in folders for s in t.stems]
+    if len(folders) >= 2 and all(len(t.stems) == 1 for t in folders) and len(set(names)) == len(names):
+        shown = ", ".join(f"{t.name}/{t.source(next(iter(t.stems))).path.name}" for t in folders[:2])
+        raise StemcurateError(
+            f"{sub}: each of its {len(folders)} track folders holds one audio file, named differently in each "
+            f"({shown}...): songs, not tracks of stems (a track holds one file per stem: vocals.wav, bass.wav...); "
+            "to separate songs use pipelines separate, for a folder per stem scan with --layout stem-folders"
+        )
 
 
 def not_tracks(root: str | Path, *, subset: str = "train", layout: str | None = None) -> list[tuple[Path, str]]:

@@ -36,7 +36,8 @@ from pathlib import Path, PureWindowsPath
 
 from curate.common.errors import StemcurateError
 from curate.data import audio as audio_io
-from curate.data.datasets import DEFAULT_STEMS, MIXTURE, StemFile, Track, hidden, is_stem_mp4
+from curate.data.datasets import DEFAULT_STEMS, MIXTURE, StemFile, Track, is_stem_mp4
+from curate.data.names import hidden
 
 MUSDB = "musdb"
 MOISESDB = "moisesdb"
@@ -104,38 +105,52 @@ def _audio_files(folder: Path) -> list[Path]:
     )
 
 
-def detect_layout(root: Path) -> str:
-    """The layout of ``root``: ``csv`` for a ``.csv`` file; ``musdb`` when it has a ``train`` or ``test``
+def explain_layout(root: Path, layout: str | None = None) -> tuple[str, str]:
+    """The layout of ``root`` and why, in a line for a person: ``layout`` checked against :data:`LAYOUTS`
+    when given, else detected: ``csv`` for a ``.csv`` file; ``musdb`` when it has a ``train`` or ``test``
     folder; ``moisesdb`` when a folder in it has a ``data.json``; ``medleydb`` when one has a
     ``*_METADATA.yaml`` or ``*_STEMS`` folder; ``stem-folders`` when its folders hold audio files that are
     not named like a track's stems (``mixture``, ``vocals``...); else ``musdb`` (whose errors say what
-    was expected)."""
+    was expected). :class:`StemcurateError` for an unknown ``layout`` or a single MoisesDB/MedleyDB track."""
+    if layout is not None:
+        if layout not in LAYOUTS:
+            raise StemcurateError(f"--layout {layout}: unknown layout (use one of {', '.join(LAYOUTS)})")
+        return layout, f"as given; {_EXPECTED.get(layout, MUSDB_EXPECTED)}"
     if root.suffix.lower() == ".csv" and not root.is_dir():
-        return CSV
+        return CSV, f"a .csv file: {_EXPECTED[CSV]}"
     if not root.is_dir() or (root / "train").is_dir() or (root / "test").is_dir():
-        return MUSDB
+        found = [f"{s}/" for s in ("train", "test") if (root / s).is_dir()]
+        return MUSDB, f"{' and '.join(found) or 'no folder'} found: {MUSDB_EXPECTED}"
     if (root / "data.json").is_file() or next(root.glob("*_METADATA.yaml"), None):
         what = "MoisesDB" if (root / "data.json").is_file() else "MedleyDB"
         raise StemcurateError(f"{root}: a {what} track folder; scan the folder that holds the tracks ({root.parent})")
     folders = _dirs(root)
-    if any((d / "data.json").is_file() for d in folders):
-        return MOISESDB
-    if any(next(d.glob("*_METADATA.yaml"), None) or next(d.glob("*_STEMS"), None) for d in folders):
-        return MEDLEYDB
-    holding = [files for d in folders if (files := _audio_files(d))]
+    moises = next((d for d in folders if (d / "data.json").is_file()), None)
+    if moises is not None:
+        return MOISESDB, f"{moises.name}/data.json found: {_EXPECTED[MOISESDB]}"
+    for d in folders:
+        meta = next(d.glob("*_METADATA.yaml"), None) or next(d.glob("*_STEMS"), None)
+        if meta is not None:
+            return MEDLEYDB, f"{d.name}/{meta.name} found: {_EXPECTED[MEDLEYDB]}"
+    holding = [(d, files) for d in folders if (files := _audio_files(d))]
     track_like = {MIXTURE, *DEFAULT_STEMS}
-    if holding and not any(sum(f.stem in track_like for f in files) >= 2 for files in holding):
-        return STEM_FOLDERS
-    return MUSDB
+    if holding and not any(sum(f.stem in track_like for f in files) >= 2 for _, files in holding):
+        d, files = holding[0]
+        return STEM_FOLDERS, (
+            f"its folders hold audio files not named like a track's stems ({d.name}/{files[0].name}): "
+            f"{_EXPECTED[STEM_FOLDERS]}"
+        )
+    return MUSDB, f"no train/ or test/ folder and no dataset metadata; read as {MUSDB_EXPECTED}"
+
+
+def detect_layout(root: Path) -> str:
+    """The layout :func:`explain_layout` detects at ``root``."""
+    return explain_layout(root)[0]
 
 
 def resolve_layout(root: Path, layout: str | None) -> str:
     """``layout`` checked against :data:`LAYOUTS`, or the one detected at ``root`` when None."""
-    if layout is None:
-        return detect_layout(root)
-    if layout not in LAYOUTS:
-        raise StemcurateError(f"--layout {layout}: unknown layout (use one of {', '.join(LAYOUTS)})")
-    return layout
+    return explain_layout(root, layout)[0]
 
 
 def discover_other(root: Path, layout: str, *, subset: str = "train") -> list[Track]:
@@ -167,6 +182,7 @@ def discover_other(root: Path, layout: str, *, subset: str = "train") -> list[Tr
     return sorted(tracks, key=lambda t: t.name)
 
 
+MUSDB_EXPECTED = "<subset>/<track>/<stem>.wav|.flac or <subset>/<track>.stem.mp4"
 _EXPECTED = {
     MOISESDB: "<track-id>/data.json and its stem folders",
     MOISESDB_FINE: "<track-id>/data.json and its stem folders",

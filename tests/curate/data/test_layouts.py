@@ -390,3 +390,39 @@ def test_csv_lists_as_excel_saves_them(copies, tmp_path):
     wide.write_text(f"instrum;path\n{rows[0][0]};{rows[0][1]};extra\n")
     with pytest.raises(StemcurateError, match="quote a path holding a semicolon"):
         discover(wide)
+
+
+def test_the_scan_says_which_layout_it_read_and_why(copies, tmp_path):
+    """Each detected layout comes with the evidence that decided it (a file or folder of the dataset), printed
+    by the scan and kept in the manifest; --layout says it was given."""
+    from curate.data.layouts import explain_layout
+
+    base, roots = copies
+    evidence = {"musdb": "train/", "moisesdb": "data.json", "medleydb": "_METADATA.yaml", "stem-folders": ".wav"}
+    for layout, root in [("musdb", base / "musdb"), *roots.items()]:
+        found, why = explain_layout(root)
+        assert found == layout and evidence.get(layout, ".csv file") in why, (layout, why)
+    out = tmp_path / "m.parquet"
+    res = runner.invoke(app, ["scan", str(roots["stem-folders"]), "--no-score", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    first = res.stdout.splitlines()[0]
+    assert first.startswith("layout: stem-folders (its folders hold audio files not named like a track's stems ("), first
+    assert read_manifest(out).meta["layout_reason"] == first[len("layout: stem-folders (") : -1]
+    assert explain_layout(base / "musdb", "musdb")[1].startswith("as given")
+
+
+def test_songs_read_as_tracks_are_refused(copies, tmp_path):
+    """``train/<song>/<song>.wav`` made every song a stem of its own (and each a `missing` row in every other
+    track); a track folder holding only a mixture said "--stems: no stem names given"."""
+    base, _ = copies
+    mix = next((base / "musdb" / "train").iterdir()) / "mixture.wav"
+    for name in ("songA", "songB", "songC"):
+        (tmp_path / "songs" / "train" / name).mkdir(parents=True)
+        shutil.copy(mix, tmp_path / "songs" / "train" / name / f"{name}.wav")
+        (tmp_path / "mixes" / "train" / name).mkdir(parents=True)
+        shutil.copy(mix, tmp_path / "mixes" / "train" / name / "mixture.wav")
+    res = runner.invoke(app, ["scan", str(tmp_path / "songs"), "--no-score", "-o", str(tmp_path / "a.parquet")])
+    assert res.exit_code == 2 and "each of its 3 track folders holds one audio file" in res.output, res.output
+    assert "songA/songA.wav" in res.output and "pipelines separate" in res.output
+    res = runner.invoke(app, ["scan", str(tmp_path / "mixes"), "--no-score", "-o", str(tmp_path / "b.parquet")])
+    assert res.exit_code == 2 and "its tracks hold a mixture and no stem file" in res.output, res.output
