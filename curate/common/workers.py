@@ -9,11 +9,11 @@ raises the interrupt, so that its handler prints one line and nothing runs on be
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 
 
 def _quiet_worker(initializer: Callable[[], None] | None) -> None:
@@ -35,7 +35,7 @@ def _no_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGINT, old)
 
 
-def stop(pool: ProcessPoolExecutor, *, grace_s: float = 5.0) -> None:
+def stop(pool: concurrent.futures.ProcessPoolExecutor, *, grace_s: float = 5.0) -> None:
     """Drop ``pool``'s queued jobs and end its workers now: SIGTERM, then SIGKILL after ``grace_s`` s."""
     processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before Python 3.14
     pool.shutdown(wait=False, cancel_futures=True)
@@ -49,12 +49,16 @@ def stop(pool: ProcessPoolExecutor, *, grace_s: float = 5.0) -> None:
 
 
 @contextlib.contextmanager
-def worker_pool(workers: int, *, initializer: Callable[[], None] | None = None) -> Iterator[ProcessPoolExecutor]:
+def worker_pool(
+    workers: int, *, initializer: Callable[[], None] | None = None
+) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
     """A :class:`~concurrent.futures.ProcessPoolExecutor` of ``workers`` processes that ignore SIGINT
     (``initializer`` runs in each after that). Leaving the block normally waits for the jobs; leaving it
     by an exception (KeyboardInterrupt included) ends the workers at once, with further interrupts
     ignored meanwhile, and re-raises."""
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_quiet_worker, initargs=(initializer,))
+    pool = concurrent.futures.ProcessPoolExecutor(  # looked up at each call (a test may stand in for it)
+        max_workers=workers, initializer=_quiet_worker, initargs=(initializer,)
+    )
     try:
         yield pool
     except BaseException:
