@@ -1,4 +1,4 @@
-"""Every command through the shared kinds of bad input (issue 20).
+"""Every command through the shared kinds of bad input.
 
 The promise, in ``curate``, ``pipelines`` and the Python API alike: bad input gets a one-line error
 naming the file and the problem and exit code 2, or a documented, reported handling; never a
@@ -8,8 +8,9 @@ traceback, never NaN written as a result, never an existing output lost. Three w
   folder for a file (and a file for a folder), a file of garbage, and names with spaces, brackets
   and non-ASCII letters;
 * **files in a dataset**: one track per kind of bad audio (not audio, zero-length, mono, six
-  channels, NaN, inf, absurd level, another rate, another length), hidden files and folders, odd
-  track names, through scan, filter, report, repair, corrupt, train, evaluate and separate;
+  channels, NaN, inf, absurd level, another rate, another length, a WAV header never finalised),
+  hidden files and folders, a file server's recycle bin and index folders, odd track names, through
+  scan, filter, report, repair, corrupt, train, evaluate and separate;
 * **outputs**: every output path pointed at an input, at another kind of file, or at an earlier
   output; what was there before is byte-for-byte unchanged whenever the command refuses.
 """
@@ -133,6 +134,10 @@ def world(tmp_path_factory):
         (sub / "good" / "._vocals.wav").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
         (sub / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
         write_track(sub / ".hidden track", noise_stems(rng, 7.0))
+        write_track(sub / "#recycle" / "deleted song", noise_stems(rng, 2.0))  # a NAS share's recycle bin
+        write_track(sub / "@eaDir", noise_stems(rng, 2.0))  # its index folder, here holding stems
+        (sub / "good" / "@eaDir").mkdir()
+        (sub / "good" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
     random_models(base / "models")
     res = run(
         curate_app,
@@ -315,7 +320,8 @@ def test_scan_reports_every_bad_file_by_its_real_path_and_ignores_hidden_ones(wo
     unfinalised = problems[problems["track"] == "unfinalised"].set_index("check")["detail"]
     assert unfinalised["decode"].startswith("header declares 0 samples but 308700 follow it (7.00 s)"), unfinalised
     assert unfinalised["residual"] == "not measured: train/unfinalised/vocals.wav could not be used (see above)"
-    assert not problems["path"].dropna().str.contains("/._|.DS_Store|.hidden", regex=True).any()
+    assert not problems["path"].dropna().str.contains("/._|.DS_Store|.hidden|#recycle|@eaDir|Thumbs", regex=True).any()
+    assert not manifest["track"].str.contains("#recycle|@eaDir", regex=True).any()
     assert ODD in set(manifest["track"]) and "good" in set(manifest["track"])
     # unusable files are skipped; mono and six-channel files are read by the documented rule
     for track in ("nan", "inf", "absurd", "nonaudio", "zerolen"):
@@ -711,7 +717,7 @@ def _copy(src: Path, dst: Path) -> Path:
 
 def test_separate_never_replaces_files_it_did_not_write(world, tmp_path):
     data = _copy(world / "data", tmp_path / "data")
-    keep = {p: digest(p) for p in (data / "test" / "good").iterdir()}
+    keep = {p: digest(p) for p in (data / "test" / "good").iterdir() if p.is_file()}
     mix = data / "test" / "good" / "mixture.wav"
     song = tmp_path / "good.wav"
     song.write_bytes(mix.read_bytes())

@@ -406,7 +406,9 @@ def test_the_scan_says_which_layout_it_read_and_why(copies, tmp_path):
     res = runner.invoke(app, ["scan", str(roots["stem-folders"]), "--no-score", "-o", str(out)])
     assert res.exit_code == 0, res.output
     first = res.stdout.splitlines()[0]
-    assert first.startswith("layout: stem-folders (its folders hold audio files not named like a track's stems ("), first
+    assert first.startswith("layout: stem-folders (its folders hold audio files not named like a track's stems ("), (
+        first
+    )
     assert read_manifest(out).meta["layout_reason"] == first[len("layout: stem-folders (") : -1]
     assert explain_layout(base / "musdb", "musdb")[1].startswith("as given")
 
