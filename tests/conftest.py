@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,15 @@ def spectra_sums(recv, src):
     p_r, p_s = (np.einsum("cft,cft->f", x, np.conj(x)).real for x in (recv, src))
     pw_r, pw_s = (np.einsum("cft,cft->ft", x, np.conj(x)).real for x in (recv, src))
     return g, p_r, p_s, pw_r, pw_s
+
+
+@pytest.fixture(autouse=True)
+def _sigint_as_it_was():
+    """The console entry points set their own Ctrl-C handling (and ignore it while the process ends): a test
+    that runs one in this process must not leave the test session, or the commands it starts, deaf to Ctrl-C."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 @pytest.fixture(autouse=True, scope="session")

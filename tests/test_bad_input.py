@@ -1678,3 +1678,29 @@ def test_train_names_a_file_given_nan_samples_after_the_scan(world, tmp_path):
         sf.write(f, x, sr, subtype="FLOAT")
     line = one_line_error(_train_one_step(tmp_path), "NaN/inf samples", "changed since the scan")
     assert str(data / "train") in line
+
+
+def test_an_abort_is_one_line_and_a_bug_is_its_own_traceback(capsys):
+    """typer's own ``Abort`` (Ctrl-C at a prompt) is one line and exit 130; an unexpected exception is raised as
+    it is (the last-resort handler looked for ``Abort`` where typer no longer has it and raised an
+    AttributeError over every such exception)."""
+    import typer
+
+    from curate.common.cliutil import invoke, make_app
+
+    app = make_app("demo", "demo")
+
+    @app.command()
+    def prompt():
+        raise typer.Abort()
+
+    @app.command()
+    def bug():
+        raise RuntimeError("a bug")
+
+    with pytest.raises(SystemExit) as exc:
+        invoke(app, ["prompt"])
+    assert exc.value.code == 130 and capsys.readouterr().err.strip() == "interrupted"
+    with pytest.raises(RuntimeError, match="a bug") as exc:
+        invoke(app, ["bug"])
+    assert exc.value.__context__ is None

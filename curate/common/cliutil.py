@@ -67,10 +67,12 @@ def invoke(app: typer.Typer, args: list[str] | None = None) -> None:
     code. The option parser's usage errors (an unknown option or command, a value out of range, a missing
     argument) are one line, ``error: <command>: <what>``, exit code 2, as every other bad input; help, and
     no arguments (which print help), are as click prints them."""
-    try:  # typer from 0.2x carries its own copy of click, and raises its exceptions
+    try:  # typer from 0.2x carries its own copy of click, and raises its exceptions (Abort: typer's own)
         from typer._click import exceptions as parser
+        from typer.exceptions import Abort
     except ImportError:  # pragma: no cover - older typer, on click itself
         from click import exceptions as parser
+        from click.exceptions import Abort
 
     try:
         code = app(args=args, standalone_mode=False)
@@ -84,7 +86,7 @@ def invoke(app: typer.Typer, args: list[str] | None = None) -> None:
     except parser.ClickException as exc:
         print(f"error: {exc.format_message()}", file=sys.stderr)
         code = exc.exit_code
-    except parser.Abort:  # an interrupt while the parser prompts
+    except Abort:  # an interrupt while the parser prompts
         print("interrupted", file=sys.stderr)
         code = 130
     sys.exit(code if isinstance(code, int) else 0)

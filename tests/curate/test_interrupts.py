@@ -37,7 +37,14 @@ def test_repeated_ctrl_c_during_a_parallel_scan_stops_it_cleanly(tmp_path, press
     synth_dataset(data, tracks=4, test_tracks=0, seconds=8.0, seed=5)
     manifest = tmp_path / "m.parquet"
     cmd = [str(CURATE), "scan", str(data), "-o", str(manifest), "--jobs", "2", "--no-progress"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a shell starts it, whatever ours does
+    )
     parts = tmp_path / "m.parquet.parts"
     deadline = time.monotonic() + 120
     while not (parts.is_dir() and any(parts.glob("*.npz"))) and proc.poll() is None and time.monotonic() < deadline:
