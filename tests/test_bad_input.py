@@ -1297,6 +1297,26 @@ def test_a_real_full_disk_is_named_in_the_operating_systems_words(tmp_path):
             assert not list(disk.iterdir())
 
 
+def test_a_full_disk_when_training_exports_or_a_scan_takes_its_lock_is_one_line(world, tmp_path, monkeypatch):
+    """torch.save on a full disk raises its own RuntimeError ("unexpected pos ..."), and the scan's lock file
+    could not take its few bytes: both were tracebacks with exit code 1 (the lock's write failing as a full
+    disk makes it fail: a tmpfs takes a few bytes more than its size)."""
+    with small_disk(tmp_path / "small", "256k") as disk:
+        args = tiny_train(
+            world / "scored.parquet", "--target", "bass", out=tmp_path / "run", export_dir=disk / "models"
+        )
+        line = one_line_error(run(pipelines_app, *args), disk / "models", "No space left on device")
+        assert "bass.ckpt: cannot write" in line and not list(disk.rglob("*.tmp"))
+
+    def full(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("curate.common.lock.os.write", full)
+    res = run(curate_app, "scan", world / "data", "--no-score", "-o", tmp_path / "m.parquet")
+    one_line_error(res, tmp_path / "m.parquet", "cannot write (No space left on device)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "small"]
+
+
 def test_a_full_disk_during_export_or_repair_names_the_users_output_not_a_work_folder(world, tmp_path):
     """Export and repair fill hidden work folders (``.NAME.partial``) renamed into place at the end: a
     write that fails there is reported at the path the user asked for, and nothing is left on the disk."""

@@ -121,7 +121,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success rename it onto ``path``.
 
     On any exception the temporary file is removed and an existing ``path`` is left untouched; an
-    operating-system error (a folder that takes no files such as ``/proc``, a full disk) becomes a
+    operating-system error (a folder that takes no files such as ``/proc``, a full disk, also when the
+    writing library reports it in its own words: :func:`system_error`) becomes a
     :class:`StemcurateError` naming ``path``.
     """
     path = output_path(path)
@@ -141,9 +142,32 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
         raise StemcurateError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    except StemcurateError:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    except Exception:  # a writer's own error (torch's "unexpected pos", libsndfile's "System error.")
+        tmp_path.unlink(missing_ok=True)
+        reason = system_error(parent)
+        if reason is None:
+            raise
+        raise StemcurateError(f"{path}: cannot write ({reason})") from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def system_error(folder: Path) -> str | None:
+    """The operating system's own reason why ``folder`` takes no more data (``No space left on device``, a
+    quota), found by writing a little there (libraries say "System error." or "unexpected pos"); None when
+    it writes."""
+    try:
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"\0" * 65536)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 @contextlib.contextmanager

@@ -58,8 +58,11 @@ def exclusive(path: str | os.PathLike, *, what: str) -> Iterator[None]:
             pass
         os.close(fd)
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"process {os.getpid()} on {socket.gethostname()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"process {os.getpid()} on {socket.gethostname()}\n".encode())
+        except OSError as exc:  # a full disk: the command could write nothing else either
+            raise StemcurateError(f"{path}: cannot write ({exc.strerror or exc})") from None
         yield
     finally:
         with contextlib.suppress(OSError):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from curate.common.atomic import atomic_path
+from curate.common.atomic import atomic_path, system_error
 from curate.common.errors import StemcurateError
 
 AUDIO_EXTENSIONS = (".wav", ".flac")
@@ -68,23 +67,10 @@ def write(path: str | Path, audio: np.ndarray, sample_rate: int, *, subtype: str
         try:
             sf.write(str(tmp), audio.T, sample_rate, subtype=subtype, format=fmt)
         except sf.LibsndfileError as exc:  # a full disk, a quota: libsndfile's error, not an OSError
-            raise StemcurateError(f"{path}: cannot write ({_system_error(tmp.parent) or exc.error_string})") from None
+            raise StemcurateError(f"{path}: cannot write ({system_error(tmp.parent) or exc.error_string})") from None
         except (ValueError, TypeError) as exc:  # a subtype the format does not take
             raise StemcurateError(f"{path}: cannot write ({exc})") from None
     return path
-
-
-def _system_error(folder: Path) -> str | None:
-    """The operating system's own reason why ``folder`` takes no more data (``No space left on device``, a
-    quota), found by writing a little there: libsndfile says only "System error."; None when it writes."""
-    try:
-        with tempfile.TemporaryFile(dir=folder) as probe:
-            probe.write(b"\0" * 65536)
-            probe.flush()
-            os.fsync(probe.fileno())
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return None
 
 
 def _wav_data_chunk(path: str | Path) -> tuple[int, int, int, int] | None:
