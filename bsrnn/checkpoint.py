@@ -60,7 +60,8 @@ def load_file(
 def save_model(model: BSRNN, path: str | os.PathLike) -> Path:
     """Write ``model``'s hyperparameters and weights to ``path`` (the exported layout)."""
     path = Path(path)
-    torch.save({"hparams": asdict(model.config), "state_dict": model.state_dict()}, path)
+    with open(path, "wb") as fh:  # closed on a failed write too (torch's own writer keeps its file open)
+        torch.save({"hparams": asdict(model.config), "state_dict": model.state_dict()}, fh)
     return path
 
 

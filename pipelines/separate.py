@@ -170,41 +170,64 @@ def marker_source(folder: Path) -> str | None:
     return next((line[len(head) :] for line in text.splitlines() if line.startswith(head)), "")
 
 
+def _earlier(out_dir: Path) -> dict[str, Path]:
+    """The song folders under ``out_dir`` by the input their :data:`MARKER` names."""
+    found: dict[str, Path] = {}
+    if out_dir.is_dir():
+        for marker in sorted(out_dir.rglob(MARKER)):
+            source = marker_source(marker.parent)
+            if source:
+                found.setdefault(source, marker.parent)
+    return found
+
+
 def output_folders(inputs: list[Path], root: Path, out_dir: Path) -> dict[Path, tuple[Path, str | None]]:
     """Each input's song folder, and why it is not :func:`output_folder`'s (None when it is).
 
-    An input whose stems are already in ``out_dir`` (a song folder whose :data:`MARKER` names it) keeps
-    that folder, whatever else is separated: adding, removing or reordering inputs never moves an
-    existing input's stems. Otherwise an input gets :func:`output_folder`, unless another input of the
-    run has that name or the folder holds another input's stems: then the suffix from its own name
-    (:func:`_suffixed`: ``song_wav``, ``song_mp3``). :class:`StemcurateError` naming both inputs when
-    even the suffixed folder is taken."""
+    An input whose stems are already in ``out_dir`` (a song folder whose :data:`MARKER` names it, wherever it
+    is) keeps that folder, whatever else is separated and from whichever input folder: adding, removing or
+    reordering inputs never moves an existing input's stems. Otherwise an input gets :func:`output_folder`,
+    unless another input of the run has that name, or would have its folder inside this one
+    (``sub.wav`` beside ``sub/vocals.wav``), or the folder holds another input's stems: then the suffix
+    from its own name (:func:`_suffixed`: ``song_wav``, ``song_mp3``). :class:`StemcurateError` naming both
+    inputs, before any work, when even that folder is taken or one song's folder would lie in another's."""
+    out_dir = Path(out_dir)
     bare = {src: output_folder(src, root, out_dir) for src in inputs}
     count: dict[Path, int] = {}
     for f in bare.values():
-        count[f] = count.get(f, 0) + 1
+        for g in (f, *f.parents):  # a folder that holds another input's folder is shared too
+            count[g] = count.get(g, 0) + 1
+            if g == out_dir:
+                break
+    earlier = _earlier(out_dir)
     folders: dict[Path, tuple[Path, str | None]] = {}
     for src in inputs:
         b, s = bare[src], _suffixed(bare[src], src)
         own = str(src.resolve())
-        held = {f: marker_source(f) for f in (b, s)}
-        if held[b] == own or held[s] == own:
-            f = b if held[b] == own else s
+        held = marker_source(b)
+        if own in earlier:
+            f = earlier[own]
             folders[src] = (f, None if f == b else "its stems are there from an earlier run")
         elif count[b] > 1:
             folders[src] = (s, "another input has the same name")
-        elif held[b] is not None:
-            folders[src] = (s, f"{b} holds the stems of {held[b] or 'another input'}")
+        elif held is not None:
+            folders[src] = (s, f"{b} holds the stems of {held or 'another input'}")
         else:
             folders[src] = (b, None)
-    taken: dict[Path, Path] = {}
+    chosen = {f: src for src, (f, _) in folders.items()}
     for src, (f, _) in folders.items():
-        other = taken.setdefault(f, src)
-        held = marker_source(f)
-        if other != src or (held is not None and held != str(src.resolve())):
-            first = other if other != src else held
+        own, clash = str(src.resolve()), None
+        for g in (f, *f.parents):  # its own folder, then the folders it would lie in
+            if g == out_dir or out_dir not in g.parents:
+                break
+            held = marker_source(g)
+            if chosen.get(g, src) != src or (held is not None and held != own):
+                clash = chosen.get(g) if chosen.get(g, src) != src else held or "another input"
+                break
+        if clash is not None:
             raise StemcurateError(
-                f"{src}: its output folder {f} is also that of {first}; separate one of them into another --output"
+                f"{src}: its output folder {f} is also that of {clash}, or lies in it; separate one of them into "
+                "another --output"
             )
     return folders
 

@@ -1280,7 +1280,8 @@ def small_disk(folder: Path, size: str = "256k"):
     try:
         yield folder
     finally:
-        subprocess.run(["umount", str(folder)], capture_output=True)
+        busy = subprocess.run(["umount", str(folder)], capture_output=True, text=True)
+    assert busy.returncode == 0, f"a file on the disk is still open: {busy.stderr}"  # no descriptor left behind
 
 
 def test_a_real_full_disk_is_named_in_the_operating_systems_words(tmp_path):

@@ -146,8 +146,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
         raise
     except Exception:  # a writer's own error (torch's "unexpected pos", libsndfile's "System error.")
+        reason = system_error(parent)  # before the partial file frees its space
         tmp_path.unlink(missing_ok=True)
-        reason = system_error(parent)
         if reason is None:
             raise
         raise StemcurateError(f"{path}: cannot write ({reason})") from None

@@ -114,3 +114,29 @@ def test_recycle_bins_and_index_folders_are_not_songs(tmp_path):
     for litter in ("#recycle/old.wav", "@eaDir/a.wav", "album/@eaDir/b.mp3", "$RECYCLE.BIN/x/c.wav", ".Trash/d.wav"):
         _song(songs / litter, 3)
     assert find_inputs(songs) == keep
+
+
+def test_one_songs_folder_never_lies_in_anothers_and_a_song_keeps_its_folder_from_any_root(tmp_path):
+    """``sub.wav`` beside ``sub/vocals.wav`` put the second song's folder inside the first's (``OUT/sub/vocals/``
+    next to ``OUT/sub/vocals.wav``); ``sub/vocals.wav.wav`` stopped the run half-way. And a song separated once
+    from ``in`` went to a second folder when separated again from ``in/sub``."""
+    songs, out = tmp_path / "in", tmp_path / "sep"
+    inner = [_song(songs / "sub" / "vocals.wav", 1), _song(songs / "sub" / "vocals.wav.wav", 2)]
+    _song(songs / "sub.wav", 3)
+    report = _run(find_inputs(songs), out, songs)
+    assert report.separated == 3 and not report.failed
+    layout = _layout(out)
+    assert layout["sub_wav"] == "sub.wav" and sorted(layout) == ["sub/vocals", "sub/vocals.wav", "sub_wav"]
+    _holds_its_input(out)
+    again = _run([inner[0]], out, songs / "sub")  # from another root: the folder it has
+    assert [(f.relative_to(out).as_posix(), why) for _, f, why in again.renamed] == [
+        ("sub/vocals", "its stems are there from an earlier run")
+    ]
+    assert sorted(_layout(out)) == sorted(layout)
+    # a new song whose folder would lie in an earlier song's folder is refused before any work
+    other = tmp_path / "other"
+    _song(other / "sub_wav" / "x.wav", 4)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(StemcurateError, match=r"x.wav: its output folder .*sub_wav/x is also that of .*sub.wav"):
+        _run(find_inputs(other), out, other)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
