@@ -24,7 +24,16 @@ from curate.common.errors import StemcurateError, as_int, as_path
 from curate.common.lock import exclusive
 from curate.common.outputs import check_output, output_path
 from curate.data.checks import CheckConfig, Problem
-from curate.data.datasets import DEFAULT_STEMS, MIXTURE, Track, available_stems, default_root, discover, not_tracks
+from curate.data.datasets import (
+    DEFAULT_STEMS,
+    MIXTURE,
+    Track,
+    available_stems,
+    default_root,
+    discover,
+    not_tracks,
+    one_file_tracks,
+)
 from curate.data.layouts import (
     MEDLEYDB,
     MEDLEYDB_FINE,
@@ -305,7 +314,7 @@ def scan(
                 fragments[col] = None
         order = fragments.sort_values(["track", "stem", "start"], kind="stable").index.to_numpy()
         fragments = fragments.loc[order].reset_index(drop=True)
-        warn: list[str] = []
+        warn: list[str] = [w for w in [one_file_tracks(tracks)] if w]
         labels = None
         if score is not None and score.embedder is not None and len(fragments):
             arrays = {k: pad_concat([e[k] for e in embs if e and k in e])[order] for k in ("emb", "env")}

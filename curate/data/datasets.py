@@ -261,6 +261,13 @@ def _refuse_stem_folders_read_as_tracks(sub: Path, tracks: list[Track]) -> None:
         for t in tracks
         if t.name.lower() in stem_like and not t.is_stem_mp4 and not any(s.lower() in stem_like for s in t.stems)
     ]
+    real = [t for t in tracks if t.name not in misread]
+    if len(misread) >= 2 and real:
+        raise StemcurateError(
+            f"{sub}: its folders {', '.join(sorted(misread))} are named like stems and hold songs, beside "
+            f"{len(real)} track(s) of stems: move them out of {sub.name}/ (songs sorted by stem are scanned on "
+            "their own, with --layout stem-folders)"
+        )
     if len(misread) >= 2:
         raise StemcurateError(
             f"{sub}: its folders {', '.join(sorted(misread))} are named like stems and hold songs: this is the "
@@ -275,6 +282,20 @@ def _refuse_stem_folders_read_as_tracks(sub: Path, tracks: list[Track]) -> None:
             f"({shown}...): songs, not tracks of stems (a track holds one file per stem: vocals.wav, bass.wav...); "
             "to separate songs use pipelines separate, for a folder per stem scan with --layout stem-folders"
         )
+
+
+def one_file_tracks(tracks: list[Track]) -> str | None:
+    """A warning when every track (two or more, MUSDB layout) holds a single file, with the same name not
+    a standard stem's (``songA/song.wav``, ``songB/song.wav``): songs, perhaps, read as a one-stem dataset."""
+    folders = [t for t in tracks if not t.is_stem_mp4 and t.layout == "musdb"]
+    names = {s for t in folders for s in t.stems}
+    if len(folders) < 2 or any(len(t.stems) != 1 for t in folders) or names & {MIXTURE, *DEFAULT_STEMS}:
+        return None
+    shown = ", ".join(sorted(names)[:3])
+    return (
+        f"every track holds a single file ({shown}): read as a dataset of that stem alone, with no siblings to "
+        "measure bleed against; if these are songs, separate them with pipelines separate instead"
+    )
 
 
 def not_tracks(root: str | Path, *, subset: str = "train", layout: str | None = None) -> list[tuple[Path, str]]:

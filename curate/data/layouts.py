@@ -378,7 +378,8 @@ def _csv_tracks(csv_file: Path) -> list[Track]:
             if not reader.fieldnames or not {"instrum", "path"} <= {c.strip() for c in reader.fieldnames}:
                 raise StemcurateError(f"{csv_file}: not an MSST list (needs the columns instrum,path)")
             rows = []
-            for line, row in enumerate(reader, start=2):
+            for row in reader:
+                line = reader.line_num  # the file's line (blank lines are skipped, not counted out)
                 if None in row:  # more fields than the header
                     raise StemcurateError(
                         f"{csv_file}: line {line}: {len(reader.fieldnames) + len(row[None])} fields, expected "

@@ -379,8 +379,8 @@ def test_csv_lists_as_excel_saves_them(copies, tmp_path):
         finally:
             listed.unlink()
     drive = tmp_path / "drive.csv"
-    drive.write_text("instrum;path\nvocals;C:\\music\\song\\vocals.wav\n")
-    with pytest.raises(StemcurateError, match=r"line 2: C:\\music\\song\\vocals.wav: a Windows path"):
+    drive.write_text("instrum;path\n\n\nvocals;C:\\music\\song\\vocals.wav\n")  # blank lines: Excel leaves them
+    with pytest.raises(StemcurateError, match=r"line 4: C:\\music\\song\\vocals.wav: a Windows path"):
         discover(drive)
     latin = tmp_path / "latin.csv"
     latin.write_bytes("instrum;path\nvocals;chanson é.wav\n".encode("cp1252"))
@@ -428,3 +428,16 @@ def test_songs_read_as_tracks_are_refused(copies, tmp_path):
     assert "songA/songA.wav" in res.output and "pipelines separate" in res.output
     res = runner.invoke(app, ["scan", str(tmp_path / "mixes"), "--no-score", "-o", str(tmp_path / "b.parquet")])
     assert res.exit_code == 2 and "its tracks hold a mixture and no stem file" in res.output, res.output
+    # one file per track, the same name in each: read as a one-stem dataset, and the scan says so
+    for name in ("songA", "songB"):
+        (tmp_path / "same" / "train" / name).mkdir(parents=True)
+        shutil.copy(mix, tmp_path / "same" / "train" / name / "song.wav")
+    res = runner.invoke(app, ["scan", str(tmp_path / "same"), "--no-score", "-o", str(tmp_path / "c.parquet")])
+    assert res.exit_code == 0 and "every track holds a single file (song)" in " ".join(res.output.split()), res.output
+    # songs sorted by stem beside real tracks: moving them out is the way, not --layout stem-folders
+    mixed = shutil.copytree(base / "musdb", tmp_path / "mixed")
+    for stem in ("vocals", "bass"):
+        (mixed / "train" / stem).mkdir()
+        shutil.copy(mix, mixed / "train" / stem / "some song.wav")
+    res = runner.invoke(app, ["scan", str(mixed), "--no-score", "-o", str(tmp_path / "d.parquet")])
+    assert res.exit_code == 2 and "beside 3 track(s) of stems: move them out of train/" in res.output, res.output
