@@ -32,7 +32,6 @@ from curate.data.datasets import (
     default_root,
     discover,
     not_tracks,
-    one_file_tracks,
 )
 from curate.data.layouts import (
     MEDLEYDB,
@@ -52,6 +51,7 @@ from curate.data.schema import (
     write_manifest,
     write_problems,
 )
+from curate.data.tells import one_file_tracks
 from curate.export import check_txt_names, write_txt_lists
 from curate.scanparts import TrackScan, check_parts, load_part, part_key, prepare_parts, save_part, shard_of
 from curate.scantrack import ScoreConfig, init_worker, pad_concat, scan_track, scan_track_job
