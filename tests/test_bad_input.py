@@ -81,8 +81,9 @@ BAD_TRACKS = {
     "rate": ("drums.wav", "sample_rate"),
     "length": ("drums.wav", "length"),
     "unfinalised": ("vocals.wav", "decode"),  # a header whose sizes were never written: it reads empty
+    "halfsize": ("bass.wav", "decode"),  # a header whose data size covers half the audio: it reads cut
 }
-UNUSABLE = {"nonaudio", "zerolen", "nan", "inf", "absurd", "rate", "length", "unfinalised"}
+UNUSABLE = {"nonaudio", "zerolen", "nan", "inf", "absurd", "rate", "length", "unfinalised", "halfsize"}
 """Tracks with a file no reader can use (the others are read by documented rules: mono, first two channels)."""
 
 
@@ -109,13 +110,17 @@ def _bad_track(folder: Path, kind: str, rng) -> None:
         sf.write(folder / "drums.wav", np.concatenate([st["drums"].T, st["drums"].T[: 2 * SR]]), SR, subtype="FLOAT")
     elif kind == "unfinalised":
         unfinalise(folder / "vocals.wav")
+    elif kind == "halfsize":
+        unfinalise(folder / "bass.wav", share=0.5)
 
 
-def unfinalise(path: Path) -> None:
-    """Zero the RIFF and data sizes of a WAV's header, as a recorder that stopped before finalising leaves it."""
+def unfinalise(path: Path, share: float = 0.0) -> None:
+    """Set the data size of a WAV's header to ``share`` of the audio it holds (and the RIFF size to match), as a
+    recorder that stopped before finalising leaves it."""
     b = bytearray(path.read_bytes())
     at = b.index(b"data")
-    b[4:8], b[at + 4 : at + 8] = (at - 8 + 8).to_bytes(4, "little"), bytes(4)
+    size = int(share * int.from_bytes(b[at + 4 : at + 8], "little")) // 8 * 8
+    b[4:8], b[at + 4 : at + 8] = (at + size).to_bytes(4, "little"), size.to_bytes(4, "little")
     path.write_bytes(bytes(b))
 
 
@@ -425,7 +430,7 @@ def test_evaluate_leaves_out_the_tracks_it_cannot_score_and_names_them(world, tm
 
 def test_separate_skips_unusable_files_and_separates_the_rest(world, tmp_path):
     songs = tmp_path / "songs"  # one song per kind of bad file, an odd name, hidden files and folders
-    for track in ("nonaudio", "zerolen", "nan", "inf", "absurd", "mono", "sixch", "unfinalised"):
+    for track in ("nonaudio", "zerolen", "nan", "inf", "absurd", "mono", "sixch", "unfinalised", "halfsize"):
         (songs / track).mkdir(parents=True)
         (songs / track / BAD_TRACKS[track][0]).write_bytes(
             (world / "data" / "test" / track / BAD_TRACKS[track][0]).read_bytes()
@@ -440,7 +445,7 @@ def test_separate_skips_unusable_files_and_separates_the_rest(world, tmp_path):
     res = run(pipelines_app, "separate", "-i", songs, "-o", out, "-c", world / "models" / "vocals")
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
-    for track in ("nonaudio", "zerolen", "nan", "inf", "absurd", "unfinalised"):  # skipped, named by its real path
+    for track in ("nonaudio", "zerolen", "nan", "inf", "absurd", "unfinalised", "halfsize"):  # skipped, named
         path = str(songs / track / BAD_TRACKS[track][0])
         assert any(line.startswith(f"skipped {path}: ") for line in lines), (track, res.output)
     assert f"{songs / 'sixch' / 'other.wav'}: 6 channels, the first 2 separated" in lines
@@ -448,7 +453,10 @@ def test_separate_skips_unusable_files_and_separates_the_rest(world, tmp_path):
     assert f"skipped {songs / 'unfinalised' / 'vocals.wav'}: header declares 0 samples but 308700 follow it" in (
         res.output
     )
-    assert "3 of 10 files separated into vocals; 3 files in" in res.output
+    assert f"skipped {songs / 'halfsize' / 'bass.wav'}: header declares 154350 samples but 308700 follow it" in (
+        res.output
+    )
+    assert "3 of 11 files separated into vocals; 3 files in" in res.output
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav"))
     assert written == ["mono/vocals/vocals.wav", f"{ODD}/vocals.wav", "sixch/other/vocals.wav"], written
     for name, channels in zip(written, (1, 2, 2)):

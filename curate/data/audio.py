@@ -45,7 +45,7 @@ def read(path: str | Path, start: int = 0, stop: int | None = None) -> tuple[np.
         data, sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise StemcurateError(f"{path}: cannot decode audio ({_short(exc, path)})") from None
-    if len(data) == 0 and start == 0:  # "empty" only when it is: not a WAV whose header was never finalised
+    if start == 0 and stop is None and str(path).lower().endswith(".wav"):  # all of it: not cut by its header
         why = unfinalised_wav(path)
         if why:
             raise StemcurateError(f"{path}: {why}")
@@ -112,18 +112,42 @@ def wav_declared_frames(path: str | Path) -> int | None:
     return None if chunk is None else chunk[2] // chunk[0]
 
 
+def _chunks_to_end(path: str | Path, offset: int) -> bool:
+    """Whether the bytes of ``path`` from ``offset`` are whole RIFF chunks (``LIST``, ``id3 ``...) to its end,
+    give or take a few padding bytes."""
+    with open(path, "rb") as fh:
+        end = os.fstat(fh.fileno()).st_size
+        while end - offset >= 8:
+            fh.seek(offset)
+            head = fh.read(8)
+            size = struct.unpack("<I", head[4:])[0]
+            if not all(32 <= c < 127 for c in head[:4]) or offset + 8 + size > end:
+                return False
+            offset += 8 + size + size % 2
+    return True
+
+
 def unfinalised_wav(path: str | Path) -> str | None:
-    """Why ``path`` reads as empty although audio follows its header: a WAV whose ``data`` chunk declares
-    no samples (a recorder stopped before it wrote the sizes into the header; every reader then sees an
-    empty file), with the frames (and seconds) that follow. None for any other file."""
+    """Why ``path`` reads shorter than the audio it holds: a WAV whose ``data`` chunk declares fewer samples
+    than follow it, and not because other chunks follow (a recorder stopped before it wrote the sizes into
+    the header: every reader then sees an empty or cut file), with the samples (and seconds) that follow.
+    A declared size within 0.1 s of the end is left alone (padding). None for any other file."""
     chunk = _wav_data_chunk(path)
-    if chunk is None or chunk[2] != 0 or chunk[3] < chunk[0]:
+    if chunk is None:
         return None
-    frames, sr = chunk[3] // chunk[0], chunk[1]
+    align, sr, size, after = chunk
+    declared, frames = size // align, after // align
+    if frames <= declared or (size and (frames - declared) < 0.1 * (sr or 44100)):
+        return None
+    try:
+        if size and _chunks_to_end(path, os.path.getsize(path) - after + size + size % 2):
+            return None
+    except OSError:
+        return None
     length = f" ({frames / sr:.2f} s)" if sr else ""
     return (
-        f"header declares 0 samples but {frames} follow it{length}: a recording that was not finalised; "
-        "rewrite its header (ffmpeg -i IN -c copy OUT reads to the end of the file)"
+        f"header declares {declared} samples but {frames} follow it{length}: a recording whose header was not "
+        "finalised; rewrite it (ffmpeg -ignore_length 1 -i IN -c copy OUT reads to the end of the file)"
     )
 
 
