@@ -23,7 +23,7 @@ from curate.common.atomic import atomic_path, write_text
 from curate.common.errors import StemcurateError
 from curate.data.checks import Problem
 from curate.data.datasets import Track
-from curate.data.schema import REQUIRED_COLUMNS
+from curate.data.schema import REQUIRED_COLUMNS, write_parquet
 
 PARTS_KIND = "stemcurate scan parts"
 """The ``kind`` in ``<output>.parts/scan.json``: how a scan knows the parts folder is its own."""
@@ -104,11 +104,13 @@ def _create_stamp(parts: Path, fingerprint: dict) -> None:
     """Write ``scan.json`` whole and only if there is none (a hard link of a complete temporary file: of
     shards starting together, the first one's settings win and the others compare with them)."""
     tmp = _stamp_tmp(parts)
-    tmp.write_text(json.dumps(fingerprint))
     try:
+        tmp.write_text(json.dumps(fingerprint))
         os.link(tmp, parts / STAMP)
     except FileExistsError:
         pass
+    except OSError as exc:  # a full disk: said at the folder the user named, with the system's reason
+        raise StemcurateError(f"{parts}: cannot write ({exc.strerror or exc})") from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -173,5 +175,4 @@ def save_part(parts: Path, key: str, scanned: TrackScan) -> None:
         "embeddings": scanned.arrays is not None,
     }
     write_text(parts / f"{key}.json", json.dumps(done))
-    with atomic_path(parts / f"{key}.parquet") as tmp:  # written last: its presence marks the track done
-        scanned.rows.to_parquet(tmp, index=False)
+    write_parquet(scanned.rows, parts / f"{key}.parquet")  # written last: its presence marks the track done

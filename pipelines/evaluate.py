@@ -19,7 +19,7 @@ import torch
 
 from bsrnn.model import BSRNN
 from bsrnn.separator import Separator
-from curate.common.atomic import atomic_path, write_text
+from curate.common.atomic import write_text
 from curate.common.errors import StemcurateError, as_int, as_path
 from curate.common.outputs import LOG_HEADER, check_output, output_path
 from curate.data.checks import CheckConfig
@@ -218,15 +218,14 @@ def results_paths(path: str | Path, *, inputs=()) -> tuple[Path, Path]:
 def write_results(results: pd.DataFrame, path: str | Path, *, header: str = "") -> tuple[Path, Path]:
     """Write the per-track results (Parquet, kind ``results``) and their log (:func:`results_paths`), atomically."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from curate.common.outputs import META_KIND
+    from curate.data.schema import write_parquet
 
     path, log = results_paths(path)
     table = pa.Table.from_pandas(results, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KIND: b"results"})
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    write_parquet(table, path)
     body = [LOG_HEADER, header, summary_table(results), "", "per track:"]
     body += [
         f"{r.track:<30}{r.target:<10} uSDR {r.usdr:7.2f}  cSDR {r.csdr:7.2f}"

@@ -1326,6 +1326,19 @@ def test_a_full_disk_when_training_exports_or_a_scan_takes_its_lock_is_one_line(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "small"]
 
 
+def test_a_nearly_full_disk_at_the_start_of_a_scan_and_under_a_parquet_writer_is_one_line(world, tmp_path):
+    """A 4-KB disk: the scan's settings stamp was written outside the atomic writer (a traceback, exit 1, a
+    .tmp left); pyarrow's own wording ("Error writing bytes to file. Detail: [errno 28] ...") reached the user."""
+    with small_disk(tmp_path / "small", "4k") as disk:
+        res = run(curate_app, "scan", world / "data", "--no-score", "-o", disk / "m.parquet")
+        one_line_error(res, disk / "m.parquet", "cannot write (No space left on device)")
+        assert not list(disk.rglob("*.tmp"))
+    with small_disk(tmp_path / "tiny", "4k") as disk:
+        res = run(curate_app, "filter", world / "scored.parquet", "-o", disk / "c.parquet", "-t", "0.05")
+        line = one_line_error(res, disk, "cannot write (No space left on device)")
+        assert "Error writing bytes" not in line and not list(disk.rglob("*.tmp")), line
+
+
 def test_a_full_disk_during_export_or_repair_names_the_users_output_not_a_work_folder(world, tmp_path):
     """Export and repair fill hidden work folders (``.NAME.partial``) renamed into place at the end: a
     write that fails there is reported at the path the user asked for, and nothing is left on the disk."""

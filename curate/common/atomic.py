@@ -139,9 +139,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if tmp_path.exists():
             os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp_path, path)
-    except OSError as exc:
+    except OSError as exc:  # pyarrow's has no strerror ("Error writing bytes to file. Detail: [errno 28] ...")
+        reason = os.strerror(exc.errno) if exc.errno else (system_error(parent) or str(exc))
         tmp_path.unlink(missing_ok=True)
-        raise StemcurateError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise StemcurateError(f"{path}: cannot write ({reason})") from None
     except StemcurateError:
         tmp_path.unlink(missing_ok=True)
         raise

@@ -256,8 +256,7 @@ def write_manifest(frame: pd.DataFrame, path: str | Path, *, root: str | Path, m
         META_EXTRA: json.dumps(meta or {}, sort_keys=True).encode(),
     }
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **md})
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    write_parquet(table, path)
     return path
 
 
@@ -339,8 +338,16 @@ def problems_path(manifest_path: str | Path) -> Path:
 def _write_table(frame: pd.DataFrame, schema: pa.Schema, path: str | Path, kind: bytes) -> Path:
     table = _to_table(frame, schema, str(path))
     table = table.replace_schema_metadata({META_KIND: kind, META_VERSION: str(MANIFEST_VERSION).encode()})
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    return write_parquet(table, path)
+
+
+def write_parquet(table: pa.Table | pd.DataFrame, path: str | Path) -> Path:
+    """Write ``table`` (a frame is written without its index) to ``path`` atomically, through a file closed
+    here whatever happens (pyarrow keeps its own open when a write fails, on a full disk)."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        pq.write_table(table, fh)
     return Path(path)
 
 
