@@ -344,7 +344,7 @@ def _csv_delimiter(header: str) -> str:
     """The one of :data:`CSV_DELIMITERS` that splits ``header`` into fields holding ``instrum`` and ``path``
     (a comma when none does: the error then names the columns)."""
     for d in CSV_DELIMITERS:
-        if {"instrum", "path"} <= {c.strip().strip('"').strip() for c in header.split(d)}:
+        if {"instrum", "path"} <= {c.strip().strip('"').strip().lower() for c in header.split(d)}:
             return d
     return ","
 
@@ -372,24 +372,34 @@ def _csv_tracks(csv_file: Path) -> list[Track]:
     it is listed)."""
     try:
         with open(csv_file, newline="", encoding="utf-8-sig") as fh:
-            text = fh.read()
-            delimiter = _csv_delimiter(text.split("\n", 1)[0])
-            reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-            if not reader.fieldnames or not {"instrum", "path"} <= {c.strip() for c in reader.fieldnames}:
-                raise StemcurateError(f"{csv_file}: not an MSST list (needs the columns instrum,path)")
-            rows = []
-            for row in reader:
-                line = reader.line_num  # the file's line (blank lines are skipped, not counted out)
-                if None in row:  # more fields than the header
-                    raise StemcurateError(
-                        f"{csv_file}: line {line}: {len(reader.fieldnames) + len(row[None])} fields, expected "
-                        f"{len(reader.fieldnames)} (quote a path holding a {CSV_DELIMITERS[delimiter]})"
-                    )
-                row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-                label = label_name(row["instrum"])
-                if label is None or not row["path"]:
-                    raise StemcurateError(f"{csv_file}: line {line}: empty instrum or path")
-                rows.append((label, _listed_path(row["path"], csv_file, line)))
+            lines = list(io.StringIO(fh.read(), newline=""))
+        lines = ["\n" if line.lstrip().startswith("#") else line for line in lines]  # comments: read as blank
+        head = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+        delimiter = _csv_delimiter(lines[head] if head < len(lines) else "")
+        names = next(csv.reader(lines[head : head + 1], delimiter=delimiter), [])
+        names = [c.strip().lower() for c in names]  # Instrum;Path, as Excel users capitalise
+        if not {"instrum", "path"} <= set(names):
+            raise StemcurateError(f"{csv_file}: not an MSST list (needs the columns instrum,path)")
+        reader = csv.DictReader(lines[head + 1 :], fieldnames=names, delimiter=delimiter)
+        rows = []
+        for row in reader:
+            line = head + 1 + reader.line_num  # the file's line (blank lines and comments counted)
+            if None in row:  # more fields than the header
+                raise StemcurateError(
+                    f"{csv_file}: line {line}: {len(names) + len(row[None])} fields, expected "
+                    f"{len(names)} (quote a path holding a {CSV_DELIMITERS[delimiter]})"
+                )
+            row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+            other = next((d for d in CSV_DELIMITERS if d != delimiter and d in row["instrum"]), None)
+            if not row["path"] and other:
+                raise StemcurateError(
+                    f"{csv_file}: line {line}: fields separated by a {CSV_DELIMITERS[other]}, the header by a "
+                    f"{CSV_DELIMITERS[delimiter]}; use one separator throughout"
+                )
+            label = label_name(row["instrum"])
+            if label is None or not row["path"]:
+                raise StemcurateError(f"{csv_file}: line {line}: empty instrum or path")
+            rows.append((label, _listed_path(row["path"], csv_file, line)))
     except UnicodeDecodeError as exc:
         raise StemcurateError(
             f"{csv_file}: not UTF-8 text (byte {exc.start}); save it as UTF-8 (Excel: 'CSV UTF-8')"

@@ -370,6 +370,8 @@ def test_csv_lists_as_excel_saves_them(copies, tmp_path):
         "semicolon.csv": "instrum;path\r\n" + "".join(f"{a};{p}\r\n" for a, p in rows),
         "tab.csv": "instrum\tpath\n" + "".join(f"{a}\t{p}\n" for a, p in rows),
         "windows.csv": "instrum;path\r\n" + "".join(f'{a};"{str(p).replace("/", chr(92))}"\r\n' for a, p in relative),
+        "capitals.csv": "# made by hand\n\nInstrum;Path;Notes\n# a comment\n"
+        + "".join(f"{a};{p};x\n" for a, p in rows),
     }
     for name, text in cases.items():
         listed = folder / name
@@ -386,6 +388,10 @@ def test_csv_lists_as_excel_saves_them(copies, tmp_path):
     latin.write_bytes("instrum;path\nvocals;chanson é.wav\n".encode("cp1252"))
     res = runner.invoke(app, ["scan", str(latin), "-o", str(tmp_path / "x.parquet"), "--no-score"])
     assert res.exit_code == 2 and "not UTF-8 text" in res.output and "CSV UTF-8" in res.output, res.output
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text(f"instrum;path\n{rows[0][0]};{rows[0][1]}\n\n{rows[1][0]},{rows[1][1]}\n")
+    with pytest.raises(StemcurateError, match="line 4: fields separated by a comma, the header by a semicolon"):
+        discover(mixed)
     wide = tmp_path / "wide.csv"
     wide.write_text(f"instrum;path\n{rows[0][0]};{rows[0][1]};extra\n")
     with pytest.raises(StemcurateError, match="quote a path holding a semicolon"):
