@@ -45,6 +45,7 @@ def run_app(module: str) -> None:
         app = importlib.import_module(module).app
         from curate.common.cliutil import invoke
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second press while the process ends changes nothing
         print("interrupted while starting; nothing was done", file=sys.stderr)
         raise SystemExit(130) from None
     try:

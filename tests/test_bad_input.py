@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -574,6 +575,7 @@ def test_ctrl_c_while_a_command_loads_is_one_line_and_exit_130(monkeypatch, caps
             command()
         assert exc.value.code == 130
         assert capsys.readouterr().err.strip() == "interrupted while starting; nothing was done"
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # a second press cannot kill the exit half-way
 
 
 @pytest.mark.parametrize(
