@@ -369,14 +369,18 @@ def _write_musdb_hq(root, layout, every, kept, rejected, out, config, result, re
         for a, b in sorted(move.items()):
             result.relabelled.append(dict(subset=subset, track=name, stem=a, written_as=b))
         stems = {move.get(s, s): x for s, x in stems.items()}
+        if changed or track.mixture is None:
+            chans = max(x.shape[0] for x in stems.values())
+            mix = sum(np.broadcast_to(x, (chans, x.shape[1])) for x in stems.values())
+        else:
+            try:
+                mix, _ = track.load(MIXTURE)
+            except StemcurateError as exc:  # as a stem no reader can use: the track is left out, and why
+                result.skipped.append((name, str(exc)))
+                continue
+            mix = mix[:, : next(iter(stems.values())).shape[1]]
         with atomic_dir(dst) as work:
             for stem, x in stems.items():
                 audio_io.write(work / f"{stem}.wav", x, sr, subtype="FLOAT")
-            if changed or track.mixture is None:
-                chans = max(x.shape[0] for x in stems.values())
-                mix = sum(np.broadcast_to(x, (chans, x.shape[1])) for x in stems.values())
-            else:
-                mix, _ = track.load(MIXTURE)
-                mix = mix[:, : next(iter(stems.values())).shape[1]]
             audio_io.write(work / f"{MIXTURE}.wav", mix, sr, subtype="FLOAT")
         result.written.append(dst)

@@ -1133,7 +1133,7 @@ def _train_one_step(tmp_path: Path):
 
 def test_train_refuses_a_moved_dataset_before_writing_anything(world, tmp_path):
     data = _copy(world / "data", tmp_path / "data")
-    assert run(curate_app, "scan", data, "--no-score", "-o", tmp_path / "m.parquet").exit_code == 0
+    assert run(curate_app, "scan", data, "--embedder", "features", "-o", tmp_path / "m.parquet").exit_code == 0
     data.rename(tmp_path / "moved")
     res = _train_one_step(tmp_path)
     one_line_error(res, tmp_path / "m.parquet", "was the dataset moved")
@@ -1712,7 +1712,7 @@ def test_train_names_a_file_given_nan_samples_after_the_scan(world, tmp_path):
     """The scan checked every sample; a file that gained NaN samples since is named by training (not
     "the training loss is nan")."""
     data = _copy(world / "data", tmp_path / "data")
-    assert run(curate_app, "scan", data, "--no-score", "-o", tmp_path / "m.parquet").exit_code == 0
+    assert run(curate_app, "scan", data, "--embedder", "features", "-o", tmp_path / "m.parquet").exit_code == 0
     for f in sorted((data / "train").glob("*/[!.]*.wav")):
         try:
             x, sr = sf.read(f, always_2d=True)
@@ -1748,3 +1748,18 @@ def test_an_abort_is_one_line_and_a_bug_is_its_own_traceback(capsys):
     with pytest.raises(RuntimeError, match="a bug") as exc:
         invoke(app, ["bug"])
     assert exc.value.__context__ is None
+
+
+def test_export_leaves_out_a_track_whose_mixture_no_reader_can_use(synth_dir, tmp_path):
+    """A mixture whose header was never finalised stopped the whole export (exit 2, nothing written); it now
+    leaves that track out and names the file, as a stem no reader can use does."""
+    import shutil
+
+    data = shutil.copytree(synth_dir, tmp_path / "data")
+    assert run(curate_app, "scan", data, "--embedder", "features", "-o", tmp_path / "m.parquet").exit_code == 0
+    tracks = sorted(p.name for p in (data / "train").iterdir())
+    unfinalise(data / "train" / tracks[0] / "mixture.wav")
+    res = run(curate_app, "export", tmp_path / "m.parquet", tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    assert f"{tracks[0]}/mixture.wav: header declares 0 samples" in " ".join(res.output.split())
+    assert sorted(p.name for p in (tmp_path / "out" / "train").iterdir()) == tracks[1:]
