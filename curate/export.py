@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curate.common.atomic import atomic_dir, make_dir, write_text
+from curate.common.atomic import atomic_dir, filling_dir, make_dir, write_text
 from curate.common.errors import StemcurateError, as_number, as_path
 from curate.common.outputs import output_path
 from curate.data import audio as audio_io
@@ -193,8 +193,8 @@ def _prepare(out: Path, settings: dict, overwrite: bool) -> bool:
             raise StemcurateError(f"{out}: holds {what}; pass --overwrite to replace it")
         for p in entries:  # only what an export writes
             shutil.rmtree(p) if p.is_dir() else p.unlink()
-    make_dir(out)
-    write_text(marker, json.dumps(settings, sort_keys=True))
+    with filling_dir(out, marker=(MARKER, json.dumps(settings, sort_keys=True))):
+        pass
     return False
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from bsrnn.errors import BSRNNError, CheckpointError, DeviceError
 from bsrnn.separator import Separator
-from curate.common.atomic import make_dir, write_text
+from curate.common.atomic import filling_dir
 from curate.common.errors import StemcurateError
 from curate.common.outputs import output_path
 from curate.data import audio as audio_io
@@ -400,12 +400,11 @@ def separate_files(
             outputs.append((folder / f"{target}.{fmt}", y))
             if residual:
                 outputs.append((folder / f"no_{target}.{fmt}", mix[:, : y.shape[1]] - y))
-        make_dir(folder)
-        write_text(folder / MARKER, f"separated by pipelines separate from {src.resolve()}\n")
-        for path, y in outputs:
-            y, action, peak = apply_clip_mode(y, clip_mode)
-            if action:
-                report.clipped.append((path, action, peak))
-            report.written.append(audio_io.write(path, y, separator.sample_rate, subtype=subtype))
+        with filling_dir(folder, marker=(MARKER, f"separated by pipelines separate from {src.resolve()}\n")):
+            for path, y in outputs:  # a song folder made here and not filled is removed whole
+                y, action, peak = apply_clip_mode(y, clip_mode)
+                if action:
+                    report.clipped.append((path, action, peak))
+                report.written.append(audio_io.write(path, y, separator.sample_rate, subtype=subtype))
         report.separated += 1
     return report

@@ -23,7 +23,7 @@ import yaml
 
 from bsrnn.checkpoint import build_model, load_models, read_checkpoint
 from bsrnn.model import BSRNNConfig
-from curate.common.atomic import atomic_path, make_dirs, write_text
+from curate.common.atomic import atomic_path, filling_dir, make_dirs, write_text
 from curate.common.errors import StemcurateError
 from curate.common.outputs import output_path
 from curate.data.schema import read_manifest
@@ -104,12 +104,11 @@ def export_model(checkpoint: str | Path, export_dir: str | Path, extra: dict | N
     """Write ``{export_dir}/{target}/{target}.ckpt`` (weights + model hparams) and ``hparams.yaml``."""
     cfg, state = read_checkpoint(checkpoint)
     model = build_model(cfg, state, checkpoint)
-    folder = Path(export_dir) / cfg.target
-    folder.mkdir(parents=True, exist_ok=True)
-    out = folder / f"{cfg.target}.ckpt"
-    with atomic_path(out) as tmp:
-        model.save(tmp)
-    write_text(folder / "hparams.yaml", yaml.safe_dump({"model": asdict(cfg), **(extra or {})}, sort_keys=False))
+    with filling_dir(Path(export_dir) / cfg.target) as folder:  # not left empty when a write fails
+        out = folder / f"{cfg.target}.ckpt"
+        with atomic_path(out) as tmp:
+            model.save(tmp)
+        write_text(folder / "hparams.yaml", yaml.safe_dump({"model": asdict(cfg), **(extra or {})}, sort_keys=False))
     return out
 
 

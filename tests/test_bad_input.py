@@ -1317,7 +1317,7 @@ def test_a_full_disk_when_training_exports_or_a_scan_takes_its_lock_is_one_line(
             world / "scored.parquet", "--target", "bass", out=tmp_path / "run", export_dir=disk / "models"
         )
         line = one_line_error(run(pipelines_app, *args), disk / "models", "No space left on device")
-        assert "bass.ckpt: cannot write" in line and not list(disk.rglob("*.tmp"))
+        assert "bass.ckpt: cannot write" in line and not list((disk / "models").iterdir())  # no empty bass/
 
     def full(fd, data):
         raise OSError(28, "No space left on device")
@@ -1339,6 +1339,16 @@ def test_a_nearly_full_disk_at_the_start_of_a_scan_and_under_a_parquet_writer_is
         res = run(curate_app, "filter", world / "scored.parquet", "-o", disk / "c.parquet", "-t", "0.05")
         line = one_line_error(res, disk, "cannot write (No space left on device)")
         assert "Error writing bytes" not in line and not list(disk.rglob("*.tmp")), line
+        # the first thing export and separate write is their hidden marker: said at the folder, none left
+        for app, args in (
+            (curate_app, ["export", world / "scored.parquet", disk / "exp"]),
+            (
+                pipelines_app,
+                ["separate", "-i", world / "data" / "test" / "good", "-o", disk / "sep", "-c", world / "models"],
+            ),
+        ):
+            line = one_line_error(run(app, *args), args[-3] if app is pipelines_app else args[-1], "No space left")
+            assert ".stemcurate" not in line and not [p for p in disk.iterdir() if p.name != "c.parquet"], line
 
 
 def test_a_full_disk_during_export_or_repair_names_the_users_output_not_a_work_folder(world, tmp_path):

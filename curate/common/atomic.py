@@ -209,6 +209,28 @@ def _at_users_path(exc: BaseException, work: Path, path: Path) -> str | None:
     return text.replace(str(work), str(path)) if str(work) in text else None
 
 
+@contextlib.contextmanager
+def filling_dir(folder: str | os.PathLike, *, marker: tuple[str, str] | None = None) -> Iterator[Path]:
+    """Create ``folder`` (and its parents) for the block, first writing its hidden ``marker`` file
+    ``(name, text)`` (what wrote the folder) when given. On any exception the folders this made are removed
+    with what was written in them (a folder that was there is left as it is), and a failed marker write is
+    said at ``folder``, not at the hidden file."""
+    folder = output_path(folder)
+    made = next((p for p in [*reversed(folder.parents), folder] if not p.exists()), None)
+    make_dir(folder)
+    try:
+        if marker is not None:
+            try:
+                write_text(folder / marker[0], marker[1])
+            except StemcurateError as exc:
+                raise StemcurateError(str(exc).replace(str(folder / marker[0]), str(folder))) from None
+        yield folder
+    except BaseException:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_path(path) as tmp:
