@@ -78,9 +78,10 @@ class SeparationReport:
 
 def find_inputs(path: str | Path, *, exclude: str | Path | None = None) -> list[Path]:
     """A wav/mp3/flac/stem.mp4 file, or the files of those types under a folder (recursive, through linked
-    folders, sorted). Hidden files
-    and folders (``.name``) are left out, and so is the folder ``exclude`` (the output folder, when it
-    lies inside the input folder: earlier results are not separated again)."""
+    folders, sorted). Hidden files and folders (``.name``), those that file servers add (``#recycle``,
+    ``@eaDir``) and the stems beside a track's ``mixture`` file (a MUSDB18-HQ track is one song) are left
+    out, and so is the folder ``exclude`` (the output folder, when it lies inside the input folder: earlier
+    results are not separated again)."""
     path = Path(path)
     if not path.exists():
         raise StemcurateError(f"{path}: no such file or folder")
@@ -97,12 +98,60 @@ def find_inputs(path: str | Path, *, exclude: str | Path | None = None) -> list[
             return False
         if any(ignored_name(part) for part in p.relative_to(path).parts):  # hidden, recycle bins, NAS indexes
             return False
+        if _beside_a_mixture(p):  # a track folder (MUSDB18-HQ): its mixture is the song, its stems are not
+            return False
         return skip is None or not p.resolve().is_relative_to(skip)
 
     files = sorted(p for p in _walk(path) if wanted(p))
     if not files:
         raise StemcurateError(f"{path}: no {', '.join(INPUT_EXTENSIONS)} files in this folder")
     return files
+
+
+def _song_name(path: Path) -> str:
+    """``path``'s name without the input extension it ends with."""
+    ext = input_extension(path)
+    return path.name[: -len(ext)] if ext and len(path.name) > len(ext) else path.stem
+
+
+def _beside_a_mixture(path: Path) -> bool:
+    """Whether ``path`` is a stem of a track folder: another file than the mixture, in a folder that holds a
+    ``mixture`` file of an input type."""
+    if _song_name(path).lower() == "mixture":
+        return False
+    try:
+        return any(_song_name(f).lower() == "mixture" and input_extension(f) for f in path.parent.iterdir())
+    except OSError:
+        return False
+
+
+def _neighbours(inputs: list[Path], root: Path) -> set[Path]:
+    """The input files on disk that could take an input's song folder or one inside it, whether or not they
+    are separated now: beside it, in the folder of its name, and beside its track folder (a mixture's)."""
+    from curate.data.names import ignored_name
+
+    def files(folder: Path, deep: bool) -> list[Path]:
+        if not folder.is_dir() or not folder.is_relative_to(root):
+            return []
+        found = _walk(folder) if deep else folder.iterdir()
+        return [
+            f
+            for f in found
+            if (f.is_file() or f.is_symlink())
+            and input_extension(f)
+            and not any(ignored_name(x) for x in f.relative_to(folder).parts)
+            and not _beside_a_mixture(f)
+        ]
+
+    out: set[Path] = set()
+    for parent in {src.parent for src in inputs}:
+        out.update(files(parent, False))
+        if any(_song_name(src).lower() == "mixture" for src in inputs if src.parent == parent):
+            out.update(files(parent.parent, False))
+            out.update(f for f in files(parent, True) if f.parent != parent)
+    for src in inputs:
+        out.update(files(src.parent / _song_name(src), True))
+    return out
 
 
 def _walk(folder: Path):
@@ -187,14 +236,17 @@ def output_folders(inputs: list[Path], root: Path, out_dir: Path) -> dict[Path, 
     An input whose stems are already in ``out_dir`` (a song folder whose :data:`MARKER` names it, wherever it
     is) keeps that folder, whatever else is separated and from whichever input folder: adding, removing or
     reordering inputs never moves an existing input's stems. Otherwise an input gets :func:`output_folder`,
-    unless another input of the run has that name, or would have its folder inside this one
-    (``sub.wav`` beside ``sub/vocals.wav``), or the folder holds another input's stems: then the suffix
+    unless another input file has that name, or would have its folder inside this one (``sub.wav`` beside
+    ``sub/vocals.wav``), whether it is separated now or not (the files beside an input count: the name is a
+    function of the input's path and what lies beside it, not of the other inputs given), or the folder
+    holds another input's stems: then the suffix
     from its own name (:func:`_suffixed`: ``song_wav``, ``song_mp3``). :class:`StemcurateError` naming both
     inputs, before any work, when even that folder is taken or one song's folder would lie in another's."""
     out_dir = Path(out_dir)
     bare = {src: output_folder(src, root, out_dir) for src in inputs}
     count: dict[Path, int] = {}
-    for f in bare.values():
+    others = [output_folder(n, root, out_dir) for n in _neighbours(inputs, root) - set(inputs)]
+    for f in [*bare.values(), *others]:  # the files beside an input count whether separated now or not
         for g in (f, *f.parents):  # a folder that holds another input's folder is shared too
             count[g] = count.get(g, 0) + 1
             if g == out_dir:

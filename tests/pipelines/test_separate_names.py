@@ -140,3 +140,31 @@ def test_one_songs_folder_never_lies_in_anothers_and_a_song_keeps_its_folder_fro
     with pytest.raises(StemcurateError, match=r"x.wav: its output folder .*sub_wav/x is also that of .*sub.wav"):
         _run(find_inputs(other), out, other)
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
+def test_a_songs_folder_is_the_same_whichever_inputs_are_given_with_it(tmp_path):
+    """In a fresh output folder, ``demo.wav`` given alone goes where it goes when its whole folder is given:
+    ``demo.mp3`` beside it on disk counts whether it is separated now or not. A MUSDB18-HQ track folder is one
+    song, its mixture: the stems beside it are not separated (they nested song folders in the track's)."""
+    songs = tmp_path / "in"
+    for i, name in enumerate(["demo.wav", "demo.mp3", "solo.wav", "sub.wav", "sub/inner.wav"]):
+        _song(songs / name, i)
+    for i, stem in enumerate(["mixture", "vocals", "bass"]):
+        _song(songs / "track1" / f"{stem}.wav", 10 + i)
+    whole = tmp_path / "whole"
+    _run(find_inputs(songs), whole, songs)
+    expected = {
+        "demo_wav": "demo.wav",
+        "demo_mp3": "demo.mp3",
+        "solo": "solo.wav",
+        "sub_wav": "sub.wav",
+        "sub/inner": "inner.wav",
+        "track1": "mixture.wav",
+    }
+    assert _layout(whole) == expected
+    where = {marker_source(whole / k): k for k in expected}
+    for i, src in enumerate(find_inputs(songs)):  # one at a time, each into a fresh folder
+        one = tmp_path / f"one{i}"
+        _run([src], one, songs)
+        assert _layout(one) == {where[str(src.resolve())]: src.name}, src
+    _holds_its_input(whole)
