@@ -388,14 +388,17 @@ def test_csv_lists_as_excel_saves_them(copies, tmp_path):
     latin.write_bytes("instrum;path\nvocals;chanson é.wav\n".encode("cp1252"))
     res = runner.invoke(app, ["scan", str(latin), "-o", str(tmp_path / "x.parquet"), "--no-score"])
     assert res.exit_code == 2 and "not UTF-8 text" in res.output and "CSV UTF-8" in res.output, res.output
-    mixed = tmp_path / "mixed.csv"
-    mixed.write_text(f"instrum;path\n{rows[0][0]};{rows[0][1]}\n\n{rows[1][0]},{rows[1][1]}\n")
-    with pytest.raises(StemcurateError, match="line 4: fields separated by a comma, the header by a semicolon"):
-        discover(mixed)
-    wide = tmp_path / "wide.csv"
-    wide.write_text(f"instrum;path\n{rows[0][0]};{rows[0][1]};extra\n")
-    with pytest.raises(StemcurateError, match="quote a path holding a semicolon"):
-        discover(wide)
+    refused = {
+        "mixed.csv": (
+            f"instrum;path\n{rows[0][0]};{rows[0][1]}\n\n{rows[1][0]},{rows[1][1]}\n",
+            "line 4: fields separated by a comma, the header by a semicolon",
+        ),
+        "wide.csv": (f"instrum;path\n{rows[0][0]};{rows[0][1]};extra\n", "quote a path holding a semicolon"),
+    }
+    for name, (text, message) in refused.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(StemcurateError, match=message):
+            discover(tmp_path / name)
 
 
 def test_the_scan_says_which_layout_it_read_and_why(copies, tmp_path):
