@@ -311,6 +311,7 @@ def separate_cmd(
     from pipelines.separate import (
         check_song_folders,
         find_inputs,
+        input_root,
         load_separator,
         output_folders,
         output_subtype,
@@ -327,7 +328,7 @@ def separate_cmd(
     output_subtype(fmt, bits, clip_mode)
     inputs = find_inputs(input, exclude=output)
     check_folder(output)
-    named = output_folders(inputs, input if input.is_dir() else input.parent, output)
+    named = output_folders(inputs, input_root(input), output)
     check_song_folders([folder for folder, _ in named.values()], output)
     sep = load_separator(
         checkpoints, targets, device=device, frame_s=frame, hop_s=hop, precision=precision, batch_size=batch_size
@@ -338,7 +339,7 @@ def separate_cmd(
             inputs,
             output,
             sep,
-            root=input if input.is_dir() else input.parent,
+            root=input_root(input),
             fmt=fmt,
             bits=bits,
             residual=residual,

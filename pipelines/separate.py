@@ -37,6 +37,8 @@ from pipelines.songs import (  # noqa: F401 - the song names are part of this mo
     MARKER,
     find_inputs,
     input_extension,
+    input_id,
+    input_root,
     marker_source,
     output_folder,
     output_folders,
@@ -203,7 +205,7 @@ def separate_files(
     inputs = [Path(p) for p in inputs]
     subtype = output_subtype(fmt, bits, clip_mode)
     out_dir = output_path(out_dir)
-    root = Path(root) if root is not None else (inputs[0].parent if len(inputs) == 1 else Path("."))
+    root = Path(root) if root is not None else (input_root(inputs[0]) if len(inputs) == 1 else Path("."))
     report = SeparationReport()
     named = output_folders(inputs, root, out_dir)
     folders = {src: f for src, (f, _) in named.items()}
@@ -243,7 +245,7 @@ def separate_files(
             continue
         folder = folders[src]
         held = marker_source(folder)
-        if held is not None and held != str(src.resolve()):  # a case-insensitive disk: Take_wav is Take_WAV
+        if held is not None and held != input_id(src):  # a case-insensitive disk: Take_wav is Take_WAV
             report.failed.append((src, f"its output folder {folder} holds the stems of {held or 'another input'}"))
             continue
         mix = None
@@ -261,7 +263,7 @@ def separate_files(
             outputs.append((folder / f"{target}.{fmt}", y))
             if residual:
                 outputs.append((folder / f"no_{target}.{fmt}", mix[:, : y.shape[1]] - y))
-        with filling_dir(folder, marker=(MARKER, f"separated by pipelines separate from {src.resolve()}\n")):
+        with filling_dir(folder, marker=(MARKER, f"separated by pipelines separate from {input_id(src)}\n")):
             for path, y in outputs:  # a song folder made here and not filled is removed whole
                 y, action, peak = apply_clip_mode(y, clip_mode)
                 if action:

@@ -62,10 +62,14 @@ def _song_name(path: Path) -> str:
     return path.name[: -len(ext)] if ext and len(path.name) > len(ext) else path.stem
 
 
+TRACK_STEMS = frozenset({"vocals", "bass", "drums", "other", "accompaniment", "instrumental", "guitar", "piano"})
+"""Names of a track's stem files beside its mixture (MUSDB18-HQ's four, and common others)."""
+
+
 def _beside_a_mixture(path: Path) -> bool:
-    """Whether ``path`` is a stem of a track folder: another file than the mixture, in a folder that holds a
-    ``mixture`` file of an input type."""
-    if _song_name(path).lower() == "mixture":
+    """Whether ``path`` is a stem of a track folder: a file named like a stem (:data:`TRACK_STEMS`, any case)
+    in a folder that holds a ``mixture`` file of an input type."""
+    if _song_name(path).lower() not in TRACK_STEMS:
         return False
     try:
         return any(_song_name(f).lower() == "mixture" and input_extension(f) for f in path.parent.iterdir())
@@ -73,12 +77,27 @@ def _beside_a_mixture(path: Path) -> bool:
         return False
 
 
+def input_id(src: Path) -> str:
+    """How a song folder's :data:`MARKER` names its input: the input's absolute path as given (a link to a
+    file is an input of its own, not the file it points to)."""
+    return os.path.abspath(src)
+
+
+def input_root(path: Path) -> Path:
+    """The folder that song folders are named relative to, for ``pipelines separate``'s input ``path``: the
+    folder itself, a file's folder, or for a track's mixture file the folder above its track folder (the
+    song is the track: ``OUT/<track>``, as when its parent folder is separated)."""
+    if path.is_dir():
+        return path
+    return path.parent.parent if _song_name(path).lower() == "mixture" else path.parent
+
+
 def _neighbours(inputs: list[Path], root: Path) -> set[Path]:
     """The input files on disk that could take an input's song folder or one inside it, whether or not they
     are separated now: beside it, in the folder of its name, and beside its track folder (a mixture's)."""
 
     def files(folder: Path, deep: bool) -> list[Path]:
-        if not folder.is_dir() or not folder.is_relative_to(root):
+        if not folder.is_dir():
             return []
         found = _walk(folder) if deep else folder.iterdir()
         return [
@@ -121,7 +140,7 @@ def output_folder(src: Path, root: Path, out_dir: Path) -> Path:
     rel = src.relative_to(root) if src.is_relative_to(root) and src != root else Path(src.name)
     ext = input_extension(rel)
     rel = rel.with_name(rel.name[: -len(ext)]) if ext and len(rel.name) > len(ext) else rel.with_suffix("")
-    if rel.name == "mixture":
+    if rel.name.lower() == "mixture":
         rel = rel.parent if rel.parent != Path(".") else Path(src.parent.name)
     return out_dir / rel
 
@@ -183,7 +202,7 @@ def output_folders(inputs: list[Path], root: Path, out_dir: Path) -> dict[Path, 
     folders: dict[Path, tuple[Path, str | None]] = {}
     for src in inputs:
         b, s = bare[src], _suffixed(bare[src], src)
-        own = str(src.resolve())
+        own = input_id(src)
         held = marker_source(b)
         if own in earlier:
             f = earlier[own]
@@ -192,11 +211,13 @@ def output_folders(inputs: list[Path], root: Path, out_dir: Path) -> dict[Path, 
             folders[src] = (s, "another input has the same name")
         elif held is not None:
             folders[src] = (s, f"{b} holds the stems of {held or 'another input'}")
+        elif any(b in f.parents for f in earlier.values()):  # stems beside a mixture that appeared since
+            folders[src] = (s, f"{b} holds the song folders of other inputs")
         else:
             folders[src] = (b, None)
     chosen = {f: src for src, (f, _) in folders.items()}
     for src, (f, _) in folders.items():
-        own, clash = str(src.resolve()), None
+        own, clash = input_id(src), None
         for g in (f, *f.parents):  # its own folder, then the folders it would lie in
             if g == out_dir or out_dir not in g.parents:
                 break

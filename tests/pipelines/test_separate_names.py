@@ -168,3 +168,51 @@ def test_a_songs_folder_is_the_same_whichever_inputs_are_given_with_it(tmp_path)
         _run([src], one, songs)
         assert _layout(one) == {where[str(src.resolve())]: src.name}, src
     _holds_its_input(whole)
+
+
+def test_songs_beside_a_mixture_links_and_stems_that_gain_a_mixture(tmp_path):
+    """Five shapes a new user found: songs beside a ``mixture.wav`` at the input's top were taken for a track's
+    stems and silently skipped; a link to a file shared its target's marker (the rerun was refused); a track's
+    mixture given alone missed ``t.wav`` beside its folder; ``Mixture.WAV`` was half a track; a folder of
+    stems that gained a mixture was refused as "files separate did not write"."""
+    songs = tmp_path / "in"
+    for i, name in enumerate(["mixture.wav", "song1.wav", "song2.flac", "vocals.wav", "A/t.wav", "A/t/mixture.wav"]):
+        _song(songs / name, i)
+    for i, name in enumerate(["A/t/vocals.wav", "M/Mixture.WAV", "M/vocals.wav"]):
+        _song(songs / name, 10 + i)
+    (songs / "link.wav").symlink_to("song1.wav")
+    found = {p.relative_to(songs).as_posix() for p in find_inputs(songs)}
+    assert found == {
+        "mixture.wav",
+        "song1.wav",
+        "song2.flac",
+        "link.wav",
+        "A/t.wav",
+        "A/t/mixture.wav",
+        "M/Mixture.WAV",
+    }
+    out = tmp_path / "sep"
+    for _ in range(2):  # the same run twice: every song keeps its folder
+        assert not _run(find_inputs(songs), out, songs).failed
+        assert _layout(out) == {
+            "in": "mixture.wav",
+            "song1": "song1.wav",
+            "song2": "song2.flac",
+            "link": "link.wav",
+            "A/t_wav": "t.wav",
+            "A/t_mixture_wav": "mixture.wav",
+            "M": "Mixture.WAV",
+        }
+    alone = tmp_path / "alone"  # a track's mixture alone: where the folder run puts it
+    separate_files([songs / "A" / "t" / "mixture.wav"], alone, Identity(), bits="float")
+    assert _layout(alone) == {"t_mixture_wav": "mixture.wav"}
+    stems = tmp_path / "stems"  # a folder of stems separated song by song, then a mixture appears
+    for i, name in enumerate(["s/vocals.wav", "s/drums.wav"]):
+        _song(stems / name, 20 + i)
+    _run(find_inputs(stems), tmp_path / "out2", stems)
+    _song(stems / "s" / "mixture.wav", 22)
+    report = _run(find_inputs(stems), tmp_path / "out2", stems)
+    assert [(f.name, why) for _, f, why in report.renamed] == [
+        ("s_mixture_wav", f"{tmp_path / 'out2' / 's'} holds the song folders of other inputs")
+    ]
+    _holds_its_input(tmp_path / "out2")
