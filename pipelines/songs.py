@@ -62,6 +62,11 @@ def _song_name(path: Path) -> str:
     return path.name[: -len(ext)] if ext and len(path.name) > len(ext) else path.stem
 
 
+def _is_mixture(path: Path) -> bool:
+    """Whether ``path`` is a track's mixture file (``mixture.wav``, ``Mixture.WAV``...)."""
+    return _song_name(path).lower() == "mixture" and input_extension(path) is not None
+
+
 TRACK_STEMS = frozenset({"vocals", "bass", "drums", "other", "accompaniment", "instrumental", "guitar", "piano"})
 """Names of a track's stem files beside its mixture (MUSDB18-HQ's four, and common others)."""
 
@@ -72,7 +77,7 @@ def _beside_a_mixture(path: Path) -> bool:
     if _song_name(path).lower() not in TRACK_STEMS:
         return False
     try:
-        return any(_song_name(f).lower() == "mixture" and input_extension(f) for f in path.parent.iterdir())
+        return any(_is_mixture(f) for f in path.parent.iterdir())
     except OSError:
         return False
 
@@ -89,7 +94,7 @@ def input_root(path: Path) -> Path:
     song is the track: ``OUT/<track>``, as when its parent folder is separated)."""
     if path.is_dir():
         return path
-    return path.parent.parent if _song_name(path).lower() == "mixture" else path.parent
+    return path.parent.parent if _is_mixture(path) else path.parent
 
 
 def _neighbours(inputs: list[Path], root: Path) -> set[Path]:
@@ -110,9 +115,10 @@ def _neighbours(inputs: list[Path], root: Path) -> set[Path]:
         ]
 
     out: set[Path] = set()
+    tracks = {src.parent for src in inputs if _is_mixture(src)}  # folders whose mixture is an input
     for parent in {src.parent for src in inputs}:
         out.update(files(parent, False))
-        if any(_song_name(src).lower() == "mixture" for src in inputs if src.parent == parent):
+        if parent in tracks:
             out.update(files(parent.parent, False))
             out.update(f for f in files(parent, True) if f.parent != parent)
     for src in inputs:
