@@ -13,6 +13,7 @@ import concurrent.futures
 import contextlib
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 
@@ -36,8 +37,13 @@ def _no_interrupts() -> Iterator[None]:
 
 
 def stop(pool: concurrent.futures.ProcessPoolExecutor, *, grace_s: float = 5.0) -> None:
-    """Drop ``pool``'s queued jobs and end its workers now: SIGTERM, then SIGKILL after ``grace_s`` s."""
+    """Drop ``pool``'s queued jobs and end its workers now: SIGTERM, then SIGKILL after ``grace_s`` s.
+
+    On return every worker has exited and reports it (``is_alive()`` is False). The pool's own manager
+    thread reaps the workers too; a worker it reaps first reads as alive here until that thread records
+    the exit code, so the thread is waited for as well."""
     processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before Python 3.14
+    manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for p in processes:
         p.terminate()
@@ -46,6 +52,11 @@ def stop(pool: concurrent.futures.ProcessPoolExecutor, *, grace_s: float = 5.0) 
         if p.is_alive():
             p.kill()
             p.join(grace_s)
+    if manager is not None:
+        manager.join(grace_s)
+    deadline = time.monotonic() + grace_s
+    while any(p.is_alive() for p in processes) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 @contextlib.contextmanager
