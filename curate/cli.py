@@ -22,6 +22,7 @@ from curate.common.errors import MAX_SEED, StemcurateError
 from curate.data.checks import CheckConfig
 from curate.data.layouts import LAYOUTS
 from curate.data.schema import CORRUPTIONS_FILE, REPAIRS_FILE
+from curate.exportcli import export_cmd
 from curate.filter import filter_manifest
 from curate.repair import RepairConfig, repair_dataset
 from curate.scan import ShardScan, scan
@@ -326,52 +327,7 @@ def repair(
     out_console.print(f"next: curate scan {dst} -o repaired.parquet && curate filter repaired.parquet")
 
 
-@app.command(name="export")
-@guarded(interrupted="finished tracks are kept; run the same command again to resume")
-def export_cmd(
-    manifest: Annotated[Path, typer.Argument(help="Scored manifest (curate scan) or kept one (curate filter).")],
-    out: Annotated[Path, typer.Argument(help="Folder to write (new, empty, or an earlier export).")],
-    fmt: Annotated[
-        str,
-        typer.Option("--format", "-f", help="musdb-hq (MSST types 1/4/6, demucs, open-unmix), msst-csv, txt, relabel."),
-    ] = "musdb-hq",
-    threshold: Annotated[
-        Optional[float],
-        typer.Option("--threshold", "-t", help="Kept: quality at least this (default 0.7; a kept manifest: filter's)."),
-    ] = None,
-    drop_tracks: Annotated[
-        bool, typer.Option("--drop-tracks", help="musdb-hq: only the tracks with no rejected fragment, unchanged.")
-    ] = False,
-    min_kept: Annotated[
-        float, typer.Option("--min-kept", help="msst-csv: share of a stem file's fragments that must be kept.")
-    ] = 0.9,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier export in OUT.")] = False,
-    progress: ShowProgress = True,
-):
-    """Write the kept fragments for another trainer: MUSDB18-HQ folders with rejected regions silenced,
-    an MSST CSV of clean stem files, the seed's txt lists, or a copy with swapped files under their true
-    names (relabel). OUT/export.json says what was done."""
-    from curate.export import ExportConfig, export
-
-    cfg = ExportConfig(format=fmt, threshold=threshold, drop_tracks=drop_tracks, min_kept=min_kept)
-    with progress_bar(progress) as bar:
-        task = bar.add_task("export", total=None, item="")
-        res = export(
-            manifest,
-            out,
-            config=cfg,
-            overwrite=overwrite,
-            progress=lambda n, total: bar.update(task, advance=1, item=n, total=total),
-        )
-    for track, why in res.skipped:
-        err_console.print(f"left out: {track} ({why})")
-    n = len(res.written)
-    out_console.print(
-        f"wrote {n} {'track folder' if fmt in ('musdb-hq', 'relabel') else 'file'}{'' if n == 1 else 's'} to {res.out}"
-        + (f", {len(res.relabelled)} file(s) under their true names" if fmt == "relabel" else "")
-        + (f" ({len(res.resumed)} kept from an earlier run)" if res.resumed else "")
-        + f"; record: {res.record}"
-    )
+app.command(name="export")(export_cmd)
 
 
 @app.command(name="report")

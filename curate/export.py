@@ -2,21 +2,25 @@
 
 Formats (``OUT`` is a folder; ``export.json`` in it says what was done):
 
-* ``musdb-hq``: ``OUT/<subset>/<track>/{<stem>,mixture}.wav`` (float32), read by MUSDB18-HQ loaders
+* ``musdb-hq``: ``OUT/<split>/<track>/{<stem>,mixture}.wav`` (or ``.flac``), read by MUSDB18-HQ loaders
   (``musdb.DB(root=OUT, is_wav=True)``, MSST dataset types 1/4/6, demucs, open-unmix). In every stem,
-  each region of a rejected fragment that no kept fragment covers is silenced with short fades
-  (:func:`curate.data.regions.region_mask`, the masking of ``pipelines train``); stems without manifest
-  rows are copied as they are, and ``mixture.wav`` is the sum of the written stems (the original
-  mixture, unchanged, where no stem was touched). ``drop_tracks``: only the tracks with no rejected
-  fragment, unchanged.
-* ``msst-csv``: ``OUT/<subset>.csv`` in MSST's dataset type 3 (``instrum,path``): the stem files whose
+  each region of a rejected fragment that no kept fragment covers is silenced with short fades; stems
+  without manifest rows are copied as they are. ``drop_tracks``: only the tracks with no rejected
+  fragment, unchanged. What every folder holds (every stem, one channel count, ``two_stems``, the
+  mixture, the sample format) is :mod:`curate.exporttracks`.
+* ``msst-csv``: ``OUT/<split>.csv`` in MSST's dataset type 3 (``instrum,path``): the stem files whose
   kept fragments hold at least ``min_kept`` of their fragments' duration, as absolute paths (whole
   files: an MSST loader reads the whole file).
-* ``txt``: the seed's ``OUT/{stem}_{subset}.txt`` fragment lists (``{track}\\t{start}\\t{end}``), the same
-  files as ``curate scan --txt-dir`` (:func:`write_txt_lists`).
+* ``txt``: the seed's ``OUT/{stem}_{split}.txt`` fragment lists (``{track}\\t{start}\\t{end}``), the same
+  files as ``curate scan --txt-dir`` (:func:`curate.exportlists.write_txt_lists`).
 * ``relabel``: every track in the ``musdb-hq`` layout, unmasked, with the files that hold each other's
   label (the swaps ``curate repair`` trades: :func:`curate.repair.swapped_pairs`) written under their
   true names; ``export.json`` lists them.
+
+Splits (:mod:`curate.exportsplits`): the main manifest's tracks go to their subset (``train``,
+``test``), a validation manifest's to ``valid``, a test manifest's to ``test``; without a validation
+manifest, ``valid_tracks`` moves training tracks to ``valid`` (by default MUSDB18's validation tracks
+when they are there). ``export.json`` lists the tracks of each split.
 
 A stem summed from several files (MoisesDB, MedleyDB: the manifest's ``parts``) is written as one file
 by ``musdb-hq`` and ``relabel``, and listed file by file by ``msst-csv``. Datasets without track structure
@@ -25,14 +29,16 @@ by ``musdb-hq`` and ``relabel``, and listed file by file by ``msst-csv``. Datase
 The manifest is a scored one (kept: ``quality >= threshold``, as ``curate filter``) or the kept
 manifest ``curate filter`` wrote (its rejected rows are read back from the scored manifest it names).
 An ``OUT`` that holds anything but an earlier export is refused; an earlier finished export is replaced
-only with ``overwrite``; an interrupted one with the same settings resumes (every finished track folder
-or list is kept; each is written to a temporary name and renamed).
+only with ``overwrite`` (nothing but what an export writes is deleted; the trainers' caches of the
+earlier export are named in ``ExportResult.warnings``); an interrupted one with the same settings
+resumes (every finished track folder or list is kept; each is written to a temporary name and renamed).
+``export.json`` holds ``content_digest``, a SHA-256 of every written file's path and size, by which a
+trainer's cached index of an earlier export can be told stale.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -42,14 +48,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curate.common.atomic import atomic_dir, filling_dir, make_dir, write_text
+from curate.common.atomic import filling_dir, write_text
 from curate.common.errors import StemcurateError, as_number, as_path
 from curate.common.outputs import output_path
-from curate.data import audio as audio_io
-from curate.data.datasets import MIXTURE, SUBSETS, discover, is_stem_mp4
+from curate.data.datasets import MIXTURE, is_stem_mp4
 from curate.data.layouts import CSV, MUSDB, WITHOUT_SIBLINGS
-from curate.data.regions import region_mask
-from curate.data.schema import Manifest, read_manifest, row_parts
+from curate.data.schema import Manifest, read_manifest
+from curate.exportlists import check_txt_names, csv_rows, csv_text, write_txt_lists
+from curate.exportsplits import SPLITS, VALID_LAYOUTS, parse_valid_tracks, set_splits
+from curate.exporttracks import AUDIO_FORMATS, BITS, OTHER, TrackFormat, find_tracks, moves_of, write_tracks
 from curate.filter import read_scored
 
 FORMATS = ("musdb-hq", "msst-csv", "txt", "relabel")
@@ -60,7 +67,8 @@ MARKER = ".stemcurate-export"
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """Settings of one export (see the module docstring)."""
+    """Settings of one export (see the module docstring, :mod:`curate.exporttracks` and
+    :mod:`curate.exportsplits`)."""
 
     format: str = "musdb-hq"
     threshold: float | None = None
@@ -70,6 +78,18 @@ class ExportConfig:
     """Fade at each edge of a silenced region, seconds (as training's ``fade_s``)."""
     drop_tracks: bool = False
     min_kept: float = 0.9
+    two_stems: str | None = None
+    """Write only this stem and ``other``, the sum of the rest (``musdb-hq``, ``relabel``)."""
+    mixture: bool = True
+    """Write ``mixture.<ext>`` in every track folder."""
+    audio_format: str = "wav"
+    bits: str = "source"
+    """``16``, ``24``, ``float`` (WAV only) or ``source``: the deepest among each track's files."""
+    valid_tracks: int | tuple[str, ...] | None = None
+    """Training tracks moved to ``valid``: a count, names, or None (MUSDB18's validation tracks)."""
+    valid_layout: str = "folder"
+    seed: int = 0
+    """Seed of the draw of ``valid_tracks`` tracks."""
 
     def __post_init__(self):
         if self.format not in FORMATS:
@@ -80,12 +100,28 @@ class ExportConfig:
             value = as_number(getattr(self, name), f"--{name.replace('_', '-')}")
             if not low <= value <= high:
                 raise StemcurateError(f"--{name.replace('_', '-')} must be within {low:g}-{high:g}, got {value}")
+        for name, allowed in (("audio_format", AUDIO_FORMATS), ("bits", BITS), ("valid_layout", VALID_LAYOUTS)):
+            if str(getattr(self, name)) not in allowed:
+                raise StemcurateError(
+                    f"--{name.replace('_', '-')} {getattr(self, name)!r}: one of {', '.join(allowed)}"
+                )
+        object.__setattr__(self, "bits", str(self.bits))
+        if self.audio_format == "flac" and self.bits == "float":
+            raise StemcurateError("--bits float: FLAC holds 16- or 24-bit samples; use --audio-format wav")
+        if self.two_stems is not None and self.two_stems in (OTHER, MIXTURE):
+            raise StemcurateError(
+                f"--two-stems {self.two_stems}: the rest of the stems is written as '{OTHER}'; name another stem"
+            )
+        object.__setattr__(self, "valid_tracks", parse_valid_tracks(self.valid_tracks))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise StemcurateError(f"--seed {self.seed!r}: give a whole number")
 
 
 @dataclass
 class ExportResult:
     """What an export wrote: ``written`` paths (track folders or files), ``resumed`` ones kept from
-    an interrupted run, ``skipped`` tracks with reasons, and the ``export.json`` path."""
+    an interrupted run, ``skipped`` tracks with reasons, ``splits`` (the tracks of each split),
+    ``warnings`` (one line each) and the ``export.json`` path."""
 
     out: Path
     config: ExportConfig
@@ -95,6 +131,10 @@ class ExportResult:
     record: Path | None = None
     relabelled: list[dict] = field(default_factory=list)
     """``relabel``: ``{subset, track, stem, written_as}`` of each file written under another name."""
+    splits: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    gains: list[dict] = field(default_factory=list)
+    """``{split, track, gain_db}`` of each track scaled down to fit a PCM format."""
 
 
 def kept_and_rejected(
@@ -133,29 +173,6 @@ def kept_and_rejected(
     return m, frame, full[~seen.to_numpy()], used
 
 
-def check_txt_names(names, where, *, lists: str = "the txt lists") -> None:
-    """:class:`StemcurateError` naming ``where`` and the first track name with a tab or line break, which
-    the txt lists (one fragment per line, tab-separated) cannot hold."""
-    bad = next((n for n in names if any(c in str(n) for c in "\t\r\n")), None)
-    if bad is not None:
-        raise StemcurateError(
-            f"{where}: track {bad!r} has a tab or line break in its name, which {lists} cannot hold "
-            "(one fragment per line, tab-separated); rename it"
-        )
-
-
-def write_txt_lists(frame: pd.DataFrame, txt_dir: Path, subset: str, stems: list[str]) -> list[Path]:
-    """Seed-compatible ``{stem}_{subset}.txt`` files: ``{track}\\t{start}\\t{end}`` per fragment."""
-    out = []
-    make_dir(txt_dir)
-    for stem in stems:
-        path = Path(txt_dir) / f"{stem}_{subset}.txt"
-        sel = frame[frame["stem"] == stem]
-        write_text(path, "".join(f"{r.track}\t{r.start}\t{r.end}\n" for r in sel.itertuples()))
-        out.append(path)
-    return out
-
-
 def _export_entries(out: Path) -> list[Path] | None:
     """The entries of ``out`` that an export writes (its marker and record, subset folders of track
     folders, ``<subset>.csv``, ``<stem>_<subset>.txt``); None when it holds anything else."""
@@ -163,9 +180,9 @@ def _export_entries(out: Path) -> list[Path] | None:
     for p in out.iterdir():
         ours = (
             p.name in (MARKER, EXPORT_FILE)
-            or (p.is_dir() and not p.is_symlink() and p.name in SUBSETS)
-            or (p.is_file() and p.suffix == ".csv" and p.stem in SUBSETS)
-            or (p.is_file() and p.suffix == ".txt" and p.stem.rpartition("_")[2] in SUBSETS)
+            or (p.is_dir() and not p.is_symlink() and p.name in SPLITS)
+            or (p.is_file() and p.suffix == ".csv" and p.stem in SPLITS)
+            or (p.is_file() and p.suffix == ".txt" and p.stem.rpartition("_")[2] in SPLITS)
         )
         if not ours:
             return None
@@ -173,8 +190,9 @@ def _export_entries(out: Path) -> list[Path] | None:
     return entries
 
 
-def _prepare(out: Path, settings: dict, overwrite: bool) -> bool:
-    """Make ``out`` ready; True when it holds an interrupted export of the same settings (resume)."""
+def _prepare(out: Path, settings: dict, overwrite: bool) -> tuple[bool, bool]:
+    """Make ``out`` ready: ``(resume, replaced)``, resume when it holds an interrupted export of the same
+    settings, replaced when an earlier export was deleted (``overwrite``)."""
     if out.exists() and not out.is_dir():
         raise StemcurateError(f"{out}: exists and is not a folder")
     marker, record = out / MARKER, out / EXPORT_FILE
@@ -187,34 +205,35 @@ def _prepare(out: Path, settings: dict, overwrite: bool) -> bool:
         except (OSError, ValueError):
             before = None
         if before == settings and not record.is_file():
-            return True
+            return True, False
         if not overwrite:
             what = "a finished export" if record.is_file() else "an export with other settings"
             raise StemcurateError(f"{out}: holds {what}; pass --overwrite to replace it")
         for p in entries:  # only what an export writes
             shutil.rmtree(p) if p.is_dir() else p.unlink()
+        replaced = True
+    else:
+        replaced = False
     with filling_dir(out, marker=(MARKER, json.dumps(settings, sort_keys=True))):
         pass
-    return False
+    return False, replaced
 
 
-def export(
-    manifest: str | Path,
-    out: str | Path,
-    *,
-    config: ExportConfig = ExportConfig(),
-    overwrite: bool = False,
-    progress: Callable[[str, int], None] | None = None,
-) -> ExportResult:
-    """Export the kept fragments of ``manifest`` to the folder ``out`` in ``config.format`` (see the
-    module docstring). :class:`StemcurateError` for bad input: the manifest, ``out`` holding something
-    else, inside the dataset, or a finished export without ``overwrite``; ``msst-csv`` of ``.stem.mp4``
-    sources (no file per stem: export ``musdb-hq`` first)."""
-    manifest = as_path(manifest, "manifest")
-    out = output_path(as_path(out, "out"))
-    if not isinstance(config, ExportConfig):
-        raise StemcurateError(f"config {config!r}: give an ExportConfig")
-    m, kept, rejected, threshold = kept_and_rejected(manifest, threshold=config.threshold)
+@dataclass
+class _Source:
+    """One manifest's rows (kept and rejected) with its dataset, and the split of each track."""
+
+    manifest: Path
+    root: Path
+    layout: str
+    kept: pd.DataFrame
+    rejected: pd.DataFrame
+    every: pd.DataFrame
+
+
+def _source(manifest: Path, out: Path, config: ExportConfig, threshold: float | None) -> tuple[_Source, float]:
+    """Read one manifest for export; :class:`StemcurateError` for what makes it unexportable to ``out``."""
+    m, kept, rejected, threshold = kept_and_rejected(manifest, threshold=threshold)
     root, where = Path(m.root).resolve(), out.resolve()
     every = pd.concat([kept, rejected], ignore_index=True)  # a kept manifest holds only the kept rows
     layout = m.meta.get("layout") or MUSDB
@@ -239,148 +258,141 @@ def export(
         for rel in files:  # every file the scan read is still there
             if not (root / rel).is_file():
                 raise StemcurateError(f"{root / rel}: missing (it was scanned); restore it or re-run curate scan")
-    subsets = sorted(set(every["subset"]))
+    return _Source(Path(manifest), root, layout, kept, rejected, every), threshold
+
+
+def export(
+    manifest: str | Path,
+    out: str | Path,
+    *,
+    valid: str | Path | None = None,
+    test: str | Path | None = None,
+    config: ExportConfig = ExportConfig(),
+    overwrite: bool = False,
+    progress: Callable[[str, int], None] | None = None,
+) -> ExportResult:
+    """Export the kept fragments of ``manifest`` (and of the ``valid`` and ``test`` manifests, whose
+    tracks go to those splits) to the folder ``out`` in ``config.format`` (see the module docstring).
+    :class:`StemcurateError` for bad input: a manifest, ``out`` holding something else, inside a
+    dataset, or a finished export without ``overwrite``; ``msst-csv`` of ``.stem.mp4`` sources (no file
+    per stem: export ``musdb-hq`` first); a track in two splits."""
+    manifest = as_path(manifest, "manifest")
+    out = output_path(as_path(out, "out"))
+    if not isinstance(config, ExportConfig):
+        raise StemcurateError(f"config {config!r}: give an ExportConfig")
+    src, threshold = _source(manifest, out, config, config.threshold)
+    sources = {"main": src}
+    for role, path in (("valid", valid), ("test", test)):
+        if path is not None:
+            sources[role], _ = _source(as_path(path, f"--{role}"), out, config, threshold)
+    splits, how = set_splits(sources, config, valid)
+    every = pd.concat([s.every for s in sources.values()], ignore_index=True)
     if config.format == "txt":
         check_txt_names(sorted(set(every["track"])), manifest)
-    lists = (
-        {s: _csv_rows(root, every, kept, s, config.min_kept) for s in subsets} if config.format == "msst-csv" else {}
-    )
-    if lists and not any(lists.values()):
-        raise StemcurateError(
-            f"{manifest}: no stem file has {config.min_kept:.0%} of its fragment time kept (--min-kept); "
-            "nothing to list"
-        )
+    names = sorted(splits)
+    lists = {}
+    if config.format == "msst-csv":
+        lists = {
+            sp: sorted(r for s in sources.values() for r in csv_rows(s.root, s.every, s.kept, sp, config.min_kept))
+            for sp in names
+        }
+        if not any(lists.values()):
+            raise StemcurateError(
+                f"{manifest}: no stem file has {config.min_kept:.0%} of its fragment time kept (--min-kept); "
+                "nothing to list"
+            )
+    tracks = {}
+    if config.format in ("musdb-hq", "relabel"):
+        tracks = {role: find_tracks(s.root, s.layout, s.every["subset"]) for role, s in sources.items()}
+        stems = tuple(sorted({n for found in tracks.values() for t in found.values() for n in t.stems}))
+        if config.two_stems is not None and config.two_stems not in stems:
+            raise StemcurateError(f"--two-stems {config.two_stems}: no such stem (the tracks have {', '.join(stems)})")
     config = replace(config, threshold=threshold)
-    settings = {"manifest": str(Path(manifest).resolve()), **asdict(config)}
+    settings = json.loads(
+        json.dumps(
+            {
+                "manifest": str(Path(manifest).resolve()),
+                **{k: str(Path(p).resolve()) for k, p in (("valid", valid), ("test", test)) if p is not None},
+                **asdict(config),
+            }
+        )
+    )
     created = not out.exists()
-    resuming = _prepare(out, settings, overwrite)
-    result = ExportResult(out, config)
+    resuming, replaced = _prepare(out, settings, overwrite)
+    result = ExportResult(out, config, splits=splits)
+    if replaced:
+        result.warnings.append(
+            f"{out}: the earlier export was replaced; trainers' indexes of it are stale: delete demucs' "
+            "metadata/wav_*.json and metadata/musdb_*.json and MSST's metadata_*.pkl where they ran "
+            "(export.json's content_digest tells the exports apart)"
+        )
+    if "valid" not in splits and "train" in splits:
+        result.warnings.append(
+            "no validation split (MSST, demucs and open-unmix validate on one): "
+            "pass --valid-tracks N or --valid MANIFEST"
+        )
     try:
         if config.format == "txt":
-            for subset in subsets:
-                sel = kept[kept["subset"] == subset]
-                result.written += write_txt_lists(sel, out, subset, sorted(set(every["stem"])))
+            for sp in names:
+                sel = pd.concat([s.kept[s.kept["split"] == sp] for s in sources.values()], ignore_index=True)
+                result.written += write_txt_lists(sel, out, sp, sorted(set(every["stem"])))
         elif config.format == "msst-csv":
-            for subset, rows in lists.items():
+            for sp, rows in lists.items():
                 if not rows:
-                    result.skipped.append((f"{subset}.csv", f"no stem file with {config.min_kept:.0%} kept"))
+                    result.skipped.append((f"{sp}.csv", f"no stem file with {config.min_kept:.0%} kept"))
                     continue
-                result.written.append(write_text(out / f"{subset}.csv", _csv_text(rows)))
+                result.written.append(write_text(out / f"{sp}.csv", csv_text(rows)))
         else:
-            _write_musdb_hq(root, layout, every, kept, rejected, out, config, result, resuming, progress)
+            fmt = TrackFormat(stems, config.two_stems, config.mixture, config.audio_format, config.bits)
+            for role, s in sources.items():
+                folder = {
+                    (sub, t): ("train" if sp == "valid" and config.valid_layout == "musdb" else sp)
+                    for sub, t, sp in zip(s.every["subset"], s.every["track"], s.every["split"])
+                }
+                write_tracks(
+                    result,
+                    tracks[role],
+                    s.every,
+                    s.kept,
+                    s.rejected,
+                    {k: out / f / k[1] for k, f in folder.items()},
+                    fmt=fmt,
+                    relabel=config.format == "relabel",
+                    drop_tracks=config.drop_tracks,
+                    fade_s=config.fade_s,
+                    resuming=resuming,
+                    moves=moves_of(s.every) if config.format == "relabel" else {},
+                    progress=progress,
+                )
     except BaseException:
         if created and not result.written and not result.resumed:
             shutil.rmtree(out, ignore_errors=True)  # nothing done: leave no folder behind
         raise
     record = {
         **settings,
+        "splits": splits,
+        "valid_chosen": how,
         "written": [str(p.relative_to(out)) for p in result.written],
         "resumed": [str(p.relative_to(out)) for p in result.resumed],
         "skipped": [{"track": t, "why": why} for t, why in result.skipped],
         "relabelled": result.relabelled,
-        "kept_fragments": int(len(kept)),
-        "rejected_fragments": int(len(rejected)),
+        "scaled_down": result.gains,
+        "kept_fragments": int(sum(len(s.kept) for s in sources.values())),
+        "rejected_fragments": int(sum(len(s.rejected) for s in sources.values())),
+        "content_digest": content_digest(out),
     }
     result.record = write_text(out / EXPORT_FILE, json.dumps(record, indent=2) + "\n")
     return result
 
 
-def _csv_rows(root: Path, every: pd.DataFrame, kept: pd.DataFrame, subset: str, min_kept: float) -> list[str]:
-    """MSST type-3 rows (``instrum,path``) of the stem files of ``subset`` whose kept share of fragment
-    time is ``min_kept`` or more; :class:`StemcurateError` for a path with a line break."""
-    frame = every[every["subset"] == subset]
-    dur = (frame["end"] - frame["start"]).groupby([frame["stem"], frame["path"]]).sum()
-    k = kept[kept["subset"] == subset]
-    kept_dur = (k["end"] - k["start"]).groupby([k["stem"], k["path"]]).sum().reindex(dur.index, fill_value=0)
-    share = kept_dur / dur
-    parts = {}  # a summed stem: each of its files under the stem's name
-    if "parts" in frame.columns:
-        parts = {p: q for p, q in zip(frame["path"], frame["parts"].map(row_parts)) if q is not None}
-    rows = sorted(
-        (str(stem), str((Path(root) / f).resolve()))
-        for (stem, rel), s in share.items()
-        if s >= min_kept
-        for f in parts.get(rel, [rel])
-    )
-    for _, path in rows:
-        if "\n" in path or "\r" in path:
-            raise StemcurateError(f"{path!r}: a path with a line break cannot go in a CSV list")
-    return rows
-
-
-def _csv_text(rows: list[tuple[str, str]]) -> str:
-    """An ``instrum,path`` CSV (RFC 4180 quoting: a path with a comma is quoted, as pandas reads it)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["instrum", "path"])
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
-def _write_musdb_hq(root, layout, every, kept, rejected, out, config, result, resuming, progress) -> None:
-    """One folder per track of ``every`` (the manifest's rows, kept and rejected) under ``out/<subset>``:
-    masked (``musdb-hq``) or with swapped files under their true names (``relabel``)."""
-    from curate.repair import file_labels, swapped_pairs
-
-    relabel = config.format == "relabel"
-    moves: dict[tuple[str, str], dict[str, str]] = {}
-    for subset, name, a, b in swapped_pairs(file_labels(every)) if relabel else ():
-        moves.setdefault((subset, name), {}).update({a: b, b: a})
-    tracks = {
-        (t.subset, t.name): t for s in sorted(set(every["subset"])) for t in discover(root, subset=s, layout=layout)
-    }
-    todo = sorted(set(zip(every["subset"], every["track"])))
-    for subset, name in todo:
-        dst = out / subset / name
-        if progress is not None:
-            progress(name, len(todo))
-        track = tracks.get((subset, name))
-        if track is None:
-            result.skipped.append((name, "not found in the dataset any more"))
-            continue
-        rej = rejected[(rejected["subset"] == subset) & (rejected["track"] == name)]
-        if relabel:
-            rej = rej.iloc[:0]  # a relabelled copy silences nothing
-        if config.drop_tracks and len(rej):
-            result.skipped.append((name, f"{len(rej)} rejected fragment(s)"))
-            continue
-        if resuming and dst.is_dir():
-            result.resumed.append(dst)
-            continue
-        try:
-            stems, sr = track.load_all()
-        except StemcurateError as exc:  # a file no reader can use (curate.data.conform): the track is left out
-            result.skipped.append((name, str(exc)))
-            continue
-        k = kept[(kept["subset"] == subset) & (kept["track"] == name)]
-        fade = int(round(config.fade_s * sr))
-        changed = False
-        for stem, x in stems.items():
-            r = rej[rej["stem"] == stem]
-            if len(r) == 0:
-                continue
-            n = x.shape[1]
-            cut = region_mask(r["start"].to_numpy(), r["end"].to_numpy(), n, fade)
-            keep_s = k[k["stem"] == stem]
-            keep = region_mask(keep_s["start"].to_numpy(), keep_s["end"].to_numpy(), n, fade)
-            stems[stem] = x * np.maximum(1.0 - cut, keep)[None]
-            changed = True
-        move = moves.get((subset, name), {})
-        for a, b in sorted(move.items()):
-            result.relabelled.append(dict(subset=subset, track=name, stem=a, written_as=b))
-        stems = {move.get(s, s): x for s, x in stems.items()}
-        if changed or track.mixture is None:
-            chans = max(x.shape[0] for x in stems.values())
-            mix = sum(np.broadcast_to(x, (chans, x.shape[1])) for x in stems.values())
-        else:
-            try:
-                mix, _ = track.load(MIXTURE)
-            except StemcurateError as exc:  # as a stem no reader can use: the track is left out, and why
-                result.skipped.append((name, str(exc)))
-                continue
-            mix = mix[:, : next(iter(stems.values())).shape[1]]
-        with atomic_dir(dst) as work:
-            for stem, x in stems.items():
-                audio_io.write(work / f"{stem}.wav", x, sr, subtype="FLOAT")
-            audio_io.write(work / f"{MIXTURE}.wav", mix, sr, subtype="FLOAT")
-        result.written.append(dst)
+def content_digest(out: Path) -> str:
+    """SHA-256 over the path (relative to ``out``) and size of every file an export wrote there."""
+    h = hashlib.sha256()
+    for p in sorted(out.rglob("*")):
+        if (
+            p.is_file()
+            and p.name not in (MARKER, EXPORT_FILE)
+            and not any(q.startswith(".") for q in p.relative_to(out).parts)
+        ):
+            h.update(f"{p.relative_to(out).as_posix()}\t{p.stat().st_size}\n".encode())
+    return h.hexdigest()

@@ -38,6 +38,7 @@ from curate.data.layouts import (
     MEDLEYDB_FINE,
     MOISESDB,
     MOISESDB_FINE,
+    MSST,
     MUSDB,
     WITHOUT_SIBLINGS,
     explain_layout,
@@ -52,7 +53,7 @@ from curate.data.schema import (
     write_problems,
 )
 from curate.data.tells import one_file_tracks
-from curate.export import check_txt_names, write_txt_lists
+from curate.exportlists import check_txt_names, write_txt_lists
 from curate.scanparts import TrackScan, check_parts, load_part, part_key, prepare_parts, save_part, shard_of
 from curate.scantrack import ScoreConfig, init_worker, pad_concat, scan_track, scan_track_job
 from curate.scoring.classify import score_labels
@@ -134,10 +135,10 @@ def _fingerprint(
 
 def resolve_stems(tracks: list[Track], stems: list[str] | None, root: Path, *, layout: str = MUSDB) -> list[str]:
     """Validate requested stem names against the files found. Default in the ``musdb``, ``moisesdb`` and
-    ``medleydb`` layouts: those of vocals, bass, drums and other that the data has (a vocals-only dataset
+    ``medleydb`` layouts (and ``msst``): those of vocals, bass, drums and other that the data has (a vocals-only dataset
     is scanned for vocals), else every stem it has; in the other layouts every label found."""
     present = available_stems(tracks)
-    if stems is None and layout in (MUSDB, MOISESDB, MEDLEYDB):
+    if stems is None and layout in (MUSDB, MSST, MOISESDB, MEDLEYDB):
         stems = [s for s in DEFAULT_STEMS if s in present] or [s for s in present if s != MIXTURE]
     elif stems is None:
         stems = sorted(s for s in present if s != MIXTURE)

@@ -34,6 +34,17 @@ def info(path: str | Path) -> AudioInfo:
     return AudioInfo(int(i.samplerate), int(i.channels), int(i.frames))
 
 
+def bit_depth(path: str | Path) -> str:
+    """The sample format a file holds as export names it: ``"16"`` (8- or 16-bit PCM), ``"24"`` or
+    ``"float"`` (32-bit PCM, float, double; also anything else soundfile decodes, lossy or not, as the
+    safe choice); :class:`StemcurateError` when it can't be opened."""
+    try:
+        subtype = sf.info(str(path)).subtype
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise StemcurateError(f"{path}: cannot open audio ({_short(exc, path)})") from None
+    return {"PCM_S8": "16", "PCM_U8": "16", "PCM_16": "16", "PCM_24": "24"}.get(subtype, "float")
+
+
 def read(path: str | Path, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, int]:
     """Read samples ``[start, stop)`` of a wav/flac file.
 

@@ -221,7 +221,7 @@ def discover(root: str | Path | None = None, *, subset: str = "train", layout: s
     if subset not in SUBSETS:
         raise StemcurateError(f"--subset {subset}: unknown subset (use {' or '.join(SUBSETS)})")
     layout = layouts.resolve_layout(root, layout)
-    if layout != layouts.MUSDB:
+    if layout not in layouts.TRACK_FOLDERS:
         return layouts.discover_other(root, layout, subset=subset)
     if not root.exists():
         raise StemcurateError(f"{root}: data folder does not exist")
@@ -229,13 +229,15 @@ def discover(root: str | Path | None = None, *, subset: str = "train", layout: s
         raise StemcurateError(f"{root}: not a folder")
     if not any(root.iterdir()):
         raise StemcurateError(f"{root}: data folder is empty")
-    sub = root / subset
+    if layout == layouts.MSST and subset != "train":
+        raise StemcurateError(f"{root}: an msst dataset has no subsets, every track is read as 'train'")
+    sub = root if layout == layouts.MSST else root / subset
     if not sub.is_dir():
         raise StemcurateError(
             f"{root}: no '{subset}' folder (expected {subset}/<track>/{{mixture,vocals,bass,drums,other}}.wav "
             f"or {subset}/<track>.stem.mp4)"
         )
-    tracks = _discover_folders(root, sub, subset) + _discover_stem_mp4(root, sub, subset)
+    tracks = _discover_folders(root, sub, subset, layout) + _discover_stem_mp4(root, sub, subset)
     if not tracks:
         raise StemcurateError(
             f"{sub}: no tracks found (expected <track>/{{mixture,vocals,bass,drums,other}}.wav|.flac "
@@ -259,9 +261,9 @@ def not_tracks(root: str | Path, *, subset: str = "train", layout: str | None = 
     from curate.data import layouts
 
     layout = layouts.resolve_layout(Path(root), layout)
-    if layout != layouts.MUSDB:
+    if layout not in layouts.TRACK_FOLDERS:
         return layouts.not_tracks_other(Path(root), layout)
-    sub = Path(root) / subset
+    sub = Path(root) if layout == layouts.MSST else Path(root) / subset
     out = []
     if not sub.is_dir():
         return out
@@ -291,7 +293,7 @@ def not_tracks(root: str | Path, *, subset: str = "train", layout: str | None = 
     return out
 
 
-def _discover_folders(root: Path, sub: Path, subset: str) -> list[Track]:
+def _discover_folders(root: Path, sub: Path, subset: str, layout: str) -> list[Track]:
     tracks = []
     for folder in sorted(p for p in sub.iterdir() if p.is_dir() and not hidden(p)):
         files: dict[str, Path] = {}
@@ -311,9 +313,8 @@ def _discover_folders(root: Path, sub: Path, subset: str) -> list[Track]:
             continue
         mixture = files.pop(MIXTURE, None)
         stems = {n: StemFile(n, p) for n, p in files.items()}
-        tracks.append(
-            Track(folder.name, subset, root, stems, StemFile(MIXTURE, mixture) if mixture else None, sorted(ignored))
-        )
+        mix = StemFile(MIXTURE, mixture) if mixture else None
+        tracks.append(Track(folder.name, subset, root, stems, mix, sorted(ignored), layout=layout))
     return tracks
 
 

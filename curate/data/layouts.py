@@ -5,6 +5,8 @@
 * ``musdb``: ``ROOT/{train,test}/<track>/<stem>.wav|.flac`` or ``ROOT/{train,test}/<track>.stem.mp4``
   (:mod:`curate.data.datasets`; track folders without a mixture file, as the SDX23 label-noise and
   bleeding sets ship them, are read the same way).
+* ``msst`` (MSST dataset type 1, MUSDB18-HQ's track folders without the subset folder):
+  ``ROOT/<track>/<stem>.wav|.flac``, every track read as ``train``.
 * ``moisesdb``: ``ROOT/<track-id>/data.json`` and one folder per stem (``bass``, ``bowed_strings``,
   ``drums``, ``guitar``, ``other``, ``other_keys``, ``other_plucked``, ``percussion``, ``piano``,
   ``vocals``, ``wind``) of source files listed in ``data.json``; a stem is the sum of its files.
@@ -18,25 +20,23 @@
   to the manifest's ``dataset_bleed`` column.
 * ``stem-folders`` (MSST dataset type 2): ``ROOT/<stem>/<file>.wav|.flac``, each file its own track.
 * ``csv`` (MSST dataset type 3): ROOT is a CSV file with columns ``instrum,path`` (paths absolute or
-  relative to the CSV's folder); each file its own track (a file listed under two labels is one
-  track with both).
+  relative to the CSV's folder, else to the current folder: :mod:`curate.data.csvlist`); each file its
+  own track (a file listed under two labels is one track with both).
 
 The last two have no track structure: a file has no siblings, so only the per-stem evidence applies
-(instrument classifier, reference pool, pretrained embedding); there is no bleed measure. These
-layouts have no subsets: every track is read as ``train``.
+(instrument classifier, reference pool, pretrained embedding); there is no bleed measure. The
+layouts other than ``musdb`` have no subsets: every track is read as ``train``. A dataset whose
+metadata or list names files of which none exists is refused.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
-from pathlib import Path, PureWindowsPath
+from pathlib import Path
 
 from curate.common.errors import StemcurateError
 from curate.data import audio as audio_io
-from curate.data.datasets import DEFAULT_STEMS, MIXTURE, StemFile, Track, is_stem_mp4
+from curate.data.datasets import DEFAULT_STEMS, MIXTURE, StemFile, Track
 from curate.data.names import hidden
 
 MUSDB = "musdb"
@@ -46,7 +46,10 @@ MEDLEYDB = "medleydb"
 MEDLEYDB_FINE = "medleydb-fine"
 STEM_FOLDERS = "stem-folders"
 CSV = "csv"
-LAYOUTS = (MUSDB, MOISESDB, MOISESDB_FINE, MEDLEYDB, MEDLEYDB_FINE, STEM_FOLDERS, CSV)
+MSST = "msst"
+LAYOUTS = (MUSDB, MSST, MOISESDB, MOISESDB_FINE, MEDLEYDB, MEDLEYDB_FINE, STEM_FOLDERS, CSV)
+TRACK_FOLDERS = (MUSDB, MSST)
+"""The layouts read by :func:`curate.data.datasets.discover` itself: folders of a track's stem files."""
 WITHOUT_SIBLINGS = (STEM_FOLDERS, CSV)
 """Layouts whose files have no siblings: no bleed measure, no structural evidence."""
 
@@ -134,12 +137,17 @@ def explain_layout(root: Path, layout: str | None = None) -> tuple[str, str]:
             return MEDLEYDB, f"{d.name}/{meta.name} found: {_EXPECTED[MEDLEYDB]}"
     holding = [(d, files) for d in folders if (files := _audio_files(d))]
     track_like = {MIXTURE, *DEFAULT_STEMS}
-    if holding and not any(sum(f.stem in track_like for f in files) >= 2 for _, files in holding):
+    tracks = [(d, files) for d, files in holding if sum(f.stem.lower() in track_like for f in files) >= 2]
+    if holding and not tracks:
         d, files = holding[0]
         return STEM_FOLDERS, (
             f"its folders hold audio files not named like a track's stems ({d.name}/{files[0].name}): "
             f"{_EXPECTED[STEM_FOLDERS]}"
         )
+    if tracks:
+        d, files = tracks[0]
+        named = ", ".join(f.name for f in files if f.stem.lower() in track_like)
+        return MSST, f"no train/ or test/ folder; its folders hold stems ({d.name}/: {named}): {_EXPECTED[MSST]}"
     return MUSDB, f"no train/ or test/ folder and no dataset metadata; read as {MUSDB_EXPECTED}"
 
 
@@ -167,8 +175,11 @@ def discover_other(root: Path, layout: str, *, subset: str = "train") -> list[Tr
             "does not apply)"
         )
     if layout == CSV:
-        tracks = _csv_tracks(root)
+        from curate.data.csvlist import csv_tracks
+
+        tracks = csv_tracks(root)
     elif layout == STEM_FOLDERS:
+        _refuse_track_folders(root)
         tracks = [
             Track(f"{d.name}/{f.name}", "train", root, {label: StemFile(label, f)}, layout=STEM_FOLDERS)
             for d in _dirs(root)
@@ -179,11 +190,30 @@ def discover_other(root: Path, layout: str, *, subset: str = "train") -> list[Tr
         tracks = [t for d in _dirs(root) if isinstance(t := _read_track(d, root, layout), Track)]
     if not tracks:
         raise StemcurateError(f"{root}: no tracks found in the {layout} layout (expected {_EXPECTED[layout]})")
+    listed = [f for t in tracks for s in t.stems.values() for f in s.files]
+    if layout != STEM_FOLDERS and not any(f.exists() for f in listed):
+        raise StemcurateError(
+            f"{root}: none of the {len(listed)} files it lists exists (the first: {listed[0]}); "
+            "check the paths, or where they are relative to"
+        )
     return sorted(tracks, key=lambda t: t.name)
+
+
+def _refuse_track_folders(root: Path) -> None:
+    """``stem-folders``: :class:`StemcurateError` when two or more of the folders hold files named like a
+    track's stems (``song/vocals.wav``, ``song/bass.wav``): tracks, whose names would be read as labels."""
+    like = {MIXTURE, *DEFAULT_STEMS}
+    songs = [d for d in _dirs(root) if sum(f.stem.lower() in like for f in _audio_files(d)) >= 2]
+    if len(songs) >= 2:
+        raise StemcurateError(
+            f"{root}: its folders {songs[0].name}/ and {songs[1].name}/ hold a track's stems (vocals, bass...), "
+            f"not one stem's songs: scan it with --layout {MSST}"
+        )
 
 
 MUSDB_EXPECTED = "<subset>/<track>/<stem>.wav|.flac or <subset>/<track>.stem.mp4"
 _EXPECTED = {
+    MSST: "<track>/<stem>.wav|.flac (MSST's dataset type 1)",
     MOISESDB: "<track-id>/data.json and its stem folders",
     MOISESDB_FINE: "<track-id>/data.json and its stem folders",
     MEDLEYDB: "<Track>/<Track>_METADATA.yaml and <Track>_STEMS/",
@@ -334,87 +364,3 @@ def _medleydb_track(folder: Path, root: Path, layout: str) -> Track | str:
     return Track(
         folder.name, "train", root, stems, mixture, bleed=bleed, layout=layout, listed_in=meta_file, notes=notes
     )
-
-
-CSV_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
-"""Field separators of a CSV list: MSST writes commas; Excel in many locales semicolons; tab-separated text."""
-
-
-def _csv_delimiter(header: str) -> str:
-    """The one of :data:`CSV_DELIMITERS` that splits ``header`` into fields holding ``instrum`` and ``path``
-    (a comma when none does: the error then names the columns)."""
-    for d in CSV_DELIMITERS:
-        if {"instrum", "path"} <= {c.strip().strip('"').strip().lower() for c in header.split(d)}:
-            return d
-    return ","
-
-
-def _listed_path(text: str, csv_file: Path, line: int) -> Path:
-    """The file that a CSV list's ``path`` field names: absolute, or relative to the list's folder. A path
-    written with Windows separators (``train\\song\\vocals.wav``) is read with them when no file has the name
-    as written; a Windows drive or share (``C:\\...``, ``\\\\server\\...``) names no file here, which is said."""
-    path = Path(text)
-    where = path if path.is_absolute() else csv_file.parent / path
-    if "\\" not in text or where.exists() or where.is_symlink():
-        return Path(os.path.abspath(where))
-    win = PureWindowsPath(text)
-    if win.drive or win.root:
-        raise StemcurateError(
-            f"{csv_file}: line {line}: {text}: a Windows path, which names no file on this machine; give the "
-            "paths relative to the CSV file's folder, or as they are here"
-        )
-    return Path(os.path.abspath(csv_file.parent / win.as_posix()))
-
-
-def _csv_tracks(csv_file: Path) -> list[Track]:
-    """MSST type 3: ``instrum,path`` rows (or ``;``/tab separated, as Excel saves in many locales); the data
-    root is the deepest folder holding every file (links are not followed: a listed link is a file where
-    it is listed)."""
-    try:
-        with open(csv_file, newline="", encoding="utf-8-sig") as fh:
-            lines = list(io.StringIO(fh.read(), newline=""))
-        lines = ["\n" if line.lstrip().startswith("#") else line for line in lines]  # comments: read as blank
-        head = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
-        delimiter = _csv_delimiter(lines[head] if head < len(lines) else "")
-        names = next(csv.reader(lines[head : head + 1], delimiter=delimiter), [])
-        names = [c.strip().lower() for c in names]  # Instrum;Path, as Excel users capitalise
-        if not {"instrum", "path"} <= set(names):
-            raise StemcurateError(f"{csv_file}: not an MSST list (needs the columns instrum,path)")
-        reader = csv.DictReader(lines[head + 1 :], fieldnames=names, delimiter=delimiter)
-        rows = []
-        for row in reader:
-            line = head + 1 + reader.line_num  # the file's line (blank lines and comments counted)
-            if None in row:  # more fields than the header
-                raise StemcurateError(
-                    f"{csv_file}: line {line}: {len(names) + len(row[None])} fields, expected "
-                    f"{len(names)} (quote a path holding a {CSV_DELIMITERS[delimiter]})"
-                )
-            row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-            other = next((d for d in CSV_DELIMITERS if d != delimiter and d in row["instrum"]), None)
-            if not row["path"] and other:
-                raise StemcurateError(
-                    f"{csv_file}: line {line}: fields separated by a {CSV_DELIMITERS[other]}, the header by a "
-                    f"{CSV_DELIMITERS[delimiter]}; use one separator throughout"
-                )
-            label = label_name(row["instrum"])
-            if label is None or not row["path"]:
-                raise StemcurateError(f"{csv_file}: line {line}: empty instrum or path")
-            rows.append((label, _listed_path(row["path"], csv_file, line)))
-    except UnicodeDecodeError as exc:
-        raise StemcurateError(
-            f"{csv_file}: not UTF-8 text (byte {exc.start}); save it as UTF-8 (Excel: 'CSV UTF-8')"
-        ) from None
-    except (OSError, csv.Error) as exc:
-        raise StemcurateError(f"{csv_file}: cannot read the CSV list ({exc})") from None
-    if not rows:
-        return []
-    bad = next((p for _, p in rows if is_stem_mp4(p.name) or p.suffix.lower() not in audio_io.AUDIO_EXTENSIONS), None)
-    if bad is not None:
-        raise StemcurateError(f"{csv_file}: {bad}: not a .wav or .flac file")
-    root = Path(os.path.commonpath([str(p.parent) for _, p in rows]))
-    tracks: dict[str, Track] = {}
-    for label, path in rows:
-        name = path.relative_to(root).as_posix()
-        track = tracks.setdefault(name, Track(name, "train", root, {}, layout=CSV, listed_in=csv_file))
-        track.stems.setdefault(label, StemFile(label, path))
-    return list(tracks.values())

@@ -13,7 +13,8 @@ import pytest
 import soundfile as sf
 
 from curate.common.errors import StemcurateError
-from curate.export import EXPORT_FILE, ExportConfig, export, write_txt_lists
+from curate.export import EXPORT_FILE, ExportConfig, export
+from curate.exportlists import write_txt_lists
 from curate.filter import filter_manifest
 from curate.scan import scan
 from curate.scantrack import ScoreConfig

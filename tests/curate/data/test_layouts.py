@@ -156,9 +156,14 @@ def test_csv_and_layout_errors(copies, tmp_path):
         discover(roots["moisesdb"], subset="test")
     with pytest.raises(StemcurateError, match="no tracks found in the medleydb layout"):
         discover(roots["moisesdb"], layout="medleydb")
-    # a MUSDB subset folder given as the root is not taken for stem folders: the error says what is expected
-    with pytest.raises(StemcurateError, match="no 'train' folder"):
-        discover(roots["moisesdb"].parent / "musdb" / "train")
+    # a MUSDB subset folder given as the root is not taken for stem folders: its tracks are read (the
+    # msst layout, MSST's dataset type 1), each as in the MUSDB root
+    sub = roots["moisesdb"].parent / "musdb" / "train"
+    as_msst, as_musdb = discover(sub), discover(sub.parent)
+    assert [t.name for t in as_msst] == [t.name for t in as_musdb] and {t.layout for t in as_msst} == {"msst"}
+    assert [sorted(t.stems) for t in as_msst] == [sorted(t.stems) for t in as_musdb]
+    with pytest.raises(StemcurateError, match="has no subsets"):
+        discover(sub, subset="test")
 
 
 def test_training_reads_summed_stems(copies, tmp_path):
