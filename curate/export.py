@@ -10,7 +10,8 @@ Formats (``OUT`` is a folder; ``export.json`` in it says what was done):
   mixture, the sample format) is :mod:`curate.exporttracks`.
 * ``msst-csv``: ``OUT/<split>.csv`` in MSST's dataset type 3 (``instrum,path``): the stem files whose
   kept fragments hold at least ``min_kept`` of their fragments' duration, as absolute paths (whole
-  files: an MSST loader reads the whole file).
+  files: an MSST loader reads the whole file). A ``.stem.mp4`` holds no file per stem: its listed stems
+  are decoded once into ``OUT/<split>/<track>/`` and listed there.
 * ``txt``: the seed's ``OUT/{stem}_{split}.txt`` fragment lists (``{track}\\t{start}\\t{end}``), the same
   files as ``curate scan --txt-dir`` (:func:`curate.exportlists.write_txt_lists`).
 * ``relabel``: every track in the ``musdb-hq`` layout, unmasked, with the files that hold each other's
@@ -56,7 +57,16 @@ from curate.data.layouts import CSV, MUSDB, WITHOUT_SIBLINGS
 from curate.data.schema import Manifest, read_manifest
 from curate.exportlists import check_txt_names, csv_rows, csv_text, write_txt_lists
 from curate.exportsplits import SPLITS, VALID_LAYOUTS, parse_valid_tracks, set_splits
-from curate.exporttracks import AUDIO_FORMATS, BITS, OTHER, TrackFormat, find_tracks, moves_of, write_tracks
+from curate.exporttracks import (
+    AUDIO_FORMATS,
+    BITS,
+    OTHER,
+    TrackFormat,
+    decode_listed,
+    find_tracks,
+    moves_of,
+    write_tracks,
+)
 from curate.filter import read_scored
 
 FORMATS = ("musdb-hq", "msst-csv", "txt", "relabel")
@@ -251,10 +261,6 @@ def _source(manifest: Path, out: Path, config: ExportConfig, threshold: float | 
             f"{manifest}: a {layout} dataset has no tracks to write as folders; export --format msst-csv or txt"
         )
     if config.format != "txt":
-        if every["path"].astype(str).map(is_stem_mp4).any() and config.format == "msst-csv":
-            raise StemcurateError(
-                f"{manifest}: .stem.mp4 sources hold no file per stem for an MSST CSV; export --format musdb-hq first"
-            )
         for rel in files:  # every file the scan read is still there
             if not (root / rel).is_file():
                 raise StemcurateError(f"{root / rel}: missing (it was scanned); restore it or re-run curate scan")
@@ -274,8 +280,7 @@ def export(
     """Export the kept fragments of ``manifest`` (and of the ``valid`` and ``test`` manifests, whose
     tracks go to those splits) to the folder ``out`` in ``config.format`` (see the module docstring).
     :class:`StemcurateError` for bad input: a manifest, ``out`` holding something else, inside a
-    dataset, or a finished export without ``overwrite``; ``msst-csv`` of ``.stem.mp4`` sources (no file
-    per stem: export ``musdb-hq`` first); a track in two splits."""
+    dataset, or a finished export without ``overwrite``; a track in two splits."""
     manifest = as_path(manifest, "manifest")
     out = output_path(as_path(out, "out"))
     if not isinstance(config, ExportConfig):
@@ -337,7 +342,16 @@ def export(
                 sel = pd.concat([s.kept[s.kept["split"] == sp] for s in sources.values()], ignore_index=True)
                 result.written += write_txt_lists(sel, out, sp, sorted(set(every["stem"])))
         elif config.format == "msst-csv":
+            fmt = TrackFormat((), None, False, config.audio_format, config.bits)
+            mp4 = {
+                str(f.resolve()): t
+                for s in sources.values()
+                if s.every["path"].astype(str).map(is_stem_mp4).any()
+                for t in find_tracks(s.root, s.layout, s.every["subset"]).values()
+                for f in {x.path for x in t.stems.values()}
+            }
             for sp, rows in lists.items():
+                rows = decode_listed(rows, mp4, out, sp, fmt, resuming=resuming, into=result) if mp4 else rows
                 if not rows:
                     result.skipped.append((f"{sp}.csv", f"no stem file with {config.min_kept:.0%} kept"))
                     continue

@@ -161,7 +161,7 @@ def write_tracks(
                 res.skipped.append((name, mix))
                 continue
         try:
-            _write_folder(dst, out, mix, sr, fmt, source_bits(track), res)
+            write_folder(dst, out, mix, sr, fmt, source_bits(track), res)
         except StemcurateError as exc:
             res.skipped.append((name, str(exc)))
             continue
@@ -183,7 +183,10 @@ def _mixture(track: Track, out: dict[str, np.ndarray], changed: bool) -> np.ndar
     return mix if mix.shape == first.shape else total
 
 
-def _write_folder(dst: Path, out, mix, sr: int, fmt: TrackFormat, source: str, res: TracksWritten) -> None:
+def write_folder(dst: Path, out, mix, sr: int, fmt: TrackFormat, source: str, res: TracksWritten) -> None:
+    """Write ``out`` (``{stem: (channels, samples)}``) and ``mix`` (or None) into the folder ``dst`` at
+    ``fmt``'s format and depth (``source``: the depth ``fmt.bits="source"`` stands for), scaled down as a
+    whole where a PCM depth would clip (the gain appended to ``res.gains``)."""
     bits = source if fmt.bits == "source" else fmt.bits
     if fmt.audio_format == "flac" and bits == "float":
         bits = "24"  # FLAC holds no float samples
@@ -198,6 +201,30 @@ def _write_folder(dst: Path, out, mix, sr: int, fmt: TrackFormat, source: str, r
         for stem, x in files.items():
             y = x * np.float32(gain) if gain != 1.0 else x
             audio_io.write(work / f"{stem}.{fmt.audio_format}", y, sr, subtype=_SUBTYPES[bits])
+
+
+def decode_listed(rows, tracks, out: Path, split: str, fmt: TrackFormat, *, resuming: bool, into) -> list:
+    """``msst-csv`` of ``.stem.mp4`` sources, which hold no file per stem: the listed stems of each such
+    track decoded once into ``out/<split>/<track>/<stem>.<ext>`` (one gain per track, as
+    :func:`write_folder`), and ``rows`` (``(stem, path)``) with those files in place of the ``.stem.mp4``.
+    ``tracks``: ``{resolved .stem.mp4 path: Track}``."""
+    by_file: dict[str, list[str]] = {}
+    for stem, path in rows:
+        if path in tracks:
+            by_file.setdefault(path, []).append(stem)
+    where = {}
+    for path, stems in sorted(by_file.items()):
+        track = tracks[path]
+        dst = out / split / track.name
+        if resuming and dst.is_dir():
+            into.resumed.append(dst)
+        else:
+            loaded = {s: track.load(s) for s in stems}
+            sr = next(iter(loaded.values()))[1]
+            write_folder(dst, {s: x for s, (x, _) in loaded.items()}, None, sr, fmt, "16", into)
+            into.written.append(dst)
+        where.update({(s, path): str((dst / f"{s}.{fmt.audio_format}").resolve()) for s in stems})
+    return sorted((stem, where.get((stem, path), path)) for stem, path in rows)
 
 
 def moves_of(every: pd.DataFrame) -> dict[tuple[str, str], dict[str, str]]:

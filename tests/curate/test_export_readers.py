@@ -23,6 +23,7 @@ from curate.exportsplits import MUSDB18_VALIDATION
 from curate.scan import scan
 from curate.scantrack import ScoreConfig
 from curate.simulate.synth import synth_dataset
+from tests.conftest import need_ffmpeg
 
 runner = CliRunner()
 STEMS = ("bass", "drums", "other", "vocals")
@@ -209,3 +210,27 @@ def test_a_track_in_two_splits_and_a_replaced_export_are_said(data, tmp_path):
     assert res.exit_code == 0 and "metadata/wav_*.json" in res.output and "metadata_*.pkl" in res.output, res.output
     second = json.loads((tmp_path / "c" / EXPORT_FILE).read_text())["content_digest"]
     assert first == again and second != first
+
+
+def test_msst_csv_of_stem_mp4_sources_decodes_the_listed_stems_once(data, tmp_path):
+    need_ffmpeg()
+    import stempeg
+
+    src = data["root"] / "data" / "train" / data["names"][4]
+    stems = {s: _read(src / f"{s}.wav") for s in ("drums", "bass", "other", "vocals")}
+    x = np.stack([sum(stems.values()), *stems.values()]).transpose(0, 2, 1)  # MUSDB18's stream order
+    song = tmp_path / "mp4" / "train" / "song.stem.mp4"
+    song.parent.mkdir(parents=True)
+    stempeg.write_stems(str(song), x, sample_rate=44100, writer=stempeg.StreamsWriter(codec="aac", bitrate=256000))
+    manifest = _scan(tmp_path / "mp4", tmp_path / "mp4.parquet")
+    res = export(manifest, tmp_path / "csv", config=ExportConfig(format="msst-csv", min_kept=0.0, valid_tracks=0))
+    listed = (tmp_path / "csv" / "train.csv").read_text().splitlines()
+    folder = tmp_path / "csv" / "train" / "song"
+    assert listed[0] == "instrum,path" and sorted(listed[1:]) == sorted(
+        f"{s},{(folder / f'{s}.wav').resolve()}" for s in STEMS
+    )
+    assert folder in res.written and {sf.info(str(p)).subtype for p in folder.iterdir()} == {"PCM_16"}
+    track = discover(song.parent.parent)[0]
+    for s in STEMS:  # the decoder's samples, at 16 bits
+        assert np.abs(_read(folder / f"{s}.wav") - track.load(s)[0]).max() <= 2**-15
+    assert sorted(t.name for t in discover(tmp_path / "csv" / "train.csv")) == sorted(f"{s}.wav" for s in STEMS)
