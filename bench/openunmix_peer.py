@@ -21,39 +21,21 @@ from __future__ import annotations
 
 import copy
 import sys
+import tempfile
 import time
-import types
 from pathlib import Path
 
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-def _torchaudio_stand_in() -> None:
-    """A ``torchaudio`` module with ``load``/``info`` on soundfile, for ``import openunmix`` (nothing here calls it)."""
-    if "torchaudio" in sys.modules:
-        return
-    import soundfile as sf
-
-    mod = types.ModuleType("torchaudio")
-
-    def load(path, frame_offset=0, num_frames=-1, **_):
-        x, rate = sf.read(str(path), start=frame_offset, frames=num_frames, dtype="float32", always_2d=True)
-        return torch.from_numpy(x.T.copy()), rate
-
-    def info(path):
-        i = sf.info(str(path))
-        return types.SimpleNamespace(sample_rate=i.samplerate, num_frames=i.frames, num_channels=i.channels)
-
-    mod.load, mod.info = load, info
-    mod.get_audio_backend = lambda: "soundfile"
-    mod.set_audio_backend = lambda name: None
-    sys.modules["torchaudio"] = mod
+from bench.standins import use_stand_ins  # noqa: E402
 
 
 def import_openunmix():
     """``(openunmix.model, openunmix.transforms, openunmix.utils)``; SystemExit with the install line when missing."""
-    _torchaudio_stand_in()
+    use_stand_ins(Path(tempfile.gettempdir()) / "stemcurate-stand-ins", ("torchaudio",))
     try:
         from openunmix import model, transforms, utils
     except ImportError:
