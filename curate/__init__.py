@@ -12,8 +12,9 @@ Laid out by role:
   the command-line guard;
 - on top, the commands: :mod:`curate.scan` (with :mod:`curate.scantrack`, the resume store
   :mod:`curate.scanparts` and the reference pool :mod:`curate.reference`, which scans clean data
-  into label-model units), :mod:`curate.filter`, :mod:`curate.repair`, :mod:`curate.export` and
-  :mod:`curate.cli`.
+  into label-model units), :mod:`curate.filter`, :mod:`curate.repair`, :mod:`curate.export` (with
+  :mod:`curate.exporttracks`, :mod:`curate.exportsplits` and :mod:`curate.exportlists`) and
+  :mod:`curate.cli` (``curate export``'s in :mod:`curate.exportcli`).
 
 Each sub-package imports only those listed before it (``tests/test_layout.py``).
 
