@@ -39,7 +39,6 @@ trainer's cached index of an earlier export can be told stale.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -49,20 +48,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curate.common.atomic import filling_dir, write_text
+from curate.common.atomic import write_text
 from curate.common.errors import StemcurateError, as_number, as_path
 from curate.common.outputs import output_path
 from curate.data.datasets import MIXTURE, is_stem_mp4
 from curate.data.layouts import CSV, MUSDB, WITHOUT_SIBLINGS
 from curate.data.schema import Manifest, read_manifest
+from curate.exportfolder import EXPORT_FILE, REPLACED, STALE, content_digest, file_digest, prepare
 from curate.exportlists import check_txt_names, csv_rows, csv_text, write_txt_lists
-from curate.exportsplits import SPLITS, VALID_LAYOUTS, parse_valid_tracks, set_splits
+from curate.exportsplits import VALID_LAYOUTS, parse_valid_tracks, set_splits
 from curate.exporttracks import (
     AUDIO_FORMATS,
     BITS,
     OTHER,
     TrackFormat,
     decode_listed,
+    export_channels,
     find_tracks,
     moves_of,
     write_tracks,
@@ -70,9 +71,6 @@ from curate.exporttracks import (
 from curate.filter import read_scored
 
 FORMATS = ("musdb-hq", "msst-csv", "txt", "relabel")
-EXPORT_FILE = "export.json"
-MARKER = ".stemcurate-export"
-"""Written first into ``OUT``: the settings of an export under way (a rerun with the same ones resumes)."""
 
 
 @dataclass(frozen=True)
@@ -183,52 +181,6 @@ def kept_and_rejected(
     return m, frame, full[~seen.to_numpy()], used
 
 
-def _export_entries(out: Path) -> list[Path] | None:
-    """The entries of ``out`` that an export writes (its marker and record, subset folders of track
-    folders, ``<subset>.csv``, ``<stem>_<subset>.txt``); None when it holds anything else."""
-    entries = []
-    for p in out.iterdir():
-        ours = (
-            p.name in (MARKER, EXPORT_FILE)
-            or (p.is_dir() and not p.is_symlink() and p.name in SPLITS)
-            or (p.is_file() and p.suffix == ".csv" and p.stem in SPLITS)
-            or (p.is_file() and p.suffix == ".txt" and p.stem.rpartition("_")[2] in SPLITS)
-        )
-        if not ours:
-            return None
-        entries.append(p)
-    return entries
-
-
-def _prepare(out: Path, settings: dict, overwrite: bool) -> tuple[bool, bool]:
-    """Make ``out`` ready: ``(resume, replaced)``, resume when it holds an interrupted export of the same
-    settings, replaced when an earlier export was deleted (``overwrite``)."""
-    if out.exists() and not out.is_dir():
-        raise StemcurateError(f"{out}: exists and is not a folder")
-    marker, record = out / MARKER, out / EXPORT_FILE
-    if out.is_dir() and any(out.iterdir()):
-        entries = _export_entries(out) if marker.is_file() else None
-        if entries is None:
-            raise StemcurateError(f"{out}: folder exists and holds something else than an export; choose another")
-        try:
-            before = json.loads(marker.read_text())
-        except (OSError, ValueError):
-            before = None
-        if before == settings and not record.is_file():
-            return True, False
-        if not overwrite:
-            what = "a finished export" if record.is_file() else "an export with other settings"
-            raise StemcurateError(f"{out}: holds {what}; pass --overwrite to replace it")
-        for p in entries:  # only what an export writes
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
-        replaced = True
-    else:
-        replaced = False
-    with filling_dir(out, marker=(MARKER, json.dumps(settings, sort_keys=True))):
-        pass
-    return False, replaced
-
-
 @dataclass
 class _Source:
     """One manifest's rows (kept and rejected) with its dataset, and the split of each track."""
@@ -276,11 +228,13 @@ def export(
     config: ExportConfig = ExportConfig(),
     overwrite: bool = False,
     progress: Callable[[str, int], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Export the kept fragments of ``manifest`` (and of the ``valid`` and ``test`` manifests, whose
     tracks go to those splits) to the folder ``out`` in ``config.format`` (see the module docstring).
     :class:`StemcurateError` for bad input: a manifest, ``out`` holding something else, inside a
-    dataset, or a finished export without ``overwrite``; a track in two splits."""
+    dataset, or a finished export without ``overwrite``; a track in two splits; nothing to write.
+    ``on_warning(text)`` is called with each warning as it arises (they are also in the result)."""
     manifest = as_path(manifest, "manifest")
     out = output_path(as_path(out, "out"))
     if not isinstance(config, ExportConfig):
@@ -307,35 +261,34 @@ def export(
                 "nothing to list"
             )
     tracks = {}
-    if config.format in ("musdb-hq", "relabel"):
+    folders = config.format in ("musdb-hq", "relabel")
+    if folders:
         tracks = {role: find_tracks(s.root, s.layout, s.every["subset"]) for role, s in sources.items()}
         stems = tuple(sorted({n for found in tracks.values() for t in found.values() for n in t.stems}))
         if config.two_stems is not None and config.two_stems not in stems:
             raise StemcurateError(f"--two-stems {config.two_stems}: no such stem (the tracks have {', '.join(stems)})")
+        if config.drop_tracks and all(
+            len(s.rejected) and set(s.every["track"]) <= set(s.rejected["track"]) for s in sources.values()
+        ):
+            raise StemcurateError(
+                f"{manifest}: every track has a rejected fragment; --drop-tracks leaves nothing to export"
+            )
     config = replace(config, threshold=threshold)
-    settings = json.loads(
-        json.dumps(
-            {
-                "manifest": str(Path(manifest).resolve()),
-                **{k: str(Path(p).resolve()) for k, p in (("valid", valid), ("test", test)) if p is not None},
-                **asdict(config),
-            }
-        )
-    )
+    given = {"manifest": manifest, "valid": valid, "test": test}
+    settings = {k: str(Path(p).resolve()) for k, p in given.items() if p is not None}
+    settings |= {f"{k}_sha256": file_digest(Path(p)) for k, p in given.items() if p is not None}
+    settings = json.loads(json.dumps({**settings, **asdict(config)}))  # as the marker reads back
     created = not out.exists()
-    resuming, replaced = _prepare(out, settings, overwrite)
+    resuming, replaced = prepare(out, settings, overwrite)
     result = ExportResult(out, config, splits=splits)
+
+    def warn(text: str) -> None:
+        result.warnings.append(text)
+        if on_warning is not None:
+            on_warning(text)
+
     if replaced:
-        result.warnings.append(
-            f"{out}: the earlier export was replaced; trainers' indexes of it are stale: delete demucs' "
-            "metadata/wav_*.json and metadata/musdb_*.json and MSST's metadata_*.pkl where they ran "
-            "(export.json's content_digest tells the exports apart)"
-        )
-    if "valid" not in splits and "train" in splits:
-        result.warnings.append(
-            "no validation split (MSST, demucs and open-unmix validate on one): "
-            "pass --valid-tracks N or --valid MANIFEST"
-        )
+        warn(STALE.format(out=out))
     try:
         if config.format == "txt":
             for sp in names:
@@ -357,7 +310,8 @@ def export(
                     continue
                 result.written.append(write_text(out / f"{sp}.csv", csv_text(rows)))
         else:
-            fmt = TrackFormat(stems, config.two_stems, config.mixture, config.audio_format, config.bits)
+            channels = export_channels(t for found in tracks.values() for t in found.values())
+            fmt = TrackFormat(stems, config.two_stems, config.mixture, config.audio_format, config.bits, channels)
             for role, s in sources.items():
                 folder = {
                     (sub, t): ("train" if sp == "valid" and config.valid_layout == "musdb" else sp)
@@ -378,13 +332,19 @@ def export(
                     moves=moves_of(s.every) if config.format == "relabel" else {},
                     progress=progress,
                 )
+            result.splits = _written_splits(result, splits, warn)
     except BaseException:
         if created and not result.written and not result.resumed:
             shutil.rmtree(out, ignore_errors=True)  # nothing done: leave no folder behind
         raise
+    if "valid" not in result.splits and "train" in result.splits:
+        warn(
+            "no validation split (MSST, demucs and open-unmix validate on one): "
+            "pass --valid-tracks N or --valid MANIFEST"
+        )
     record = {
         **settings,
-        "splits": splits,
+        "splits": result.splits,
         "valid_chosen": how,
         "written": [str(p.relative_to(out)) for p in result.written],
         "resumed": [str(p.relative_to(out)) for p in result.resumed],
@@ -396,17 +356,23 @@ def export(
         "content_digest": content_digest(out),
     }
     result.record = write_text(out / EXPORT_FILE, json.dumps(record, indent=2) + "\n")
+    (out / REPLACED).unlink(missing_ok=True)
     return result
 
 
-def content_digest(out: Path) -> str:
-    """SHA-256 over the path (relative to ``out``) and size of every file an export wrote there."""
-    h = hashlib.sha256()
-    for p in sorted(out.rglob("*")):
-        if (
-            p.is_file()
-            and p.name not in (MARKER, EXPORT_FILE)
-            and not any(q.startswith(".") for q in p.relative_to(out).parts)
-        ):
-            h.update(f"{p.relative_to(out).as_posix()}\t{p.stat().st_size}\n".encode())
-    return h.hexdigest()
+def _written_splits(result: ExportResult, planned: dict[str, list[str]], warn) -> dict[str, list[str]]:
+    """The tracks of each split that were written (or kept from an interrupted run), a warning for each
+    split that lost tracks; :class:`StemcurateError` when no track was written at all."""
+    done = {p.name for p in (*result.written, *result.resumed)}
+    if not done:
+        why = f" (the first, {result.skipped[0][0]}: {result.skipped[0][1]})" if result.skipped else ""
+        raise StemcurateError(f"{result.out}: no track could be written{why}")
+    out = {}
+    for split, names in planned.items():
+        kept = [t for t in names if t in done]
+        if len(kept) < len(names):
+            gone = next(t for t in names if t not in done)
+            warn(f"{split}: {len(kept)} of {len(names)} tracks written ({gone} and any other left out: see above)")
+        if kept:
+            out[split] = kept
+    return out

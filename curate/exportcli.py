@@ -90,11 +90,10 @@ def export_cmd(
             config=cfg,
             overwrite=overwrite,
             progress=lambda n, total: bar.update(task, advance=1, item=n, total=total),
+            on_warning=lambda text: err_console.print(f"warning: {text}", highlight=False),
         )
     for track, why in res.skipped:
         err_console.print(f"left out: {track} ({why})")
-    for text in res.warnings:
-        err_console.print(f"warning: {text}", highlight=False)
     n = len(res.written)
     sizes = ", ".join(f"{k} {len(v)}" for k, v in res.splits.items())
     out_console.print(

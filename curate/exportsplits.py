@@ -43,8 +43,8 @@ MUSDB18_VALIDATION = (
 
 def parse_valid_tracks(value) -> int | tuple[str, ...] | None:
     """``--valid-tracks``: None (the default), a count ``N`` (``"3"``) or track names (a list, or one
-    string with names separated by ``|``; a name may hold commas). :class:`StemcurateError` for a
-    negative count or an empty name."""
+    string with names separated by ``|``; a name may hold commas; ``"2|"`` is the track named ``2``).
+    :class:`StemcurateError` for a negative count or no name."""
     if value is None:
         return None
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -53,8 +53,8 @@ def parse_valid_tracks(value) -> int | tuple[str, ...] | None:
         count = int(value.strip())
     else:
         names = value.split("|") if isinstance(value, str) else list(value)
-        names = tuple(str(n).strip() for n in names)
-        if not names or any(not n for n in names):
+        names = tuple(n for n in (str(n).strip() for n in names) if n)
+        if not names:
             raise StemcurateError(f"--valid-tracks {value!r}: give a count or track names separated by '|'")
         return names
     if count < 0:
@@ -77,7 +77,16 @@ def assign_splits(
     if valid_tracks is None:
         chosen = sorted(set(have) & set(MUSDB18_VALIDATION))
         how = "MUSDB18's validation list" if chosen else "none"
+        if chosen and len(chosen) == len(have):
+            raise StemcurateError(
+                "every training track is one of MUSDB18's validation tracks: pass --valid-tracks 0 to train on "
+                "them, or --valid MANIFEST"
+            )
     elif isinstance(valid_tracks, int):
+        if str(valid_tracks) in set(have):
+            raise StemcurateError(
+                f"--valid-tracks {valid_tracks}: both a count and a track's name; for the track, give '{valid_tracks}|'"
+            )
         if valid_tracks and valid_tracks >= len(have):
             raise StemcurateError(
                 f"--valid-tracks {valid_tracks}: the manifest has {len(have)} training track(s); "

@@ -4,13 +4,15 @@ Per track, into ``OUT/<split>/<track>/``:
 
 * every stem of the export (the union over its tracks), one file each; a stem the track lacks is
   silence of the track's length (an MSST or demucs reader needs every stem file in every folder);
-* one channel count per track: a mono stem beside stereo ones is written dual-mono (musdb and
-  open-unmix stack the stems); one length and one sample rate per track;
+* one channel count in the whole export: mono files are written dual-mono when any file of the export
+  is stereo (musdb and open-unmix stack the stems of a track, and batch tracks), and a file's channels
+  past the second are left out, as every reader here does; one length and one sample rate per track;
 * ``two_stems``: only that stem and ``other``, the sum of every other stem (the layout of MSST's
   vocals configs and UVR-style trainers);
-* ``mixture`` (unless ``mixture=False``): the sum of the written stems, or the track's own mixture
-  file where no stem was changed or is missing (a mixture holding content that no target holds would
-  teach a separator to drop it);
+* ``mixture`` (unless ``mixture=False``): the sum of the written stems. A track's own mixture file is
+  not copied: where a stem was silenced, is missing, or the file is clipped, mono or coded apart from
+  its stems, it is not their sum, and a mixture holding content that no target holds teaches a
+  separator to drop it;
 * ``audio_format`` ``wav`` or ``flac`` at ``bits`` 16, 24 or ``float`` (WAV only); ``source`` takes the
   deepest format among the track's files (16-bit for ``.stem.mp4``, 24-bit for float sources in FLAC).
   A track whose samples would pass full scale in a PCM format is scaled down as a whole, every file by
@@ -55,6 +57,8 @@ class TrackFormat:
     mixture: bool = True
     audio_format: str = "wav"
     bits: str = "source"
+    channels: int | None = None
+    """Channels of every file (None: each track's own, at most 2; see :func:`export_channels`)."""
 
 
 @dataclass
@@ -78,11 +82,12 @@ def source_bits(track: Track) -> str:
 
 
 def conform(stems: dict[str, np.ndarray], fmt: TrackFormat) -> dict[str, np.ndarray]:
-    """The track's stems as written: every stem of ``fmt.stems`` (silence for a missing one) at one
-    channel count and length, or ``{two_stems, "other"}``. ``stems``: float32 ``(channels, samples)``."""
+    """The track's stems as written: every stem of ``fmt.stems`` (silence for a missing one) at
+    ``fmt.channels`` (None: the track's, at most 2: a file's first two channels are kept, as every reader
+    here does) and one length, or ``{two_stems, "other"}``. ``stems``: float32 ``(channels, samples)``."""
     if not stems:
         raise ValueError("a track without stems")
-    channels = max(x.shape[0] for x in stems.values())
+    channels = fmt.channels or min(2, max(x.shape[0] for x in stems.values()))
     n = min(x.shape[1] for x in stems.values())
     out = {
         s: to_channels(stems[s][:, :n], channels) if s in stems else np.zeros((channels, n), np.float32)
@@ -138,7 +143,6 @@ def write_tracks(
             continue
         k = kept[(kept["subset"] == subset) & (kept["track"] == name)]
         fade = int(round(fade_s * sr))
-        changed = False
         for stem, x in stems.items():
             r = rej[rej["stem"] == stem]
             if len(r) == 0:
@@ -148,18 +152,11 @@ def write_tracks(
             keep_s = k[k["stem"] == stem]
             keep = region_mask(keep_s["start"].to_numpy(), keep_s["end"].to_numpy(), n, fade)
             stems[stem] = x * np.maximum(1.0 - cut, keep)[None]
-            changed = True
         move = moves.get((subset, name), {})
         for a, b in sorted(move.items()):
             res.relabelled.append(dict(subset=subset, track=name, stem=a, written_as=b))
-        changed = changed or any(s not in stems for s in fmt.stems)  # a stem file the track lacks
         out = conform({move.get(s, s): x for s, x in stems.items()}, fmt)
-        mix = None
-        if fmt.mixture:
-            mix = _mixture(track, out, changed)
-            if isinstance(mix, str):
-                res.skipped.append((name, mix))
-                continue
+        mix = sum(out.values()) if fmt.mixture else None
         try:
             write_folder(dst, out, mix, sr, fmt, source_bits(track), res)
         except StemcurateError as exc:
@@ -168,19 +165,20 @@ def write_tracks(
         res.written.append(dst)
 
 
-def _mixture(track: Track, out: dict[str, np.ndarray], changed: bool) -> np.ndarray | str:
-    """The mixture to write: the track's own where nothing changed and its shape fits, else the sum of
-    ``out``; a string (why) when the track's mixture file cannot be read."""
-    first = next(iter(out.values()))
-    total = sum(out.values())
-    if changed or track.mixture is None:
-        return total
-    try:
-        mix, _ = track.load(MIXTURE)
-    except StemcurateError as exc:  # as a stem no reader can use: the track is left out, and why
-        return str(exc)
-    mix = to_channels(mix, first.shape[0])[:, : first.shape[1]]
-    return mix if mix.shape == first.shape else total
+def export_channels(tracks) -> int:
+    """The channel count of an export: 2 when any file of ``tracks`` (:class:`Track` objects) has two or
+    more channels (a ``.stem.mp4`` is stereo), else 1. Readers batch examples of several tracks, so one
+    mono track beside stereo ones is written dual-mono too."""
+    for t in tracks:
+        if t.is_stem_mp4:
+            return 2
+        for f in (f for s in t.stems.values() for f in s.files):
+            try:
+                if audio_io.info(f).channels >= 2:
+                    return 2
+            except StemcurateError:
+                continue  # the track is left out when it is read, with why
+    return 1
 
 
 def write_folder(dst: Path, out, mix, sr: int, fmt: TrackFormat, source: str, res: TracksWritten) -> None:

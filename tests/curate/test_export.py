@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from curate.common.errors import StemcurateError
+from curate.data.schema import read_manifest
 from curate.export import EXPORT_FILE, ExportConfig, export
 from curate.exportlists import write_txt_lists
 from curate.filter import filter_manifest
@@ -81,16 +82,22 @@ def test_musdb_hq_silences_rejected_regions_only_and_reads_back_with_musdb(curat
 
 def test_drop_tracks_keeps_only_clean_tracks_unchanged(curated, tmp_path):
     root, kept, rejected = curated
-    res = export(root / "m.parquet", tmp_path / "d", config=ExportConfig(drop_tracks=True))
-    every, dirty = set(kept["track"]) | set(rejected["track"]), set(rejected["track"])
-    assert {p.name for p in res.written} == every - dirty and {t for t, _ in res.skipped} == dirty
-    # at threshold 0 nothing is rejected: every track is copied as it is, its own mixture included
+    worst = read_manifest(root / "m.parquet").frame.groupby("track")["quality"].min().sort_values()
+    t = float((worst.iloc[1] + worst.iloc[2]) / 2)  # two tracks hold a fragment below t, two do not
+    res = export(root / "m.parquet", tmp_path / "d", config=ExportConfig(drop_tracks=True, threshold=t))
+    assert {p.name for p in res.written} == set(worst.index[2:]) and {n for n, _ in res.skipped} == set(worst.index[:2])
+    with pytest.raises(StemcurateError, match="every track has a rejected fragment; --drop-tracks leaves nothing"):
+        export(root / "m.parquet", tmp_path / "none", config=ExportConfig(drop_tracks=True, threshold=1.0))
+    assert not (tmp_path / "none").exists()
+    # at threshold 0 nothing is rejected: every track is copied as it is, its mixture the sum of its stems
     res = export(root / "m.parquet", tmp_path / "all", config=ExportConfig(drop_tracks=True, threshold=0.0))
-    assert {p.name for p in res.written} == every and not res.skipped
+    assert {p.name for p in res.written} == set(worst.index) and not res.skipped
     for folder in res.written:
-        for stem in (*STEMS, "mixture"):
+        for stem in STEMS:
             src = root / "noisy" / "train" / folder.name / f"{stem}.wav"
             assert np.array_equal(_read(folder / f"{stem}.wav"), _read(src))
+        mix = _read(root / "noisy" / "train" / folder.name / "mixture.wav")
+        assert np.allclose(_read(folder / "mixture.wav"), mix, atol=1e-6)
 
 
 def test_msst_csv_lists_whole_stem_files_with_enough_kept(curated, tmp_path):

@@ -187,7 +187,7 @@ def test_csv_paths_relative_to_the_current_folder_and_a_list_of_nothing(data, tm
         (["--two-stems", "piano"], "--two-stems piano: no such stem"),
         (["--valid-tracks", "5"], "leave at least one for training"),
         (["--valid-tracks", "nobody"], "no training track named 'nobody'"),
-        (["--valid-tracks", "a||b"], "give a count or track names"),
+        (["--valid-tracks", "||"], "give a count or track names"),
         (["--valid-layout", "musdb", "--valid-tracks", "1"], "not one of MUSDB18's validation tracks"),
         (["--valid-layout", "flat"], "--valid-layout 'flat': one of"),
     ],
@@ -234,3 +234,99 @@ def test_msst_csv_of_stem_mp4_sources_decodes_the_listed_stems_once(data, tmp_pa
     for s in STEMS:  # the decoder's samples, at 16 bits
         assert np.abs(_read(folder / f"{s}.wav") - track.load(s)[0]).max() <= 2**-15
     assert sorted(t.name for t in discover(tmp_path / "csv" / "train.csv")) == sorted(f"{s}.wav" for s in STEMS)
+
+
+@pytest.fixture(scope="module")
+def odd(tmp_path_factory):
+    """Six synth tracks made odd by hand: a 3-channel stem, a mono mixture, 16-bit stems whose mixture
+    clipped at full scale, a track named "2", a track of mono files only, stems at two sample rates."""
+    root = tmp_path_factory.mktemp("odd")
+    synth_dataset(root / "data", tracks=6, seconds=6, seed=6)
+    train = root / "data" / "train"
+    t = sorted(p.name for p in train.iterdir())
+    x, sr = audio.read(train / t[0] / "other.wav")
+    audio.write(train / t[0] / "other.wav", np.concatenate([x, x[:1] * 0.5]), sr, subtype="PCM_16")
+    x, _ = audio.read(train / t[1] / "mixture.wav")
+    audio.write(train / t[1] / "mixture.wav", x.mean(axis=0, keepdims=True), sr, subtype="PCM_16")
+    total = 0
+    for s in STEMS:
+        y = np.clip(audio.read(train / t[2] / f"{s}.wav")[0] * 4.0, -0.99, 0.99)
+        audio.write(train / t[2] / f"{s}.wav", y, sr, subtype="PCM_16")
+        total = total + y
+    audio.write(train / t[2] / "mixture.wav", np.clip(total, -1, 1), sr, subtype="PCM_16")
+    (train / t[3]).rename(train / "2")
+    for f in (train / t[4]).iterdir():
+        y, _ = audio.read(f)
+        audio.write(f, y.mean(axis=0, keepdims=True), sr, subtype="PCM_16")
+    y, _ = audio.read(train / t[5] / "bass.wav")
+    audio.write(train / t[5] / "bass.wav", y[:, ::2], sr // 2, subtype="PCM_16")
+    (train / t[5]).rename(train / "badrate")
+    return dict(root=root, manifest=_scan(root / "data", root / "m.parquet"), names=[*t[:3], "2", t[4], "badrate"])
+
+
+def test_odd_files_give_one_shape_per_export_and_the_mixture_is_the_sum(odd, tmp_path):
+    said = []
+    res = export(odd["manifest"], tmp_path / "o", config=ExportConfig(threshold=0.0, valid_tracks="badrate|"),
+                 on_warning=said.append)  # fmt: skip
+    names = odd["names"]
+    assert [t for t, _ in res.skipped] == ["badrate"] and "sample rates" in res.skipped[0][1]
+    assert sorted(p.name for p in res.written) == sorted(names[:5])
+    for folder in res.written:
+        files = {p.stem: _read(p) for p in folder.iterdir()}
+        assert {x.shape[0] for x in files.values()} == {2} and len({x.shape for x in files.values()}) == 1
+        assert np.allclose(files["mixture"], sum(files[s] for s in STEMS), atol=4 * 2**-15), folder.name
+    assert [g["track"] for g in res.gains] == [names[2]] and res.gains[0]["gain_db"] < -3
+    x, _ = audio.read(odd["root"] / "data" / "train" / names[0] / "other.wav")
+    assert np.array_equal(_read(tmp_path / "o" / "train" / names[0] / "other.wav"), x[:2])
+    # the validation track could not be written: the record and the warnings say what the export holds
+    record = json.loads((tmp_path / "o" / EXPORT_FILE).read_text())
+    assert record["splits"] == {"train": sorted(names[:5])} == res.splits
+    assert any(w.startswith("valid: 0 of 1 tracks written") for w in said) and any("no validation" in w for w in said)
+    with pytest.raises(StemcurateError, match="both a count and a track's name; for the track, give '2|'"):
+        export(odd["manifest"], tmp_path / "c", config=ExportConfig(valid_tracks=2))
+    assert export(odd["manifest"], tmp_path / "n", config=ExportConfig(valid_tracks="2|")).splits["valid"] == ["2"]
+
+
+def test_overwrite_and_resume_leave_what_the_export_did_not_write(data, tmp_path):
+    out = tmp_path / "o"
+    export(data["main"], out, config=ExportConfig(valid_tracks=0))
+    track = out / "train" / data["names"][4]
+    for added in (track / "notes.txt", out / "train" / "extra" / "vocals.wav"):
+        added.parent.mkdir(exist_ok=True)
+        added.write_text("mine")
+        res = runner.invoke(app, ["export", str(data["main"]), str(out), "--overwrite", "--no-progress"])
+        assert res.exit_code == 2 and "holds something else than an export" in res.output, res.output
+        assert added.read_text() == "mine"
+        shutil.rmtree(added.parent) if added.parent.name == "extra" else added.unlink()
+    # an export under way whose manifest changed is not resumed: it has other settings
+    manifest = tmp_path / "m.parquet"
+    shutil.copy(data["main"], manifest)
+    seen, said = [], []
+
+    def stop_at_second(name, total):
+        seen.append(name)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export(manifest, tmp_path / "r", config=ExportConfig(valid_tracks=0), progress=stop_at_second)
+    shutil.copy(data["more"], manifest)
+    with pytest.raises(StemcurateError, match="holds an export with other settings; pass --overwrite"):
+        export(manifest, tmp_path / "r", config=ExportConfig(valid_tracks=0))
+    # an --overwrite cut short: the resumed run still says the trainers' indexes are stale
+    seen.clear()
+    with pytest.raises(KeyboardInterrupt):
+        export(manifest, tmp_path / "r", overwrite=True, progress=stop_at_second, on_warning=said.append)
+    assert len(said) == 1 and "metadata_*.pkl" in said[0]
+    again = export(manifest, tmp_path / "r", overwrite=True)
+    assert again.resumed and any("metadata_*.pkl" in w for w in again.warnings)
+    assert not (tmp_path / "r" / ".stemcurate-replaced").exists()
+
+
+def test_content_digest_tells_exports_of_other_audio_apart(data, tmp_path):
+    digest = {}
+    for name, t in (("a", 0.0), ("b", 0.0), ("c", 0.99)):
+        res = export(data["main"], tmp_path / name, config=ExportConfig(threshold=t, valid_tracks=0))
+        digest[name] = json.loads(res.record.read_text())["content_digest"]
+    sizes = {n: sorted(p.stat().st_size for p in (tmp_path / n).rglob("*.wav")) for n in "ac"}
+    assert digest["a"] == digest["b"] != digest["c"] and sizes["a"] == sizes["c"]
