@@ -157,11 +157,7 @@ def write_tracks(
             res.relabelled.append(dict(subset=subset, track=name, stem=a, written_as=b))
         out = conform({move.get(s, s): x for s, x in stems.items()}, fmt)
         mix = sum(out.values()) if fmt.mixture else None
-        try:
-            write_folder(dst, out, mix, sr, fmt, source_bits(track), res)
-        except StemcurateError as exc:
-            res.skipped.append((name, str(exc)))
-            continue
+        write_folder(dst, out, mix, sr, fmt, source_bits(track), res)  # a write that fails (a full disk) stops all
         res.written.append(dst)
 
 
