@@ -255,6 +255,13 @@ def filter_cmd(
         )
     if len(res.rejected) > 10:
         out_console.print(f"  ... {len(res.rejected) - 10} more in {res.rejected_path}")
+    if res.unmatched is not None and len(res.unmatched):
+        first = res.unmatched.iloc[0]
+        err_console.print(
+            f"warning: {len(res.unmatched)} review decision(s) name no fragment of the manifest (the first: "
+            f"{first['track']}/{first['stem']}); they are left as they are",
+            highlight=False,
+        )
     out_console.print(f"clean: {res.output}\nrejected: {res.rejected_path}")
 
 

@@ -12,6 +12,7 @@ from curate.common.atomic import ensure_writable_dir
 from curate.common.errors import StemcurateError, as_number, as_path
 from curate.common.outputs import check_output, output_path
 from curate.data.schema import Manifest, read_manifest, write_manifest
+from curate.decisions import REVIEW_REASON, latest, read_decisions, unmatched
 from curate.scoring.bleed import FLOOR_DB
 from curate.scoring.quality import BLEED_MID_DB, bleed_mid_for, quality, reasons
 
@@ -25,6 +26,8 @@ class FilterResult:
     output: Path
     rejected_path: Path
     summary: pd.DataFrame
+    unmatched: pd.DataFrame | None = None
+    """Review decisions (:mod:`curate.decisions`) that name no fragment of the manifest (after a rescan)."""
 
 
 def read_scored(manifest: str | Path, threshold: float) -> Manifest:
@@ -64,10 +67,13 @@ def filter_manifest(
     with a certain label is kept up to that much bleed (default: about -22.7 dB at threshold 0.7).
     ``keep_separated``: ``quality`` is recomputed without the mixture phase lock, so that stems made by a
     separator are judged like recorded ones (for training on pseudo-labels on purpose).
+    Review decisions recorded beside the manifest (:mod:`curate.decisions`) override the threshold: a
+    ``keep`` keeps, a ``reject`` rejects with the reason "rejected in review", a ``relabel`` keeps the
+    fragment under its new label, a ``bleed_ok`` drops the bleed term from its quality.
     Raises :class:`StemcurateError` for a threshold outside 0-1 (0-1 exclusive with ``bleed_db``),
     a bound outside -80 dB (the scan's floor, no leak measured) to 0 dB, ``output`` or ``rejected``
-    naming the manifest itself, a manifest without scores, or a result with no fragment kept (nothing is
-    written then).
+    naming the manifest itself, a manifest without scores, relabels that leave two files of a track
+    under one label, or a result with no fragment kept (nothing is written then).
     """
     manifest = as_path(manifest, "manifest")
     output, rejected = output_path(as_path(output, "output")), output_path(as_path(rejected, "rejected"))
@@ -103,9 +109,27 @@ def filter_manifest(
             bleed_mid_db=mid,
             keep_separated=keep_separated,
         )
+    decisions = read_decisions(manifest)
+    dec = latest(frame, decisions)
+    ok = (dec["decision"] == "bleed_ok").to_numpy()
+    if ok.any():  # the leak is acceptable for these stems: quality without the bleed term
+        sel = frame.loc[ok]
+        frame.loc[ok, "quality"] = quality(
+            sel["label_score"],
+            np.full(len(sel), FLOOR_DB),
+            sel["separation_db"],
+            sel["mixture_lock"],
+            bleed_mid_db=mid,
+            keep_separated=keep_separated,
+        )
     why = reasons(frame, threshold, bleed_mid_db=mid, keep_separated=keep_separated)
     frame["reason"] = why["reason"]
-    keep = frame["quality"] >= threshold
+    reviewed_out = (dec["decision"] == "reject").to_numpy()
+    frame.loc[reviewed_out, "reason"] = REVIEW_REASON
+    relabel = dec["new_label"].notna().to_numpy()
+    frame.loc[relabel, "stem"] = dec.loc[relabel, "new_label"]
+    _check_one_file_per_label(frame, manifest)
+    keep = ((frame["quality"] >= threshold) | (dec["decision"] == "keep").to_numpy() | relabel) & ~reviewed_out
     kept, rej = frame[keep].copy(), frame[~keep].copy()
     if len(kept) == 0:
         raise StemcurateError(
@@ -120,15 +144,33 @@ def filter_manifest(
             "bleed_db": bleed_db,
             "keep_separated": keep_separated,
             "source": str(Path(manifest)),
+            "review": {
+                **{k: int(v) for k, v in dec["decision"].value_counts().items()},
+                "relabel": int(relabel.sum()),
+            },
         },
     }
     write_manifest(kept, output, root=m.root, meta=meta)
     write_manifest(rej, rejected, root=m.root, meta=meta)
-    kinds = why.loc[rej.index, "kind"]
+    kinds = why.loc[rej.index, "kind"].where(rej["reason"] != REVIEW_REASON, "review")
     summary = (
         pd.DataFrame({"kept": kept.groupby("stem").size()})
         .join(pd.crosstab(rej["stem"], kinds) if len(rej) else pd.DataFrame(), how="outer")
         .fillna(0)
         .astype(int)
     )
-    return FilterResult(kept, rej, output, rejected, summary)
+    return FilterResult(kept, rej, output, rejected, summary, unmatched(m.frame, decisions))
+
+
+def _check_one_file_per_label(frame: pd.DataFrame, manifest) -> None:
+    """:class:`StemcurateError` when review relabels leave two files of one track under one label (a
+    relabel of one file of a swapped pair without the other)."""
+    files = frame.drop_duplicates(["subset", "track", "stem", "path"])
+    twice = files[files.duplicated(["subset", "track", "stem"], keep=False)]
+    if len(twice):
+        r = twice.iloc[0]
+        raise StemcurateError(
+            f"{manifest}: after the review's relabels, track {r['track']!r} has two files labelled {r['stem']!r} "
+            f"({', '.join(sorted(twice[(twice['track'] == r['track']) & (twice['stem'] == r['stem'])]['path']))}); "
+            "relabel the other one too (a swap), or undo one"
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,10 +32,12 @@ def _holder(lock: Path) -> str:
 
 
 @contextlib.contextmanager
-def exclusive(path: str | os.PathLike, *, what: str) -> Iterator[None]:
+def exclusive(path: str | os.PathLike, *, what: str, wait_s: float = 0.0) -> Iterator[None]:
     """Hold the lock of ``path`` for the block. :class:`StemcurateError` naming ``path`` and the process that
-    holds it when another ``what`` (``"curate scan"``) writes it now."""
+    holds it when another ``what`` (``"curate scan"``) writes it now and still does after ``wait_s``
+    seconds (a short write, such as one decision, waits its turn)."""
     path = Path(path)
+    deadline = time.monotonic() + wait_s
     if fcntl is None:
         yield
         return
@@ -48,6 +51,9 @@ def exclusive(path: str | os.PathLike, *, what: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
+            if time.monotonic() < deadline:
+                time.sleep(0.02)
+                continue
             raise StemcurateError(
                 f"{path}: another {what} is writing it{_holder(lock)}; wait for it to end, or write to another path"
             ) from None
