@@ -11,6 +11,7 @@ import pandas as pd
 from curate.common.atomic import ensure_writable_dir
 from curate.common.errors import StemcurateError, as_number, as_path
 from curate.common.outputs import check_output, output_path
+from curate.data.datasets import is_stem_mp4
 from curate.data.schema import Manifest, read_manifest, write_manifest
 from curate.decisions import REVIEW_REASON, latest, read_decisions, unmatched
 from curate.scoring.bleed import FLOOR_DB
@@ -127,6 +128,13 @@ def filter_manifest(
     reviewed_out = (dec["decision"] == "reject").to_numpy()
     frame.loc[reviewed_out, "reason"] = REVIEW_REASON
     relabel = dec["new_label"].notna().to_numpy()
+    streams = relabel & frame["path"].astype(str).map(is_stem_mp4).to_numpy()
+    if streams.any():  # a .stem.mp4's stem name picks its stream: a new label would read another stream
+        r = frame[streams].iloc[0]
+        raise StemcurateError(
+            f"{manifest}: a relabel of {r['track']}/{r['stem']}, a stream of a .stem.mp4, whose streams are read by "
+            "their stem's name; export the tracks to folders (curate export) and review a scan of those"
+        )
     frame.loc[relabel, "stem"] = dec.loc[relabel, "new_label"]
     _check_one_file_per_label(frame, manifest)
     keep = ((frame["quality"] >= threshold) | (dec["decision"] == "keep").to_numpy() | relabel) & ~reviewed_out

@@ -123,3 +123,15 @@ def test_two_writers_lose_nothing_and_a_killed_one_leaves_the_file_whole(tmp_pat
     frame = read_decisions(m)  # whole: every row it holds is a decision
     assert len(frame) > 50 and frame["decision"].eq("keep").all() and decisions_path(m).is_file()
     assert np.all(frame["time"].str.len() > 0)
+
+
+def test_a_relabel_of_a_stem_mp4_stream_is_refused(scored, tmp_path):
+    """A .stem.mp4's stem name picks its stream: relabelled, training would read another stream."""
+    m = read_manifest(scored)
+    frame = m.frame.copy()
+    frame["path"] = frame["track"] + ".stem.mp4"  # filter reads no audio: the rows stand for a MUSDB18 file
+    write_manifest(frame, scored, root=m.root, meta=m.meta)
+    r = frame.iloc[0]
+    record(scored, [Decision(track=r.track, subset=r.subset, stem=r.stem, decision="relabel", new_label="zither")])
+    with pytest.raises(StemcurateError, match="a stream of a .stem.mp4"):
+        filter_manifest(scored, threshold=0.5, output=tmp_path / "k.parquet", rejected=tmp_path / "r.parquet")
