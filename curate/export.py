@@ -53,7 +53,6 @@ from curate.common.errors import StemcurateError, as_number, as_path
 from curate.common.outputs import output_path
 from curate.data.datasets import MIXTURE, is_stem_mp4
 from curate.data.layouts import CSV, MUSDB, WITHOUT_SIBLINGS
-from curate.data.schema import Manifest, read_manifest
 from curate.exportfolder import EXPORT_FILE, REPLACED, STALE, content_digest, file_digest, prepare
 from curate.exportlists import check_txt_names, csv_rows, csv_text, write_txt_lists
 from curate.exportsplits import VALID_LAYOUTS, parse_valid_tracks, set_splits
@@ -68,7 +67,7 @@ from curate.exporttracks import (
     moves_of,
     write_tracks,
 )
-from curate.filter import read_scored
+from curate.filter import kept_and_rejected
 
 FORMATS = ("musdb-hq", "msst-csv", "txt", "relabel")
 
@@ -145,42 +144,6 @@ class ExportResult:
     """``{split, track, gain_db}`` of each track scaled down to fit a PCM format."""
 
 
-def kept_and_rejected(
-    manifest: str | Path, *, threshold: float | None = None
-) -> tuple[Manifest, pd.DataFrame, pd.DataFrame, float]:
-    """``(manifest, kept rows, rejected rows, threshold used)`` of a scored manifest (``threshold``,
-    default 0.7), or of the kept manifest of ``curate filter`` (then the rejected rows come from the
-    scored manifest it was made from, at filter's threshold). :class:`StemcurateError` for a manifest
-    without scores, filter's rejected list, another threshold than filter's with its kept manifest, or a
-    kept manifest whose source cannot be read."""
-    m = read_scored(manifest, 0.7 if threshold is None else threshold)  # curate filter's rules for its input
-    frame = m.frame
-    made_by = m.meta.get("filter") or {}
-    source = made_by.get("source")
-    if source is None:
-        threshold = 0.7 if threshold is None else threshold
-        keep = frame["quality"].astype(float) >= threshold
-        return m, frame[keep], frame[~keep], float(threshold)
-    used = float(made_by.get("threshold", 0.7))
-    if threshold is not None and threshold != used:
-        raise StemcurateError(
-            f"{manifest}: curate filter kept these fragments at threshold {used:g}; to export at {threshold:g}, "
-            f"export the scored manifest ({source})"
-        )
-    if "reason" in frame.columns and frame["reason"].notna().any():
-        raise StemcurateError(f"{manifest}: is curate filter's list of rejected fragments; export the kept one")
-    candidates = [Path(source)] if Path(source).is_absolute() else [Path(source), Path(manifest).parent / source]
-    src = next((p for p in candidates if p.is_file()), None)
-    if src is None:
-        raise StemcurateError(
-            f"{manifest}: made by curate filter from {source}, which cannot be read; export the scored manifest"
-        )
-    full = read_manifest(src).frame
-    key = ["track", "subset", "stem", "start", "end"]
-    seen = full[key].merge(frame[key].drop_duplicates(), how="left", on=key, indicator=True)["_merge"] == "both"
-    return m, frame, full[~seen.to_numpy()], used
-
-
 @dataclass
 class _Source:
     """One manifest's rows (kept and rejected) with its dataset, and the split of each track."""
@@ -191,11 +154,20 @@ class _Source:
     kept: pd.DataFrame
     rejected: pd.DataFrame
     every: pd.DataFrame
+    labels: dict
+    """``{(subset, track): {file's stem: label the review gave it}}``."""
+
+    def relabelled(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` (rows of this manifest) with each row under the label the review gave its file."""
+        if not self.labels:
+            return frame
+        keys = zip(frame["subset"], frame["track"], frame["stem"])
+        return frame.assign(stem=[self.labels.get((sub, t), {}).get(st, st) for sub, t, st in keys])
 
 
 def _source(manifest: Path, out: Path, config: ExportConfig, threshold: float | None) -> tuple[_Source, float]:
     """Read one manifest for export; :class:`StemcurateError` for what makes it unexportable to ``out``."""
-    m, kept, rejected, threshold = kept_and_rejected(manifest, threshold=threshold)
+    m, kept, rejected, threshold, labels = kept_and_rejected(manifest, threshold=threshold)
     root, where = Path(m.root).resolve(), out.resolve()
     every = pd.concat([kept, rejected], ignore_index=True)  # a kept manifest holds only the kept rows
     layout = m.meta.get("layout") or MUSDB
@@ -216,7 +188,7 @@ def _source(manifest: Path, out: Path, config: ExportConfig, threshold: float | 
         for rel in files:  # every file the scan read is still there
             if not (root / rel).is_file():
                 raise StemcurateError(f"{root / rel}: missing (it was scanned); restore it or re-run curate scan")
-    return _Source(Path(manifest), root, layout, kept, rejected, every), threshold
+    return _Source(Path(manifest), root, layout, kept, rejected, every, labels), threshold
 
 
 def export(
@@ -252,7 +224,11 @@ def export(
     lists = {}
     if config.format == "msst-csv":
         lists = {
-            sp: sorted(r for s in sources.values() for r in csv_rows(s.root, s.every, s.kept, sp, config.min_kept))
+            sp: sorted(
+                r
+                for s in sources.values()
+                for r in csv_rows(s.root, s.relabelled(s.every), s.relabelled(s.kept), sp, config.min_kept)
+            )
             for sp in names
         }
         if not any(lists.values()):
@@ -264,7 +240,8 @@ def export(
     folders = config.format in ("musdb-hq", "relabel")
     if folders:
         tracks = {role: find_tracks(s.root, s.layout, s.every["subset"]) for role, s in sources.items()}
-        stems = tuple(sorted({n for found in tracks.values() for t in found.values() for n in t.stems}))
+        given = {v for s in sources.values() for labels in s.labels.values() for v in labels.values()}
+        stems = tuple(sorted({n for found in tracks.values() for t in found.values() for n in t.stems} | given))
         if config.two_stems is not None and config.two_stems not in stems:
             raise StemcurateError(f"--two-stems {config.two_stems}: no such stem (the tracks have {', '.join(stems)})")
         if config.drop_tracks and all(
@@ -292,8 +269,11 @@ def export(
     try:
         if config.format == "txt":
             for sp in names:
-                sel = pd.concat([s.kept[s.kept["split"] == sp] for s in sources.values()], ignore_index=True)
-                result.written += write_txt_lists(sel, out, sp, sorted(set(every["stem"])))
+                sel = pd.concat([s.relabelled(s.kept[s.kept["split"] == sp]) for s in sources.values()])
+                stems = sorted(
+                    {*every["stem"], *(v for s in sources.values() for m in s.labels.values() for v in m.values())}
+                )
+                result.written += write_txt_lists(sel, out, sp, stems)
         elif config.format == "msst-csv":
             fmt = TrackFormat((), None, False, config.audio_format, config.bits)
             mp4 = {
@@ -329,7 +309,7 @@ def export(
                     drop_tracks=config.drop_tracks,
                     fade_s=config.fade_s,
                     resuming=resuming,
-                    moves=moves_of(s.every) if config.format == "relabel" else {},
+                    moves=_moves(s, config.format == "relabel"),
                     progress=progress,
                 )
             result.splits = _written_splits(result, splits, warn)
@@ -375,4 +355,13 @@ def _written_splits(result: ExportResult, planned: dict[str, list[str]], warn) -
             warn(f"{split}: {len(kept)} of {len(names)} tracks written ({gone} and any other left out: see above)")
         if kept:
             out[split] = kept
+    return out
+
+
+def _moves(src: _Source, swaps: bool) -> dict:
+    """``{(subset, track): {file's stem: label it is written under}}``: the review's relabels, and with
+    ``swaps`` (``relabel``) the swapped files ``curate repair`` trades, where the review named none."""
+    out = {k: dict(v) for k, v in moves_of(src.every).items()} if swaps else {}
+    for key, labels in src.labels.items():
+        out[key] = dict(labels)  # the review's word over the scan's
     return out

@@ -111,33 +111,11 @@ def filter_manifest(
             keep_separated=keep_separated,
         )
     decisions = read_decisions(manifest)
-    dec = latest(frame, decisions)
-    ok = (dec["decision"] == "bleed_ok").to_numpy()
-    if ok.any():  # the leak is acceptable for these stems: quality without the bleed term
-        sel = frame.loc[ok]
-        frame.loc[ok, "quality"] = quality(
-            sel["label_score"],
-            np.full(len(sel), FLOOR_DB),
-            sel["separation_db"],
-            sel["mixture_lock"],
-            bleed_mid_db=mid,
-            keep_separated=keep_separated,
-        )
-    why = reasons(frame, threshold, bleed_mid_db=mid, keep_separated=keep_separated)
-    frame["reason"] = why["reason"]
-    reviewed_out = (dec["decision"] == "reject").to_numpy()
-    frame.loc[reviewed_out, "reason"] = REVIEW_REASON
-    relabel = dec["new_label"].notna().to_numpy()
-    streams = relabel & frame["path"].astype(str).map(is_stem_mp4).to_numpy()
-    if streams.any():  # a .stem.mp4's stem name picks its stream: a new label would read another stream
-        r = frame[streams].iloc[0]
-        raise StemcurateError(
-            f"{manifest}: a relabel of {r['track']}/{r['stem']}, a stream of a .stem.mp4, whose streams are read by "
-            "their stem's name; export the tracks to folders (curate export) and review a scan of those"
-        )
-    frame.loc[relabel, "stem"] = dec.loc[relabel, "new_label"]
-    _check_one_file_per_label(frame, manifest)
-    keep = ((frame["quality"] >= threshold) | (dec["decision"] == "keep").to_numpy() | relabel) & ~reviewed_out
+    frame, keep, why, new_label = apply_review(
+        frame, decisions, threshold, bleed_mid_db=mid, keep_separated=keep_separated, where=manifest
+    )
+    relabel = new_label.notna().to_numpy()
+    frame.loc[relabel, "stem"] = new_label[relabel]
     kept, rej = frame[keep].copy(), frame[~keep].copy()
     if len(kept) == 0:
         raise StemcurateError(
@@ -153,7 +131,7 @@ def filter_manifest(
             "keep_separated": keep_separated,
             "source": str(Path(manifest)),
             "review": {
-                **{k: int(v) for k, v in dec["decision"].value_counts().items()},
+                **{k: int(v) for k, v in latest(m.frame, decisions)["decision"].value_counts().items()},
                 "relabel": int(relabel.sum()),
             },
         },
@@ -182,3 +160,96 @@ def _check_one_file_per_label(frame: pd.DataFrame, manifest) -> None:
             f"({', '.join(sorted(twice[(twice['track'] == r['track']) & (twice['stem'] == r['stem'])]['path']))}); "
             "relabel the other one too (a swap), or undo one"
         )
+
+
+def apply_review(
+    frame: pd.DataFrame, decisions: pd.DataFrame, threshold: float, *, bleed_mid_db: float, keep_separated: bool, where
+) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
+    """The threshold's call on every fragment of a scored ``frame``, overridden by the review's
+    ``decisions`` (:mod:`curate.decisions`): ``(frame with quality and reason, kept mask, reasons
+    (:func:`curate.scoring.quality.reasons`), new label per row or None)``. The frame's stems are left as
+    they are. :class:`StemcurateError` (naming ``where``) for a relabel of a ``.stem.mp4`` stream or
+    relabels that leave two files of a track under one label."""
+    frame = frame.copy()
+    dec = latest(frame, decisions)
+    ok = (dec["decision"] == "bleed_ok").to_numpy()
+    if ok.any():  # the leak is acceptable for these stems: quality without the bleed term
+        sel = frame.loc[ok]
+        frame.loc[ok, "quality"] = quality(
+            sel["label_score"],
+            np.full(len(sel), FLOOR_DB),
+            sel["separation_db"],
+            sel["mixture_lock"],
+            bleed_mid_db=bleed_mid_db,
+            keep_separated=keep_separated,
+        )
+    why = reasons(frame, threshold, bleed_mid_db=bleed_mid_db, keep_separated=keep_separated)
+    frame["reason"] = why["reason"]
+    reviewed_out = (dec["decision"] == "reject").to_numpy()
+    frame.loc[reviewed_out, "reason"] = REVIEW_REASON
+    relabel = dec["new_label"].notna().to_numpy()
+    streams = relabel & frame["path"].astype(str).map(is_stem_mp4).to_numpy()
+    if streams.any():  # a .stem.mp4's stem name picks its stream: a new label would read another stream
+        r = frame[streams].iloc[0]
+        raise StemcurateError(
+            f"{where}: a relabel of {r['track']}/{r['stem']}, a stream of a .stem.mp4, whose streams are read by "
+            "their stem's name; export the tracks to folders (curate export) and review a scan of those"
+        )
+    _check_one_file_per_label(frame.assign(stem=dec["new_label"].where(relabel, frame["stem"])), where)
+    keep = ((frame["quality"] >= threshold) | (dec["decision"] == "keep").to_numpy() | relabel) & ~reviewed_out
+    return frame, keep, why, dec["new_label"]
+
+
+def kept_and_rejected(
+    manifest: str | Path, *, threshold: float | None = None
+) -> tuple[Manifest, pd.DataFrame, pd.DataFrame, float, dict]:
+    """``(manifest, kept rows, rejected rows, threshold used, labels)`` of a scored manifest
+    (``threshold``, default 0.7, and the review's decisions, as :func:`filter_manifest` keeps), or of the
+    kept manifest of ``curate filter`` (then the rejected rows come from the scored manifest it was made
+    from, at filter's threshold). Rows keep the stems of their files; ``labels`` maps ``(subset, track)``
+    to ``{file's stem: label the review gave it}``. :class:`StemcurateError` for a manifest without
+    scores, filter's rejected list, another threshold than filter's with its kept manifest, or a kept
+    manifest whose source cannot be read."""
+    m = read_scored(manifest, 0.7 if threshold is None else threshold)  # curate filter's rules for its input
+    frame = m.frame
+    made_by = m.meta.get("filter") or {}
+    source = made_by.get("source")
+    if source is None:
+        threshold = 0.7 if threshold is None else threshold
+        decisions = read_decisions(manifest)
+        frame, keep, _, new_label = apply_review(
+            frame, decisions, threshold, bleed_mid_db=BLEED_MID_DB, keep_separated=False, where=manifest
+        )
+        return m, frame[keep], frame[~keep], float(threshold), _labels(frame, new_label)
+    used = float(made_by.get("threshold", 0.7))
+    if threshold is not None and threshold != used:
+        raise StemcurateError(
+            f"{manifest}: curate filter kept these fragments at threshold {used:g}; to export at {threshold:g}, "
+            f"export the scored manifest ({source})"
+        )
+    if "reason" in frame.columns and frame["reason"].notna().any():
+        raise StemcurateError(f"{manifest}: is curate filter's list of rejected fragments; export the kept one")
+    candidates = [Path(source)] if Path(source).is_absolute() else [Path(source), Path(manifest).parent / source]
+    src = next((p for p in candidates if p.is_file()), None)
+    if src is None:
+        raise StemcurateError(
+            f"{manifest}: made by curate filter from {source}, which cannot be read; export the scored manifest"
+        )
+    full = read_manifest(src).frame
+    new_label = latest(full, read_decisions(src))["new_label"]
+    # a relabelled row of the kept manifest carries its new label: matched by its file (a .stem.mp4 stream,
+    # never relabelled, by its stem too)
+    key = ["track", "subset", "path", "start", "end", "_stream"]
+    stream = lambda f: f["stem"].where(f["path"].astype(str).map(is_stem_mp4), "")  # noqa: E731
+    a, b = full.assign(_stream=stream(full)), frame.assign(_stream=stream(frame))
+    seen = (a[key].merge(b[key].drop_duplicates(), how="left", on=key, indicator=True)["_merge"] == "both").to_numpy()
+    return m, full[seen], full[~seen], used, _labels(full, new_label)
+
+
+def _labels(frame: pd.DataFrame, new_label: pd.Series) -> dict:
+    """``{(subset, track): {file's stem: new label}}`` of the rows the review relabelled."""
+    out: dict = {}
+    for r, label in zip(frame.itertuples(), new_label):
+        if isinstance(label, str):
+            out.setdefault((r.subset, r.track), {})[r.stem] = label
+    return out

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+import soundfile as sf
 from typer.testing import CliRunner
 
 from curate.cli import app
@@ -135,3 +136,33 @@ def test_a_relabel_of_a_stem_mp4_stream_is_refused(scored, tmp_path):
     record(scored, [Decision(track=r.track, subset=r.subset, stem=r.stem, decision="relabel", new_label="zither")])
     with pytest.raises(StemcurateError, match="a stream of a .stem.mp4"):
         filter_manifest(scored, threshold=0.5, output=tmp_path / "k.parquet", rejected=tmp_path / "r.parquet")
+
+
+def test_export_follows_the_review(scored, tmp_path):
+    """A kept call is written as it is, a rejected one silenced, a relabelled pair under its true names:
+    from the scored manifest and from curate filter's kept manifest alike."""
+    from curate.export import ExportConfig, export
+
+    m = read_manifest(scored)
+    frame = m.frame.sort_values("quality").reset_index(drop=True)
+    t = float((frame["quality"].iloc[0] + frame["quality"].iloc[1]) / 2)  # the lowest fragment is rejected
+    low, high = frame.iloc[0], frame.iloc[-1]
+    track = next(x for x in sorted(set(frame["track"])) if x not in (low.track, high.track))
+    record(scored, [
+        Decision(**_key(low), decision="keep"),
+        Decision(**_key(high), decision="reject"),
+        Decision(track=track, subset="train", stem="vocals", decision="relabel", new_label="other"),
+        Decision(track=track, subset="train", stem="other", decision="relabel", new_label="vocals"),
+    ])  # fmt: skip
+    filter_manifest(scored, threshold=t, output=tmp_path / "k.parquet", rejected=tmp_path / "r.parquet")
+    src = scored.parent / "data" / "train"
+    for name, manifest in (("scored", scored), ("kept", tmp_path / "k.parquet")):
+        out = tmp_path / name
+        export(manifest, out, config=ExportConfig(threshold=t if name == "scored" else None, valid_tracks=0))
+        read = lambda tr, s: sf.read(str(out / "train" / tr / f"{s}.wav"), always_2d=True)[0]  # noqa: E731
+        orig = lambda tr, s: sf.read(str(src / tr / f"{s}.wav"), always_2d=True)[0]  # noqa: E731
+        assert np.array_equal(read(low.track, low.stem), orig(low.track, low.stem)), name
+        inside = slice(int(high.start) + 4410, int(high.end) - 4410)
+        assert not read(high.track, high.stem)[inside].any(), name
+        assert np.array_equal(read(track, "other"), orig(track, "vocals")), name
+        assert np.array_equal(read(track, "vocals"), orig(track, "other")), name
