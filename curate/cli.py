@@ -321,12 +321,19 @@ def repair(
     """Write a copy of the dataset with swapped files relabelled and leaks subtracted (DST/repairs.parquet);
     rescan and filter it: what cannot be mended is still rejected there."""
     from curate.data.schema import read_manifest
+    from curate.decisions import read_decisions
 
     cfg = RepairConfig(leak_min_db=leak_min_db, relabel=not no_relabel)
     m = read_manifest(manifest)
     with progress_bar(progress) as bar:
         task = bar.add_task("repair", total=int(m.frame["track"].nunique()), item="")
-        table = repair_dataset(m, dst, config=cfg, progress=lambda name: bar.update(task, advance=1, item=name))
+        table = repair_dataset(
+            m,
+            dst,
+            config=cfg,
+            decisions=read_decisions(manifest),
+            progress=lambda name: bar.update(task, advance=1, item=name),
+        )
     counts = table["action"].value_counts().to_dict() if len(table) else {}
     for r in table[table["action"] == "not repaired"].itertuples():
         err_console.print(f"not repaired (copied as it is): {r.detail}")

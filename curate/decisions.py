@@ -134,6 +134,16 @@ def latest(frame: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def review_labels(frame: pd.DataFrame, new_label: pd.Series) -> dict[tuple[str, str], dict[str, str]]:
+    """``{(subset, track): {file's stem: new label}}`` of the rows of ``frame`` that ``new_label`` (as
+    :func:`latest` gives it) relabels."""
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for subset, track, stem, label in zip(frame["subset"], frame["track"], frame["stem"], new_label):
+        if isinstance(label, str):
+            out.setdefault((subset, track), {})[stem] = label
+    return out
+
+
 def unmatched(frame: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
     """The decisions that name no fragment and no stem of ``frame`` (after a rescan: fragments that
     moved or tracks that are gone)."""

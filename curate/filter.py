@@ -13,7 +13,7 @@ from curate.common.errors import StemcurateError, as_number, as_path
 from curate.common.outputs import check_output, output_path
 from curate.data.datasets import is_stem_mp4
 from curate.data.schema import Manifest, read_manifest, write_manifest
-from curate.decisions import REVIEW_REASON, latest, read_decisions, unmatched
+from curate.decisions import REVIEW_REASON, latest, read_decisions, review_labels, unmatched
 from curate.scoring.bleed import FLOOR_DB
 from curate.scoring.quality import BLEED_MID_DB, bleed_mid_for, quality, reasons
 
@@ -220,7 +220,7 @@ def kept_and_rejected(
         frame, keep, _, new_label = apply_review(
             frame, decisions, threshold, bleed_mid_db=BLEED_MID_DB, keep_separated=False, where=manifest
         )
-        return m, frame[keep], frame[~keep], float(threshold), _labels(frame, new_label)
+        return m, frame[keep], frame[~keep], float(threshold), review_labels(frame, new_label)
     used = float(made_by.get("threshold", 0.7))
     if threshold is not None and threshold != used:
         raise StemcurateError(
@@ -243,13 +243,4 @@ def kept_and_rejected(
     stream = lambda f: f["stem"].where(f["path"].astype(str).map(is_stem_mp4), "")  # noqa: E731
     a, b = full.assign(_stream=stream(full)), frame.assign(_stream=stream(frame))
     seen = (a[key].merge(b[key].drop_duplicates(), how="left", on=key, indicator=True)["_merge"] == "both").to_numpy()
-    return m, full[seen], full[~seen], used, _labels(full, new_label)
-
-
-def _labels(frame: pd.DataFrame, new_label: pd.Series) -> dict:
-    """``{(subset, track): {file's stem: new label}}`` of the rows the review relabelled."""
-    out: dict = {}
-    for r, label in zip(frame.itertuples(), new_label):
-        if isinstance(label, str):
-            out.setdefault((r.subset, r.track), {})[r.stem] = label
-    return out
+    return m, full[seen], full[~seen], used, review_labels(full, new_label)

@@ -50,6 +50,7 @@ from curate.data.conform import to_channels
 from curate.data.datasets import MIXTURE, copy_subsets, copy_track, discover, file_changed
 from curate.data.layouts import MUSDB, WITHOUT_SIBLINGS
 from curate.data.schema import REPAIRS_FILE, Manifest, write_repairs
+from curate.decisions import latest, review_labels
 from curate.scoring.bleed import BleedConfig, track_bleed
 from curate.scoring.spectra import stft
 
@@ -217,9 +218,13 @@ def repair_dataset(
     dst: str | Path,
     *,
     config: RepairConfig = RepairConfig(),
+    decisions: pd.DataFrame | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Write a repaired copy of ``manifest``'s dataset to ``dst``; returns the actions (also ``dst/repairs.parquet``).
+
+    ``decisions``: the review's (:func:`curate.decisions.read_decisions`); a track whose files the review
+    relabelled is relabelled as it says, not by the swaps the scan read.
 
     ``manifest`` must be scored (``curate scan`` with the classifier). The manifest's tracks are
     repaired (a track of its subsets without fragments in it is left out), the data root's other
@@ -245,6 +250,8 @@ def repair_dataset(
     relabel: dict[tuple[str, str], dict[str, str]] = {}
     for subset, track, a, b in pairs:
         relabel.setdefault((subset, track), {}).update({a: b, b: a})
+    if decisions is not None and len(decisions):
+        relabel.update(review_labels(frame, latest(frame, decisions)["new_label"]))  # the review's word
     with atomic_dir(dst) as work:  # an interrupted repair leaves no half-written copy
         rows = []
         subsets = sorted(set(frame["subset"]))
