@@ -211,6 +211,33 @@ def _lowest_section(
     return "\n".join(out)
 
 
+def _review_section(manifest, frame: pd.DataFrame, kept: pd.Series) -> str:
+    """How many calls the review (:mod:`curate.decisions`) decided, and how many of them it overturned."""
+    from curate.decisions import latest, read_decisions
+
+    decisions = read_decisions(manifest)
+    if len(decisions) == 0:
+        return ""
+    dec = latest(frame, decisions)
+    rows = []
+    for kind, overturned in (
+        ("keep", ~kept),  # curation rejected it
+        ("reject", kept),  # curation kept it
+        ("bleed_ok", ~kept),
+    ):
+        sel = dec["decision"] == kind
+        rows.append([kind, int(sel.sum()), int((sel & overturned).sum())])
+    relabel = dec["new_label"].notna()
+    rows.append(["relabel", int(relabel.sum()), int((relabel & (dec["new_label"] != frame["predicted_stem"])).sum())])
+    table = html.table(["decision", "fragments", "against curation's call"], rows, numeric={1, 2})
+    note = (
+        f'<p class="note">{len(decisions)} review decisions in {manifest}\'s decisions file; '
+        "curate filter, export and repair follow them. A relabel counts against curation's call when the "
+        "new label is not the stem curation predicted.</p>"
+    )
+    return "<h2>Review</h2>" + note + str(table)
+
+
 def curation_report(
     manifest: str | Path = "manifest.parquet",
     output: str | Path = "curation_report.html",
@@ -331,6 +358,7 @@ def curation_report(
             "<h2>Label vs predicted content</h2>",
             _label_model_note(m.meta),
             str(html.img(conf, "confusion matrix of label and predicted content")),
+            _review_section(manifest, frame, kept),
             truth_html,
             _lowest_section(frame, root, per_stem, clip_s, truth_by_row, unreadable),
         ]

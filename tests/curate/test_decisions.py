@@ -3,6 +3,7 @@ by concurrent and killed writers."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -184,3 +185,15 @@ def test_repair_relabels_as_the_review_says(scored, tmp_path):
     got = sf.read(str(tmp_path / "fixed" / "train" / track / "drums.wav"), always_2d=True)[0]
     bass = sf.read(str(src / "bass.wav"), always_2d=True)[0]
     assert np.corrcoef(got[:, 0], bass[:, 0])[0, 1] > 0.9  # leaks subtracted, the bass file's content
+
+
+def test_the_report_counts_the_review(scored, tmp_path):
+    from reports.curation import curation_report
+
+    frame = read_manifest(scored).frame.sort_values("quality")
+    record(scored, [Decision(**_key(r), decision="reject") for r in frame.tail(2).itertuples()])
+    text = curation_report(scored, tmp_path / "r.html", threshold=0.5).read_text()
+    assert "<h2>Review</h2>" in text and "2 review decisions" in text
+    assert re.search(r"<td>reject</td>\s*<td[^>]*>2</td>\s*<td[^>]*>2</td>", text), text[text.index("<h2>Review") :][
+        :600
+    ]
