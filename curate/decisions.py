@@ -23,31 +23,19 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.common.errors import StemcurateError, as_path
 from curate.common.lock import exclusive
-from curate.data.schema import write_parquet
+from curate.data.schema import DECISIONS_SCHEMA, write_parquet
 
 DECISIONS = ("keep", "reject", "relabel", "bleed_ok", "undecided")
 WHOLE = -1
 """``start`` and ``end`` of a decision about a whole stem."""
 REVIEW_REASON = "rejected in review"
-DECISIONS_SCHEMA = pa.schema(
-    [
-        pa.field("track", pa.string(), nullable=False),
-        pa.field("subset", pa.string(), nullable=False),
-        pa.field("stem", pa.string(), nullable=False),
-        pa.field("start", pa.int64(), nullable=False),
-        pa.field("end", pa.int64(), nullable=False),
-        pa.field("decision", pa.string(), nullable=False),
-        pa.field("new_label", pa.string()),
-        pa.field("time", pa.string(), nullable=False),
-        pa.field("note", pa.string()),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -68,11 +56,26 @@ class Decision:
             raise StemcurateError(f"decision {self.decision!r}: one of {', '.join(DECISIONS)}")
         if (self.decision == "relabel") != bool(self.new_label):
             raise StemcurateError("a relabel decision names its new label, and only a relabel does")
-        if self.decision == "relabel" and self.new_label == self.stem:
-            raise StemcurateError(f"relabel {self.track}/{self.stem}: the new label is the label it has")
         whole = self.start == WHOLE and self.end == WHOLE
         if not whole and not 0 <= self.start < self.end:
             raise StemcurateError(f"decision on {self.track}/{self.stem}: start {self.start}, end {self.end}")
+        if self.decision == "relabel":
+            if not whole:
+                raise StemcurateError(
+                    f"relabel {self.track}/{self.stem}: a label is a file's, so a relabel names the whole stem"
+                )
+            if self.new_label == self.stem:
+                raise StemcurateError(f"relabel {self.track}/{self.stem}: the new label is the label it has")
+            label_problem(self.new_label, f"relabel {self.track}/{self.stem}")
+
+
+def label_problem(label, where: str) -> None:
+    """:class:`StemcurateError` for a label that cannot name a stem file: empty, ``mixture``, a path
+    (``/``, ``\\``), or starting with a dot."""
+    if not isinstance(label, str) or not label.strip() or label != label.strip():
+        raise StemcurateError(f"{where}: the new label {label!r} is not a stem name")
+    if label == "mixture" or label.startswith(".") or any(c in label for c in "/\\\0"):
+        raise StemcurateError(f"{where}: the new label {label!r} cannot name a stem's file")
 
 
 def decisions_path(manifest: str | Path) -> Path:
@@ -93,15 +96,64 @@ def read_decisions(manifest: str | Path) -> pd.DataFrame:
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise StemcurateError(f"{path}: cannot read the review decisions ({exc})") from None
     bad = ~frame["decision"].isin(DECISIONS)
+    relabel = frame["decision"] == "relabel"
+    bad |= relabel != frame["new_label"].notna()
+    bad |= relabel & ~((frame["start"] == WHOLE) & (frame["end"] == WHOLE))
     if bad.any():
-        raise StemcurateError(f"{path}: row {int(bad.to_numpy().argmax())}: unknown decision")
+        i = int(bad.to_numpy().argmax())
+        raise StemcurateError(
+            f"{path}: row {i}: not a decision ({frame['decision'].iloc[i]!r}, new label "
+            f"{frame['new_label'].iloc[i]!r}, {frame['start'].iloc[i]}-{frame['end'].iloc[i]})"
+        )
+    for i in np.flatnonzero(relabel.to_numpy()):
+        label_problem(frame["new_label"].iloc[i], f"{path}: row {i}")
     return frame
+
+
+def check_relabels(frame: pd.DataFrame, new_label: pd.Series, where) -> None:
+    """:class:`StemcurateError` (naming ``where``) for relabels (``new_label`` per row of ``frame``, as
+    :func:`latest` gives it) that cannot be followed: a label the dataset does not have (a typo would
+    make a stem of its own), a ``.stem.mp4`` stream (its streams are read by their stem's name), or two
+    files of one track left under one label (one file of a swapped pair relabelled without the other)."""
+    from curate.data.datasets import is_stem_mp4
+
+    relabel = new_label.notna().to_numpy()
+    if not relabel.any():
+        return
+    labels = set(frame["stem"])
+    odd = relabel & ~new_label.isin(labels).to_numpy()
+    if odd.any():
+        r = frame[odd].iloc[0]
+        raise StemcurateError(
+            f"{where}: relabel {r['track']}/{r['stem']} as {new_label[odd].iloc[0]!r}, a label the dataset does "
+            f"not have ({', '.join(sorted(labels))})"
+        )
+    streams = relabel & frame["path"].astype(str).map(is_stem_mp4).to_numpy()
+    if streams.any():
+        r = frame[streams].iloc[0]
+        raise StemcurateError(
+            f"{where}: a relabel of {r['track']}/{r['stem']}, a stream of a .stem.mp4, whose streams are read by "
+            "their stem's name; export the tracks to folders (curate export) and review a scan of those"
+        )
+    files = frame.assign(stem=new_label.where(relabel, frame["stem"])).drop_duplicates(
+        ["subset", "track", "stem", "path"]
+    )
+    twice = files[files.duplicated(["subset", "track", "stem"], keep=False)]
+    if len(twice):
+        r = twice.iloc[0]
+        paths = sorted(twice[(twice["track"] == r["track"]) & (twice["stem"] == r["stem"])]["path"])
+        raise StemcurateError(
+            f"{where}: after the review's relabels, track {r['track']!r} has two files labelled {r['stem']!r} "
+            f"({', '.join(paths)}); relabel the other one too (a swap), or undo one"
+        )
 
 
 def record(manifest: str | Path, decisions: list[Decision]) -> Path:
     """Append ``decisions`` to the manifest's decisions file, atomically and under its lock (waiting up to
     10 s for another writer); the file's path."""
     manifest = as_path(manifest, "manifest")
+    if not manifest.is_file():
+        raise StemcurateError(f"{manifest}: no such manifest (decisions are recorded beside it)")
     path = decisions_path(manifest)
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
     rows = pd.DataFrame([{**asdict(d), "time": now} for d in decisions], columns=DECISIONS_SCHEMA.names)

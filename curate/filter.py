@@ -13,7 +13,7 @@ from curate.common.errors import StemcurateError, as_number, as_path
 from curate.common.outputs import check_output, output_path
 from curate.data.datasets import is_stem_mp4
 from curate.data.schema import Manifest, read_manifest, write_manifest
-from curate.decisions import REVIEW_REASON, latest, read_decisions, review_labels, unmatched
+from curate.decisions import REVIEW_REASON, check_relabels, latest, read_decisions, review_labels, unmatched
 from curate.scoring.bleed import FLOOR_DB
 from curate.scoring.quality import BLEED_MID_DB, bleed_mid_for, quality, reasons
 
@@ -148,20 +148,6 @@ def filter_manifest(
     return FilterResult(kept, rej, output, rejected, summary, unmatched(m.frame, decisions))
 
 
-def _check_one_file_per_label(frame: pd.DataFrame, manifest) -> None:
-    """:class:`StemcurateError` when review relabels leave two files of one track under one label (a
-    relabel of one file of a swapped pair without the other)."""
-    files = frame.drop_duplicates(["subset", "track", "stem", "path"])
-    twice = files[files.duplicated(["subset", "track", "stem"], keep=False)]
-    if len(twice):
-        r = twice.iloc[0]
-        raise StemcurateError(
-            f"{manifest}: after the review's relabels, track {r['track']!r} has two files labelled {r['stem']!r} "
-            f"({', '.join(sorted(twice[(twice['track'] == r['track']) & (twice['stem'] == r['stem'])]['path']))}); "
-            "relabel the other one too (a swap), or undo one"
-        )
-
-
 def apply_review(
     frame: pd.DataFrame, decisions: pd.DataFrame, threshold: float, *, bleed_mid_db: float, keep_separated: bool, where
 ) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
@@ -188,14 +174,7 @@ def apply_review(
     reviewed_out = (dec["decision"] == "reject").to_numpy()
     frame.loc[reviewed_out, "reason"] = REVIEW_REASON
     relabel = dec["new_label"].notna().to_numpy()
-    streams = relabel & frame["path"].astype(str).map(is_stem_mp4).to_numpy()
-    if streams.any():  # a .stem.mp4's stem name picks its stream: a new label would read another stream
-        r = frame[streams].iloc[0]
-        raise StemcurateError(
-            f"{where}: a relabel of {r['track']}/{r['stem']}, a stream of a .stem.mp4, whose streams are read by "
-            "their stem's name; export the tracks to folders (curate export) and review a scan of those"
-        )
-    _check_one_file_per_label(frame.assign(stem=dec["new_label"].where(relabel, frame["stem"])), where)
+    check_relabels(frame, dec["new_label"], where)
     keep = ((frame["quality"] >= threshold) | (dec["decision"] == "keep").to_numpy() | relabel) & ~reviewed_out
     return frame, keep, why, dec["new_label"]
 
@@ -234,6 +213,11 @@ def kept_and_rejected(
     if src is None:
         raise StemcurateError(
             f"{manifest}: made by curate filter from {source}, which cannot be read; export the scored manifest"
+        )
+    if len(read_decisions(manifest)):
+        raise StemcurateError(
+            f"{manifest}: has review decisions of its own; they belong with the scored manifest it was filtered "
+            f"from ({source}): record them there and filter again, or export the scored manifest"
         )
     full = read_manifest(src).frame
     new_label = latest(full, read_decisions(src))["new_label"]

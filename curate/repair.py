@@ -50,7 +50,7 @@ from curate.data.conform import to_channels
 from curate.data.datasets import MIXTURE, copy_subsets, copy_track, discover, file_changed
 from curate.data.layouts import MUSDB, WITHOUT_SIBLINGS
 from curate.data.schema import REPAIRS_FILE, Manifest, write_repairs
-from curate.decisions import latest, review_labels
+from curate.decisions import check_relabels, latest, review_labels
 from curate.scoring.bleed import BleedConfig, track_bleed
 from curate.scoring.spectra import stft
 
@@ -251,7 +251,9 @@ def repair_dataset(
     for subset, track, a, b in pairs:
         relabel.setdefault((subset, track), {}).update({a: b, b: a})
     if decisions is not None and len(decisions):
-        relabel.update(review_labels(frame, latest(frame, decisions)["new_label"]))  # the review's word
+        new_label = latest(frame, decisions)["new_label"]
+        check_relabels(frame, new_label, "the review's decisions")
+        relabel.update(review_labels(frame, new_label))  # the review's word
     with atomic_dir(dst) as work:  # an interrupted repair leaves no half-written copy
         rows = []
         subsets = sorted(set(frame["subset"]))

@@ -126,6 +126,21 @@ separator mask's settings.
 CORRUPTIONS_FILE = "corruptions.parquet"
 """``curate corrupt``'s ground truth, at the root of the copy it writes."""
 
+DECISIONS_SCHEMA = pa.schema(
+    [
+        pa.field("track", pa.string(), nullable=False),
+        pa.field("subset", pa.string(), nullable=False),
+        pa.field("stem", pa.string(), nullable=False),
+        pa.field("start", pa.int64(), nullable=False),
+        pa.field("end", pa.int64(), nullable=False),
+        pa.field("decision", pa.string(), nullable=False),
+        pa.field("new_label", pa.string()),
+        pa.field("time", pa.string(), nullable=False),
+        pa.field("note", pa.string()),
+    ]
+)
+"""Rows of a manifest's review decisions (``M.decisions.parquet``): see :mod:`curate.decisions`."""
+
 REPAIRS_SCHEMA = pa.schema(
     [
         pa.field("track", pa.string(), nullable=False),

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.common.errors import StemcurateError
-from curate.data.schema import read_manifest, write_manifest
+from curate.data.schema import read_manifest, write_manifest, write_parquet
 from curate.decisions import REVIEW_REASON, Decision, decisions_path, read_decisions, record, unmatched
 from curate.filter import filter_manifest
 from curate.scan import scan
@@ -134,7 +134,18 @@ def test_a_relabel_of_a_stem_mp4_stream_is_refused(scored, tmp_path):
     frame["path"] = frame["track"] + ".stem.mp4"  # filter reads no audio: the rows stand for a MUSDB18 file
     write_manifest(frame, scored, root=m.root, meta=m.meta)
     r = frame.iloc[0]
-    record(scored, [Decision(track=r.track, subset=r.subset, stem=r.stem, decision="relabel", new_label="zither")])
+    record(
+        scored,
+        [
+            Decision(
+                track=r.track,
+                subset=r.subset,
+                stem=r.stem,
+                decision="relabel",
+                new_label="other" if r.stem != "other" else "bass",
+            )
+        ],
+    )
     with pytest.raises(StemcurateError, match="a stream of a .stem.mp4"):
         filter_manifest(scored, threshold=0.5, output=tmp_path / "k.parquet", rejected=tmp_path / "r.parquet")
 
@@ -197,3 +208,47 @@ def test_the_report_counts_the_review(scored, tmp_path):
     assert re.search(r"<td>reject</td>\s*<td[^>]*>2</td>\s*<td[^>]*>2</td>", text), text[text.index("<h2>Review") :][
         :600
     ]
+
+
+def test_relabels_that_cannot_be_followed_are_refused_by_every_command(scored, tmp_path):
+    from curate.export import ExportConfig, export
+    from curate.repair import repair_dataset
+
+    for kw, needle in (
+        (dict(new_label="../../escaped"), "cannot name a stem's file"),
+        (dict(new_label="mixture"), "cannot name a stem's file"),
+        (dict(new_label=".hidden"), "cannot name a stem's file"),
+        (dict(new_label="other", start=0, end=44100), "names the whole stem"),
+    ):
+        with pytest.raises(StemcurateError, match=needle):
+            Decision(track="t", subset="train", stem="vocals", decision="relabel", **kw)
+    with pytest.raises(StemcurateError, match="no such manifest"):
+        record(tmp_path / "ghost.parquet", [Decision(track="t", subset="train", stem="vocals", decision="keep")])
+    track = sorted(set(read_manifest(scored).frame["track"]))[0]
+    runs = (
+        lambda: filter_manifest(scored, threshold=0.5, output=tmp_path / "k.parquet", rejected=tmp_path / "r.parquet"),
+        lambda: export(scored, tmp_path / "e", config=ExportConfig(threshold=0.5, valid_tracks=0)),
+        lambda: repair_dataset(read_manifest(scored), tmp_path / "p", decisions=read_decisions(scored)),
+    )
+    for label, needle in (("vocal", "a label the dataset does not have"), ("bass", "two files labelled 'bass'")):
+        record(scored, [Decision(track=track, subset="train", stem="vocals", decision="relabel", new_label=label)])
+        for run in runs:
+            with pytest.raises(StemcurateError, match=needle):
+                run()
+        assert not (tmp_path / "e").exists() and not (tmp_path / "p").exists()
+    # a stored relabel without its label (a hand-edited file) is not read as a decision
+    frame = read_decisions(scored)
+    frame.loc[len(frame) - 1, "new_label"] = None
+    write_parquet(frame, decisions_path(scored))
+    with pytest.raises(StemcurateError, match="not a decision"):
+        read_decisions(scored)
+
+
+def test_decisions_recorded_on_a_kept_manifest_are_not_silently_dropped_by_export(scored, tmp_path):
+    from curate.export import ExportConfig, export
+
+    filter_manifest(scored, threshold=0.5, output=tmp_path / "k.parquet", rejected=tmp_path / "r.parquet")
+    r = read_manifest(tmp_path / "k.parquet").frame.iloc[0]
+    record(tmp_path / "k.parquet", [Decision(**_key(r), decision="reject")])
+    with pytest.raises(StemcurateError, match="has review decisions of its own"):
+        export(tmp_path / "k.parquet", tmp_path / "e", config=ExportConfig(valid_tracks=0))
