@@ -33,8 +33,8 @@ An ``OUT`` that holds anything but an earlier export is refused; an earlier fini
 only with ``overwrite`` (nothing but what an export writes is deleted; the trainers' caches of the
 earlier export are named in ``ExportResult.warnings``); an interrupted one with the same settings
 resumes (every finished track folder or list is kept; each is written to a temporary name and renamed).
-``export.json`` holds ``content_digest``, a SHA-256 of every written file's path and size, by which a
-trainer's cached index of an earlier export can be told stale.
+``export.json`` holds ``content_digest``, a SHA-256 of every written file's path and content (for audio
+its samples), by which a trainer's cached index of an earlier export can be told stale.
 """
 
 from __future__ import annotations
@@ -64,7 +64,6 @@ from curate.exporttracks import (
     decode_listed,
     export_channels,
     find_tracks,
-    moves_of,
     write_tracks,
 )
 from curate.filter import kept_and_rejected
@@ -237,11 +236,10 @@ def export(
                 "nothing to list"
             )
     tracks = {}
-    folders = config.format in ("musdb-hq", "relabel")
-    if folders:
+    review_stems = {v for s in sources.values() for labels in s.labels.values() for v in labels.values()}
+    if config.format in ("musdb-hq", "relabel"):
         tracks = {role: find_tracks(s.root, s.layout, s.every["subset"]) for role, s in sources.items()}
-        given = {v for s in sources.values() for labels in s.labels.values() for v in labels.values()}
-        stems = tuple(sorted({n for found in tracks.values() for t in found.values() for n in t.stems} | given))
+        stems = tuple(sorted({n for found in tracks.values() for t in found.values() for n in t.stems} | review_stems))
         if config.two_stems is not None and config.two_stems not in stems:
             raise StemcurateError(f"--two-stems {config.two_stems}: no such stem (the tracks have {', '.join(stems)})")
         if config.drop_tracks and all(
@@ -270,10 +268,7 @@ def export(
         if config.format == "txt":
             for sp in names:
                 sel = pd.concat([s.relabelled(s.kept[s.kept["split"] == sp]) for s in sources.values()])
-                stems = sorted(
-                    {*every["stem"], *(v for s in sources.values() for m in s.labels.values() for v in m.values())}
-                )
-                result.written += write_txt_lists(sel, out, sp, stems)
+                result.written += write_txt_lists(sel, out, sp, sorted({*every["stem"], *review_stems}))
         elif config.format == "msst-csv":
             fmt = TrackFormat((), None, False, config.audio_format, config.bits)
             mp4 = {
@@ -361,7 +356,9 @@ def _written_splits(result: ExportResult, planned: dict[str, list[str]], warn) -
 def _moves(src: _Source, swaps: bool) -> dict:
     """``{(subset, track): {file's stem: label it is written under}}``: the review's relabels, and with
     ``swaps`` (``relabel``) the swapped files ``curate repair`` trades, where the review named none."""
-    out = {k: dict(v) for k, v in moves_of(src.every).items()} if swaps else {}
+    from curate.repair import swap_moves
+
+    out = swap_moves(src.every) if swaps else {}
     for key, labels in src.labels.items():
         out[key] = dict(labels)  # the review's word over the scan's
     return out

@@ -18,6 +18,7 @@ import soundfile as sf
 
 from curate.common.atomic import filling_dir, write_text
 from curate.common.errors import StemcurateError
+from curate.data.audio import AUDIO_EXTENSIONS
 from curate.exportsplits import SPLITS
 
 EXPORT_FILE = "export.json"
@@ -30,7 +31,6 @@ STALE = (
     "metadata/wav_*.json and metadata/musdb_*.json and MSST's metadata_*.pkl where they ran "
     "(export.json's content_digest tells the exports apart)"
 )
-AUDIO = (".wav", ".flac")
 
 
 def _track_folder(p: Path, listed: set[str] | None, out: Path) -> bool:
@@ -41,7 +41,7 @@ def _track_folder(p: Path, listed: set[str] | None, out: Path) -> bool:
         return True  # a work folder of an interrupted export
     if listed is not None and p.relative_to(out).as_posix() not in listed:
         return False
-    return all(f.is_file() and not f.is_symlink() and f.suffix.lower() in AUDIO for f in p.iterdir())
+    return all(f.is_file() and not f.is_symlink() and f.suffix.lower() in AUDIO_EXTENSIONS for f in p.iterdir())
 
 
 def export_entries(out: Path) -> list[Path] | None:
@@ -118,7 +118,7 @@ def content_digest(out: Path) -> str:
         if not p.is_file() or p.name in (MARKER, EXPORT_FILE) or any(q.startswith(".") for q in rel.parts):
             continue
         h.update(f"{rel.as_posix()}\n".encode())
-        if p.suffix.lower() in AUDIO:
+        if p.suffix.lower() in AUDIO_EXTENSIONS:
             with sf.SoundFile(str(p)) as f:
                 h.update(f"{f.samplerate} {f.channels}\n".encode())
                 for block in f.blocks(blocksize=1 << 18, dtype="float32"):

@@ -25,12 +25,10 @@ nothing and writes the files that hold each other's label under their true names
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from curate.common.atomic import atomic_dir
 from curate.common.errors import StemcurateError
@@ -59,18 +57,6 @@ class TrackFormat:
     bits: str = "source"
     channels: int | None = None
     """Channels of every file (None: each track's own, at most 2; see :func:`export_channels`)."""
-
-
-@dataclass
-class TracksWritten:
-    """What :func:`write_tracks` did: ``written``/``resumed`` folders, ``skipped`` ``(track, why)``,
-    ``relabelled`` files and ``gains`` (``{split, track, gain_db}`` of each track scaled down)."""
-
-    written: list[Path] = field(default_factory=list)
-    resumed: list[Path] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    relabelled: list[dict] = field(default_factory=list)
-    gains: list[dict] = field(default_factory=list)
 
 
 def source_bits(track: Track) -> str:
@@ -110,14 +96,14 @@ def find_tracks(root: Path, layout: str, subsets) -> dict[tuple[str, str], Track
 def write_tracks(
     into, tracks, every, kept, rejected, places, *, fmt, relabel, drop_tracks, fade_s, resuming, moves, progress
 ):
-    """Into ``into`` (a :class:`TracksWritten`, or anything with its lists, appended to as each track is
-    done), one folder per track of ``every`` (a manifest's rows, kept and rejected) at ``places[(subset,
+    """One folder per track of ``every`` (a manifest's rows, kept and rejected) at ``places[(subset,
     track)]`` (``OUT/<split>/<track>``), from ``tracks`` (:func:`find_tracks`): masked (``musdb-hq``) or
     with swapped files under their true names (``relabel``, ``moves``: ``{(subset, track): {file stem:
-    true label}}``)."""
+    true label}}``). ``into``: an :class:`curate.export.ExportResult`, whose ``written``, ``resumed``,
+    ``skipped``, ``relabelled`` and ``gains`` lists are appended to as each track is done."""
     from curate.data.regions import region_mask
 
-    res = into
+    res = into  # appended to track by track: an interrupted export keeps what it finished
     todo = sorted(set(zip(every["subset"], every["track"])))
     for subset, name in todo:
         dst = places[(subset, name)]
@@ -177,10 +163,10 @@ def export_channels(tracks) -> int:
     return 1
 
 
-def write_folder(dst: Path, out, mix, sr: int, fmt: TrackFormat, source: str, res: TracksWritten) -> None:
+def write_folder(dst: Path, out, mix, sr: int, fmt: TrackFormat, source: str, res) -> None:
     """Write ``out`` (``{stem: (channels, samples)}``) and ``mix`` (or None) into the folder ``dst`` at
     ``fmt``'s format and depth (``source``: the depth ``fmt.bits="source"`` stands for), scaled down as a
-    whole where a PCM depth would clip (the gain appended to ``res.gains``)."""
+    whole where a PCM depth would clip (the gain appended to ``res.gains``, ``res`` as in :func:`write_tracks`)."""
     bits = source if fmt.bits == "source" else fmt.bits
     if fmt.audio_format == "flac" and bits == "float":
         bits = "24"  # FLAC holds no float samples
@@ -219,17 +205,3 @@ def decode_listed(rows, tracks, out: Path, split: str, fmt: TrackFormat, *, resu
             into.written.append(dst)
         where.update({(s, path): str((dst / f"{s}.{fmt.audio_format}").resolve()) for s in stems})
     return sorted((stem, where.get((stem, path), path)) for stem, path in rows)
-
-
-def moves_of(every: pd.DataFrame) -> dict[tuple[str, str], dict[str, str]]:
-    """``relabel``: ``{(subset, track): {file stem: true label}}`` of the files that hold each other's
-    label (the swaps ``curate repair`` trades: :func:`curate.repair.swapped_pairs`)."""
-    from curate.repair import file_labels, swapped_pairs
-
-    moves: dict[tuple[str, str], dict[str, str]] = {}
-    for subset, name, a, b in swapped_pairs(file_labels(every)):
-        moves.setdefault((subset, name), {}).update({a: b, b: a})
-    return moves
-
-
-ProgressFn = Callable[[str, int], None]

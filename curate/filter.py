@@ -111,11 +111,11 @@ def filter_manifest(
             keep_separated=keep_separated,
         )
     decisions = read_decisions(manifest)
-    frame, keep, why, new_label = apply_review(
+    frame, keep, why, dec = apply_review(
         frame, decisions, threshold, bleed_mid_db=mid, keep_separated=keep_separated, where=manifest
     )
-    relabel = new_label.notna().to_numpy()
-    frame.loc[relabel, "stem"] = new_label[relabel]
+    relabel = dec["new_label"].notna().to_numpy()
+    frame.loc[relabel, "stem"] = dec["new_label"][relabel]
     kept, rej = frame[keep].copy(), frame[~keep].copy()
     if len(kept) == 0:
         raise StemcurateError(
@@ -131,7 +131,7 @@ def filter_manifest(
             "keep_separated": keep_separated,
             "source": str(Path(manifest)),
             "review": {
-                **{k: int(v) for k, v in latest(m.frame, decisions)["decision"].value_counts().items()},
+                **{k: int(v) for k, v in dec["decision"].value_counts().items()},
                 "relabel": int(relabel.sum()),
             },
         },
@@ -150,10 +150,11 @@ def filter_manifest(
 
 def apply_review(
     frame: pd.DataFrame, decisions: pd.DataFrame, threshold: float, *, bleed_mid_db: float, keep_separated: bool, where
-) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
+) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.DataFrame]:
     """The threshold's call on every fragment of a scored ``frame``, overridden by the review's
     ``decisions`` (:mod:`curate.decisions`): ``(frame with quality and reason, kept mask, reasons
-    (:func:`curate.scoring.quality.reasons`), new label per row or None)``. The frame's stems are left as
+    (:func:`curate.scoring.quality.reasons`), the decisions each row follows (:func:`curate.decisions.latest`:
+    ``decision`` and ``new_label``))``. The frame's stems are left as
     they are. :class:`StemcurateError` (naming ``where``) for a relabel of a ``.stem.mp4`` stream or
     relabels that leave two files of a track under one label."""
     frame = frame.copy()
@@ -176,7 +177,7 @@ def apply_review(
     relabel = dec["new_label"].notna().to_numpy()
     check_relabels(frame, dec["new_label"], where)
     keep = ((frame["quality"] >= threshold) | (dec["decision"] == "keep").to_numpy() | relabel) & ~reviewed_out
-    return frame, keep, why, dec["new_label"]
+    return frame, keep, why, dec
 
 
 def kept_and_rejected(
@@ -196,10 +197,10 @@ def kept_and_rejected(
     if source is None:
         threshold = 0.7 if threshold is None else threshold
         decisions = read_decisions(manifest)
-        frame, keep, _, new_label = apply_review(
+        frame, keep, _, dec = apply_review(
             frame, decisions, threshold, bleed_mid_db=BLEED_MID_DB, keep_separated=False, where=manifest
         )
-        return m, frame[keep], frame[~keep], float(threshold), review_labels(frame, new_label)
+        return m, frame[keep], frame[~keep], float(threshold), review_labels(frame, dec["new_label"])
     used = float(made_by.get("threshold", 0.7))
     if threshold is not None and threshold != used:
         raise StemcurateError(

@@ -213,6 +213,15 @@ def _check_lengths(track, stems: dict[str, np.ndarray], rows: pd.DataFrame) -> N
             raise file_changed(track.source(stem).path, stems[stem].shape[1], int(end))
 
 
+def swap_moves(frame: pd.DataFrame, *, config: RepairConfig = RepairConfig()) -> dict[tuple[str, str], dict[str, str]]:
+    """``{(subset, track): {file's stem: true label}}`` of the files of ``frame`` (a scored manifest's rows)
+    that hold each other's label (:func:`swapped_pairs`)."""
+    moves: dict[tuple[str, str], dict[str, str]] = {}
+    for subset, track, a, b in swapped_pairs(file_labels(frame), config=config):
+        moves.setdefault((subset, track), {}).update({a: b, b: a})
+    return moves
+
+
 def repair_dataset(
     manifest: Manifest,
     dst: str | Path,
@@ -246,10 +255,7 @@ def repair_dataset(
             f"{manifest.root}: a {layout} dataset has no tracks: leaks and swaps are repaired between the files "
             "of a track"
         )
-    pairs = swapped_pairs(file_labels(frame), config=config) if config.relabel else []
-    relabel: dict[tuple[str, str], dict[str, str]] = {}
-    for subset, track, a, b in pairs:
-        relabel.setdefault((subset, track), {}).update({a: b, b: a})
+    relabel = swap_moves(frame, config=config) if config.relabel else {}
     if decisions is not None and len(decisions):
         new_label = latest(frame, decisions)["new_label"]
         check_relabels(frame, new_label, "the review's decisions")

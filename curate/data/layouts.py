@@ -108,6 +108,15 @@ def _audio_files(folder: Path) -> list[Path]:
     )
 
 
+TRACK_LIKE = frozenset({MIXTURE, *DEFAULT_STEMS})
+"""File names (any case, no extension) of a track's stems and mixture."""
+
+
+def _holds_stems(files: list[Path]) -> bool:
+    """Two or more of ``files`` are named like a track's stems: a track folder, not one stem's songs."""
+    return sum(f.stem.lower() in TRACK_LIKE for f in files) >= 2
+
+
 def explain_layout(root: Path, layout: str | None = None) -> tuple[str, str]:
     """The layout of ``root`` and why, in a line for a person: ``layout`` checked against :data:`LAYOUTS`
     when given, else detected: ``csv`` for a ``.csv`` file; ``musdb`` when it has a ``train`` or ``test``
@@ -136,8 +145,7 @@ def explain_layout(root: Path, layout: str | None = None) -> tuple[str, str]:
         if meta is not None:
             return MEDLEYDB, f"{d.name}/{meta.name} found: {_EXPECTED[MEDLEYDB]}"
     holding = [(d, files) for d in folders if (files := _audio_files(d))]
-    track_like = {MIXTURE, *DEFAULT_STEMS}
-    tracks = [(d, files) for d, files in holding if sum(f.stem.lower() in track_like for f in files) >= 2]
+    tracks = [(d, files) for d, files in holding if _holds_stems(files)]
     if holding and not tracks:
         d, files = holding[0]
         return STEM_FOLDERS, (
@@ -146,7 +154,7 @@ def explain_layout(root: Path, layout: str | None = None) -> tuple[str, str]:
         )
     if tracks:
         d, files = tracks[0]
-        named = ", ".join(f.name for f in files if f.stem.lower() in track_like)
+        named = ", ".join(f.name for f in files if f.stem.lower() in TRACK_LIKE)
         return MSST, f"no train/ or test/ folder; its folders hold stems ({d.name}/: {named}): {_EXPECTED[MSST]}"
     return MUSDB, f"no train/ or test/ folder and no dataset metadata; read as {MUSDB_EXPECTED}"
 
@@ -202,8 +210,7 @@ def discover_other(root: Path, layout: str, *, subset: str = "train") -> list[Tr
 def _refuse_track_folders(root: Path) -> None:
     """``stem-folders``: :class:`StemcurateError` when two or more of the folders hold files named like a
     track's stems (``song/vocals.wav``, ``song/bass.wav``): tracks, whose names would be read as labels."""
-    like = {MIXTURE, *DEFAULT_STEMS}
-    songs = [d for d in _dirs(root) if sum(f.stem.lower() in like for f in _audio_files(d)) >= 2]
+    songs = [d for d in _dirs(root) if _holds_stems(_audio_files(d))]
     if len(songs) >= 2:
         raise StemcurateError(
             f"{root}: its folders {songs[0].name}/ and {songs[1].name}/ hold a track's stems (vocals, bass...), "
